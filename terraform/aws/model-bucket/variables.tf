@@ -1,0 +1,22 @@
+variable "name" {
+  description = "Name of the S3 bucket that holds model artifacts; globally unique."
+  type        = string
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete the bucket while it still holds objects."
+  type        = bool
+  default     = false
+}
+
+variable "noncurrent_version_expiry_days" {
+  description = "Days after which replaced model versions are deleted; versioning keeps them for rollback until then."
+  type        = number
+  default     = 90
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
