@@ -1,0 +1,22 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SpecFile = Annotated[
+    Path,
+    typer.Option("--file", "-f", help="Spec file; the project is the folder it is in.", show_default=True),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Write machine-readable JSON to stdout (messages stay on stderr).")]
+AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Do not ask before changing anything (for automation).")]
+
+DEFAULT_SPEC = Path("mlkit.yaml")
+
+
+def say(message: str) -> None:
+    """Messages for people go to stderr; stdout is for data."""
+    typer.echo(message, err=True)

@@ -1,0 +1,248 @@
+"""The `mlkit.yaml` spec as pydantic models: every field, its default and what it means.
+
+Field-level rules live here; rules that relate fields to each other live in `rules.py`, so that all
+problems of a spec are reported at once, each at its own field path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+DNS_LABEL = r"^[a-z]([a-z0-9-]*[a-z0-9])?$"
+# Kubernetes resource quantities: 500m, 1, 1.5, 2Gi, 512Mi, 1e3 ...
+QUANTITY = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"
+PERCENT_OR_INT = r"^([0-9]+%?)$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+Name = Annotated[
+    str,
+    Field(pattern=DNS_LABEL, min_length=1, max_length=40),
+]
+
+
+def _reject_number(value: Any, example: str) -> Any:
+    # YAML reads `1.30` as the float 1.3 and `1.0` as 1.0: the value is already wrong by the time we see it.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise PydanticCustomError(
+            "yaml_number",
+            "YAML read this as the number {number}; quote it as a string, e.g. \"{example}\"",
+            {"number": value, "example": example},
+        )
+    return value
+
+
+class StateSpec(Strict):
+    """Where Terraform keeps the state of the stacks."""
+
+    backend: Literal["local", "s3", "gcs"] = Field(
+        "local",
+        description="`local` keeps state in a file next to the stack (a first try, one person); `s3` (AWS) or `gcs` (GCP) keeps it in a bucket with locking, for a team.",
+    )
+    bucket: str | None = Field(None, description="Existing bucket for remote state; required with `s3` and `gcs`.")
+    key_prefix: str = Field("mlkit", description="Folder inside the bucket; each stack's state is `<key_prefix>/<stack>.tfstate`.")
+    region: str | None = Field(None, description="Region of the state bucket (`s3` only); defaults to the spec's region.")
+
+
+class NetworkSpec(Strict):
+    """The network the cluster runs in: a new one (default) or an existing one."""
+
+    vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR block of a new VPC (AWS) or subnet (GCP).")
+    nat: Literal["single", "per_az", "none"] = Field(
+        "single",
+        description="NAT for private nodes: `single` gateway (cheapest), one `per_az` (survives a zone outage) or `none` (no internet egress).",
+    )
+    az_count: int = Field(2, ge=2, le=6, description="Availability zones to spread subnets and nodes over (AWS); at least 2.")
+    existing_vpc_id: str | None = Field(
+        None, pattern=r"^vpc-[0-9a-f]+$", description="AWS: run in this existing VPC instead of creating one; needs `existing_private_subnet_ids`."
+    )
+    existing_private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")]] | None = Field(
+        None, description="AWS: private subnets of the existing VPC, in at least two availability zones."
+    )
+    existing_network: str | None = Field(None, description="GCP: name of an existing VPC network to use instead of creating one.")
+    existing_subnetwork: str | None = Field(None, description="GCP: subnetwork of `existing_network`, with secondary ranges for pods and services.")
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise PydanticCustomError("cidr", "not an IPv4 CIDR block ({error}); e.g. 10.0.0.0/16", {"error": str(exc)})
+        if not 16 <= net.prefixlen <= 20:
+            raise PydanticCustomError("cidr", "prefix /{n} is out of range (valid: /16 to /20)", {"n": net.prefixlen})
+        return value
+
+    @property
+    def creates_vpc(self) -> bool:
+        return self.existing_vpc_id is None and self.existing_network is None
+
+
+class Taint(Strict):
+    """A Kubernetes taint on every node of a pool."""
+
+    key: str = Field(description="Taint key, e.g. `dedicated`.")
+    value: str | None = Field(None, description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="What the taint does to pods that do not tolerate it.")
+
+
+class GpuSpec(Strict):
+    """GCP: GPUs attached to each VM of an N1 pool (A2, A3 and G2 machine types bring their own)."""
+
+    type: str = Field(description="GPU type, e.g. `nvidia-tesla-t4`, `nvidia-l4`.")
+    count: int = Field(1, ge=1, description="GPUs per VM.")
+
+
+class TpuSpec(Strict):
+    """GCP: a TPU slice; the machine type and node count follow from version and topology."""
+
+    version: Literal["v4", "v5e", "v5p", "v6e"] = Field(description="TPU generation.")
+    topology: str = Field(description="Chips in the slice as `AxB` (v5e, v6e) or `AxBxC` (v4, v5p), e.g. `2x4`.")
+
+
+class NodePool(Strict):
+    """A group of identical nodes: an EKS managed node group or a GKE node pool."""
+
+    name: Name = Field(description="Pool name, a DNS label; nodes carry the label `mlkit.dev/pool=<name>`.")
+    instance_type: str | None = Field(
+        None,
+        description="EC2 instance type (`m6i.large`, `g5.xlarge`, `inf2.xlarge`) or GCE machine type (`n2-standard-4`, `g2-standard-8`). Accelerators are inferred from it. Optional for TPU pools.",
+    )
+    min_nodes: int = Field(0, ge=0, description="Fewest nodes; 0 lets an accelerator pool cost nothing while idle.")
+    max_nodes: int = Field(3, ge=1, description="Most nodes the autoscaler may run.")
+    spot: bool = Field(False, description="Run on spot capacity: much cheaper, can be reclaimed at short notice.")
+    disk_size_gb: int = Field(100, ge=20, le=16384, description="Root disk per node in GiB; accelerator images are large.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra Kubernetes labels on the nodes.")
+    taints: list[Taint] = Field(default_factory=list, description="Extra taints on the nodes; accelerator pools get their vendor's taint automatically.")
+    gpu: GpuSpec | None = Field(None, description="GCP only: GPUs to attach to N1 machines.")
+    tpu: TpuSpec | None = Field(None, description="GCP only: make this a TPU slice pool.")
+
+
+class ExistingCluster(Strict):
+    """A cluster someone else runs: mlkit installs add-ons and APIs only."""
+
+    name: str | None = Field(None, description="Name of the existing EKS or GKE cluster.")
+    context: str | None = Field(None, description="kubeconfig context to use instead of looking the cluster up.")
+
+
+class ClusterSpec(Strict):
+    """The Kubernetes cluster and its node pools."""
+
+    kubernetes_version: str = Field("1.31", description='Kubernetes minor version, quoted: "1.31".')
+    endpoint_public_access: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet (limited by `public_access_cidrs`).")
+    endpoint_private_access: bool = Field(True, description="Whether the Kubernetes API is reachable from inside the network.")
+    public_access_cidrs: list[str] = Field(["0.0.0.0/0"], description="CIDR blocks allowed to reach the public API endpoint.")
+    log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
+        ["api", "audit", "authenticator"], description="Control-plane logs to keep (EKS)."
+    )
+    node_pools: list[NodePool] = Field(default_factory=list, description="Node pools; at least one unless `existing` is set.")
+    existing: ExistingCluster | None = Field(None, description="Use an existing cluster: no cluster stack is rendered.")
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        return _reject_number(value, "1.31")
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version_format(cls, value: str) -> str:
+        if not re.fullmatch(r"1\.[0-9]{2}", value):
+            raise PydanticCustomError("k8s_version", "'{value}' is not a Kubernetes minor version (valid: \"1.29\" to \"1.34\")", {"value": value})
+        return value
+
+
+class Compute(Strict):
+    """Resources each replica of an API asks for."""
+
+    cpu: str = Field("1", pattern=QUANTITY, description="CPU request as a Kubernetes quantity: `500m`, `1`, `2`.")
+    memory: str = Field("2Gi", pattern=QUANTITY, description="Memory request and limit: `512Mi`, `2Gi`.")
+    gpu: int = Field(0, ge=0, description="NVIDIA GPUs per replica.")
+    neuron_cores: int = Field(0, ge=0, description="AWS Neuron cores per replica (Inferentia, Trainium).")
+    tpu_chips: int = Field(0, ge=0, description="TPU chips per replica; must equal the chips of one VM of its pool.")
+
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _quantity(cls, value: Any) -> Any:
+        # `cpu: 1` is a fine quantity; YAML numbers become their Kubernetes spelling.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+class Autoscaling(Strict):
+    """Request-based autoscaling: replicas follow requests in flight."""
+
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas; 0 scales to zero when idle.")
+    max_replicas: int = Field(10, ge=1, description="Most replicas.")
+    target_in_flight: int = Field(4, ge=1, description="Requests in flight per replica the autoscaler aims for.")
+    scale_down_delay_s: int = Field(300, ge=0, description="Seconds of lower load before replicas are removed.")
+
+
+class Batching(Strict):
+    """Server-side batching; active when the predictor defines `predict_batch`."""
+
+    max_batch_size: int = Field(8, ge=1, le=4096, description="Most requests in one batch.")
+    max_wait_ms: float = Field(10, ge=0, le=10000, description="Longest a request waits for its batch to fill.")
+
+
+class Concurrency(Strict):
+    """Admission control in each replica."""
+
+    max_in_flight: int = Field(32, ge=1, description="Requests executing at once; beyond this they queue.")
+    max_queue: int = Field(64, ge=0, description="Requests waiting; beyond this the replica answers 503 with Retry-After.")
+
+
+class Rollout(Strict):
+    """Rolling update of an API's replicas."""
+
+    max_surge: str = Field("25%", pattern=PERCENT_OR_INT, description="Extra replicas during a rollout: a count or a percentage.")
+    max_unavailable: str = Field("0", pattern=PERCENT_OR_INT, description="Replicas that may be down during a rollout; 0 keeps full capacity.")
+
+    @field_validator("max_surge", "max_unavailable", mode="before")
+    @classmethod
+    def _int_ok(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Api(Strict):
+    """A model API: one predictor served behind one endpoint."""
+
+    name: Name = Field(description="API name, a DNS label; names its Kubernetes objects and its route.")
+    predictor: str = Field(
+        pattern=r"^[A-Za-z0-9_./-]+\.py:[A-Za-z_][A-Za-z0-9_]*$",
+        description="The predictor class as `file.py:ClassName`, relative to mlkit.yaml.",
+    )
+    model: str | None = Field(None, description="Model location: `s3://...`, `gs://...`, or a local folder uploaded on apply.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Free-form settings handed to the predictor's constructor.")
+    node_pool: str | None = Field(None, description="Pin the API to this pool; by default mlkit picks a pool with the accelerator it asks for.")
+    compute: Compute = Field(default_factory=Compute, description="Resources per replica.")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Replica count limits and target.")
+    batching: Batching = Field(default_factory=Batching, description="Server-side batching.")
+    concurrency: Concurrency = Field(default_factory=Concurrency, description="Admission control per replica.")
+    rollout: Rollout = Field(default_factory=Rollout, description="Rolling update settings.")
+
+
+class Spec(Strict):
+    """An mlkit project: the cloud, the cluster and the model APIs."""
+
+    project: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
+        description="Prefix of every resource name: lowercase letters, digits and '-', 3 to 20 characters.",
+    )
+    cloud: Literal["aws", "gcp"] = Field(description="Cloud to provision on.")
+    region: str = Field(description="Region, e.g. `us-west-2` (AWS) or `us-central1` (GCP).")
+    gcp_project: str | None = Field(None, description="GCP project ID; required when `cloud: gcp`.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags (AWS) or labels (GCP) on every resource.")
+    state: StateSpec = Field(default_factory=StateSpec, description="Where Terraform keeps state.")
+    network: NetworkSpec = Field(default_factory=NetworkSpec, description="The network: new (default) or existing.")
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec, description="The Kubernetes cluster and its node pools.")
+    apis: list[Api] = Field(default_factory=list, description="Model APIs to serve.")

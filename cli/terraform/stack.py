@@ -1,0 +1,73 @@
+"""The cluster stack of a project: locate it, make sure it matches the spec, plan it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..options import say
+from .progress import Progress
+from .runner import RunResult, Terraform
+
+ACTION_MARK = {"create": "+", "update": "~", "delete": "-", "replace": "-/+", "read": "<=", "move": "->", "import": "<-"}
+
+
+@dataclass
+class Stack:
+    project: str
+    root: Path
+    workdir: Path
+    terraform: Terraform
+
+    @property
+    def planfile(self) -> Path:
+        path = self.root / ".mlkit" / "plans" / f"{self.workdir.name}.tfplan"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def open_cluster_stack(file: Path) -> Stack:
+    """Load the spec and check that infra/ is rendered and current before terraform sees it."""
+    from ..render import merge
+    from ..render.plan import CLUSTER, MACHINE_OWNED, render
+    from ..spec import load
+
+    spec = load(file)
+    if spec.cluster.existing is not None:
+        raise UserError(f"{file}: cluster.existing is set, so there is no cluster stack to plan or apply")
+    root = file.resolve().parent
+    rendered = render(spec)
+    workdir = root / CLUSTER
+    if not (workdir / "main.tf").exists():
+        raise UserError(f"{workdir} does not exist; run `mlkit render` first and review what it writes")
+    stale = merge.plan(root, rendered, MACHINE_OWNED).out_of_date
+    if stale:
+        listed = ", ".join(o.path for o in stale[:3]) + (" ..." if len(stale) > 3 else "")
+        raise UserError(f"infra/ is out of date with {file} ({listed}); run `mlkit render` and review the changes first")
+    return Stack(spec.project, root, workdir, Terraform(workdir))
+
+
+def prepare_and_plan(stack: Stack, json_out: bool, destroy: bool = False) -> RunResult:
+    tf = stack.terraform
+    tf.check_version()
+    say(f"terraform init in {stack.workdir.relative_to(stack.root)} ...")
+    tf.init()
+    say("terraform plan" + (" -destroy" if destroy else "") + " ...")
+    progress = Progress(json_mode=json_out)
+    result = tf.plan(stack.planfile, progress, destroy=destroy)
+    progress.close()
+    if not json_out:
+        for change in result.planned:
+            say(f"  {ACTION_MARK.get(change['action'], '?'):>3} {change['address']}")
+    say(f"Plan: {result.changes}" if result.changes.total else "No changes: the infrastructure matches the configuration.")
+    return result
+
+
+def run_apply(stack: Stack, total: int, json_out: bool) -> RunResult:
+    progress = Progress(total=total, json_mode=json_out)
+    try:
+        return stack.terraform.apply(stack.planfile, progress)
+    finally:
+        progress.close()
+        stack.planfile.unlink(missing_ok=True)
