@@ -7,7 +7,6 @@ problem in the spec.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -147,15 +146,18 @@ def _pools(spec: Spec) -> Iterator[Problem]:
         return
     if not cluster.node_pools:
         yield Problem(("cluster", "node_pools"), "add at least one node pool, e.g. {name: cpu, instance_type: m6i.large, min_nodes: 1, max_nodes: 3}")
-    for name, n in Counter(p.name for p in cluster.node_pools).items():
-        if n > 1:
-            index = [p.name for p in cluster.node_pools].index(name)
-            yield Problem(("cluster", "node_pools", index, "name"), f"duplicate pool name '{name}'; pool names must be unique")
+    for index in _repeats([p.name for p in cluster.node_pools]):
+        yield Problem(("cluster", "node_pools", index, "name"), f"duplicate pool name '{cluster.node_pools[index].name}'; pool names must be unique")
     for i, pool in enumerate(cluster.node_pools):
         loc: Loc = ("cluster", "node_pools", i)
         if pool.min_nodes > pool.max_nodes:
             yield Problem(loc + ("min_nodes",), f"min_nodes ({pool.min_nodes}) is above max_nodes ({pool.max_nodes})")
         yield from (_aws_pool if spec.cloud == "aws" else _gcp_pool)(pool, loc)
+
+
+def _repeats(names: list[str]) -> list[int]:
+    """Indexes of names seen before: the entries to rename."""
+    return [i for i, name in enumerate(names) if name in names[:i]]
 
 
 def _aws_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
@@ -218,10 +220,8 @@ def _tpu_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
 
 
 def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
-    names = [a.name for a in spec.apis]
-    for name, n in Counter(names).items():
-        if n > 1:
-            yield Problem(("apis", names.index(name), "name"), f"duplicate API name '{name}'; API names must be unique")
+    for index in _repeats([a.name for a in spec.apis]):
+        yield Problem(("apis", index, "name"), f"duplicate API name '{spec.apis[index].name}'; API names must be unique")
     pools = {p.name: p for p in spec.cluster.node_pools}
     for i, api in enumerate(spec.apis):
         loc: Loc = ("apis", i)

@@ -1,0 +1,66 @@
+"""Shared helpers: run the real `mlkit` CLI in a subprocess, find the kit's examples."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mlkit.yaml").is_file())
+
+
+def mlkit(*args: str, cwd: Path, env: dict | None = None, input: str | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `python -m mlkit ARGS` as a user would, capturing stdout and stderr separately."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlkit", *args],
+        cwd=cwd,
+        env=os.environ | (env or {}),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """A fresh project made by `mlkit init` from an example; call it with the example's name."""
+
+    def make(example: str = "sentiment") -> Path:
+        result = mlkit("init", "proj", "--example", example, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return tmp_path / "proj"
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tf_mirror() -> Path:
+    """The filesystem mirror holding registry.terraform.io/hashicorp/aws, from MLKIT_TF_PROVIDER_MIRROR."""
+    value = os.environ.get("MLKIT_TF_PROVIDER_MIRROR")
+    if not value:
+        pytest.skip("MLKIT_TF_PROVIDER_MIRROR is not set: no local provider mirror to run terraform validate/apply with")
+    path = Path(value)
+    if not (path / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+        pytest.skip(f"MLKIT_TF_PROVIDER_MIRROR={value} holds no registry.terraform.io/hashicorp/aws")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tf_env(tf_mirror: Path, tmp_path_factory) -> dict[str, str]:
+    """Environment for terraform that installs providers from the mirror only (no network here)."""
+    import shutil
+
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not on PATH")
+    config = tmp_path_factory.mktemp("tfrc") / "terraform.rc"
+    config.write_text(
+        'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n' % tf_mirror
+    )
+    cache = tmp_path_factory.mktemp("plugin-cache")
+    return {"TF_CLI_CONFIG_FILE": str(config), "TF_PLUGIN_CACHE_DIR": str(cache)}
