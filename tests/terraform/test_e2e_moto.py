@@ -1,0 +1,121 @@
+"""`mlkit apply`, `plan` and `destroy` end to end against a local moto server on 127.0.0.1.
+
+Moto stands in for AWS; the stack, the terraform binary and the mlkit CLI are the real ones. Moto
+answers node groups with `remote_access`, an old version and no `update_config`, and drops the
+cluster's `access_config`; the test writes override files ignoring those, as a platform team
+would add its own files, so the re-plan can be clean. Nothing test-only reaches what users get.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import mlkit
+
+pytestmark = [pytest.mark.terraform, pytest.mark.e2e]
+
+OVERRIDES = {
+    "modules/eks/moto_override.tf": 'resource "aws_eks_cluster" "this" {\n  lifecycle {\n    ignore_changes = [access_config]\n  }\n}\n',
+    "modules/node-group/moto_override.tf": (
+        'resource "aws_eks_node_group" "this" {\n  lifecycle {\n'
+        "    ignore_changes = [scaling_config[0].desired_size, remote_access, version, update_config]\n  }\n}\n"
+    ),
+    "moto_override.tf": 'provider "aws" {\n  s3_use_path_style = true\n}\n',
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto(tmp_path):
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    port = free_port()
+    env = os.environ | {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    log = open(tmp_path / "moto.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("moto server did not start")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def test_apply_replan_destroy(project, tf_env, moto):
+    import boto3
+
+    proj = project("aws-accelerators")
+    assert mlkit("render", cwd=proj).returncode == 0
+    stack = proj / "infra/terraform/cluster"
+    for rel, text in OVERRIDES.items():
+        (stack / rel).write_text(text)
+    env = tf_env | aws_env(moto)
+
+    apply = mlkit("apply", "--auto-approve", cwd=proj, env=env)
+    assert apply.returncode == 0, apply.stderr[-4000:]
+    assert "Applied:" in apply.stderr and "cluster_name: accel-demo" in apply.stderr
+    assert "create module.eks.aws_eks_cluster.this" in apply.stderr  # per-resource progress lines
+
+    session = boto3.Session(**{k: v for k, v in {"region_name": "us-west-2"}.items()})
+    kw = {"endpoint_url": moto, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    eks = session.client("eks", **kw)
+    cluster = eks.describe_cluster(name="accel-demo")["cluster"]
+    assert cluster["version"] == "1.31"
+    assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]
+    groups = {g: eks.describe_nodegroup(clusterName="accel-demo", nodegroupName=g)["nodegroup"] for g in eks.list_nodegroups(clusterName="accel-demo")["nodegroups"]}
+    assert set(groups) == {"cpu", "gpu", "inf"}
+    assert groups["gpu"]["amiType"] == "AL2023_x86_64_NVIDIA" and groups["gpu"]["capacityType"] == "SPOT"
+    assert groups["inf"]["amiType"] == "AL2023_x86_64_NEURON"
+    assert groups["gpu"]["taints"][0]["key"] == "nvidia.com/gpu"
+    repo = session.client("ecr", **kw).describe_repositories(repositoryNames=["accel-demo"])["repositories"][0]
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    s3 = session.client("s3", **kw)
+    bucket = "accel-demo-models-123456789012"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True
+
+    plan = mlkit("plan", "--json", cwd=proj, env=env)
+    assert plan.returncode == 0, plan.stderr[-4000:]
+    assert "No changes" in plan.stderr
+    summary = [line for line in plan.stdout.splitlines() if '"mlkit_plan"' in line]
+    assert summary and '"add": 0, "change": 0, "remove": 0' in summary[0]
+
+    refused = mlkit("destroy", cwd=proj, env=env, input="wrong-name\n")
+    assert refused.returncode == 1 and "name did not match" in refused.stderr
+    assert eks.list_clusters()["clusters"] == ["accel-demo"]
+
+    destroy = mlkit("destroy", cwd=proj, env=env, input="accel-demo\n")
+    assert destroy.returncode == 0, destroy.stderr[-4000:]
+    assert eks.list_clusters()["clusters"] == []
+    assert all(b["Name"] != bucket for b in s3.list_buckets()["Buckets"])
+    assert session.client("ec2", **kw).describe_vpcs(Filters=[{"Name": "tag:mlkit.dev/project", "Values": ["accel-demo"]}])["Vpcs"] == []
+    assert not any(Path(proj).rglob("*.tfplan"))
