@@ -42,7 +42,7 @@ variable "enabled_log_types" {
 variable "log_retention_days" {
   description = "Days to keep control-plane logs."
   type        = number
-  default     = 90
+  default     = 365
 }
 
 variable "kms_deletion_window_days" {
