@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .commands import apply, destroy, init, plan, render, schema, validate
+from .commands import apply, destroy, init, plan, render, schema, serve, validate
 
 
 @dataclass
@@ -59,3 +59,4 @@ app.command("render")(render.command)
 app.command("plan")(plan.command)
 app.command("apply")(apply.command)
 app.command("destroy")(destroy.command)
+app.command("serve")(serve.command)

@@ -1,0 +1,45 @@
+"""`python -m mlkit_runtime --predictor predictor.py:Predictor --model-dir DIR --port 8080`.
+
+Every flag has an MLKIT_* environment variable (see settings.py); flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import MISSING, fields
+
+from .settings import Settings, SettingsError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mlkit_runtime",
+        description="Serve a predictor class over HTTP: /predict, KServe v1, Open Inference Protocol v2, /healthz, /readyz, /metrics.",
+        epilog="Every option can also be set with an environment variable, e.g. MLKIT_MAX_BATCH_SIZE=16.",
+    )
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_ = f"{f.metadata['help']} [{Settings.env_name(f.name)}; default: {default}]"
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            p.add_argument(flag, dest=f.name, default=None, help=help_, metavar=f.name.upper())
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.load({k: v for k, v in vars(args).items() if v is not None})
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from .server import serve
+
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The FastAPI application: the predictor loaded in `lifespan`, one router per concern, and the one
+request path every predict route shares (admission, call, errors, metrics, access log)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import __version__, logs
+from .admission import Admission
+from .batching import Batcher, batch_sizes
+from .errors import HTTPError, PredictorFailed, PredictorLoadError
+from .metrics import Metrics
+from .payloads import dumps, to_response
+from .predictor import Predictor, construct, load_class
+from .settings import Settings
+
+
+class Runtime:
+    """Everything one server holds: settings, predictor, admission, batcher, metrics, readiness."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.admission = Admission(settings.max_in_flight, settings.max_queue)
+        self.metrics = Metrics(self.admission)
+        self.predictor: Predictor | None = None
+        self.batcher: Batcher | None = None
+        self.ready = False
+        self.draining = False
+        self.access_log = settings.access_log
+        # Enough threads that every admitted request can run; sync predictors release the GIL in native code.
+        self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
+
+    async def start(self) -> None:
+        s = self.settings
+        cls = load_class(s.predictor)
+        where = s.predictor.rpartition(":")[0]
+        instance = await asyncio.get_running_loop().run_in_executor(self.executor, construct, cls, s.predictor_config(), s.model_dir, where)
+        self.predictor = Predictor(instance, self.executor)
+        try:
+            await self.predictor.warmup()
+        except Exception as exc:
+            raise PredictorLoadError(f"{where}: warmup() failed: {type(exc).__name__}: {exc}") from exc
+        if self.predictor.batches:
+            self.batcher = Batcher(self.predictor, s.max_batch_size, s.max_wait_ms, self.metrics)
+            self.batcher.start()
+        self.ready = True
+        mode = f"batching up to {s.max_batch_size} within {s.max_wait_ms:g} ms" if self.batcher else "no batching (no predict_batch)"
+        logs.log.info("predictor %s ready: %s; max_in_flight=%d max_queue=%d", s.predictor, mode, s.max_in_flight, s.max_queue)
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.batcher is not None:
+            await self.batcher.stop()
+        self.executor.shutdown(wait=True)
+
+    async def predict_one(self, payload: Any) -> Any:
+        assert self.predictor is not None
+        if self.batcher is not None:
+            return await self.batcher.submit(payload)
+        return await self.predictor.predict(payload)
+
+    async def handle(self, request: Request, route: str, call: Callable[[], Awaitable[Any]], render: Callable[[Any, dict], Response] = to_response) -> Response:
+        """Admit, run `call`, and turn its result or error into a response; count and log it."""
+        start = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or os.urandom(8).hex()
+        headers = {"x-request-id": request_id}
+        batch_slot = [0]
+        batch_sizes.set(batch_slot)
+        try:
+            if not self.ready:
+                raise HTTPError("the predictor is not loaded yet; wait for /readyz", {"Retry-After": "1"})
+            await self.admission.acquire()
+            try:
+                result = await call()
+            finally:
+                self.admission.release()
+            response = render(result, headers)
+        except HTTPError as exc:
+            if exc.status == 503:
+                self.metrics.rejected.inc()
+            response = error_response(exc.status, exc.message, request_id, exc.headers | headers)
+        except Exception as exc:
+            self.metrics.predictor_errors.inc()
+            logs.log.error("request %s on %s: predictor raised\n%s", request_id, route, "".join(traceback.format_exception(exc)))
+            error = PredictorFailed(f"the predictor raised {type(exc).__name__}: {exc}")
+            response = error_response(error.status, error.message, request_id, headers)
+        elapsed = time.perf_counter() - start
+        self.metrics.observe(route, response.status_code, elapsed)
+        if self.access_log:
+            logs.access(request_id, route, response.status_code, elapsed, batch_slot[0] or None)
+        return response
+
+
+def error_response(status: int, message: str, request_id: str, headers: dict[str, str]) -> Response:
+    return Response(dumps({"error": message, "request_id": request_id}), status_code=status, media_type="application/json", headers=headers)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    from .routes import health, kserve_v1, oip_v2, predict
+
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            await runtime.start()
+        except PredictorLoadError as exc:
+            logs.log.critical("cannot start: %s", exc)
+            if exc.__cause__ is not None:
+                logs.log.debug("".join(traceback.format_exception(exc.__cause__)))
+            raise
+        yield
+        await runtime.stop()
+
+    app = FastAPI(
+        title=f"mlkit predictor: {settings.name}",
+        version=__version__,
+        description="Model API served by mlkit_runtime: /predict, KServe v1, Open Inference Protocol v2, health and metrics.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    for module in (predict, kserve_v1, oip_v2, health):
+        app.include_router(module.router)
+
+    @app.exception_handler(HTTPError)
+    async def _http_error(request: Request, exc: HTTPError) -> Response:
+        return error_response(exc.status, exc.message, request.headers.get("x-request-id", ""), exc.headers)
+
+    return app
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime

@@ -1,0 +1,44 @@
+"""KServe v1 protocol: `POST /v1/models/{name}:predict` with `{"instances": [...]}`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..app import runtime_of
+from ..errors import BadRequest, NotFound
+from ..payloads import payload
+
+router = APIRouter(tags=["kserve-v1"])
+
+
+def check_name(request: Request, name: str) -> None:
+    known = runtime_of(request).settings.name
+    if name != known:
+        raise NotFound(f"model {name!r} is not served here (this server serves {known!r})")
+
+
+@router.get("/v1/models/{name}", summary="Model readiness (KServe v1)")
+async def model_ready(request: Request, name: str) -> dict:
+    check_name(request, name)
+    return {"name": name, "ready": runtime_of(request).ready}
+
+
+@router.post("/v1/models/{name}:predict", summary="Predict a list of instances (KServe v1)")
+async def predict(request: Request, name: str) -> Response:
+    rt = runtime_of(request)
+    check_name(request, name)
+
+    async def call():
+        body = await payload(request, rt.settings.max_body_bytes, json_only=True)
+        instances = body.get("instances") if isinstance(body, dict) else None
+        if not isinstance(instances, list):
+            raise BadRequest('the body must be a JSON object with a list under "instances", e.g. {"instances": [{"text": "hi"}]}')
+        # Each instance is its own payload, so instances of many requests share batches.
+        predictions = await asyncio.gather(*(rt.predict_one(i) for i in instances))
+        return {"predictions": list(predictions)}
+
+    return await rt.handle(request, "/v1/models/:predict", call)

@@ -1,0 +1,26 @@
+"""`POST /predict`: the payload as sent (JSON parsed, anything else as bytes), the result as returned."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..app import runtime_of
+from ..payloads import payload
+
+router = APIRouter(tags=["predict"])
+
+@router.post(
+    "/predict",
+    summary="Run the predictor on one payload",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={400: {"description": "Malformed JSON"}, 413: {"description": "Body too large"}, 415: {"description": "Unsupported content type"}, 500: {"description": "The predictor raised"}, 503: {"description": "Server full; retry after Retry-After"}},
+)
+async def predict(request: Request) -> Response:
+    rt = runtime_of(request)
+
+    async def call():
+        return await rt.predict_one(await payload(request, rt.settings.max_body_bytes))
+
+    return await rt.handle(request, "/predict", call)

@@ -1,0 +1,74 @@
+"""Run the app under uvicorn (httptools + uvloop) with Kubernetes-style graceful drain.
+
+On SIGTERM the server turns unready at once (/readyz 503) but keeps serving for `drain_delay_s`, so
+load balancers can take it out of rotation; then it stops accepting connections and gives accepted
+requests, running and queued, up to `drain_timeout_s` to finish, and exits 0. A second signal exits
+at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import uvicorn
+
+from . import logs
+from .app import create_app
+from .settings import Settings
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, settings: Settings):
+        super().__init__(config)
+        self.settings = settings
+        self.exit_at: float | None = None
+
+    def handle_exit(self, sig, frame) -> None:
+        runtime = _find_runtime(self.config)
+        if self.exit_at is not None or runtime is None:
+            return super().handle_exit(sig, frame)
+        runtime.draining = True
+        logs.log.info(
+            "signal %s: unready now; serving %.1fs more, then finishing accepted requests (up to %.0fs)",
+            sig, self.settings.drain_delay_s, self.settings.drain_timeout_s,
+        )
+        self.exit_at = time.monotonic() + self.settings.drain_delay_s
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.exit_at is not None and time.monotonic() >= self.exit_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def _find_runtime(config: uvicorn.Config):
+    app = config.app
+    state = getattr(app, "state", None)
+    return getattr(state, "runtime", None)
+
+
+def build_config(settings: Settings) -> uvicorn.Config:
+    fast = importlib.util.find_spec("uvloop") is not None and importlib.util.find_spec("httptools") is not None
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop" if fast else "asyncio",
+        http="httptools" if fast else "h11",
+        lifespan="on",
+        access_log=False,  # we write our own JSON access log
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+
+
+def serve(settings: Settings) -> int:
+    """Serve until drained; the exit code is 0 after a clean drain, 1 if the predictor failed to start."""
+    logs.setup(settings.log_level)
+    server = DrainingServer(build_config(settings), settings)
+    server.run()
+    if not server.started:
+        return 1
+    return 0

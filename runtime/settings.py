@@ -1,0 +1,103 @@
+"""Every runtime setting in one place: command-line flag, environment variable, default.
+
+The CLI (`mlkit serve`) and the Kubernetes manifests set the environment variables; a flag wins over
+its variable. Names are `MLKIT_` plus the flag in upper case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value the runtime cannot use; the message names the flag and the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    predictor: str = field(default="", metadata={"help": "Predictor class as FILE.py:ClassName (or module:ClassName)."})
+    model_dir: str = field(default=".", metadata={"help": "Folder with the model files, handed to the predictor."})
+    name: str = field(default="model", metadata={"help": "Model name in the KServe v1 and Open Inference Protocol v2 routes."})
+    config: str = field(default="{}", metadata={"help": "Predictor config: a JSON object, or @path/to/config.json."})
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on; 0.0.0.0 in a container."})
+    port: int = field(default=8080, metadata={"help": "Port to listen on."})
+    max_batch_size: int = field(default=8, metadata={"help": "Most requests in one predict_batch call (batching is on when the predictor has predict_batch)."})
+    max_wait_ms: float = field(default=10.0, metadata={"help": "Longest a request waits for its batch to fill."})
+    max_in_flight: int = field(default=32, metadata={"help": "Requests executing at once; more wait in the queue."})
+    max_queue: int = field(default=64, metadata={"help": "Requests waiting; beyond this the server answers 503 with Retry-After."})
+    max_body_bytes: int = field(default=10 * 1024 * 1024, metadata={"help": "Largest request body; larger ones get 413."})
+    drain_delay_s: float = field(default=0.0, metadata={"help": "After SIGTERM, keep serving this long while /readyz says 503, so load balancers stop sending."})
+    drain_timeout_s: float = field(default=30.0, metadata={"help": "After the drain delay, how long accepted requests may take to finish."})
+    access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
+    log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        return "MLKIT_" + name.upper()
+
+    @classmethod
+    def load(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+        """Defaults, then MLKIT_* variables, then explicit overrides (flags); every value checked."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = (overrides or {}).get(f.name)
+            source = f"--{f.name.replace('_', '-')}"
+            if raw is None and cls.env_name(f.name) in environ:
+                raw, source = environ[cls.env_name(f.name)], cls.env_name(f.name)
+            if raw is None:
+                continue
+            values[f.name] = _convert(raw, type(f.default), source)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not self.predictor:
+            raise SettingsError("no predictor given: pass --predictor predictor.py:Predictor or set MLKIT_PREDICTOR")
+        for name in ("max_batch_size", "max_in_flight", "port"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_queue", "max_wait_ms", "drain_delay_s", "drain_timeout_s", "max_body_bytes"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must not be negative, got {getattr(self, name)}")
+        self.predictor_config()
+
+    def predictor_config(self) -> dict[str, Any]:
+        text = self.config
+        where = "--config / MLKIT_CONFIG"
+        if text.startswith("@"):
+            path = Path(text[1:])
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsError(f"{where}: cannot read {path}: {exc.strerror}") from None
+            where = str(path)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: must be a JSON object, e.g. {{\"threshold\": 0.5}}")
+        return value
+
+
+def _convert(raw: Any, kind: type, source: str) -> Any:
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    text = str(raw).strip()
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return kind(text)
+    except ValueError:
+        expected = {int: "a whole number", float: "a number", bool: "true or false"}.get(kind, kind.__name__)
+        raise SettingsError(f"{source}: {text!r} is not {expected}") from None
