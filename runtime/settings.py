@@ -59,7 +59,9 @@ class Settings:
     def check(self) -> None:
         if not self.predictor:
             raise SettingsError("no predictor given: pass --predictor predictor.py:Predictor or set MLKIT_PREDICTOR")
-        for name in ("max_batch_size", "max_in_flight", "port"):
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"--port / MLKIT_PORT must be 0 to 65535, got {self.port}")
+        for name in ("max_batch_size", "max_in_flight"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must be at least 1, got {getattr(self, name)}")
         for name in ("max_queue", "max_wait_ms", "drain_delay_s", "drain_timeout_s", "max_body_bytes"):

@@ -1,0 +1,60 @@
+"""Dynamic batching on a real server: batches form, every caller gets its own result, failures stay in their batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+
+import httpx
+
+
+async def burst(url: str, bodies: list) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=len(bodies))) as client:
+        return await asyncio.gather(*(client.post("/predict", json=b) for b in bodies))
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_results(serve):
+    s = serve("echo.py:BatchEcho", "--max-batch-size", "8", "--max-wait-ms", "50", "--config", '{"delay": 0.05}')
+    bodies = [{"i": i} for i in range(32)]
+    responses = asyncio.run(burst(s.url, bodies))
+    assert [r.json()["echo"] for r in responses] == bodies  # fan-out: each caller its own result
+    sizes = [r.json()["batch"] for r in responses]
+    assert max(sizes) == 8 and sum(1 for n in sizes if n > 1) > 16
+    metrics = httpx.get(s.url + "/metrics").text
+    count = float(re.search(r"^mlkit_batch_size_count (\S+)", metrics, re.M).group(1))
+    assert count < 32  # fewer predict_batch calls than requests
+    logged = [json.loads(line) for line in s.output().splitlines() if line.startswith('{"ts"')]
+    assert {line["batch_size"] for line in logged} == set(sizes)
+
+
+def test_a_lone_request_waits_at_most_max_wait(serve):
+    s = serve("echo.py:BatchEcho", "--max-batch-size", "64", "--max-wait-ms", "200")
+    start = time.perf_counter()
+    r = httpx.post(s.url + "/predict", json={"x": 1})
+    elapsed = time.perf_counter() - start
+    assert r.json() == {"echo": {"x": 1}, "batch": 1}
+    assert 0.15 < elapsed < 1.0
+
+
+def test_a_failing_batch_fails_only_its_requests(serve):
+    s = serve("echo.py:BatchEcho", "--max-batch-size", "4", "--max-wait-ms", "100")
+    bodies = [{"i": 0, "raise": True}, {"i": 1}, {"i": 2}, {"i": 3}]
+    responses = asyncio.run(burst(s.url, bodies))
+    assert all(r.status_code == 500 for r in responses)
+    assert all("RuntimeError: batch failed" in r.json()["error"] and r.json()["request_id"] for r in responses)
+    after = httpx.post(s.url + "/predict", json={"i": 9})
+    assert after.status_code == 200 and after.json()["echo"] == {"i": 9}
+
+
+def test_predict_batch_returning_the_wrong_count_is_a_clear_500(serve):
+    s = serve("echo.py:WrongBatch", "--max-wait-ms", "1")
+    r = httpx.post(s.url + "/predict", json={"i": 1})
+    assert r.status_code == 500 and "predict_batch must return a list with one result per payload: got 0 results for 1 payloads" in r.json()["error"]
+
+
+def test_kserve_instances_are_batched_together(serve):
+    s = serve("echo.py:BatchEcho", "--max-batch-size", "16", "--max-wait-ms", "50")
+    r = httpx.post(s.url + "/v1/models/echo:predict", json={"instances": [1, 2, 3]})
+    assert r.json() == {"predictions": [{"echo": 1, "batch": 3}, {"echo": 2, "batch": 3}, {"echo": 3, "batch": 3}]}
