@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from . import __version__, logs
 from .admission import Admission
-from .batching import Batcher, batch_sizes
+from .batching import Batcher, RequestState, current
 from .errors import HTTPError, PredictorFailed, PredictorLoadError
 from .metrics import Metrics
 from .payloads import dumps, to_response
@@ -75,15 +75,20 @@ class Runtime:
         start = time.perf_counter()
         request_id = request.headers.get("x-request-id") or os.urandom(8).hex()
         headers = {"x-request-id": request_id}
-        batch_slot = [0]
-        batch_sizes.set(batch_slot)
+        state = RequestState()
+        current.set(state)
         try:
             if not self.ready:
                 raise HTTPError("the predictor is not loaded yet; wait for /readyz", {"Retry-After": "1"})
             await self.admission.acquire()
+            batcher = self.batcher
+            if batcher is not None:
+                batcher.arrive(state)
             try:
                 result = await call()
             finally:
+                if batcher is not None:
+                    batcher.arrived(state)
                 self.admission.release()
             response = render(result, headers)
         except HTTPError as exc:
@@ -98,7 +103,7 @@ class Runtime:
         elapsed = time.perf_counter() - start
         self.metrics.observe(route, response.status_code, elapsed)
         if self.access_log:
-            logs.access(request_id, route, response.status_code, elapsed, batch_slot[0] or None)
+            logs.access(request_id, route, response.status_code, elapsed, state.batch_size or None)
         return response
 
 

@@ -13,15 +13,24 @@ from .metrics import Metrics
 from .predictor import Predictor
 
 
-# The handler puts a one-slot list here; the batcher fills in the size of the batch that served the
-# request. A list, not a plain value, so that tasks spawned by the handler (KServe v1 fan-out) write
-# to the handler's slot.
-batch_sizes: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("batch_sizes", default=None)
+class RequestState:
+    """Per request, shared with tasks the handler spawns (KServe v1 fan-out) through a context variable."""
+
+    __slots__ = ("arriving", "batch_size")
+
+    def __init__(self) -> None:
+        self.arriving = False  # admitted, but its payloads not yet handed to the batcher
+        self.batch_size = 0
+
+
+current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar("mlkit_request", default=None)
 
 
 class Batcher:
     def __init__(self, predictor: Predictor, max_batch_size: int, max_wait_ms: float, metrics: Metrics):
         self.predictor = predictor
+        # Requests admitted whose payloads are still being read or parsed: worth waiting for.
+        self.arriving = 0
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.metrics = metrics
@@ -33,14 +42,26 @@ class Batcher:
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="mlkit-batcher")
 
+    def arrive(self, state: RequestState) -> None:
+        state.arriving = True
+        self.arriving += 1
+
+    def arrived(self, state: RequestState) -> None:
+        if state.arriving:
+            state.arriving = False
+            self.arriving -= 1
+            self.wakeup.set()  # a batch waiting for this request need not wait any more
+
     async def submit(self, payload: Any) -> Any:
+        state = current.get()
+        if state is not None:
+            self.arrived(state)
         future = asyncio.get_running_loop().create_future()
         self.pending.append((time.monotonic(), payload, future))
         self.wakeup.set()
         result, size = await future
-        slot = batch_sizes.get()
-        if slot is not None:
-            slot[0] = max(slot[0], size)
+        if state is not None:
+            state.batch_size = max(state.batch_size, size)
         return result
 
     async def stop(self) -> None:
@@ -58,10 +79,11 @@ class Batcher:
                 self.wakeup.clear()
                 await self.wakeup.wait()
                 continue
-            # The oldest request's deadline counts from when it arrived, which may have been during
-            # the previous batch: under load batches leave at once, when idle a request waits at most max_wait.
+            # Wait for more only while admitted requests are still on their way (being read or
+            # parsed), and at most until the oldest pending request has waited max_wait: a lone
+            # request leaves at once, and under load batches fill from what arrived meanwhile.
             deadline = self.pending[0][0] + self.max_wait
-            while len(self.pending) < self.max_batch_size and not self.closing:
+            while len(self.pending) < self.max_batch_size and self.arriving > 0 and not self.closing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

@@ -15,6 +15,7 @@ import uvicorn
 
 from . import logs
 from .app import create_app
+from .fastpath import FastPath
 from .settings import Settings
 
 
@@ -42,15 +43,16 @@ class DrainingServer(uvicorn.Server):
 
 
 def _find_runtime(config: uvicorn.Config):
-    app = config.app
+    app = getattr(config.app, "app", config.app)  # under the FastPath wrapper
     state = getattr(app, "state", None)
     return getattr(state, "runtime", None)
 
 
 def build_config(settings: Settings) -> uvicorn.Config:
     fast = importlib.util.find_spec("uvloop") is not None and importlib.util.find_spec("httptools") is not None
+    app = create_app(settings)
     return uvicorn.Config(
-        create_app(settings),
+        FastPath(app),
         host=settings.host,
         port=settings.port,
         loop="uvloop" if fast else "asyncio",

@@ -29,10 +29,14 @@ async def model_ready(request: Request, name: str) -> dict:
 
 @router.post("/v1/models/{name}:predict", summary="Predict a list of instances (KServe v1)")
 async def predict(request: Request, name: str) -> Response:
+    return await respond(request, name)
+
+
+async def respond(request: Request, name: str) -> Response:
     rt = runtime_of(request)
-    check_name(request, name)
 
     async def call():
+        check_name(request, name)
         body = await payload(request, rt.settings.max_body_bytes, json_only=True)
         instances = body.get("instances") if isinstance(body, dict) else None
         if not isinstance(instances, list):

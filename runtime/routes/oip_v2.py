@@ -115,11 +115,15 @@ def to_v2(name: str, request_id: str | None, result: Any) -> dict:
 
 @router.post("/v2/models/{name}/infer", summary="Inference (OIP v2): the predictor receives the validated request")
 async def infer(request: Request, name: str) -> Response:
+    return await respond(request, name)
+
+
+async def respond(request: Request, name: str) -> Response:
     rt = runtime_of(request)
-    check_name(request, name)
     state: dict[str, Any] = {}
 
     async def call():
+        check_name(request, name)
         body = validate(await payload(request, rt.settings.max_body_bytes, json_only=True))
         state["id"] = body.get("id")
         return to_v2(name, state["id"], await rt.predict_one(body))

@@ -18,6 +18,10 @@ router = APIRouter(tags=["predict"])
     responses={400: {"description": "Malformed JSON"}, 413: {"description": "Body too large"}, 415: {"description": "Unsupported content type"}, 500: {"description": "The predictor raised"}, 503: {"description": "Server full; retry after Retry-After"}},
 )
 async def predict(request: Request) -> Response:
+    return await respond(request)
+
+
+async def respond(request: Request) -> Response:
     rt = runtime_of(request)
 
     async def call():

@@ -29,13 +29,13 @@ def test_concurrent_requests_share_batches_and_get_their_own_results(serve):
     assert {line["batch_size"] for line in logged} == set(sizes)
 
 
-def test_a_lone_request_waits_at_most_max_wait(serve):
+def test_a_lone_request_does_not_wait_for_a_batch_that_cannot_fill(serve):
     s = serve("echo.py:BatchEcho", "--max-batch-size", "64", "--max-wait-ms", "200")
     start = time.perf_counter()
     r = httpx.post(s.url + "/predict", json={"x": 1})
     elapsed = time.perf_counter() - start
     assert r.json() == {"echo": {"x": 1}, "batch": 1}
-    assert 0.15 < elapsed < 1.0
+    assert elapsed < 0.15  # nothing else was on its way, so max_wait (200 ms) is not spent
 
 
 def test_a_failing_batch_fails_only_its_requests(serve):

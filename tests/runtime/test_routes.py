@@ -145,3 +145,21 @@ def test_access_log_is_one_json_line_per_request(client, server):
 def test_async_predictor(serve):
     s = serve("echo.py:AsyncEcho")
     assert httpx.post(s.url + "/predict", json=[1]).json() == {"async": [1]}
+
+
+def test_fastapi_routes_answer_like_the_fast_path(tmp_path):
+    """The FastAPI routes (what /openapi.json documents, and what an app mounting create_app() gets)
+    give the same answers as the fast path the server puts in front of them."""
+    from starlette.testclient import TestClient
+
+    from mlkit_runtime.app import create_app
+    from mlkit_runtime.settings import Settings
+    from tests.runtime.conftest import PREDICTORS
+
+    settings = Settings.load({"predictor": f"{PREDICTORS}/echo.py:Echo", "model_dir": str(tmp_path), "name": "echo", "access_log": False}, environ={})
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/predict", json={"a": 1}).json() == {"echo": {"a": 1}}
+        assert client.post("/v1/models/echo:predict", json={"instances": [1]}).json() == {"predictions": [{"echo": 1}]}
+        assert client.post("/v1/models/nope:predict", json={"instances": [1]}).status_code == 404
+        assert client.post("/v2/models/echo/infer", json={"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [1]}]}).status_code == 200
+        assert client.post("/predict", content=b"{", headers={"content-type": "application/json"}).status_code == 400

@@ -1,0 +1,36 @@
+"""The benchmark models as an mlkit predictor (config: {"model": "cnn"}); batching through predict_batch."""
+
+from __future__ import annotations
+
+import torch
+
+import models
+
+
+class Predictor:
+    def __init__(self, config, model_dir):
+        models.setup_torch()
+        self.name = config["model"]
+        self.model = models.build(self.name)
+
+    def predict(self, payload):
+        return self.predict_batch([payload])[0]
+
+    def predict_batch(self, payloads):
+        x = models.to_tensor(self.name, [p["x"] for p in payloads])
+        with torch.inference_mode():
+            return self.model(x).tolist()
+
+    def warmup(self):
+        self.predict(models.payload(self.name))
+
+
+class Unbatched(Predictor):
+    """The same predictor without predict_batch: one forward per request."""
+
+    predict_batch = None  # type: ignore[assignment]
+
+    def predict(self, payload):
+        x = models.to_tensor(self.name, [payload["x"]])
+        with torch.inference_mode():
+            return self.model(x)[0].tolist()
