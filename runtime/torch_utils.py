@@ -46,7 +46,7 @@ def configure_threads(threads: int | None = None) -> int:
 def pick_device(prefer: str | None = None) -> torch.device:
     """CUDA where present, else Apple MPS, else CPU; MLKIT_DEVICE or `prefer` overrides."""
     choice = prefer or os.environ.get("MLKIT_DEVICE")
-    if choice:
+    if choice and choice != "auto":
         return torch.device(choice)
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -5,19 +5,21 @@ from __future__ import annotations
 import torch
 
 import models
+from mlkit_runtime.torch_utils import pick_device
 
 
 class Predictor:
     def __init__(self, config, model_dir):
         models.setup_torch()
         self.name = config["model"]
-        self.model = models.build(self.name)
+        self.device = pick_device(config.get("device", "cpu"))  # "auto": CUDA where present
+        self.model = models.build(self.name).to(self.device)
 
     def predict(self, payload):
         return self.predict_batch([payload])[0]
 
     def predict_batch(self, payloads):
-        x = models.to_tensor(self.name, [p["x"] for p in payloads])
+        x = models.to_tensor(self.name, [p["x"] for p in payloads]).to(self.device, non_blocking=True)
         with torch.inference_mode():
             return self.model(x).tolist()
 
@@ -31,6 +33,6 @@ class Unbatched(Predictor):
     predict_batch = None  # type: ignore[assignment]
 
     def predict(self, payload):
-        x = models.to_tensor(self.name, [payload["x"]])
+        x = models.to_tensor(self.name, [payload["x"]]).to(self.device)
         with torch.inference_mode():
             return self.model(x)[0].tolist()

@@ -67,22 +67,25 @@ def setup_torch() -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_TORCH_THREADS", "1")))
 
 
-def bare_throughput(name: str, batch_sizes=(1, 8, 32), seconds: float = 2.0) -> dict[int, float]:
-    """Samples per second of the model alone at each batch size (tensor already built)."""
+def bare_throughput(name: str, batch_sizes=(1, 8, 32), seconds: float = 2.0, device: str = "cpu") -> dict[int, float]:
+    """Samples per second of the model alone at each batch size (input already a tensor on the device)."""
     setup_torch()
-    model = build(name)
+    model = build(name).to(device)
     row = payload(name)["x"]
     out = {}
     with torch.inference_mode():
         for bs in batch_sizes:
-            x = to_tensor(name, [row] * bs)
+            x = to_tensor(name, [row] * bs).to(device)
             for _ in range(3):
                 model(x)
+            sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+            sync()
             n = 0
             start = time.perf_counter()
             while time.perf_counter() - start < seconds:
                 model(x)
                 n += bs
+            sync()
             out[bs] = n / (time.perf_counter() - start)
     return out
 
@@ -91,4 +94,6 @@ if __name__ == "__main__":
     import json
     import sys
 
-    print(json.dumps(bare_throughput(sys.argv[1])))
+    device = sys.argv[2] if len(sys.argv) > 2 else "cpu"
+    sizes = (1, 8, 32, 64) if device.startswith("cuda") else (1, 8, 32)
+    print(json.dumps(bare_throughput(sys.argv[1], sizes, device=device)))
