@@ -25,7 +25,8 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 $HEY -z 3s -c 8 -m POST -T application/json -D /tmp/encoder.json "http://127.0.0.1:$PORT/predict" >/dev/null  # warm-up
-batches() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^mlkit_batch_size_(sum|count) /{print $2}' | paste -sd' '; }
+# "sum count" of the batch-size histogram
+batches() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^mlkit_batch_size_sum /{s=$2} /^mlkit_batch_size_count /{c=$2} END{print s, c}'; }
 for c in 1 64; do
   before=$(batches)
   echo "== concurrency $c"
