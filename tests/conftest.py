@@ -39,15 +39,28 @@ def project(tmp_path: Path):
     return make
 
 
+def cloud_of(example: str) -> str:
+    return "gcp" if "cloud: gcp" in (EXAMPLES / example / "mlkit.yaml").read_text() else "aws"
+
+
+PROVIDER = {"aws": "aws", "gcp": "google"}
+
+
+def require_provider(mirror: Path, cloud: str) -> None:
+    """Skip, saying why, when the mirror lacks the cloud's provider (google cannot be had on the CI machines)."""
+    if not (mirror / "registry.terraform.io" / "hashicorp" / PROVIDER[cloud]).is_dir():
+        pytest.skip(f"{mirror} holds no registry.terraform.io/hashicorp/{PROVIDER[cloud]}: terraform validate of {cloud} stacks needs it")
+
+
 @pytest.fixture(scope="session")
 def tf_mirror() -> Path:
-    """The filesystem mirror holding registry.terraform.io/hashicorp/aws, from MLKIT_TF_PROVIDER_MIRROR."""
+    """The filesystem mirror of terraform providers, from MLKIT_TF_PROVIDER_MIRROR."""
     value = os.environ.get("MLKIT_TF_PROVIDER_MIRROR")
     if not value:
         pytest.skip("MLKIT_TF_PROVIDER_MIRROR is not set: no local provider mirror to run terraform validate/apply with")
     path = Path(value)
-    if not (path / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
-        pytest.skip(f"MLKIT_TF_PROVIDER_MIRROR={value} holds no registry.terraform.io/hashicorp/aws")
+    if not (path / "registry.terraform.io").is_dir():
+        pytest.skip(f"MLKIT_TF_PROVIDER_MIRROR={value} holds no registry.terraform.io providers")
     return path
 
 

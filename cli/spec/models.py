@@ -121,6 +121,12 @@ class NodePool(Strict):
     max_nodes: int = Field(3, ge=1, description="Most nodes the autoscaler may run.")
     spot: bool = Field(False, description="Run on spot capacity: much cheaper, can be reclaimed at short notice.")
     disk_size_gb: int = Field(100, ge=20, le=16384, description="Root disk per node in GiB; accelerator images are large.")
+    disk_type: Literal["pd-balanced", "pd-ssd", "pd-standard", "hyperdisk-balanced"] = Field(
+        "pd-balanced", description="GCP only: boot disk type (AWS node groups use gp3)."
+    )
+    zones: list[str] = Field(
+        default_factory=list, description="GCP only: zones for this pool's nodes; a TPU pool in a regional cluster needs one zone that offers its TPU."
+    )
     labels: dict[str, str] = Field(default_factory=dict, description="Extra Kubernetes labels on the nodes.")
     taints: list[Taint] = Field(default_factory=list, description="Extra taints on the nodes; accelerator pools get their vendor's taint automatically.")
     gpu: GpuSpec | None = Field(None, description="GCP only: GPUs to attach to N1 machines.")
@@ -141,6 +147,8 @@ class ClusterSpec(Strict):
     endpoint_public_access: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet (limited by `public_access_cidrs`).")
     endpoint_private_access: bool = Field(True, description="Whether the Kubernetes API is reachable from inside the network.")
     public_access_cidrs: list[str] = Field(["0.0.0.0/0"], description="CIDR blocks allowed to reach the public API endpoint.")
+    zone: str | None = Field(None, description="GCP only: make the cluster zonal in this zone (cheaper, one-zone control plane); by default it is regional.")
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field("REGULAR", description="GCP only: GKE release channel that upgrades the cluster.")
     log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
         ["api", "audit", "authenticator"], description="Control-plane logs to keep (EKS)."
     )

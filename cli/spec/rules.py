@@ -99,6 +99,9 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
             yield Problem(("gcp_project",), "only used with `cloud: gcp`; remove it")
         if spec.state.backend == "gcs":
             yield Problem(("state", "backend"), "gcs state needs `cloud: gcp` (valid on aws: local, s3)")
+        for name in ("zone", "release_channel"):
+            if name in spec.cluster.model_fields_set:
+                yield Problem(("cluster", name), "GCP only; remove it (EKS control planes span the region's zones)")
     else:
         if not re.match(GCP_REGION, spec.region):
             yield Problem(("region",), f"'{spec.region}' is not a GCP region (e.g. us-central1, europe-west4)")
@@ -106,6 +109,12 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
             yield Problem(("gcp_project",), "required with `cloud: gcp`: the ID of the project to create resources in")
         if spec.state.backend == "s3":
             yield Problem(("state", "backend"), "s3 state needs `cloud: aws` (valid on gcp: local, gcs)")
+        zones = [("cluster", "zone", spec.cluster.zone)] + [
+            ("cluster", "node_pools", i, "zones", z) for i, p in enumerate(spec.cluster.node_pools) for z in p.zones
+        ]
+        for *loc, zone in zones:
+            if zone is not None and not zone.startswith(spec.region + "-"):
+                yield Problem(tuple(loc), f"'{zone}' is not a zone of {spec.region} (e.g. {spec.region}-a)")
     if spec.state.backend != "local" and not spec.state.bucket:
         yield Problem(("state", "bucket"), f"required with `backend: {spec.state.backend}`: an existing bucket for the state files")
 
@@ -152,7 +161,13 @@ def _pools(spec: Spec) -> Iterator[Problem]:
         loc: Loc = ("cluster", "node_pools", i)
         if pool.min_nodes > pool.max_nodes:
             yield Problem(loc + ("min_nodes",), f"min_nodes ({pool.min_nodes}) is above max_nodes ({pool.max_nodes})")
-        yield from (_aws_pool if spec.cloud == "aws" else _gcp_pool)(pool, loc)
+        if spec.cloud == "aws":
+            yield from _aws_pool(pool, loc)
+            for name in ("zones", "disk_type"):
+                if name in pool.model_fields_set:
+                    yield Problem(loc + (name,), "GCP only; EKS node groups use the cluster's subnets and gp3 disks")
+        else:
+            yield from _gcp_pool(pool, loc, zonal=cluster.zone is not None)
 
 
 def _repeats(names: list[str]) -> list[int]:
@@ -178,13 +193,15 @@ def _aws_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
         yield Problem(loc + ("instance_type",), f"unknown size of the {family} family (valid: {', '.join(acc.aws_sizes(family))})")
 
 
-def _gcp_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
+def _gcp_pool(pool: NodePool, loc: Loc, zonal: bool = False) -> Iterator[Problem]:
     itype = pool.instance_type
     if itype is not None and re.match(AWS_INSTANCE, itype):
         kind = "an AWS Neuron" if acc.is_aws_accelerated_family(itype) and acc.aws_family(itype)[0] in acc.table()["aws"]["neuron"] else "an EC2"
         yield Problem(loc + ("instance_type",), f"'{itype}' is {kind} instance type; on GCP use a machine type such as n2-standard-4, g2-standard-8 or a TPU block")
         return
     if pool.tpu is not None:
+        if not zonal and not pool.zones:
+            yield Problem(loc + ("zones",), "a TPU slice lives in one zone: set zones: [<a zone with this TPU>], e.g. [us-central1-a], or make the cluster zonal (cluster.zone)")
         yield from _tpu_pool(pool, loc)
         return
     if itype is None:
@@ -215,8 +232,8 @@ def _tpu_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
     s = acc.tpu_slice(tpu.version, tpu.topology)
     if pool.instance_type is not None and pool.instance_type != s.machine_type:
         yield Problem(loc + ("instance_type",), f"a {tpu.version} {tpu.topology} slice runs on {s.machine_type}; remove instance_type or set it to that")
-    if s.multi_host and pool.max_nodes % s.nodes:
-        yield Problem(loc + ("max_nodes",), f"a {tpu.topology} slice is {s.nodes} VMs and scales as a whole; use a multiple of {s.nodes}")
+    if s.multi_host and pool.max_nodes != s.nodes:
+        yield Problem(loc + ("max_nodes",), f"a {tpu.topology} slice is {s.nodes} VMs, created and removed as a whole: set max_nodes: {s.nodes} (add a pool per extra slice)")
 
 
 def _apis(spec: Spec, place: bool) -> Iterator[Problem]:

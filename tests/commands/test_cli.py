@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -171,6 +173,14 @@ def test_plan_without_terraform_exits_3(project):
     assert "could not run" in result.stderr
 
 
+def test_terraform_missing_from_path_exits_3_and_says_how_to_install(project):
+    proj = project()
+    mlkit("render", cwd=proj)
+    result = mlkit("apply", cwd=proj, env={"PATH": os.path.dirname(sys.executable)})
+    assert result.returncode == 3
+    assert "terraform was not found on PATH. Install Terraform 1.5 or newer" in result.stderr
+
+
 def test_plan_before_render_says_to_render(project):
     result = mlkit("plan", cwd=project())
     assert result.returncode == 1 and "run `mlkit render` first" in result.stderr
@@ -183,3 +193,18 @@ def test_plan_on_stale_infra_says_to_render(project):
     spec.write_text(spec.read_text().replace("max_nodes: 5", "max_nodes: 7"))
     result = mlkit("apply", cwd=proj)
     assert result.returncode == 1 and "infra/ is out of date" in result.stderr
+
+
+def test_a_failing_terraform_run_exits_3_with_terraforms_message(project):
+    import shutil
+
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not on PATH")
+    proj = project()
+    mlkit("render", cwd=proj)
+    main = proj / "infra/terraform/cluster/main.tf"
+    main.write_text(main.read_text() + '\nresource "aws_s3_bucket" {\n')  # a team edit that does not parse
+    result = mlkit("plan", cwd=proj)
+    assert result.returncode == 3
+    assert "`terraform init` failed" in result.stderr and "main.tf" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -95,22 +95,34 @@ def test_wrong_cloud_accelerators_on_gcp():
     "pool, expected",
     [
         ("{name: tpu, tpu: {version: v5e, topology: 3x3}, max_nodes: 1}", "'3x3' is not a TPU v5e topology (valid: 1x1, 2x2, 2x4"),
-        ("{name: tpu, tpu: {version: v5e, topology: 4x4}, max_nodes: 3}", "a 4x4 slice is 4 VMs and scales as a whole; use a multiple of 4"),
+        ("{name: tpu, tpu: {version: v5e, topology: 4x4}, max_nodes: 3}", "a 4x4 slice is 4 VMs, created and removed as a whole: set max_nodes: 4"),
         ("{name: tpu, instance_type: ct5lp-hightpu-4t, tpu: {version: v5e, topology: 2x4}, max_nodes: 1}", "a v5e 2x4 slice runs on ct5lp-hightpu-8t"),
         ("{name: g, instance_type: g2-standard-8, gpu: {type: nvidia-l4}}", "g2-standard-8 comes with its GPUs; remove the gpu block"),
         ("{name: g, instance_type: n1-standard-8, gpu: {type: nvidia-l4}}", "'nvidia-l4' cannot attach to N1"),
     ],
 )
 def test_gcp_pool_rules(pool, expected):
-    text = f"project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  node_pools:\n    - {pool}\n"
+    text = f"project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  zone: us-central1-a\n  node_pools:\n    - {pool}\n"
     found = "\n".join(problems(text))
     assert expected in found
+
+
+def test_tpu_in_a_regional_cluster_needs_a_zone_of_the_region():
+    base = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  node_pools:\n    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1%s}\n"
+    assert any("cluster.node_pools[0].zones: a TPU slice lives in one zone" in p for p in problems(base % ""))
+    assert any("'europe-west4-a' is not a zone of us-central1" in p for p in problems(base % ", zones: [europe-west4-a]"))
+    assert loads(base % ", zones: [us-central1-a]").cluster.node_pools[0].zones == ["us-central1-a"]
+
+
+def test_gcp_only_settings_on_aws():
+    found = problems(BASE.replace('kubernetes_version: "1.31"', 'kubernetes_version: "1.31"\n  zone: us-west-2a'))
+    assert any("cluster.zone: GCP only" in p for p in found)
 
 
 def test_tpu_api_must_take_all_chips_of_a_vm():
     text = (
         "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  node_pools:\n"
-        "    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1}\n"
+        "    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1, zones: [us-central1-a]}\n"
         "apis:\n  - {name: a, predictor: p.py:P, compute: {tpu_chips: 4}, node_pool: tpu}\n"
     )
     assert any("pool 'tpu' has 8 TPU chips per VM; set compute.tpu_chips to 8" in p for p in problems(text))

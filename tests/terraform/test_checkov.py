@@ -1,4 +1,4 @@
-"""checkov on every example's rendered cluster stack: no failed check, and every skip is on the list
+"""checkov on every example's rendered cluster stack (AWS and GCP): no failed check, and every skip is on the list
 below and justified inline (`#checkov:skip=ID:reason` in the module or template)."""
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ ALLOWED_SKIPS = {
     "CKV_AWS_37",  # all control-plane log types: two are verbose; configurable
     "CKV_AWS_38", "CKV_AWS_39",  # public API endpoint by default; configurable
     "CKV_AWS_394",  # AZ pinning: only the first az_count zones by name are used
+    "CKV_GCP_21",  # cluster labels: set through merge(), which checkov cannot evaluate
+    "CKV_GCP_12",  # legacy network_policy: Dataplane V2 enforces NetworkPolicy itself
+    "CKV_GCP_62",  # GCS access logs: need a log bucket; Cloud Audit Logs record data access
+    "CKV_GCP_65",  # Google Groups for RBAC: needs a Workspace domain
+    "CKV_GCP_66",  # Binary Authorization: needs signed images and an attestor
+    "CKV_GCP_84",  # Artifact Registry CMEK: needs a key ring the platform team owns
 }
 
 
@@ -43,7 +49,7 @@ def test_no_failed_checks_and_only_justified_skips(project, checkov, name):
     report = report[0] if isinstance(report, list) else report
     failed = [(c["check_id"], c["resource"], c["file_path"]) for c in report["results"]["failed_checks"]]
     assert failed == [], failed
-    assert report["summary"]["passed"] > 100
+    assert report["summary"]["passed"] > 50
     skipped = report["results"]["skipped_checks"]
     assert {c["check_id"] for c in skipped} <= ALLOWED_SKIPS
     assert all(len(c["check_result"].get("suppress_comment", "")) > 20 for c in skipped)

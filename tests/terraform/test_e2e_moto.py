@@ -103,6 +103,10 @@ def test_apply_replan_destroy(project, tf_env, moto):
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True
 
+    # No credential reaches the files a team commits.
+    committed = [p for p in (proj / "infra").rglob("*") if p.is_file() and ".terraform" not in p.parts and not p.name.endswith(".tfstate")]
+    assert committed and not any("testing" in p.read_text(errors="ignore") for p in committed)
+
     plan = mlkit("plan", "--json", cwd=proj, env=env)
     assert plan.returncode == 0, plan.stderr[-4000:]
     assert "No changes" in plan.stderr

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import EXAMPLE_NAMES, REPO, mlkit
+from tests.conftest import EXAMPLE_NAMES, REPO, cloud_of, mlkit, require_provider
 
 pytestmark = pytest.mark.terraform
 
@@ -18,7 +18,8 @@ def terraform(*args, cwd, env):
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
-def test_rendered_stack_is_fmt_clean_and_valid(project, tf_env, name):
+def test_rendered_stack_is_fmt_clean_and_valid(project, tf_mirror, tf_env, name):
+    require_provider(tf_mirror, cloud_of(name))
     proj = project(name)
     assert mlkit("render", cwd=proj).returncode == 0
     stack = proj / "infra/terraform/cluster"
@@ -30,11 +31,12 @@ def test_rendered_stack_is_fmt_clean_and_valid(project, tf_env, name):
     assert validate.returncode == 0, validate.stderr + validate.stdout
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in (REPO / "terraform/aws").iterdir()))
-def test_each_kit_module_is_valid_on_its_own(tmp_path, tf_env, module):
+@pytest.mark.parametrize("module", sorted(f"{c.name}/{m.name}" for c in (REPO / "terraform").iterdir() for m in c.iterdir()))
+def test_each_kit_module_is_valid_on_its_own(tmp_path, tf_mirror, tf_env, module):
     import shutil
 
-    shutil.copytree(REPO / "terraform/aws" / module, tmp_path / module)
+    require_provider(tf_mirror, module.split("/")[0])
+    shutil.copytree(REPO / "terraform" / module, tmp_path / module)
     fmt = terraform("fmt", "-check", "-diff", cwd=tmp_path / module, env=tf_env)
     assert fmt.returncode == 0, fmt.stdout
     assert terraform("init", "-backend=false", "-input=false", cwd=tmp_path / module, env=tf_env).returncode == 0

@@ -1,0 +1,34 @@
+output "cluster_name" {
+  description = "Name of the GKE cluster."
+  value       = google_container_cluster.this.name
+}
+
+output "cluster_id" {
+  description = "ID of the GKE cluster."
+  value       = google_container_cluster.this.id
+}
+
+output "cluster_location" {
+  description = "Region or zone of the cluster."
+  value       = google_container_cluster.this.location
+}
+
+output "cluster_endpoint" {
+  description = "Address of the Kubernetes API server."
+  value       = google_container_cluster.this.endpoint
+}
+
+output "cluster_ca_certificate" {
+  description = "Base64-encoded certificate authority of the API server."
+  value       = google_container_cluster.this.master_auth[0].cluster_ca_certificate
+}
+
+output "workload_pool" {
+  description = "Workload Identity pool: Kubernetes service accounts act as Google service accounts through it."
+  value       = "${var.project_id}.svc.id.goog"
+}
+
+output "node_service_account" {
+  description = "Email of the service account the nodes run as."
+  value       = google_service_account.nodes.email
+}

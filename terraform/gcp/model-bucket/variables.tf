@@ -1,0 +1,26 @@
+variable "name" {
+  description = "Name of the GCS bucket that holds model artifacts; globally unique."
+  type        = string
+}
+
+variable "project_id" {
+  description = "GCP project ID."
+  type        = string
+}
+
+variable "location" {
+  description = "Location of the bucket; the cluster's region keeps model downloads local."
+  type        = string
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete the bucket while it still holds objects."
+  type        = bool
+  default     = false
+}
+
+variable "noncurrent_version_expiry_days" {
+  description = "Days after which replaced model versions are deleted."
+  type        = number
+  default     = 90
+}
