@@ -99,17 +99,25 @@ def aws_tfvars(spec: Spec) -> dict:
     return out
 
 
-def _aws_node_group(spec: Spec, pool) -> dict:
-    accel = rules.pool_accelerator(pool, "aws")
-    itype = pool.instance_type or ""
-    ami = AWS_AMI.get(accel.kind) or ("AL2023_ARM_64_STANDARD" if GRAVITON.match(itype) else "AL2023_x86_64_STANDARD")
-    labels = {
+def node_labels(pool, accel: acc.Accelerator) -> dict[str, str]:
+    """The labels every node of a pool carries, on both clouds; the manifests select pools by them."""
+    return {
         "mlkit.dev/pool": pool.name,
         "mlkit.dev/accelerator": accel.device or "none",
         **({"mlkit.dev/capacity": "spot"} if pool.spot else {}),
         **pool.labels,
     }
-    taints = [{"key": t.key, "value": t.value, "effect": TAINT_EFFECT[t.effect]} for t in pool.taints]
+
+
+def _taints(pool) -> list[dict]:
+    return [{"key": t.key, "value": t.value or "", "effect": TAINT_EFFECT[t.effect]} for t in pool.taints]
+
+
+def _aws_node_group(spec: Spec, pool) -> dict:
+    accel = rules.pool_accelerator(pool, "aws")
+    itype = pool.instance_type or ""
+    ami = AWS_AMI.get(accel.kind) or ("AL2023_ARM_64_STANDARD" if GRAVITON.match(itype) else "AL2023_x86_64_STANDARD")
+    taints = _taints(pool)
     if accel.kind in AWS_TAINT:
         taints.insert(0, {"key": AWS_TAINT[accel.kind], "value": "true", "effect": "NO_SCHEDULE"})
     return {
@@ -119,7 +127,7 @@ def _aws_node_group(spec: Spec, pool) -> dict:
         "min_size": pool.min_nodes,
         "max_size": pool.max_nodes,
         "disk_size": pool.disk_size_gb,
-        "labels": labels,
+        "labels": node_labels(pool, accel),
         "taints": taints,
     }
 
@@ -159,7 +167,6 @@ def _gke_node_pool(pool) -> dict:
             tpu_topology, slice_nodes = s.topology, s.nodes
     # GKE wants A2, A3 and G2 GPUs declared too, so that it installs the driver.
     gpu = {"type": accel.device, "count": accel.count} if accel.kind == "nvidia" else None
-    labels = {"mlkit.dev/pool": pool.name, "mlkit.dev/accelerator": accel.device or "none", **({"mlkit.dev/capacity": "spot"} if pool.spot else {}), **pool.labels}
     return {
         "machine_type": machine_type,
         "min_nodes": pool.min_nodes,
@@ -168,8 +175,8 @@ def _gke_node_pool(pool) -> dict:
         "disk_size_gb": pool.disk_size_gb,
         "disk_type": pool.disk_type,
         "zones": pool.zones,
-        "labels": labels,
-        "taints": [{"key": t.key, "value": t.value or "", "effect": TAINT_EFFECT[t.effect]} for t in pool.taints],
+        "labels": node_labels(pool, accel),
+        "taints": _taints(pool),
         "gpu": gpu,
         "tpu_topology": tpu_topology,
         "slice_nodes": slice_nodes,

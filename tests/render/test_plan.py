@@ -15,10 +15,15 @@ from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 
+def golden_part(files: dict[str, str]) -> dict[str, str]:
+    """Everything but the module copies, which test_module_copies_are_the_kit_modules covers."""
+    return {rel: text for rel, text in files.items() if "/modules/" not in rel}
+
+
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_render_matches_golden_files(name):
     """Set UPDATE_GOLDEN=1 to rewrite the golden files after an intended change; review the diff."""
-    files = render(load(EXAMPLES / name / "mlkit.yaml"))
+    files = golden_part(render(load(EXAMPLES / name / "mlkit.yaml")))
     root = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN"):
         for path in root.rglob("*") if root.exists() else []:
@@ -31,6 +36,20 @@ def test_render_matches_golden_files(name):
     assert sorted(files) == sorted(expected), "rendered file set changed; run with UPDATE_GOLDEN=1 and review"
     for rel, text in files.items():
         assert text == expected[rel], f"{rel} differs from its golden file; run with UPDATE_GOLDEN=1 and review"
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_module_copies_are_the_kit_modules(name):
+    from mlkit import kit
+    from mlkit.render.plan import HEADER
+
+    spec = load(EXAMPLES / name / "mlkit.yaml")
+    copies = {rel: text for rel, text in render(spec).items() if "/modules/" in rel}
+    assert copies
+    for rel, text in copies.items():
+        module, filename = rel.split("/modules/")[1].split("/")
+        source = (kit.terraform_modules(spec.cloud) / module / filename).read_text()
+        assert text == (HEADER + "\n" + source if filename.endswith(".tf") else source), rel
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
