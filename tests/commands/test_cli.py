@@ -63,7 +63,7 @@ def test_init_refuses_a_non_empty_folder_unless_forced(tmp_path):
 def test_init_unknown_example_lists_the_valid_ones(tmp_path):
     result = mlkit("init", "p", "--example", "nope", cwd=tmp_path)
     assert result.returncode == 1
-    assert "no such example (valid: aws-accelerators, sentiment)" in result.stderr
+    assert "no such example (valid: aws-accelerators, gcp-l4, gcp-tpu-v5e, sentiment)" in result.stderr
     assert not (tmp_path / "p").exists()
 
 
@@ -150,7 +150,7 @@ def test_render_refuses_uncommitted_changes_in_git(project):
 def test_a_held_lock_stops_a_second_run(project):
     proj = project()
     holder = subprocess.Popen(
-        ["python", "-c", "import sys,time; from pathlib import Path; from mlkit.lock import project_lock\n"
+        [sys.executable, "-c", "import sys,time; from pathlib import Path; from mlkit.lock import project_lock\n"
          "with project_lock(Path(sys.argv[1]), 'apply'):\n    print('held', flush=True); time.sleep(30)", str(proj)],
         stdout=subprocess.PIPE, text=True,
     )

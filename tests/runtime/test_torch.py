@@ -80,6 +80,6 @@ def test_a_served_torch_model_answers_what_it_computes(tmp_path):
         rows = [[0.1, 0.2, 0.3, 0.4], [1.0, -1.0, 0.5, 0.0]]
         got = [httpx.post(server.url + "/predict", json={"x": r}).json() for r in rows]
         expected = model(torch.tensor(rows)).tolist()
-        assert got == pytest.approx(expected, abs=1e-6)
+        assert torch.allclose(torch.tensor(got), torch.tensor(expected), atol=1e-6)
     finally:
         stop(server)
