@@ -19,7 +19,7 @@ from starlette.responses import Response
 from . import __version__, logs
 from .admission import Admission
 from .batching import Batcher, RequestState, current
-from .errors import HTTPError, PredictorFailed, PredictorLoadError
+from .errors import HTTPError, Overloaded, PredictorFailed, PredictorLoadError, Unavailable
 from .metrics import Metrics
 from .payloads import dumps, to_response
 from .predictor import Predictor, construct, load_class
@@ -79,7 +79,7 @@ class Runtime:
         current.set(state)
         try:
             if not self.ready:
-                raise HTTPError("the predictor is not loaded yet; wait for /readyz", {"Retry-After": "1"})
+                raise Unavailable("the predictor is not loaded yet; wait for /readyz")
             await self.admission.acquire()
             batcher = self.batcher
             if batcher is not None:
@@ -92,7 +92,7 @@ class Runtime:
                 self.admission.release()
             response = render(result, headers)
         except HTTPError as exc:
-            if exc.status == 503:
+            if isinstance(exc, Overloaded):
                 self.metrics.rejected.inc()
             response = error_response(exc.status, exc.message, request_id, exc.headers | headers)
         except Exception as exc:

@@ -36,18 +36,18 @@ class PredictorFailed(HTTPError):
     status = 500
 
 
-class Overloaded(HTTPError):
+class Unavailable(HTTPError):
+    """503: not ready yet, or full; the client should retry after Retry-After."""
+
     status = 503
 
-    def __init__(self, message: str = "server is at capacity (max_in_flight + max_queue requests); retry shortly"):
+    def __init__(self, message: str):
         super().__init__(message, {"Retry-After": "1"})
 
 
-class Draining(HTTPError):
-    status = 503
-
-    def __init__(self) -> None:
-        super().__init__("server is shutting down; retry on another replica", {"Retry-After": "1"})
+class Overloaded(Unavailable):
+    def __init__(self, message: str = "server is at capacity (max_in_flight + max_queue requests); retry shortly"):
+        super().__init__(message)
 
 
 class PredictorLoadError(Exception):
