@@ -80,14 +80,20 @@ def test_apply_replan_destroy(project, tf_env, moto):
         (stack / rel).write_text(text)
     env = tf_env | aws_env(moto)
 
+    session = boto3.Session(region_name="us-west-2")
+    kw = {"endpoint_url": moto, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    eks = session.client("eks", **kw)
+
+    declined = mlkit("apply", cwd=proj, env=env, input="n\n")
+    assert declined.returncode == 1 and "apply cancelled; nothing was changed" in declined.stderr
+    assert "Plan: " in declined.stderr and "to add" in declined.stderr
+    assert eks.list_clusters()["clusters"] == []
+
     apply = mlkit("apply", "--auto-approve", cwd=proj, env=env)
     assert apply.returncode == 0, apply.stderr[-4000:]
     assert "Applied:" in apply.stderr and "cluster_name: accel-demo" in apply.stderr
     assert "create module.eks.aws_eks_cluster.this" in apply.stderr  # per-resource progress lines
 
-    session = boto3.Session(**{k: v for k, v in {"region_name": "us-west-2"}.items()})
-    kw = {"endpoint_url": moto, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    eks = session.client("eks", **kw)
     cluster = eks.describe_cluster(name="accel-demo")["cluster"]
     assert cluster["version"] == "1.31"
     assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]
