@@ -12,24 +12,25 @@ import importlib.util
 import time
 
 import uvicorn
+from fastapi import FastAPI
 
 from . import logs
-from .app import create_app
+from .app import Runtime, create_app
 from .fastpath import FastPath
 from .settings import Settings
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, settings: Settings):
+    def __init__(self, config: uvicorn.Config, settings: Settings, runtime: Runtime):
         super().__init__(config)
         self.settings = settings
+        self.runtime = runtime
         self.exit_at: float | None = None
 
     def handle_exit(self, sig, frame) -> None:
-        runtime = _find_runtime(self.config)
-        if self.exit_at is not None or runtime is None:
+        if self.exit_at is not None:  # a second signal: stop now
             return super().handle_exit(sig, frame)
-        runtime.draining = True
+        self.runtime.draining = True
         logs.log.info(
             "signal %s: unready now; serving %.1fs more, then finishing accepted requests (up to %.0fs)",
             sig, self.settings.drain_delay_s, self.settings.drain_timeout_s,
@@ -42,15 +43,8 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def _find_runtime(config: uvicorn.Config):
-    app = getattr(config.app, "app", config.app)  # under the FastPath wrapper
-    state = getattr(app, "state", None)
-    return getattr(state, "runtime", None)
-
-
-def build_config(settings: Settings) -> uvicorn.Config:
+def build_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
     fast = importlib.util.find_spec("uvloop") is not None and importlib.util.find_spec("httptools") is not None
-    app = create_app(settings)
     return uvicorn.Config(
         FastPath(app),
         host=settings.host,
@@ -69,7 +63,8 @@ def build_config(settings: Settings) -> uvicorn.Config:
 def serve(settings: Settings) -> int:
     """Serve until drained; the exit code is 0 after a clean drain, 1 if the predictor failed to start."""
     logs.setup(settings.log_level)
-    server = DrainingServer(build_config(settings), settings)
+    app = create_app(settings)
+    server = DrainingServer(build_config(settings, app), settings, app.state.runtime)
     server.run()
     if not server.started:
         return 1
