@@ -104,6 +104,6 @@ class Batcher:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, _, future), result in zip(batch, results):
+            for (_, _, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result((result, len(batch)))

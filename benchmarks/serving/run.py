@@ -195,7 +195,9 @@ def print_table(runs: list[dict], summary: dict) -> None:
     print("| model | load | server | req/s | p50 ms | p99 ms | non-2xx | mean batch | efficiency |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (model, load, server), rs in groups.items():
-        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+        def med(key: str, rs: list[dict] = rs) -> float:
+            return statistics.median(r[key] for r in rs)
+
         batch = [r["mean_batch"] for r in rs if "mean_batch" in r]
         print(
             f"| {model} | {load} | {server} | {med('rps'):.0f} | {med('p50_ms'):.2f} | {med('p99_ms'):.2f} | {int(med('non_2xx'))} | "

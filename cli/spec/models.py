@@ -77,7 +77,7 @@ class NetworkSpec(Strict):
         try:
             net = ipaddress.IPv4Network(value, strict=True)
         except ValueError as exc:
-            raise PydanticCustomError("cidr", "not an IPv4 CIDR block ({error}); e.g. 10.0.0.0/16", {"error": str(exc)})
+            raise PydanticCustomError("cidr", "not an IPv4 CIDR block ({error}); e.g. 10.0.0.0/16", {"error": str(exc)}) from None
         if not 16 <= net.prefixlen <= 20:
             raise PydanticCustomError("cidr", "prefix /{n} is out of range (valid: /16 to /20)", {"n": net.prefixlen})
         return value
