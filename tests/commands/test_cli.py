@@ -37,10 +37,12 @@ def test_init_writes_a_project_that_validates_and_renders(tmp_path):
     assert (proj / ".mlkit/record.json").is_file()
 
 
-def test_init_gcp_writes_a_valid_gcp_spec(tmp_path):
+def test_init_gcp_writes_a_gcp_project_that_validates_and_renders(tmp_path):
     assert mlkit("init", "g", "--cloud", "gcp", cwd=tmp_path).returncode == 0
     assert "cloud: gcp" in (tmp_path / "g/mlkit.yaml").read_text()
     assert mlkit("validate", cwd=tmp_path / "g").returncode == 0
+    assert mlkit("render", cwd=tmp_path / "g").returncode == 0
+    assert (tmp_path / "g/infra/terraform/cluster/modules/gke/main.tf").is_file()
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
