@@ -16,22 +16,19 @@ def command(file: SpecFile = DEFAULT_SPEC, auto_approve: AutoApprove = False, js
     Shows the plan and asks before changing anything; progress is shown live.
     """
     from ..lock import project_lock
-    from ..terraform.stack import open_cluster_stack, prepare_and_plan, run_apply
+    from ..terraform.stack import open_cluster_stack, planned, run_apply
 
     stack = open_cluster_stack(file)
-    with project_lock(stack.root, "apply"):
-        planned = prepare_and_plan(stack, json_out)
-        if planned.changes.total == 0:
-            stack.planfile.unlink(missing_ok=True)
+    with project_lock(stack.root, "apply"), planned(stack, json_out) as plan:
+        if plan.changes.total == 0:
             return
         if not auto_approve and not confirm(f"Apply these changes to {stack.project}?"):
-            stack.planfile.unlink(missing_ok=True)
             raise UserError("apply cancelled; nothing was changed")
-        result = run_apply(stack, planned.changes.total, json_out)
+        result = run_apply(stack, plan.changes.total, json_out)
     if json_out:
         print(json.dumps({"type": "mlkit_apply", "outputs": result.outputs}))
     else:
-        say(f"Applied: {planned.changes}")
+        say(f"Applied: {plan.changes}")
         for key in ("cluster_name", "cluster_endpoint", "ecr_repository_url", "model_bucket_name"):
             if key in result.outputs:
                 say(f"  {key}: {result.outputs[key]}")

@@ -13,24 +13,21 @@ from ..options import DEFAULT_SPEC, AutoApprove, JsonOut, SpecFile, say
 def command(file: SpecFile = DEFAULT_SPEC, auto_approve: AutoApprove = False, json_out: JsonOut = False) -> None:
     """Destroy everything the cluster stack created. Asks you to type the project name first."""
     from ..lock import project_lock
-    from ..terraform.stack import open_cluster_stack, prepare_and_plan, run_apply
+    from ..terraform.stack import open_cluster_stack, planned, run_apply
 
     stack = open_cluster_stack(file)
-    with project_lock(stack.root, "destroy"):
-        planned = prepare_and_plan(stack, json_out, destroy=True)
-        if planned.changes.total == 0:
-            stack.planfile.unlink(missing_ok=True)
+    with project_lock(stack.root, "destroy"), planned(stack, json_out, destroy=True) as plan:
+        if plan.changes.total == 0:
             return
         if not auto_approve:
             try:
-                typed = typer.prompt(f"This destroys {planned.changes.remove} resources. Type the project name ({stack.project}) to go on", err=True)
+                typed = typer.prompt(f"This destroys {plan.changes.remove} resources. Type the project name ({stack.project}) to go on", err=True)
             except typer.Abort:
                 typed = ""
             if typed.strip() != stack.project:
-                stack.planfile.unlink(missing_ok=True)
                 raise UserError("destroy cancelled: the name did not match; nothing was changed")
-        run_apply(stack, planned.changes.total, json_out)
+        run_apply(stack, plan.changes.total, json_out)
     if json_out:
-        print(json.dumps({"type": "mlkit_destroy", "destroyed": planned.changes.remove}))
+        print(json.dumps({"type": "mlkit_destroy", "destroyed": plan.changes.remove}))
     else:
-        say(f"Destroyed {planned.changes.remove} resources of {stack.project}.")
+        say(f"Destroyed {plan.changes.remove} resources of {stack.project}.")

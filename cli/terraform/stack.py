@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +24,7 @@ class Stack:
 
     @property
     def planfile(self) -> Path:
-        path = self.root / ".mlkit" / "plans" / f"{self.workdir.name}.tfplan"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.root / ".mlkit" / "plans" / f"{self.workdir.name}.tfplan"
 
 
 def open_cluster_stack(file: Path) -> Stack:
@@ -48,26 +48,34 @@ def open_cluster_stack(file: Path) -> Stack:
     return Stack(spec.project, root, workdir, Terraform(workdir))
 
 
-def prepare_and_plan(stack: Stack, json_out: bool, destroy: bool = False) -> RunResult:
+@contextlib.contextmanager
+def planned(stack: Stack, json_out: bool, destroy: bool = False) -> Iterator[RunResult]:
+    """init and plan, show the plan, and yield it; the plan file is removed however the block ends."""
     tf = stack.terraform
     tf.check_version()
     say(f"terraform init in {stack.workdir.relative_to(stack.root)} ...")
     tf.init()
     say("terraform plan" + (" -destroy" if destroy else "") + " ...")
-    progress = Progress(json_mode=json_out)
-    result = tf.plan(stack.planfile, progress, destroy=destroy)
-    progress.close()
-    if not json_out:
-        for change in result.planned:
-            say(f"  {ACTION_MARK.get(change['action'], '?'):>3} {change['address']}")
-    say(f"Plan: {result.changes}" if result.changes.total else "No changes: the infrastructure matches the configuration.")
-    return result
+    stack.planfile.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        progress = Progress(json_mode=json_out)
+        try:
+            result = tf.plan(stack.planfile, progress, destroy=destroy)
+        finally:
+            progress.close()
+        if not json_out:
+            for change in result.planned:
+                say(f"  {ACTION_MARK.get(change['action'], '?'):>3} {change['address']}")
+        say(f"Plan: {result.changes}" if result.changes.total else "No changes: the infrastructure matches the configuration.")
+        yield result
+    finally:
+        stack.planfile.unlink(missing_ok=True)
 
 
 def run_apply(stack: Stack, total: int, json_out: bool) -> RunResult:
+    """Apply the plan file made by `planned`, with live progress."""
     progress = Progress(total=total, json_mode=json_out)
     try:
         return stack.terraform.apply(stack.planfile, progress)
     finally:
         progress.close()
-        stack.planfile.unlink(missing_ok=True)
