@@ -37,7 +37,6 @@ class Runtime:
         self.batcher: Batcher | None = None
         self.ready = False
         self.draining = False
-        self.access_log = settings.access_log
         # Enough threads that every admitted request can run; sync predictors release the GIL in native code.
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
 
@@ -102,7 +101,7 @@ class Runtime:
             response = error_response(error.status, error.message, request_id, headers)
         elapsed = time.perf_counter() - start
         self.metrics.observe(route, response.status_code, elapsed)
-        if self.access_log:
+        if self.settings.access_log:
             logs.access(request_id, route, response.status_code, elapsed, state.batch_size or None)
         return response
 

@@ -62,7 +62,7 @@ def _cluster(spec: Spec, tfvars: dict) -> dict[str, str]:
         body = env.get_template(f"{templates}/{name}.j2").render(spec=spec)
         files[str(CLUSTER / name)] = HEADER + "\n" + body
     files[str(CLUSTER / TFVARS)] = json.dumps(tfvars, indent=2) + "\n"
-    files[str(CLUSTER / ".gitignore")] = env.get_template(f"{templates}/gitignore.j2").render(spec=spec)
+    files[str(CLUSTER / ".gitignore")] = env.get_template("terraform/gitignore.j2").render(spec=spec)
     modules = MODULES[spec.cloud] if spec.network.creates_vpc else MODULES[spec.cloud][1:]
     for module in modules:
         source = kit.terraform_modules(spec.cloud) / module

@@ -41,7 +41,8 @@ def pool_accelerator(pool: NodePool, cloud: str) -> acc.Accelerator:
         return acc.Accelerator("nvidia", machine["type"], machine["count"])
     tpu_version = acc.tpu_machine_versions().get(pool.instance_type or "")
     if tpu_version:
-        return acc.Accelerator("tpu", acc.tpu_versions()[tpu_version]["accelerator"], acc.tpu_versions()[tpu_version]["machine_types"][pool.instance_type])
+        entry = acc.tpu_versions()[tpu_version]
+        return acc.Accelerator("tpu", entry["accelerator"], entry["machine_types"][pool.instance_type])
     return acc.NONE
 
 

@@ -120,12 +120,10 @@ async def infer(request: Request, name: str) -> Response:
 
 async def respond(request: Request, name: str) -> Response:
     rt = runtime_of(request)
-    state: dict[str, Any] = {}
 
     async def call():
         check_name(request, name)
         body = validate(await payload(request, rt.settings.max_body_bytes, json_only=True))
-        state["id"] = body.get("id")
-        return to_v2(name, state["id"], await rt.predict_one(body))
+        return to_v2(name, body.get("id"), await rt.predict_one(body))
 
     return await rt.handle(request, "/v2/models/:infer", call)
