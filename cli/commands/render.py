@@ -35,13 +35,13 @@ def command(
     When you and mlkit changed the same lines, the file gets <<<<<<< markers and mlkit exits 1.
     """
     from ..lock import project_lock
-    from ..render import merge
+    from ..render import facts, merge
     from ..render.plan import MACHINE_OWNED, render
     from ..spec import load
 
     spec = load(file)
-    rendered = render(spec)
     root = file.resolve().parent
+    rendered = render(spec, facts.load(root))
     with project_lock(root, "render"):
         result = merge.plan(root, rendered, MACHINE_OWNED)
         if check:

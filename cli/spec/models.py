@@ -136,7 +136,7 @@ class NodePool(Strict):
 class ExistingCluster(Strict):
     """A cluster someone else runs: mlkit installs add-ons and APIs only."""
 
-    name: str | None = Field(None, description="Name of the existing EKS or GKE cluster.")
+    name: str | None = Field(None, description="Name of the existing EKS or GKE cluster; required (the add-ons stack looks it up by name).")
     context: str | None = Field(None, description="kubeconfig context to use instead of looking the cluster up.")
 
 
@@ -221,12 +221,24 @@ class Rollout(Strict):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+PREDICTOR = r"^[A-Za-z0-9_./-]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Canary(Strict):
+    """A second version of an API that takes a share of its traffic, through the project's Gateway (Gateway API HTTPRoute weights)."""
+
+    weight: int = Field(ge=1, le=99, description="Percent of the API's requests sent to the canary; the stable version gets the rest.")
+    predictor: str | None = Field(None, pattern=PREDICTOR, description="The canary's predictor class as `file.py:ClassName`; defaults to the API's.")
+    model: str | None = Field(None, description="The canary's model location; defaults to the API's.")
+    config: dict[str, Any] | None = Field(None, description="The canary's predictor settings; default to the API's.")
+
+
 class Api(Strict):
     """A model API: one predictor served behind one endpoint."""
 
     name: Name = Field(description="API name, a DNS label; names its Kubernetes objects and its route.")
     predictor: str = Field(
-        pattern=r"^[A-Za-z0-9_./-]+\.py:[A-Za-z_][A-Za-z0-9_]*$",
+        pattern=PREDICTOR,
         description="The predictor class as `file.py:ClassName`, relative to mlkit.yaml.",
     )
     model: str | None = Field(None, description="Model location: `s3://...`, `gs://...`, or a local folder uploaded on apply.")
@@ -237,6 +249,14 @@ class Api(Strict):
     batching: Batching = Field(default_factory=Batching, description="Server-side batching.")
     concurrency: Concurrency = Field(default_factory=Concurrency, description="Admission control per replica.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling update settings.")
+    expose: Literal["cluster", "internal", "public"] = Field(
+        "cluster",
+        description="Who can reach the API: `cluster` (a ClusterIP Service; `mlkit predict` goes through the Kubernetes API), `internal` (a load balancer inside the network) or `public` (an internet-facing load balancer).",
+    )
+    api_keys: bool = Field(
+        False, description="Require an API key (`Authorization: Bearer <key>` or `X-API-Key`); keys live in the Secret `<api>-api-keys`, key `keys`, one per line."
+    )
+    canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
 
 
 class Spec(Strict):
@@ -249,8 +269,13 @@ class Spec(Strict):
     cloud: Literal["aws", "gcp"] = Field(description="Cloud to provision on.")
     region: str = Field(description="Region, e.g. `us-west-2` (AWS) or `us-central1` (GCP).")
     gcp_project: str | None = Field(None, description="GCP project ID; required when `cloud: gcp`.")
+    namespace: Name | None = Field(None, description="Kubernetes namespace of the APIs; defaults to the project name.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags (AWS) or labels (GCP) on every resource.")
     state: StateSpec = Field(default_factory=StateSpec, description="Where Terraform keeps state.")
     network: NetworkSpec = Field(default_factory=NetworkSpec, description="The network: new (default) or existing.")
     cluster: ClusterSpec = Field(default_factory=ClusterSpec, description="The Kubernetes cluster and its node pools.")
     apis: list[Api] = Field(default_factory=list, description="Model APIs to serve.")
+
+    @property
+    def k8s_namespace(self) -> str:
+        return self.namespace or self.project

@@ -151,8 +151,11 @@ def _pools(spec: Spec) -> Iterator[Problem]:
     if cluster.existing is not None:
         if cluster.node_pools:
             yield Problem(("cluster", "node_pools"), "an existing cluster brings its own nodes; remove node_pools or remove existing")
-        if not (cluster.existing.name or cluster.existing.context):
-            yield Problem(("cluster", "existing"), "name the cluster (`name:`) or a kubeconfig context (`context:`)")
+        if not cluster.existing.name:
+            yield Problem(
+                ("cluster", "existing", "name"),
+                "required: the name of the existing EKS or GKE cluster (the add-ons stack looks it up; `context:` only picks how to reach it)",
+            )
         return
     if not cluster.node_pools:
         yield Problem(("cluster", "node_pools"), "add at least one node pool, e.g. {name: cpu, instance_type: m6i.large, min_nodes: 1, max_nodes: 3}")
@@ -246,6 +249,13 @@ def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
         a = api.autoscaling
         if a.min_replicas > a.max_replicas:
             yield Problem(loc + ("autoscaling", "min_replicas"), f"min_replicas ({a.min_replicas}) is above max_replicas ({a.max_replicas})")
+        if api.canary is not None and api.expose != "public":
+            yield Problem(
+                loc + ("canary",),
+                "a canary is served through the project's Gateway, an internet-facing load balancer: set `expose: public` on this API, or remove the canary",
+            )
+        if api.name.endswith("-canary") and api.name.removesuffix("-canary") in {a.name for a in spec.apis}:
+            yield Problem(loc + ("name",), f"'{api.name}' is the name of the canary objects of API '{api.name.removesuffix('-canary')}'; pick another name")
         asked = [k for k in ("gpu", "neuron_cores", "tpu_chips") if getattr(api.compute, k)]
         if len(asked) > 1:
             yield Problem(loc + ("compute",), f"asks for {' and '.join(asked)}; one replica uses one kind of accelerator")

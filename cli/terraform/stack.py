@@ -29,7 +29,7 @@ class Stack:
 
 def open_cluster_stack(file: Path) -> Stack:
     """Load the spec and check that infra/ is rendered and current before terraform sees it."""
-    from ..render import merge
+    from ..render import facts, merge
     from ..render.plan import CLUSTER, MACHINE_OWNED, render
     from ..spec import load
 
@@ -37,7 +37,7 @@ def open_cluster_stack(file: Path) -> Stack:
     if spec.cluster.existing is not None:
         raise UserError(f"{file}: cluster.existing is set, so there is no cluster stack to plan or apply")
     root = file.resolve().parent
-    rendered = render(spec)
+    rendered = render(spec, facts.load(root))
     workdir = root / CLUSTER
     if not (workdir / "main.tf").exists():
         raise UserError(f"{workdir} does not exist; run `mlkit render` first and review what it writes")

@@ -67,7 +67,7 @@ def test_accelerator_pools_get_ami_taint_and_labels():
     assert groups["gpu"]["spot"] is True and groups["gpu"]["labels"]["mlkit.dev/capacity"] == "spot"
     assert groups["inf"]["ami_type"] == "AL2023_x86_64_NEURON"
     assert groups["inf"]["taints"][0]["key"] == "aws.amazon.com/neuron"
-    assert groups["inf"]["labels"] == {"mlkit.dev/pool": "inf", "mlkit.dev/accelerator": "inferentia2"}
+    assert groups["inf"]["labels"] == {"mlkit.dev/pool": "inf", "mlkit.dev/accelerator": "inferentia2", "mlkit.dev/accelerator-kind": "neuron"}
 
 
 SPEC = """\

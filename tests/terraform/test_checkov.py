@@ -1,5 +1,6 @@
-"""checkov on every example's rendered cluster stack (AWS and GCP): no failed check, and every skip is on the list
-below and justified inline (`#checkov:skip=ID:reason` in the module or template)."""
+"""checkov on every example's rendered cluster stack, add-ons stack (AWS and GCP) and manifests: no failed check,
+and every skip is on the list below and justified inline (`#checkov:skip=ID:reason` in a module or template, a
+`checkov.io/skipN` annotation in a manifest)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import EXAMPLE_NAMES, mlkit
+from tests.conftest import EXAMPLE_NAMES, cloud_of, mlkit
 
 ALLOWED_SKIPS = {
     "CKV_AWS_18",  # S3 access logging: needs a log bucket the platform team owns
@@ -26,6 +27,14 @@ ALLOWED_SKIPS = {
     "CKV_GCP_65",  # Google Groups for RBAC: needs a Workspace domain
     "CKV_GCP_66",  # Binary Authorization: needs signed images and an attestor
     "CKV_GCP_84",  # Artifact Registry CMEK: needs a key ring the platform team owns
+    "CKV_K8S_11",  # CPU limits: throttling stalls inference; the request reserves the cores
+    "CKV_K8S_15", "CKV_K8S_43",  # pull policy Always / digests: tags are content hashes, never reused
+}
+# Where each part lives, its checkov framework, and the fewest checks a healthy run passes.
+PARTS = {
+    "cluster": ("infra/terraform/cluster", "terraform", 50),
+    "addons": ("infra/terraform/addons", "terraform", 20),
+    "manifests": ("infra/k8s", "kubernetes", 80),
 }
 
 
@@ -37,19 +46,26 @@ def checkov() -> str:
     return path
 
 
+@pytest.mark.parametrize("part", PARTS)
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
-def test_no_failed_checks_and_only_justified_skips(project, checkov, name):
+def test_no_failed_checks_and_only_justified_skips(project, checkov, name, part):
     proj = project(name)
     assert mlkit("render", cwd=proj).returncode == 0
+    where, framework, fewest = PARTS[part]
     out = subprocess.run(
-        [checkov, "-d", str(proj / "infra/terraform/cluster"), "--framework", "terraform", "--skip-download", "-o", "json"],
+        [checkov, "-d", str(proj / where), "--framework", framework, "--skip-download", "-o", "json"],
         capture_output=True, text=True, timeout=600,
     )
     report = json.loads(out.stdout)
     report = report[0] if isinstance(report, list) else report
-    failed = [(c["check_id"], c["resource"], c["file_path"]) for c in report["results"]["failed_checks"]]
+    if part == "addons" and cloud_of(name) == "gcp":
+        # Helm releases and data sources only: checkov has no Terraform check for either.
+        assert report["passed"] == report["failed"] == 0, report
+        return
+    results = report["results"]
+    failed = [(c["check_id"], c["resource"], c["file_path"]) for c in results["failed_checks"]]
     assert failed == [], failed
-    assert report["summary"]["passed"] > 50
-    skipped = report["results"]["skipped_checks"]
+    assert report["summary"]["passed"] > fewest
+    skipped = results["skipped_checks"]
     assert {c["check_id"] for c in skipped} <= ALLOWED_SKIPS
     assert all(len(c["check_result"].get("suppress_comment", "")) > 20 for c in skipped)

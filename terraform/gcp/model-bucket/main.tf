@@ -25,7 +25,7 @@ resource "google_storage_bucket" "this" {
 # Serving pods act as this account through Workload Identity: read models, nothing else.
 resource "google_service_account" "reader" {
   project      = var.project_id
-  account_id   = substr("${var.name}-read", 0, 30)
+  account_id   = var.reader_account_id
   display_name = "Reads models from ${var.name}"
 }
 

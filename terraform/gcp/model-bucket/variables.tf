@@ -3,6 +3,11 @@ variable "name" {
   type        = string
 }
 
+variable "reader_account_id" {
+  description = "Account ID (the part before @) of the service account that may only read the models; 6 to 30 characters."
+  type        = string
+}
+
 variable "project_id" {
   description = "GCP project ID."
   type        = string

@@ -89,3 +89,18 @@ module "model_bucket" {
 
   name = "${var.project}-models-${data.aws_caller_identity.current.account_id}"
 }
+
+################################################################################
+# Serving identities: each API's service account may read the models, nothing else
+################################################################################
+
+module "api_role" {
+  source   = "./modules/irsa-role"
+  for_each = toset(var.api_names)
+
+  name              = "${var.project}-${each.key}"
+  description       = "mlkit API ${each.key}: reads the model bucket"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  service_accounts  = ["${var.namespace}:${each.key}"]
+  policy_arns       = { model_read = module.model_bucket.read_policy_arn }
+}

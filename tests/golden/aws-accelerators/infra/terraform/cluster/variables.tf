@@ -73,3 +73,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "namespace" {
+  description = "Kubernetes namespace of the APIs."
+  type        = string
+}
+
+variable "api_names" {
+  description = "Names of the APIs; each gets a serving identity bound to its service account."
+  type        = list(string)
+  default     = []
+}

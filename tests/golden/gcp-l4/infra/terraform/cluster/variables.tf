@@ -81,3 +81,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "namespace" {
+  description = "Kubernetes namespace of the APIs."
+  type        = string
+}
+
+variable "api_names" {
+  description = "Names of the APIs; each gets a serving identity bound to its service account."
+  type        = list(string)
+  default     = []
+}

@@ -92,7 +92,20 @@ module "artifact_registry" {
 module "model_bucket" {
   source = "./modules/model-bucket"
 
-  name       = "${var.project}-models-${var.project_id}"
-  project_id = var.project_id
-  location   = var.region
+  name              = "${var.project}-models-${var.project_id}"
+  reader_account_id = "${var.project}-serving"
+  project_id        = var.project_id
+  location          = var.region
+}
+
+################################################################################
+# Serving identities: each API's service account acts as the model reader
+################################################################################
+
+resource "google_service_account_iam_member" "api_workload_identity" {
+  for_each = toset(var.api_names)
+
+  service_account_id = module.model_bucket.reader_service_account_id
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.namespace}/${each.key}]"
 }

@@ -52,3 +52,8 @@ output "model_bucket_name" {
   description = "GCS bucket for model artifacts."
   value       = module.model_bucket.bucket_name
 }
+
+output "serving_service_account" {
+  description = "Service account the APIs act as through Workload Identity: reads the model bucket, nothing else."
+  value       = module.model_bucket.reader_service_account
+}

@@ -62,6 +62,16 @@ output "model_bucket_name" {
   value       = module.model_bucket.bucket_name
 }
 
+output "api_role_arns" {
+  description = "IAM role of each API's service account, keyed by API name."
+  value       = { for name, role in module.api_role : name => role.role_arn }
+}
+
+output "account_id" {
+  description = "AWS account the stack runs in; part of the registry and role ARNs in the manifests."
+  value       = data.aws_caller_identity.current.account_id
+}
+
 output "model_read_policy_arn" {
   description = "IAM policy granting read-only access to the model bucket."
   value       = module.model_bucket.read_policy_arn

@@ -1,0 +1,89 @@
+"""The add-ons stack without the helm provider (it cannot be installed here): fmt, an HCL parse, and
+what the spec turns on. Every chart is pinned to one version, and every tfvars key is declared."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from mlkit.render.plan import render
+from mlkit.spec import load, loads
+from tests.conftest import EXAMPLE_NAMES, EXAMPLES, mlkit
+from tests.terraform.test_gcp_static import parse_all
+
+EXACT_VERSION = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+def releases(parsed: dict) -> dict[str, dict]:
+    out = {}
+    for file in parsed.values():
+        for block in file.get("resource", []):
+            for name, body in block.get("helm_release", {}).items():
+                out[name] = body
+    return out
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_fmt_clean_parses_and_pins_every_chart(project, name):
+    proj = project(name)
+    assert mlkit("render", cwd=proj).returncode == 0
+    stack = proj / "infra/terraform/addons"
+    if shutil.which("terraform"):
+        fmt = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff"], cwd=stack, capture_output=True, text=True)
+        assert fmt.returncode == 0, fmt.stdout
+    parsed = parse_all(stack)
+    charts = releases(parsed)
+    assert {"keda", "prometheus"} <= set(charts)
+    for release, body in charts.items():
+        assert EXACT_VERSION.match(body["version"]), f"{release}: version {body['version']!r} is not pinned"
+    declared = {name for v in parsed["variables.tf"]["variable"] for name in v}
+    tfvars = json.loads((stack / "mlkit.auto.tfvars.json").read_text())
+    assert set(tfvars) <= declared
+    for release, body in charts.items():
+        count = body.get("count")
+        if count:
+            toggle = re.search(r"var\.(enable_[a-z_]+)", str(count)).group(1)
+            assert toggle in declared, release
+
+
+def addons_tfvars(spec_text: str) -> dict:
+    return json.loads(render(loads(spec_text))["infra/terraform/addons/mlkit.auto.tfvars.json"])
+
+
+def test_aws_addons_follow_the_pools_and_apis():
+    accel = json.loads(render(load(EXAMPLES / "aws-accelerators" / "mlkit.yaml"))["infra/terraform/addons/mlkit.auto.tfvars.json"])
+    assert accel["enable_nvidia_device_plugin"] and accel["enable_neuron_device_plugin"] and accel["enable_cluster_autoscaler"]
+    assert not accel["enable_load_balancer_controller"] and not accel["enable_gateway"]
+    plain = json.loads(render(load(EXAMPLES / "sentiment" / "mlkit.yaml"))["infra/terraform/addons/mlkit.auto.tfvars.json"])
+    assert not plain["enable_nvidia_device_plugin"] and not plain["enable_neuron_device_plugin"]
+    public = addons_tfvars(
+        "project: pub-demo\ncloud: aws\nregion: us-east-1\ncluster: {node_pools: [{name: cpu, instance_type: m6i.large}]}\n"
+        "apis: [{name: a, predictor: p.py:P, expose: public, canary: {weight: 5}}]\n"
+    )
+    assert public["enable_load_balancer_controller"] and public["enable_gateway"]
+
+
+def test_existing_cluster_gets_addons_and_apis_but_no_cluster_stack():
+    spec = loads(
+        "project: byo-demo\ncloud: aws\nregion: us-east-1\ncluster: {existing: {name: prod-eks, context: prod}}\n"
+        "apis: [{name: a, predictor: p.py:P}]\n"
+    )
+    files = render(spec)
+    assert not any(rel.startswith("infra/terraform/cluster/") for rel in files)
+    tfvars = json.loads(files["infra/terraform/addons/mlkit.auto.tfvars.json"])
+    assert tfvars["cluster_name"] == "prod-eks" and tfvars["kube_context"] == "prod"
+    assert not tfvars["enable_cluster_autoscaler"]
+    assert "config_context = var.kube_context" in files["infra/terraform/addons/main.tf"]
+    assert "infra/k8s/a/deployment.yaml" in files
+
+
+def test_gke_addons_leave_device_plugins_and_autoscaling_to_gke():
+    files = render(load(EXAMPLES / "gcp-tpu-v5e" / "mlkit.yaml"))
+    tfvars = json.loads(files["infra/terraform/addons/mlkit.auto.tfvars.json"])
+    assert tfvars["cluster_location"] == "us-west4-a"  # the example's zonal cluster
+    text = "".join(v for k, v in files.items() if k.startswith("infra/terraform/addons/"))
+    assert "device_plugin" not in text and "cluster_autoscaler" not in text
