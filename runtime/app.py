@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from . import __version__, logs
 from .admission import Admission
+from .auth import ApiKeys
 from .batching import Batcher, RequestState, current
 from .errors import HTTPError, Overloaded, PredictorFailed, PredictorLoadError, Unavailable
 from .metrics import Metrics
@@ -37,6 +38,7 @@ class Runtime:
         self.batcher: Batcher | None = None
         self.ready = False
         self.draining = False
+        self.api_keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
         # Enough threads that every admitted request can run; sync predictors release the GIL in native code.
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
 
@@ -77,6 +79,8 @@ class Runtime:
         state = RequestState()
         current.set(state)
         try:
+            if self.api_keys is not None:
+                self.api_keys.check(request.headers)
             if not self.ready:
                 raise Unavailable("the predictor is not loaded yet; wait for /readyz")
             await self.admission.acquire()

@@ -32,6 +32,7 @@ class Settings:
     max_body_bytes: int = field(default=10 * 1024 * 1024, metadata={"help": "Largest request body; larger ones get 413."})
     drain_delay_s: float = field(default=0.0, metadata={"help": "After SIGTERM, keep serving this long while /readyz says 503, so load balancers stop sending."})
     drain_timeout_s: float = field(default=30.0, metadata={"help": "After the drain delay, how long accepted requests may take to finish."})
+    api_keys_file: str = field(default="", metadata={"help": "File of API keys, one per line; when set, predict routes answer 401 without `Authorization: Bearer <key>` or `X-API-Key`."})
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
 
@@ -68,6 +69,10 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must not be negative, got {getattr(self, name)}")
         self.predictor_config()
+        if self.api_keys_file:
+            from .auth import ApiKeys  # reads the file now, so a missing or empty one stops start-up
+
+            ApiKeys(self.api_keys_file)
 
     def predictor_config(self) -> dict[str, Any]:
         text = self.config

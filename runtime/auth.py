@@ -1,0 +1,56 @@
+"""API keys: predict routes answer 401 unless the request carries one of the keys in a file.
+
+The file is a mounted Kubernetes Secret (one key per line), which the kubelet updates in place when
+the Secret changes; the runtime re-reads it when its modification time moves, at most every few
+seconds, so keys rotate without a restart.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from pathlib import Path
+
+from .errors import Unauthorized
+from .settings import SettingsError
+
+RECHECK_S = 5.0
+
+
+class ApiKeys:
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.mtime = -1.0
+        self.checked = 0.0
+        self.keys: list[bytes] = []
+        self._load()
+        if not self.keys:
+            raise SettingsError(f"--api-keys-file / MLKIT_API_KEYS_FILE: {self.path} holds no keys; put one key per line")
+
+    def _load(self) -> None:
+        try:
+            mtime = os.stat(self.path).st_mtime
+            if mtime != self.mtime:
+                lines = self.path.read_text(encoding="utf-8").splitlines()
+                self.keys = [line.strip().encode() for line in lines if line.strip() and not line.startswith("#")]
+                self.mtime = mtime
+        except OSError as exc:
+            if not self.keys:  # at start-up; later, keep the keys we have while the volume is swapped
+                raise SettingsError(f"--api-keys-file / MLKIT_API_KEYS_FILE: cannot read {self.path}: {exc.strerror}") from None
+
+    def check(self, headers) -> None:
+        now = time.monotonic()
+        if now - self.checked > RECHECK_S:
+            self.checked = now
+            self._load()
+        given = headers.get("x-api-key")
+        if given is None:
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            given = token.strip() if scheme.lower() == "bearer" else None
+        if not given:
+            raise Unauthorized("this API needs a key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
+        candidate = given.encode()
+        # compare_digest against every key, so timing does not tell which one nearly matched
+        if not any([hmac.compare_digest(candidate, key) for key in self.keys]):
+            raise Unauthorized("the API key is not valid for this API; ask its owner for a current key")
