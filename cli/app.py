@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .commands import apply, destroy, init, plan, render, schema, serve, validate
+from .commands import apply, build, delete, destroy, init, logs, plan, predict, render, schema, serve, status, token, validate
 
 
 @dataclass
@@ -58,5 +58,11 @@ app.command("schema")(schema.command)
 app.command("render")(render.command)
 app.command("plan")(plan.command)
 app.command("apply")(apply.command)
+app.command("build")(build.command)
+app.command("status")(status.command)
+app.command("logs")(logs.command)
+app.command("predict")(predict.command)
+app.command("delete")(delete.command)
 app.command("destroy")(destroy.command)
 app.command("serve")(serve.command)
+app.command("token")(token.command)

@@ -1,33 +1,69 @@
-"""`mlkit destroy`: tear the cluster stack down."""
+"""`mlkit destroy`: the APIs, the add-ons stack, then the cluster stack."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
-from ..errors import UserError
+from ..errors import ToolError, UserError
 from ..options import DEFAULT_SPEC, AutoApprove, JsonOut, SpecFile, say
+from .apply import Only, Step
 
 
-def command(file: SpecFile = DEFAULT_SPEC, auto_approve: AutoApprove = False, json_out: JsonOut = False) -> None:
-    """Destroy everything the cluster stack created. Asks you to type the project name first."""
+def command(file: SpecFile = DEFAULT_SPEC, only: Only = None, auto_approve: AutoApprove = False, json_out: JsonOut = False) -> None:
+    """Remove what mlkit made, in reverse: the APIs' objects on the cluster, the add-ons, the cluster stack.
+
+    Asks you to type the project name first. Each Terraform step shows what it will destroy.
+    """
     from ..lock import project_lock
-    from ..terraform.stack import open_cluster_stack, planned, run_apply
+    from ..spec import load
 
-    stack = open_cluster_stack(file)
-    with project_lock(stack.root, "destroy"), planned(stack, json_out, destroy=True) as plan:
-        if plan.changes.total == 0:
-            return
-        if not auto_approve:
-            try:
-                typed = typer.prompt(f"This destroys {plan.changes.remove} resources. Type the project name ({stack.project}) to go on", err=True)
-            except typer.Abort:
-                typed = ""
-            if typed.strip() != stack.project:
-                raise UserError("destroy cancelled: the name did not match; nothing was changed")
-        run_apply(stack, plan.changes.total, json_out)
+    spec = load(file)
+    root = file.resolve().parent
+    if only is Step.cluster and spec.cluster.existing is not None:
+        raise UserError(f"{file}: cluster.existing is set: mlkit did not make that cluster and will not destroy it")
+    steps = [only] if only else [s for s in reversed(Step) if s is not Step.cluster or spec.cluster.existing is None]
+    if not auto_approve:
+        try:
+            typed = typer.prompt(f"This destroys the {', '.join(s.value for s in steps)} of {spec.project}. Type the project name to go on", err=True)
+        except typer.Abort:
+            typed = ""
+        if typed.strip() != spec.project:
+            raise UserError("destroy cancelled: the name did not match; nothing was changed")
+    summary: dict = {}
+    with project_lock(root, "destroy"):
+        for step in steps:
+            say(f"== {step.value} ==")
+            summary[step.value] = _apis(spec) if step is Step.apis else _stack(file, step.value, json_out)
     if json_out:
-        print(json.dumps({"type": "mlkit_destroy", "destroyed": plan.changes.remove}))
-    else:
-        say(f"Destroyed {plan.changes.remove} resources of {stack.project}.")
+        print(json.dumps({"type": "mlkit_destroy", **summary}))
+
+
+def _apis(spec) -> dict:
+    from ..cluster import deploy
+    from ..cluster.connect import connect
+
+    try:
+        cluster = connect(spec)
+    except (ToolError, UserError) as exc:
+        say(f"APIs: cannot reach the cluster ({exc}); skipping, the cluster's own teardown removes them")
+        return {"deleted": 0, "skipped": str(exc)}
+    try:
+        removed = deploy.remove(cluster, spec, say)
+    finally:
+        cluster.close()
+    return {"deleted": len(removed)}
+
+
+def _stack(file: Path, which: str, json_out: bool) -> dict:
+    from ..terraform.stack import open_stack, planned, run_apply
+
+    stack = open_stack(file, which)
+    with planned(stack, json_out, destroy=True) as plan:
+        if plan.changes.total == 0:
+            return {"destroyed": 0}
+        run_apply(stack, plan.changes.total, json_out)
+    say(f"Destroyed {plan.changes.remove} resources of the {which} stack.")
+    return {"destroyed": plan.changes.remove}

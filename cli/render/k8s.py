@@ -207,11 +207,18 @@ def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
 
 
 def _image(spec: Spec, api: Api, facts: Facts) -> str:
-    tag = facts.images.get(api.name, "BUILT-ON-APPLY")
+    return image_ref(spec, api.name, facts.images.get(api.name, "BUILT-ON-APPLY"), facts.aws_account_id or "ACCOUNT-ID")
+
+
+def registry(spec: Spec, account: str | None) -> str:
+    """The registry host of the project's images: ECR (one repository per project) or Artifact Registry."""
+    return f"{account}.dkr.ecr.{spec.region}.amazonaws.com" if spec.cloud == "aws" else f"{spec.region}-docker.pkg.dev"
+
+
+def image_ref(spec: Spec, api: str, tag: str, account: str | None) -> str:
     if spec.cloud == "aws":
-        account = facts.aws_account_id or "ACCOUNT-ID"
-        return f"{account}.dkr.ecr.{spec.region}.amazonaws.com/{spec.project}:{api.name}-{tag}"
-    return f"{spec.region}-docker.pkg.dev/{spec.gcp_project}/{spec.project}/{api.name}:{tag}"
+        return f"{registry(spec, account)}/{spec.project}:{api}-{tag}"
+    return f"{registry(spec, account)}/{spec.gcp_project}/{spec.project}/{api}:{tag}"
 
 
 def aws_role_name(spec: Spec, api: str) -> str:

@@ -28,17 +28,21 @@ class Stack:
 
 
 def open_cluster_stack(file: Path) -> Stack:
+    return open_stack(file, "cluster")
+
+
+def open_stack(file: Path, which: str) -> Stack:
     """Load the spec and check that infra/ is rendered and current before terraform sees it."""
     from ..render import facts, merge
-    from ..render.plan import CLUSTER, MACHINE_OWNED, render
+    from ..render.plan import ADDONS, CLUSTER, MACHINE_OWNED, render
     from ..spec import load
 
     spec = load(file)
-    if spec.cluster.existing is not None:
+    if which == "cluster" and spec.cluster.existing is not None:
         raise UserError(f"{file}: cluster.existing is set, so there is no cluster stack to plan or apply")
     root = file.resolve().parent
     rendered = render(spec, facts.load(root))
-    workdir = root / CLUSTER
+    workdir = root / (CLUSTER if which == "cluster" else ADDONS)
     if not (workdir / "main.tf").exists():
         raise UserError(f"{workdir} does not exist; run `mlkit render` first and review what it writes")
     stale = merge.plan(root, rendered, MACHINE_OWNED).out_of_date

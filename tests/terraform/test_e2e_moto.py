@@ -8,16 +8,12 @@ would add its own files, so the re-plan can be clean. Nothing test-only reaches 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import mlkit
+from tests.conftest import aws_env, mlkit
 
 pytestmark = [pytest.mark.terraform, pytest.mark.e2e]
 
@@ -31,46 +27,7 @@ OVERRIDES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def moto(tmp_path):
-    pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    port = free_port()
-    env = os.environ | {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    log = open(tmp_path / "moto.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("moto server did not start")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
-
-
-def aws_env(endpoint: str) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-west-2",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-
-
-def test_apply_replan_destroy(project, tf_env, moto):
+def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
     import boto3
 
     proj = project("aws-accelerators")
@@ -78,21 +35,29 @@ def test_apply_replan_destroy(project, tf_env, moto):
     stack = proj / "infra/terraform/cluster"
     for rel, text in OVERRIDES.items():
         (stack / rel).write_text(text)
-    env = tf_env | aws_env(moto)
+    kubeconfig = tmp_path / "kubeconfig"
+    env = tf_env | aws_env(moto) | {"KUBECONFIG": str(kubeconfig)}
 
     session = boto3.Session(region_name="us-west-2")
     kw = {"endpoint_url": moto, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     eks = session.client("eks", **kw)
 
-    declined = mlkit("apply", cwd=proj, env=env, input="n\n")
+    declined = mlkit("apply", "--only", "cluster", cwd=proj, env=env, input="n\n")
     assert declined.returncode == 1 and "apply cancelled; nothing was changed" in declined.stderr
     assert "Plan: " in declined.stderr and "to add" in declined.stderr
     assert eks.list_clusters()["clusters"] == []
 
-    apply = mlkit("apply", "--auto-approve", cwd=proj, env=env)
+    apply = mlkit("apply", "--only", "cluster", "--auto-approve", cwd=proj, env=env)
     assert apply.returncode == 0, apply.stderr[-4000:]
     assert "Applied:" in apply.stderr and "cluster_name: accel-demo" in apply.stderr
     assert "create module.eks.aws_eks_cluster.this" in apply.stderr  # per-resource progress lines
+
+    # kubectl gets a context whose token comes from `mlkit token`, not from the aws CLI.
+    config = yaml.safe_load(kubeconfig.read_text())
+    assert config["current-context"] == "mlkit-accel-demo"
+    user = config["users"][0]["user"]["exec"]
+    assert user["command"] == "mlkit" and user["args"] == ["token", "--cloud", "aws", "--cluster", "accel-demo", "--region", "us-west-2"]
+    assert config["clusters"][0]["cluster"]["server"].startswith("https://")
 
     cluster = eks.describe_cluster(name="accel-demo")["cluster"]
     assert cluster["version"] == "1.31"
@@ -119,11 +84,11 @@ def test_apply_replan_destroy(project, tf_env, moto):
     summary = [line for line in plan.stdout.splitlines() if '"mlkit_plan"' in line]
     assert summary and '"add": 0, "change": 0, "remove": 0' in summary[0]
 
-    refused = mlkit("destroy", cwd=proj, env=env, input="wrong-name\n")
+    refused = mlkit("destroy", "--only", "cluster", cwd=proj, env=env, input="wrong-name\n")
     assert refused.returncode == 1 and "name did not match" in refused.stderr
     assert eks.list_clusters()["clusters"] == ["accel-demo"]
 
-    destroy = mlkit("destroy", cwd=proj, env=env, input="accel-demo\n")
+    destroy = mlkit("destroy", "--only", "cluster", cwd=proj, env=env, input="accel-demo\n")
     assert destroy.returncode == 0, destroy.stderr[-4000:]
     assert eks.list_clusters()["clusters"] == []
     assert all(b["Name"] != bucket for b in s3.list_buckets()["Buckets"])

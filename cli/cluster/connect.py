@@ -1,0 +1,66 @@
+"""Reach the cluster of a spec: through a kubeconfig context (`cluster.existing.context`), or by
+asking EKS or GKE for the endpoint and minting a token with the cloud SDK."""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from pathlib import Path
+
+from ..spec import Spec
+from .client import Cluster, Credentials
+
+
+def cluster_name(spec: Spec) -> str:
+    existing = spec.cluster.existing
+    return existing.name if existing is not None and existing.name else spec.project
+
+
+def gke_location(spec: Spec) -> str:
+    return spec.cluster.zone or spec.region
+
+
+def connect(spec: Spec) -> Cluster:
+    existing = spec.cluster.existing
+    if existing is not None and existing.context:
+        from . import kubeconfig
+
+        return Cluster(kubeconfig.credentials(existing.context))
+    from . import credentials
+
+    name = cluster_name(spec)
+    if spec.cloud == "aws":
+        endpoint = credentials.eks_endpoint(name, spec.region)
+        token, _ = credentials.eks_token(name, spec.region)
+    else:
+        endpoint = credentials.gke_endpoint(spec.gcp_project or "", gke_location(spec), name)
+        token, _ = credentials.gke_token()
+    ca = tempfile.NamedTemporaryFile(prefix="mlkit-ca-", suffix=".pem", delete=False)
+    ca.write(base64.b64decode(endpoint.ca_data))
+    ca.close()
+    return Cluster(Credentials(server=endpoint.server, name=f"{spec.cloud} cluster {name}", ca_file=ca.name, token=token))
+
+
+def open_project(file: Path) -> tuple[Spec, Cluster]:
+    """The spec of a project and a connection to its cluster, for the commands that operate APIs."""
+    from ..spec import load
+
+    spec = load(file)
+    return spec, connect(spec)
+
+
+def api_named(spec: Spec, name: str):
+    for api in spec.apis:
+        if api.name == name:
+            return api
+    from ..errors import UserError
+
+    raise UserError(f"mlkit.yaml has no API named '{name}' (APIs: {', '.join(a.name for a in spec.apis) or 'none'})")
+
+
+def token_args(spec: Spec) -> list[str]:
+    """The `mlkit token` arguments that mint a token for this spec's cluster."""
+    name = cluster_name(spec)
+    if spec.cloud == "aws":
+        return ["--cloud", "aws", "--cluster", name, "--region", spec.region]
+    return ["--cloud", "gcp", "--cluster", name, "--location", gke_location(spec), "--gcp-project", spec.gcp_project or ""]

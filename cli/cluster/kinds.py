@@ -1,0 +1,58 @@
+"""The Kubernetes kinds mlkit reads and writes, and where each lives in the API.
+
+A fixed table instead of API discovery: mlkit only touches these kinds, and the table keeps every
+command at one round trip per request (and testable against an emulator without discovery).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def collection(self, namespace: str | None) -> str:
+        base = f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            return f"{base}/namespaces/{namespace}/{self.plural}"
+        return f"{base}/{self.plural}"
+
+    def path(self, namespace: str | None, name: str) -> str:
+        return f"{self.collection(namespace)}/{name}"
+
+
+# In apply order: what others refer to first (namespace, identity, config), what refers to them last.
+KINDS = [
+    Kind("v1", "Namespace", "namespaces", namespaced=False),
+    Kind("gateway.networking.k8s.io/v1", "GatewayClass", "gatewayclasses", namespaced=False),
+    Kind("v1", "ServiceAccount", "serviceaccounts"),
+    Kind("v1", "Secret", "secrets"),
+    Kind("v1", "ConfigMap", "configmaps"),
+    Kind("v1", "Service", "services"),
+    Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    Kind("apps/v1", "Deployment", "deployments"),
+    Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
+    Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
+    Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+]
+READ_ONLY = [Kind("v1", "Pod", "pods"), Kind("v1", "Event", "events")]
+BY_KIND = {(k.api_version, k.kind): k for k in KINDS + READ_ONLY}
+ORDER = {(k.api_version, k.kind): i for i, k in enumerate(KINDS)}
+
+
+def kind_of(obj: dict) -> Kind:
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    if key not in BY_KIND:
+        known = ", ".join(sorted(k.kind for k in KINDS))
+        raise KeyError(f"{obj.get('kind')} ({obj.get('apiVersion')}) is not a kind mlkit applies (known: {known})")
+    return BY_KIND[key]
+
+
+def by_name(kind: str) -> Kind:
+    return next(k for k in KINDS + READ_ONLY if k.kind == kind)

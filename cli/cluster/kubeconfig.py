@@ -1,0 +1,130 @@
+"""kubeconfig: read a context to reach a cluster, and merge mlkit's own context into the file.
+
+mlkit's entry uses the `exec` credential plugin with `mlkit token`, so kubectl works with the
+cluster without the aws or gcloud CLI. Merging never overwrites an entry someone else wrote: an
+entry of the same name with other contents is an error that names it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from ..errors import ToolError, UserError
+from .client import Credentials
+
+
+def path() -> Path:
+    configured = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return Path(configured).expanduser() if configured else Path.home() / ".kube" / "config"
+
+
+def _load(file: Path) -> dict:
+    if not file.exists():
+        return {}
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{file}: not a kubeconfig mlkit can read ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{file}: not a kubeconfig (expected a mapping at the top)")
+    return data
+
+
+def _named(entries: list | None, name: str) -> dict | None:
+    return next((e for e in entries or [] if e.get("name") == name), None)
+
+
+def credentials(context: str, file: Path | None = None) -> Credentials:
+    """How to reach the cluster of a kubeconfig context, with its token or client certificate resolved."""
+    file = file or path()
+    config = _load(file)
+    ctx = _named(config.get("contexts"), context)
+    if ctx is None:
+        names = ", ".join(c.get("name", "?") for c in config.get("contexts") or []) or "none"
+        raise UserError(f"{file} has no context '{context}' (contexts: {names}); fix cluster.existing.context in mlkit.yaml")
+    cluster = (_named(config.get("clusters"), ctx["context"]["cluster"]) or {}).get("cluster") or {}
+    user = (_named(config.get("users"), ctx["context"].get("user", "")) or {}).get("user") or {}
+    if "server" not in cluster:
+        raise UserError(f"{file}: context '{context}' names cluster '{ctx['context']['cluster']}', which has no server")
+    creds = Credentials(server=cluster["server"], name=f"context {context}", insecure=bool(cluster.get("insecure-skip-tls-verify")))
+    if "certificate-authority-data" in cluster:
+        creds.ca_file = _temp_file(base64.b64decode(cluster["certificate-authority-data"]))
+    elif "certificate-authority" in cluster:
+        creds.ca_file = str(Path(cluster["certificate-authority"]).expanduser())
+    if "token" in user:
+        creds.token = user["token"]
+    elif "exec" in user:
+        creds.token = _exec_token(user["exec"])
+    elif "client-certificate-data" in user:
+        creds.client_cert = (
+            _temp_file(base64.b64decode(user["client-certificate-data"])),
+            _temp_file(base64.b64decode(user["client-key-data"])),
+        )
+    return creds
+
+
+def _temp_file(data: bytes) -> str:
+    handle = tempfile.NamedTemporaryFile(prefix="mlkit-", suffix=".pem", delete=False)
+    handle.write(data)
+    handle.close()
+    return handle.name
+
+
+def _exec_token(spec: dict) -> str:
+    env = os.environ | {e["name"]: e["value"] for e in spec.get("env") or []}
+    command = [spec["command"], *(spec.get("args") or [])]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolError(f"kubeconfig credential plugin `{' '.join(command)}` failed: {exc}") from None
+    if out.returncode != 0:
+        raise ToolError(f"kubeconfig credential plugin `{' '.join(command)}` exited {out.returncode}: {out.stderr.strip()[-300:]}")
+    return json.loads(out.stdout)["status"]["token"]
+
+
+def merge_context(name: str, server: str, ca_data: str, token_args: list[str], file: Path | None = None) -> bool:
+    """Add cluster, user and context `name` to the kubeconfig; True if the file changed."""
+    file = file or path()
+    config = _load(file) or {"apiVersion": "v1", "kind": "Config", "preferences": {}}
+    entries = {
+        "clusters": {"name": name, "cluster": {"server": server, "certificate-authority-data": ca_data}},
+        "users": {
+            "name": name,
+            "user": {
+                "exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1beta1",
+                    "command": "mlkit",
+                    "args": ["token", *token_args],
+                    "interactiveMode": "Never",
+                }
+            },
+        },
+        "contexts": {"name": name, "context": {"cluster": name, "user": name}},
+    }
+    changed = False
+    for section, entry in entries.items():
+        current = _named(config.get(section), name)
+        if current == entry:
+            continue
+        if current is not None:
+            raise UserError(
+                f"{file} already has a {section[:-1]} named '{name}' with other settings; mlkit does not overwrite it. "
+                f"Rename or remove that entry (kubectl config delete-{section[:-1]} {name}), then run again"
+            )
+        config.setdefault(section, []).append(entry)
+        changed = True
+    if changed:
+        config.setdefault("current-context", name)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(file.name + ".mlkit-tmp")
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        tmp.replace(file)
+    return changed

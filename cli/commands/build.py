@@ -1,0 +1,64 @@
+"""`mlkit build`: the predictor image of each API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
+
+
+def command(
+    apis: Annotated[list[str] | None, typer.Argument(help="APIs to build; all by default.")] = None,
+    context_dir: Annotated[Path | None, typer.Option("--context-dir", help="Write each API's build context to DIR/<api>/ instead of building: for a CI system with Docker.")] = None,
+    file: SpecFile = DEFAULT_SPEC,
+    json_out: JsonOut = False,
+) -> None:
+    """Build each API's image with docker buildx and push it to the project's registry.
+
+    The tag is a hash of the build context (Dockerfile for the API's accelerator, the runtime, your
+    code and requirements.txt), so unchanged code is neither rebuilt nor pushed. Without a Docker
+    engine, say where to write the contexts (--context-dir) and build them in CI with the tags printed.
+    """
+    from ..deploy import apis as deploy_apis
+    from ..deploy import images
+    from ..render import k8s
+    from ..spec import load
+
+    spec = load(file)
+    root = file.resolve().parent
+    wanted = [a for a in spec.apis if not apis or a.name in apis]
+    unknown = sorted(set(apis or []) - {a.name for a in spec.apis})
+    if unknown:
+        raise UserError(f"mlkit.yaml has no API named {', '.join(unknown)} (APIs: {', '.join(a.name for a in spec.apis)})")
+    if context_dir is None:
+        problem = images.docker_problem()
+        if problem:
+            raise UserError(f"cannot build here: {problem}. Write the contexts with `mlkit build --context-dir DIR` and build them where Docker runs")
+    account = None
+    if spec.cloud == "aws":
+        account = deploy_apis.aws_account(deploy_apis.cluster_outputs(root)) if context_dir is None else "ACCOUNT-ID"
+    results = []
+    for api in wanted:
+        ctx = images.context(root, spec, api)
+        ref = k8s.image_ref(spec, api.name, ctx.tag, account)
+        if context_dir is not None:
+            ctx.write(context_dir / api.name)
+            say(f"{api.name}: context in {context_dir / api.name}, tag {ctx.tag}")
+            results.append({"api": api.name, "tag": ctx.tag, "image": ref, "context": str(context_dir / api.name)})
+            continue
+        if spec.cloud == "aws" and images.ecr_has(spec.region, spec.project, f"{api.name}-{ctx.tag}"):
+            say(f"{api.name}: {ref} is already in the registry")
+        else:
+            folder = root / ".mlkit" / "build" / api.name
+            ctx.write(folder)
+            user, password, endpoint = images.ecr_login(spec.region) if spec.cloud == "aws" else (*images.gar_login(), k8s.registry(spec, None))
+            images.build_and_push(folder, ref, endpoint, user, password)
+            say(f"{api.name}: pushed {ref}")
+        results.append({"api": api.name, "tag": ctx.tag, "image": ref})
+    if json_out:
+        print(json.dumps({"type": "mlkit_build", "images": results}))

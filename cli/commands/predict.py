@@ -1,0 +1,74 @@
+"""`mlkit predict`: call an API on the cluster."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ToolError, UserError
+from ..options import DEFAULT_SPEC, SpecFile
+
+
+def command(
+    api: Annotated[str, typer.Argument(help="API name from mlkit.yaml.")],
+    payload: Annotated[str, typer.Argument(help="JSON request body, @file.json, or - for standard input.")],
+    route: Annotated[str, typer.Option("--route", help="Route to call: /predict, /v1/models/NAME:predict or /v2/models/NAME/infer.")] = "/predict",
+    canary: Annotated[bool, typer.Option("--canary", help="Call the canary version instead of the stable one.")] = False,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="MLKIT_API_KEY", help="API key; by default the first key of the API's Secret, if it has one.")] = None,
+    file: SpecFile = DEFAULT_SPEC,
+) -> None:
+    """Send PAYLOAD to API through the Kubernetes API server (which reaches private APIs too) and print the answer."""
+    from ..cluster.client import NotFound
+    from ..cluster.connect import api_named, open_project
+    from ..cluster.kinds import by_name
+
+    body = _payload(payload)
+    spec, cluster = open_project(file)
+    try:
+        target = api_named(spec, api)
+        if canary and not target.canary:
+            raise UserError(f"API {api} has no canary in mlkit.yaml")
+        headers = {"Content-Type": "application/json"}
+        if target.api_keys:
+            if api_key is None:
+                try:
+                    secret = cluster.get(by_name("Secret"), spec.k8s_namespace, f"{api}-api-keys")
+                    api_key = base64.b64decode(secret["data"]["keys"]).decode().split()[0]
+                except (NotFound, KeyError, IndexError):
+                    raise UserError(f"API {api} needs a key and its Secret {api}-api-keys has none; pass --api-key") from None
+            headers["Authorization"] = f"Bearer {api_key}"
+        service = f"{api}-canary" if canary else api
+        response = cluster.proxy(spec.k8s_namespace, service, route, body, headers)
+    finally:
+        cluster.close()
+    if response.status_code >= 400:
+        message = f"{api} answered {response.status_code}: {response.text.strip()[:500]}"
+        raise UserError(message) if response.status_code < 500 else ToolError(message)
+    sys.stdout.write(response.text if response.text.endswith("\n") else response.text + "\n")
+
+
+def _payload(payload: str) -> bytes:
+    if payload == "-":
+        text = sys.stdin.read()
+        where = "standard input"
+    elif payload.startswith("@"):
+        path = Path(payload[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"PAYLOAD {payload}: cannot read {path}: {exc.strerror}") from None
+        where = str(path)
+    else:
+        text, where = payload, "PAYLOAD"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); e.g. '{{\"text\": \"great\"}}'") from None
+    return text.encode()
+
+

@@ -1,0 +1,158 @@
+"""The APIs step of `mlkit apply`: models uploaded, images in the registry, deploy facts recorded
+and rendered into the manifests, then the manifests applied, pruned and rolled out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ToolError, UserError
+from ..render import facts as facts_mod
+from ..render import k8s
+from ..spec import Spec
+from . import images, models
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Report:
+    uploaded: dict[str, str] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    built: list[str] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)
+    rolled_out: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    new_keys: dict[str, str] = field(default_factory=dict)
+
+
+def cluster_outputs(root: Path) -> dict:
+    """The cluster stack's outputs (account, bucket, registry), or {} where mlkit made no cluster."""
+    from ..render.plan import CLUSTER
+    from ..terraform.runner import Terraform
+
+    workdir = root / CLUSTER
+    if not (workdir / "main.tf").exists():
+        return {}
+    try:
+        return Terraform(workdir).output()
+    except ToolError:
+        return {}
+
+
+def aws_account(outputs: dict) -> str:
+    if outputs.get("account_id"):
+        return outputs["account_id"]
+    from ..cluster.credentials import _boto3
+
+    try:
+        return _boto3().client("sts").get_caller_identity()["Account"]
+    except Exception as exc:  # botocore raises several unrelated types for missing credentials
+        raise ToolError(f"STS GetCallerIdentity (to find the AWS account of the registry): {exc}") from None
+
+
+def prepare(root: Path, spec: Spec, say: Say, report: Report) -> facts_mod.Facts:
+    """Upload local models and make sure every API's image is in the registry; record both."""
+    facts = facts_mod.load(root)
+    outputs = cluster_outputs(root)
+    if spec.cloud == "aws":
+        facts.aws_account_id = aws_account(outputs)
+    _upload_models(root, spec, facts, outputs, say, report)
+    _ensure_images(root, spec, facts, say, report)
+    facts_mod.save(root, facts)
+    return facts
+
+
+def _upload_models(root: Path, spec: Spec, facts: facts_mod.Facts, outputs: dict, say: Say, report: Report) -> None:
+    local = []
+    for i, api in enumerate(spec.apis):
+        local.append((f"apis[{i}].model", api.name, api.model))
+        if api.canary and api.canary.model:
+            local.append((f"apis[{i}].canary.model", f"{api.name}-canary", api.canary.model))
+    local = [entry for entry in local if entry[2] and "://" not in entry[2]]
+    if not local:
+        return
+    bucket = outputs.get("model_bucket_name")
+    if not bucket:
+        raise UserError(
+            f"mlkit.yaml: {local[0][0]} is a local folder, but there is no model bucket to upload it to "
+            "(the cluster stack makes one: run `mlkit apply --only cluster`; with cluster.existing, upload the model yourself and set model: s3://... or gs://...)"
+        )
+    for where, name, folder in local:
+        say(f"model of {name}: {folder}")
+        result = models.upload(spec.cloud, bucket, name, (root / folder).resolve(), f"mlkit.yaml: {where}", say)
+        say(f"  {result.uri}: {result.uploaded} uploaded, {result.skipped} unchanged")
+        facts.models[name] = result.uri
+        report.uploaded[name] = result.uri
+
+
+def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, report: Report) -> None:
+    problem: str | None = None
+    checked_docker = False
+    for api in spec.apis:
+        ctx = images.context(root, spec, api)
+        tag = ctx.tag
+        ref = k8s.image_ref(spec, api.name, tag, facts.aws_account_id)
+        report.images[api.name] = ref
+        if spec.cloud == "aws" and images.ecr_has(spec.region, spec.project, f"{api.name}-{tag}"):
+            say(f"image of {api.name}: {ref} is in the registry")
+            facts.images[api.name] = tag
+            continue
+        if not checked_docker:
+            problem, checked_docker = images.docker_problem(), True
+        if problem:
+            raise UserError(
+                f"the image of {api.name} ({ref}) is not in the registry and cannot be built here: {problem}. "
+                f"Build it where Docker runs: `mlkit build {api.name}` (or `mlkit build --context-dir DIR` and `docker buildx build --push -t {ref} DIR/{api.name}` in CI), "
+                "then run `mlkit apply --only apis` again"
+            )
+        folder = root / ".mlkit" / "build" / api.name
+        ctx.write(folder)
+        say(f"image of {api.name}: building {ref}")
+        if spec.cloud == "aws":
+            user, password, endpoint = images.ecr_login(spec.region)
+        else:
+            user, password = images.gar_login()
+            endpoint = k8s.registry(spec, None)
+        images.build_and_push(folder, ref, endpoint, user, password)
+        facts.images[api.name] = tag
+        report.built.append(api.name)
+
+
+def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[str]:
+    """Write the deploy facts into infra/ through the usual three-way merge; the changed files are what a deploy looks like in review."""
+    from ..render import merge
+    from ..render.plan import MACHINE_OWNED, render
+
+    result = merge.plan(root, render(spec, facts), MACHINE_OWNED)
+    merge.apply(result)
+    if result.conflicts:
+        names = ", ".join(o.path for o in result.conflicts)
+        raise UserError(f"writing the deploy values into infra/ met your edits in {names}; resolve the <<<<<<< markers, then run `mlkit apply --only apis` again")
+    changed = [o.path for o in result.outcomes if o.action in merge.CHANGING]
+    for path in changed:
+        say(f"  ~ {path}")
+    return changed
+
+
+def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report, cluster=None) -> None:
+    from ..cluster import deploy
+    from ..cluster.connect import connect
+
+    objects = deploy.load_manifests(root, spec)
+    cluster = cluster or connect(spec)
+    try:
+        applied = deploy.apply(cluster, spec, objects, say)
+        report.pruned = [f"{kind} {name}" for kind, _, name in applied.pruned]
+        report.new_keys = applied.new_keys
+        for api, key in applied.new_keys.items():
+            say(f"API key of {api} (stored in Secret {api}-api-keys; shown once, keep it now): {key}")
+        if not applied.changed_deployments:
+            say("no Deployment changed: nothing to roll out")
+            return
+        say(f"waiting for {len(applied.changed_deployments)} rollouts (up to {timeout_s:g} s) ...")
+        deploy.wait(cluster, spec, applied.changed_deployments, timeout_s, say)
+        report.rolled_out = [d["metadata"]["name"] for d in applied.changed_deployments]
+    finally:
+        cluster.close()

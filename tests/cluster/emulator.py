@@ -1,0 +1,107 @@
+"""A local Kubernetes API for tests: kmock's in-memory emulator on 127.0.0.1, in a thread.
+
+kmock stores objects and serves create/get/list/patch/delete like an API server. Two things a real
+API server does and kmock leaves to subclasses are added here, since mlkit relies on them:
+server-side apply creates an absent object, and `metadata.generation` starts at 1 and grows when
+the spec changes. (kmock's lists ignore `labelSelector`; mlkit's client filters again anyway.)
+Tests play the controllers (a Deployment's status, pods, events, logs) by writing objects and
+reactions themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import attrs
+import kmock
+from aiohttp import web
+from kmock._internal import enums
+
+
+NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?$")
+
+
+@attrs.define(eq=False)
+class Emulator(kmock.KubernetesEmulator):
+    namespaces: dict = attrs.field(factory=dict, init=False)
+
+    async def __call__(self, raw_request):
+        # kmock reads /api/v1/namespaces/NAME as the prefix of namespaced paths, never as the
+        # Namespace object itself; namespaces are kept here instead.
+        match = NAMESPACE_PATH.match(raw_request.path)
+        if match is None:
+            return await super().__call__(raw_request)
+        name = match.group(1)
+        if name is None:
+            return web.json_response({"kind": "NamespaceList", "apiVersion": "v1", "items": list(self.namespaces.values())})
+        if raw_request.method == "PATCH":
+            body = json.loads(await raw_request.read())
+            self.namespaces[name] = {**self.namespaces.get(name, {}), **body}
+        elif raw_request.method == "DELETE":
+            self.namespaces.pop(name, None)
+            return web.json_response({"kind": "Status", "status": "Success"})
+        if name not in self.namespaces:
+            return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
+        return web.json_response(self.namespaces[name])
+
+    async def _handle(self, request):
+        if request.resource is not None and request.name is not None and request.method == enums.method.PATCH:
+            async with self._lock:
+                object_key = (request.resource, request.namespace, request.name)
+                data = copy.deepcopy(request.data) if isinstance(request.data, dict) else {}
+                current = self._objects[object_key].raw if object_key in self._objects and not self._objects[object_key].deleted else None
+                meta = data.setdefault("metadata", {})
+                if current is None:
+                    meta["generation"] = 1
+                    self._objects[object_key] = data
+                else:
+                    generation = current.get("metadata", {}).get("generation", 1)
+                    changed = any(k not in ("metadata", "status") and current.get(k) != v for k, v in data.items())
+                    meta["generation"] = generation + 1 if changed else generation
+                request.data.setdefault("metadata", {})["generation"] = meta["generation"]
+        return await super()._handle(request)
+
+
+@dataclass
+class Running:
+    emulator: Emulator
+    url: str
+    loop: asyncio.AbstractEventLoop
+
+    def objects(self, plural: str) -> list[dict]:
+        if plural == "namespaces":
+            return list(self.emulator.namespaces.values())
+        return [o.raw for key, o in list(self.emulator.objects.items()) if key[0].plural == plural and not o.deleted]
+
+
+def start() -> tuple[Running, Callable[[], None]]:
+    """Start an emulator; the second value stops it and waits until its thread is gone."""
+    ready: list = []
+    stop = threading.Event()
+
+    def run() -> None:
+        async def main() -> None:
+            async with Emulator() as emulator, kmock.Server(emulator) as server:
+                ready.append(Running(emulator, str(server.url), asyncio.get_running_loop()))
+                while not stop.is_set():
+                    await asyncio.sleep(0.05)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    while not ready:
+        threading.Event().wait(0.02)
+
+    def shutdown() -> None:
+        # kmock patches aiohttp's resolver while a server runs; the next emulator may start only after.
+        stop.set()
+        thread.join(10)
+
+    return ready[0], shutdown

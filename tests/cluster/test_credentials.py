@@ -1,0 +1,86 @@
+"""Cluster credentials without aws, gcloud or kubectl: the EKS token, the kubeconfig entry, and
+reading a kubeconfig context (token, CA, client certificate, exec plugin)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import sys
+from urllib.parse import parse_qs, urlparse
+
+import boto3
+import pytest
+import yaml
+
+from mlkit.cluster import credentials, kubeconfig
+from mlkit.errors import UserError
+from tests.conftest import aws_env, mlkit
+
+
+@pytest.fixture
+def aws(moto, monkeypatch):
+    for key, value in aws_env(moto).items():
+        monkeypatch.setenv(key, value)
+    return moto
+
+
+def test_eks_token_is_a_presigned_sts_call_naming_the_cluster(aws):
+    token, expires = credentials.eks_token("prod", "us-west-2")
+    assert token.startswith("k8s-aws-v1.")
+    encoded = token.removeprefix("k8s-aws-v1.")
+    url = urlparse(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode())
+    query = parse_qs(url.query)
+    assert url.hostname == "sts.us-west-2.amazonaws.com"
+    assert query["Action"] == ["GetCallerIdentity"] and query["X-Amz-Expires"] == ["60"]
+    assert "x-k8s-aws-id" in query["X-Amz-SignedHeaders"][0] and query["X-Amz-Signature"]
+
+
+def test_mlkit_token_prints_an_exec_credential(aws):
+    out = mlkit("token", "--cloud", "aws", "--cluster", "prod", "--region", "us-west-2", cwd=".", env=aws_env(aws))
+    assert out.returncode == 0, out.stderr
+    cred = json.loads(out.stdout)
+    assert cred["kind"] == "ExecCredential" and cred["status"]["token"].startswith("k8s-aws-v1.")
+    bad = mlkit("token", "--cloud", "azure", "--cluster", "prod", cwd=".")
+    assert bad.returncode == 1 and "valid: aws, gcp" in bad.stderr
+
+
+def test_eks_endpoint_from_describe_cluster(aws):
+    eks = boto3.client("eks", region_name="us-west-2")
+    eks.create_cluster(name="prod", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []})
+    endpoint = credentials.eks_endpoint("prod", "us-west-2")
+    assert endpoint.server.startswith("https://") and base64.b64decode(endpoint.ca_data)
+    with pytest.raises(UserError, match="no EKS cluster named absent in us-west-2"):
+        credentials.eks_endpoint("absent", "us-west-2")
+
+
+def test_merge_keeps_other_entries_and_never_overwrites_one(tmp_path):
+    file = tmp_path / "config"
+    theirs = {"apiVersion": "v1", "kind": "Config", "current-context": "work",
+              "clusters": [{"name": "work", "cluster": {"server": "https://work"}}],
+              "users": [{"name": "work", "user": {"token": "x"}}],
+              "contexts": [{"name": "work", "context": {"cluster": "work", "user": "work"}}]}
+    file.write_text(yaml.safe_dump(theirs))
+    args = ["--cloud", "aws", "--cluster", "prod", "--region", "us-west-2"]
+    assert kubeconfig.merge_context("mlkit-demo", "https://eks", "Q0E=", args, file) is True
+    merged = yaml.safe_load(file.read_text())
+    assert merged["current-context"] == "work"  # someone else's default stays their default
+    assert [c["name"] for c in merged["contexts"]] == ["work", "mlkit-demo"]
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    assert kubeconfig.merge_context("mlkit-demo", "https://eks", "Q0E=", args, file) is False
+    with pytest.raises(UserError, match="already has a cluster named 'mlkit-demo' with other settings; mlkit does not overwrite it"):
+        kubeconfig.merge_context("mlkit-demo", "https://other", "Q0E=", args, file)
+
+
+def test_credentials_from_a_context_with_ca_and_an_exec_plugin(tmp_path):
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text('import json\nprint(json.dumps({"kind": "ExecCredential", "status": {"token": "from-plugin"}}))\n')
+    file = tmp_path / "config"
+    file.write_text(yaml.safe_dump({
+        "clusters": [{"name": "c", "cluster": {"server": "https://k8s", "certificate-authority-data": base64.b64encode(b"PEM").decode()}}],
+        "users": [{"name": "u", "user": {"exec": {"command": sys.executable, "args": [str(plugin)]}}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    creds = kubeconfig.credentials("ctx", file)
+    assert creds.server == "https://k8s" and creds.token == "from-plugin"
+    assert open(creds.ca_file, "rb").read() == b"PEM"

@@ -1,0 +1,80 @@
+"""Image build contexts: what goes in, the tag as a content hash, the Dockerfile per accelerator,
+ECR login against moto, and `mlkit build --context-dir` for CI systems with Docker."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import boto3
+
+from mlkit.deploy import images
+from mlkit.spec import load
+from tests.conftest import EXAMPLES, aws_env, mlkit
+
+
+def example(tmp_path, name="aws-accelerators"):
+    root = tmp_path / name
+    shutil.copytree(EXAMPLES / name, root)
+    (root / "infra").mkdir()
+    (root / "infra" / "noise.tf").write_text("# not part of any image\n")
+    return root, load(root / "mlkit.yaml")
+
+
+def test_context_holds_code_runtime_and_dockerfile_but_not_models_or_infra(tmp_path):
+    root, spec = example(tmp_path)
+    ctx = images.context(root, spec, spec.apis[0])
+    assert {"Dockerfile", "requirements.txt", "runtime-requirements.txt", "app/predictor.py", "app/mlkit.yaml", "mlkit_runtime/app.py"} <= set(ctx.files)
+    assert not any(p.startswith(("app/infra/", "app/model/")) for p in ctx.files)
+    assert b"fastapi" in ctx.files["runtime-requirements.txt"]
+    dockerfile = ctx.files["Dockerfile"].decode()
+    assert "FROM python:3.11-slim-bookworm" in dockerfile and "USER 10001:10001" in dockerfile
+    assert 'ENTRYPOINT ["python", "-m", "mlkit_runtime"]' in dockerfile
+
+
+def test_each_accelerator_gets_its_base_image(tmp_path):
+    root, spec = example(tmp_path)
+    bases = {api.name: images.context(root, spec, api).files["Dockerfile"].decode().split("FROM ", 1)[1].split("\n", 1)[0] for api in spec.apis}
+    assert bases["sentiment"].startswith("python:")
+    assert bases["sentiment-gpu"].startswith("pytorch/pytorch:") and "cuda" in bases["sentiment-gpu"]
+    assert bases["sentiment-neuron"].startswith("public.ecr.aws/neuron/pytorch-inference-neuronx")
+    root, spec = example(tmp_path, "gcp-tpu-v5e")
+    tpu = images.context(root, spec, next(a for a in spec.apis if a.compute.tpu_chips)).files["Dockerfile"].decode()
+    assert "torch_xla[tpu]" in tpu
+
+
+def test_tag_is_stable_and_follows_the_code(tmp_path):
+    root, spec = example(tmp_path)
+    api = spec.apis[0]
+    tag = images.context(root, spec, api).tag
+    assert len(tag) == 12 and images.context(root, spec, api).tag == tag
+    (root / "model" / "weights.json").write_text("{}")  # models travel separately
+    (root / "infra" / "noise.tf").write_text("# edited\n")
+    assert images.context(root, spec, api).tag == tag
+    (root / "predictor.py").write_text((root / "predictor.py").read_text() + "\n# changed\n")
+    assert images.context(root, spec, api).tag != tag
+
+
+def test_ecr_login_comes_from_boto3(moto, monkeypatch):
+    for key, value in aws_env(moto).items():
+        monkeypatch.setenv(key, value)
+    user, password, endpoint = images.ecr_login("us-west-2")
+    assert user == "AWS" and password and endpoint.startswith("https://")
+    boto3.client("ecr", region_name="us-west-2").create_repository(repositoryName="demo")
+    assert images.ecr_has("us-west-2", "demo", "api-123") is False
+    assert images.ecr_has("us-west-2", "absent", "api-123") is False
+
+
+def test_build_writes_contexts_for_ci_and_explains_a_missing_docker(tmp_path):
+    root, spec = example(tmp_path)
+    out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    built = json.loads(out.stdout)["images"]
+    assert [b["api"] for b in built] == ["sentiment"]
+    assert (tmp_path / "ctx" / "sentiment" / "Dockerfile").is_file()
+    assert built[0]["image"].endswith(f"/accel-demo:sentiment-{built[0]['tag']}")
+    unknown = mlkit("build", "nope", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert unknown.returncode == 1 and "no API named nope" in unknown.stderr
+    if images.docker_problem():  # this machine has no Docker engine; CI machines neither
+        no_docker = mlkit("build", "sentiment", cwd=root)
+        assert no_docker.returncode == 1 and "cannot build here" in no_docker.stderr and "--context-dir" in no_docker.stderr
