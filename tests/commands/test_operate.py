@@ -166,6 +166,12 @@ def test_apply_status_predict_logs_delete(proj, k8s, moto, tmp_path):
     assert {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"spam"}
     assert "still in mlkit.yaml" in deleted.stderr
 
+    # destroy starts with the APIs: everything of the project goes, the namespace last.
+    gone = mlkit("destroy", "--only", "apis", "--auto-approve", "--json", cwd=root, env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout)["apis"]["deleted"] > 5
+    assert k8s.objects("deployments") == [] and k8s.objects("namespaces") == []
+
 
 def test_apply_without_the_image_and_without_docker_says_how_to_build(proj, k8s, moto, monkeypatch):
     root, env = proj
