@@ -119,3 +119,13 @@ def aws_env(endpoint: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-west-2",
         "AWS_EC2_METADATA_DISABLED": "true",
     }
+
+
+@pytest.fixture
+def k8s():
+    """A local Kubernetes API (kmock's in-memory emulator, see tests/cluster/emulator.py) on 127.0.0.1."""
+    from tests.cluster.emulator import start
+
+    running, shutdown = start()
+    yield running
+    shutdown()

@@ -1,18 +1,10 @@
-"""A Kubernetes API emulator per test, and a Cluster client connected to it."""
+"""A Cluster client connected to the test's Kubernetes API emulator (the `k8s` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from mlkit.cluster.client import Cluster, Credentials
-from tests.cluster.emulator import start
-
-
-@pytest.fixture
-def k8s():
-    running, shutdown = start()
-    yield running
-    shutdown()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import httpx
 import pytest
 import yaml
 
-from tests.cluster.emulator import start
 from tests.conftest import EXAMPLES, aws_env, mlkit
 from tests.runtime.conftest import start as start_runtime
 
@@ -32,13 +31,6 @@ apis:
     model: s3://team-models/spam/v1/
 """
 NS = "ops-demo"
-
-
-@pytest.fixture
-def k8s():
-    running, shutdown = start()
-    yield running
-    shutdown()
 
 
 @pytest.fixture
