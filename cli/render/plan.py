@@ -52,12 +52,18 @@ def render(spec: Spec, facts: Facts | None = None) -> dict[str, str]:
 def _stack(spec: Spec, where: PurePosixPath, stack: str, tfvars: dict, modules: tuple[str, ...]) -> dict[str, str]:
     """One Terraform root: its templates, the machine-owned tfvars, and copies of the kit modules it calls."""
     env = environment()
-    context = {"spec": spec, "stack": stack, "context": spec.cluster.existing is not None and spec.cluster.existing.context}
+    existing = spec.cluster.existing
+    context = {
+        "spec": spec,
+        "stack": stack,
+        "context": existing is not None and existing.context,  # reached through a kubeconfig context
+        "named": existing is None or bool(existing.name),  # looked up by name in the cloud
+    }
     templates = {name: f"terraform/{spec.cloud}/{stack}/{name}.j2" for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf")}
     templates["backend.tf"] = f"terraform/{spec.cloud}/backend.tf.j2"
     if stack == "addons":
         templates["serving.tf"] = "terraform/serving.tf.j2"
-        if spec.cloud == "aws":
+        if spec.cloud == "aws" and context["named"]:
             templates["policies.tf"] = "terraform/aws/addons/policies.tf.j2"
     files: dict[str, str] = {}
     for name, template in templates.items():
@@ -77,23 +83,28 @@ def _stack(spec: Spec, where: PurePosixPath, stack: str, tfvars: dict, modules: 
 def addons_tfvars(spec: Spec) -> dict:
     existing = spec.cluster.existing
     kinds = {rules.pool_accelerator(pool, spec.cloud).kind for pool in spec.cluster.node_pools}
-    out: dict = {"region": spec.region, "cluster_name": existing.name if existing and existing.name else spec.project}
-    if spec.cloud == "aws":
-        out = {"project": spec.project, **out}
-    else:
-        out = {"project_id": spec.gcp_project, **out, "cluster_location": spec.cluster.zone or spec.region}
-    if existing is not None and existing.context:
+    named = existing is None or bool(existing.name)
+    by_context = existing is not None and bool(existing.context)
+    out: dict = {"project": spec.project} if spec.cloud == "aws" else {"project_id": spec.gcp_project}
+    out["region"] = spec.region
+    if named and (spec.cloud == "aws" or not by_context):
+        out["cluster_name"] = existing.name if existing and existing.name else spec.project
+        if spec.cloud == "gcp":
+            out["cluster_location"] = spec.cluster.zone or spec.region
+    if by_context:
         out["kube_context"] = existing.context
     out["enable_gateway"] = any(api.canary for api in spec.apis)
     if spec.cloud == "aws":
         out |= {
             "enable_nvidia_device_plugin": "nvidia" in kinds,
             "enable_neuron_device_plugin": "neuron" in kinds,
-            "enable_load_balancer_controller": any(api.expose != "cluster" for api in spec.apis),
-            # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one.
-            "enable_cluster_autoscaler": existing is None,
+            "enable_metrics_server": existing is None,  # a cluster someone runs has its own, or chose not to
             "tags": spec.tags,
         }
+        if named:
+            out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis)
+            # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one.
+            out["enable_cluster_autoscaler"] = existing is None
     return out
 
 

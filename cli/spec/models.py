@@ -136,7 +136,7 @@ class NodePool(Strict):
 class ExistingCluster(Strict):
     """A cluster someone else runs: mlkit installs add-ons and APIs only."""
 
-    name: str | None = Field(None, description="Name of the existing EKS or GKE cluster; required (the add-ons stack looks it up by name).")
+    name: str | None = Field(None, description="Name of the existing EKS or GKE cluster; the add-ons stack looks it up by name (and, on EKS, trusts its OIDC provider for add-on roles).")
     context: str | None = Field(None, description="kubeconfig context to use instead of looking the cluster up.")
 
 

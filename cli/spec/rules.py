@@ -151,11 +151,15 @@ def _pools(spec: Spec) -> Iterator[Problem]:
     if cluster.existing is not None:
         if cluster.node_pools:
             yield Problem(("cluster", "node_pools"), "an existing cluster brings its own nodes; remove node_pools or remove existing")
-        if not cluster.existing.name:
-            yield Problem(
-                ("cluster", "existing", "name"),
-                "required: the name of the existing EKS or GKE cluster (the add-ons stack looks it up; `context:` only picks how to reach it)",
-            )
+        if not (cluster.existing.name or cluster.existing.context):
+            yield Problem(("cluster", "existing"), "name the cluster (`name:`) or a kubeconfig context (`context:`), or both")
+        elif spec.cloud == "aws" and not cluster.existing.name:
+            exposed = [a.name for a in spec.apis if a.expose != "cluster"]
+            if exposed:
+                yield Problem(
+                    ("cluster", "existing", "name"),
+                    f"API {exposed[0]} has a load balancer, whose controller's IAM role trusts the cluster's OIDC provider: set the EKS cluster's name here too",
+                )
         return
     if not cluster.node_pools:
         yield Problem(("cluster", "node_pools"), "add at least one node pool, e.g. {name: cpu, instance_type: m6i.large, min_nodes: 1, max_nodes: 3}")

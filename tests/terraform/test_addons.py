@@ -81,6 +81,27 @@ def test_existing_cluster_gets_addons_and_apis_but_no_cluster_stack():
     assert "infra/k8s/a/deployment.yaml" in files
 
 
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_a_kubeconfig_context_alone_is_enough_for_addons_and_apis(cloud):
+    region = "us-east-1" if cloud == "aws" else "us-central1\ngcp_project: p"
+    text = f"project: ctx-demo\ncloud: {cloud}\nregion: {region}\ncluster: {{existing: {{context: prod}}}}\napis: [{{name: a, predictor: p.py:P}}]\n"
+    files = render(loads(text))
+    tfvars = json.loads(files["infra/terraform/addons/mlkit.auto.tfvars.json"])
+    assert tfvars["kube_context"] == "prod" and "cluster_name" not in tfvars
+    main = files["infra/terraform/addons/main.tf"]
+    assert "config_context = var.kube_context" in main
+    assert "data \"aws_eks_cluster\"" not in main and "data \"google_container_cluster\"" not in main
+    assert "infra/terraform/addons/policies.tf" not in files
+
+
+def test_an_aws_load_balancer_on_a_context_only_cluster_asks_for_the_name():
+    from mlkit.errors import SpecError
+
+    text = "project: ctx-demo\ncloud: aws\nregion: us-east-1\ncluster: {existing: {context: prod}}\napis: [{name: a, predictor: p.py:P, expose: public}]\n"
+    with pytest.raises(SpecError, match=r"cluster.existing.name: API a has a load balancer.*set the EKS cluster's name here too"):
+        loads(text)
+
+
 def test_gke_addons_leave_device_plugins_and_autoscaling_to_gke():
     files = render(load(EXAMPLES / "gcp-tpu-v5e" / "mlkit.yaml"))
     tfvars = json.loads(files["infra/terraform/addons/mlkit.auto.tfvars.json"])

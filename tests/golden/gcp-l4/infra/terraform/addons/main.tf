@@ -8,6 +8,7 @@ provider "google" {
   region  = var.region
 }
 
+
 # The cluster is looked up by name, so this stack works the same on a cluster mlkit created and
 # on an existing one.
 data "google_container_cluster" "this" {
