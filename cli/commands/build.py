@@ -51,7 +51,7 @@ def command(
             say(f"{api.name}: context in {context_dir / api.name}, tag {ctx.tag}")
             results.append({"api": api.name, "tag": ctx.tag, "image": ref, "context": str(context_dir / api.name)})
             continue
-        if spec.cloud == "aws" and images.ecr_has(spec.region, spec.project, f"{api.name}-{ctx.tag}"):
+        if deploy_apis.in_registry(spec, ref, api.name, ctx.tag):
             say(f"{api.name}: {ref} is already in the registry")
         else:
             folder = root / ".mlkit" / "build" / api.name

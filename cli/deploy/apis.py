@@ -95,7 +95,7 @@ def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, rep
         tag = ctx.tag
         ref = k8s.image_ref(spec, api.name, tag, facts.aws_account_id)
         report.images[api.name] = ref
-        if spec.cloud == "aws" and images.ecr_has(spec.region, spec.project, f"{api.name}-{tag}"):
+        if in_registry(spec, ref, api.name, tag):
             say(f"image of {api.name}: {ref} is in the registry")
             facts.images[api.name] = tag
             continue
@@ -118,6 +118,12 @@ def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, rep
         images.build_and_push(folder, ref, endpoint, user, password)
         facts.images[api.name] = tag
         report.built.append(api.name)
+
+
+def in_registry(spec: Spec, ref: str, api: str, tag: str) -> bool:
+    if spec.cloud == "aws":
+        return images.ecr_has(spec.region, spec.project, f"{api}-{tag}")
+    return images.registry_has(ref, *images.gar_login())
 
 
 def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[str]:

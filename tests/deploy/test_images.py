@@ -7,8 +7,10 @@ import json
 import shutil
 
 import boto3
+import pytest
 
 from mlkit.deploy import images
+from mlkit.errors import ToolError
 from mlkit.spec import load
 from tests.conftest import EXAMPLES, aws_env, mlkit
 
@@ -78,3 +80,60 @@ def test_build_writes_contexts_for_ci_and_explains_a_missing_docker(tmp_path):
     if images.docker_problem():  # this machine has no Docker engine; CI machines neither
         no_docker = mlkit("build", "sentiment", cwd=root)
         assert no_docker.returncode == 1 and "cannot build here" in no_docker.stderr and "--context-dir" in no_docker.stderr
+
+
+class FakeRegistry:
+    """A Docker Registry v2 stand-in on 127.0.0.1 with the bearer-token handshake of Artifact
+    Registry, ECR and Docker Hub: a manifest HEAD without a token answers 401 naming the realm."""
+
+    def __init__(self, tags: set[str], user: str, password: str):
+        import base64
+        import http.server
+        import threading
+
+        registry = self
+        self.tags, self.grants = tags, 0
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path.startswith("/token") and self.headers.get("Authorization") == expected:
+                    registry.grants += 1
+                    body = json.dumps({"token": "granted"}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_response(401)
+                    self.end_headers()
+
+            def do_HEAD(self):
+                if self.headers.get("Authorization") != "Bearer granted":
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", f'Bearer realm="http://127.0.0.1:{registry.port}/token",service="fake",scope="repository:p/r/api:pull"')
+                    self.end_headers()
+                    return
+                tag = self.path.rsplit("/", 1)[1]
+                self.send_response(200 if tag in registry.tags else 404)
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_registry_lookup_follows_the_token_handshake():
+    registry = FakeRegistry({"abc123"}, "oauth2accesstoken", "ya29.token")
+    try:
+        host = f"127.0.0.1:{registry.port}"
+        assert images.registry_has(f"{host}/p/r/api:abc123", "oauth2accesstoken", "ya29.token", scheme="http") is True
+        assert images.registry_has(f"{host}/p/r/api:def456", "oauth2accesstoken", "ya29.token", scheme="http") is False
+        assert registry.grants == 2
+        with pytest.raises(ToolError, match="asking 127.0.0.1"):
+            images.registry_has(f"{host}/p/r/api:abc123", "oauth2accesstoken", "wrong", scheme="http")
+    finally:
+        registry.server.shutdown()
