@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
+
+import typer
 
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile
 
 
-def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
-    """Run terraform plan on the cluster stack and summarise the changes. Changes nothing."""
+def command(
+    file: SpecFile = DEFAULT_SPEC,
+    stack: Annotated[str, typer.Option("--stack", help="Which Terraform stack: cluster or addons.")] = "cluster",
+    json_out: JsonOut = False,
+) -> None:
+    """Run terraform plan on the cluster stack (or --stack addons) and summarise the changes. Changes nothing."""
+    from ..errors import UserError
     from ..lock import project_lock
-    from ..terraform.stack import open_cluster_stack, planned
+    from ..terraform.stack import open_stack, planned
 
-    stack = open_cluster_stack(file)
-    with project_lock(stack.root, "plan"), planned(stack, json_out) as result:
+    if stack not in ("cluster", "addons"):
+        raise UserError(f"--stack {stack}: valid: cluster, addons")
+    opened = open_stack(file, stack)
+    with project_lock(opened.root, "plan"), planned(opened, json_out) as result:
         pass
     if json_out:
         c = result.changes

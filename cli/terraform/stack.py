@@ -1,4 +1,4 @@
-"""The cluster stack of a project: locate it, make sure it matches the spec, plan it."""
+"""The Terraform stacks of a project (cluster, addons): locate one, make sure it matches the spec, plan it."""
 
 from __future__ import annotations
 
@@ -25,10 +25,6 @@ class Stack:
     @property
     def planfile(self) -> Path:
         return self.root / ".mlkit" / "plans" / f"{self.workdir.name}.tfplan"
-
-
-def open_cluster_stack(file: Path) -> Stack:
-    return open_stack(file, "cluster")
 
 
 def open_stack(file: Path, which: str) -> Stack:
