@@ -113,18 +113,17 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
     gke_spot = spec.cloud == "gcp" and bool(pool and pool.spot)
     drain_timeout = DRAIN_TIMEOUT_S["gke_spot" if gke_spot else "on_demand"]
     labels = _labels(spec, api.name)
-    tracks = [_track(spec, api, facts, api.name, "stable", api.predictor, api.model, api.config, api.autoscaling.min_replicas, labels)]
+    tracks = [_track(spec, facts, api.name, "stable", api.predictor, api.model, api.config, api.autoscaling.min_replicas, labels)]
     if api.canary:
         c = api.canary
         tracks[0].weight = 100 - c.weight
-        tracks.append(
-            _track(
-                spec, api, facts, f"{api.name}-canary", "canary", c.predictor or api.predictor, c.model or api.model,
-                api.config if c.config is None else c.config, 1, labels, c.weight,
-            )
-        )
+        config = api.config if c.config is None else c.config
+        # The canary always runs: with no replica it would take no share of the traffic.
+        tracks.append(_track(spec, facts, f"{api.name}-canary", "canary", c.predictor or api.predictor, c.model or api.model, config, 1, labels, c.weight))
     for track in tracks:
         track.env = _runtime_env(api, track, drain_timeout)
+    # A canary API is reached through the Gateway; its Services stay inside the cluster.
+    balanced = api.expose != "cluster" and not api.canary
     return {
         "spec": spec,
         "api": api,
@@ -144,20 +143,19 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
         "port": PORT,
         "run_as": RUN_AS,
         "model_dir": MODEL_DIR,
-        "service_type": "LoadBalancer" if api.expose != "cluster" and not api.canary else "ClusterIP",
-        "service_annotations": _service_annotations(spec, api),
-        "load_balancer_class": "service.k8s.aws/nlb" if spec.cloud == "aws" and api.expose != "cluster" and not api.canary else None,
+        "service_type": "LoadBalancer" if balanced else "ClusterIP",
+        "service_annotations": _service_annotations(spec, api) if balanced else {},
+        "load_balancer_class": "service.k8s.aws/nlb" if balanced and spec.cloud == "aws" else None,
         "max_surge": _int_or_percent(api.rollout.max_surge),
         "max_unavailable": _int_or_percent(api.rollout.max_unavailable),
         "prometheus_url": PROMETHEUS_URL,
-        "system_namespace": SYSTEM_NAMESPACE,
-        "open_ingress": api.expose != "cluster",
+        "open_ingress": balanced,  # behind a load balancer the client addresses arrive; else only pods (the Gateway included)
         "region": spec.region,
         "checkov_skips": CHECKOV_SKIPS,
     }
 
 
-def _track(spec, api, facts, name, track, predictor, model, config, min_replicas, labels, weight=100) -> Track:
+def _track(spec, facts, name, track, predictor, model, config, min_replicas, labels, weight=100) -> Track:
     config_json = json.dumps(config, indent=2, sort_keys=True)
     return Track(
         name=name,
@@ -269,8 +267,6 @@ def _tolerations(pool, kind: str) -> list[dict]:
 
 
 def _service_annotations(spec: Spec, api: Api) -> dict[str, str]:
-    if api.expose == "cluster" or api.canary:
-        return {}
     if spec.cloud == "aws":
         return {
             "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing" if api.expose == "public" else "internal",
