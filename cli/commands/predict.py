@@ -24,15 +24,17 @@ def command(
 ) -> None:
     """Send PAYLOAD to API through the Kubernetes API server (which reaches private APIs too) and print the answer."""
     from ..cluster.client import NotFound
-    from ..cluster.connect import api_named, open_project
+    from ..cluster.connect import api_named, connect
     from ..cluster.kinds import by_name
+    from ..spec import load
 
     body = _payload(payload)
-    spec, cluster = open_project(file)
+    spec = load(file)
+    target = api_named(spec, api)
+    if canary and not target.canary:
+        raise UserError(f"API {api} has no canary in mlkit.yaml; drop --canary or add `canary:` to the API")
+    cluster = connect(spec)
     try:
-        target = api_named(spec, api)
-        if canary and not target.canary:
-            raise UserError(f"API {api} has no canary in mlkit.yaml")
         headers = {"Content-Type": "application/json"}
         if target.api_keys:
             if api_key is None:

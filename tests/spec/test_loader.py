@@ -76,6 +76,10 @@ def test_defaults_fill_in():
         ("region: us-west-2", "region: us-west-2\nstate: {backend: gcs, bucket: b}", "state.backend: gcs state needs `cloud: gcp`"),
         ("region: us-west-2", "region: us-west-2\ngcp_project: p", "gcp_project: only used with `cloud: gcp`"),
         ("region: us-west-2", "region: uswest", "region: 'uswest' is not an AWS region"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    canary: {weight: 10}", "apis[0].canary: a canary is served through the project's Gateway, an internet-facing load balancer: set `expose: public`"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: public\n    canary: {weight: 100}", "apis[0].canary.weight: Input should be less than or equal to 99"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: everyone", "apis[0].expose: 'everyone' is not allowed (valid: cluster, internal, public)"),
+        ("region: us-west-2", "region: us-west-2\nnamespace: Team_A", "namespace: 'Team_A' must be a DNS label"),
     ],
 )
 def test_mistakes_name_the_field_and_the_fix(old, new, expected):
