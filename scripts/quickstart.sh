@@ -20,7 +20,7 @@ cd .quickstart
 cd demo
 "$MLKIT" validate
 "$MLKIT" render
-echo "--- infra/ now holds $(find infra -name '*.tf' | wc -l) Terraform files; review them, then \`mlkit apply\` provisions AWS."
+echo "--- infra/ now holds $(find infra -name '*.tf' | wc -l) Terraform files and $(find infra/k8s -name '*.yaml' | wc -l) Kubernetes manifests; review them, then \`mlkit apply\` provisions AWS and deploys."
 
 "$MLKIT" serve --port "$PORT" > serve.log 2>&1 &
 SERVER=$!
