@@ -142,8 +142,9 @@ def apply(p: MergePlan) -> None:
     _atomic_write(record_dir / RECORD_FILE, json.dumps(record, indent=2) + "\n")
     gitignore = record_dir / ".gitignore"
     if not gitignore.exists():
-        # The record belongs in version control (it is the merge base); locks and plan files do not.
-        _atomic_write(gitignore, "lock\nplans/\n")
+        # The record and deploy.json belong in version control (merge base, deploy values); locks,
+        # plan files and image build contexts do not.
+        _atomic_write(gitignore, "lock\nplans/\nbuild/\n")
 
 
 def _atomic_write(path: Path, content: str) -> None:
