@@ -30,6 +30,9 @@ BASES = {
     "tpu": ("Cloud TPU", "python:3.11-slim-bookworm", "https://storage.googleapis.com/libtpu-releases/index.html", ["torch~=2.5.0", "torch_xla[tpu]~=2.5.0"]),
 }
 EXCLUDED = {"infra", ".mlkit", ".git", ".venv", "venv", "__pycache__", ".pytest_cache", "node_modules", ".terraform"}
+# The spec reaches pods through the manifests (MLKIT_* variables, the ConfigMap); in the image it
+# would only make every replica-count change a new tag and a rebuild.
+SPEC_FILE = "mlkit.yaml"
 
 
 @dataclass
@@ -67,7 +70,7 @@ def context(root: Path, spec: Spec, api: Api) -> Context:
     models = {(root / a.model).resolve() for a in spec.apis if a.model and "://" not in a.model}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if not path.is_file() or any(part in EXCLUDED or part.startswith(".") for part in rel.parts):
+        if not path.is_file() or rel.as_posix() == SPEC_FILE or any(part in EXCLUDED or part.startswith(".") for part in rel.parts):
             continue
         if any(path.resolve().is_relative_to(m) for m in models) or path.suffix == ".pyc":
             continue

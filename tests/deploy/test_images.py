@@ -26,8 +26,8 @@ def example(tmp_path, name="aws-accelerators"):
 def test_context_holds_code_runtime_and_dockerfile_but_not_models_or_infra(tmp_path):
     root, spec = example(tmp_path)
     ctx = images.context(root, spec, spec.apis[0])
-    assert {"Dockerfile", "requirements.txt", "runtime-requirements.txt", "app/predictor.py", "app/mlkit.yaml", "mlkit_runtime/app.py"} <= set(ctx.files)
-    assert not any(p.startswith(("app/infra/", "app/model/")) for p in ctx.files)
+    assert {"Dockerfile", "requirements.txt", "runtime-requirements.txt", "app/predictor.py", "mlkit_runtime/app.py"} <= set(ctx.files)
+    assert not any(p.startswith(("app/infra/", "app/model/")) for p in ctx.files) and "app/mlkit.yaml" not in ctx.files
     assert b"fastapi" in ctx.files["runtime-requirements.txt"]
     dockerfile = ctx.files["Dockerfile"].decode()
     assert "FROM python:3.11-slim-bookworm" in dockerfile and "USER 10001:10001" in dockerfile
@@ -52,7 +52,8 @@ def test_tag_is_stable_and_follows_the_code(tmp_path):
     assert len(tag) == 12 and images.context(root, spec, api).tag == tag
     (root / "model" / "weights.json").write_text("{}")  # models travel separately
     (root / "infra" / "noise.tf").write_text("# edited\n")
-    assert images.context(root, spec, api).tag == tag
+    (root / "mlkit.yaml").write_text((root / "mlkit.yaml").read_text().replace("max_replicas: 3", "max_replicas: 4"))
+    assert images.context(root, spec, api).tag == tag  # a spec change rolls pods through the manifests, not a rebuild
     (root / "predictor.py").write_text((root / "predictor.py").read_text() + "\n# changed\n")
     assert images.context(root, spec, api).tag != tag
 
