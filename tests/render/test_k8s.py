@@ -36,6 +36,17 @@ apis:
 """
 
 
+# No model to fetch, an internal load balancer and API keys, on GKE.
+PLAIN_SPEC = """
+project: plain-demo
+cloud: gcp
+region: us-central1
+gcp_project: p
+cluster: {node_pools: [{name: cpu, instance_type: n2-standard-4}]}
+apis: [{name: a, predictor: p.py:P, expose: internal, api_keys: true}]
+"""
+
+
 def manifests(files: dict[str, str]) -> list[tuple[str, dict]]:
     out = []
     for rel, text in sorted(files.items()):
@@ -49,6 +60,7 @@ def example_manifests() -> list[tuple[str, str, dict]]:
     for name in EXAMPLE_NAMES:
         docs += [(name, rel, doc) for rel, doc in manifests(render(load(EXAMPLES / name / "mlkit.yaml")))]
     docs += [("canary", rel, doc) for rel, doc in manifests(render(loads(CANARY_SPEC)))]
+    docs += [("plain", rel, doc) for rel, doc in manifests(render(loads(PLAIN_SPEC)))]
     return docs
 
 
