@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -87,14 +88,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def moto(tmp_path):
-    """A moto server on 127.0.0.1 standing in for AWS; point boto3 and terraform at it with aws_env()."""
-    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+@contextlib.contextmanager
+def local_server(args: list[str], log_path: Path, env: dict | None = None):
+    """Start a stand-in server (`python -m ...`) that listens on a free 127.0.0.1 port; yield the port, stop it after."""
     port = free_port()
-    env = os.environ | {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    log = open(tmp_path / "moto.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=log)
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", *[a.replace("{port}", str(port)) for a in args]], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -104,11 +103,22 @@ def moto(tmp_path):
             time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("moto server did not start")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+        pytest.fail(f"{args[0]} did not start; see {log_path}")
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def moto(tmp_path):
+    """A moto server on 127.0.0.1 standing in for AWS; point boto3 and terraform at it with aws_env()."""
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    env = os.environ | {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    with local_server(["moto.server", "-H", "127.0.0.1", "-p", "{port}"], tmp_path / "moto.log", env) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def aws_env(endpoint: str) -> dict[str, str]:

@@ -60,33 +60,16 @@ def test_a_missing_or_empty_model_folder_names_the_field(tmp_path):
 @pytest.fixture
 def gcs(tmp_path, monkeypatch):
     """gcp-storage-emulator on 127.0.0.1: google-cloud-storage talks to it through STORAGE_EMULATOR_HOST."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import free_port
+    from tests.conftest import local_server
 
     pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is not installed")
-    port = free_port()
-    log = open(tmp_path / "gcs.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"], stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
-    from google.cloud import storage
+    with local_server(["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log") as port:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+        from google.cloud import storage
 
-    storage.Client().create_bucket("models")
-    yield
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+        storage.Client().create_bucket("models")
+        yield
 
 
 def test_gcs_upload_is_content_addressed_and_skips_what_is_there(gcs, tmp_path):
