@@ -21,11 +21,15 @@ def gke_location(spec: Spec) -> str:
 
 
 def connect(spec: Spec) -> Cluster:
+    return Cluster(credentials_for(spec))
+
+
+def credentials_for(spec: Spec) -> Credentials:
     existing = spec.cluster.existing
     if existing is not None and existing.context:
         from . import kubeconfig
 
-        return Cluster(kubeconfig.credentials(existing.context))
+        return kubeconfig.credentials(existing.context)
     from . import credentials
 
     name = cluster_name(spec)
@@ -38,7 +42,7 @@ def connect(spec: Spec) -> Cluster:
     ca = tempfile.NamedTemporaryFile(prefix="mlkit-ca-", suffix=".pem", delete=False)
     ca.write(base64.b64decode(endpoint.ca_data))
     ca.close()
-    return Cluster(Credentials(server=endpoint.server, name=f"{spec.cloud} cluster {name}", ca_file=ca.name, token=token))
+    return Credentials(server=endpoint.server, name=f"{spec.cloud} cluster {name}", ca_file=ca.name, token=token)
 
 
 def open_project(file: Path) -> tuple[Spec, Cluster]:

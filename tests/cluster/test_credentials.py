@@ -84,3 +84,17 @@ def test_credentials_from_a_context_with_ca_and_an_exec_plugin(tmp_path):
     creds = kubeconfig.credentials("ctx", file)
     assert creds.server == "https://k8s" and creds.token == "from-plugin"
     assert open(creds.ca_file, "rb").read() == b"PEM"
+
+
+def test_connect_to_an_eks_cluster_mlkit_made_uses_describe_and_a_fresh_token(aws):
+    from mlkit.cluster.connect import credentials_for, token_args
+    from mlkit.spec import loads
+
+    eks = boto3.client("eks", region_name="us-west-2")
+    described = eks.create_cluster(name="made-demo", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []})["cluster"]
+    spec = loads("project: made-demo\ncloud: aws\nregion: us-west-2\ncluster: {node_pools: [{name: cpu, instance_type: m6i.large}]}\n")
+    creds = credentials_for(spec)  # moto's CA is not a real certificate, so no TLS client is built here
+    assert creds.server == described["endpoint"] and creds.name == "aws cluster made-demo"
+    assert creds.token.startswith("k8s-aws-v1.")
+    assert open(creds.ca_file, "rb").read() == base64.b64decode(described["certificateAuthority"]["data"])
+    assert token_args(spec) == ["--cloud", "aws", "--cluster", "made-demo", "--region", "us-west-2"]
