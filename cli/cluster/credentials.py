@@ -23,7 +23,7 @@ class Endpoint:
     ca_data: str  # base64 PEM, as kubeconfig's certificate-authority-data holds it
 
 
-def _boto3():
+def require_boto3():
     try:
         import boto3
     except ImportError:
@@ -32,7 +32,7 @@ def _boto3():
 
 
 def eks_token(cluster: str, region: str) -> tuple[str, datetime.datetime]:
-    boto3 = _boto3()
+    boto3 = require_boto3()
     from botocore.signers import RequestSigner
 
     session = boto3.session.Session()
@@ -55,7 +55,7 @@ def eks_token(cluster: str, region: str) -> tuple[str, datetime.datetime]:
 
 
 def eks_endpoint(cluster: str, region: str) -> Endpoint:
-    boto3 = _boto3()
+    boto3 = require_boto3()
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:

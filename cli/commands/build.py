@@ -54,10 +54,7 @@ def command(
         if deploy_apis.in_registry(spec, ref, api.name, ctx.tag):
             say(f"{api.name}: {ref} is already in the registry")
         else:
-            folder = root / ".mlkit" / "build" / api.name
-            ctx.write(folder)
-            user, password, endpoint = images.ecr_login(spec.region) if spec.cloud == "aws" else (*images.gar_login(), k8s.registry(spec, None))
-            images.build_and_push(folder, ref, endpoint, user, password)
+            deploy_apis.push(root, spec, ctx, ref)
             say(f"{api.name}: pushed {ref}")
         results.append({"api": api.name, "tag": ctx.tag, "image": ref})
     if json_out:

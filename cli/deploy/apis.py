@@ -44,10 +44,10 @@ def cluster_outputs(root: Path) -> dict:
 def aws_account(outputs: dict) -> str:
     if outputs.get("account_id"):
         return outputs["account_id"]
-    from ..cluster.credentials import _boto3
+    from ..cluster.credentials import require_boto3
 
     try:
-        return _boto3().client("sts").get_caller_identity()["Account"]
+        return require_boto3().client("sts").get_caller_identity()["Account"]
     except Exception as exc:  # botocore raises several unrelated types for missing credentials
         raise ToolError(f"STS GetCallerIdentity (to find the AWS account of the registry): {exc}") from None
 
@@ -107,17 +107,22 @@ def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, rep
                 f"Build it where Docker runs: `mlkit build {api.name}` (or `mlkit build --context-dir DIR` and `docker buildx build --push -t {ref} DIR/{api.name}` in CI), "
                 "then run `mlkit apply --only apis` again"
             )
-        folder = root / ".mlkit" / "build" / api.name
-        ctx.write(folder)
         say(f"image of {api.name}: building {ref}")
-        if spec.cloud == "aws":
-            user, password, endpoint = images.ecr_login(spec.region)
-        else:
-            user, password = images.gar_login()
-            endpoint = k8s.registry(spec, None)
-        images.build_and_push(folder, ref, endpoint, user, password)
+        push(root, spec, ctx, ref)
         facts.images[api.name] = tag
         report.built.append(api.name)
+
+
+def push(root: Path, spec: Spec, ctx: images.Context, ref: str) -> None:
+    """Write the context under .mlkit/build, log in to the project's registry, build and push."""
+    folder = root / ".mlkit" / "build" / ctx.api
+    ctx.write(folder)
+    if spec.cloud == "aws":
+        user, password, endpoint = images.ecr_login(spec.region)
+    else:
+        user, password = images.gar_login()
+        endpoint = k8s.registry(spec, None)
+    images.build_and_push(folder, ref, endpoint, user, password)
 
 
 def in_registry(spec: Spec, ref: str, api: str, tag: str) -> bool:

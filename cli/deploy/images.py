@@ -108,9 +108,9 @@ def ecr_login(region: str) -> tuple[str, str, str]:
     """User, password and registry URL for ECR, from boto3 (what `aws ecr get-login-password` does)."""
     import base64
 
-    from ..cluster.credentials import _boto3
+    from ..cluster.credentials import require_boto3
 
-    boto3 = _boto3()
+    boto3 = require_boto3()
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -129,9 +129,9 @@ def gar_login() -> tuple[str, str]:
 
 
 def ecr_has(region: str, repository: str, tag: str) -> bool:
-    from ..cluster.credentials import _boto3
+    from ..cluster.credentials import require_boto3
 
-    boto3 = _boto3()
+    boto3 = require_boto3()
     from botocore.exceptions import ClientError
 
     try:

@@ -64,9 +64,9 @@ def upload(cloud: str, bucket: str, name: str, folder: Path, where: str, say: Ca
 
 
 def _s3(bucket: str, prefix: str, files, say) -> tuple[int, int]:
-    from ..cluster.credentials import _boto3
+    from ..cluster.credentials import require_boto3
 
-    boto3 = _boto3()
+    boto3 = require_boto3()
     from botocore.exceptions import BotoCoreError, ClientError
 
     s3 = boto3.client("s3")
