@@ -36,3 +36,16 @@ class Unbatched(Predictor):
         x = models.to_tensor(self.name, [payload["x"]]).to(self.device)
         with torch.inference_mode():
             return self.model(x)[0].tolist()
+
+
+class NoModel:
+    """The same request path with a model that costs nothing: what the server itself spends (breakdown.py)."""
+
+    def __init__(self, config, model_dir):
+        pass
+
+    def predict(self, payload):
+        return [0.0] * 10
+
+    def predict_batch(self, payloads):
+        return [[0.0] * 10 for _ in payloads]

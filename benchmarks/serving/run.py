@@ -1,10 +1,11 @@
 """Serve the same model with mlkit_runtime, a minimal FastAPI endpoint and BentoML, and load each.
 
 Server pinned to core 0 and the load generator to core 1 (taskset), torch on one thread, one
-worker each, loopback only. For each model: the bare forward throughput at batch 1, 8 and 32 (the
-physical limit), then per repeat, servers in alternating order: a closed loop (hey) at each
-concurrency and an open loop (openloop.py, constant rate, latency from the scheduled send time).
-Medians over repeats. BentoML is installed by this script into .bench/bentoml.
+worker each, loopback only. For each model and repeat: the bare forward throughput at batch 1, 8
+and 32 (the physical limit; each run's efficiency divides by the best of these, measured minutes
+before it), then the servers in alternating order: a closed loop (hey) at each concurrency and an
+open loop (openloop.py, constant rate, latency from the scheduled send time). Medians over
+repeats. BentoML is installed by this script into .bench/bentoml.
 
     python benchmarks/serving/run.py                       # everything (about 25 minutes)
     python benchmarks/serving/run.py --models cnn --servers mlkit bentoml --duration 5 --repeats 2
@@ -56,6 +57,12 @@ def server_command(kind: str, model: str, port: int) -> list[str]:
         return pin + [
             sys.executable, "-m", "mlkit_runtime", "--predictor", str(HERE / "mlkit_predictor.py") + ":Predictor",
             "--config", json.dumps({"model": model}), "--port", str(port), "--name", model,
+            "--max-batch-size", "32", "--max-wait-ms", "2", "--max-in-flight", "64", "--max-queue", "128",
+        ]
+    if kind == "mlkit-nomodel":
+        return pin + [
+            sys.executable, "-m", "mlkit_runtime", "--predictor", str(HERE / "mlkit_predictor.py") + ":NoModel",
+            "--port", str(port), "--name", model,
             "--max-batch-size", "32", "--max-wait-ms", "2", "--max-in-flight", "64", "--max-queue", "128",
         ]
     if kind == "mlkit-nobatch":
@@ -154,14 +161,17 @@ def main() -> None:
     summary: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
-            limits = bare(model)
-            best = max(limits.values())
-            summary[model] = {"bare": limits}
-            print(f"\n{model}: bare samples/s " + ", ".join(f"batch {k}: {v:.0f}" for k, v in limits.items()), file=sys.stderr)
+            summary[model] = {"bare": []}
             body_file = Path(tmp) / f"{model}.json"
             payload = json.dumps(bench_models.payload(model)).encode()
             body_file.write_bytes(payload)
             for rep in range(args.repeats):
+                # The physical limit, measured again each repeat next to the servers it divides:
+                # the machine drifts by 15-25% from one minute to the next.
+                limits = bare(model)
+                best = max(limits.values())
+                summary[model]["bare"].append(limits)
+                print(f"\n{model} repeat {rep}: bare samples/s " + ", ".join(f"batch {k}: {v:.0f}" for k, v in limits.items()), file=sys.stderr)
                 order = args.servers if rep % 2 == 0 else list(reversed(args.servers))
                 for kind in order:
                     server = Running(kind, model, payload, Path(tmp) / f"{kind}-{model}.log")
@@ -188,6 +198,10 @@ def main() -> None:
     print_table(runs, summary)
 
 
+def median_bare(measured: list[dict[int, float]]) -> dict[int, float]:
+    return {b: statistics.median(m[b] for m in measured) for b in measured[0]}
+
+
 def print_table(runs: list[dict], summary: dict) -> None:
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
@@ -204,11 +218,14 @@ def print_table(runs: list[dict], summary: dict) -> None:
             f"{statistics.median(batch):.1f} | {med('efficiency'):.2f} |" if batch else
             f"| {model} | {load} | {server} | {med('rps'):.0f} | {med('p50_ms'):.2f} | {med('p99_ms'):.2f} | {int(med('non_2xx'))} | — | {med('efficiency'):.2f} |"
         )
+    print()
+    for model, info in summary.items():
+        print(f"{model}: bare samples/s, median of {len(info['bare'])}: " + ", ".join(f"batch {b} {v:.0f}" for b, v in median_bare(info["bare"]).items()))
     # Per-request overhead on the MLP, two ways: the server's time per request at saturation (c=16)
     # less the model's share, and the added latency at c=1 over the null server (same client, same
     # loopback) less the batch-1 forward.
     if "mlp" in summary:
-        bare = summary["mlp"]["bare"]
+        bare = median_bare(summary["mlp"]["bare"])
         null = groups.get(("mlp", "closed c=1", "null"))
         print()
         for server in ("mlkit", "mlkit-nobatch", "fastapi", "bentoml"):
