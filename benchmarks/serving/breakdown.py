@@ -1,7 +1,8 @@
 """Where a request's time goes inside the server at one core, for the efficiency target (CNN, c=16).
 
-Alternating, for each round: the model's bare forward at batch 8, then three servers under the same
-closed loop (hey, concurrency 16, the model's JSON payload): the null ASGI app (uvicorn alone),
+Alternating, for each round: the model's bare forward at batch 8, then four servers under the same
+closed loop (hey, concurrency 16, the model's JSON payload): the null ASGI app (uvicorn alone), the
+floor of a batching server (batching_floor.py: parse, queue, one batch in a thread, answer),
 mlkit_runtime with a model that costs nothing (`NoModel`), and mlkit_runtime with the model. For
 each server the CPU time of its event-loop thread (the main thread) and of its other threads (the
 predictor's pool) per request, read from /proc/PID/task while the load runs. Medians over rounds.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from run import Running, bare
 
-SERVERS = ("null", "mlkit-nomodel", "mlkit")
+SERVERS = ("null", "floor", "mlkit-nomodel", "mlkit")
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -106,7 +107,8 @@ def report(model: str, results: dict[str, list[dict]]) -> None:
     print(f"per request {loop + pool:.0f} µs of core 0: the model's forward {forward:.0f} at bare speed; "
           f"the predictor thread {pool - forward:+.0f} over that (list to tensor and back, and a forward slowed by sharing the core); "
           f"the event loop {loop:.0f}, of which uvicorn alone {med('null', 'loop_us'):.0f}, "
-          f"the runtime's path with a model that costs nothing {med('mlkit-nomodel', 'loop_us') - med('null', 'loop_us'):.0f} more, "
+          f"a batching server's least (parse, queue, thread hop) {med('floor', 'loop_us') - med('null', 'loop_us'):.0f} more, "
+          f"the runtime's features {med('mlkit-nomodel', 'loop_us') - med('floor', 'loop_us'):.0f} more, "
           f"and sharing the core with the model {loop - med('mlkit-nomodel', 'loop_us'):+.0f} more")
 
 

@@ -74,6 +74,8 @@ def server_command(kind: str, model: str, port: int) -> list[str]:
         return pin + [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
     if kind == "null":
         return pin + [sys.executable, "-m", "uvicorn", "null_app:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    if kind == "floor":
+        return pin + [sys.executable, "-m", "uvicorn", "batching_floor:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
     if kind == "bentoml":
         return pin + [str(ensure_bentoml()), "serve", "bento_service:Model", "--port", str(port), "--host", "127.0.0.1"]
     raise ValueError(kind)
