@@ -16,16 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from run import Running, bare
+from run import Running, bare, hey
 
 SERVERS = ("null", "floor", "mlkit-nomodel", "mlkit")
 
@@ -51,13 +49,9 @@ def measure(server: Running, body: Path, seconds: float) -> dict:
     """Requests/s, and CPU µs per request of the loop thread and of the other threads, over one hey run."""
     main0, other0 = cpu_seconds(server.proc.pid)
     start = time.monotonic()
-    out = subprocess.run(
-        ["taskset", "-c", "1", "hey", "-z", f"{seconds}s", "-c", "16", "-m", "POST", "-T", "application/json", "-D", str(body), server.url],
-        capture_output=True, text=True, check=True,
-    ).stdout
+    n = hey(server.url, body, 16, seconds)["requests"]
     elapsed = time.monotonic() - start
     main1, other1 = cpu_seconds(server.proc.pid)
-    n = sum(int(count) for count in re.findall(r"\[\d+\]\s+(\d+) responses", out))
     return {"rps": n / elapsed, "loop_us": (main1 - main0) / n * 1e6, "other_us": (other1 - other0) / n * 1e6}
 
 
@@ -83,7 +77,7 @@ def main() -> None:
             for kind in SERVERS if rnd % 2 == 0 else reversed(SERVERS):
                 server = Running(kind, args.model, payload, Path(tmp) / f"{kind}.log")
                 try:
-                    subprocess.run(["taskset", "-c", "1", "hey", "-z", "2s", "-c", "16", "-m", "POST", "-T", "application/json", "-D", str(body), server.url], stdout=subprocess.DEVNULL, check=True)
+                    hey(server.url, body, 16, 2)  # warm-up
                     r = measure(server, body, args.duration)
                 finally:
                     server.stop()

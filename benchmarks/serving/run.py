@@ -51,31 +51,22 @@ def ensure_bentoml() -> Path:
     return exe
 
 
+# The runtime's predictor classes in mlkit_predictor.py and the plain ASGI apps, by server kind.
+MLKIT_PREDICTORS = {"mlkit": "Predictor", "mlkit-nomodel": "NoModel", "mlkit-nobatch": "Unbatched"}
+UVICORN_APPS = {"fastapi": "fastapi_app", "null": "null_app", "floor": "batching_floor"}
+
+
 def server_command(kind: str, model: str, port: int) -> list[str]:
     pin = ["taskset", "-c", "0"]
-    if kind == "mlkit":
-        return pin + [
-            sys.executable, "-m", "mlkit_runtime", "--predictor", str(HERE / "mlkit_predictor.py") + ":Predictor",
-            "--config", json.dumps({"model": model}), "--port", str(port), "--name", model,
-            "--max-batch-size", "32", "--max-wait-ms", "2", "--max-in-flight", "64", "--max-queue", "128",
+    if kind in MLKIT_PREDICTORS:
+        command = [
+            sys.executable, "-m", "mlkit_runtime", "--predictor", f"{HERE / 'mlkit_predictor.py'}:{MLKIT_PREDICTORS[kind]}",
+            "--config", json.dumps({"model": model}), "--port", str(port), "--name", model, "--max-in-flight", "64", "--max-queue", "128",
         ]
-    if kind == "mlkit-nomodel":
-        return pin + [
-            sys.executable, "-m", "mlkit_runtime", "--predictor", str(HERE / "mlkit_predictor.py") + ":NoModel",
-            "--port", str(port), "--name", model,
-            "--max-batch-size", "32", "--max-wait-ms", "2", "--max-in-flight", "64", "--max-queue", "128",
-        ]
-    if kind == "mlkit-nobatch":
-        return pin + [
-            sys.executable, "-m", "mlkit_runtime", "--predictor", str(HERE / "mlkit_predictor.py") + ":Unbatched",
-            "--config", json.dumps({"model": model}), "--port", str(port), "--max-in-flight", "64", "--max-queue", "128",
-        ]
-    if kind == "fastapi":
-        return pin + [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-    if kind == "null":
-        return pin + [sys.executable, "-m", "uvicorn", "null_app:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-    if kind == "floor":
-        return pin + [sys.executable, "-m", "uvicorn", "batching_floor:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        batching = [] if kind == "mlkit-nobatch" else ["--max-batch-size", "32", "--max-wait-ms", "2"]
+        return pin + command + batching
+    if kind in UVICORN_APPS:
+        return pin + [sys.executable, "-m", "uvicorn", f"{UVICORN_APPS[kind]}:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
     if kind == "bentoml":
         return pin + [str(ensure_bentoml()), "serve", "bento_service:Model", "--port", str(port), "--host", "127.0.0.1"]
     raise ValueError(kind)
@@ -128,7 +119,7 @@ def hey(url: str, body_file: Path, concurrency: int, seconds: float) -> dict:
     errors = sum(int(n) for n in re.findall(r"\[(\d+)\]", err_block))
     ok = codes.get(200, 0)
     total = sum(codes.values()) + errors
-    return {"rps": rps * ok / total if total else 0.0, "p50_ms": pct.get(50, float("nan")), "p99_ms": pct.get(99, float("nan")), "non_2xx": total - ok}
+    return {"rps": rps * ok / total if total else 0.0, "p50_ms": pct.get(50, float("nan")), "p99_ms": pct.get(99, float("nan")), "non_2xx": total - ok, "requests": total}
 
 
 def openloop(url: str, body_file: Path, rate: float, seconds: float) -> dict:
