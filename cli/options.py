@@ -11,6 +11,7 @@ SpecFile = Annotated[
     Path,
     typer.Option("--file", "-f", help="Spec file; the project is the folder it is in.", show_default=True),
 ]
+ApiName = Annotated[str, typer.Argument(help="API name from mlkit.yaml.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Write machine-readable JSON to stdout (messages stay on stderr).")]
 AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Do not ask before changing anything (for automation).")]
 

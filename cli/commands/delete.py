@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
+from ..options import DEFAULT_SPEC, ApiName, JsonOut, SpecFile, say
 
 
 def command(
-    api: Annotated[str, typer.Argument(help="API name from mlkit.yaml.")],
+    api: ApiName,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     file: SpecFile = DEFAULT_SPEC,
     json_out: JsonOut = False,

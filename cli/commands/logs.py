@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..options import DEFAULT_SPEC
+from ..options import DEFAULT_SPEC, ApiName
 
 
 def command(
-    api: Annotated[str, typer.Argument(help="API name from mlkit.yaml.")],
+    api: ApiName,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until interrupted.")] = False,
     tail: Annotated[int, typer.Option("--tail", help="Lines to show from the end of each pod's log.")] = 100,
+    # Not SpecFile: its -f is --follow here, as in `kubectl logs -f`.
     file: Annotated[Path, typer.Option("--file", help="Spec file; the project is the folder it is in.")] = DEFAULT_SPEC,
 ) -> None:
     """Print the logs of every pod of API (one JSON access line per request, and the server's messages), each line prefixed by its pod."""

@@ -11,11 +11,11 @@ from typing import Annotated
 import typer
 
 from ..errors import ToolError, UserError
-from ..options import DEFAULT_SPEC, SpecFile
+from ..options import DEFAULT_SPEC, ApiName, SpecFile
 
 
 def command(
-    api: Annotated[str, typer.Argument(help="API name from mlkit.yaml.")],
+    api: ApiName,
     payload: Annotated[str, typer.Argument(help="JSON request body, @file.json, or - for standard input.")],
     route: Annotated[str, typer.Option("--route", help="Route to call: /predict, /v1/models/NAME:predict or /v2/models/NAME/infer.")] = "/predict",
     canary: Annotated[bool, typer.Option("--canary", help="Call the canary version instead of the stable one.")] = False,
