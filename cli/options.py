@@ -21,3 +21,11 @@ DEFAULT_SPEC = Path("mlkit.yaml")
 def say(message: str) -> None:
     """Messages for people go to stderr; stdout is for data."""
     typer.echo(message, err=True)
+
+
+def confirm(question: str) -> bool:
+    """Ask on stderr; no answer (end of input) is a no."""
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        return False

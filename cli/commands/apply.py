@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..options import DEFAULT_SPEC, AutoApprove, JsonOut, SpecFile, say
+from ..options import DEFAULT_SPEC, AutoApprove, JsonOut, SpecFile, confirm, say
 
 
 class Step(str, Enum):
@@ -105,10 +105,3 @@ def _apis(root: Path, spec, timeout: float) -> dict:
     out = asdict(report)
     out.pop("new_keys")  # keys go to the terminal once, never into logs of automation
     return out
-
-
-def confirm(question: str) -> bool:
-    try:
-        return typer.confirm(question, default=False, err=True)
-    except typer.Abort:  # end of input: nobody answered
-        return False

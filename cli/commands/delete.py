@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..options import DEFAULT_SPEC, ApiName, JsonOut, SpecFile, say
+from ..options import DEFAULT_SPEC, ApiName, JsonOut, SpecFile, confirm, say
 
 
 def command(
@@ -28,13 +28,8 @@ def command(
     spec, cluster = open_project(file)
     try:
         api_named(spec, api)
-        if not yes:
-            try:
-                ok = typer.confirm(f"Delete API {api} from namespace {spec.k8s_namespace}?", default=False, err=True)
-            except typer.Abort:
-                ok = False
-            if not ok:
-                raise UserError("delete cancelled; nothing was changed")
+        if not yes and not confirm(f"Delete API {api} from namespace {spec.k8s_namespace}?"):
+            raise UserError("delete cancelled; nothing was changed")
         removed = deploy.remove(cluster, spec, say, api=api)
     finally:
         cluster.close()

@@ -152,7 +152,8 @@ def test_apply_status_predict_logs_delete(proj, k8s, moto, tmp_path):
     assert no_pods.returncode == 1 and "API spam has no pods" in no_pods.stderr
 
     refused = mlkit("delete", "sentiment", cwd=root, env=env, input="n\n")
-    assert refused.returncode == 1 and {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"sentiment", "spam"}
+    assert refused.returncode == 1 and "delete cancelled; nothing was changed" in refused.stderr
+    assert {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"sentiment", "spam"}
     deleted = mlkit("delete", "sentiment", "--yes", cwd=root, env=env)
     assert deleted.returncode == 0, deleted.stderr
     assert {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"spam"}
