@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import ToolError, UserError
@@ -31,6 +33,22 @@ def require_boto3():
     return boto3
 
 
+NO_AWS_CREDENTIALS = "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on a machine with a role"
+
+
+@contextmanager
+def aws_call(what: str) -> Iterator[None]:
+    """One line for a failed AWS call: missing credentials are the user's to fix; anything else names the call."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        yield
+    except NoCredentialsError:
+        raise UserError(NO_AWS_CREDENTIALS) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise ToolError(f"{what}: {exc}") from None
+
+
 def eks_token(cluster: str, region: str) -> tuple[str, datetime.datetime]:
     boto3 = require_boto3()
     from botocore.signers import RequestSigner
@@ -38,7 +56,7 @@ def eks_token(cluster: str, region: str) -> tuple[str, datetime.datetime]:
     session = boto3.session.Session()
     credentials = session.get_credentials()
     if credentials is None:
-        raise UserError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on a machine with a role")
+        raise UserError(NO_AWS_CREDENTIALS)
     sts = session.client("sts", region_name=region)
     signer = RequestSigner(sts.meta.service_model.service_id, region, "sts", "v4", credentials, session.events)
     request = {
@@ -56,16 +74,15 @@ def eks_token(cluster: str, region: str) -> tuple[str, datetime.datetime]:
 
 def eks_endpoint(cluster: str, region: str) -> Endpoint:
     boto3 = require_boto3()
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import ClientError
 
-    try:
-        described = boto3.client("eks", region_name=region).describe_cluster(name=cluster)["cluster"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
-            raise UserError(f"no EKS cluster named {cluster} in {region}: run `mlkit apply --only cluster`, or fix cluster.existing.name") from None
-        raise ToolError(f"EKS DescribeCluster {cluster}: {exc}") from None
-    except BotoCoreError as exc:
-        raise ToolError(f"EKS DescribeCluster {cluster}: {exc}") from None
+    with aws_call(f"EKS DescribeCluster {cluster}"):
+        try:
+            described = boto3.client("eks", region_name=region).describe_cluster(name=cluster)["cluster"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise UserError(f"no EKS cluster named {cluster} in {region}: run `mlkit apply --only cluster`, or fix cluster.existing.name") from None
+            raise
     return Endpoint(described["endpoint"], described["certificateAuthority"]["data"])
 
 

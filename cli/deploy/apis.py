@@ -44,12 +44,11 @@ def cluster_outputs(root: Path) -> dict:
 def aws_account(outputs: dict) -> str:
     if outputs.get("account_id"):
         return outputs["account_id"]
-    from ..cluster.credentials import require_boto3
+    from ..cluster.credentials import aws_call, require_boto3
 
-    try:
-        return require_boto3().client("sts").get_caller_identity()["Account"]
-    except Exception as exc:  # botocore raises several unrelated types for missing credentials
-        raise ToolError(f"STS GetCallerIdentity (to find the AWS account of the registry): {exc}") from None
+    boto3 = require_boto3()
+    with aws_call("STS GetCallerIdentity (to find the AWS account of the registry)"):
+        return boto3.client("sts").get_caller_identity()["Account"]
 
 
 def prepare(root: Path, spec: Spec, say: Say, report: Report) -> facts_mod.Facts:

@@ -108,15 +108,11 @@ def ecr_login(region: str) -> tuple[str, str, str]:
     """User, password and registry URL for ECR, from boto3 (what `aws ecr get-login-password` does)."""
     import base64
 
-    from ..cluster.credentials import require_boto3
+    from ..cluster.credentials import aws_call, require_boto3
 
     boto3 = require_boto3()
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
+    with aws_call(f"ECR GetAuthorizationToken in {region}"):
         data = boto3.client("ecr", region_name=region).get_authorization_token()["authorizationData"][0]
-    except (ClientError, BotoCoreError) as exc:
-        raise ToolError(f"ECR GetAuthorizationToken in {region}: {exc}") from None
     user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     return user, password, data["proxyEndpoint"]
 
@@ -129,18 +125,19 @@ def gar_login() -> tuple[str, str]:
 
 
 def ecr_has(region: str, repository: str, tag: str) -> bool:
-    from ..cluster.credentials import require_boto3
+    from ..cluster.credentials import aws_call, require_boto3
 
     boto3 = require_boto3()
     from botocore.exceptions import ClientError
 
-    try:
-        boto3.client("ecr", region_name=region).describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-        return True
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
-            return False
-        raise ToolError(f"ECR DescribeImages {repository}:{tag}: {exc}") from None
+    with aws_call(f"ECR DescribeImages {repository}:{tag}"):
+        try:
+            boto3.client("ecr", region_name=region).describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                return False
+            raise
 
 
 def registry_has(image: str, user: str, password: str, scheme: str = "https") -> bool:

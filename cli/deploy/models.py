@@ -64,14 +64,14 @@ def upload(cloud: str, bucket: str, name: str, folder: Path, where: str, say: Ca
 
 
 def _s3(bucket: str, prefix: str, files, say) -> tuple[int, int]:
-    from ..cluster.credentials import require_boto3
+    from ..cluster.credentials import aws_call, require_boto3
 
     boto3 = require_boto3()
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import ClientError
 
     s3 = boto3.client("s3")
     uploaded = skipped = 0
-    try:
+    with aws_call(f"uploading the model to s3://{bucket}/{prefix}"):
         for rel, path, file_hash in files:
             key = prefix + rel
             try:
@@ -84,8 +84,6 @@ def _s3(bucket: str, prefix: str, files, say) -> tuple[int, int]:
             say(f"  uploading {rel} ({path.stat().st_size:,} bytes) to s3://{bucket}/{key}")
             s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": file_hash}})
             uploaded += 1
-    except (ClientError, BotoCoreError) as exc:
-        raise ToolError(f"uploading the model to s3://{bucket}/{prefix}: {exc}") from None
     return uploaded, skipped
 
 

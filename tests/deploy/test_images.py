@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from mlkit.deploy import images
-from mlkit.errors import ToolError
+from mlkit.errors import ToolError, UserError
 from mlkit.spec import load
 from tests.conftest import EXAMPLES, aws_env, mlkit
 
@@ -138,3 +138,15 @@ def test_registry_lookup_follows_the_token_handshake():
             images.registry_has(f"{host}/p/r/api:abc123", "oauth2accesstoken", "wrong", scheme="http")
     finally:
         registry.server.shutdown()
+
+
+def test_ecr_calls_without_aws_credentials_say_how_to_provide_them(tmp_path, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # earlier tests' session holds their credentials
+    for call in (lambda: images.ecr_has("us-west-2", "demo", "api-123"), lambda: images.ecr_login("us-west-2")):
+        with pytest.raises(UserError, match=r"^no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID"):
+            call()
