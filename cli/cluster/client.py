@@ -85,7 +85,11 @@ class Cluster:
         except NotFound:
             return []  # the kind is not installed (e.g. no KEDA yet): nothing of it exists
         # The server filters by the selector; filtering again costs nothing and keeps lists exact.
-        return [i for i in items if all(i.get("metadata", {}).get("labels", {}).get(k) == v for k, v in (labels or {}).items())]
+        items = [i for i in items if all(i.get("metadata", {}).get("labels", {}).get(k) == v for k, v in (labels or {}).items())]
+        for item in items:  # a built-in kind's list leaves these out of its items; callers get whole objects
+            item.setdefault("apiVersion", kind.api_version)
+            item.setdefault("kind", kind.kind)
+        return items
 
     def delete(self, kind: Kind, namespace: str | None, name: str) -> bool:
         try:

@@ -105,10 +105,10 @@ def _prune(cluster: Cluster, spec: Spec, keep: set, say: Callable[[str], None]) 
         if kind.kind in ("Namespace", "Secret"):
             continue  # the namespace holds everything; API-key Secrets go with `mlkit delete`
         for obj in cluster.list(kind, spec.k8s_namespace if kind.namespaced else None, owner_labels(spec)):
-            k = key(obj) if kind.namespaced else (obj["kind"], None, obj["metadata"]["name"])
-            if (kind.kind, k[1], k[2]) not in keep:
+            k = key(obj)
+            if k not in keep:
                 cluster.delete(kind, k[1], k[2])
-                pruned.append((kind.kind, k[1], k[2]))
+                pruned.append(k)
                 say(f"pruned {kind.kind} {k[2]}: no longer in mlkit.yaml")
     return pruned
 

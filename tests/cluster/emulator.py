@@ -3,7 +3,8 @@
 kmock stores objects and serves create/get/list/patch/delete like an API server. Two things a real
 API server does and kmock leaves to subclasses are added here, since mlkit relies on them:
 server-side apply creates an absent object, and `metadata.generation` starts at 1 and grows when
-the spec changes. (kmock's lists ignore `labelSelector`; mlkit's client filters again anyway.)
+the spec changes. And one thing a real API server does that kmock does not: the items of a built-in
+kind's list come without kind and apiVersion. (kmock's lists ignore `labelSelector`; mlkit's client filters again anyway.)
 Tests play the controllers (a Deployment's status, pods, events, logs) by writing objects and
 reactions themselves.
 """
@@ -25,6 +26,9 @@ from kmock._internal import enums
 
 
 NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?$")
+# Built-in API groups: a real API server leaves kind and apiVersion out of the items of their lists
+# (custom resources keep them). kmock returns items as stored, so lists of these are trimmed.
+BUILT_IN_LIST = re.compile(r"^/(api/v1|apis/(apps|policy|networking\.k8s\.io|autoscaling)/v\w+)(/namespaces/[^/]+)?/[a-z]+$")
 
 
 @attrs.define(eq=False)
@@ -36,7 +40,14 @@ class Emulator(kmock.KubernetesEmulator):
         # Namespace object itself; namespaces are kept here instead.
         match = NAMESPACE_PATH.match(raw_request.path)
         if match is None:
-            return await super().__call__(raw_request)
+            response = await super().__call__(raw_request)
+            if raw_request.method == "GET" and response.status == 200 and BUILT_IN_LIST.match(raw_request.path):
+                body = json.loads(response.body)
+                for item in body.get("items", []):
+                    item.pop("kind", None)
+                    item.pop("apiVersion", None)
+                response = web.json_response(body)
+            return response
         name = match.group(1)
         if name is None:
             return web.json_response({"kind": "NamespaceList", "apiVersion": "v1", "items": list(self.namespaces.values())})
