@@ -13,16 +13,10 @@ from pathlib import Path
 import yaml
 
 from ..errors import ToolError, UserError
+from ..render.k8s import owner_labels
 from ..spec import Spec
 from .client import Cluster, NotFound
 from .kinds import KINDS, ORDER, by_name, kind_of
-
-MANAGED = "app.kubernetes.io/managed-by"
-PART_OF = "app.kubernetes.io/part-of"
-
-
-def owner_labels(spec: Spec) -> dict[str, str]:
-    return {MANAGED: "mlkit", PART_OF: spec.project}
 
 
 def load_manifests(root: Path, spec: Spec) -> list[dict]:

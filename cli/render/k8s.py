@@ -97,8 +97,13 @@ def metadata(name: str, namespace: str | None, labels: dict, annotations: dict |
     return "\n".join(lines)
 
 
+def owner_labels(spec: Spec) -> dict[str, str]:
+    """The labels that mark an object as mlkit's, of this project: apply selects and prunes by them."""
+    return {"app.kubernetes.io/part-of": spec.project, "app.kubernetes.io/managed-by": "mlkit"}
+
+
 def _labels(spec: Spec, api: str | None = None) -> dict[str, str]:
-    labels = {"app.kubernetes.io/part-of": spec.project, "app.kubernetes.io/managed-by": "mlkit"}
+    labels = owner_labels(spec)
     if api:
         labels = {"app.kubernetes.io/name": api, "mlkit.dev/api": api, **labels}
     return labels
