@@ -6,9 +6,13 @@ API emulator exercises them all in tests.
 from __future__ import annotations
 
 import json
+import os
+import ssl
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import certifi
 import httpx
 
 from ..errors import ToolError
@@ -32,6 +36,25 @@ class Credentials:
     client_cert: tuple[str, str] | None = None
     insecure: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    temp_files: list[str] = field(default_factory=list)  # PEM files written for the TLS client; Cluster.close() removes them
+
+    def pem_file(self, data: bytes) -> str:
+        """A private temporary file holding `data` (a CA, certificate or key from a kubeconfig or the cloud), for the TLS client."""
+        handle = tempfile.NamedTemporaryFile(prefix="mlkit-", suffix=".pem", delete=False)
+        with handle:
+            handle.write(data)
+        self.temp_files.append(handle.name)
+        return handle.name
+
+
+def _tls(creds: Credentials) -> ssl.SSLContext | bool:
+    """The TLS settings of a connection: the cluster's CA (else certifi's, httpx's default) and a client certificate if any."""
+    if creds.insecure:
+        return False
+    context = ssl.create_default_context(cafile=creds.ca_file or certifi.where())
+    if creds.client_cert:
+        context.load_cert_chain(*creds.client_cert)
+    return context
 
 
 class Cluster:
@@ -40,11 +63,16 @@ class Cluster:
         headers = {"Accept": "application/json", **creds.headers}
         if creds.token:
             headers["Authorization"] = f"Bearer {creds.token}"
-        verify: bool | str = False if creds.insecure else (creds.ca_file or True)
-        self.http = httpx.Client(base_url=creds.server, headers=headers, verify=verify, cert=creds.client_cert, timeout=timeout)
+        self.http = httpx.Client(base_url=creds.server, headers=headers, verify=_tls(creds), timeout=timeout)
 
     def close(self) -> None:
         self.http.close()
+        for name in self.creds.temp_files:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+        self.creds.temp_files.clear()
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:

@@ -4,7 +4,6 @@ asking EKS or GKE for the endpoint and minting a token with the cloud SDK."""
 from __future__ import annotations
 
 import base64
-import tempfile
 from pathlib import Path
 
 from ..spec import Spec
@@ -39,10 +38,9 @@ def credentials_for(spec: Spec) -> Credentials:
     else:
         endpoint = credentials.gke_endpoint(spec.gcp_project or "", gke_location(spec), name)
         token, _ = credentials.gke_token()
-    ca = tempfile.NamedTemporaryFile(prefix="mlkit-ca-", suffix=".pem", delete=False)
-    ca.write(base64.b64decode(endpoint.ca_data))
-    ca.close()
-    return Credentials(server=endpoint.server, name=f"{spec.cloud} cluster {name}", ca_file=ca.name, token=token)
+    creds = Credentials(server=endpoint.server, name=f"{spec.cloud} cluster {name}", token=token)
+    creds.ca_file = creds.pem_file(base64.b64decode(endpoint.ca_data))
+    return creds
 
 
 def open_project(file: Path) -> tuple[Spec, Cluster]:

@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -55,7 +54,7 @@ def credentials(context: str, file: Path | None = None) -> Credentials:
         raise UserError(f"{file}: context '{context}' names cluster '{ctx['context']['cluster']}', which has no server")
     creds = Credentials(server=cluster["server"], name=f"context {context}", insecure=bool(cluster.get("insecure-skip-tls-verify")))
     if "certificate-authority-data" in cluster:
-        creds.ca_file = _temp_file(base64.b64decode(cluster["certificate-authority-data"]))
+        creds.ca_file = creds.pem_file(base64.b64decode(cluster["certificate-authority-data"]))
     elif "certificate-authority" in cluster:
         creds.ca_file = str(Path(cluster["certificate-authority"]).expanduser())
     if "token" in user:
@@ -64,17 +63,10 @@ def credentials(context: str, file: Path | None = None) -> Credentials:
         creds.token = _exec_token(user["exec"])
     elif "client-certificate-data" in user:
         creds.client_cert = (
-            _temp_file(base64.b64decode(user["client-certificate-data"])),
-            _temp_file(base64.b64decode(user["client-key-data"])),
+            creds.pem_file(base64.b64decode(user["client-certificate-data"])),
+            creds.pem_file(base64.b64decode(user["client-key-data"])),
         )
     return creds
-
-
-def _temp_file(data: bytes) -> str:
-    handle = tempfile.NamedTemporaryFile(prefix="mlkit-", suffix=".pem", delete=False)
-    handle.write(data)
-    handle.close()
-    return handle.name
 
 
 def _exec_token(spec: dict) -> str:

@@ -7,6 +7,7 @@ import base64
 import json
 import stat
 import sys
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import boto3
@@ -84,6 +85,24 @@ def test_credentials_from_a_context_with_ca_and_an_exec_plugin(tmp_path):
     creds = kubeconfig.credentials("ctx", file)
     assert creds.server == "https://k8s" and creds.token == "from-plugin"
     assert open(creds.ca_file, "rb").read() == b"PEM"
+
+
+def test_closing_the_cluster_removes_the_pem_files_its_credentials_wrote(tmp_path):
+    import certifi
+
+    from mlkit.cluster.client import Cluster
+
+    file = tmp_path / "config"
+    file.write_text(yaml.safe_dump({
+        "clusters": [{"name": "c", "cluster": {"server": "https://k8s", "certificate-authority-data": base64.b64encode(open(certifi.where(), "rb").read()).decode()}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    creds = kubeconfig.credentials("ctx", file)
+    ca = Path(creds.ca_file)
+    assert ca.is_file() and stat.S_IMODE(ca.stat().st_mode) == 0o600  # a cluster's CA (or a client key) readable by its owner only
+    Cluster(creds).close()
+    assert not ca.exists()
 
 
 def test_connect_to_an_eks_cluster_mlkit_made_uses_describe_and_a_fresh_token(aws):
