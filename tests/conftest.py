@@ -139,3 +139,49 @@ def k8s():
     running, shutdown = start()
     yield running
     shutdown()
+
+
+def tree_snapshot(root: Path) -> dict[str, tuple[str, bytes | str]]:
+    """Every entry under root (not following links): relative path -> (kind, content or link target)."""
+    snap: dict[str, tuple[str, bytes | str]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            snap[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            snap[rel] = ("dir", "")
+        else:
+            snap[rel] = ("file", path.read_bytes())
+    return snap
+
+
+class Sentinel:
+    """A tree beside the project that no mlkit command may touch; `assert_untouched()` compares it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "secrets").mkdir(parents=True)
+        (root / "secrets/id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n")
+        (root / "notes.txt").write_text("outside the project\n")
+        (root / "infra/terraform/cluster").mkdir(parents=True)
+        (root / "infra/terraform/cluster/main.tf").write_text("# someone else's stack\n")
+        self.before = tree_snapshot(root)
+
+    def assert_untouched(self) -> None:
+        after = tree_snapshot(self.root)
+        assert after == self.before, f"mlkit changed files outside the project: {sorted(set(after.items()) ^ set(self.before.items()))}"
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Sentinel:
+    """A tree at tmp_path/outside, beside a project made under tmp_path: hostile-input tests point
+    links and paths at it and check afterwards that nothing there was written, deleted or truncated."""
+    return Sentinel(tmp_path / "outside")
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, code: int = 1) -> None:
+    """A user error as the contract says: the exit code, one line (or a short block) naming the problem, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
