@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from .. import clouds, labels
 from ..spec import Spec
 from ..spec import accelerators as acc
 from ..spec import rules
@@ -34,7 +35,7 @@ FETCH_IMAGE = {
 # kube-proxy stop sending to it first; then the runtime finishes what it holds within the drain
 # timeout. GKE gives spot VMs about 30 s from notice to power-off, so their pods must fit in 25.
 PRESTOP_S = 5
-DRAIN_TIMEOUT_S = {"on_demand": 30, "gke_spot": 15}
+DRAIN_TIMEOUT_S = {"on_demand": 30, "short_notice": 15}
 EXIT_MARGIN_S = 5
 # Policy-scanner findings that are deliberate here, with the reason, where reviewers and checkov both read them.
 CHECKOV_SKIPS = {
@@ -66,7 +67,7 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     env = environment()
     env.filters["q"] = json.dumps  # a JSON string is a YAML double-quoted scalar: always safe
     env.filters["combine"] = lambda a, b: {**a, **b}
-    env.globals.update(mapping=mapping, metadata=metadata, config_hash=config_hash, fetch_image=lambda uri: FETCH_IMAGE[uri.split("://", 1)[0]], prometheus_query=prometheus_query)
+    env.globals.update(keys=labels, mapping=mapping, metadata=metadata, config_hash=config_hash, fetch_image=lambda uri: FETCH_IMAGE[uri.split("://", 1)[0]], prometheus_query=prometheus_query)
     ns = spec.k8s_namespace
     shared = {"namespace": ns, "labels": _labels(spec), "gateway_class": f"mlkit-{spec.project}"}
     files = {str(SHARED / "namespace.yaml"): HEADER + env.get_template("k8s/namespace.yaml.j2").render(**shared)}
@@ -99,32 +100,29 @@ def metadata(name: str, namespace: str | None, labels: dict, annotations: dict |
 
 def owner_labels(spec: Spec) -> dict[str, str]:
     """The labels that mark an object as mlkit's, of this project: apply selects and prunes by them."""
-    return {"app.kubernetes.io/part-of": spec.project, "app.kubernetes.io/managed-by": "mlkit"}
+    return labels.owner_labels(spec.project)
 
 
 def _labels(spec: Spec, api: str | None = None) -> dict[str, str]:
-    labels = owner_labels(spec)
-    if api:
-        labels = {"app.kubernetes.io/name": api, "mlkit.dev/api": api, **labels}
-    return labels
+    return labels.api_labels(spec.project, api) if api else labels.owner_labels(spec.project)
 
 
 def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
     """Everything the templates of one API need, decided."""
     ns = spec.k8s_namespace
+    cloud = clouds.of(spec)
     pool = rules.pool_for(api, spec) if spec.cluster.existing is None else None
     accel = rules.pool_accelerator(pool, spec.cloud) if pool else acc.NONE
     kind, amount = rules.api_demand(api)
-    gke_spot = spec.cloud == "gcp" and bool(pool and pool.spot)
-    drain_timeout = DRAIN_TIMEOUT_S["gke_spot" if gke_spot else "on_demand"]
-    labels = _labels(spec, api.name)
-    tracks = [_track(spec, facts, api.name, "stable", api.predictor, api.model, api.config, api.autoscaling.min_replicas, labels)]
+    drain_timeout = DRAIN_TIMEOUT_S["short_notice" if cloud.short_spot_notice(pool) else "on_demand"]
+    api_labels = _labels(spec, api.name)
+    tracks = [_track(spec, facts, api.name, "stable", api.predictor, api.model, api.config, api.autoscaling.min_replicas, api_labels)]
     if api.canary:
         c = api.canary
         tracks[0].weight = 100 - c.weight
         config = api.config if c.config is None else c.config
         # The canary always runs: with no replica it would take no share of the traffic.
-        tracks.append(_track(spec, facts, f"{api.name}-canary", "canary", c.predictor or api.predictor, c.model or api.model, config, 1, labels, c.weight))
+        tracks.append(_track(spec, facts, f"{api.name}-canary", "canary", c.predictor or api.predictor, c.model or api.model, config, 1, api_labels, c.weight))
     for track in tracks:
         track.env = _runtime_env(api, track, drain_timeout)
     # A canary API is reached through the Gateway; its Services stay inside the cluster.
@@ -133,13 +131,13 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
         "spec": spec,
         "api": api,
         "namespace": ns,
-        "labels": labels,
+        "labels": api_labels,
         "tracks": tracks,
         "image": _image(spec, api, facts),
         "service_account": api.name,
-        "identity_annotations": _identity(spec, api, facts),
+        "identity_annotations": {cloud.identity_annotation: cloud.identity(spec, api.name, facts.aws_account_id)},
         "resources": _resources(api, kind, amount),
-        "node_selector": _node_selector(spec, pool, accel),
+        "node_selector": _node_selector(cloud, pool, accel),
         "tolerations": _tolerations(pool, kind),
         "accelerator_affinity": [accel.device or "none"] if pool else [],
         "prestop_s": PRESTOP_S,
@@ -149,8 +147,8 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
         "run_as": RUN_AS,
         "model_dir": MODEL_DIR,
         "service_type": "LoadBalancer" if balanced else "ClusterIP",
-        "service_annotations": _service_annotations(spec, api) if balanced else {},
-        "load_balancer_class": "service.k8s.aws/nlb" if balanced and spec.cloud == "aws" else None,
+        "service_annotations": cloud.service_annotations(api.expose) if balanced else {},
+        "load_balancer_class": cloud.load_balancer_class if balanced else None,
         "max_surge": _int_or_percent(api.rollout.max_surge),
         "max_unavailable": _int_or_percent(api.rollout.max_unavailable),
         "prometheus_url": PROMETHEUS_URL,
@@ -160,7 +158,7 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
     }
 
 
-def _track(spec, facts, name, track, predictor, model, config, min_replicas, labels, weight=100) -> Track:
+def _track(spec, facts, name, track, predictor, model, config, min_replicas, api_labels, weight=100) -> Track:
     config_json = json.dumps(config, indent=2, sort_keys=True)
     return Track(
         name=name,
@@ -170,7 +168,7 @@ def _track(spec, facts, name, track, predictor, model, config, min_replicas, lab
         config_json=config_json,
         min_replicas=min_replicas,
         weight=weight,
-        labels={**labels, "mlkit.dev/track": track},
+        labels={**api_labels, labels.TRACK: track},
     )
 
 
@@ -183,8 +181,7 @@ def _model_uri(spec: Spec, name: str, model: str | None, facts: Facts) -> str | 
         return None
     if model.startswith(("s3://", "gs://")):
         return model
-    scheme = "s3" if spec.cloud == "aws" else "gs"
-    return facts.models.get(name) or f"{scheme}://UPLOADED-ON-APPLY/{name}/"
+    return facts.models.get(name) or f"{clouds.of(spec).bucket_scheme}://UPLOADED-ON-APPLY/{name}/"
 
 
 def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
@@ -214,29 +211,11 @@ def _image(spec: Spec, api: Api, facts: Facts) -> str:
 
 
 def registry(spec: Spec, account: str | None) -> str:
-    """The registry host of the project's images: ECR (one repository per project) or Artifact Registry."""
-    return f"{account}.dkr.ecr.{spec.region}.amazonaws.com" if spec.cloud == "aws" else f"{spec.region}-docker.pkg.dev"
+    return clouds.of(spec).registry(spec, account)
 
 
 def image_ref(spec: Spec, api: str, tag: str, account: str | None) -> str:
-    if spec.cloud == "aws":
-        return f"{registry(spec, account)}/{spec.project}:{api}-{tag}"
-    return f"{registry(spec, account)}/{spec.gcp_project}/{spec.project}/{api}:{tag}"
-
-
-def aws_role_name(spec: Spec, api: str) -> str:
-    return f"{spec.project}-{api}"
-
-
-def gcp_serving_account(spec: Spec) -> str:
-    return f"{spec.project}-serving@{spec.gcp_project}.iam.gserviceaccount.com"
-
-
-def _identity(spec: Spec, api: Api, facts: Facts) -> dict[str, str]:
-    if spec.cloud == "aws":
-        account = facts.aws_account_id or "ACCOUNT-ID"
-        return {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{aws_role_name(spec, api.name)}"}
-    return {"iam.gke.io/gcp-service-account": gcp_serving_account(spec)}
+    return clouds.of(spec).image_ref(spec, api, tag, account)
 
 
 def _resources(api: Api, kind: str, amount: int) -> dict:
@@ -248,12 +227,10 @@ def _resources(api: Api, kind: str, amount: int) -> dict:
     return {"requests": requests, "limits": limits}
 
 
-def _node_selector(spec: Spec, pool, accel: acc.Accelerator) -> dict[str, str]:
+def _node_selector(cloud: clouds.Cloud, pool, accel: acc.Accelerator) -> dict[str, str]:
     if pool is None:
         return {}
-    selector = {"mlkit.dev/pool": pool.name}
-    if spec.cloud == "gcp" and accel.kind == "nvidia":
-        selector["cloud.google.com/gke-accelerator"] = accel.device
+    selector = {labels.POOL: pool.name, **cloud.accelerator_selector(accel)}
     if accel.kind == "tpu" and pool.tpu is not None:
         s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
         selector["cloud.google.com/gke-tpu-accelerator"] = s.accelerator
@@ -271,15 +248,6 @@ def _tolerations(pool, kind: str) -> list[dict]:
     return out
 
 
-def _service_annotations(spec: Spec, api: Api) -> dict[str, str]:
-    if spec.cloud == "aws":
-        return {
-            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing" if api.expose == "public" else "internal",
-            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-        }
-    return {"networking.gke.io/load-balancer-type": "Internal"} if api.expose == "internal" else {}
-
-
 def _int_or_percent(value: str) -> int | str:
     # The API server takes 25% as a string and 0 only as a number.
     return value if value.endswith("%") else int(value)
@@ -287,4 +255,5 @@ def _int_or_percent(value: str) -> int | str:
 
 def prometheus_query(namespace: str, track: Track) -> str:
     # The Prometheus chart's pod scrape job turns pod labels into metric labels (dots and slashes to _).
-    return f'sum(mlkit_requests_in_flight{{namespace="{namespace}",mlkit_dev_api="{track.labels["mlkit.dev/api"]}",mlkit_dev_track="{track.track}"}})'
+    api, tr = labels.prometheus_label(labels.API), labels.prometheus_label(labels.TRACK)
+    return f'sum(mlkit_requests_in_flight{{namespace="{namespace}",{api}="{track.labels[labels.API]}",{tr}="{track.track}"}})'
