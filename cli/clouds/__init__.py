@@ -52,8 +52,8 @@ class Cloud:
         """Annotations of an API's Service behind `expose: internal|public`."""
         raise NotImplementedError
 
-    def accelerator_selector(self, accel: Accelerator) -> dict[str, str]:
-        """Node labels the cloud sets itself that a pod of this accelerator must select."""
+    def accelerator_selector(self, pool: NodePool, accel: Accelerator) -> dict[str, str]:
+        """Node labels the cloud sets itself that a pod on this pool's accelerator must select."""
         return {}
 
     def cluster_location(self, spec: Spec) -> str:

@@ -37,9 +37,17 @@ class Gcp(Cloud):
     def service_annotations(self, expose: str) -> dict[str, str]:
         return {"networking.gke.io/load-balancer-type": "Internal"} if expose == "internal" else {}
 
-    def accelerator_selector(self, accel: Accelerator) -> dict[str, str]:
-        # GKE labels GPU nodes with their accelerator; its device plugin keys on it.
-        return {"cloud.google.com/gke-accelerator": accel.device} if accel.kind == "nvidia" else {}
+    def accelerator_selector(self, pool: NodePool, accel: Accelerator) -> dict[str, str]:
+        # GKE labels GPU nodes with their accelerator and TPU nodes with the slice's accelerator and
+        # topology; a pod that asks for the devices must select them.
+        if accel.kind == "nvidia":
+            return {"cloud.google.com/gke-accelerator": accel.device}
+        if accel.kind == "tpu" and pool.tpu is not None:
+            from ..spec import accelerators as acc
+
+            s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
+            return {"cloud.google.com/gke-tpu-accelerator": s.accelerator, "cloud.google.com/gke-tpu-topology": s.topology}
+        return {}
 
     def cluster_location(self, spec: Spec) -> str:
         return spec.cluster.zone or spec.region

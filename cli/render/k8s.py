@@ -10,12 +10,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
 from .. import clouds, labels
 from ..spec import Spec
 from ..spec import accelerators as acc
 from ..spec import rules
-from ..spec.models import Api
+from ..spec.models import Api, NodePool
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -55,7 +56,7 @@ class Track:
     name: str
     track: str
     predictor: str
-    model: str
+    model: str | None  # None: an API without a model folder
     config_json: str
     min_replicas: int
     weight: int = 100
@@ -83,12 +84,12 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     return files
 
 
-def mapping(values: dict, indent: int) -> str:
+def mapping(values: dict[str, Any], indent: int) -> str:
     """A YAML block mapping at `indent`, values quoted (JSON strings are YAML scalars), no trailing newline."""
     return "\n".join(f"{' ' * indent}{key}: {json.dumps(value)}" for key, value in values.items())
 
 
-def metadata(name: str, namespace: str | None, labels: dict, annotations: dict | None = None) -> str:
+def metadata(name: str, namespace: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None) -> str:
     lines = ["metadata:", f"  name: {name}"]
     if namespace:
         lines.append(f"  namespace: {namespace}")
@@ -107,7 +108,7 @@ def _labels(spec: Spec, api: str | None = None) -> dict[str, str]:
     return labels.api_labels(spec.project, api) if api else labels.owner_labels(spec.project)
 
 
-def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
+def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
     """Everything the templates of one API need, decided."""
     ns = spec.k8s_namespace
     cloud = clouds.of(spec)
@@ -158,7 +159,18 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
     }
 
 
-def _track(spec, facts, name, track, predictor, model, config, min_replicas, api_labels, weight=100) -> Track:
+def _track(
+    spec: Spec,
+    facts: Facts,
+    name: str,
+    track: str,
+    predictor: str,
+    model: str | None,
+    config: dict[str, Any] | None,
+    min_replicas: int,
+    api_labels: dict[str, str],
+    weight: int = 100,
+) -> Track:
     config_json = json.dumps(config, indent=2, sort_keys=True)
     return Track(
         name=name,
@@ -218,28 +230,23 @@ def image_ref(spec: Spec, api: str, tag: str, account: str | None) -> str:
     return clouds.of(spec).image_ref(spec, api, tag, account)
 
 
-def _resources(api: Api, kind: str, amount: int) -> dict:
-    requests = {"cpu": api.compute.cpu, "memory": api.compute.memory}
-    limits = {"memory": api.compute.memory}
+def _resources(api: Api, kind: str, amount: int) -> dict[str, dict[str, str | int]]:
+    requests: dict[str, str | int] = {"cpu": api.compute.cpu, "memory": api.compute.memory}
+    limits: dict[str, str | int] = {"memory": api.compute.memory}
     if kind != "none":
         requests[RESOURCE[kind]] = amount
         limits[RESOURCE[kind]] = amount
     return {"requests": requests, "limits": limits}
 
 
-def _node_selector(cloud: clouds.Cloud, pool, accel: acc.Accelerator) -> dict[str, str]:
+def _node_selector(cloud: clouds.Cloud, pool: NodePool | None, accel: acc.Accelerator) -> dict[str, str]:
     if pool is None:
         return {}
-    selector = {labels.POOL: pool.name, **cloud.accelerator_selector(accel)}
-    if accel.kind == "tpu" and pool.tpu is not None:
-        s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
-        selector["cloud.google.com/gke-tpu-accelerator"] = s.accelerator
-        selector["cloud.google.com/gke-tpu-topology"] = s.topology
-    return selector
+    return {labels.POOL: pool.name, **cloud.accelerator_selector(pool, accel)}
 
 
-def _tolerations(pool, kind: str) -> list[dict]:
-    out = [{"key": TOLERATIONS[kind], "operator": "Exists", "effect": "NoSchedule"}] if kind != "none" else []
+def _tolerations(pool: NodePool | None, kind: str) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = [{"key": TOLERATIONS[kind], "operator": "Exists", "effect": "NoSchedule"}] if kind != "none" else []
     for taint in pool.taints if pool else []:
         t = {"key": taint.key, "operator": "Equal" if taint.value else "Exists", "effect": taint.effect}
         if taint.value:
