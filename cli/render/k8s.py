@@ -17,6 +17,7 @@ from ..spec import Spec
 from ..spec import accelerators as acc
 from ..spec import rules
 from ..spec.models import Api, NodePool
+from . import dashboard
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -74,6 +75,7 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     files = {str(SHARED / "namespace.yaml"): HEADER + env.get_template("k8s/namespace.yaml.j2").render(**shared)}
     if any(api.canary for api in spec.apis):
         files[str(SHARED / "gateway.yaml")] = HEADER + env.get_template("k8s/gateway.yaml.j2").render(**shared)
+    files |= dashboard.render(spec, env, HEADER, SHARED, owner_labels(spec))
     for api in spec.apis:
         view = api_view(spec, api, facts)
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
