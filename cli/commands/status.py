@@ -11,7 +11,7 @@ def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
     """Show each API on the cluster: ready and desired replicas, endpoint, image and last rollout."""
     from ..cluster.client import NotFound
     from ..cluster.connect import open_project
-    from ..cluster.deploy import rollout_state
+    from ..cluster.rollout import rollout_state
     from ..cluster.kinds import by_name
 
     spec, cluster = open_project(file)

@@ -20,7 +20,7 @@ import mlkit_runtime
 from ..errors import ToolError, UserError
 from ..render.jinja import environment
 from ..spec import Spec, rules
-from ..spec.models import Api
+from ..spec.schema import Api
 
 # Base image and extra packages per accelerator kind; pinned so that a tag means one thing.
 BASES = {

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import labels
 from ..spec import Spec, rules
-from ..spec.models import Api
+from ..spec.schema import Api
 
 if TYPE_CHECKING:
     import jinja2

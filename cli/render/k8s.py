@@ -16,7 +16,7 @@ from .. import clouds, labels
 from ..spec import Spec
 from ..spec import accelerators as acc
 from ..spec import rules
-from ..spec.models import Api, NodePool
+from ..spec.schema import Api, NodePool
 from . import dashboard
 from .facts import Facts
 from .jinja import HEADER, environment

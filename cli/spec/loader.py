@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError
 from . import rules
-from .models import DNS_LABEL, PERCENT_OR_INT, QUANTITY, Spec
+from .schema import DNS_LABEL, PERCENT_OR_INT, QUANTITY, Spec
 
 Loc = tuple[str | int, ...]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import accelerators as acc
-from .models import Api, NodePool, Spec
+from .schema import Api, NodePool, Spec
 
 Loc = tuple[str | int, ...]
 

@@ -13,7 +13,7 @@ import yaml
 
 from mlkit.render.facts import Facts
 from mlkit.render.k8s import PRESTOP_S
-from mlkit.render.plan import render
+from mlkit.render.infra import render
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 

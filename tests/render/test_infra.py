@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlkit.render.plan import render
+from mlkit.render.infra import render
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
@@ -41,7 +41,7 @@ def test_render_matches_golden_files(name):
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_module_copies_are_the_kit_modules(name):
     from mlkit import kit
-    from mlkit.render.plan import HEADER
+    from mlkit.render.infra import HEADER
 
     spec = load(EXAMPLES / name / "mlkit.yaml")
     copies = {rel: text for rel, text in render(spec).items() if "/modules/" in rel}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from mlkit.deploy import models
+from mlkit.deploy import uploads
 from mlkit.errors import UserError
 from tests.conftest import aws_env
 
@@ -32,29 +32,29 @@ def model_folder(tmp_path):
 def test_upload_is_content_addressed_and_skips_what_is_there(s3, tmp_path):
     folder = model_folder(tmp_path)
     said: list[str] = []
-    first = models.upload("aws", "models", "sentiment", folder, "mlkit.yaml: apis[0].model", said.append)
+    first = uploads.upload("aws", "models", "sentiment", folder, "mlkit.yaml: apis[0].model", said.append)
     assert first.uploaded == 2 and first.skipped == 0
     assert first.uri.startswith("s3://models/sentiment/") and first.uri.endswith("/")
     prefix = first.uri.removeprefix("s3://models/")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="models")["Contents"])
     assert keys == [prefix + "tokenizer/vocab.txt", prefix + "weights.bin"]
     head = s3.head_object(Bucket="models", Key=prefix + "weights.bin")
-    assert head["Metadata"]["sha256"] == models.sha256(folder / "weights.bin")
+    assert head["Metadata"]["sha256"] == uploads.sha256(folder / "weights.bin")
 
-    again = models.upload("aws", "models", "sentiment", folder, "w", said.append)
+    again = uploads.upload("aws", "models", "sentiment", folder, "w", said.append)
     assert (again.uri, again.uploaded, again.skipped) == (first.uri, 0, 2)
 
     (folder / "weights.bin").write_bytes(b"\x01" * 2048)
-    changed = models.upload("aws", "models", "sentiment", folder, "w", said.append)
+    changed = uploads.upload("aws", "models", "sentiment", folder, "w", said.append)
     assert changed.uri != first.uri and changed.uploaded == 2
 
 
 def test_a_missing_or_empty_model_folder_names_the_field(tmp_path):
     with pytest.raises(UserError, match=r"mlkit.yaml: apis\[0\].model: .*missing is not a folder"):
-        models.folder_files(tmp_path / "missing", "mlkit.yaml: apis[0].model")
+        uploads.folder_files(tmp_path / "missing", "mlkit.yaml: apis[0].model")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="is empty; put the model files there"):
-        models.folder_files(tmp_path / "empty", "mlkit.yaml: apis[0].model")
+        uploads.folder_files(tmp_path / "empty", "mlkit.yaml: apis[0].model")
 
 
 @pytest.fixture
@@ -76,11 +76,11 @@ def test_gcs_upload_is_content_addressed_and_skips_what_is_there(gcs, tmp_path):
     from google.cloud import storage
 
     folder = model_folder(tmp_path)
-    first = models.upload("gcp", "models", "sentiment", folder, "w", lambda _: None)
+    first = uploads.upload("gcp", "models", "sentiment", folder, "w", lambda _: None)
     assert first.uri.startswith("gs://models/sentiment/") and (first.uploaded, first.skipped) == (2, 0)
     prefix = first.uri.removeprefix("gs://models/")
     blobs = {b.name: b for b in storage.Client().list_blobs("models")}
     assert sorted(blobs) == [prefix + "tokenizer/vocab.txt", prefix + "weights.bin"]
-    assert blobs[prefix + "weights.bin"].metadata["sha256"] == models.sha256(folder / "weights.bin")
-    again = models.upload("gcp", "models", "sentiment", folder, "w", lambda _: None)
+    assert blobs[prefix + "weights.bin"].metadata["sha256"] == uploads.sha256(folder / "weights.bin")
+    again = uploads.upload("gcp", "models", "sentiment", folder, "w", lambda _: None)
     assert (again.uri, again.uploaded, again.skipped) == (first.uri, 0, 2)
