@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .. import labels
-from ..spec import Spec, rules
+from .. import labels, placement
+from ..spec import Spec
 from ..spec.schema import Api
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
             "Predictor exceptions, requests shed by admission control, and every 5xx answered.",
         ),
     ]
-    kind, _ = rules.api_demand(api)
+    kind, _ = placement.api_demand(api)
     if kind == "nvidia":
         out.append(
             PanelSpec(
