@@ -176,7 +176,10 @@ class Cluster:
 
 
 def _message(response: httpx.Response) -> str:
+    """The server's reason on one line (a Status's message, else the start of the body)."""
     try:
-        return response.json().get("message") or response.text[:300]
+        body = response.json()
+        text = body.get("message") if isinstance(body, dict) else None
     except ValueError:
-        return response.text[:300]
+        text = None
+    return " ".join(str(text or response.text).split())[:300]

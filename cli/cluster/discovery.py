@@ -78,10 +78,10 @@ class Discovery:
         shown = group or "the core group"
         if versions is None:
             return f"the cluster does not serve the API group {group} (install the CRD or the add-on that brings {kind} first)"
+        elsewhere = [v for v in versions if v != version and self.find(f"{group}/{v}" if group else v, kind)]
+        if elsewhere:
+            return f"the cluster serves {kind} as {', '.join(f'{group}/{v}' if group else v for v in elsewhere)}, not {api_version}; change apiVersion"
         if version not in versions:
-            elsewhere = [v for v in versions if self.find(f"{group}/{v}" if group else v, kind)]
-            if elsewhere:
-                return f"the cluster serves {kind} as {', '.join(f'{group}/{v}' if group else v for v in elsewhere)}, not {api_version}; change apiVersion"
             return f"the cluster does not serve {api_version} ({shown} serves {', '.join(versions) or 'no versions'})"
         return f"the cluster serves {api_version} but no kind {kind} in it; check the kind's spelling"
 

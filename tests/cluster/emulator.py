@@ -86,7 +86,7 @@ class Emulator(kmock.KubernetesEmulator):
         match = NAMESPACE_PATH.match(raw_request.path)
         if match is None:
             response = await super().__call__(raw_request)
-            if raw_request.method == "GET" and response.status == 200 and raw_request.path == "/apis":
+            if raw_request.method == "GET" and response.status == 200 and raw_request.path == "/apis" and response.content_type == "application/json":
                 body = json.loads(response.body)
                 for group in body["groups"]:  # kmock picks any version as preferred; a real server the most stable, newest
                     group["versions"].sort(key=lambda v: version_priority(v["version"]))
