@@ -7,18 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.cluster.test_manifests import HPA as MANIFEST_HPA
 from tests.commands.test_operate import NS, Controller, proj, push_images  # noqa: F401  (proj is a fixture)
 from tests.conftest import assert_one_line_error, mlkit
 
-HPA = """\
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: spam-cpu}
-spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: spam}
-  minReplicas: 1
-  maxReplicas: 3
-"""
+HPA = MANIFEST_HPA.replace("sentiment", "spam")
 
 
 def test_team_objects_are_applied_with_mlkits(proj, k8s, moto):
