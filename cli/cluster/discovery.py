@@ -11,14 +11,14 @@ anything is applied whether the cluster serves its kind at all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from .kinds import Kind
+from .manifests import KIND, NAME
 
-# What may go into a request path: a resource list comes from the server and is data, not trust.
-PLURAL = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-KIND = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+# What may go into a request path: a resource list comes from the server and is data, not trust;
+# the plural must be a name as Kubernetes spells names, the kind a kind as manifests spell them.
+PLURAL = NAME
 
 
 class Discovery:

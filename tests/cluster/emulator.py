@@ -6,7 +6,7 @@ server-side apply creates an absent object, and `metadata.generation` starts at 
 the spec changes. And one thing a real API server does that kmock does not: the items of a built-in
 kind's list come without kind and apiVersion. (kmock's lists ignore `labelSelector`; mlkit's client filters again anyway.)
 API discovery serves what a real cluster with mlkit's add-ons serves: kmock's bundled resource lists
-(the built-in kinds of a K3s server, gateway.networking.k8s.io included) plus KEDA's CRDs; a test
+(the built-in kinds of a K3s server, gateway.networking.k8s.io included) plus KEDA's CRDs (and its HTTP add-on's); a test
 installs another CRD with `Running.serve()`. As on a real server, a request for a resource the
 server does not serve answers 404, and writing one does not store it. Unlike a real server, kmock
 stores each version of a resource apart (an HPA written as autoscaling/v2 is not listed as
@@ -46,6 +46,8 @@ KEDA = {
     "keda.sh/v1alpha1/scaledjobs": ("ScaledJob", True),
     "keda.sh/v1alpha1/triggerauthentications": ("TriggerAuthentication", True),
     "keda.sh/v1alpha1/clustertriggerauthentications": ("ClusterTriggerAuthentication", False),
+    # The KEDA HTTP add-on's (kedacore/http-add-on, config/crd): what scale-to-zero APIs render.
+    "http.keda.sh/v1alpha1/httpscaledobjects": ("HTTPScaledObject", True),
 }
 VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")
 
