@@ -101,7 +101,7 @@ def apply(cluster: Cluster, spec: Spec, manifests: list[Manifest], say: Callable
             raise ToolError(f"{target.manifest.file}: {exc}") from None
         except NotFound as exc:
             raise ToolError(f"{target.manifest.file}: the cluster answered 404 to {obj['kind']} {obj['metadata']['name']} ({exc.message})") from None
-        if obj["kind"] == "Deployment":
+        if obj["kind"] == "Deployment" and obj["metadata"]["namespace"] == ns:  # rollouts are awaited in the project's namespace
             name = obj["metadata"]["name"]
             if before.get(name) != result["metadata"].get("generation"):
                 changed.append(result)

@@ -96,10 +96,13 @@ def test_an_object_for_a_namespace_the_cluster_lacks_is_refused_before_applying(
     with pytest.raises(UserError, match=r"^infra/k8s/team/4-notes.yaml: ConfigMap team-notes goes to namespace monitoring, which the cluster does not have"):
         deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), lambda _: None)
     assert patches(k8s) == []
-    # With a Namespace for it among the manifests, it goes there.
+    # With a Namespace for it among the manifests, it goes there; a Deployment there is the team's to watch.
     add(tmp_path, "team/0-monitoring.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: monitoring}\n")
-    deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), lambda _: None)
+    add(tmp_path, "team/5-exporter.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: exporter, namespace: monitoring}\nspec: {replicas: 1}\n")
+    applied = deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), lambda _: None)
     assert ("team-notes", "monitoring") in {(c["metadata"]["name"], c["metadata"]["namespace"]) for c in k8s.objects("configmaps")}
+    assert ("exporter", "monitoring") in {(d["metadata"]["name"], d["metadata"]["namespace"]) for d in k8s.objects("deployments")}
+    assert sorted(d["metadata"]["name"] for d in applied.changed_deployments) == ["sentiment", "spam"]
 
 
 def test_team_objects_whose_files_are_deleted_are_pruned_and_unlabelled_ones_never(tmp_path, cluster, k8s):
