@@ -8,43 +8,21 @@ import json
 
 import httpx
 import pytest
-import yaml
 
 from mlkit.cluster import deploy
 from mlkit.cluster.client import Cluster, Credentials
 from mlkit.spec import load
+from tests.commands.test_operate import proj  # noqa: F401  (a fixture)
 from tests.conftest import mlkit
 
-SPEC = """\
-project: ops-demo
-cloud: aws
-region: us-west-2
-cluster: {existing: {name: prod-eks, context: emulator}}
-apis:
-  - {name: sentiment, predictor: predictor.py:Predictor, model: s3://team-models/sentiment/v3/}
-  - {name: spam, predictor: predictor.py:Predictor, model: s3://team-models/spam/v1/}
-  - {name: quiet, predictor: predictor.py:Predictor, model: s3://team-models/quiet/v1/}
-"""
 NS = "ops-demo"
 IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/ops-demo:sentiment-0a1b2c"
 
 
 @pytest.fixture
-def deployed(tmp_path, k8s):
-    """A rendered project whose manifests are on the emulator, reached through a kubeconfig context."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / "mlkit.yaml").write_text(SPEC)
-    (root / "predictor.py").write_text("class Predictor:\n    def __init__(self, config, model_dir): pass\n    def predict(self, payload): return payload\n")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-        "clusters": [{"name": "emulator", "cluster": {"server": k8s.url}}],
-        "users": [{"name": "emulator", "user": {"token": "t0ken"}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator"}}],
-    }))
-    env = {"KUBECONFIG": str(kubeconfig)}
-    assert mlkit("render", cwd=root, env=env).returncode == 0
+def deployed(proj, k8s):
+    """test_operate's project (sentiment and spam, reached through a kubeconfig context), its manifests on the emulator."""
+    root, env = proj
     spec = load(root / "mlkit.yaml")
     cluster = Cluster(Credentials(server=k8s.url))
     try:
@@ -140,7 +118,6 @@ def test_status_shows_the_newest_pods_cold_start(deployed, k8s):
         "pod": "spam-66f1-a1", "created": "2026-11-29T12:05:00Z",
         "scheduled_s": 2.0, "initialized_s": None, "image_pulled_s": None, "started_s": None, "ready_s": None,
     }
-    assert rows["quiet"]["cold_start"] is None, "no pods: no cold start to show"
 
     table = mlkit("status", cwd=root, env=env)
     assert table.returncode == 0, table.stderr
@@ -157,5 +134,7 @@ def test_a_pod_whose_events_expired_shows_what_its_status_keeps(deployed, k8s):
     }, DONE, READY))
     result = mlkit("status", "--json", cwd=root, env=env)
     assert result.returncode == 0, result.stderr
-    start = {r["api"]: r for r in json.loads(result.stdout)["apis"]}["sentiment"]["cold_start"]
+    rows = {r["api"]: r for r in json.loads(result.stdout)["apis"]}
+    assert rows["spam"]["cold_start"] is None, "no pods: no cold start to show"
+    start = rows["sentiment"]["cold_start"]
     assert (start["scheduled_s"], start["initialized_s"], start["image_pulled_s"], start["started_s"], start["ready_s"]) == (None, 41.0, None, 58.0, 72.0)
