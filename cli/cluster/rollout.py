@@ -4,44 +4,21 @@ and wait for the rollouts, showing why when one does not finish."""
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
-
+from .. import labels
 from ..errors import ToolError, UserError
 from ..render.k8s import owner_labels
 from ..spec import Spec
 from .client import Cluster, NotFound
-from .kinds import KINDS, ORDER, by_name, kind_of
+from .kinds import KINDS, Kind, by_name
+from .manifests import NAMESPACE, Manifest, load_manifests
 
-
-def load_manifests(root: Path, spec: Spec) -> list[dict]:
-    """Every object under infra/k8s (the reviewed files, edits included), in apply order, labelled as mlkit's."""
-    base = root / "infra" / "k8s"
-    if not (base / "_shared" / "namespace.yaml").exists():
-        raise UserError(f"{base} has no manifests; run `mlkit render` first and review what it writes")
-    objects = []
-    for file in sorted(base.rglob("*.yaml")):
-        try:
-            docs = [d for d in yaml.safe_load_all(file.read_text(encoding="utf-8")) if d]
-        except yaml.YAMLError as exc:
-            raise UserError(f"{file.relative_to(root)}: not valid YAML ({exc}); fix it or run `mlkit render` to restore it") from None
-        for doc in docs:
-            try:
-                kind_of(doc)
-            except KeyError as exc:
-                raise UserError(f"{file.relative_to(root)}: {exc.args[0]}") from None
-            doc.setdefault("metadata", {}).setdefault("labels", {}).update(owner_labels(spec))
-            objects.append(doc)
-    return sorted(objects, key=lambda o: ORDER[(o["apiVersion"], o["kind"])])
-
-
-def key(obj: dict) -> tuple[str, str | None, str]:
-    return obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]
+__all__ = ["Applied", "apply", "diagnose", "load_manifests", "remove", "resolve", "rollout_state", "wait"]
 
 
 @dataclass
@@ -51,21 +28,138 @@ class Applied:
     new_keys: dict[str, str]
 
 
-def apply(cluster: Cluster, spec: Spec, objects: list[dict], say: Callable[[str], None], prune: bool = True) -> Applied:
+# The kinds beyond mlkit's table applied to a project, and the namespaces beyond its own they went
+# to, recorded on the project's Namespace: pruning finds a team's HPA after its file is deleted
+# only where it knows to look (kubectl's ApplySet records the same on its parent object).
+KINDS_NOTE = labels.APPLIED_KINDS
+NAMESPACES_NOTE = labels.APPLIED_NAMESPACES
+KNOWN = {(k.api_version.rpartition("/")[0], k.kind) for k in KINDS}
+GROUP_KIND = re.compile(r"^([A-Za-z][A-Za-z0-9]*)\.?([a-z0-9.-]*)$")
+
+
+@dataclass
+class Target:
+    """A manifest and where it lives on this cluster."""
+
+    manifest: Manifest
+    kind: Kind
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str]:
+        return key(self.manifest.obj)
+
+
+def key(obj: dict) -> tuple[str, str, str | None, str]:
+    return obj["apiVersion"].rpartition("/")[0], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]
+
+
+def resolve(cluster: Cluster, spec: Spec, manifests: list[Manifest]) -> list[Target]:
+    """Where each object lives, from API discovery; a kind the server does not serve, or a namespace
+    that does not exist, is one error line naming the file, before anything is applied."""
+    targets = []
+    creating = {m.name for m in manifests if m.obj["apiVersion"] == "v1" and m.kind == "Namespace"}
+    checked: set[str] = {spec.k8s_namespace} | creating
+    for m in manifests:
+        kind = cluster.discovery.find(m.obj["apiVersion"], m.kind)
+        if kind is None:
+            raise UserError(f"{m.file}: {m.kind} ({m.obj['apiVersion']}) is not served by the cluster: {cluster.discovery.why_not(m.obj['apiVersion'], m.kind)}")
+        meta = m.obj["metadata"]
+        if not kind.namespaced:
+            meta.pop("namespace", None)
+        else:
+            namespace = meta.setdefault("namespace", spec.k8s_namespace)
+            if namespace not in checked:
+                try:
+                    cluster.get(by_name("Namespace"), None, namespace)
+                except NotFound:
+                    raise UserError(
+                        f"{m.file}: {m.kind} {m.name} goes to namespace {namespace}, which the cluster does not have; "
+                        f"add a Namespace for it under infra/k8s or leave metadata.namespace out (then it goes to {spec.k8s_namespace})"
+                    ) from None
+                checked.add(namespace)
+        targets.append(Target(m, kind))
+    return targets
+
+
+def apply(cluster: Cluster, spec: Spec, manifests: list[Manifest], say: Callable[[str], None], prune: bool = True) -> Applied:
     ns = spec.k8s_namespace
+    targets = resolve(cluster, spec, manifests)
     deployments = by_name("Deployment")
     before = {d["metadata"]["name"]: d["metadata"].get("generation") for d in cluster.list(deployments, ns, owner_labels(spec))}
-    new_keys = _ensure_api_keys(cluster, spec)
+    recorded_kinds, recorded_namespaces = _recorded(cluster, spec)
+    kinds_now, namespaces_now = _extras(spec, targets)
+    # While applying, the record holds both the old and the new extras: a run cut short still knows where to prune.
+    _note(targets, spec, recorded_kinds | kinds_now, recorded_namespaces | namespaces_now)
     changed = []
-    for obj in objects:
-        result = cluster.apply(obj)
-        if obj["kind"] == "Deployment":
+    new_keys: dict[str, str] | None = None
+    for target in targets:
+        obj = target.manifest.obj
+        if new_keys is None and obj["kind"] != "Namespace":
+            new_keys = _ensure_api_keys(cluster, spec)  # the namespace exists by now, the Deployments do not yet
+        try:
+            result = cluster.apply(obj, target.kind)
+        except ToolError as exc:
+            raise ToolError(f"{target.manifest.file}: {exc}") from None
+        except NotFound as exc:
+            raise ToolError(f"{target.manifest.file}: the cluster answered 404 to {obj['kind']} {obj['metadata']['name']} ({exc.message})") from None
+        if obj["kind"] == "Deployment" and obj["metadata"]["namespace"] == ns:  # rollouts are awaited in the project's namespace
             name = obj["metadata"]["name"]
             if before.get(name) != result["metadata"].get("generation"):
                 changed.append(result)
-    say(f"applied {len(objects)} objects to namespace {ns} ({len(changed)} deployments changed)")
-    pruned = _prune(cluster, spec, {key(o) for o in objects}, say) if prune else []
+    if new_keys is None:
+        new_keys = _ensure_api_keys(cluster, spec)
+    say(f"applied {len(targets)} objects to namespace {ns} ({len(changed)} deployments changed)")
+    if not prune:
+        return Applied(changed, [], new_keys)
+    extra = _kinds(cluster, recorded_kinds | kinds_now)
+    pruned = _prune(cluster, spec, {t.key for t in targets}, extra, recorded_namespaces | namespaces_now, say)
+    if (recorded_kinds, recorded_namespaces) != (kinds_now, namespaces_now):
+        _note(targets, spec, kinds_now, namespaces_now)  # pruned: the record shrinks to what is applied now
+        for target in targets:
+            if target.manifest.obj["kind"] == "Namespace" and target.manifest.name == ns:
+                cluster.apply(target.manifest.obj, target.kind)
     return Applied(changed, pruned, new_keys)
+
+
+def _extras(spec: Spec, targets: list[Target]) -> tuple[set[str], set[str]]:
+    """The kinds beyond mlkit's table ("Kind.group", as kubectl's ApplySet writes them) and the namespaces beyond the project's."""
+    kinds = {f"{t.kind.kind}.{t.manifest.group}".rstrip(".") for t in targets if (t.manifest.group, t.kind.kind) not in KNOWN}
+    namespaces = {t.manifest.namespace for t in targets if t.kind.namespaced and t.manifest.namespace != spec.k8s_namespace}
+    return kinds, {n for n in namespaces if n}
+
+
+def _recorded(cluster: Cluster, spec: Spec) -> tuple[set[str], set[str]]:
+    """What earlier runs recorded on the project's Namespace (malformed entries are ignored: the annotation is data)."""
+    try:
+        notes = cluster.get(by_name("Namespace"), None, spec.k8s_namespace).get("metadata", {}).get("annotations") or {}
+    except NotFound:
+        return set(), set()
+    kinds = {k for k in str(notes.get(KINDS_NOTE, "")).split(",") if GROUP_KIND.match(k)}
+    namespaces = {n for n in str(notes.get(NAMESPACES_NOTE, "")).split(",") if NAMESPACE.match(n)}
+    return kinds, namespaces
+
+
+def _note(targets: list[Target], spec: Spec, kinds: set[str], namespaces: set[str]) -> None:
+    for target in targets:
+        obj = target.manifest.obj
+        if obj["kind"] == "Namespace" and obj["apiVersion"] == "v1" and obj["metadata"]["name"] == spec.k8s_namespace:
+            notes = obj["metadata"].setdefault("annotations", {})
+            for name, values in ((KINDS_NOTE, kinds), (NAMESPACES_NOTE, namespaces)):
+                if values:
+                    notes[name] = ",".join(sorted(values))
+                else:
+                    notes.pop(name, None)
+
+
+def _kinds(cluster: Cluster, recorded: set[str]) -> list[Kind]:
+    """The recorded extra kinds the cluster still serves (a removed CRD leaves nothing of its kind to prune)."""
+    found = []
+    for entry in sorted(recorded):
+        match = GROUP_KIND.match(entry)
+        kind = cluster.discovery.find_in_group(match.group(2), match.group(1)) if match else None
+        if kind is not None:
+            found.append(kind)
+    return found
 
 
 def _ensure_api_keys(cluster: Cluster, spec: Spec) -> dict[str, str]:
@@ -85,7 +179,7 @@ def _ensure_api_keys(cluster: Cluster, spec: Spec) -> dict[str, str]:
         cluster.apply({
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": name, "namespace": spec.k8s_namespace, "labels": {**owner_labels(spec), "mlkit.dev/api": api.name}},
+            "metadata": {"name": name, "namespace": spec.k8s_namespace, "labels": {**owner_labels(spec), labels.API: api.name}},
             "type": "Opaque",
             "data": {"keys": base64.b64encode((value + "\n").encode()).decode()},
         })
@@ -93,30 +187,38 @@ def _ensure_api_keys(cluster: Cluster, spec: Spec) -> dict[str, str]:
     return created
 
 
-def _prune(cluster: Cluster, spec: Spec, keep: set, say: Callable[[str], None]) -> list:
+def _prune(cluster: Cluster, spec: Spec, keep: set, extra: list[Kind], namespaces: set[str], say: Callable[[str], None]) -> list:
+    """Delete mlkit's objects (those with its owner labels) that infra/k8s no longer has; nothing else is looked at."""
     pruned = []
-    for kind in reversed(KINDS):
+    for kind in extra[::-1] + KINDS[::-1]:
         if kind.kind in ("Namespace", "Secret"):
             continue  # the namespace holds everything; API-key Secrets go with `mlkit delete`
-        for obj in cluster.list(kind, spec.k8s_namespace if kind.namespaced else None, owner_labels(spec)):
+        for obj in _owned(cluster, spec, kind, namespaces, owner_labels(spec)):
             k = key(obj)
             if k not in keep:
-                cluster.delete(kind, k[1], k[2])
-                pruned.append(k)
-                say(f"pruned {kind.kind} {k[2]}: no longer in mlkit.yaml")
+                cluster.delete(kind, k[2], k[3])
+                pruned.append(k[1:])
+                say(f"pruned {kind.kind} {k[3]}: no longer under infra/k8s")
     return pruned
 
 
+def _owned(cluster: Cluster, spec: Spec, kind: Kind, namespaces: set[str], selector: dict[str, str]) -> list[dict]:
+    if not kind.namespaced:
+        return cluster.list(kind, None, selector)
+    return [obj for ns in [spec.k8s_namespace, *sorted(namespaces - {spec.k8s_namespace})] for obj in cluster.list(kind, ns, selector)]
+
+
 def remove(cluster: Cluster, spec: Spec, say: Callable[[str], None], api: str | None = None) -> list:
-    """Delete mlkit's objects of the project (or of one API), API-key Secrets and the namespace included."""
-    labels = owner_labels(spec) | ({"mlkit.dev/api": api} if api else {})
+    """Delete mlkit's objects of the project (or of one API), API-key Secrets, the kinds teams added, and the namespace."""
+    selector = owner_labels(spec) | ({labels.API: api} if api else {})
+    kinds, namespaces = _recorded(cluster, spec)
     removed = []
-    for kind in reversed(KINDS):
+    for kind in _kinds(cluster, kinds)[::-1] + KINDS[::-1]:
         if kind.kind == "Namespace" and api:
             continue
-        for obj in cluster.list(kind, spec.k8s_namespace if kind.namespaced else None, labels):
+        for obj in _owned(cluster, spec, kind, namespaces, selector):
             name = obj["metadata"]["name"]
-            if cluster.delete(kind, obj["metadata"].get("namespace"), name):
+            if cluster.delete(kind, obj["metadata"].get("namespace") if kind.namespaced else None, name):
                 removed.append((kind.kind, name))
                 say(f"deleted {kind.kind} {name}")
     return removed

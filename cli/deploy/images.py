@@ -17,9 +17,10 @@ from pathlib import Path
 
 import mlkit_runtime
 
+from .. import placement
 from ..errors import ToolError, UserError
 from ..render.jinja import environment
-from ..spec import Spec, rules
+from ..spec import Spec
 from ..spec.schema import Api
 
 # Base image and extra packages per accelerator kind; pinned so that a tag means one thing.
@@ -56,7 +57,7 @@ class Context:
 
 
 def context(root: Path, spec: Spec, api: Api) -> Context:
-    kind, _ = rules.api_demand(api)
+    kind, _ = placement.api_demand(api)
     title, base, extra_index, packages = BASES[kind]
     dockerfile = environment().get_template("docker/Dockerfile.j2").render(
         api=api.name, title=title, base=base, extra_index=extra_index, accelerator_packages=packages

@@ -11,10 +11,9 @@ import json
 import re
 from pathlib import PurePosixPath
 
-from .. import kit
+from .. import kit, placement
 from ..spec import Spec
 from ..spec import accelerators as acc
-from ..spec import rules
 from . import k8s
 from .facts import Facts
 from .jinja import HEADER, environment
@@ -82,7 +81,7 @@ def _stack(spec: Spec, where: PurePosixPath, stack: str, tfvars: dict, modules: 
 
 def addons_tfvars(spec: Spec) -> dict:
     existing = spec.cluster.existing
-    kinds = {rules.pool_accelerator(pool, spec.cloud).kind for pool in spec.cluster.node_pools}
+    kinds = {placement.pool_accelerator(pool, spec.cloud).kind for pool in spec.cluster.node_pools}
     named = existing is None or bool(existing.name)
     by_context = existing is not None and bool(existing.context)
     out: dict = {"project": spec.project} if spec.cloud == "aws" else {"project_id": spec.gcp_project}
@@ -151,7 +150,7 @@ def _taints(pool) -> list[dict]:
 
 
 def _aws_node_group(spec: Spec, pool) -> dict:
-    accel = rules.pool_accelerator(pool, "aws")
+    accel = placement.pool_accelerator(pool, "aws")
     itype = pool.instance_type or ""
     ami = AWS_AMI.get(accel.kind) or ("AL2023_ARM_64_STANDARD" if GRAVITON.match(itype) else "AL2023_x86_64_STANDARD")
     taints = _taints(pool)
@@ -195,7 +194,7 @@ def gcp_tfvars(spec: Spec) -> dict:
 
 
 def _gke_node_pool(pool) -> dict:
-    accel = rules.pool_accelerator(pool, "gcp")
+    accel = placement.pool_accelerator(pool, "gcp")
     machine_type = pool.instance_type
     tpu_topology = None
     slice_nodes = 1

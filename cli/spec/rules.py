@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..placement import api_demand, fits, pool_accelerator, pool_for
+from .. import placement
 from . import accelerators as acc
 from .schema import Api, NodePool, Spec
 
@@ -223,7 +223,7 @@ _COMPUTE_FIELD = {"nvidia": "gpu", "neuron": "neuron_cores", "tpu": "tpu_chips"}
 
 
 def _placement(spec: Spec, api: Api, loc: Loc, pools: dict[str, NodePool]) -> Iterator[Problem]:
-    kind, amount = api_demand(api)
+    kind, amount = placement.api_demand(api)
     field = loc + ("compute", _COMPUTE_FIELD[kind]) if kind != "none" else loc + ("compute",)
     if kind == "tpu" and spec.cloud == "aws":
         yield Problem(field, "TPUs exist on GCP only; on AWS ask for gpu or neuron_cores")
@@ -236,12 +236,12 @@ def _placement(spec: Spec, api: Api, loc: Loc, pools: dict[str, NodePool]) -> It
         if pool is None:
             yield Problem(loc + ("node_pool",), f"no pool named '{api.node_pool}' (valid: {', '.join(pools) or 'none defined'})")
             return
-        have = pool_accelerator(pool, spec.cloud)
-        if not fits(have, kind, amount):
+        have = placement.pool_accelerator(pool, spec.cloud)
+        if not placement.fits(have, kind, amount):
             yield Problem(loc + ("node_pool",), _misfit(api, kind, amount, pool, have))
         return
-    if pool_for(api, spec) is None:
-        offers = [f"{p.name}: {_offer(pool_accelerator(p, spec.cloud))}" for p in spec.cluster.node_pools]
+    if placement.pool_for(api, spec) is None:
+        offers = [f"{p.name}: {_offer(placement.pool_accelerator(p, spec.cloud))}" for p in spec.cluster.node_pools]
         want = f"{amount} {_KIND_WORDS[kind]}" if kind != "none" else "a CPU-only node"
         yield Problem(field, f"no node pool offers {want} per node (pools: {'; '.join(offers) or 'none'}); add such a pool or change the request")
 

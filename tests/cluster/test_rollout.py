@@ -157,12 +157,3 @@ def test_remove_one_api_leaves_the_others(tmp_path, cluster, k8s):
     assert ("Secret", "sentiment-api-keys") in removed and ("Deployment", "sentiment") in removed
     assert {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"spam"}
     assert [o["metadata"]["name"] for o in k8s.objects("namespaces")] == ["ops-demo"]
-
-
-def test_manifests_that_are_not_kubernetes_objects_mlkit_knows_are_refused(tmp_path):
-    spec = project(tmp_path)
-    (tmp_path / "infra/k8s/sentiment/extra.yaml").write_text("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: x}\n")
-    from mlkit.errors import UserError
-
-    with pytest.raises(UserError, match=r"infra/k8s/sentiment/extra.yaml: CronJob \(batch/v1\) is not a kind mlkit applies"):
-        rollout.load_manifests(tmp_path, spec)
