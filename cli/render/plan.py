@@ -107,6 +107,8 @@ def addons_tfvars(spec: Spec) -> dict:
             out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis)
             # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one.
             out["enable_cluster_autoscaler"] = existing is None
+            if existing is None:
+                out["cluster_autoscaler_image_tag"] = rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
     return out
 
 

@@ -333,11 +333,32 @@ _EKS_NAME_MAX = 63 - 26 - 1
 # guide names, and Trainium. mlkit picks the AMI from its accelerator table, so a family of these
 # missing there would get a standard AMI that EKS does not support on it.
 _EKS_ACCELERATED_FAMILY = re.compile(r"^(g|gr|p|inf|trn)[0-9]")
+# Newest Cluster Autoscaler per Kubernetes minor (kubernetes/autoscaler tags cluster-autoscaler-1.N.P,
+# checked 2026-11-29). Upstream supports each release only on the Kubernetes minor of the same number,
+# so the add-ons stack runs the one matching cluster.kubernetes_version.
+CLUSTER_AUTOSCALER = {
+    "1.28": "v1.28.7",
+    "1.29": "v1.29.5",
+    "1.30": "v1.30.7",
+    "1.31": "v1.31.5",
+    "1.32": "v1.32.7",
+    "1.33": "v1.33.6",
+    "1.34": "v1.34.5",
+    "1.35": "v1.35.2",
+    "1.36": "v1.36.1",
+}
 
 
 def _eks_node_groups(spec: Spec) -> Iterator[Problem]:
     if spec.cloud != "aws" or spec.cluster.existing is not None:
         return
+    version = spec.cluster.kubernetes_version
+    if version not in CLUSTER_AUTOSCALER:
+        yield Problem(
+            ("cluster", "kubernetes_version"),
+            f"mlkit knows no Cluster Autoscaler release for Kubernetes {version}, and the autoscaler's minor must equal the cluster's; "
+            f"use one of {', '.join(CLUSTER_AUTOSCALER)}",
+        )
     aws = acc.table()["aws"]
     known = sorted(set(aws["nvidia"]) | set(aws["neuron"]))
     for i, pool in enumerate(spec.cluster.node_pools):

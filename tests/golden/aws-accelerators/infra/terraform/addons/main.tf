@@ -134,6 +134,7 @@ resource "helm_release" "cluster_autoscaler" {
   values = [yamlencode({
     autoDiscovery = { clusterName = var.cluster_name } # EKS tags managed node groups for discovery
     awsRegion     = var.region
+    image         = { tag = var.cluster_autoscaler_image_tag } # the chart's default follows its own minor, not the cluster's
     rbac = {
       serviceAccount = {
         name        = "cluster-autoscaler"
