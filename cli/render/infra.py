@@ -32,7 +32,9 @@ MODULES = {
 AWS_AMI = {"nvidia": "AL2023_x86_64_NVIDIA", "neuron": "AL2023_x86_64_NEURON"}
 AWS_TAINT = {"nvidia": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
 TAINT_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
-GRAVITON = re.compile(r"^(a1|[cmrtx][0-9]+g[dn]*)\.")
+# Graviton families put a "g" right after the generation: m7g, c7gn, r6gd, x2gd, t4g, i4g, im4gn, is4gen,
+# hpc7g. An x86 AMI type on them fails when EKS creates the node group.
+GRAVITON = re.compile(r"^(a1|[a-z]+[0-9]+g[a-z]*)\.")
 
 
 def render(spec: Spec, facts: Facts | None = None) -> dict[str, str]:
@@ -104,6 +106,8 @@ def addons_tfvars(spec: Spec) -> dict:
             out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis)
             # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one.
             out["enable_cluster_autoscaler"] = existing is None
+            if existing is None:
+                out["cluster_autoscaler_image_tag"] = rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
     return out
 
 

@@ -39,6 +39,7 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from pool_problems
     # Placement against a broken pool would only repeat the pool's problem in other words.
     yield from _apis(spec, place=not pool_problems)
+    yield from _eks_node_groups(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
@@ -262,3 +263,76 @@ def _misfit(api: Api, kind: acc.Kind, amount: int, pool: NodePool, have: acc.Acc
     if kind == "tpu" and have.kind == "tpu":
         return f"pool '{pool.name}' has {have.count} TPU chips per VM; set compute.tpu_chips to {have.count}"
     return f"pool '{pool.name}' offers {_offer(have)} per node, the API asks for {amount} {_KIND_WORDS[kind]}"
+
+
+################################################################################
+# EKS managed node groups: combinations that pass the schema but fail when the node group is created
+################################################################################
+
+# Where each fact comes from (EKS User Guide, checked 2026-11-29):
+# - "Choose an optimal Amazon EC2 node instance type" (choosing-instance-type): no EKS AMI supports the
+#   mac family; Arm and non-accelerated AMIs do not support the g3, g4, inf and p families; AL2023 supports
+#   Graviton2 and later only, not A1.
+# - "Create nodes with optimized Amazon Linux AMIs" (eks-optimized-ami): P2 needs NVIDIA driver 470 or
+#   earlier and is not supported.
+# - CreateNodegroup API: a node group name is at most 63 characters; the node-group module names groups
+#   "<pool>-" plus the provider's 26-character unique suffix, so they can be replaced create-before-destroy.
+_EKS_NAME_MAX = 63 - 26 - 1
+# Families whose nodes need an accelerated AMI (NVIDIA or Neuron drivers): the g, p and inf families the
+# guide names, and Trainium. mlkit picks the AMI from its accelerator table, so a family of these
+# missing there would get a standard AMI that EKS does not support on it.
+_EKS_ACCELERATED_FAMILY = re.compile(r"^(g|gr|p|inf|trn)[0-9]")
+# Newest Cluster Autoscaler per Kubernetes minor (kubernetes/autoscaler tags cluster-autoscaler-1.N.P,
+# checked 2026-11-29). Upstream supports each release only on the Kubernetes minor of the same number,
+# so the add-ons stack runs the one matching cluster.kubernetes_version.
+CLUSTER_AUTOSCALER = {
+    "1.28": "v1.28.7",
+    "1.29": "v1.29.5",
+    "1.30": "v1.30.7",
+    "1.31": "v1.31.5",
+    "1.32": "v1.32.7",
+    "1.33": "v1.33.6",
+    "1.34": "v1.34.5",
+    "1.35": "v1.35.2",
+    "1.36": "v1.36.1",
+}
+
+
+def _eks_node_groups(spec: Spec) -> Iterator[Problem]:
+    if spec.cloud != "aws" or spec.cluster.existing is not None:
+        return
+    version = spec.cluster.kubernetes_version
+    if version not in CLUSTER_AUTOSCALER:
+        yield Problem(
+            ("cluster", "kubernetes_version"),
+            f"mlkit knows no Cluster Autoscaler release for Kubernetes {version}, and the autoscaler's minor must equal the cluster's; "
+            f"use one of {', '.join(CLUSTER_AUTOSCALER)}",
+        )
+    aws = acc.table()["aws"]
+    known = sorted(set(aws["nvidia"]) | set(aws["neuron"]))
+    for i, pool in enumerate(spec.cluster.node_pools):
+        loc: Loc = ("cluster", "node_pools", i)
+        if len(pool.name) > _EKS_NAME_MAX:
+            yield Problem(
+                loc + ("name",),
+                f"'{pool.name}' has {len(pool.name)} characters; on EKS a pool name is at most {_EKS_NAME_MAX} "
+                "(the node group is named <pool>-<26-character suffix>, at most 63); shorten it",
+            )
+        itype = pool.instance_type or ""
+        if not re.match(AWS_INSTANCE, itype):
+            continue  # _aws_pool already says what is wrong with it
+        family, _ = acc.aws_family(itype)
+        if family.startswith("mac"):
+            yield Problem(loc + ("instance_type",), f"EKS has no node AMI for Mac instances ({itype}); pick a Linux type such as m6i.large")
+        elif family == "a1":
+            yield Problem(
+                loc + ("instance_type",),
+                f"Amazon Linux 2023, the AMI of every mlkit node group, does not run on A1 (Graviton1); use Graviton2 or later, e.g. {itype.replace('a1.', 'm6g.')}",
+            )
+        elif _EKS_ACCELERATED_FAMILY.match(family) and family not in known:
+            yield Problem(
+                loc + ("instance_type",),
+                f"mlkit has no accelerator facts for the {family} family, so the group would get the standard AMI, which EKS does not support on "
+                f"GPU, Inferentia and Trainium families; use one of {', '.join(known)}",
+            )
+

@@ -143,7 +143,7 @@ class ExistingCluster(Strict):
 class ClusterSpec(Strict):
     """The Kubernetes cluster and its node pools."""
 
-    kubernetes_version: str = Field("1.31", description='Kubernetes minor version, quoted: "1.31".')
+    kubernetes_version: str = Field("1.35", description='Kubernetes minor version, quoted: "1.35". The default is in standard support on EKS and GKE as of 2026-11-29 (until 2027-03-27 and 2027-02-28).')
     endpoint_public_access: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet (limited by `public_access_cidrs`).")
     endpoint_private_access: bool = Field(True, description="Whether the Kubernetes API is reachable from inside the network.")
     public_access_cidrs: list[str] = Field(["0.0.0.0/0"], description="CIDR blocks allowed to reach the public API endpoint.")
