@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from .. import kit, placement
 from ..spec import Spec
 from ..spec import accelerators as acc
+from ..spec import rules
 from . import k8s
 from .facts import Facts
 from .jinja import HEADER, environment

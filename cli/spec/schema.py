@@ -158,13 +158,13 @@ class ClusterSpec(Strict):
     @field_validator("kubernetes_version", mode="before")
     @classmethod
     def _version(cls, value: Any) -> Any:
-        return _reject_number(value, "1.31")
+        return _reject_number(value, "1.35")
 
     @field_validator("kubernetes_version")
     @classmethod
     def _version_format(cls, value: str) -> str:
         if not re.fullmatch(r"1\.[0-9]{2}", value):
-            raise PydanticCustomError("k8s_version", "'{value}' is not a Kubernetes minor version (valid: \"1.29\" to \"1.34\")", {"value": value})
+            raise PydanticCustomError("k8s_version", "'{value}' is not a Kubernetes minor version such as \"1.35\"", {"value": value})
         return value
 
 

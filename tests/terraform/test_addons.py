@@ -114,7 +114,7 @@ def test_cluster_autoscaler_minor_follows_the_cluster():
     """Upstream supports each autoscaler release only on its own Kubernetes minor."""
     from mlkit.errors import SpecError
     from mlkit.spec import rules
-    from mlkit.spec.models import ClusterSpec
+    from mlkit.spec.schema import ClusterSpec
 
     spec = "project: ca-demo\ncloud: aws\nregion: us-east-1\ncluster: {{kubernetes_version: '{v}', node_pools: [{{name: cpu, instance_type: m6i.large}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n"
     for version, tag in rules.CLUSTER_AUTOSCALER.items():

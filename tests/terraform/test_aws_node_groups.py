@@ -12,7 +12,7 @@ import hcl2
 import pytest
 
 from mlkit.errors import SpecError
-from mlkit.render.plan import render
+from mlkit.render.infra import render
 from mlkit.spec import loads
 from tests.conftest import REPO, assert_one_line_error, mlkit
 from tests.terraform.test_gcp_static import plain

@@ -14,7 +14,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from mlkit.render.plan import render
+from mlkit.render.infra import render
 from mlkit.spec import load
 from tests.conftest import EXAMPLES
 from tests.terraform.test_gcp_static import plain

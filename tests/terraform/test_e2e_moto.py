@@ -63,7 +63,7 @@ def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
     assert config["clusters"][0]["cluster"]["server"].startswith("https://")
 
     cluster = eks.describe_cluster(name="accel-demo")["cluster"]
-    assert cluster["version"] == "1.31"
+    assert cluster["version"] == "1.35"
     assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]
     groups = {g: eks.describe_nodegroup(clusterName="accel-demo", nodegroupName=g)["nodegroup"] for g in eks.list_nodegroups(clusterName="accel-demo")["nodegroups"]}
     # Named <pool>-<suffix>, so that a replacement can exist beside the group it replaces.

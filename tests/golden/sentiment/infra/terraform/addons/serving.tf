@@ -30,6 +30,9 @@ resource "helm_release" "prometheus" {
     server = {
       retention        = var.prometheus_retention
       persistentVolume = { enabled = false } # autoscaling needs the last minutes, not history
+      # The chart scrapes every minute by default; KEDA polls every 15 s, and a minute-old in-flight
+      # count would scale a burst a minute late (the dashboard's rates use 2-minute windows).
+      global = { scrape_interval = "15s" }
     }
   })]
 }
