@@ -1,8 +1,9 @@
 """Every rendered GCP resource and data source checked against the google provider's schema, the way
 `terraform validate` would check it (the provider itself cannot be installed here).
 
-The schema is test data: tests/terraform/data/gcp_provider/schema.json, extracted by extract.py
-beside it from hashicorp/terraform-provider-google at the version it names. Checked: unknown
+The schema is test data: tests/terraform/data/gcp_provider/schema-<tag>.json, extracted by
+extract.py beside it from hashicorp/terraform-provider-google at the oldest and newest releases the
+templates' pin (>= 6.0, < 8.0) admits, v6.0.0 and v7.45.0: a rendered block must be valid on both. Checked: unknown
 arguments and block types, an attribute written as a block or a block as an attribute, read-only
 (computed) attributes set, required arguments and blocks missing, more blocks than max_items,
 literal values outside a documented enum, and ConflictsWith / ExactlyOneOf between literal arguments.
@@ -21,7 +22,9 @@ from mlkit.render import plan
 from mlkit.spec import loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
-SCHEMA = json.loads((Path(__file__).parent / "data/gcp_provider/schema.json").read_text())
+DATA = Path(__file__).parent / "data/gcp_provider"
+SCHEMAS = {p.stem.removeprefix("schema-"): json.loads(p.read_text()) for p in sorted(DATA.glob("schema-v*.json"))}
+NEWEST = max(SCHEMAS, key=lambda v: tuple(int(x) for x in v.lstrip("v").split(".")))
 RESOURCE_META = {"count", "for_each", "provider", "depends_on", "lifecycle", "provisioner", "connection", "timeouts"}
 DATA_META = {"count", "for_each", "provider", "depends_on", "lifecycle"}
 
@@ -140,10 +143,11 @@ def check_body(body: dict, schema: dict, where: str, meta: frozenset[str] = froz
     return errors
 
 
-def check_file(path: str, text: str) -> tuple[list[str], set[str]]:
+def check_file(path: str, text: str, version: str = NEWEST) -> tuple[list[str], set[str]]:
+    schema = SCHEMAS[version]
     parsed = hcl2.loads(text)
     errors, seen = [], set()
-    for kind, catalogue, meta in (("resource", SCHEMA["resources"], RESOURCE_META), ("data", SCHEMA["data_sources"], DATA_META)):
+    for kind, catalogue, meta in (("resource", schema["resources"], RESOURCE_META), ("data", schema["data_sources"], DATA_META)):
         for entry in parsed.get(kind, []):
             for raw_type, named in entry.items():
                 rtype = unquote(raw_type)
@@ -151,7 +155,7 @@ def check_file(path: str, text: str) -> tuple[list[str], set[str]]:
                     continue
                 seen.add(f"{kind}.{rtype}")
                 for raw_name, body in named.items():
-                    where = f"{path}: {kind} {rtype}.{unquote(raw_name)}"
+                    where = f"{path}: {kind} {rtype}.{unquote(raw_name)} (google {version})"
                     if rtype not in catalogue:
                         errors.append(f"{where}: not in the schema test data; add it to extract.py and regenerate schema.json")
                         continue
@@ -162,13 +166,14 @@ def check_file(path: str, text: str) -> tuple[list[str], set[str]]:
 CASES = {f"example-{n}": example_text(n) for n in GCP_EXAMPLES} | VARIANTS
 
 
+@pytest.mark.parametrize("version", sorted(SCHEMAS))
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_rendered_gcp_block_matches_the_provider_schema(case):
+def test_every_rendered_gcp_block_matches_the_provider_schema(case, version):
     files = rendered_files(CASES[case])
     assert files
     errors = []
     for path, text in sorted(files.items()):
-        errors += check_file(path, text)[0]
+        errors += check_file(path, text, version)[0]
     assert errors == []
 
 
@@ -178,18 +183,22 @@ def test_the_cases_cover_every_google_type_in_the_schema_data():
     for text in CASES.values():
         for path, content in rendered_files(text).items():
             seen |= check_file(path, content)[1]
-    kept = {f"resource.{r}" for r in SCHEMA["resources"]} | {f"data.{d}" for d in SCHEMA["data_sources"]}
-    assert seen == kept
+    for schema in SCHEMAS.values():
+        kept = {f"resource.{r}" for r in schema["resources"]} | {f"data.{d}" for d in schema["data_sources"]}
+        assert seen == kept
 
 
-def test_the_schema_data_names_its_source_and_the_pinned_range_holds_it():
-    provider = SCHEMA["provider"]
-    assert provider["repository"] == "hashicorp/terraform-provider-google" and re.fullmatch(r"[0-9a-f]{40}", provider["commit"])
-    major = int(provider["version"].lstrip("v").split(".")[0])
+def test_the_schema_data_names_its_source_and_spans_the_pinned_range():
     versions = rendered_files(example_text(GCP_EXAMPLES[0]))["infra/terraform/cluster/versions.tf"]
-    pin = re.search(r'source\s*=\s*"hashicorp/google"\s*version\s*=\s*">= ([0-9]+)\.[0-9]+, < ([0-9]+)\.0"', versions)
+    pin = re.search(r'source\s*=\s*"hashicorp/google"\s*version\s*=\s*">= ([0-9]+\.[0-9]+), < ([0-9]+)\.0"', versions)
     assert pin, versions
-    assert int(pin.group(1)) <= major < int(pin.group(2))
+    for version, schema in SCHEMAS.items():
+        provider = schema["provider"]
+        assert provider["repository"] == "hashicorp/terraform-provider-google" and provider["version"] == version
+        assert re.fullmatch(r"[0-9a-f]{40}", provider["commit"])
+    # The oldest release the pin admits is kept, and the newest kept is inside the pin.
+    assert f"v{pin.group(1)}.0" in SCHEMAS
+    assert int(NEWEST.lstrip("v").split(".")[0]) < int(pin.group(2))
 
 
 def _module(name: str) -> tuple[str, str]:

@@ -1,5 +1,5 @@
 """Extract the google provider's schema for the resources and data sources mlkit's GCP stacks use,
-from the provider's published Go source, into schema.json beside this file.
+from the provider's published Go source, into schema-<tag>.json beside this file.
 
     git clone https://github.com/hashicorp/terraform-provider-google && cd terraform-provider-google
     python tests/terraform/data/gcp_provider/extract.py /path/to/terraform-provider-google v7.45.0
@@ -220,6 +220,10 @@ class Extractor:
         for i, item in enumerate(body):
             if is_word(item, "return"):
                 expr, _ = take_expr(body, i + 1)
+                if len(expr) == 1 and is_word(expr[0]):  # x := helper(); (adjust x); return x
+                    for j in range(len(body) - 2):
+                        if body[j] == expr[0] and body[j + 1] == ("op", ":="):
+                            return take_expr(body, j + 2)[0]
                 return expr
         return None
 
@@ -365,7 +369,7 @@ def main(root: Path, ref: str) -> None:
         "resources": dict(sorted(resources.items())),
         "data_sources": dict(sorted(data_sources.items())),
     }
-    Path(__file__).with_name("schema.json").write_text(json.dumps(out, indent=1, sort_keys=False) + "\n")
+    Path(__file__).with_name(f"schema-{ref}.json").write_text(json.dumps(out, indent=1, sort_keys=False) + "\n")
 
 
 if __name__ == "__main__":
