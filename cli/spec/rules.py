@@ -352,6 +352,18 @@ def _gcp_apply_time(spec: Spec) -> Iterator[Problem]:
     for i, pool in enumerate(spec.cluster.node_pools):
         yield from _gcp_pool_apply_time(pool, ("cluster", "node_pools", i))
     yield from _gcp_ranges(spec)
+    for i, pool in enumerate(spec.cluster.node_pools):
+        minimum = acc.tpu_versions()[pool.tpu.version].get("min_kubernetes") if pool.tpu else None
+        if minimum and _minor(spec.cluster.kubernetes_version) < _minor(minimum):
+            yield Problem(
+                ("cluster", "kubernetes_version"),
+                f"TPU {pool.tpu.version} pools (pool '{pool.name}') need GKE {minimum} or later; set kubernetes_version: \"{minimum}\" or newer",
+            )
+            break
+
+
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split(".") if x.isdigit())
 
 
 def _gcp_pool_apply_time(pool: NodePool, loc: Loc) -> Iterator[Problem]:
@@ -363,6 +375,12 @@ def _gcp_pool_apply_time(pool: NodePool, loc: Loc) -> Iterator[Problem]:
         yield Problem(loc + ("disk_type",), f"{machine} boots from Hyperdisk only ({prefix}* machine types); set disk_type: hyperdisk-balanced or leave it out")
     if machine and pool.disk_type.startswith("hyperdisk") and (prefix := _gcp_machine_prefix(machine, "persistent_disk_only")):
         yield Problem(loc + ("disk_type",), f"{machine} takes Persistent Disk only ({prefix}* machine types); use pd-balanced, pd-ssd or pd-standard")
+    # Compute Engine "GPU machine types": an N1 VM with k GPUs of a type has at most so many vCPUs.
+    vcpus = re.fullmatch(r"n1-(?:standard|highmem|highcpu)-([0-9]+)", machine)
+    if vcpus and pool.gpu is not None:
+        limit = acc.table()["gcp"]["n1_max_vcpus"].get(pool.gpu.type, {}).get(pool.gpu.count)
+        if limit is not None and int(vcpus.group(1)) > limit:
+            yield Problem(loc + ("instance_type",), f"{machine} has {vcpus.group(1)} vCPUs; with {pool.gpu.count} {pool.gpu.type} an N1 VM may have at most {limit}")
     if pool.tpu is None or pool.tpu.topology not in acc.tpu_versions()[pool.tpu.version]["topologies"]:
         return
     # GKE "Plan TPUs" / cluster-toolkit gke-node-pool: a slice (and COMPACT placement) lives in one

@@ -45,6 +45,8 @@ def pools(*lines: str, cluster: str = "") -> str:
         ("{name: a3u, instance_type: a3-ultragpu-8g, disk_type: pd-standard}", "a3-ultragpu-8g boots from Hyperdisk only"),
         # and N1 / E2 take Persistent Disk only.
         ("{name: e2, instance_type: e2-standard-4, disk_type: hyperdisk-balanced}", "e2-standard-4 takes Persistent Disk only (e2-* machine types)"),
+        # N1 vCPU limits per attached GPU count.
+        ("{name: v, instance_type: n1-standard-16, gpu: {type: nvidia-tesla-v100, count: 1}}", "n1-standard-16 has 16 vCPUs; with 1 nvidia-tesla-v100 an N1 VM may have at most 12"),
     ],
 )
 def test_gcp_pool_apply_rules(pool, expected):
@@ -59,6 +61,8 @@ def test_gcp_pool_apply_rules(pool, expected):
         "{name: tpu, tpu: {version: v6e, topology: 2x4}, max_nodes: 1, zones: [us-central1-a], disk_type: hyperdisk-balanced}",
         "{name: v6e, tpu: {version: v6e, topology: 2x4}, max_nodes: 1, zones: [us-central1-a]}",
         "{name: n2, instance_type: n2-standard-4, disk_type: pd-ssd}",
+        "{name: v, instance_type: n1-standard-8, gpu: {type: nvidia-tesla-v100, count: 1}}",
+        "{name: t, instance_type: n1-standard-96, gpu: {type: nvidia-tesla-t4, count: 4}}",
     ],
 )
 def test_what_gke_accepts_passes(pool):
@@ -101,3 +105,10 @@ def test_the_ranges_the_rules_know_are_the_modules_defaults():
     assert gke["master_cidr"] == rules.GKE_MASTER_CIDR
     assert network["pods_cidr"] == rules.GKE_POD_CIDR
     assert network["services_cidr"] == rules.GKE_SERVICE_CIDR
+
+
+def test_tpu_v6e_needs_a_recent_gke():
+    pool = "{name: v6e, tpu: {version: v6e, topology: 2x4}, max_nodes: 1, zones: [us-central1-a]}"
+    old = pools(pool, cluster='  kubernetes_version: "1.30"\n')
+    assert any('cluster.kubernetes_version: TPU v6e pools (pool \'v6e\') need GKE 1.31 or later' in p for p in problems(old))
+    loads(pools(pool, cluster='  kubernetes_version: "1.31"\n'))
