@@ -322,7 +322,7 @@ def _misfit(api: Api, kind: acc.Kind, amount: int, pool: NodePool, have: acc.Acc
 ################################################################################
 
 # Ranges the kit's modules give GCP on a new network (terraform/gcp/gke and terraform/gcp/network
-# variables; tests/terraform/test_gcp_apply_rules.py keeps them equal to the module defaults).
+# variables; tests/spec/test_gcp_apply_rules.py keeps them equal to the module defaults).
 GKE_MASTER_CIDR = "172.16.0.0/28"
 GKE_POD_CIDR = "10.64.0.0/14"
 GKE_SERVICE_CIDR = "10.68.0.0/20"
@@ -352,14 +352,19 @@ def _gcp_apply_time(spec: Spec) -> Iterator[Problem]:
     for i, pool in enumerate(spec.cluster.node_pools):
         yield from _gcp_pool_apply_time(pool, ("cluster", "node_pools", i))
     yield from _gcp_ranges(spec)
-    for i, pool in enumerate(spec.cluster.node_pools):
+    yield from _gcp_tpu_versions(spec)
+
+
+def _gcp_tpu_versions(spec: Spec) -> Iterator[Problem]:
+    # GKE "Plan TPUs in GKE": each TPU generation needs a minimum GKE version (accelerators.yaml).
+    for pool in spec.cluster.node_pools:
         minimum = acc.tpu_versions()[pool.tpu.version].get("min_kubernetes") if pool.tpu else None
         if minimum and _minor(spec.cluster.kubernetes_version) < _minor(minimum):
             yield Problem(
                 ("cluster", "kubernetes_version"),
                 f"TPU {pool.tpu.version} pools (pool '{pool.name}') need GKE {minimum} or later; set kubernetes_version: \"{minimum}\" or newer",
             )
-            break
+            return
 
 
 def _minor(version: str) -> tuple[int, ...]:
