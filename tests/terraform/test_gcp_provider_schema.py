@@ -147,6 +147,11 @@ def check_file(path: str, text: str, version: str = NEWEST) -> tuple[list[str], 
     schema = SCHEMAS[version]
     parsed = hcl2.loads(text)
     errors, seen = [], set()
+    for entry in parsed.get("provider", []):
+        for raw_name, body in entry.items():
+            if unquote(raw_name) == "google":
+                seen.add("provider.google")
+                errors += check_body(body, schema["provider_config"]["block"], f"{path}: provider google ({version})", frozenset({"alias", "version"}))
     for kind, catalogue, meta in (("resource", schema["resources"], RESOURCE_META), ("data", schema["data_sources"], DATA_META)):
         for entry in parsed.get(kind, []):
             for raw_type, named in entry.items():
@@ -184,7 +189,7 @@ def test_the_cases_cover_every_google_type_in_the_schema_data():
         for path, content in rendered_files(text).items():
             seen |= check_file(path, content)[1]
     for schema in SCHEMAS.values():
-        kept = {f"resource.{r}" for r in schema["resources"]} | {f"data.{d}" for d in schema["data_sources"]}
+        kept = {f"resource.{r}" for r in schema["resources"]} | {f"data.{d}" for d in schema["data_sources"]} | {"provider.google"}
         assert seen == kept
 
 
@@ -245,3 +250,11 @@ def test_exactly_one_of_allow_or_deny_on_a_firewall():
     assert broken != text
     errors = check_file(path, broken)[0]
     assert any("exactly one of ['allow', 'deny'] must be given (got none)" in e for e in errors), errors
+
+
+def test_a_wrong_provider_argument_is_caught():
+    files = rendered_files(example_text("gcp-l4"))
+    path = "infra/terraform/cluster/main.tf"
+    text = files[path].replace("  default_labels = local.labels\n", "  default_labels = local.labels\n  zone_default   = var.region\n")
+    errors = check_file(path, text)[0]
+    assert any("provider google" in e and "Unsupported argument or block type: zone_default" in e for e in errors), errors

@@ -43,6 +43,9 @@ IAM_MEMBERS = {
     "google_storage_bucket_iam_member": ("google/services/storage/iam_storage_bucket.go", "StorageBucketIamSchema"),
 }
 IAM_BASE = ("google/tpgiamresource/resource_iam_member.go", "IamMemberBaseSchema")
+# The provider block's own arguments (the SDK provider; the framework provider muxed with it must
+# declare the same schema).
+PROVIDER = ("google/provider/provider.go", "Provider")
 # Files whose helpers and variables the schemas above refer to.
 SHARED = [
     "google/services/container/node_config.go",
@@ -349,7 +352,7 @@ def main(root: Path, ref: str) -> None:
 
     commit = subprocess.run(["git", "-C", str(root), "rev-parse", ref + "^{commit}"], capture_output=True, text=True, check=True).stdout.strip()
     source = Source()
-    files = sorted({p for p, _ in RESOURCES.values()} | {p for p, _ in IAM_MEMBERS.values()} | {IAM_BASE[0]} | set(SHARED))
+    files = sorted({p for p, _ in RESOURCES.values()} | {p for p, _ in IAM_MEMBERS.values()} | {IAM_BASE[0], PROVIDER[0]} | set(SHARED))
     for path in files:
         source.add(show(path))
     ex = Extractor(source)
@@ -365,6 +368,7 @@ def main(root: Path, ref: str) -> None:
         data_sources[name] = {"source": path, "block": framework_data_source(show(path))}
     out = {
         "provider": {"repository": "hashicorp/terraform-provider-google", "version": ref, "commit": commit},
+        "provider_config": {"source": PROVIDER[0], "block": ex.resource(PROVIDER[1])},
         "note": "Extracted by extract.py from the provider's Go schema definitions; facts only (names, nesting, required, max items, enums).",
         "resources": dict(sorted(resources.items())),
         "data_sources": dict(sorted(data_sources.items())),
