@@ -58,8 +58,15 @@ def unquote(value):
     return value
 
 
+# python-hcl2 7+ marks block bodies; older versions give blocks and lists of objects the same shape,
+# and none of the rendered arguments is a list of objects, so a list of dicts is then taken as blocks.
+MARKS_BLOCKS = "__is_block__" in json.dumps(hcl2.loads("a {\n}\n"))
+
+
 def is_block(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and v.get("__is_block__") for v in value)
+    if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        return False
+    return all(v.get("__is_block__") for v in value) if MARKS_BLOCKS else True
 
 
 def literal(value) -> bool:
