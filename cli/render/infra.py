@@ -216,7 +216,7 @@ def _gke_node_pool(pool) -> dict:
         "max_nodes": pool.max_nodes,
         "spot": pool.spot,
         "disk_size_gb": pool.disk_size_gb,
-        "disk_type": pool.disk_type,
+        "disk_type": rules.gcp_boot_disk(pool),
         "zones": pool.zones,
         "labels": node_labels(pool, accel),
         "taints": _taints(pool),

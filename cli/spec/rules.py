@@ -40,6 +40,7 @@ def _all(spec: Spec) -> Iterator[Problem]:
     # Placement against a broken pool would only repeat the pool's problem in other words.
     yield from _apis(spec, place=not pool_problems)
     yield from _eks_node_groups(spec)
+    yield from _gcp_apply_time(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
@@ -336,3 +337,120 @@ def _eks_node_groups(spec: Spec) -> Iterator[Problem]:
                 f"GPU, Inferentia and Trainium families; use one of {', '.join(known)}",
             )
 
+
+################################################################################
+# GCP: combinations that `terraform validate` accepts and GKE refuses at apply. Each rule names the
+# document it comes from; the README lists them.
+################################################################################
+
+# Ranges the kit's modules give GCP on a new network (terraform/gcp/gke and terraform/gcp/network
+# variables; tests/spec/test_gcp_apply_rules.py keeps them equal to the module defaults).
+GKE_MASTER_CIDR = "172.16.0.0/28"
+GKE_POD_CIDR = "10.64.0.0/14"
+GKE_SERVICE_CIDR = "10.68.0.0/20"
+
+
+def _gcp_machine_prefix(machine_type: str, key: str) -> str | None:
+    return next((p for p in acc.table()["gcp"][key] if machine_type.startswith(p)), None)
+
+
+def gcp_machine_type(pool: NodePool) -> str:
+    """The machine type a GKE pool runs on: the TPU slice's, or the one given."""
+    if pool.tpu is not None and pool.tpu.topology in acc.tpu_versions()[pool.tpu.version]["topologies"]:
+        return acc.tpu_slice(pool.tpu.version, pool.tpu.topology).machine_type
+    return pool.instance_type or ""
+
+
+def gcp_boot_disk(pool: NodePool) -> str:
+    """The pool's boot disk type: as given, else hyperdisk-balanced where the series takes Hyperdisk only."""
+    if "disk_type" not in pool.model_fields_set and _gcp_machine_prefix(gcp_machine_type(pool), "hyperdisk_only"):
+        return "hyperdisk-balanced"
+    return pool.disk_type
+
+
+def _gcp_apply_time(spec: Spec) -> Iterator[Problem]:
+    if spec.cloud != "gcp" or spec.cluster.existing is not None:
+        return
+    for i, pool in enumerate(spec.cluster.node_pools):
+        yield from _gcp_pool_apply_time(pool, ("cluster", "node_pools", i))
+    yield from _gcp_ranges(spec)
+    yield from _gcp_tpu_versions(spec)
+
+
+def _gcp_tpu_versions(spec: Spec) -> Iterator[Problem]:
+    # GKE "Plan TPUs in GKE": each TPU generation needs a minimum GKE version (accelerators.yaml).
+    for pool in spec.cluster.node_pools:
+        minimum = acc.tpu_versions()[pool.tpu.version].get("min_kubernetes") if pool.tpu else None
+        if minimum and _minor(spec.cluster.kubernetes_version) < _minor(minimum):
+            yield Problem(
+                ("cluster", "kubernetes_version"),
+                f"TPU {pool.tpu.version} pools (pool '{pool.name}') need GKE {minimum} or later; set kubernetes_version: \"{minimum}\" or newer",
+            )
+            return
+
+
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split(".") if x.isdigit())
+
+
+def _gcp_pool_apply_time(pool: NodePool, loc: Loc) -> Iterator[Problem]:
+    machine = gcp_machine_type(pool)
+    # Compute Engine disk support tables (sources in accelerators.yaml): a series takes Hyperdisk only,
+    # or Persistent Disk only. Left out, disk_type follows the machine type (gcp_boot_disk).
+    explicit = "disk_type" in pool.model_fields_set
+    if machine and explicit and pool.disk_type.startswith("pd-") and (prefix := _gcp_machine_prefix(machine, "hyperdisk_only")):
+        yield Problem(loc + ("disk_type",), f"{machine} boots from Hyperdisk only ({prefix}* machine types); set disk_type: hyperdisk-balanced or leave it out")
+    if machine and pool.disk_type.startswith("hyperdisk") and (prefix := _gcp_machine_prefix(machine, "persistent_disk_only")):
+        yield Problem(loc + ("disk_type",), f"{machine} takes Persistent Disk only ({prefix}* machine types); use pd-balanced, pd-ssd or pd-standard")
+    # Compute Engine "GPU machine types": an N1 VM with k GPUs of a type has at most so many vCPUs.
+    vcpus = re.fullmatch(r"n1-(?:standard|highmem|highcpu)-([0-9]+)", machine)
+    if vcpus and pool.gpu is not None:
+        limit = acc.table()["gcp"]["n1_max_vcpus"].get(pool.gpu.type, {}).get(pool.gpu.count)
+        if limit is not None and int(vcpus.group(1)) > limit:
+            yield Problem(loc + ("instance_type",), f"{machine} has {vcpus.group(1)} vCPUs; with {pool.gpu.count} {pool.gpu.type} an N1 VM may have at most {limit}")
+    if pool.tpu is None or pool.tpu.topology not in acc.tpu_versions()[pool.tpu.version]["topologies"]:
+        return
+    # GKE "Plan TPUs" / cluster-toolkit gke-node-pool: a slice (and COMPACT placement) lives in one
+    # zone, and node counts are per zone, so two zones would mean two slices.
+    if len(pool.zones) > 1:
+        yield Problem(loc + ("zones",), f"a TPU slice lives in one zone; name exactly one (e.g. [{pool.zones[0]}]) and add a pool per extra zone")
+    s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
+    # GKE "Deploy TPU workloads in GKE Standard": a multi-host slice pool holds 0 nodes or the whole
+    # slice; the autoscaler adds and removes it as one unit.
+    if s.multi_host and pool.min_nodes not in (0, s.nodes):
+        yield Problem(loc + ("min_nodes",), f"a {pool.tpu.topology} slice is {s.nodes} VMs added and removed as a whole: set min_nodes to 0 (idle slice removed) or {s.nodes}")
+
+
+def _gcp_ranges(spec: Spec) -> Iterator[Problem]:
+    import ipaddress
+
+    cluster = spec.cluster
+    # GKE private clusters: with only a private endpoint, authorized networks must be internal
+    # addresses ("... is not a reserved network, which is required for private endpoints").
+    if not cluster.endpoint_public_access:
+        for j, cidr in enumerate(cluster.public_access_cidrs):
+            net = _network_or_none(cidr)
+            if net is not None and not net.is_private:
+                yield Problem(
+                    ("cluster", "public_access_cidrs", j),
+                    f"'{cidr}' is a public range; with endpoint_public_access: false GKE accepts only internal ranges here: list the networks that reach the private endpoint, e.g. [{spec.network.vpc_cidr}]",
+                )
+    if not spec.network.creates_vpc:
+        return
+    # GKE private clusters: the control plane's /28 must not overlap the VPC; VPC subnets: secondary
+    # ranges (pods, services) must not overlap the primary range.
+    vpc = _network_or_none(spec.network.vpc_cidr)
+    if vpc is None:
+        return
+    for what, cidr in (("the control plane range", GKE_MASTER_CIDR), ("the pod range", GKE_POD_CIDR), ("the Service range", GKE_SERVICE_CIDR)):
+        if vpc.overlaps(ipaddress.ip_network(cidr)):
+            yield Problem(("network", "vpc_cidr"), f"{spec.network.vpc_cidr} overlaps {what} {cidr} that GKE uses; pick another range, e.g. 10.0.0.0/16")
+
+
+def _network_or_none(cidr: str):
+    import ipaddress
+
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None
