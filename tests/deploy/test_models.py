@@ -53,7 +53,7 @@ def test_a_missing_or_empty_model_folder_names_the_field(tmp_path):
     with pytest.raises(UserError, match=r"mlkit.yaml: apis\[0\].model: .*missing is not a folder"):
         models.folder_files(tmp_path / "missing", "mlkit.yaml: apis[0].model")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="is empty; put the model files there"):
+    with pytest.raises(UserError, match=r"is empty \(or .mlkitignore leaves out every file\); put the model files there"):
         models.folder_files(tmp_path / "empty", "mlkit.yaml: apis[0].model")
 
 
@@ -84,3 +84,27 @@ def test_gcs_upload_is_content_addressed_and_skips_what_is_there(gcs, tmp_path):
     assert blobs[prefix + "weights.bin"].metadata["sha256"] == models.sha256(folder / "weights.bin")
     again = models.upload("gcp", "models", "sentiment", folder, "w", lambda _: None)
     assert (again.uri, again.uploaded, again.skipped) == (first.uri, 0, 2)
+
+
+def test_upload_leaves_secrets_out_and_refuses_links_leading_outside(s3, tmp_path, sentinel):
+    project = tmp_path / "proj"
+    folder = project / "model"
+    folder.mkdir(parents=True)
+    (folder / "weights.bin").write_bytes(b"\x00" * 16)
+    for secret in ("id_rsa", ".env", "server.pem", "credentials", "terraform.tfstate"):
+        (folder / secret).write_text("planted\n")
+    (folder / "scratch").mkdir()
+    (folder / "scratch" / "tmp.bin").write_bytes(b"x")
+    (project / ".mlkitignore").write_text("model/scratch/\n!id_rsa\n")
+    result = models.upload("aws", "models", "sentiment", folder, "w", lambda _: None, root=project)
+    keys = [o["Key"].removeprefix(result.uri.removeprefix("s3://models/")) for o in s3.list_objects_v2(Bucket="models")["Contents"]]
+    assert keys == ["weights.bin"]
+
+    (folder / "tokenizer").symlink_to(sentinel.root / "secrets")
+    with pytest.raises(UserError, match=rf"^{folder / 'tokenizer'}: a symlink to {sentinel.root / 'secrets'}, outside {project}"):
+        models.upload("aws", "models", "sentiment", folder, "w", lambda _: None, root=project)
+    (folder / "tokenizer").unlink()
+    (project / "linked").symlink_to(sentinel.root)  # the model folder itself is a link leading out
+    with pytest.raises(UserError, match=rf"^mlkit.yaml: apis\[0\].model: {project / 'linked'} leads through a symlink to {sentinel.root}"):
+        models.folder_files(project / "linked", "mlkit.yaml: apis[0].model", project)
+    sentinel.assert_untouched()
