@@ -94,6 +94,7 @@ def _s3(bucket: str, prefix: str, files, say) -> tuple[int, int]:
             say(f"  uploading {rel} ({path.stat().st_size:,} bytes) to s3://{bucket}/{key}")
             s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": file_hash}})
             uploaded += 1
+    s3.close()
     return uploaded, skipped
 
 

@@ -9,11 +9,11 @@
 # MLKIT_SKIP_ACCELERATOR=1 leaves the accelerator packages out (they need the accelerator's index).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-python -m pip install --no-cache-dir --disable-pip-version-check "$here"/mlkit_runtime-*.whl
+python -m pip install --disable-pip-version-check "$here"/mlkit_runtime-*.whl
 if [ "${MLKIT_SKIP_ACCELERATOR:-0}" != "1" ] && grep -q '^[^#[:space:]]' "$here/accelerator-requirements.txt"; then
-  python -m pip install --no-cache-dir --disable-pip-version-check -r "$here/accelerator-requirements.txt"
+  python -m pip install --disable-pip-version-check -r "$here/accelerator-requirements.txt"
 fi
 if grep -q '^[^#[:space:]]' "$here/requirements.txt"; then
-  python -m pip install --no-cache-dir --disable-pip-version-check -r "$here/requirements.txt"
+  python -m pip install --disable-pip-version-check -r "$here/requirements.txt"
 fi
 python -c "import mlkit_runtime.server, mlkit_runtime.routes"

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from mlkit.deploy import models
 from mlkit.errors import UserError
-from tests.conftest import aws_env
-
-
-@pytest.fixture
-def s3(moto, monkeypatch):
-    for key, value in aws_env(moto).items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3", region_name="us-west-2")
-    client.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    return client
 
 
 def model_folder(tmp_path):
@@ -55,21 +44,6 @@ def test_a_missing_or_empty_model_folder_names_the_field(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match=r"is empty \(or .mlkitignore leaves out every file\); put the model files there"):
         models.folder_files(tmp_path / "empty", "mlkit.yaml: apis[0].model")
-
-
-@pytest.fixture
-def gcs(tmp_path, monkeypatch):
-    """gcp-storage-emulator on 127.0.0.1: google-cloud-storage talks to it through STORAGE_EMULATOR_HOST."""
-    from tests.conftest import local_server
-
-    pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is not installed")
-    with local_server(["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log") as port:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
-        from google.cloud import storage
-
-        storage.Client().create_bucket("models")
-        yield
 
 
 def test_gcs_upload_is_content_addressed_and_skips_what_is_there(gcs, tmp_path):
