@@ -31,6 +31,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +108,7 @@ class Pod:
     venv: Path
     root: Path  # the pod's filesystem: world-readable, root-owned
     logs: Path  # where the container's output goes (outside root)
-    fetch: callable  # fetch(uri, dest, env): what an init container's sync does
+    fetch: Callable[[str, Path, dict], None]  # fetch(uri, dest, env): what an init container's sync does
     ports: dict[int, int] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
@@ -147,7 +148,7 @@ class Pod:
         return str(self.ports.get(int(value), value)) if value.isdigit() else value
 
     # --- the pod's filesystem --------------------------------------------------------------------
-    def _ids(self) -> tuple[int, int, int]:
+    def ids(self) -> tuple[int, int, int]:
         pod_sc = self.spec.get("securityContext", {})
         sc = pod_sc | self.container.get("securityContext", {})
         image_uid, _, image_gid = self.image.user.partition(":")
@@ -158,7 +159,7 @@ class Pod:
         return uid, gid, int(pod_sc.get("fsGroup", gid))
 
     def _lay_out(self) -> None:
-        uid, _, fs_group = self._ids()
+        uid, _, fs_group = self.ids()
         for dest, source in self.image.copies.items():
             shutil.copytree(self.context / source, self.root / "image" / dest.lstrip("/"))
         for name, volume in self.volumes.items():
@@ -179,6 +180,30 @@ class Pod:
             if "emptyDir" in volume:
                 for path in self._volume_dir(name).rglob("*"):
                     os.lchown(path, uid, fs_group)
+        for name in self.volumes:  # a readOnly mount: nobody in the container writes there, owner or not
+            if name not in self.writable_volumes():
+                for path in [self._volume_dir(name), *self._volume_dir(name).rglob("*")]:
+                    path.chmod(path.stat().st_mode & ~0o222)
+
+    def _become_user(self) -> None:
+        """preexec_fn: the kubelet's runAsUser, runAsGroup and fsGroup (when this test runs as root)."""
+        uid, gid, fs_group = self.ids()
+        if os.geteuid() == 0:
+            os.setgroups([fs_group])
+            os.setgid(gid)
+            os.setuid(uid)
+
+    def writable_volumes(self) -> set[str]:
+        """Volumes the predictor mounts read-write, as the manifest says."""
+        return {m["name"] for m in self.container.get("volumeMounts", []) if not m.get("readOnly") and "emptyDir" in self.volumes.get(m["name"], {})}
+
+    def writable_paths(self) -> list[str]:
+        """Folders of the pod (its filesystem and its Python) that the pod's user can write, asked as that user."""
+        folders = [str(p) for p in [self.root, *self.root.rglob("*"), self.venv, *self.venv.glob("*"), *self.venv.glob("lib/*/site-packages")] if p.is_dir()]
+        code = "import os, sys; print('\\n'.join(p for p in sys.argv[1:] if os.access(p, os.W_OK)))"
+
+        out = subprocess.run([str(self.venv / "bin" / "python"), "-c", code, *folders], capture_output=True, text=True, preexec_fn=self._become_user, check=True)
+        return out.stdout.split()
 
     def _files(self, target: Path, name: str, objects: dict[str, dict], kind: str, decode: bool) -> None:
         if name not in objects:
@@ -231,16 +256,8 @@ class Pod:
         if exe is None:
             raise ContractError(f"Deployment {self.name}: command {argv[0]!r} is not in the image")
         workdir = self.host(self.container.get("workingDir") or self.image.workdir, self.container)
-        uid, gid, fs_group = self._ids()
-
-        def drop() -> None:  # the kubelet's runAsUser/runAsGroup/fsGroup
-            if os.geteuid() == 0:
-                os.setgroups([fs_group])
-                os.setgid(gid)
-                os.setuid(uid)
-
         self.log = open(self.logs, "w")
-        self.proc = subprocess.Popen([exe, *argv[1:]], cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=drop)
+        self.proc = subprocess.Popen([exe, *argv[1:]], cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=self._become_user)
 
     def output(self) -> str:
         self.log.flush()
