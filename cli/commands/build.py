@@ -35,6 +35,8 @@ def command(
     unknown = sorted(set(apis or []) - {a.name for a in spec.apis})
     if unknown:
         raise UserError(f"mlkit.yaml has no API named {', '.join(unknown)} (APIs: {', '.join(a.name for a in spec.apis)})")
+    if context_dir is not None:
+        images.check_context_dir(root, context_dir)
     if context_dir is None:
         problem = images.docker_problem()
         if problem:

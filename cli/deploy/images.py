@@ -91,6 +91,14 @@ def context(root: Path, spec: Spec, api: Api) -> Context:
     return Context(api.name, files)
 
 
+def check_context_dir(root: Path, folder: Path) -> None:
+    """Contexts written inside the project would enter the next context (and be replaced wholesale
+    by the next write), unless the project's ignore rules leave that folder out."""
+    where = folder.resolve()
+    if where.is_relative_to(root) and not project_files.rules(root).match_file(where.relative_to(root).as_posix() + "/"):
+        raise UserError(f"--context-dir {folder}: inside the project, so the next build would pack it too; write the contexts outside {root}, or add `{where.relative_to(root).as_posix() or '.'}/` to {project_files.IGNORE_FILE}")
+
+
 def docker_problem() -> str | None:
     """Why images cannot be built here, or None when a Docker engine with buildx answers."""
     if shutil.which("docker") is None:

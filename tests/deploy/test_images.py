@@ -245,3 +245,30 @@ def test_a_symlink_leading_outside_the_project_is_refused_naming_it(tmp_path, se
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "ctx" / "sentiment" / "app" / "shared" / "util.py").read_text() == "X = 1\n"
     sentinel.assert_untouched()
+
+
+def test_a_context_dir_inside_the_project_is_refused_unless_ignored(tmp_path):
+    root, _ = example(tmp_path)
+    (root / "sentiment").mkdir()
+    (root / "sentiment" / "keep.txt").write_text("the team's\n")
+    for where in (".", "ctx"):
+        out = mlkit("build", "--context-dir", where, cwd=root)
+        assert_one_line_error(out, f"--context-dir {where}: inside the project", ".mlkitignore")
+    assert (root / "sentiment" / "keep.txt").read_text() == "the team's\n" and not (root / "ctx").exists()
+    (root / ".mlkitignore").write_text("ctx/\n")
+    out = mlkit("build", "sentiment", "--context-dir", "ctx", "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    again = mlkit("build", "sentiment", "--context-dir", "ctx", "--json", cwd=root)
+    assert json.loads(again.stdout)["images"][0]["tag"] == json.loads(out.stdout)["images"][0]["tag"]  # the written context did not enter the next
+
+
+def test_an_mlkitignore_that_is_a_link_or_not_text_is_one_error_line(tmp_path, sentinel):
+    root, _ = example(tmp_path)
+    (root / ".mlkitignore").symlink_to(sentinel.root / "notes.txt")
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / '.mlkitignore'}: must be a plain file of gitignore patterns, not a link or a folder")
+    (root / ".mlkitignore").unlink()
+    (root / ".mlkitignore").write_bytes(b"\xff\xfe\x00bad")
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / '.mlkitignore'}: cannot read it", "UTF-8")
+    sentinel.assert_untouched()
