@@ -69,7 +69,10 @@ def image_venvs(pod_dir, base_python):
     """Build contexts' venvs, made by each context's build/install.sh, one per distinct set of build inputs.
 
     The accelerator packages are left out (MLKIT_SKIP_ACCELERATOR=1: they need the accelerator's own
-    index and hardware); everything else the Dockerfile installs is installed the same way.
+    index and hardware), and pip finds packages through this machine's configuration rather than the
+    Dockerfile's PIP_EXTRA_INDEX_URL (no outside index is reachable here); everything else the
+    Dockerfile installs is installed by the same script. No example needs torch; one that did would
+    pin torch==2.13.0 in its requirements.txt, the CPU wheel, so this venv stays CPU-only.
     """
     made: dict[str, Path] = {}
     lock = threading.Lock()  # pods of one example start side by side and often share a venv
@@ -237,21 +240,19 @@ def test_the_api_key_secret_mounts_where_the_runtime_reads_it(request, tmp_path,
     record = run_pod(deployed, "sentiment", image_venvs, pod_dir, tmp_path, secrets={"sentiment-api-keys": secret}, headers={"Authorization": f"Bearer {key}"})
     assert record["answer"]["label"] == "positive" and record["without_key"] == 401
 
-    def key_file_elsewhere(deployment: dict) -> None:
-        for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
-            if item["name"] == "MLKIT_API_KEYS_FILE":
-                item["value"] = "/etc/mlkit/api-keys/key"
-
+    key_file_elsewhere = set_item("env", "MLKIT_API_KEYS_FILE", "value", "/etc/mlkit/api-keys/key")
     with pytest.raises(ContractError, match="exited .* before its startupProbe passed") as failed:
         run_pod(deployed, "sentiment", image_venvs, pod_dir, tmp_path, secrets={"sentiment-api-keys": secret}, edit=key_file_elsewhere)
     assert "api-keys/key" in str(failed.value)
 
 
-def rename_env(old: str, new: str):
+def set_item(field: str, name: str, key: str, value: str):
+    """An edit of the rendered predictor container: in its list `field`, the item named `name` gets key = value."""
+
     def edit(deployment: dict) -> None:
-        for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
-            if item["name"] == old:
-                item["name"] = new
+        items = [i for i in deployment["spec"]["template"]["spec"]["containers"][0][field] if i["name"] == name]
+        assert items, f"no {field} item named {name}"
+        items[0][key] = value
 
     return edit
 
@@ -266,21 +267,12 @@ def set_container(path: list, value):
     return edit
 
 
-def move_mount(volume: str, mount_path: str):
-    def edit(deployment: dict) -> None:
-        for mount in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]:
-            if mount["name"] == volume:
-                mount["mountPath"] = mount_path
-
-    return edit
-
-
 BREAKS = {
-    "env name": (rename_env("MLKIT_MODEL_DIR", "MLKIT_MODEL_PATH"), "env MLKIT_MODEL_PATH is not a setting the runtime reads"),
+    "env name": (set_item("env", "MLKIT_MODEL_DIR", "name", "MLKIT_MODEL_PATH"), "env MLKIT_MODEL_PATH is not a setting the runtime reads"),
     "container port": (set_container(["ports", 0], {"name": "http", "containerPort": 8081, "protocol": "TCP"}), "listens on port 8080, but declares containerPort 8081"),
     "probe route": (set_container(["readinessProbe", "httpGet", "path"], "/ready"), "readinessProbe GET"),
-    "config mount": (move_mount("config", "/etc/mlkit/settings"), "/etc/mlkit/config/stable.json"),
-    "model mount": (move_mount("model", "/model"), "exited"),
+    "config mount": (set_item("volumeMounts", "config", "mountPath", "/etc/mlkit/settings"), "/etc/mlkit/config/stable.json"),
+    "model mount": (set_item("volumeMounts", "model", "mountPath", "/model"), "exited"),
 }
 
 
