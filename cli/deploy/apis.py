@@ -80,7 +80,7 @@ def _upload_models(root: Path, spec: Spec, facts: facts_mod.Facts, outputs: dict
         )
     for where, name, folder in local:
         say(f"model of {name}: {folder}")
-        result = uploads.upload(spec.cloud, bucket, name, (root / folder).resolve(), f"mlkit.yaml: {where}", say)
+        result = uploads.upload(spec.cloud, bucket, name, root / folder, f"mlkit.yaml: {where}", say, root=root)
         say(f"  {result.uri}: {result.uploaded} uploaded, {result.skipped} unchanged")
         facts.models[name] = result.uri
         report.uploaded[name] = result.uri

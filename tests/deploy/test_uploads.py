@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from mlkit.deploy import uploads
 from mlkit.errors import UserError
-from tests.conftest import aws_env
-
-
-@pytest.fixture
-def s3(moto, monkeypatch):
-    for key, value in aws_env(moto).items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3", region_name="us-west-2")
-    client.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    return client
 
 
 def model_folder(tmp_path):
@@ -53,23 +42,8 @@ def test_a_missing_or_empty_model_folder_names_the_field(tmp_path):
     with pytest.raises(UserError, match=r"mlkit.yaml: apis\[0\].model: .*missing is not a folder"):
         uploads.folder_files(tmp_path / "missing", "mlkit.yaml: apis[0].model")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="is empty; put the model files there"):
+    with pytest.raises(UserError, match=r"is empty \(or .mlkitignore leaves out every file\); put the model files there"):
         uploads.folder_files(tmp_path / "empty", "mlkit.yaml: apis[0].model")
-
-
-@pytest.fixture
-def gcs(tmp_path, monkeypatch):
-    """gcp-storage-emulator on 127.0.0.1: google-cloud-storage talks to it through STORAGE_EMULATOR_HOST."""
-    from tests.conftest import local_server
-
-    pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is not installed")
-    with local_server(["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log") as port:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
-        from google.cloud import storage
-
-        storage.Client().create_bucket("models")
-        yield
 
 
 def test_gcs_upload_is_content_addressed_and_skips_what_is_there(gcs, tmp_path):
@@ -84,3 +58,27 @@ def test_gcs_upload_is_content_addressed_and_skips_what_is_there(gcs, tmp_path):
     assert blobs[prefix + "weights.bin"].metadata["sha256"] == uploads.sha256(folder / "weights.bin")
     again = uploads.upload("gcp", "models", "sentiment", folder, "w", lambda _: None)
     assert (again.uri, again.uploaded, again.skipped) == (first.uri, 0, 2)
+
+
+def test_upload_leaves_secrets_out_and_refuses_links_leading_outside(s3, tmp_path, sentinel):
+    project = tmp_path / "proj"
+    folder = project / "model"
+    folder.mkdir(parents=True)
+    (folder / "weights.bin").write_bytes(b"\x00" * 16)
+    for secret in ("id_rsa", ".env", "server.pem", "credentials", "terraform.tfstate"):
+        (folder / secret).write_text("planted\n")
+    (folder / "scratch").mkdir()
+    (folder / "scratch" / "tmp.bin").write_bytes(b"x")
+    (project / ".mlkitignore").write_text("model/scratch/\n!id_rsa\n")
+    result = uploads.upload("aws", "models", "sentiment", folder, "w", lambda _: None, root=project)
+    keys = [o["Key"].removeprefix(result.uri.removeprefix("s3://models/")) for o in s3.list_objects_v2(Bucket="models")["Contents"]]
+    assert keys == ["weights.bin"]
+
+    (folder / "tokenizer").symlink_to(sentinel.root / "secrets")
+    with pytest.raises(UserError, match=rf"^{folder / 'tokenizer'}: a symlink to {sentinel.root / 'secrets'}, outside {project}"):
+        uploads.upload("aws", "models", "sentiment", folder, "w", lambda _: None, root=project)
+    (folder / "tokenizer").unlink()
+    (project / "linked").symlink_to(sentinel.root)  # the model folder itself is a link leading out
+    with pytest.raises(UserError, match=rf"^mlkit.yaml: apis\[0\].model: {project / 'linked'} leads through a symlink to {sentinel.root}"):
+        uploads.folder_files(project / "linked", "mlkit.yaml: apis[0].model", project)
+    sentinel.assert_untouched()
