@@ -74,10 +74,10 @@ def test_defaults_fill_in():
         ("region: us-west-2", "region: us-west-2\nnetwork: {vpc_cidr: 10.0.0.0/8}", "network.vpc_cidr: prefix /8 is out of range (valid: /16 to /20)"),
         ("region: us-west-2", "region: us-west-2\nstate: {backend: s3}", "state.bucket: required with `backend: s3`"),
         ("region: us-west-2", "region: us-west-2\nstate: {backend: gcs, bucket: b}", "state.backend: gcs state needs `cloud: gcp`"),
-        ("region: us-west-2", "region: us-west-2\ngcp_project: p", "gcp_project: only used with `cloud: gcp`"),
+        ("region: us-west-2", "region: us-west-2\ngcp_project: acme-ml", "gcp_project: only used with `cloud: gcp`"),
         ("region: us-west-2", "region: uswest", "region: 'uswest' is not an AWS region"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    canary: {weight: 10}", "apis[0].canary: a canary is served through the project's Gateway, an internet-facing load balancer: set `expose: public`"),
-        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: public\n    canary: {weight: 100}", "apis[0].canary.weight: Input should be less than or equal to 99"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: public\n    canary: {weight: 100}", "apis[0].canary.weight: 100 is too large (valid: at most 99)"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: everyone", "apis[0].expose: 'everyone' is not allowed (valid: cluster, internal, public)"),
         ("region: us-west-2", "region: us-west-2\nnamespace: Team_A", "namespace: 'Team_A' must be a DNS label"),
     ],
@@ -89,7 +89,7 @@ def test_mistakes_name_the_field_and_the_fix(old, new, expected):
 
 
 def test_wrong_cloud_accelerators_on_gcp():
-    text = BASE.replace("cloud: aws", "cloud: gcp").replace("region: us-west-2", "region: us-central1\ngcp_project: p")
+    text = BASE.replace("cloud: aws", "cloud: gcp").replace("region: us-west-2", "region: us-central1\ngcp_project: acme-ml")
     found = "\n".join(problems(text))
     assert "'inf2.xlarge' is an AWS Neuron instance type" in found
     assert "'m6i.large' is an EC2 instance type" in found
@@ -106,13 +106,13 @@ def test_wrong_cloud_accelerators_on_gcp():
     ],
 )
 def test_gcp_pool_rules(pool, expected):
-    text = f"project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  zone: us-central1-a\n  node_pools:\n    - {pool}\n"
+    text = f"project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n  zone: us-central1-a\n  node_pools:\n    - {pool}\n"
     found = "\n".join(problems(text))
     assert expected in found
 
 
 def test_tpu_in_a_regional_cluster_needs_a_zone_of_the_region():
-    base = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  node_pools:\n    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1%s}\n"
+    base = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n  node_pools:\n    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1%s}\n"
     assert any("cluster.node_pools[0].zones: a TPU slice lives in one zone" in p for p in problems(base % ""))
     assert any("'europe-west4-a' is not a zone of us-central1" in p for p in problems(base % ", zones: [europe-west4-a]"))
     assert loads(base % ", zones: [us-central1-a]").cluster.node_pools[0].zones == ["us-central1-a"]
@@ -125,7 +125,7 @@ def test_gcp_only_settings_on_aws():
 
 def test_tpu_api_must_take_all_chips_of_a_vm():
     text = (
-        "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  node_pools:\n"
+        "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n  node_pools:\n"
         "    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1, zones: [us-central1-a]}\n"
         "apis:\n  - {name: a, predictor: p.py:P, compute: {tpu_chips: 4}, node_pool: tpu}\n"
     )
@@ -133,7 +133,7 @@ def test_tpu_api_must_take_all_chips_of_a_vm():
 
 
 def test_every_problem_is_reported_at_once():
-    text = BASE.replace("min_nodes: 1, max_nodes: 5", "min_nodes: 6, max_nodes: 5").replace("region: us-west-2", "region: us-west-2\ngcp_project: p")
+    text = BASE.replace("min_nodes: 1, max_nodes: 5", "min_nodes: 6, max_nodes: 5").replace("region: us-west-2", "region: us-west-2\ngcp_project: acme-ml")
     assert len(problems(text)) == 2
 
 
