@@ -144,7 +144,7 @@ def loads(text: str, name: str = "mlkit.yaml", root: Path | None = None) -> Spec
         problems += [_pydantic_problem(name, pos, err) for err in exc.errors()]
         raise SpecError(problems) from None
     found = rules.check(spec) + naming.check(spec) + paths.check(spec, root)
-    problems += [f"{name}:{_at(pos, p.loc)}: {dotted(p.loc)}: {p.message}" for p in found]
+    problems += [f"{name}:{_at(pos, p.loc, p.key)}: {dotted(p.loc)}: {p.message}" for p in found]
     if problems:
         raise SpecError(problems)
     return spec

@@ -75,11 +75,11 @@ def _tags(spec: Spec) -> Iterator[Problem]:
     for key, value in spec.tags.items():
         loc: Loc = ("tags", key)
         if key in syntax.OWN_TAGS[spec.cloud]:
-            yield Problem(loc, f"mlkit sets the {word[:-1]} {key!r} on every resource itself and would replace yours; pick another key")
+            yield Problem(loc, f"mlkit sets the {word[:-1]} {key!r} on every resource itself and would replace yours; pick another key", key=True)
             continue
         key_problem, value_problem = check(key, value)
         if key_problem:
-            yield Problem(loc, key_problem)
+            yield Problem(loc, key_problem, key=True)
         if value_problem:
             yield Problem(loc, value_problem)
 
@@ -88,7 +88,9 @@ def _pools(spec: Spec) -> Iterator[Problem]:
     for i, pool in enumerate(spec.cluster.node_pools):
         loc: Loc = ("cluster", "node_pools", i)
         for key, value in pool.labels.items():
-            if problem := syntax.qualified_name(key) or syntax.reserved_key(key) or syntax.label_value(value):
+            if problem := syntax.qualified_name(key) or syntax.reserved_key(key):
+                yield Problem(loc + ("labels", key), problem, key=True)
+            elif problem := syntax.label_value(value):
                 yield Problem(loc + ("labels", key), problem)
         for j, taint in enumerate(pool.taints):
             if problem := syntax.qualified_name(taint.key) or syntax.reserved_key(taint.key):

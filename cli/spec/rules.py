@@ -24,6 +24,7 @@ GCP_MACHINE = syntax.GCP_MACHINE
 class Problem:
     loc: Loc
     message: str
+    key: bool = False  # point at the mapping key (a label or tag name), not its value
 
 
 def pool_accelerator(pool: NodePool, cloud: str) -> acc.Accelerator:
