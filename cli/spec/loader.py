@@ -39,6 +39,19 @@ _BOUND_WORDS = {
 }
 
 
+# Type mistakes, in words: YAML reads `yes` as true and `1.0` as a float.
+_TYPE_WORDS = {
+    "int_type": "a whole number (write digits only, e.g. 3)",
+    "int_from_float": "a whole number (write digits only, e.g. 3)",
+    "finite_number": "a finite number (e.g. 10)",
+    "float_type": "a number (e.g. 10)",
+    "bool_type": "true or false",
+    "string_type": "a string (quote it)",
+    "dict_type": "a mapping (key: value)",
+    "list_type": "a list ([a, b] or '- ' items)",
+}
+
+
 class Positions:
     """Line and column (1-based) of every key and value in a YAML document, by field path."""
 
@@ -210,6 +223,10 @@ def _pydantic_problem(name: str, pos: Positions, err: dict[str, Any]) -> str:
         given = err["input"]
         shown = f"{len(given)} items" if isinstance(given, (list, dict)) else f"{len(given)} characters" if isinstance(given, str) else repr(given)
         return f"{name}:{_at(pos, loc)}: {dotted(loc)}: {shown} is {_BOUND_WORDS[kind]} {limit})"
+    if kind in _TYPE_WORDS:
+        given = err["input"]
+        shown = f"a {type(given).__name__}" if isinstance(given, (dict, list)) else repr(given) if not isinstance(given, bool) else str(given).lower()
+        return f"{name}:{_at(pos, loc)}: {dotted(loc)}: {shown} is not {_TYPE_WORDS[kind]}"
     if kind == "yaml_number":
         node = pos.values.get(loc)
         raw = node.value if isinstance(node, yaml.ScalarNode) else ctx.get("example")

@@ -65,7 +65,7 @@ class NetworkSpec(Strict):
         "single",
         description="NAT for private nodes: `single` gateway (cheapest), one `per_az` (survives a zone outage) or `none` (no internet egress).",
     )
-    az_count: int = Field(2, ge=2, le=6, description="Availability zones to spread subnets and nodes over (AWS); at least 2.")
+    az_count: int = Field(2, strict=True, ge=2, le=6, description="Availability zones to spread subnets and nodes over (AWS); at least 2.")
     existing_vpc_id: str | None = Field(
         None, pattern=r"^vpc-[0-9a-f]{1,17}$", description="AWS: run in this existing VPC instead of creating one; needs `existing_private_subnet_ids`."
     )
@@ -107,7 +107,7 @@ class GpuSpec(Strict):
     """GCP: GPUs attached to each VM of an N1 pool (A2, A3 and G2 machine types bring their own)."""
 
     type: str = Field(description="GPU type, e.g. `nvidia-tesla-t4`, `nvidia-l4`.")
-    count: int = Field(1, ge=1, le=16, description="GPUs per VM.")
+    count: int = Field(1, strict=True, ge=1, le=16, description="GPUs per VM.")
 
 
 class TpuSpec(Strict):
@@ -125,10 +125,10 @@ class NodePool(Strict):
         None,
         description="EC2 instance type (`m6i.large`, `g5.xlarge`, `inf2.xlarge`) or GCE machine type (`n2-standard-4`, `g2-standard-8`). Accelerators are inferred from it. Optional for TPU pools.",
     )
-    min_nodes: int = Field(0, ge=0, le=1000, description="Fewest nodes; 0 lets an accelerator pool cost nothing while idle.")
-    max_nodes: int = Field(3, ge=1, le=1000, description="Most nodes the autoscaler may run.")
+    min_nodes: int = Field(0, strict=True, ge=0, le=1000, description="Fewest nodes; 0 lets an accelerator pool cost nothing while idle.")
+    max_nodes: int = Field(3, strict=True, ge=1, le=1000, description="Most nodes the autoscaler may run.")
     spot: bool = Field(False, description="Run on spot capacity: much cheaper, can be reclaimed at short notice.")
-    disk_size_gb: int = Field(100, ge=20, le=16384, description="Root disk per node in GiB; accelerator images are large.")
+    disk_size_gb: int = Field(100, strict=True, ge=20, le=16384, description="Root disk per node in GiB; accelerator images are large.")
     disk_type: Literal["pd-balanced", "pd-ssd", "pd-standard", "hyperdisk-balanced"] = Field(
         "pd-balanced", description="GCP only: boot disk type (AWS node groups use gp3)."
     )
@@ -197,9 +197,9 @@ class Compute(Strict):
 
     cpu: str = Field("1", pattern=QUANTITY, description="CPU request as a Kubernetes quantity: `500m`, `1`, `2`.")
     memory: str = Field("2Gi", pattern=QUANTITY, description="Memory request and limit: `512Mi`, `2Gi`.")
-    gpu: int = Field(0, ge=0, le=16, description="NVIDIA GPUs per replica.")
-    neuron_cores: int = Field(0, ge=0, le=256, description="AWS Neuron cores per replica (Inferentia, Trainium).")
-    tpu_chips: int = Field(0, ge=0, le=8, description="TPU chips per replica; must equal the chips of one VM of its pool.")
+    gpu: int = Field(0, strict=True, ge=0, le=16, description="NVIDIA GPUs per replica.")
+    neuron_cores: int = Field(0, strict=True, ge=0, le=256, description="AWS Neuron cores per replica (Inferentia, Trainium).")
+    tpu_chips: int = Field(0, strict=True, ge=0, le=8, description="TPU chips per replica; must equal the chips of one VM of its pool.")
 
     @field_validator("cpu", "memory", mode="before")
     @classmethod
@@ -213,24 +213,24 @@ class Compute(Strict):
 class Autoscaling(Strict):
     """Request-based autoscaling: replicas follow requests in flight."""
 
-    min_replicas: int = Field(1, ge=0, le=1000, description="Fewest replicas; 0 scales to zero when idle.")
-    max_replicas: int = Field(10, ge=1, le=1000, description="Most replicas.")
-    target_in_flight: int = Field(4, ge=1, le=100000, description="Requests in flight per replica the autoscaler aims for.")
-    scale_down_delay_s: int = Field(300, ge=0, le=86400, description="Seconds of lower load before replicas are removed.")
+    min_replicas: int = Field(1, strict=True, ge=0, le=1000, description="Fewest replicas; 0 scales to zero when idle.")
+    max_replicas: int = Field(10, strict=True, ge=1, le=1000, description="Most replicas.")
+    target_in_flight: int = Field(4, strict=True, ge=1, le=100000, description="Requests in flight per replica the autoscaler aims for.")
+    scale_down_delay_s: int = Field(300, strict=True, ge=0, le=86400, description="Seconds of lower load before replicas are removed.")
 
 
 class Batching(Strict):
     """Server-side batching; active when the predictor defines `predict_batch`."""
 
-    max_batch_size: int = Field(8, ge=1, le=4096, description="Most requests in one batch.")
-    max_wait_ms: float = Field(10, ge=0, le=10000, description="Longest a request waits for its batch to fill.")
+    max_batch_size: int = Field(8, strict=True, ge=1, le=4096, description="Most requests in one batch.")
+    max_wait_ms: float = Field(10, allow_inf_nan=False, ge=0, le=10000, description="Longest a request waits for its batch to fill.")
 
 
 class Concurrency(Strict):
     """Admission control in each replica."""
 
-    max_in_flight: int = Field(32, ge=1, le=100000, description="Requests executing at once; beyond this they queue.")
-    max_queue: int = Field(64, ge=0, le=1000000, description="Requests waiting; beyond this the replica answers 503 with Retry-After.")
+    max_in_flight: int = Field(32, strict=True, ge=1, le=100000, description="Requests executing at once; beyond this they queue.")
+    max_queue: int = Field(64, strict=True, ge=0, le=1000000, description="Requests waiting; beyond this the replica answers 503 with Retry-After.")
 
 
 class Rollout(Strict):
@@ -288,7 +288,7 @@ def _check_config(value: dict[str, Any]) -> dict[str, Any]:
 class Canary(Strict):
     """A second version of an API that takes a share of its traffic, through the project's Gateway (Gateway API HTTPRoute weights)."""
 
-    weight: int = Field(ge=1, le=99, description="Percent of the API's requests sent to the canary; the stable version gets the rest.")
+    weight: int = Field(strict=True, ge=1, le=99, description="Percent of the API's requests sent to the canary; the stable version gets the rest.")
     predictor: str | None = Field(None, pattern=PREDICTOR, max_length=255, description="The canary's predictor class as `file.py:ClassName`; defaults to the API's.")
     model: str | None = Field(None, max_length=1024, description="The canary's model location, as for the API's `model`; defaults to the API's.")
     config: dict[str, Any] | None = Field(None, description="The canary's predictor settings; default to the API's. At most 512 KiB as JSON.")

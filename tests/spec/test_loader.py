@@ -161,3 +161,32 @@ def test_missing_file(tmp_path):
 def test_missing_required_field_points_at_its_parent():
     found = problems(BASE.replace("    predictor: predictor.py:Predictor\n", ""))
     assert any(p.startswith("mlkit.yaml:11:") and "apis[0].predictor: required field is missing" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("max_nodes: 5}", "max_nodes: true}", "cluster.node_pools[0].max_nodes: true is not a whole number"),
+        ("max_nodes: 5}", "max_nodes: 5.0}", "cluster.node_pools[0].max_nodes: 5.0 is not a whole number"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    batching: {max_wait_ms: .nan}", "apis[0].batching.max_wait_ms: nan is not a finite number"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: !!binary aGVsbG8=", "apis[0].config: b'hello' is not a mapping"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: {tags: !!set {a, b}}", "apis[0].config: tags is a YAML set, which JSON cannot carry"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: {x: {1: a}}", "apis[0].config: key 1 at x is not a string"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: {x: !!python/object:os.system ls}", "YAML syntax: could not determine a constructor"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n---\nproject: b", "YAML syntax: but found another document"),
+        ("project: acme", "'project ': acme", "mlkit.yaml:1:1: project : the key 'project ' has spaces around it; remove them"),
+        ("name: sentiment", "name: sentiment\n    node_pool: GPU", "apis[0].node_pool: 'GPU' must be a DNS label"),
+        ("cluster:", "cluster:\n  existing: {context: \"prod\\u0007\"}", "cluster.existing.context: the value holds the invisible character U+0007"),
+    ],
+)
+def test_careless_types_and_characters(old, new, expected):
+    assert old in BASE
+    found = problems(BASE.replace(old, new, 1))
+    assert any(expected in p for p in found), "\n".join(found)
+
+
+def test_config_values_are_free_form_but_bounded():
+    text = BASE.replace("cpu: 1, memory: 2Gi}", 'cpu: 1, memory: 2Gi}\n    config: {note: "tabs\\tand\\nnewlines", n: 1e300}', 1)
+    assert loads(text).apis[0].config["note"] == "tabs\tand\nnewlines"
+    big = BASE.replace("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: {blob: '" + "x" * 600_000 + "'}", 1)
+    assert any("apis[0].config: is 600012 bytes as JSON; at most 524288" in p for p in problems(big))
