@@ -111,16 +111,21 @@ def _refused(result: subprocess.CompletedProcess, pattern: str) -> None:
     assert re.search(pattern, lines[0]), lines[0][:2000]
 
 
+def _refused_by_validate_and_render(proj: Path, sentinel, pattern: str, *args: str) -> None:
+    """Both commands refuse with the one line; the project and the tree beside it are as they were."""
+    before = tree_snapshot(proj)
+    for command in (["validate"], ["render", "--allow-dirty"]):
+        _refused(mlkit(*command, *args, cwd=proj, timeout=60), pattern)
+    assert tree_snapshot(proj) == before
+    assert not (proj / "infra").exists()
+    sentinel.assert_untouched()
+
+
 @pytest.mark.parametrize("edit, pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_validate_and_render_refuse_with_one_line(proj: Path, sentinel, edit, pattern):
     spec = proj / "mlkit.yaml"
     spec.write_text(edit(spec.read_text()))
-    before = tree_snapshot(proj)
-    for command in (["validate"], ["render", "--allow-dirty"]):
-        _refused(mlkit(*command, cwd=proj, timeout=60), pattern)
-    assert tree_snapshot(proj) == before
-    assert not (proj / "infra").exists()
-    sentinel.assert_untouched()
+    _refused_by_validate_and_render(proj, sentinel, pattern)
 
 
 def test_billion_laughs_fails_fast(proj: Path):
@@ -165,12 +170,7 @@ def _model_is_a_file(proj: Path, sentinel) -> str:
 
 @pytest.mark.parametrize("arrange", [_link_predictor_outside, _link_model_outside, _predictor_syntax_error, _predictor_is_a_folder, _model_is_a_file])
 def test_files_the_spec_names_are_checked_without_running_them(proj: Path, sentinel, arrange):
-    pattern = arrange(proj, sentinel)
-    before = tree_snapshot(proj)
-    for command in (["validate"], ["render", "--allow-dirty"]):
-        _refused(mlkit(*command, cwd=proj), pattern)
-    assert tree_snapshot(proj) == before
-    sentinel.assert_untouched()
+    _refused_by_validate_and_render(proj, sentinel, arrange(proj, sentinel))
 
 
 def test_the_predictor_is_parsed_not_imported(proj: Path, sentinel):
@@ -210,11 +210,7 @@ def _spec_is_latin1(proj: Path, sentinel):
 @pytest.mark.parametrize("arrange", [_spec_link_outside, _spec_is_a_folder, _spec_is_binary, _spec_is_huge, _spec_is_latin1])
 def test_a_spec_file_that_is_not_a_regular_text_file_is_refused(proj: Path, sentinel, arrange):
     args, pattern = arrange(proj, sentinel)
-    before = tree_snapshot(proj)
-    for command in (["validate"], ["render", "--allow-dirty"]):
-        _refused(mlkit(*command, *args, cwd=proj), pattern)
-    assert tree_snapshot(proj) == before
-    sentinel.assert_untouched()
+    _refused_by_validate_and_render(proj, sentinel, pattern, *args)
 
 
 def test_backend_values_are_escaped_even_past_validation():

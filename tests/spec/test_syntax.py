@@ -15,24 +15,12 @@ GOOD_GCS = ["my-state", "acme_state", "a.b.c", ("x" * 63 + ".") * 3 + "x" * 30]
 BAD_GCS = ["ab", "x" * 64, "Acme", "acme..state", "10.1.2.3", "goog-state", "my-google-state", "g00gle-x", "acme\n", "_acme", ("x" * 64) + ".b"]
 
 
-@pytest.mark.parametrize("name", GOOD_S3)
-def test_s3_bucket_names_that_s3_accepts(name):
-    assert syntax.s3_bucket(name) is None
+BUCKETS = [(syntax.s3_bucket, GOOD_S3, BAD_S3), (syntax.gcs_bucket, GOOD_GCS, BAD_GCS)]
 
 
-@pytest.mark.parametrize("name", BAD_S3)
-def test_s3_bucket_names_that_s3_refuses(name):
-    assert syntax.s3_bucket(name)
-
-
-@pytest.mark.parametrize("name", GOOD_GCS)
-def test_gcs_bucket_names_that_gcs_accepts(name):
-    assert syntax.gcs_bucket(name) is None
-
-
-@pytest.mark.parametrize("name", BAD_GCS)
-def test_gcs_bucket_names_that_gcs_refuses(name):
-    assert syntax.gcs_bucket(name)
+@pytest.mark.parametrize("check, name, valid", [(check, name, valid) for check, good, bad in BUCKETS for names, valid in ((good, True), (bad, False)) for name in names])
+def test_bucket_names_as_the_clouds_take_them(check, name, valid):
+    assert (check(name) is None) == valid, check(name)
 
 
 @pytest.mark.parametrize(
