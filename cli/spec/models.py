@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 DNS_LABEL = r"^[a-z]([a-z0-9-]*[a-z0-9])?$"
@@ -152,13 +152,21 @@ class ExistingCluster(Strict):
     context: str | None = Field(None, min_length=1, max_length=253, description="kubeconfig context to use instead of looking the cluster up; free-form, without control characters.")
 
 
+def _public_cidr(value: str) -> str:
+    from .syntax import cidr
+
+    if problem := cidr(value):
+        raise PydanticCustomError("cidr", "{problem}", {"problem": problem})
+    return value
+
+
 class ClusterSpec(Strict):
     """The Kubernetes cluster and its node pools."""
 
     kubernetes_version: str = Field("1.31", description='Kubernetes minor version, quoted: "1.31".')
     endpoint_public_access: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet (limited by `public_access_cidrs`).")
     endpoint_private_access: bool = Field(True, description="Whether the Kubernetes API is reachable from inside the network.")
-    public_access_cidrs: list[str] = Field(
+    public_access_cidrs: list[Annotated[str, AfterValidator(_public_cidr)]] = Field(
         ["0.0.0.0/0"], min_length=1, max_length=40, description="IPv4 CIDR blocks (network addresses, e.g. `203.0.113.0/24`) allowed to reach the public API endpoint; at most 40."
     )
     zone: str | None = Field(None, description="GCP only: make the cluster zonal in this zone (cheaper, one-zone control plane); by default it is regional.")
@@ -181,15 +189,6 @@ class ClusterSpec(Strict):
             raise PydanticCustomError("k8s_version", "'{value}' is not a Kubernetes minor version (valid: \"1.29\" to \"1.34\")", {"value": value})
         return value
 
-    @field_validator("public_access_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        from .syntax import cidr
-
-        for item in value:
-            if problem := cidr(item):
-                raise PydanticCustomError("cidr", problem)
-        return value
 
 
 class Compute(Strict):

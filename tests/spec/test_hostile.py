@@ -82,7 +82,7 @@ CASES = [
     ("duplicate-pool", _sub(POOL, POOL + "\n    " + POOL), r"node_pools\[1\]\.name: duplicate pool name 'cpu'"),
     ("not-a-mapping", lambda text: "- project: x\n", r"mlkit\.yaml:1:1: the spec must be a mapping"),
     ("namespace-kube-system", _sub("cloud: aws", "cloud: aws\nnamespace: kube-system"), r"namespace: 'kube-system' belongs to Kubernetes itself"),
-    ("public-cidr-host-bits", _sub('kubernetes_version: "1.31"', 'kubernetes_version: "1.31"\n  public_access_cidrs: [10.0.0.1/16]'), r"cluster\.public_access_cidrs: '10\.0\.0\.1/16' is not an IPv4 CIDR block"),
+    ("public-cidr-host-bits", _sub('kubernetes_version: "1.31"', 'kubernetes_version: "1.31"\n  public_access_cidrs: [10.0.0.1/16]'), r"cluster\.public_access_cidrs\[0\]: '10\.0\.0\.1/16' is not an IPv4 CIDR block"),
     ("model-ftp", _sub(MODEL, "model: ftp://example.com/m "), r"mlkit\.yaml:24:\d+: apis\[0\]\.model: ftp:// is not a model location \(valid on aws: s3://bucket/prefix"),
     ("model-empty", _sub(MODEL, 'model: "" '), r"apis\[0\]\.model: is empty \(valid on aws: s3://bucket/prefix"),
     ("model-blank", _sub(MODEL, 'model: "   " '), r"apis\[0\]\.model: is empty"),
