@@ -185,7 +185,7 @@ class ClusterSpec(Strict):
     @field_validator("kubernetes_version")
     @classmethod
     def _version_format(cls, value: str) -> str:
-        if not re.fullmatch(r"1\.[0-9]{2}", value, re.ASCII):
+        if not re.fullmatch(r"1\.[0-9]{2}", value):
             raise PydanticCustomError("k8s_version", "'{value}' is not a Kubernetes minor version (valid: \"1.29\" to \"1.34\")", {"value": value})
         return value
 
