@@ -177,6 +177,10 @@ def test_missing_required_field_points_at_its_parent():
         ("project: acme", "'project ': acme", "mlkit.yaml:1:1: project : the key 'project ' has spaces around it; remove them"),
         ("name: sentiment", "name: sentiment\n    node_pool: GPU", "apis[0].node_pool: 'GPU' must be a DNS label"),
         ("cluster:", "cluster:\n  existing: {context: \"prod\\u0007\"}", "cluster.existing.context: the value holds the invisible character U+0007"),
+        ("name: sentiment", "name: sentimеnt", "apis[0].name: 'sentimеnt' must be a DNS label"),  # a Cyrillic е
+        ("region: us-west-2", 'region: us-west-2\ntags: {"team\\0": ml}', "tags.team\x00: the key holds the invisible character U+0000 (NUL)"),
+        ("m6i.large, min_nodes: 1", 'm6i.large, labels: {"te\\u200bam": a}, min_nodes: 1', "labels.te\u200bam: the key holds the invisible character U+200B (ZERO WIDTH SPACE)"),
+        ("region: us-west-2", "region: us-west-2\ntags: {team: " + "x" * 300 + "}", "is not an AWS tag value: at most 256"),
     ],
 )
 def test_careless_types_and_characters(old, new, expected):
