@@ -178,6 +178,9 @@ def test_missing_required_field_points_at_its_parent():
         ("name: sentiment", "name: sentiment\n    node_pool: GPU", "apis[0].node_pool: 'GPU' must be a DNS label"),
         ("cluster:", "cluster:\n  existing: {context: \"prod\\u0007\"}", "cluster.existing.context: the value holds the invisible character U+0007"),
         ("name: sentiment", "name: sentimеnt", "apis[0].name: 'sentimеnt' must be a DNS label"),  # a Cyrillic е
+        ("region: us-west-2", "region: us-west-2\nnamespace: default", "namespace: 'default' belongs to Kubernetes itself"),
+        ("cpu: 1, memory: 2Gi}", 'cpu: 1, memory: 2Gi}\n    config: {"a\\x1bb": 1}', "apis[0].config.a\x1bb: the key holds the invisible character U+001B"),
+        ("name: sentiment", "name: sentiment\n    model: s3://acme-models/m\n    canary: {weight: 5, model: 'gs://acme-models/m'}\n    expose: public", "apis[0].canary.model: gs:// is a GCP bucket"),
         ("region: us-west-2", 'region: us-west-2\ntags: {"team\\0": ml}', "tags.team\x00: the key holds the invisible character U+0000 (NUL)"),
         ("m6i.large, min_nodes: 1", 'm6i.large, labels: {"te\\u200bam": a}, min_nodes: 1', "labels.te\u200bam: the key holds the invisible character U+200B (ZERO WIDTH SPACE)"),
         ("region: us-west-2", "region: us-west-2\ntags: {team: " + "x" * 300 + "}", "is not an AWS tag value: at most 256"),
@@ -187,6 +190,12 @@ def test_careless_types_and_characters(old, new, expected):
     assert old in BASE
     found = problems(BASE.replace(old, new, 1))
     assert any(expected in p for p in found), "\n".join(found)
+
+
+def test_state_region_is_for_s3_only():
+    text = BASE.replace("cloud: aws", "cloud: gcp").replace("region: us-west-2", "region: us-central1\ngcp_project: acme-ml\nstate: {backend: gcs, bucket: acme-state, region: us-central1}")
+    text = text.replace("m6i.large", "n2-standard-4").replace("inf2.xlarge", "n2-standard-8").replace("g5.xlarge", "g2-standard-8")
+    assert any("state.region: used with `backend: s3` only" in p for p in problems(text))
 
 
 def test_config_values_are_free_form_but_bounded():
