@@ -12,20 +12,21 @@ from dataclasses import dataclass
 
 from .. import placement
 from . import accelerators as acc
+from . import syntax
 from .schema import Api, NodePool, Spec
 
 Loc = tuple[str | int, ...]
 
-AWS_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
-GCP_REGION = r"^[a-z]+-[a-z]+[0-9]$"
-AWS_INSTANCE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
-GCP_MACHINE = r"^[a-z][a-z0-9]*-[a-z0-9-]+$"
+# Whole-string patterns (re.fullmatch): `re.match` with `$` would let "us-west-2\n" through.
+AWS_INSTANCE = syntax.AWS_INSTANCE
+GCP_MACHINE = syntax.GCP_MACHINE
 
 
 @dataclass(frozen=True)
 class Problem:
     loc: Loc
     message: str
+    key: bool = False  # point at the mapping key (a label or tag name), not its value
 
 
 def check(spec: Spec) -> list[Problem]:
@@ -45,8 +46,8 @@ def _all(spec: Spec) -> Iterator[Problem]:
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
     if spec.cloud == "aws":
-        if not re.match(AWS_REGION, spec.region):
-            yield Problem(("region",), f"'{spec.region}' is not an AWS region (e.g. us-west-2, eu-central-1)")
+        if problem := syntax.aws_region(spec.region):
+            yield Problem(("region",), problem)
         if spec.gcp_project is not None:
             yield Problem(("gcp_project",), "only used with `cloud: gcp`; remove it")
         if spec.state.backend == "gcs":
@@ -55,8 +56,8 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
             if name in spec.cluster.model_fields_set:
                 yield Problem(("cluster", name), "GCP only; remove it (EKS control planes span the region's zones)")
     else:
-        if not re.match(GCP_REGION, spec.region):
-            yield Problem(("region",), f"'{spec.region}' is not a GCP region (e.g. us-central1, europe-west4)")
+        if problem := syntax.gcp_region(spec.region):
+            yield Problem(("region",), problem)
         if spec.gcp_project is None:
             yield Problem(("gcp_project",), "required with `cloud: gcp`: the ID of the project to create resources in")
         if spec.state.backend == "s3":
@@ -65,8 +66,8 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
             ("cluster", "node_pools", i, "zones", z) for i, p in enumerate(spec.cluster.node_pools) for z in p.zones
         ]
         for *loc, zone in zones:
-            if zone is not None and not zone.startswith(spec.region + "-"):
-                yield Problem(tuple(loc), f"'{zone}' is not a zone of {spec.region} (e.g. {spec.region}-a)")
+            if zone is not None and (problem := syntax.gcp_zone(zone, spec.region)):
+                yield Problem(tuple(loc), problem)
     if spec.state.backend != "local" and not spec.state.bucket:
         yield Problem(("state", "bucket"), f"required with `backend: {spec.state.backend}`: an existing bucket for the state files")
 
@@ -143,8 +144,8 @@ def _aws_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
     if itype is None:
         yield Problem(loc + ("instance_type",), "required on AWS, e.g. m6i.large, g5.xlarge or inf2.xlarge")
         return
-    if not re.match(AWS_INSTANCE, itype):
-        hint = " (that looks like a GCP machine type)" if re.match(GCP_MACHINE, itype) else ""
+    if not AWS_INSTANCE.fullmatch(itype):
+        hint = " (that looks like a GCP machine type)" if GCP_MACHINE.fullmatch(itype) else ""
         yield Problem(loc + ("instance_type",), f"'{itype}' is not an EC2 instance type{hint}; e.g. m6i.large, g5.xlarge, inf2.xlarge")
         return
     if acc.aws_instance(itype) is None:
@@ -154,7 +155,7 @@ def _aws_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
 
 def _gcp_pool(pool: NodePool, loc: Loc, zonal: bool = False) -> Iterator[Problem]:
     itype = pool.instance_type
-    if itype is not None and re.match(AWS_INSTANCE, itype):
+    if itype is not None and AWS_INSTANCE.fullmatch(itype):
         kind = "an AWS Neuron" if acc.is_aws_accelerated_family(itype) and acc.aws_family(itype)[0] in acc.table()["aws"]["neuron"] else "an EC2"
         yield Problem(loc + ("instance_type",), f"'{itype}' is {kind} instance type; on GCP use a machine type such as n2-standard-4, g2-standard-8 or a TPU block")
         return
@@ -165,6 +166,9 @@ def _gcp_pool(pool: NodePool, loc: Loc, zonal: bool = False) -> Iterator[Problem
         return
     if itype is None:
         yield Problem(loc + ("instance_type",), "required unless the pool has a tpu block, e.g. n2-standard-4 or g2-standard-8")
+        return
+    if not GCP_MACHINE.fullmatch(itype) or len(itype) > 63:
+        yield Problem(loc + ("instance_type",), f"{itype!r} is not a GCE machine type; e.g. n2-standard-4, g2-standard-8, a3-highgpu-8g")
         return
     if itype in acc.tpu_machine_versions():
         yield Problem(loc + ("instance_type",), f"'{itype}' is a TPU machine type; describe the slice with `tpu: {{version: ..., topology: ...}}` instead")
@@ -320,7 +324,7 @@ def _eks_node_groups(spec: Spec) -> Iterator[Problem]:
                 "(the node group is named <pool>-<26-character suffix>, at most 63); shorten it",
             )
         itype = pool.instance_type or ""
-        if not re.match(AWS_INSTANCE, itype):
+        if not AWS_INSTANCE.fullmatch(itype):
             continue  # _aws_pool already says what is wrong with it
         family, _ = acc.aws_family(itype)
         if family.startswith("mac"):

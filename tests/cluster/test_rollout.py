@@ -20,8 +20,8 @@ cloud: aws
 region: us-east-1
 cluster: {existing: {name: prod, context: test}}
 apis:
-  - {name: sentiment, predictor: predictor.py:Predictor, model: s3://m/sentiment/, api_keys: true}
-  - {name: spam, predictor: predictor.py:Predictor, model: s3://m/spam/}
+  - {name: sentiment, predictor: predictor.py:Predictor, model: s3://models-m/sentiment/, api_keys: true}
+  - {name: spam, predictor: predictor.py:Predictor, model: s3://models-m/spam/}
 """
 
 
@@ -53,7 +53,7 @@ def test_apply_creates_every_object_labelled_and_reports_changed_deployments(tmp
     again = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
     assert again.changed_deployments == [], "an unchanged Deployment must not wait for a rollout"
 
-    changed = project(tmp_path, SPEC.replace("s3://m/spam/", "s3://m/spam-v2/"))
+    changed = project(tmp_path, SPEC.replace("s3://models-m/spam/", "s3://models-m/spam-v2/"))
     third = rollout.apply(cluster, changed, rollout.load_manifests(tmp_path, changed), say)
     assert [d["metadata"]["name"] for d in third.changed_deployments] == ["spam"]
 
@@ -76,7 +76,7 @@ def test_objects_of_an_api_removed_from_the_spec_are_pruned(tmp_path, cluster, k
     rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
     # Someone else's object in the namespace, without mlkit's labels, is never touched.
     cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "team-notes", "namespace": "ops-demo"}, "data": {}})
-    smaller = SPEC.replace("  - {name: spam, predictor: predictor.py:Predictor, model: s3://m/spam/}\n", "")
+    smaller = SPEC.replace("  - {name: spam, predictor: predictor.py:Predictor, model: s3://models-m/spam/}\n", "")
     import shutil
 
     shutil.rmtree(tmp_path / "infra")

@@ -10,7 +10,7 @@ from mlkit.spec import loads, rules
 from tests.conftest import REPO
 from tests.terraform.test_gcp_static import plain
 
-GCP = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\n"
+GCP = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\n"
 
 
 def problems(text: str) -> list[str]:

@@ -83,7 +83,7 @@ def test_existing_cluster_gets_addons_and_apis_but_no_cluster_stack():
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp"])
 def test_a_kubeconfig_context_alone_is_enough_for_addons_and_apis(cloud):
-    region = "us-east-1" if cloud == "aws" else "us-central1\ngcp_project: p"
+    region = "us-east-1" if cloud == "aws" else "us-central1\ngcp_project: acme-ml"
     text = f"project: ctx-demo\ncloud: {cloud}\nregion: {region}\ncluster: {{existing: {{context: prod}}}}\napis: [{{name: a, predictor: p.py:P}}]\n"
     files = render(loads(text))
     tfvars = json.loads(files["infra/terraform/addons/mlkit.auto.tfvars.json"])
