@@ -61,11 +61,23 @@ def build_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
 
 
 def serve(settings: Settings) -> int:
-    """Serve until drained; the exit code is 0 after a clean drain, 1 if the predictor failed to start."""
+    """Serve until drained; the exit code is 0 after a clean drain, 1 if the server did not start.
+
+    Raises PredictorLoadError, before listening, when the predictor cannot be imported or
+    constructed, and after uvicorn gives up when its warmup() fails: callers print it as one line.
+    """
     logs.setup(settings.log_level)
     app = create_app(settings)
-    server = DrainingServer(build_config(settings, app), settings, app.state.runtime)
-    server.run()
+    runtime: Runtime = app.state.runtime
+    runtime.load()
+    server = DrainingServer(build_config(settings, app), settings, runtime)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's exit 3 when the lifespan fails
+        if runtime.load_error is None:
+            raise
+    if runtime.load_error is not None:
+        raise runtime.load_error
     if not server.started:
         return 1
     return 0
