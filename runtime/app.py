@@ -128,7 +128,10 @@ class Runtime:
 
 
 def error_response(status: int, message: str, request_id: str, headers: dict[str, str]) -> Response:
-    return Response(dumps({"error": message, "request_id": request_id}), status_code=status, media_type="application/json", headers=headers)
+    """Every error the runtime answers: JSON naming the problem, and the request id in body and header."""
+    return Response(
+        dumps({"error": message, "request_id": request_id}), status_code=status, media_type="application/json", headers=headers | {"x-request-id": request_id}
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
