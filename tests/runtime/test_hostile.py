@@ -278,3 +278,15 @@ def test_a_raw_path_traversal(server, client):
     with contained(server, client):
         answer = raw(server.url, b"POST /v1/models/../../../etc/passwd:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
         assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+
+
+@pytest.mark.parametrize("kind, fragment", [("long", "ValueError: xxxx"), ("recursion", "RecursionError: maximum recursion depth")])
+def test_a_predictor_error_is_counted_once_and_logged_bounded(server, client, kind, fragment):
+    errors = predictor_errors(client)
+    before = len(server.output())
+    r = client.post("/predict", json={"raise": kind})
+    assert r.status_code == 500 and fragment in r.json()["error"] and len(r.content) < 1000
+    time.sleep(0.05)
+    grown = server.output()[before:]
+    assert predictor_errors(client) == errors + 1
+    assert "Traceback" in grown and len(grown) < 12_000, len(grown)
