@@ -39,13 +39,13 @@ def load_class(spec: str, base_dir: Path | None = None) -> type:
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[module_name] = module
             module_spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a predictor that exits on import must not end the server quietly
             raise PredictorLoadError(f"{path}: importing it failed: {describe(exc, path)}") from exc
         where = str(path)
     else:
         try:
             module = importlib.import_module(target)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise PredictorLoadError(f"module {target}: importing it failed: {describe(exc, None)}") from exc
         where = f"module {target}"
     cls = getattr(module, class_name, None)
@@ -123,5 +123,5 @@ def construct(cls: type, config: dict, model_dir: str, where: str) -> Any:
         raise PredictorLoadError(f"--model-dir {model_dir}: no such folder")
     try:
         return cls(config, model_dir)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise PredictorLoadError(f"{where}: {cls.__name__}(config, model_dir) failed: {describe(exc, where)}") from exc

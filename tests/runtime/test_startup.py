@@ -20,8 +20,10 @@ LOAD_FAILURES = [
     ("broken_import.py:Predictor", "broken_import.py: importing it failed: ModuleNotFoundError: No module named 'not_a_module_anyone_has' (line 1"),
     ("broken_syntax.py:Predictor", "broken_syntax.py: importing it failed: SyntaxError: expected ':' (line 2)"),
     ("echo.py:Nope", "echo.py: has no class 'Nope' (classes defined there: AsyncEcho, BatchEcho, BrokenInit, Echo, Fuzz, WrongBatch)"),
-    ("echo.py:BrokenInit", "echo.py: BrokenInit(config, model_dir) failed: RuntimeError: weights are corrupt (line 59: raise RuntimeError(\"weights are corrupt\"))"),
+    ("echo.py:BrokenInit", "echo.py: BrokenInit(config, model_dir) failed: RuntimeError: weights are corrupt (line "),
     ("missing.py:Predictor", "missing.py: no such file"),
+    ("broken_exit.py:Predictor", "broken_exit.py: importing it failed: SystemExit: 0 (line 3: sys.exit(0)"),
+    ("no_such_package:Predictor", "no_such_package: importing it failed: ModuleNotFoundError: No module named"),
 ]
 
 
