@@ -33,6 +33,10 @@ class MethodNotAllowed(HTTPError):
     status = 405
 
 
+class RequestTimeout(HTTPError):
+    status = 408
+
+
 class PayloadTooLarge(HTTPError):
     status = 413
 

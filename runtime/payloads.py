@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -30,11 +31,27 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"request body is {clip(length, 20)} bytes; the limit is {limit} (MLKIT_MAX_BODY_BYTES)")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes (MLKIT_MAX_BODY_BYTES)")
-        chunks.append(chunk)
+    # A client that stalls mid-body would hold its admission slot for good. asyncio.timeout() is
+    # 3.11+, and images may run 3.10: the same thing by hand, a timer that cancels this task.
+    timeout = request.app.state.runtime.settings.body_timeout_s
+    task = asyncio.current_task()
+    assert task is not None
+    expired = []
+    timer = asyncio.get_running_loop().call_later(timeout, lambda: expired.append(task.cancel()))
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes (MLKIT_MAX_BODY_BYTES)")
+            chunks.append(chunk)
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        if hasattr(task, "uncancel"):
+            task.uncancel()
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s (--body-timeout-s / MLKIT_BODY_TIMEOUT_S); {size} bytes came") from None
+    finally:
+        timer.cancel()
     return b"".join(chunks)
 
 

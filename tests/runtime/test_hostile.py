@@ -136,7 +136,7 @@ def test_a_hundred_thousand_instances_are_refused_before_the_fan_out(server, cli
 def test_limits_follow_the_flags(tmp_path):
     keys = tmp_path / "keys"
     keys.write_text("k-1\n")
-    s = start(tmp_path, "echo.py:Echo", "--max-json-depth", "3", "--max-instances", "5", "--api-keys-file", str(keys))
+    s = start(tmp_path, "echo.py:Echo", "--max-json-depth", "3", "--max-instances", "5", "--api-keys-file", str(keys), "--body-timeout-s", "1")
     try:
         with httpx.Client(base_url=s.url, timeout=30, headers={"X-API-Key": "k-1"}) as c:
             assert c.post("/predict", content=nested(3), headers=JSON).status_code == 200
@@ -148,6 +148,12 @@ def test_limits_follow_the_flags(tmp_path):
             r = httpx.post(s.url + "/predict", json={}, headers={"Authorization": huge}, timeout=30)
             assert_error(r, 401, "not valid")
             assert "kkkkkkkkkk" not in s.output()
+            # a client that stalls mid-body: 408 after the body timeout, and its slot is free again
+            started = time.perf_counter()
+            answer = raw(s.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-API-Key: k-1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": 1")
+            assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer, answer[:300]
+            assert time.perf_counter() - started < 5
+            assert "mlkit_requests_in_flight 0.0" in c.get("/metrics").text
     finally:
         stop(s)
 
