@@ -76,7 +76,10 @@ def too_deep(body: bytes, limit: int) -> bool:
         body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
     brackets = body.translate(_BRACKETS, _NOT_BRACKETS)
     if b'"' in brackets:
-        brackets = b"".join(brackets.split(b'"')[::2])
+        # Strings without brackets leave adjacent quotes: when deleting those pairs deletes every
+        # quote, no string held a bracket (the opening quote of the first one that did would stay).
+        paired = brackets.replace(b'""', b"")
+        brackets = paired if b'"' not in paired else b"".join(brackets.split(b'"')[::2])
     if b"[" * (limit + 1) in brackets:
         return True
     for _ in range(limit):
