@@ -31,7 +31,7 @@ def command(
     model_dir: Annotated[Path | None, typer.Option("--model-dir", help="Local model folder, instead of the spec's `model` (needed when that is s3:// or gs://).")] = None,
     api_key: Annotated[
         list[str] | None,
-        typer.Option("--api-key", help="A key the API accepts (repeatable). Without keys, an API with `api_keys: true` gets a new one; prefer --api-keys-file on shared machines."),
+        typer.Option("--api-key", metavar="<key>", help="A key the API accepts (repeatable). Without keys, an API with `api_keys: true` gets a new one; prefer --api-keys-file on shared machines."),
     ] = None,
     api_keys_file: Annotated[
         Path | None, typer.Option("--api-keys-file", help="File of keys the API accepts, one per line (re-read when it changes).", dir_okay=False)
