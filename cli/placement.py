@@ -15,18 +15,9 @@ def pool_accelerator(pool: NodePool, cloud: str) -> acc.Accelerator:
     if pool.tpu is not None:
         s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
         return acc.Accelerator("tpu", s.accelerator, s.chips_per_vm)
-    if cloud == "aws":
-        return acc.aws_instance(pool.instance_type or "") or acc.NONE
-    if pool.gpu is not None:
-        return acc.Accelerator("nvidia", pool.gpu.type, pool.gpu.count)
-    machine = acc.gcp_gpu_machine(pool.instance_type or "")
-    if machine:
-        return acc.Accelerator("nvidia", machine["type"], machine["count"])
-    tpu_version = acc.tpu_machine_versions().get(pool.instance_type or "")
-    if tpu_version:
-        entry = acc.tpu_versions()[tpu_version]
-        return acc.Accelerator("tpu", entry["accelerator"], entry["machine_types"][pool.instance_type])
-    return acc.NONE
+    from . import clouds
+
+    return clouds.named(cloud).node_accelerator(pool)
 
 
 def api_demand(api: Api) -> tuple[acc.Kind, int]:

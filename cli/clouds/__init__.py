@@ -8,7 +8,7 @@ under `templates/terraform/<cloud>/` (see docs/architecture.md).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import datetime
@@ -70,6 +70,40 @@ class Cloud:
 
     def token(self, cluster: str, region: str | None) -> tuple[str, datetime.datetime]:
         """A bearer token for the cluster's API server and when it expires (`mlkit token`)."""
+        raise NotImplementedError
+
+    # Terraform: the values of the stacks (mlkit.auto.tfvars.json), and templates only one cloud has.
+
+    def cluster_tfvars(self, spec: Spec) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def addons_location(self, spec: Spec) -> dict[str, Any]:
+        """How the add-ons stack finds the cluster (its project, region, name)."""
+        raise NotImplementedError
+
+    def addons_features(self, spec: Spec) -> dict[str, Any]:
+        """The cloud's own add-ons the spec turns on (device plugins, load balancer controller, ...)."""
+        return {}
+
+    def addons_templates(self, named: bool) -> dict[str, str]:
+        """Extra files of the add-ons stack: file name -> template."""
+        return {}
+
+    def node_accelerator(self, pool: NodePool) -> Accelerator:
+        """What each node of a pool carries, from its instance or machine type (TPU blocks aside)."""
+        raise NotImplementedError
+
+    # Deploying: the account images and roles live in, the registry, model uploads.
+
+    def account(self, outputs: dict[str, Any]) -> str | None:
+        """The account id that registry and role names need, where the cloud has one (AWS)."""
+        return None
+
+    def registry_login(self, spec: Spec) -> tuple[str, str, str]:
+        """User, password and registry host for `docker login`."""
+        raise NotImplementedError
+
+    def has_image(self, spec: Spec, ref: str, api: str, tag: str) -> bool:
         raise NotImplementedError
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from . import Cloud
 
@@ -10,7 +11,14 @@ if TYPE_CHECKING:
     import datetime
 
     from ..cluster.credentials import Endpoint
-    from ..spec.schema import Spec
+    from ..spec.accelerators import Accelerator
+    from ..spec.schema import NodePool, Spec
+
+AMI = {"nvidia": "AL2023_x86_64_NVIDIA", "neuron": "AL2023_x86_64_NEURON"}
+TAINT = {"nvidia": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
+# Graviton families put a "g" right after the generation: m7g, c7gn, r6gd, x2gd, t4g, i4g, im4gn, is4gen,
+# hpc7g. An x86 AMI type on them fails when EKS creates the node group.
+GRAVITON = re.compile(r"^(a1|[a-z]+[0-9]+g[a-z]*)\.")
 
 
 class Aws(Cloud):
@@ -52,6 +60,102 @@ class Aws(Cloud):
         if not region:
             raise UserError("--region is required with --cloud aws")
         return credentials.eks_token(cluster, region)
+
+
+    def cluster_tfvars(self, spec: Spec) -> dict[str, Any]:
+        cluster = spec.cluster
+        out: dict[str, Any] = {"project": spec.project, "region": spec.region, "kubernetes_version": cluster.kubernetes_version}
+        if spec.network.creates_vpc:
+            out |= {"vpc_cidr": spec.network.vpc_cidr, "az_count": spec.network.az_count, "nat": spec.network.nat}
+        else:
+            out |= {"existing_vpc_id": spec.network.existing_vpc_id, "existing_private_subnet_ids": spec.network.existing_private_subnet_ids}
+        out |= {
+            "endpoint_public_access": cluster.endpoint_public_access,
+            "endpoint_private_access": cluster.endpoint_private_access,
+            "public_access_cidrs": cluster.public_access_cidrs,
+            "enabled_log_types": cluster.log_types,
+            "node_groups": {pool.name: self._node_group(pool) for pool in cluster.node_pools},
+            "namespace": spec.k8s_namespace,
+            "api_names": [api.name for api in spec.apis],
+            "tags": spec.tags,
+        }
+        return out
+
+    def _node_group(self, pool: NodePool) -> dict[str, Any]:
+        from ..render import nodes
+
+        accel = self.node_accelerator(pool)
+        itype = pool.instance_type or ""
+        ami = AMI.get(accel.kind) or ("AL2023_ARM_64_STANDARD" if GRAVITON.match(itype) else "AL2023_x86_64_STANDARD")
+        taints = nodes.taints(pool)
+        if accel.kind in TAINT:
+            taints.insert(0, {"key": TAINT[accel.kind], "value": "true", "effect": "NO_SCHEDULE"})
+        return {
+            "instance_types": [itype],
+            "ami_type": ami,
+            "spot": pool.spot,
+            "min_size": pool.min_nodes,
+            "max_size": pool.max_nodes,
+            "disk_size": pool.disk_size_gb,
+            "labels": nodes.node_labels(pool, accel),
+            "taints": taints,
+        }
+
+    def addons_location(self, spec: Spec) -> dict[str, Any]:
+        existing = spec.cluster.existing
+        out: dict[str, Any] = {"project": spec.project, "region": spec.region}
+        if existing is None or existing.name:
+            # IRSA roles of add-ons trust the cluster's OIDC provider, found by the cluster's name.
+            out["cluster_name"] = existing.name if existing and existing.name else spec.project
+        return out
+
+    def addons_features(self, spec: Spec) -> dict[str, Any]:
+        from .. import placement
+        from ..spec import rules
+
+        existing = spec.cluster.existing
+        kinds = {placement.pool_accelerator(pool, self.name).kind for pool in spec.cluster.node_pools}
+        out: dict[str, Any] = {
+            "enable_nvidia_device_plugin": "nvidia" in kinds,
+            "enable_neuron_device_plugin": "neuron" in kinds,
+            "enable_metrics_server": existing is None,  # a cluster someone runs has its own, or chose not to
+            "tags": spec.tags,
+        }
+        if existing is None or existing.name:
+            out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis)
+            # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one.
+            out["enable_cluster_autoscaler"] = existing is None
+            if existing is None:
+                out["cluster_autoscaler_image_tag"] = rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
+        return out
+
+    def addons_templates(self, named: bool) -> dict[str, str]:
+        # The IAM policies of the add-ons' IRSA roles; they need the cluster's OIDC provider, so its name.
+        return {"policies.tf": "terraform/aws/addons/policies.tf.j2"} if named else {}
+
+    def node_accelerator(self, pool: NodePool) -> Accelerator:
+        from ..spec import accelerators as acc
+
+        return acc.aws_instance(pool.instance_type or "") or acc.NONE
+
+    def account(self, outputs: dict[str, Any]) -> str | None:
+        if outputs.get("account_id"):
+            return str(outputs["account_id"])
+        from ..cluster.credentials import aws_call, require_boto3
+
+        boto3 = require_boto3()
+        with aws_call("STS GetCallerIdentity (to find the AWS account of the registry)"):
+            return str(boto3.client("sts").get_caller_identity()["Account"])
+
+    def registry_login(self, spec: Spec) -> tuple[str, str, str]:
+        from ..deploy import images
+
+        return images.ecr_login(spec.region)
+
+    def has_image(self, spec: Spec, ref: str, api: str, tag: str) -> bool:
+        from ..deploy import images
+
+        return images.ecr_has(spec.region, spec.project, f"{api}-{tag}")
 
 
 def role_name(spec: Spec, api: str) -> str:

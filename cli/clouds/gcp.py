@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import Cloud
 
@@ -65,6 +65,97 @@ class Gcp(Cloud):
         from ..cluster import credentials
 
         return credentials.gke_token()
+
+
+    def cluster_tfvars(self, spec: Spec) -> dict[str, Any]:
+        cluster = spec.cluster
+        out: dict[str, Any] = {
+            "project": spec.project,
+            "project_id": spec.gcp_project,
+            "region": spec.region,
+            "zone": cluster.zone,
+            "kubernetes_version": cluster.kubernetes_version,
+            "release_channel": cluster.release_channel,
+        }
+        if spec.network.creates_vpc:
+            out |= {"vpc_cidr": spec.network.vpc_cidr, "nat": spec.network.nat}
+        else:
+            out |= {"existing_network": spec.network.existing_network, "existing_subnetwork": spec.network.existing_subnetwork}
+        out |= {
+            "endpoint_public_access": cluster.endpoint_public_access,
+            "public_access_cidrs": cluster.public_access_cidrs,
+            "node_pools": {pool.name: self._node_pool(pool) for pool in cluster.node_pools},
+            "namespace": spec.k8s_namespace,
+            "api_names": [api.name for api in spec.apis],
+            "labels": spec.tags,
+        }
+        return out
+
+    def _node_pool(self, pool: NodePool) -> dict[str, Any]:
+        from .. import placement
+        from ..render import nodes
+        from ..spec import accelerators as acc
+        from ..spec import rules
+
+        accel = placement.pool_accelerator(pool, self.name)
+        machine_type = pool.instance_type
+        tpu_topology = None
+        slice_nodes = 1
+        if pool.tpu is not None:
+            s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
+            machine_type = s.machine_type
+            if s.multi_host:
+                tpu_topology, slice_nodes = s.topology, s.nodes
+        # GKE wants A2, A3 and G2 GPUs declared too, so that it installs the driver.
+        gpu = {"type": accel.device, "count": accel.count} if accel.kind == "nvidia" else None
+        return {
+            "machine_type": machine_type,
+            "min_nodes": pool.min_nodes,
+            "max_nodes": pool.max_nodes,
+            "spot": pool.spot,
+            "disk_size_gb": pool.disk_size_gb,
+            "disk_type": rules.gcp_boot_disk(pool),
+            "zones": pool.zones,
+            "labels": nodes.node_labels(pool, accel),
+            "taints": nodes.taints(pool),
+            "gpu": gpu,
+            "tpu_topology": tpu_topology,
+            "slice_nodes": slice_nodes,
+        }
+
+    def addons_location(self, spec: Spec) -> dict[str, Any]:
+        existing = spec.cluster.existing
+        out: dict[str, Any] = {"project_id": spec.gcp_project, "region": spec.region}
+        if existing is None or (existing.name and not existing.context):
+            # Looked up by name unless a kubeconfig context reaches it.
+            out["cluster_name"] = existing.name if existing and existing.name else spec.project
+            out["cluster_location"] = self.cluster_location(spec)
+        return out
+
+    def node_accelerator(self, pool: NodePool) -> Accelerator:
+        from ..spec import accelerators as acc
+
+        if pool.gpu is not None:
+            return acc.Accelerator("nvidia", pool.gpu.type, pool.gpu.count)
+        machine = acc.gcp_gpu_machine(pool.instance_type or "")
+        if machine:
+            return acc.Accelerator("nvidia", machine["type"], machine["count"])
+        tpu_version = acc.tpu_machine_versions().get(pool.instance_type or "")
+        if tpu_version:
+            entry = acc.tpu_versions()[tpu_version]
+            return acc.Accelerator("tpu", entry["accelerator"], entry["machine_types"][pool.instance_type])
+        return acc.NONE
+
+    def registry_login(self, spec: Spec) -> tuple[str, str, str]:
+        from ..deploy import images
+
+        user, password = images.gar_login()
+        return user, password, self.registry(spec, None)
+
+    def has_image(self, spec: Spec, ref: str, api: str, tag: str) -> bool:
+        from ..deploy import images
+
+        return images.registry_has(ref, *images.gar_login())
 
 
 def serving_account(spec: Spec) -> str:

@@ -41,9 +41,10 @@ def command(
         problem = images.docker_problem()
         if problem:
             raise UserError(f"cannot build here: {problem}. Write the contexts with `mlkit build --context-dir DIR` and build them where Docker runs")
-    account = None
-    if spec.cloud == "aws":
-        account = deploy_apis.aws_account(deploy_apis.cluster_outputs(root)) if context_dir is None else "ACCOUNT-ID"
+    from .. import clouds
+
+    # Contexts written for CI carry the placeholder; a build here asks the cloud (AWS: the account id).
+    account = "ACCOUNT-ID" if context_dir is not None else clouds.of(spec).account(deploy_apis.cluster_outputs(root))
     results = []
     for api in wanted:
         ctx = images.context(root, spec, api)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import clouds
 from ..errors import ToolError, UserError
 from ..render import facts as facts_mod
 from ..render import k8s
@@ -41,22 +42,11 @@ def cluster_outputs(root: Path) -> dict:
         return {}
 
 
-def aws_account(outputs: dict) -> str:
-    if outputs.get("account_id"):
-        return outputs["account_id"]
-    from ..cluster.credentials import aws_call, require_boto3
-
-    boto3 = require_boto3()
-    with aws_call("STS GetCallerIdentity (to find the AWS account of the registry)"):
-        return boto3.client("sts").get_caller_identity()["Account"]
-
-
 def prepare(root: Path, spec: Spec, say: Say, report: Report) -> facts_mod.Facts:
     """Upload local models and make sure every API's image is in the registry; record both."""
     facts = facts_mod.load(root)
     outputs = cluster_outputs(root)
-    if spec.cloud == "aws":
-        facts.aws_account_id = aws_account(outputs)
+    facts.aws_account_id = clouds.of(spec).account(outputs)
     _upload_models(root, spec, facts, outputs, say, report)
     _ensure_images(root, spec, facts, say, report)
     facts_mod.save(root, facts)
@@ -116,18 +106,12 @@ def push(root: Path, spec: Spec, ctx: images.Context, ref: str) -> None:
     """Write the context under .mlkit/build, log in to the project's registry, build and push."""
     folder = root / ".mlkit" / "build" / ctx.api
     ctx.write(folder)
-    if spec.cloud == "aws":
-        user, password, endpoint = images.ecr_login(spec.region)
-    else:
-        user, password = images.gar_login()
-        endpoint = k8s.registry(spec, None)
+    user, password, endpoint = clouds.of(spec).registry_login(spec)
     images.build_and_push(folder, ref, endpoint, user, password)
 
 
 def in_registry(spec: Spec, ref: str, api: str, tag: str) -> bool:
-    if spec.cloud == "aws":
-        return images.ecr_has(spec.region, spec.project, f"{api}-{tag}")
-    return images.registry_has(ref, *images.gar_login())
+    return clouds.of(spec).has_image(spec, ref, api, tag)
 
 
 def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[str]:

@@ -47,10 +47,14 @@ def folder_files(folder: Path, where: str, root: Path | None = None) -> list[tup
         raise UserError(f"{where}: {folder} is not a folder; point `model:` at the folder that holds the model files, or at s3:// / gs://")
     inside = root is not None and folder.resolve().is_relative_to(root.resolve())
     if root is not None and not inside and Path(os.path.abspath(folder)).is_relative_to(root.absolute()):
-        raise UserError(f"{where}: {folder} leads through a symlink to {folder.resolve()}, outside the project {root}; copy the model into the project or point `model:` at it directly")
-    boundary = root.resolve() if inside else folder.resolve()
-    ignore = project_files.rules(root if inside else folder)
-    base = root.resolve() if inside else folder.resolve()
+        raise UserError(
+            f"{where}: {folder} leads through a symlink to {folder.resolve()}, outside the project {root}; "
+            "copy the model into the project or point `model:` at it directly"
+        )
+    # The project is the boundary and the base of .mlkitignore; a folder outside it is its own.
+    top = root if root is not None and inside else folder
+    boundary = base = top.resolve()
+    ignore = project_files.rules(top)
     files = [(rel, p, sha256(p)) for rel, p in project_files.walk(folder.resolve(), boundary, ignore, base)]
     if not files:
         raise UserError(f"{where}: {folder} is empty (or {project_files.IGNORE_FILE} leaves out every file); put the model files there")
@@ -67,9 +71,10 @@ def digest(files: list[tuple[str, Path, str]]) -> str:
 def upload(cloud: str, bucket: str, name: str, folder: Path, where: str, say: Callable[[str], None], root: Path | None = None) -> Upload:
     files = folder_files(folder, where, root)
     prefix = f"{name}/{digest(files)}/"
-    put = _s3 if cloud == "aws" else _gcs
-    uploaded, skipped = put(bucket, prefix, files, say)
-    scheme = "s3" if cloud == "aws" else "gs"
+    from .. import clouds
+
+    scheme = clouds.named(cloud).bucket_scheme
+    uploaded, skipped = PUT[scheme](bucket, prefix, files, say)
     return Upload(f"{scheme}://{bucket}/{prefix}", uploaded, skipped)
 
 
@@ -121,3 +126,7 @@ def _gcs(bucket: str, prefix: str, files, say) -> tuple[int, int]:
     except exceptions.GoogleAPIError as exc:
         raise ToolError(f"uploading the model to gs://{bucket}/{prefix}: {exc}") from None
     return uploaded, skipped
+
+
+# The object stores' clients, by URI scheme.
+PUT = {"s3": _s3, "gs": _gcs}
