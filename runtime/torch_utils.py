@@ -21,13 +21,13 @@ MODEL_FILES = ("model.ts", "model.torchscript", "model.pt", "model.pth")
 def cpu_limit() -> int:
     """CPUs this process may use: the cgroup quota (a container's CPU limit) or the affinity mask."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            return max(1, math.ceil(int(quota) / int(period)))
+        max_quota, max_period = Path("/sys/fs/cgroup/cpu.max").read_text().split()  # cgroup v2
+        if max_quota != "max":
+            return max(1, math.ceil(int(max_quota) / int(max_period)))
     except (OSError, ValueError):
         pass
     try:
-        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())  # cgroup v1
         period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
         if quota > 0:
             return max(1, math.ceil(quota / period))
@@ -67,7 +67,7 @@ def load_model(model_dir: str | Path, device: torch.device | None = None, build:
     if found is None:
         raise FileNotFoundError(f"{folder}: no model file (looked for {', '.join(MODEL_FILES)})")
     if found.suffix in (".ts", ".torchscript"):
-        model = torch.jit.load(str(found), map_location=device)
+        model: torch.nn.Module = torch.jit.load(str(found), map_location=device)  # type: ignore[no-untyped-call]
     else:
         obj = torch.load(str(found), map_location=device, weights_only=build is not None)
         if isinstance(obj, dict):
@@ -79,7 +79,8 @@ def load_model(model_dir: str | Path, device: torch.device | None = None, build:
             model = obj
         else:
             raise ValueError(f"{found} holds a {type(obj).__name__}, not a module or a state dict")
-    return model.to(device).eval()
+    loaded: torch.nn.Module = model.to(device).eval()
+    return loaded
 
 
 def infer(model: torch.nn.Module, *inputs: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from .. import clouds
 from ..spec import Spec
 from .client import Cluster, Credentials
 
@@ -13,10 +14,6 @@ from .client import Cluster, Credentials
 def cluster_name(spec: Spec) -> str:
     existing = spec.cluster.existing
     return existing.name if existing is not None and existing.name else spec.project
-
-
-def gke_location(spec: Spec) -> str:
-    return spec.cluster.zone or spec.region
 
 
 def connect(spec: Spec) -> Cluster:
@@ -29,15 +26,9 @@ def credentials_for(spec: Spec) -> Credentials:
         from . import kubeconfig
 
         return kubeconfig.credentials(existing.context)
-    from . import credentials
-
-    name = cluster_name(spec)
-    if spec.cloud == "aws":
-        endpoint = credentials.eks_endpoint(name, spec.region)
-        token, _ = credentials.eks_token(name, spec.region)
-    else:
-        endpoint = credentials.gke_endpoint(spec.gcp_project or "", gke_location(spec), name)
-        token, _ = credentials.gke_token()
+    cloud, name = clouds.of(spec), cluster_name(spec)
+    endpoint = cloud.endpoint(spec, name)
+    token, _ = cloud.token(name, spec.region)
     creds = Credentials(server=endpoint.server, name=f"{spec.cloud} cluster {name}", token=token)
     creds.ca_file = creds.pem_file(base64.b64decode(endpoint.ca_data))
     return creds
@@ -62,7 +53,4 @@ def api_named(spec: Spec, name: str):
 
 def token_args(spec: Spec) -> list[str]:
     """The `mlkit token` arguments that mint a token for this spec's cluster."""
-    name = cluster_name(spec)
-    if spec.cloud == "aws":
-        return ["--cloud", "aws", "--cluster", name, "--region", spec.region]
-    return ["--cloud", "gcp", "--cluster", name, "--location", gke_location(spec), "--gcp-project", spec.gcp_project or ""]
+    return clouds.of(spec).token_args(spec, cluster_name(spec))

@@ -68,7 +68,7 @@ def eks_token(cluster: str, region: str) -> tuple[str, datetime.datetime]:
     }
     url = signer.generate_presigned_url(request, region_name=region, expires_in=EKS_TOKEN_TTL_S, operation_name="")
     token = "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
-    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=14)
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=14)
     return token, expires
 
 
@@ -113,5 +113,5 @@ def gke_token() -> tuple[str, datetime.datetime]:
         creds.refresh(google.auth.transport.requests.Request())
     except google.auth.exceptions.DefaultCredentialsError:
         raise UserError("no Google credentials found: run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS") from None
-    expiry = creds.expiry.replace(tzinfo=datetime.UTC) if creds.expiry else datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=30)
-    return creds.token, expiry
+    expiry = creds.expiry.replace(tzinfo=datetime.timezone.utc) if creds.expiry else datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=30)
+    return str(creds.token), expiry

@@ -22,16 +22,13 @@ def command(
     EKS: a presigned STS GetCallerIdentity token, as `aws eks get-token` makes. GKE: an OAuth
     access token of your Google credentials. No aws or gcloud CLI is needed.
     """
-    from ..cluster import credentials
+    from .. import clouds
 
-    if cloud == "aws":
-        if not region:
-            raise UserError("--region is required with --cloud aws")
-        token, expires = credentials.eks_token(cluster, region)
-    elif cloud == "gcp":
-        token, expires = credentials.gke_token()
-    else:
-        raise UserError(f"--cloud {cloud}: valid: aws, gcp")
+    try:
+        provider = clouds.named(cloud)
+    except KeyError:
+        raise UserError(f"--cloud {cloud}: valid: aws, gcp") from None
+    token, expires = provider.token(cluster, region)
     print(json.dumps({
         "apiVersion": "client.authentication.k8s.io/v1beta1",
         "kind": "ExecCredential",

@@ -10,11 +10,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
+from .. import clouds, labels
 from ..spec import Spec
 from ..spec import accelerators as acc
 from ..spec import rules
-from ..spec.models import Api
+from ..spec.models import Api, NodePool
+from . import dashboard
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -34,7 +37,7 @@ FETCH_IMAGE = {
 # kube-proxy stop sending to it first; then the runtime finishes what it holds within the drain
 # timeout. GKE gives spot VMs about 30 s from notice to power-off, so their pods must fit in 25.
 PRESTOP_S = 5
-DRAIN_TIMEOUT_S = {"on_demand": 30, "gke_spot": 15}
+DRAIN_TIMEOUT_S = {"on_demand": 30, "short_notice": 15}
 EXIT_MARGIN_S = 5
 # Policy-scanner findings that are deliberate here, with the reason, where reviewers and checkov both read them.
 CHECKOV_SKIPS = {
@@ -54,7 +57,7 @@ class Track:
     name: str
     track: str
     predictor: str
-    model: str
+    model: str | None  # None: an API without a model folder
     config_json: str
     min_replicas: int
     weight: int = 100
@@ -66,12 +69,13 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     env = environment()
     env.filters["q"] = json.dumps  # a JSON string is a YAML double-quoted scalar: always safe
     env.filters["combine"] = lambda a, b: {**a, **b}
-    env.globals.update(mapping=mapping, metadata=metadata, config_hash=config_hash, fetch_image=lambda uri: FETCH_IMAGE[uri.split("://", 1)[0]], prometheus_query=prometheus_query)
+    env.globals.update(keys=labels, mapping=mapping, metadata=metadata, config_hash=config_hash, fetch_image=lambda uri: FETCH_IMAGE[uri.split("://", 1)[0]], prometheus_query=prometheus_query)
     ns = spec.k8s_namespace
     shared = {"namespace": ns, "labels": _labels(spec), "gateway_class": f"mlkit-{spec.project}"}
     files = {str(SHARED / "namespace.yaml"): HEADER + env.get_template("k8s/namespace.yaml.j2").render(**shared)}
     if any(api.canary for api in spec.apis):
         files[str(SHARED / "gateway.yaml")] = HEADER + env.get_template("k8s/gateway.yaml.j2").render(**shared)
+    files |= dashboard.render(spec, env, HEADER, SHARED, owner_labels(spec))
     for api in spec.apis:
         view = api_view(spec, api, facts)
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
@@ -82,12 +86,12 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     return files
 
 
-def mapping(values: dict, indent: int) -> str:
+def mapping(values: dict[str, Any], indent: int) -> str:
     """A YAML block mapping at `indent`, values quoted (JSON strings are YAML scalars), no trailing newline."""
     return "\n".join(f"{' ' * indent}{key}: {json.dumps(value)}" for key, value in values.items())
 
 
-def metadata(name: str, namespace: str | None, labels: dict, annotations: dict | None = None) -> str:
+def metadata(name: str, namespace: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None) -> str:
     lines = ["metadata:", f"  name: {name}"]
     if namespace:
         lines.append(f"  namespace: {namespace}")
@@ -99,32 +103,29 @@ def metadata(name: str, namespace: str | None, labels: dict, annotations: dict |
 
 def owner_labels(spec: Spec) -> dict[str, str]:
     """The labels that mark an object as mlkit's, of this project: apply selects and prunes by them."""
-    return {"app.kubernetes.io/part-of": spec.project, "app.kubernetes.io/managed-by": "mlkit"}
+    return labels.owner_labels(spec.project)
 
 
 def _labels(spec: Spec, api: str | None = None) -> dict[str, str]:
-    labels = owner_labels(spec)
-    if api:
-        labels = {"app.kubernetes.io/name": api, "mlkit.dev/api": api, **labels}
-    return labels
+    return labels.api_labels(spec.project, api) if api else labels.owner_labels(spec.project)
 
 
-def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
+def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
     """Everything the templates of one API need, decided."""
     ns = spec.k8s_namespace
+    cloud = clouds.of(spec)
     pool = rules.pool_for(api, spec) if spec.cluster.existing is None else None
     accel = rules.pool_accelerator(pool, spec.cloud) if pool else acc.NONE
     kind, amount = rules.api_demand(api)
-    gke_spot = spec.cloud == "gcp" and bool(pool and pool.spot)
-    drain_timeout = DRAIN_TIMEOUT_S["gke_spot" if gke_spot else "on_demand"]
-    labels = _labels(spec, api.name)
-    tracks = [_track(spec, facts, api.name, "stable", api.predictor, api.model, api.config, api.autoscaling.min_replicas, labels)]
+    drain_timeout = DRAIN_TIMEOUT_S["short_notice" if cloud.short_spot_notice(pool) else "on_demand"]
+    api_labels = _labels(spec, api.name)
+    tracks = [_track(spec, facts, api.name, "stable", api.predictor, api.model, api.config, api.autoscaling.min_replicas, api_labels)]
     if api.canary:
         c = api.canary
         tracks[0].weight = 100 - c.weight
         config = api.config if c.config is None else c.config
         # The canary always runs: with no replica it would take no share of the traffic.
-        tracks.append(_track(spec, facts, f"{api.name}-canary", "canary", c.predictor or api.predictor, c.model or api.model, config, 1, labels, c.weight))
+        tracks.append(_track(spec, facts, f"{api.name}-canary", "canary", c.predictor or api.predictor, c.model or api.model, config, 1, api_labels, c.weight))
     for track in tracks:
         track.env = _runtime_env(api, track, drain_timeout)
     # A canary API is reached through the Gateway; its Services stay inside the cluster.
@@ -133,13 +134,13 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
         "spec": spec,
         "api": api,
         "namespace": ns,
-        "labels": labels,
+        "labels": api_labels,
         "tracks": tracks,
         "image": _image(spec, api, facts),
         "service_account": api.name,
-        "identity_annotations": _identity(spec, api, facts),
+        "identity_annotations": {cloud.identity_annotation: cloud.identity(spec, api.name, facts.aws_account_id)},
         "resources": _resources(api, kind, amount),
-        "node_selector": _node_selector(spec, pool, accel),
+        "node_selector": _node_selector(cloud, pool, accel),
         "tolerations": _tolerations(pool, kind),
         "accelerator_affinity": [accel.device or "none"] if pool else [],
         "prestop_s": PRESTOP_S,
@@ -149,8 +150,8 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
         "run_as": RUN_AS,
         "model_dir": MODEL_DIR,
         "service_type": "LoadBalancer" if balanced else "ClusterIP",
-        "service_annotations": _service_annotations(spec, api) if balanced else {},
-        "load_balancer_class": "service.k8s.aws/nlb" if balanced and spec.cloud == "aws" else None,
+        "service_annotations": cloud.service_annotations(api.expose) if balanced else {},
+        "load_balancer_class": cloud.load_balancer_class if balanced else None,
         "max_surge": _int_or_percent(api.rollout.max_surge),
         "max_unavailable": _int_or_percent(api.rollout.max_unavailable),
         "prometheus_url": PROMETHEUS_URL,
@@ -160,7 +161,18 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict:
     }
 
 
-def _track(spec, facts, name, track, predictor, model, config, min_replicas, labels, weight=100) -> Track:
+def _track(
+    spec: Spec,
+    facts: Facts,
+    name: str,
+    track: str,
+    predictor: str,
+    model: str | None,
+    config: dict[str, Any] | None,
+    min_replicas: int,
+    api_labels: dict[str, str],
+    weight: int = 100,
+) -> Track:
     config_json = json.dumps(config, indent=2, sort_keys=True)
     return Track(
         name=name,
@@ -170,7 +182,7 @@ def _track(spec, facts, name, track, predictor, model, config, min_replicas, lab
         config_json=config_json,
         min_replicas=min_replicas,
         weight=weight,
-        labels={**labels, "mlkit.dev/track": track},
+        labels={**api_labels, labels.TRACK: track},
     )
 
 
@@ -183,8 +195,7 @@ def _model_uri(spec: Spec, name: str, model: str | None, facts: Facts) -> str | 
         return None
     if model.startswith(("s3://", "gs://")):
         return model
-    scheme = "s3" if spec.cloud == "aws" else "gs"
-    return facts.models.get(name) or f"{scheme}://UPLOADED-ON-APPLY/{name}/"
+    return facts.models.get(name) or f"{clouds.of(spec).bucket_scheme}://UPLOADED-ON-APPLY/{name}/"
 
 
 def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
@@ -214,70 +225,36 @@ def _image(spec: Spec, api: Api, facts: Facts) -> str:
 
 
 def registry(spec: Spec, account: str | None) -> str:
-    """The registry host of the project's images: ECR (one repository per project) or Artifact Registry."""
-    return f"{account}.dkr.ecr.{spec.region}.amazonaws.com" if spec.cloud == "aws" else f"{spec.region}-docker.pkg.dev"
+    return clouds.of(spec).registry(spec, account)
 
 
 def image_ref(spec: Spec, api: str, tag: str, account: str | None) -> str:
-    if spec.cloud == "aws":
-        return f"{registry(spec, account)}/{spec.project}:{api}-{tag}"
-    return f"{registry(spec, account)}/{spec.gcp_project}/{spec.project}/{api}:{tag}"
+    return clouds.of(spec).image_ref(spec, api, tag, account)
 
 
-def aws_role_name(spec: Spec, api: str) -> str:
-    return f"{spec.project}-{api}"
-
-
-def gcp_serving_account(spec: Spec) -> str:
-    return f"{spec.project}-serving@{spec.gcp_project}.iam.gserviceaccount.com"
-
-
-def _identity(spec: Spec, api: Api, facts: Facts) -> dict[str, str]:
-    if spec.cloud == "aws":
-        account = facts.aws_account_id or "ACCOUNT-ID"
-        return {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/{aws_role_name(spec, api.name)}"}
-    return {"iam.gke.io/gcp-service-account": gcp_serving_account(spec)}
-
-
-def _resources(api: Api, kind: str, amount: int) -> dict:
-    requests = {"cpu": api.compute.cpu, "memory": api.compute.memory}
-    limits = {"memory": api.compute.memory}
+def _resources(api: Api, kind: str, amount: int) -> dict[str, dict[str, str | int]]:
+    requests: dict[str, str | int] = {"cpu": api.compute.cpu, "memory": api.compute.memory}
+    limits: dict[str, str | int] = {"memory": api.compute.memory}
     if kind != "none":
         requests[RESOURCE[kind]] = amount
         limits[RESOURCE[kind]] = amount
     return {"requests": requests, "limits": limits}
 
 
-def _node_selector(spec: Spec, pool, accel: acc.Accelerator) -> dict[str, str]:
+def _node_selector(cloud: clouds.Cloud, pool: NodePool | None, accel: acc.Accelerator) -> dict[str, str]:
     if pool is None:
         return {}
-    selector = {"mlkit.dev/pool": pool.name}
-    if spec.cloud == "gcp" and accel.kind == "nvidia":
-        selector["cloud.google.com/gke-accelerator"] = accel.device
-    if accel.kind == "tpu" and pool.tpu is not None:
-        s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
-        selector["cloud.google.com/gke-tpu-accelerator"] = s.accelerator
-        selector["cloud.google.com/gke-tpu-topology"] = s.topology
-    return selector
+    return {labels.POOL: pool.name, **cloud.accelerator_selector(pool, accel)}
 
 
-def _tolerations(pool, kind: str) -> list[dict]:
-    out = [{"key": TOLERATIONS[kind], "operator": "Exists", "effect": "NoSchedule"}] if kind != "none" else []
+def _tolerations(pool: NodePool | None, kind: str) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = [{"key": TOLERATIONS[kind], "operator": "Exists", "effect": "NoSchedule"}] if kind != "none" else []
     for taint in pool.taints if pool else []:
         t = {"key": taint.key, "operator": "Equal" if taint.value else "Exists", "effect": taint.effect}
         if taint.value:
             t["value"] = taint.value
         out.append(t)
     return out
-
-
-def _service_annotations(spec: Spec, api: Api) -> dict[str, str]:
-    if spec.cloud == "aws":
-        return {
-            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing" if api.expose == "public" else "internal",
-            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-        }
-    return {"networking.gke.io/load-balancer-type": "Internal"} if api.expose == "internal" else {}
 
 
 def _int_or_percent(value: str) -> int | str:
@@ -287,4 +264,5 @@ def _int_or_percent(value: str) -> int | str:
 
 def prometheus_query(namespace: str, track: Track) -> str:
     # The Prometheus chart's pod scrape job turns pod labels into metric labels (dots and slashes to _).
-    return f'sum(mlkit_requests_in_flight{{namespace="{namespace}",mlkit_dev_api="{track.labels["mlkit.dev/api"]}",mlkit_dev_track="{track.track}"}})'
+    api, tr = labels.prometheus_label(labels.API), labels.prometheus_label(labels.TRACK)
+    return f'sum(mlkit_requests_in_flight{{namespace="{namespace}",{api}="{track.labels[labels.API]}",{tr}="{track.track}"}})'

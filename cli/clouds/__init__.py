@@ -1,0 +1,84 @@
+"""Everything that differs by cloud, behind one small interface.
+
+A module per cloud (`aws.py`, `gcp.py`) implements `Cloud`; the renderers, the deploy steps, the
+cluster connection and the spec rules ask `of(spec)` instead of testing `spec.cloud`. A third cloud
+is one more module here, its Terraform modules under `terraform/<cloud>/` and its root templates
+under `templates/terraform/<cloud>/` (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import datetime
+
+    from ..cluster.credentials import Endpoint
+    from ..spec.accelerators import Accelerator
+    from ..spec.models import NodePool, Spec
+
+
+class Cloud:
+    """The facts and calls of one cloud. Class attributes are facts; methods take the spec."""
+
+    name: ClassVar[str]
+    # URI scheme of the cloud's object store (model locations, state buckets).
+    bucket_scheme: ClassVar[str]
+    # The kit's Terraform modules of the cluster stack, network first (left out for an existing network).
+    cluster_modules: ClassVar[tuple[str, ...]]
+    # Modules the add-ons stack calls (IAM roles for add-ons on AWS).
+    addons_modules: ClassVar[tuple[str, ...]] = ()
+    # The Service's loadBalancerClass for `expose: internal|public`, where a controller needs one.
+    load_balancer_class: ClassVar[str | None] = None
+    # The annotation that binds a Kubernetes ServiceAccount to a cloud identity.
+    identity_annotation: ClassVar[str]
+
+    def short_spot_notice(self, pool: NodePool | None) -> bool:
+        """Whether pods on this pool get less notice before a spot VM goes than a normal drain needs."""
+        return False
+
+    def registry(self, spec: Spec, account: str | None) -> str:
+        """The registry host of the project's images."""
+        raise NotImplementedError
+
+    def image_ref(self, spec: Spec, api: str, tag: str, account: str | None) -> str:
+        raise NotImplementedError
+
+    def identity(self, spec: Spec, api: str, account: str | None) -> str:
+        """The value of `identity_annotation` on the ServiceAccount of an API."""
+        raise NotImplementedError
+
+    def service_annotations(self, expose: str) -> dict[str, str]:
+        """Annotations of an API's Service behind `expose: internal|public`."""
+        raise NotImplementedError
+
+    def accelerator_selector(self, pool: NodePool, accel: Accelerator) -> dict[str, str]:
+        """Node labels the cloud sets itself that a pod on this pool's accelerator must select."""
+        return {}
+
+    def cluster_location(self, spec: Spec) -> str:
+        """Where the cluster lives, as the cloud's cluster APIs want it."""
+        return spec.region
+
+    def token_args(self, spec: Spec, cluster: str) -> list[str]:
+        """The `mlkit token` arguments that mint a token for the cluster (written into the kubeconfig)."""
+        raise NotImplementedError
+
+    def endpoint(self, spec: Spec, cluster: str) -> Endpoint:
+        """The cluster's API server address and CA, from the cloud's cluster API."""
+        raise NotImplementedError
+
+    def token(self, cluster: str, region: str | None) -> tuple[str, datetime.datetime]:
+        """A bearer token for the cluster's API server and when it expires (`mlkit token`)."""
+        raise NotImplementedError
+
+
+def named(name: str) -> Cloud:
+    from . import aws, gcp
+
+    clouds: dict[str, Cloud] = {"aws": aws.Aws(), "gcp": gcp.Gcp()}
+    return clouds[name]
+
+
+def of(spec: Spec) -> Cloud:
+    return named(spec.cloud)

@@ -1,0 +1,40 @@
+"""Every label, annotation and tag key mlkit sets, in one place.
+
+The renderers (Terraform tfvars, Kubernetes manifests through the templates' `keys` global), the
+cluster driver (apply selects and prunes by them) and the spec rules (which refuse user labels under
+mlkit's prefix) all read these names, so none of them can drift from the others.
+"""
+
+from __future__ import annotations
+
+PREFIX = "mlkit.dev/"
+
+# On nodes (set by the node pools of the cluster stack) and in pod selectors.
+POOL = "mlkit.dev/pool"
+ACCELERATOR = "mlkit.dev/accelerator"
+ACCELERATOR_KIND = "mlkit.dev/accelerator-kind"
+CAPACITY = "mlkit.dev/capacity"
+# On an API's objects and pods.
+API = "mlkit.dev/api"
+TRACK = "mlkit.dev/track"
+CONFIG_HASH = "mlkit.dev/config-hash"
+# The cloud tag on every resource of the Terraform stacks.
+PROJECT_TAG = "mlkit.dev/project"
+# Kubernetes' recommended labels: the owner labels apply selects and prunes by.
+NAME = "app.kubernetes.io/name"
+PART_OF = "app.kubernetes.io/part-of"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+
+
+def owner_labels(project: str) -> dict[str, str]:
+    """The labels that mark an object as mlkit's, of this project: apply selects and prunes by them."""
+    return {PART_OF: project, MANAGED_BY: "mlkit"}
+
+
+def api_labels(project: str, api: str) -> dict[str, str]:
+    return {NAME: api, API: api, **owner_labels(project)}
+
+
+def prometheus_label(key: str) -> str:
+    """The metric label Prometheus' pod scrape job makes of a pod label (dots and slashes become _)."""
+    return "".join(c if c.isalnum() else "_" for c in key)

@@ -1,0 +1,174 @@
+"""The project's Grafana dashboard: one row per API, every query over metrics the runtime exports.
+
+Rendered twice: `infra/dashboards/<project>.json` to import by hand, and a ConfigMap labelled
+`grafana_dashboard: "1"` under `infra/k8s/_shared/`, which Grafana's dashboard sidecar (the
+kube-prometheus-stack and grafana charts' `sidecar.dashboards`) loads on its own. Built with Grafana's
+foundation SDK so that panel and field names follow Grafana's schema instead of hand-written JSON.
+
+Queries select by the labels Prometheus' `kubernetes-pods` scrape job adds (the namespace, and each pod
+label with dots and slashes as `_`), the same labels the ScaledObjects' query uses; a test runs every
+query against a real Prometheus scraping a real runtime.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from .. import labels
+from ..spec import Spec, rules
+from ..spec.models import Api
+
+if TYPE_CHECKING:
+    import jinja2
+
+DASHBOARDS = PurePosixPath("infra/dashboards")
+# Grafana's dashboard sidecar picks up ConfigMaps carrying this label (its chart default).
+SIDECAR_LABEL = {"grafana_dashboard": "1"}
+# Metrics from outside the runtime that panels may use: the scrape's own `up`, and NVIDIA's DCGM
+# exporter (GPU nodes on GKE and the NVIDIA GPU operator export it; the panel stays empty elsewhere).
+EXTERNAL_METRICS = frozenset({"up", "DCGM_FI_DEV_GPU_UTIL"})
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    title: str
+    unit: str
+    queries: tuple[Query, ...]
+    description: str
+
+
+def api_selector(spec: Spec, api: str) -> str:
+    return f'namespace="{spec.k8s_namespace}",{labels.prometheus_label(labels.API)}="{api}"'
+
+
+def panels(spec: Spec, api: Api) -> list[PanelSpec]:
+    """The panels of one API's row, decided; `dashboard()` lays them out."""
+    sel = api_selector(spec, api.name)
+    track = labels.prometheus_label(labels.TRACK)
+    window = "2m"  # at least four scrapes of the chart's 30 s interval: rate() needs two
+    out = [
+        PanelSpec(
+            "Requests by status",
+            "reqps",
+            (Query(f"sum by (status) (rate(mlkit_requests_total{{{sel}}}[{window}]))", "{{status}}"),),
+            "Requests answered per second, by HTTP status (503: shed by admission control).",
+        ),
+        PanelSpec(
+            "Latency p50 / p99",
+            "s",
+            tuple(
+                Query(f"histogram_quantile({q}, sum by (le) (rate(mlkit_request_duration_seconds_bucket{{{sel}}}[{window}])))", f"p{round(q * 100)}")
+                for q in (0.5, 0.99)
+            ),
+            "Time from arrival to response in the runtime, over every route.",
+        ),
+        PanelSpec(
+            "In flight per replica vs target",
+            "short",
+            (
+                Query(f"sum(mlkit_requests_in_flight{{{sel}}}) / count(up{{{sel}}} == 1)", "in flight per replica"),
+                Query(f"vector({api.autoscaling.target_in_flight})", "autoscaling target"),
+            ),
+            "Requests executing plus queued per replica: the signal KEDA scales on, against target_in_flight.",
+        ),
+        PanelSpec(
+            "Replicas",
+            "short",
+            (Query(f"count by ({track}) (up{{{sel}}} == 1)", f"{{{{{track}}}}}"),),
+            "Pods of the API that Prometheus scrapes successfully, by track (stable, canary).",
+        ),
+        PanelSpec(
+            "Batch size",
+            "short",
+            (
+                Query(f"sum(rate(mlkit_batch_size_sum{{{sel}}}[{window}])) / sum(rate(mlkit_batch_size_count{{{sel}}}[{window}]))", "mean"),
+                Query(f"histogram_quantile(0.99, sum by (le) (rate(mlkit_batch_size_bucket{{{sel}}}[{window}])))", "p99"),
+            ),
+            "Requests per predict_batch call (empty for predictors without predict_batch).",
+        ),
+        PanelSpec(
+            "Errors",
+            "reqps",
+            (
+                Query(f"sum(rate(mlkit_predictor_errors_total{{{sel}}}[{window}]))", "predictor raised"),
+                Query(f"sum(rate(mlkit_requests_rejected_total{{{sel}}}[{window}]))", "shed (503)"),
+                Query(f'sum(rate(mlkit_requests_total{{{sel},status=~"5.."}}[{window}]))', "5xx answered"),
+            ),
+            "Predictor exceptions, requests shed by admission control, and every 5xx answered.",
+        ),
+    ]
+    kind, _ = rules.api_demand(api)
+    if kind == "nvidia":
+        out.append(
+            PanelSpec(
+                "GPU utilisation",
+                "percent",
+                (Query(f'avg by (pod) (DCGM_FI_DEV_GPU_UTIL{{namespace="{spec.k8s_namespace}",pod=~"{api.name}-.*"}})', "{{pod}}"),),
+                "From NVIDIA's DCGM exporter, where the cluster runs one; empty elsewhere.",
+            )
+        )
+    return out
+
+
+def dashboard(spec: Spec) -> dict[str, Any]:
+    """The dashboard as Grafana's JSON model."""
+    from grafana_foundation_sdk.builders.dashboard import Dashboard, DatasourceVariable, Row
+    from grafana_foundation_sdk.builders.prometheus import Dataquery
+    from grafana_foundation_sdk.builders.timeseries import Panel
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+    # Every panel reads the Prometheus that the dashboard's `datasource` variable picks.
+    source = DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+    board = (
+        Dashboard(f"mlkit: {spec.project}")
+        .uid(f"mlkit-{spec.project}")
+        .tags(["mlkit", spec.project])
+        .refresh("30s")
+        .time("now-1h", "now")
+        .timezone("browser")
+        .readonly()
+        .with_variable(DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
+    )
+    for api in spec.apis:
+        board = board.with_row(Row(f"API {api.name}"))
+        for p in panels(spec, api):
+            panel = Panel().title(p.title).description(p.description).unit(p.unit).height(8).span(8).datasource(source)
+            for ref, q in zip("ABCDEFGH", p.queries, strict=False):  # at most 8 queries a panel
+                panel = panel.with_target(Dataquery().expr(q.expr).legend_format(q.legend).ref_id(ref))
+            board = board.with_panel(panel)
+    # Round-trip through the SDK's encoder into plain JSON types. The SDK leaves unset fields as null
+    # and every panel id 0; Grafana wants fields absent rather than null, and ids unique.
+    model: dict[str, Any] = _without_nulls(json.loads(json.dumps(board.build(), cls=JSONEncoder)))
+    for number, panel in enumerate(model["panels"], start=1):
+        panel["id"] = number
+    return model
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def render(spec: Spec, env: jinja2.Environment, header: str, shared: PurePosixPath, owner: dict[str, str]) -> dict[str, str]:
+    """`infra/dashboards/<project>.json` and the sidecar ConfigMap beside the namespace."""
+    if not spec.apis:
+        return {}
+    text = json.dumps(dashboard(spec), indent=2, sort_keys=True) + "\n"
+    configmap = env.get_template("k8s/dashboard.yaml.j2").render(
+        name=f"mlkit-{spec.project}-dashboard", namespace=spec.k8s_namespace, labels={**owner, **SIDECAR_LABEL}, key=f"{spec.project}.json", json=text
+    )
+    return {str(DASHBOARDS / f"{spec.project}.json"): text, str(shared / "dashboard.yaml"): header + configmap}
