@@ -21,7 +21,10 @@ REL = ".mlkit/deploy.json"
 # The way out of a damaged record: without it the manifests go back to placeholders that cannot pull,
 # fetch or assume anything (nothing half-right reaches a cluster), and the next apply records the
 # values again from the registry and the bucket, which are the truth they were copied from.
-WAY_OUT = "restore it from git (`git checkout -- .mlkit/deploy.json`), or delete it: the manifests then carry placeholders until `mlkit apply --only apis` records the values again"
+WAY_OUT = (
+    "restore it from git (`git checkout -- .mlkit/deploy.json`), or delete it: "
+    "the manifests then carry placeholders until `mlkit apply --only apis` records the values again"
+)
 
 # Values from here are written into manifests, so each must have the shape its source gives it;
 # anything else (a newline, a quote, a YAML indicator) could change the manifest around it.

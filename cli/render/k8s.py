@@ -13,9 +13,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .. import clouds, labels
-from ..spec import Spec
+from ..spec import Spec, rules
 from ..spec import accelerators as acc
-from ..spec import rules
 from ..spec.models import Api, NodePool
 from . import dashboard
 from .facts import Facts

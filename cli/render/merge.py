@@ -77,8 +77,8 @@ def _corrupt(problem: str) -> UserError:
     return UserError(f"{RECORD}: {problem}; {RECORD_WAY_OUT}")
 
 
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
-    seen: dict = {}
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
     for key, value in pairs:
         if key in seen:
             raise _corrupt(f"lists {key!r} twice")

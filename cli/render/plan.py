@@ -12,9 +12,8 @@ import re
 from pathlib import PurePosixPath
 
 from .. import kit
-from ..spec import Spec
+from ..spec import Spec, rules
 from ..spec import accelerators as acc
-from ..spec import rules
 from . import k8s
 from .facts import Facts
 from .jinja import HEADER, environment

@@ -15,13 +15,14 @@ import sys
 
 import pytest
 
-from tests.commands.test_operate import NS, Controller, proj, push_images  # noqa: F401 (proj: the fixture)
+from tests.commands.test_operate import NS, Controller, proj, push_images  # noqa: F401 (proj: the operate tests' project fixture)
 from tests.conftest import mlkit
 
 
 @pytest.fixture
-def keyed(proj):
-    root, env = proj
+def keyed(request):
+    """The operate tests' project, with API keys on for sentiment."""
+    root, env = request.getfixturevalue("proj")
     spec = root / "mlkit.yaml"
     spec.write_text(spec.read_text().replace("    config: {threshold: 0.5}\n", "    config: {threshold: 0.5}\n    api_keys: true\n"))
     assert "api_keys: true" in spec.read_text()

@@ -203,7 +203,7 @@ def test_a_lock_that_is_a_folder_or_a_fifo_is_refused(rendered):
 
 @pytest.mark.parametrize(
     "planted",
-    [".mlkit/.record.json.mlkit-tmp", f"infra/k8s/sentiment/.deployment.yaml.mlkit-tmp", f".mlkit/base/infra/k8s/sentiment/.deployment.yaml.mlkit-tmp"],
+    [".mlkit/.record.json.mlkit-tmp", "infra/k8s/sentiment/.deployment.yaml.mlkit-tmp", ".mlkit/base/infra/k8s/sentiment/.deployment.yaml.mlkit-tmp"],
 )
 def test_a_link_planted_at_a_temp_path_is_not_written_through(rendered, sentinel, planted):
     (rendered / planted).symlink_to(sentinel.root / "notes.txt")
