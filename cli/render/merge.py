@@ -202,7 +202,9 @@ def apply(p: MergePlan) -> None:
     for rel in p.previous - set(p.record):
         projectfs.remove(p.root, f"{base_dir}/{rel}")
     for rel, content in p.record.items():
-        if projectfs.read_text(p.root, f"{base_dir}/{rel}") != content:
+        # Only base copies the plan read and checked are compared; any other (a new file, or one
+        # --forget-record ignored, a link or a damaged copy included) is simply replaced.
+        if rel not in p.previous or projectfs.read_text(p.root, f"{base_dir}/{rel}") != content:
             projectfs.write_text(p.root, f"{base_dir}/{rel}", content)
     record = {
         "kit_version": kit.VERSION,

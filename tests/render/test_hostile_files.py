@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_one_line_error, mlkit
+from tests.conftest import assert_one_line_error, mlkit, tree_snapshot
 
 DEPLOYMENT = "infra/k8s/sentiment/deployment.yaml"
 TFVARS = "infra/terraform/cluster/mlkit.auto.tfvars.json"
@@ -176,6 +176,31 @@ def test_forget_record_rebases_and_shows_every_difference_as_a_conflict(rendered
         (rendered / rel).write_text((rendered / ".mlkit/base" / rel).read_text())
     assert mlkit("render", cwd=rendered).returncode == 0
     assert mlkit("render", "--check", cwd=rendered).returncode == 0
+    sentinel.assert_untouched()
+
+
+def test_forget_record_also_replaces_damaged_base_copies(rendered, sentinel):
+    base = rendered / ".mlkit/base" / DEPLOYMENT
+    base.unlink()
+    base.symlink_to(sentinel.root / "notes.txt")
+    one_error(mlkit("render", cwd=rendered), f".mlkit/base/{DEPLOYMENT} is a symbolic link")
+    result = mlkit("render", "--forget-record", cwd=rendered)
+    assert result.returncode == 0, result.stderr
+    assert not base.is_symlink() and base.read_text() == (rendered / DEPLOYMENT).read_text()
+    assert mlkit("render", "--check", cwd=rendered).returncode == 0
+    sentinel.assert_untouched()
+
+
+def test_a_record_that_is_a_symlink_is_refused_and_forget_record_replaces_it(rendered, sentinel):
+    record_file = rendered / ".mlkit/record.json"
+    (sentinel.root / "record.json").write_text(record_file.read_text())
+    sentinel.before = tree_snapshot(sentinel.root)  # the copy is part of what must stay untouched
+    record_file.unlink()
+    record_file.symlink_to(sentinel.root / "record.json")
+    one_error(mlkit("render", cwd=rendered), ".mlkit/record.json is a symbolic link")
+    result = mlkit("render", "--forget-record", cwd=rendered)
+    assert result.returncode == 0, result.stderr
+    assert not record_file.is_symlink() and record(rendered)["files"]
     sentinel.assert_untouched()
 
 
