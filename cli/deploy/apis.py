@@ -176,7 +176,13 @@ def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report,
         report.pruned = [f"{kind} {name}" for kind, _, name in applied.pruned]
         report.new_keys = applied.new_keys
         for api, key in applied.new_keys.items():
-            rel = save_key(root, api, key)
+            try:
+                rel = save_key(root, api, key)
+            except UserError as exc:
+                raise UserError(
+                    f"{exc.message} (the new key of {api} is in the cluster: "
+                    f"kubectl get secret {api}-api-keys -n {spec.k8s_namespace} -o jsonpath='{{.data.keys}}' | base64 -d)"
+                ) from None
             report.key_files[api] = rel
             say(f"API key of {api}: new, in Secret {api}-api-keys and in {rel} (readable by you only, git-ignored)")
             if show_keys:

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from tests.commands.test_operate import NS, Controller, proj, push_images  # noqa: F401 (proj: the operate tests' project fixture)
-from tests.conftest import mlkit
+from tests.conftest import assert_one_line_error, mlkit
 
 
 @pytest.fixture
@@ -30,6 +30,15 @@ def keyed(request):
     return root, env
 
 
+def apply_apis(root, env, k8s, *flags: str):
+    """`mlkit apply --only apis` with the test playing the Deployment controller."""
+    controller = Controller(k8s.url)
+    try:
+        return mlkit("apply", "--only", "apis", "--timeout", "30", *flags, cwd=root, env=env)
+    finally:
+        controller.close()
+
+
 def secret_key(k8s, api: str) -> str:
     secret = next(s for s in k8s.objects("secrets") if s["metadata"]["name"] == f"{api}-api-keys")
     assert secret["metadata"]["namespace"] == NS
@@ -39,11 +48,7 @@ def secret_key(k8s, api: str) -> str:
 def test_apply_json_auto_approve_writes_the_new_key_to_a_0600_file_and_prints_only_its_path(keyed, k8s, moto):
     root, env = keyed
     push_images(root, moto)
-    controller = Controller(k8s.url)
-    try:
-        applied = mlkit("apply", "--only", "apis", "--timeout", "30", "--json", "--auto-approve", cwd=root, env=env)
-    finally:
-        controller.close()
+    applied = apply_apis(root, env, k8s, "--json", "--auto-approve")
     assert applied.returncode == 0, applied.stderr[-3000:]
     key = secret_key(k8s, "sentiment")
     assert key not in applied.stdout and key not in applied.stderr
@@ -66,11 +71,7 @@ def test_a_key_file_path_that_is_a_symlink_is_not_written_through(keyed, k8s, mo
     push_images(root, moto)
     (root / ".mlkit/secrets").mkdir()
     (root / ".mlkit/secrets/sentiment.key").symlink_to(sentinel.root / "notes.txt")
-    controller = Controller(k8s.url)
-    try:
-        applied = mlkit("apply", "--only", "apis", "--timeout", "30", "--json", cwd=root, env=env)
-    finally:
-        controller.close()
+    applied = apply_apis(root, env, k8s, "--json")
     assert applied.returncode == 0, applied.stderr[-3000:]
     # The link itself is replaced by the key file; what it pointed at is untouched.
     file = root / ".mlkit/secrets/sentiment.key"
@@ -108,3 +109,14 @@ def test_a_person_at_a_terminal_sees_the_key_once(keyed, k8s, moto):
     key = secret_key(k8s, "sentiment")
     assert key in seen.decode(errors="replace")
     assert (root / ".mlkit/secrets/sentiment.key").read_text() == key + "\n"
+
+
+def test_a_linked_secrets_folder_is_refused_and_the_key_stays_unprinted(keyed, k8s, moto, sentinel):
+    root, env = keyed
+    push_images(root, moto)
+    (root / ".mlkit/secrets").symlink_to(sentinel.root / "secrets", target_is_directory=True)
+    applied = apply_apis(root, env, k8s, "--json", "--auto-approve")
+    assert_one_line_error(applied, ".mlkit/secrets is a symbolic link", "kubectl get secret sentiment-api-keys -n ops-demo")
+    key = secret_key(k8s, "sentiment")
+    assert key not in applied.stdout and key not in applied.stderr
+    sentinel.assert_untouched()

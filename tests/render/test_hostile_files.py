@@ -247,7 +247,7 @@ def test_a_rendered_file_that_is_a_symlink_is_named(rendered, sentinel):
     sentinel.assert_untouched()
 
 
-@pytest.mark.parametrize("link", ["infra", ".mlkit", "infra/terraform", "infra/k8s/sentiment"])
+@pytest.mark.parametrize("link", ["infra", ".mlkit", ".mlkit/base", "infra/terraform", "infra/k8s/sentiment"])
 def test_a_linked_folder_on_the_way_is_refused(rendered, sentinel, link, tmp_path):
     path = rendered / link
     moved = tmp_path / "moved"
