@@ -75,7 +75,10 @@ def _check(data: object) -> Facts:
 
 
 def load(root: Path) -> Facts:
-    text = projectfs.read_text(root, REL)
+    try:
+        text = projectfs.read_text(root, REL)
+    except UserError as exc:  # a link, a folder, a binary file: the same way out
+        raise UserError(f"{exc.message}; or {WAY_OUT}") from None
     if text is None:
         return Facts()
     if len(text) > MAX_BYTES:

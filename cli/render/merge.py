@@ -86,9 +86,17 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return seen
 
 
+def _read_record_file(root: Path, rel: str) -> str | None:
+    """A file of the record; one that is a link, a folder or binary names the way out too."""
+    try:
+        return projectfs.read_text(root, rel)
+    except UserError as exc:
+        raise UserError(f"{exc.message}; or {RECORD_WAY_OUT}") from None
+
+
 def load_record(root: Path) -> dict[str, str]:
     """The record's paths and content hashes, each path checked: relative, normalised, under infra/."""
-    text = projectfs.read_text(root, RECORD)
+    text = _read_record_file(root, RECORD)
     if text is None:
         return {}
     try:
@@ -114,7 +122,7 @@ def load_base(root: Path) -> dict[str, str]:
     """What mlkit wrote last time, by path; each base copy must match the hash the record keeps of it."""
     base: dict[str, str] = {}
     for rel, digest in load_record(root).items():
-        text = projectfs.read_text(root, f"{RECORD_DIR}/{BASE_DIR}/{rel}")
+        text = _read_record_file(root, f"{RECORD_DIR}/{BASE_DIR}/{rel}")
         if text is None:
             continue  # no base copy: the file is merged as one mlkit never wrote (its differences conflict)
         if hashlib.sha256(text.encode()).hexdigest() != digest:

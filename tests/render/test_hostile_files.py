@@ -149,8 +149,13 @@ def test_a_base_copy_that_is_a_symlink_is_refused(rendered, sentinel):
     base.unlink()
     base.symlink_to(sentinel.root / "notes.txt")
     change_spec(rendered)
-    one_error(mlkit("render", cwd=rendered), f".mlkit/base/{DEPLOYMENT} is a symbolic link")
+    one_error(mlkit("render", cwd=rendered), f".mlkit/base/{DEPLOYMENT} is a symbolic link", "--forget-record")
     sentinel.assert_untouched()
+
+
+def test_a_binary_record_names_the_way_out(rendered):
+    (rendered / ".mlkit/record.json").write_bytes(b"\xff\xfe{\x00}")
+    one_error(mlkit("render", cwd=rendered), ".mlkit/record.json is a binary file", "--forget-record", "git checkout -- .mlkit")
 
 
 def test_forget_record_rebases_and_shows_every_difference_as_a_conflict(rendered, sentinel):
@@ -274,6 +279,13 @@ def test_a_rendered_path_that_became_a_binary_file_is_named(rendered):
         one_error(mlkit(*args, cwd=rendered), f"{DEPLOYMENT} is a binary file")
 
 
+def test_a_rendered_path_that_became_a_fifo_is_named_without_blocking(rendered):
+    (rendered / DEPLOYMENT).unlink()
+    os.mkfifo(rendered / DEPLOYMENT)
+    for args in (["render"], ["render", "--check"]):
+        one_error(mlkit(*args, cwd=rendered, timeout=60), f"{DEPLOYMENT} is not a regular file")
+
+
 def test_a_folder_of_rendered_files_that_became_a_file_is_named(rendered):
     folder = rendered / "infra/k8s/sentiment"
     for f in folder.iterdir():
@@ -358,5 +370,5 @@ def test_the_way_out_of_a_bad_deploy_record_is_placeholders_until_the_next_apply
 
 def test_a_deploy_record_that_is_a_symlink_is_refused(rendered, sentinel):
     (rendered / ".mlkit/deploy.json").symlink_to(sentinel.root / "notes.txt")
-    one_error(mlkit("render", cwd=rendered), ".mlkit/deploy.json is a symbolic link")
+    one_error(mlkit("render", cwd=rendered), ".mlkit/deploy.json is a symbolic link", "git checkout -- .mlkit/deploy.json")
     sentinel.assert_untouched()
