@@ -131,7 +131,11 @@ def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, rep
 
 def push(root: Path, spec: Spec, ctx: images.Context, ref: str) -> None:
     """Write the context under .mlkit/build, log in to the project's registry, build and push."""
-    folder = root / ".mlkit" / "build" / ctx.api
+    from .. import projectfs
+
+    # The context is emptied and rewritten: a link on the way (.mlkit, build, the API's folder) would
+    # take that outside the project, so each is checked (and made) without following links first.
+    folder = projectfs.make_dirs(root, f".mlkit/build/{ctx.api}")
     ctx.write(folder)
     if spec.cloud == "aws":
         user, password, endpoint = images.ecr_login(spec.region)
