@@ -16,6 +16,7 @@ import posixpath
 import secrets
 import stat
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import UserError
 
@@ -45,7 +46,7 @@ def check_relative(rel: str, where: str, fix: str, under: str | None = None) -> 
     return rel
 
 
-def _refuse_link(path: Path, shown: str) -> None:
+def _refuse_link(shown: str) -> NoReturn:
     raise UserError(
         f"{shown} is a symbolic link; mlkit never reads or writes through links inside the project. "
         "Replace it with a regular file or folder (or remove it), then run again"
@@ -64,7 +65,7 @@ def check_parents(root: Path, rel: str) -> Path:
             return root / rel  # the rest does not exist yet: nothing on the way to follow
         shown = "/".join(parts[: i + 1])
         if stat.S_ISLNK(st.st_mode):
-            _refuse_link(current, shown)
+            _refuse_link(shown)
         if not stat.S_ISDIR(st.st_mode):
             raise UserError(f"{shown} is not a folder, but mlkit keeps {rel} inside it; move it away, then run again")
     return root / rel
@@ -79,7 +80,7 @@ def read_text(root: Path, rel: str) -> str | None:
         return None
     except OSError as exc:
         if os.path.islink(path):
-            _refuse_link(path, rel)
+            _refuse_link(rel)
         if os.path.isdir(path):
             raise UserError(f"{rel} is a folder where mlkit keeps a file; move it away, then run again") from None
         raise UserError(f"{rel}: cannot read it ({exc.strerror})") from None
@@ -115,7 +116,7 @@ def make_dirs(root: Path, rel_dir: str) -> Path:
             st = os.lstat(current)
             shown = "/".join(rel_dir.split("/")[: i + 1])
             if stat.S_ISLNK(st.st_mode):
-                _refuse_link(current, shown)
+                _refuse_link(shown)
             if not stat.S_ISDIR(st.st_mode):
                 raise UserError(f"{shown} is not a folder, but mlkit keeps files inside it; move it away, then run again") from None
     return current

@@ -3,6 +3,11 @@
 For each file: base = what mlkit last wrote (kept under `.mlkit/base/`), theirs = what is on disk,
 ours = what mlkit renders now. The line merge is `merge3` (the Bazaar/Breezy merge, maintained on
 PyPI), not code of ours. Nothing is written until every file's outcome is known.
+
+The record may come from a pull request someone else wrote: its paths must be relative,
+normalised and under infra/, each base copy must match the hash the record keeps, and all file
+access goes through projectfs (no links followed). A record that fails any of this stops the run
+with the way out (RECORD_WAY_OUT) instead of steering what mlkit overwrites or deletes.
 """
 
 from __future__ import annotations
