@@ -18,6 +18,10 @@ CAPACITY = "mlkit.dev/capacity"
 API = "mlkit.dev/api"
 TRACK = "mlkit.dev/track"
 CONFIG_HASH = "mlkit.dev/config-hash"
+# On the project's Namespace: the kinds and namespaces apply has written to beyond mlkit's own, so
+# that prune finds a team's objects again once their files are gone (kubectl's ApplySet records alike).
+APPLIED_KINDS = "mlkit.dev/applied-kinds"
+APPLIED_NAMESPACES = "mlkit.dev/applied-namespaces"
 # The cloud tag on every resource of the Terraform stacks.
 PROJECT_TAG = "mlkit.dev/project"
 # Kubernetes' recommended labels: the owner labels apply selects and prunes by.

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from dataclasses import MISSING, fields
 
+from .errors import PredictorLoadError
 from .settings import Settings, SettingsError
 
 
@@ -16,7 +18,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m mlkit_runtime",
         description="Serve a predictor class over HTTP: /predict, KServe v1, Open Inference Protocol v2, /healthz, /readyz, /metrics.",
-        epilog="Every option can also be set with an environment variable, e.g. MLKIT_MAX_BATCH_SIZE=16.",
+        epilog=(
+            "Every option can also be set with an environment variable, e.g. MLKIT_MAX_BATCH_SIZE=16. "
+            "Exit codes: 0 drained after SIGTERM; 1 the predictor failed to load (one line naming the file, "
+            "the line and the error; --debug adds the traceback); 2 a bad setting."
+        ),
     )
     for f in fields(Settings):
         flag = "--" + f.name.replace("_", "-")
@@ -38,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .server import serve
 
-    return serve(settings)
+    try:
+        return serve(settings)
+    except PredictorLoadError as exc:
+        if settings.debug:
+            traceback.print_exception(exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,15 +4,14 @@ request path every predict route shares (admission, call, errors, metrics, acces
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,10 +19,10 @@ from . import __version__, logs
 from .admission import Admission
 from .auth import ApiKeys
 from .batching import Batcher, RequestState, current
-from .errors import HTTPError, Overloaded, PredictorFailed, PredictorLoadError, Unavailable
+from .errors import HTTPError, Overloaded, PredictorFailed, PredictorLoadError, PredictorRaised, Unavailable, from_exception
 from .metrics import Metrics
-from .payloads import dumps, to_response
-from .predictor import Predictor, construct, load_class
+from .payloads import clip, dumps, to_response
+from .predictor import Predictor, construct, describe, load_class
 from .settings import Settings
 
 
@@ -34,7 +33,9 @@ class Runtime:
         self.settings = settings
         self.admission = Admission(settings.max_in_flight, settings.max_queue)
         self.metrics = Metrics(self.admission)
+        self.instance: Any = None  # the user's object, constructed by load()
         self.predictor: Predictor | None = None
+        self.load_error: PredictorLoadError | None = None
         self.batcher: Batcher | None = None
         self.ready = False
         self.draining = False
@@ -42,16 +43,22 @@ class Runtime:
         # Enough threads that every admitted request can run; sync predictors release the GIL in native code.
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
 
+    def load(self) -> None:
+        """Import and construct the predictor. The server calls it before it starts listening, so
+        that a predictor that cannot load is one line and exit 1, not a server that fails to start."""
+        s = self.settings
+        self.instance = construct(load_class(s.predictor), s.predictor_config(), s.model_dir, s.predictor.rpartition(":")[0])
+
     async def start(self) -> None:
         s = self.settings
-        cls = load_class(s.predictor)
-        where = s.predictor.rpartition(":")[0]
-        instance = await asyncio.get_running_loop().run_in_executor(self.executor, construct, cls, s.predictor_config(), s.model_dir, where)
-        self.predictor = Predictor(instance, self.executor)
+        if self.instance is None:  # an app served by someone else's server (or a TestClient)
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.load)
+        self.predictor = Predictor(self.instance, self.executor)
         try:
             await self.predictor.warmup()
         except Exception as exc:
-            raise PredictorLoadError(f"{where}: warmup() failed: {type(exc).__name__}: {exc}") from exc
+            where = s.predictor.rpartition(":")[0]
+            raise PredictorLoadError(f"{where}: warmup() failed: {describe(exc, where)}") from exc
         if self.predictor.batches:
             self.batcher = Batcher(self.predictor, s.max_batch_size, s.max_wait_ms, self.metrics)
             self.batcher.start()
@@ -74,7 +81,7 @@ class Runtime:
     async def handle(self, request: Request, route: str, call: Callable[[], Awaitable[Any]], render: Callable[[Any, dict], Response] = to_response) -> Response:
         """Admit, run `call`, and turn its result or error into a response; count and log it."""
         start = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or os.urandom(8).hex()
+        request_id = logs.request_id(request.headers.get("x-request-id"))
         headers = {"x-request-id": request_id}
         state = RequestState()
         current.set(state)
@@ -93,16 +100,26 @@ class Runtime:
                 if batcher is not None:
                     batcher.arrived(state)
                 self.admission.release()
-            response = render(result, headers)
+            try:
+                response = render(result, headers)
+            except Exception as exc:  # what the predictor returned cannot be sent
+                raise PredictorRaised() from exc
         except HTTPError as exc:
             if isinstance(exc, Overloaded):
                 self.metrics.rejected.inc()
             response = error_response(exc.status, exc.message, request_id, exc.headers | headers)
-        except Exception as exc:
+        except PredictorRaised as raised:
+            exc = raised.__cause__ or raised
             self.metrics.predictor_errors.inc()
-            logs.log.error("request %s on %s: predictor raised\n%s", request_id, route, "".join(traceback.format_exception(exc)))
-            error = PredictorFailed(f"the predictor raised {type(exc).__name__}: {exc}")
+            logs.log.error("request %s on %s: predictor raised\n%s", request_id, route, logs.format_exception(exc))
+            error = PredictorFailed(f"the predictor raised {type(exc).__name__}: {clip(str(exc), 500)}")
             response = error_response(error.status, error.message, request_id, headers)
+        except Exception as exc:
+            error = from_exception(exc)
+            if error is None:  # our own fault, not the predictor's: not counted as a predictor error
+                logs.log.error("request %s on %s: internal error\n%s", request_id, route, logs.format_exception(exc))
+                error = HTTPError("internal server error; the log has the details under this request id")
+            response = error_response(error.status, error.message, request_id, error.headers | headers)
         elapsed = time.perf_counter() - start
         self.metrics.observe(route, response.status_code, elapsed)
         if self.settings.access_log:
@@ -111,7 +128,10 @@ class Runtime:
 
 
 def error_response(status: int, message: str, request_id: str, headers: dict[str, str]) -> Response:
-    return Response(dumps({"error": message, "request_id": request_id}), status_code=status, media_type="application/json", headers=headers)
+    """Every error the runtime answers: JSON naming the problem, and the request id in body and header."""
+    return Response(
+        dumps({"error": message, "request_id": request_id}), status_code=status, media_type="application/json", headers=headers | {"x-request-id": request_id}
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -124,9 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             await runtime.start()
         except PredictorLoadError as exc:
-            logs.log.critical("cannot start: %s", exc)
-            if exc.__cause__ is not None:
-                logs.log.debug("".join(traceback.format_exception(exc.__cause__)))
+            runtime.load_error = exc  # serve() reports it, as one line, once uvicorn has given up
             raise
         yield
         await runtime.stop()
@@ -136,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Model API served by mlkit_runtime: /predict, KServe v1, Open Inference Protocol v2, health and metrics.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would point clients at whatever the Host header said
     )
     app.state.runtime = runtime
     for module in (predict, kserve_v1, oip_v2, health):
@@ -143,7 +162,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(HTTPError)
     async def _http_error(request: Request, exc: HTTPError) -> Response:
-        return error_response(exc.status, exc.message, request.headers.get("x-request-id", ""), exc.headers)
+        return error_response(exc.status, exc.message, logs.request_id(request.headers.get("x-request-id")), exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _routing_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Unknown routes and methods answer in the runtime's own error format."""
+        error = from_exception(exc)
+        assert error is not None
+        return await _http_error(request, error)
 
     return app
 

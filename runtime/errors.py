@@ -29,12 +29,24 @@ class NotFound(HTTPError):
     status = 404
 
 
+class MethodNotAllowed(HTTPError):
+    status = 405
+
+
+class RequestTimeout(HTTPError):
+    status = 408
+
+
 class PayloadTooLarge(HTTPError):
     status = 413
 
 
 class UnsupportedMediaType(HTTPError):
     status = 415
+
+
+class HeadersTooLarge(HTTPError):
+    status = 431
 
 
 class PredictorFailed(HTTPError):
@@ -59,3 +71,26 @@ class Overloaded(Unavailable):
 
 class PredictorLoadError(Exception):
     """The predictor could not be imported or constructed; the server must not start."""
+
+
+class PredictorRaised(Exception):
+    """The predictor's own code raised (the original is `__cause__`): a 500 counted as a predictor
+    error. Anything else unexpected is the server's fault, and is neither counted nor blamed on it."""
+
+
+def from_exception(exc: BaseException) -> HTTPError | None:
+    """Exceptions that are the client's doing, raised by the frameworks beneath us, as HTTP errors."""
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+
+    if isinstance(exc, ClientDisconnect):
+        return BadRequest("the connection closed before the whole body (Content-Length bytes) arrived")
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 404:
+            return NotFound("no such route; see /docs for the routes this server has (no redirects: /predict/ is not /predict)")
+        if exc.status_code == 405:
+            return MethodNotAllowed("this route does not take that method; see /docs", dict(exc.headers or {}))
+        error = HTTPError(str(exc.detail)[:200], dict(exc.headers or {}))
+        error.status = exc.status_code
+        return error
+    return None

@@ -1,16 +1,36 @@
-"""The predict routes without FastAPI's routing and dependency machinery.
+"""The predict routes without FastAPI's routing and dependency machinery, behind header limits.
 
 The same handlers as the FastAPI routes (which stay, for the OpenAPI docs), reached by plain string
 checks on the path: it takes about a fifth off the server's time per request, which matters when
 the model is small. Everything else goes on to FastAPI.
+
+Being the outermost app, it also bounds what no route should see (too many or too large headers,
+which httptools accepts without limit), and keeps a predictor that fails to warm up from filling
+the log with uvicorn's traceback of the lifespan: serve() reports it as one line.
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import logs
+from .app import error_response
+from .errors import HeadersTooLarge
 from .routes import kserve_v1, oip_v2, predict
+
+MAX_HEADERS = 100  # what h11 and most proxies allow
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def check_headers(scope: Scope) -> HeadersTooLarge | None:
+    headers = scope["headers"]
+    if len(headers) > MAX_HEADERS:
+        return HeadersTooLarge(f"the request has {len(headers)} headers; the limit is {MAX_HEADERS}")
+    size = sum(len(name) + len(value) for name, value in headers)
+    if size > MAX_HEADER_BYTES:
+        return HeadersTooLarge(f"the request headers are {size} bytes; the limit is {MAX_HEADER_BYTES}")
+    return None
 
 
 class FastPath:
@@ -18,6 +38,12 @@ class FastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            error = check_headers(scope)
+            if error is not None:
+                response = error_response(error.status, error.message, logs.request_id(None), {"connection": "close"})
+                await response(scope, receive, send)
+                return
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             handler = None
@@ -33,5 +59,16 @@ class FastPath:
                 response = await handler(Request(scope, receive), *args)
                 await response(scope, receive, send)
                 return
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, _quiet_startup_failure(send))
+            return
         await self.app(scope, receive, send)
 
+
+def _quiet_startup_failure(send: Send) -> Send:
+    async def quiet(message: Message) -> None:
+        if message["type"] == "lifespan.startup.failed":
+            message = {"type": message["type"], "message": ""}  # the traceback uvicorn would log
+        await send(message)
+
+    return quiet

@@ -4,12 +4,37 @@ and the server's own messages through `logging` on stderr."""
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import time
+import traceback
 
 import orjson
 
 log = logging.getLogger("mlkit_runtime")
+
+# What a client may name its request: what tracing systems use (UUIDs, W3C and X-Ray ids), nothing
+# that could be mistaken for markup or split a log line, and short enough to log every time.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:;=+/@-]{1,128}")
+MAX_TRACEBACK_FRAMES = 30
+MAX_TRACEBACK_CHARS = 8000
+
+
+def request_id(sent: str | None) -> str:
+    """The client's X-Request-ID when it is a sensible id, else a fresh one (never echoed unbounded)."""
+    if sent is not None and REQUEST_ID.fullmatch(sent):
+        return sent
+    return os.urandom(8).hex()
+
+
+def format_exception(exc: BaseException) -> str:
+    """A traceback bounded in frames and characters: a recursion error or a giant message stays small."""
+    text = "".join(traceback.format_exception(exc, limit=-MAX_TRACEBACK_FRAMES))
+    if len(text) > MAX_TRACEBACK_CHARS:
+        half = MAX_TRACEBACK_CHARS // 2
+        text = f"{text[:half]}\n... ({len(text) - MAX_TRACEBACK_CHARS} characters left out) ...\n{text[-half:]}"
+    return text
 
 
 def setup(level: str) -> None:

@@ -1,14 +1,15 @@
-"""Request bodies in, response bodies out: content types, size limit, JSON with a precise error."""
+"""Request bodies in, response bodies out: content types, size and nesting limits, JSON with a precise error."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -18,25 +19,84 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def clip(text: str, most: int = 80) -> str:
+    """A client-sent value as it may appear in an error message: bounded, so a 60 kB header is not echoed."""
+    return text if len(text) <= most else f"{text[:most]}... ({len(text)} characters)"
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit} (MLKIT_MAX_BODY_BYTES)")
+    # int() of thousands of digits raises (and costs): a length longer than the limit's own digits is over it.
+    if length is not None and length.isdigit() and (len(length) > len(str(limit)) or int(length) > limit):
+        raise PayloadTooLarge(f"request body is {clip(length, 20)} bytes; the limit is {limit} (MLKIT_MAX_BODY_BYTES)")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes (MLKIT_MAX_BODY_BYTES)")
-        chunks.append(chunk)
+    # A client that stalls mid-body would hold its admission slot for good. asyncio.timeout() is
+    # 3.11+, and images may run 3.10: the same thing by hand, a timer that cancels this task.
+    timeout = request.app.state.runtime.settings.body_timeout_s
+    task = asyncio.current_task()
+    assert task is not None
+    expired = []
+    timer = asyncio.get_running_loop().call_later(timeout, lambda: expired.append(task.cancel()))
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes (MLKIT_MAX_BODY_BYTES)")
+            chunks.append(chunk)
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        if hasattr(task, "uncancel"):
+            task.uncancel()
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s (--body-timeout-s / MLKIT_BODY_TIMEOUT_S); {size} bytes came") from None
+    finally:
+        timer.cancel()
     return b"".join(chunks)
 
 
-def parse_json(body: bytes) -> Any:
+# Brackets and quotes survive, {} as []: after strings are cut out, nesting depth is how many rounds
+# of deleting "[]" empty what is left.
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b'[]{}"')
+
+
+def too_deep(body: bytes, limit: int) -> bool:
+    """Whether JSON text nests arrays and objects more than `limit` deep; no recursion, no parsing.
+
+    A body with at most `limit` opening brackets cannot be deeper (most bodies stop there).
+    Otherwise everything runs in C, so a 10 MB body costs milliseconds: escapes go (a backslash
+    appears only in strings and escapes the next character), the rest is reduced to brackets and
+    quotes, every other piece between quotes is string content, and innermost pairs are deleted at
+    most `limit` times. Unbalanced text is left to the parser, which says where it breaks.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = body.translate(_BRACKETS, _NOT_BRACKETS)
+    if b'"' in brackets:
+        # Strings without brackets leave adjacent quotes: when deleting those pairs deletes every
+        # quote, no string held a bracket (the opening quote of the first one that did would stay).
+        paired = brackets.replace(b'""', b"")
+        brackets = paired if b'"' not in paired else b"".join(brackets.split(b'"')[::2])
+    if b"[" * (limit + 1) in brackets:
+        return True
+    for _ in range(limit):
+        shorter = brackets.replace(b"[]", b"")
+        if not shorter or len(shorter) == len(brackets):
+            return False
+        brackets = shorter
+    return True
+
+
+def parse_json(body: bytes, max_depth: int = 64) -> Any:
+    if too_deep(body, max_depth):
+        raise BadRequest(f"JSON nested more than {max_depth} levels deep; the limit is --max-json-depth / MLKIT_MAX_JSON_DEPTH")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
+        raise BadRequest(f"malformed JSON: {clip(str(exc), 200)}") from None
 
 
 async def payload(request: Request, limit: int, json_only: bool = False) -> Any:
@@ -49,12 +109,12 @@ async def payload(request: Request, limit: int, json_only: bool = False) -> Any:
         )
     is_json = kind == "" or kind in JSON_TYPES or kind.endswith("+json")
     if json_only and not is_json:
-        raise UnsupportedMediaType(f"content type {kind} is not supported here; this route takes application/json")
+        raise UnsupportedMediaType(f"content type {clip(kind)} is not supported here; this route takes application/json")
     body = await read_body(request, limit)
     if is_json:
         if not body:
             raise BadRequest("empty request body; send a JSON document")
-        return parse_json(body)
+        return parse_json(body, request.app.state.runtime.settings.max_json_depth)
     return body
 
 

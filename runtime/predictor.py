@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .errors import PredictorLoadError
+from .errors import PredictorLoadError, PredictorRaised
 
 
 def load_class(spec: str, base_dir: Path | None = None) -> type:
@@ -39,14 +39,14 @@ def load_class(spec: str, base_dir: Path | None = None) -> type:
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[module_name] = module
             module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise PredictorLoadError(f"{path}: importing it failed: {_describe(exc, path)}") from exc
+        except (Exception, SystemExit) as exc:  # a predictor that exits on import must not end the server quietly
+            raise PredictorLoadError(f"{path}: importing it failed: {describe(exc, path)}") from exc
         where = str(path)
     else:
         try:
             module = importlib.import_module(target)
-        except Exception as exc:
-            raise PredictorLoadError(f"module {target}: importing it failed: {type(exc).__name__}: {exc}") from exc
+        except (Exception, SystemExit) as exc:
+            raise PredictorLoadError(f"module {target}: importing it failed: {describe(exc, None)}") from exc
         where = f"module {target}"
     cls = getattr(module, class_name, None)
     if cls is None:
@@ -57,13 +57,18 @@ def load_class(spec: str, base_dir: Path | None = None) -> type:
     return cls
 
 
-def _describe(exc: BaseException, path: Path) -> str:
-    """The error and the line of the user's file it came from."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
-    line = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+def describe(exc: BaseException, where: Path | str | None) -> str:
+    """The error and the line of the user's file it came from, on one line."""
+    line = ""
+    path = Path(where) if where is not None and str(where).endswith(".py") else None
+    if path is not None:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+        line = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
     if isinstance(exc, SyntaxError):
         line = f" (line {exc.lineno})"
-    return f"{type(exc).__name__}: {exc}{line}"
+        exc = SyntaxError(exc.msg)  # its str() would repeat the file and line
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message[:300]}{line}"
 
 
 class Predictor:
@@ -82,19 +87,25 @@ class Predictor:
         return self._batch is not None
 
     async def predict(self, payload: Any) -> Any:
-        if self.predict_is_async:
-            return await self._predict(payload)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._predict, payload)
+        try:
+            if self.predict_is_async:
+                return await self._predict(payload)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._predict, payload)
+        except Exception as exc:
+            raise PredictorRaised() from exc
 
     async def predict_batch(self, payloads: list) -> list:
         assert self._batch is not None
-        if self.batch_is_async:
-            results = await self._batch(payloads)
-        else:
-            results = await asyncio.get_running_loop().run_in_executor(self.executor, self._batch, payloads)
-        if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
-            got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
-            raise TypeError(f"predict_batch must return a list with one result per payload: got {got} for {len(payloads)} payloads")
+        try:
+            if self.batch_is_async:
+                results = await self._batch(payloads)
+            else:
+                results = await asyncio.get_running_loop().run_in_executor(self.executor, self._batch, payloads)
+            if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
+                got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
+                raise TypeError(f"predict_batch must return a list with one result per payload: got {got} for {len(payloads)} payloads")
+        except Exception as exc:
+            raise PredictorRaised() from exc
         return list(results)
 
     async def warmup(self) -> None:
@@ -112,5 +123,5 @@ def construct(cls: type, config: dict, model_dir: str, where: str) -> Any:
         raise PredictorLoadError(f"--model-dir {model_dir}: no such folder")
     try:
         return cls(config, model_dir)
-    except Exception as exc:
-        raise PredictorLoadError(f"{where}: {cls.__name__}(config, model_dir) failed: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        raise PredictorLoadError(f"{where}: {cls.__name__}(config, model_dir) failed: {describe(exc, where)}") from exc

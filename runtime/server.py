@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -60,12 +61,27 @@ def build_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
     )
 
 
-def serve(settings: Settings) -> int:
-    """Serve until drained; the exit code is 0 after a clean drain, 1 if the predictor failed to start."""
+def serve(settings: Settings, announce: Callable[[], None] | None = None) -> int:
+    """Serve until drained; the exit code is 0 after a clean drain, 1 if the server did not start.
+
+    Raises PredictorLoadError, before listening, when the predictor cannot be imported or
+    constructed, and after uvicorn gives up when its warmup() fails: callers print it as one line.
+    `announce` runs once the predictor is constructed, before the server listens.
+    """
     logs.setup(settings.log_level)
     app = create_app(settings)
-    server = DrainingServer(build_config(settings, app), settings, app.state.runtime)
-    server.run()
+    runtime: Runtime = app.state.runtime
+    runtime.load()
+    if announce is not None:
+        announce()
+    server = DrainingServer(build_config(settings, app), settings, runtime)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's exit 3 when the lifespan fails
+        if runtime.load_error is None:
+            raise
+    if runtime.load_error is not None:
+        raise runtime.load_error
     if not server.started:
         return 1
     return 0

@@ -30,11 +30,16 @@ class Settings:
     max_in_flight: int = field(default=32, metadata={"help": "Requests executing at once; more wait in the queue."})
     max_queue: int = field(default=64, metadata={"help": "Requests waiting; beyond this the server answers 503 with Retry-After."})
     max_body_bytes: int = field(default=10 * 1024 * 1024, metadata={"help": "Largest request body; larger ones get 413."})
+    # Hostile-input bounds: checked before any work is done for a request.
+    max_json_depth: int = field(default=64, metadata={"help": "Deepest nesting of arrays and objects in a JSON body; deeper ones get 400."})
+    max_instances: int = field(default=1024, metadata={"help": "Most instances in one KServe v1 request; more get 413 (split the request)."})
+    body_timeout_s: float = field(default=30.0, metadata={"help": "Longest a request body may take to arrive; a slower one gets 408, so stalled clients cannot hold slots."})
     drain_delay_s: float = field(default=0.0, metadata={"help": "After SIGTERM, keep serving this long while /readyz says 503, so load balancers stop sending."})
     drain_timeout_s: float = field(default=30.0, metadata={"help": "After the drain delay, how long accepted requests may take to finish."})
     api_keys_file: str = field(default="", metadata={"help": "File of API keys, one per line; when set, predict routes answer 401 without `Authorization: Bearer <key>` or `X-API-Key`."})
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
+    debug: bool = field(default=False, metadata={"help": "Show the traceback when the predictor fails to load (otherwise one line)."})
 
     @staticmethod
     def env_name(name: str) -> str:
@@ -62,7 +67,7 @@ class Settings:
             raise SettingsError("no predictor given: pass --predictor predictor.py:Predictor or set MLKIT_PREDICTOR")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"--port / MLKIT_PORT must be 0 to 65535, got {self.port}")
-        for name in ("max_batch_size", "max_in_flight"):
+        for name in ("max_batch_size", "max_in_flight", "max_json_depth", "max_instances", "body_timeout_s"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must be at least 1, got {getattr(self, name)}")
         for name in ("max_queue", "max_wait_ms", "drain_delay_s", "drain_timeout_s", "max_body_bytes"):

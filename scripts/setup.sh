@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the development environment from nothing: .venv with mlkit (editable), the runtime, the test
-# tools and the CPU build of PyTorch; checkov in its own venv (it pins an old boto3).
+# tools and the benchmarks' needs (numpy, the CPU build of PyTorch); `hey`, the benchmarks' load
+# generator, from apt when missing and running as root; checkov in its own venv (it pins an old boto3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,8 +10,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-# torch is pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel.
-.venv/bin/python -m pip install -q -e '.[runtime,test]' 'torch==2.13.0'
+# The bench extra pins torch (an unpinned torch pulls a multi-GB CUDA build).
+.venv/bin/python -m pip install -q -e '.[runtime,test,bench]'
+
+if ! command -v hey > /dev/null; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get > /dev/null; then
+    apt-get install -y -q hey > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q hey > /dev/null; } \
+      || echo "setup.sh: could not install hey; the serving benchmarks and their smoke tests need it" >&2
+  else
+    echo "setup.sh: hey is missing (sudo apt-get install hey); the serving benchmarks and their smoke tests skip without it" >&2
+  fi
+fi
 
 # Prometheus (Debian's package) runs the dashboard and autoscaling queries in tests/render/test_dashboard.py;
 # without it (not root, no apt) that test skips and says why.

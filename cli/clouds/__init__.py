@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from ..cluster.credentials import Endpoint
     from ..spec.accelerators import Accelerator
-    from ..spec.models import NodePool, Spec
+    from ..spec.schema import NodePool, Spec
 
 
 class Cloud:

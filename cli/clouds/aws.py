@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import datetime
 
     from ..cluster.credentials import Endpoint
-    from ..spec.models import Spec
+    from ..spec.schema import Spec
 
 
 class Aws(Cloud):

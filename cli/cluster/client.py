@@ -16,13 +16,16 @@ import certifi
 import httpx
 
 from ..errors import ToolError
+from .discovery import Discovery
 from .kinds import Kind, by_name, kind_of
 
 FIELD_MANAGER = "mlkit"
 
 
 class NotFound(Exception):
-    pass
+    def __init__(self, path: str, message: str = ""):
+        super().__init__(path)
+        self.message = message  # the server's reason, e.g. 'namespaces "monitoring" not found'
 
 
 @dataclass
@@ -64,6 +67,8 @@ class Cluster:
         if creds.token:
             headers["Authorization"] = f"Bearer {creds.token}"
         self.http = httpx.Client(base_url=creds.server, headers=headers, verify=_tls(creds), timeout=timeout)
+        # What the server serves, asked on first use and kept for the life of this client (one command run).
+        self.discovery = Discovery(self._discovery_document)
 
     def close(self) -> None:
         self.http.close()
@@ -80,7 +85,7 @@ class Cluster:
         except httpx.HTTPError as exc:
             raise ToolError(f"cannot reach the Kubernetes API at {self.creds.server} ({self.creds.name}): {exc}") from None
         if response.status_code == 404:
-            raise NotFound(path)
+            raise NotFound(path, _message(response))
         if response.status_code in (401, 403):
             raise ToolError(
                 f"the Kubernetes API at {self.creds.server} refused {method} {path} ({response.status_code}): {_message(response)}; "
@@ -90,9 +95,23 @@ class Cluster:
             raise ToolError(f"{method} {path} failed ({response.status_code}): {_message(response)}")
         return response
 
-    def apply(self, obj: dict) -> dict:
-        """Server-side apply as field manager `mlkit`: creates or updates, and takes over fields it sets."""
-        kind = kind_of(obj)
+    def _discovery_document(self, path: str) -> dict | None:
+        try:
+            body = self._call("GET", path).json()
+        except NotFound:
+            return None
+        except ValueError:
+            raise ToolError(f"the Kubernetes API at {self.creds.server} answered GET {path} with something that is not JSON") from None
+        if not isinstance(body, dict):
+            raise ToolError(f"the Kubernetes API at {self.creds.server} answered GET {path} with something that is not a discovery document")
+        return body
+
+    def apply(self, obj: dict, kind: Kind | None = None) -> dict:
+        """Server-side apply as field manager `mlkit`: creates or updates, and takes over fields it sets.
+
+        `kind` is where the object lives (from discovery); without it, mlkit's own table says.
+        """
+        kind = kind or kind_of(obj)
         meta = obj["metadata"]
         response = self._call(
             "PATCH",
@@ -157,7 +176,10 @@ class Cluster:
 
 
 def _message(response: httpx.Response) -> str:
+    """The server's reason on one line (a Status's message, else the start of the body)."""
     try:
-        return response.json().get("message") or response.text[:300]
+        body = response.json()
+        text = body.get("message") if isinstance(body, dict) else None
     except ValueError:
-        return response.text[:300]
+        text = None
+    return " ".join(str(text or response.text).split())[:300]

@@ -1,7 +1,8 @@
-"""The Kubernetes kinds mlkit reads and writes, and where each lives in the API.
+"""The Kubernetes kinds mlkit renders and reads, where each lives in the API, and their apply order.
 
-A fixed table instead of API discovery: mlkit only touches these kinds, and the table keeps every
-command at one round trip per request (and testable against an emulator without discovery).
+A fixed table for mlkit's own kinds: it gives their order, and lets the commands that only read
+(status, logs, predict) make one round trip per request. Kinds a team adds under infra/k8s are
+found through API discovery instead (discovery.py), as `mlkit apply` checks every kind there.
 """
 
 from __future__ import annotations

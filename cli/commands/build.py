@@ -35,6 +35,8 @@ def command(
     unknown = sorted(set(apis or []) - {a.name for a in spec.apis})
     if unknown:
         raise UserError(f"mlkit.yaml has no API named {', '.join(unknown)} (APIs: {', '.join(a.name for a in spec.apis)})")
+    if context_dir is not None:
+        images.check_context_dir(root, context_dir)
     if context_dir is None:
         problem = images.docker_problem()
         if problem:
@@ -46,10 +48,12 @@ def command(
     for api in wanted:
         ctx = images.context(root, spec, api)
         ref = k8s.image_ref(spec, api.name, ctx.tag, account)
+        for path, size in ctx.large():
+            say(f"warning: {api.name}: {path} is {size / 1e6:,.0f} MB; a model or data set belongs in the bucket (`model:`), or list it in .mlkitignore")
         if context_dir is not None:
             ctx.write(context_dir / api.name)
-            say(f"{api.name}: context in {context_dir / api.name}, tag {ctx.tag}")
-            results.append({"api": api.name, "tag": ctx.tag, "image": ref, "context": str(context_dir / api.name)})
+            say(f"{api.name}: context in {context_dir / api.name}: {len(ctx.files)} files, {ctx.size:,} bytes, tag {ctx.tag}")
+            results.append({"api": api.name, "tag": ctx.tag, "image": ref, "context": str(context_dir / api.name), "files": len(ctx.files), "bytes": ctx.size})
             continue
         if deploy_apis.in_registry(spec, ref, api.name, ctx.tag):
             say(f"{api.name}: {ref} is already in the registry")

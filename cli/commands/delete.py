@@ -22,7 +22,7 @@ def command(
     The API stays in mlkit.yaml, so the next `mlkit apply` brings it back: remove it there too to
     retire it (then `mlkit apply` alone would also prune it).
     """
-    from ..cluster import deploy
+    from ..cluster import rollout
     from ..cluster.connect import api_named, open_project
 
     spec, cluster = open_project(file)
@@ -30,7 +30,7 @@ def command(
         api_named(spec, api)
         if not yes and not confirm(f"Delete API {api} from namespace {spec.k8s_namespace}?"):
             raise UserError("delete cancelled; nothing was changed")
-        removed = deploy.remove(cluster, spec, say, api=api)
+        removed = rollout.remove(cluster, spec, say, api=api)
     finally:
         cluster.close()
     say(f"deleted {len(removed)} objects of {api}; it is still in mlkit.yaml, so `mlkit apply` would bring it back")

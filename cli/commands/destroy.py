@@ -42,7 +42,7 @@ def command(file: SpecFile = DEFAULT_SPEC, only: Only = None, auto_approve: Auto
 
 
 def _apis(spec) -> dict:
-    from ..cluster import deploy
+    from ..cluster import rollout
     from ..cluster.connect import connect
 
     try:
@@ -51,7 +51,7 @@ def _apis(spec) -> dict:
         say(f"APIs: cannot reach the cluster ({exc}); skipping, the cluster's own teardown removes them")
         return {"deleted": 0, "skipped": str(exc)}
     try:
-        removed = deploy.remove(cluster, spec, say)
+        removed = rollout.remove(cluster, spec, say)
     finally:
         cluster.close()
     return {"deleted": len(removed)}

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from .. import labels
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, ApiName
 
@@ -26,7 +27,7 @@ def command(
     spec, cluster = open_project(file)
     try:
         api_named(spec, api)
-        pods = sorted(p["metadata"]["name"] for p in cluster.list(by_name("Pod"), spec.k8s_namespace, {"mlkit.dev/api": api}))
+        pods = sorted(p["metadata"]["name"] for p in cluster.list(by_name("Pod"), spec.k8s_namespace, {labels.API: api}))
         if not pods:
             raise UserError(f"API {api} has no pods in namespace {spec.k8s_namespace}; `mlkit status` shows why")
         if not follow:

@@ -45,7 +45,7 @@ def command(
     """
     from ..lock import project_lock
     from ..render import facts, merge
-    from ..render.plan import MACHINE_OWNED, render
+    from ..render.infra import MACHINE_OWNED, render
     from ..spec import load
 
     spec = load(file)

@@ -1,8 +1,19 @@
-"""`mlkit serve`: run one API of the project locally, with the same runtime the cluster runs."""
+"""`mlkit serve`: run one API of the project locally, with the same runtime the cluster runs.
+
+An API with `api_keys: true` never serves open here either: it takes the keys given, or makes one.
+A made key is shown once on a terminal; anywhere else (CI, a log file) it goes to a 0600 file inside
+the project, gitignored, and only the file's path is printed.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +29,13 @@ def command(
     port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1.")] = 8080,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to your network.")] = "127.0.0.1",
     model_dir: Annotated[Path | None, typer.Option("--model-dir", help="Local model folder, instead of the spec's `model` (needed when that is s3:// or gs://).")] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option("--api-key", metavar="<key>", help="A key the API accepts (repeatable). Without keys, an API with `api_keys: true` gets a new one; prefer --api-keys-file on shared machines."),
+    ] = None,
+    api_keys_file: Annotated[
+        Path | None, typer.Option("--api-keys-file", help="File of keys the API accepts, one per line (re-read when it changes).", dir_okay=False)
+    ] = None,
 ) -> None:
     """Serve an API on this machine: its predictor, config, batching and concurrency from mlkit.yaml.
 
@@ -52,6 +70,9 @@ def command(
     except ImportError as exc:
         raise UserError(f"mlkit serve needs the predictor runtime ({exc.name} is missing): pip install 'mlkit[runtime]'") from None
 
+    from ..app import state
+    from mlkit_runtime.errors import PredictorLoadError
+
     file_part, _, class_name = chosen.predictor.partition(":")
     overrides = {
         "predictor": f"{root / file_part}:{class_name}",
@@ -64,12 +85,79 @@ def command(
         "max_wait_ms": chosen.batching.max_wait_ms,
         "max_in_flight": chosen.concurrency.max_in_flight,
         "max_queue": chosen.concurrency.max_queue,
+        "debug": state.debug,
     }
-    try:
-        settings = Settings.load(overrides)
-    except SettingsError as exc:
-        raise UserError(str(exc)) from None
-    say(f"serving {chosen.name} on http://{host}:{port} (POST /predict, /v1/models/{chosen.name}:predict, /v2/models/{chosen.name}/infer; docs at /docs)")
-    code = serve(settings)
+    with _keys(chosen.name, chosen.api_keys, api_key or [], api_keys_file, root) as keys_file:
+        if keys_file is not None:
+            overrides["api_keys_file"] = str(keys_file)
+        try:
+            settings = Settings.load(overrides)
+        except SettingsError as exc:
+            raise UserError(str(exc)) from None
+
+        def announce() -> None:
+            say(f"serving {chosen.name} on http://{host}:{port} (POST /predict, /v1/models/{chosen.name}:predict, /v2/models/{chosen.name}/infer; docs at /docs)")
+
+        try:
+            code = serve(settings, announce)
+        except PredictorLoadError as exc:
+            raise UserError(str(exc)) from exc
     if code:
         raise typer.Exit(code)
+
+
+@contextmanager
+def _keys(api: str, wants_keys: bool, given: list[str], given_file: Path | None, root: Path) -> Iterator[Path | None]:
+    """The keys file the runtime reads, for as long as it serves; None when the API is open."""
+    if given_file is not None:
+        if not given_file.is_file():
+            raise UserError(f"--api-keys-file {given_file}: no such file; put one key per line")
+        yield given_file
+        return
+    keys = [key.strip() for key in given if key.strip()]
+    if given and not keys:
+        raise UserError("--api-key is empty; give a key, or leave --api-key out to have one made")
+    if not keys and not wants_keys:
+        yield None
+        return
+    if not keys:
+        key = "mlk_" + secrets.token_urlsafe(24)
+        if not sys.stderr.isatty():  # a log someone else reads: the key goes to a file only we can read
+            path = write_local_key(root, api, key)
+            say(f"{api} needs an API key (api_keys: true); a new one is in {path} (mode 0600, gitignored): send it as `Authorization: Bearer <key>`")
+            yield path
+            return
+        say(f"{api} needs an API key (api_keys: true); this one, shown once, works until the server stops: {key}")
+        keys = [key]
+    fd, name = tempfile.mkstemp(prefix=f"mlkit-serve-{api}-", suffix=".keys")  # 0600, outside the project
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("".join(f"{key}\n" for key in keys))
+        yield Path(name)
+    finally:
+        os.unlink(name)
+
+
+def write_local_key(root: Path, api: str, key: str) -> Path:
+    """Write `.mlkit/serve/<api>.key` (0600 from its first byte), never through a symlink."""
+    folder = root / ".mlkit" / "serve"
+    for path in (root / ".mlkit", folder):
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise UserError(f"{path} is a symlink or not a folder; mlkit writes keys only inside the project: remove it, or pass --api-key")
+        path.mkdir(mode=0o700, exist_ok=True)
+    _create(folder / ".gitignore", "# keys made by `mlkit serve`: never commit them\n*\n", replace=False)
+    target = folder / f"{api}.key"
+    _create(target, key + "\n", replace=True)
+    return target
+
+
+def _create(path: Path, text: str, replace: bool) -> None:
+    if path.is_dir() and not path.is_symlink():
+        raise UserError(f"{path} is a folder; remove it so that mlkit can write its file there")
+    if path.is_symlink() or path.exists():
+        if not replace and path.is_file() and not path.is_symlink():
+            return
+        path.unlink()  # a link is removed, never followed; an old key is replaced
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)

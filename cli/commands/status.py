@@ -8,10 +8,16 @@ from ..options import DEFAULT_SPEC, JsonOut, SpecFile
 
 
 def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
-    """Show each API on the cluster: ready and desired replicas, endpoint, image and last rollout."""
+    """Show each API on the cluster: ready and desired replicas, endpoint, last rollout, last cold start and image.
+
+    The cold start is the newest pod's: when it was scheduled, its init containers done (the model
+    fetched), the predictor's image pulled, the container started and the pod ready, in seconds
+    after the pod was created, as the cluster recorded them.
+    """
     from ..cluster.client import NotFound
+    from ..cluster.coldstart import summary
     from ..cluster.connect import open_project
-    from ..cluster.deploy import rollout_state
+    from ..cluster.rollout import rollout_state
     from ..cluster.kinds import by_name
 
     spec, cluster = open_project(file)
@@ -22,7 +28,7 @@ def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
                 try:
                     d = cluster.get(by_name("Deployment"), spec.k8s_namespace, name)
                 except NotFound:
-                    rows.append({"api": name, "ready": 0, "desired": 0, "endpoint": "", "image": "", "rollout": "not deployed: run `mlkit apply`", "updated": ""})
+                    rows.append({"api": name, "ready": 0, "desired": 0, "endpoint": "", "image": "", "rollout": "not deployed: run `mlkit apply`", "updated": "", "cold_start": None})
                     continue
                 _, line = rollout_state(d)
                 progressing = next((c for c in d.get("status", {}).get("conditions", []) if c.get("type") == "Progressing"), {})
@@ -34,17 +40,35 @@ def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
                     "image": d["spec"]["template"]["spec"]["containers"][0]["image"],
                     "rollout": line,
                     "updated": progressing.get("lastUpdateTime", ""),
+                    "cold_start": last_cold_start(cluster, spec.k8s_namespace, d),
                 })
     finally:
         cluster.close()
     if json_out:
         print(json.dumps({"type": "mlkit_status", "namespace": spec.k8s_namespace, "apis": rows}))
         return
-    columns = ("api", "ready", "endpoint", "rollout", "updated", "image")
-    table = [[r["api"], f"{r['ready']}/{r['desired']}", r["endpoint"], r["rollout"], r["updated"], r["image"]] for r in rows]
+    columns = ("api", "ready", "endpoint", "rollout", "updated", "last cold start", "image")
+    table = [[r["api"], f"{r['ready']}/{r['desired']}", r["endpoint"], r["rollout"], r["updated"], summary(r["cold_start"]), r["image"]] for r in rows]
     widths = [max(len(str(c)) for c in [h.upper(), *[row[i] for row in table]]) for i, h in enumerate(columns)]
     for row in [[h.upper() for h in columns], *table]:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def last_cold_start(cluster, namespace: str, deployment: dict) -> dict | None:
+    """The phases of the newest pod of a Deployment, or None when it has no pods."""
+    from ..cluster.coldstart import cold_start, newest
+    from ..cluster.kinds import by_name
+    from ..errors import ToolError
+
+    selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels") or {}
+    pod = newest(cluster.list(by_name("Pod"), namespace, selector)) if selector else None
+    if pod is None:
+        return None
+    try:
+        events = cluster.events(namespace, pod["metadata"]["name"])
+    except ToolError:
+        events = []  # no right to read events: the phases the pod itself records still show
+    return cold_start(pod, events)
 
 
 def endpoint(cluster, spec, api, name: str) -> str:

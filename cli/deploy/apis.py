@@ -11,7 +11,7 @@ from ..errors import ToolError, UserError
 from ..render import facts as facts_mod
 from ..render import k8s
 from ..spec import Spec
-from . import images, models
+from . import images, uploads
 
 Say = Callable[[str], None]
 
@@ -46,7 +46,7 @@ def save_key(root: Path, api: str, key: str) -> str:
 
 def cluster_outputs(root: Path) -> dict:
     """The cluster stack's outputs (account, bucket, registry), or {} where mlkit made no cluster."""
-    from ..render.plan import CLUSTER
+    from ..render.infra import CLUSTER
     from ..terraform.runner import Terraform
 
     workdir = root / CLUSTER
@@ -97,7 +97,7 @@ def _upload_models(root: Path, spec: Spec, facts: facts_mod.Facts, outputs: dict
         )
     for where, name, folder in local:
         say(f"model of {name}: {folder}")
-        result = models.upload(spec.cloud, bucket, name, (root / folder).resolve(), f"mlkit.yaml: {where}", say)
+        result = uploads.upload(spec.cloud, bucket, name, root / folder, f"mlkit.yaml: {where}", say, root=root)
         say(f"  {result.uri}: {result.uploaded} uploaded, {result.skipped} unchanged")
         facts.models[name] = result.uri
         report.uploaded[name] = result.uri
@@ -154,7 +154,7 @@ def in_registry(spec: Spec, ref: str, api: str, tag: str) -> bool:
 def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[str]:
     """Write the deploy facts into infra/ through the usual three-way merge; the changed files are what a deploy looks like in review."""
     from ..render import merge
-    from ..render.plan import MACHINE_OWNED, render
+    from ..render.infra import MACHINE_OWNED, render
 
     result = merge.plan(root, render(spec, facts), MACHINE_OWNED)
     merge.apply(result)
@@ -170,13 +170,13 @@ def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[s
 def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report, cluster=None, show_keys: bool = False) -> None:
     """Apply, prune and wait. A new API key goes to a 0600 file under .mlkit/secrets; the key itself
     is shown only with `show_keys` (a person at a terminal), never into the logs of automation."""
-    from ..cluster import deploy
+    from ..cluster import rollout
     from ..cluster.connect import connect
 
-    objects = deploy.load_manifests(root, spec)
+    objects = rollout.load_manifests(root, spec)
     cluster = cluster or connect(spec)
     try:
-        applied = deploy.apply(cluster, spec, objects, say)
+        applied = rollout.apply(cluster, spec, objects, say)
         report.pruned = [f"{kind} {name}" for kind, _, name in applied.pruned]
         report.new_keys = applied.new_keys
         for api, key in applied.new_keys.items():
@@ -195,7 +195,7 @@ def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report,
             say("no Deployment changed: nothing to roll out")
             return
         say(f"waiting for {len(applied.changed_deployments)} rollouts (up to {timeout_s:g} s) ...")
-        deploy.wait(cluster, spec, applied.changed_deployments, timeout_s, say)
+        rollout.wait(cluster, spec, applied.changed_deployments, timeout_s, say)
         report.rolled_out = [d["metadata"]["name"] for d in applied.changed_deployments]
     finally:
         cluster.close()

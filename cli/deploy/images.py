@@ -1,10 +1,11 @@
 """Predictor images: a build context per API, its content hash as the tag, and the push.
 
-The context holds a Dockerfile for the API's accelerator (templates/docker), the runtime's
-source and pinned dependencies, and the project's code (everything beside mlkit.yaml except
-infra/, .mlkit/, local model folders, virtual environments and caches). Its hash is the tag, so a
-build is needed only when something in it changed, and a registry that already has the tag is
-left alone.
+The context holds a Dockerfile for the API's accelerator (templates/docker), `build/` (the runtime
+as a wheel, the accelerator's packages, the project's requirements and install.sh, the one script
+that installs them, in the image and in the pod-contract test alike) and `app/`, the project's code:
+the files beside mlkit.yaml that files.py lets through (no secrets, state, infra/ or .mlkit/, no
+local model folders, no links leading outside). Its hash is the tag, so a build is needed only when
+something in it changed, and a registry that already has the tag is left alone.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlkit_runtime
-
+from .. import kit, placement
 from ..errors import ToolError, UserError
 from ..render.jinja import environment
-from ..spec import Spec, rules
-from ..spec.models import Api
+from ..spec import Spec
+from ..spec.schema import Api
+from . import files as project_files
+from . import runtime_wheel
 
 # Base image and extra packages per accelerator kind; pinned so that a tag means one thing.
 BASES = {
@@ -29,10 +31,11 @@ BASES = {
     "neuron": ("AWS Neuron", "public.ecr.aws/neuron/pytorch-inference-neuronx:2.1.2-neuronx-py310-sdk2.20.2-ubuntu20.04", "https://pip.repos.neuron.amazonaws.com", []),
     "tpu": ("Cloud TPU", "python:3.11-slim-bookworm", "https://storage.googleapis.com/libtpu-releases/index.html", ["torch~=2.5.0", "torch_xla[tpu]~=2.5.0"]),
 }
-EXCLUDED = {"infra", ".mlkit", ".git", ".venv", "venv", "__pycache__", ".pytest_cache", "node_modules", ".terraform"}
 # The spec reaches pods through the manifests (MLKIT_* variables, the ConfigMap); in the image it
 # would only make every replica-count change a new tag and a rebuild.
 SPEC_FILE = "mlkit.yaml"
+INSTALL_SCRIPT = "build/install.sh"
+LARGE_BYTES = 100 * 1024 * 1024  # a file this big in an image is usually a model or data set that belongs in the bucket
 
 
 @dataclass
@@ -47,45 +50,53 @@ class Context:
             h.update(path.encode() + b"\0" + hashlib.sha256(self.files[path]).digest())
         return h.hexdigest()[:12]
 
+    @property
+    def size(self) -> int:
+        return sum(len(data) for data in self.files.values())
+
+    def large(self) -> list[tuple[str, int]]:
+        return [(path, len(data)) for path, data in sorted(self.files.items()) if len(data) > LARGE_BYTES]
+
     def write(self, folder: Path) -> None:
-        if folder.exists():
+        if folder.is_symlink() or folder.is_file():
+            folder.unlink()
+        elif folder.exists():
             shutil.rmtree(folder)
         for rel, data in self.files.items():
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (folder / rel).write_bytes(data)
+        (folder / INSTALL_SCRIPT).chmod(0o755)
 
 
 def context(root: Path, spec: Spec, api: Api) -> Context:
-    kind, _ = rules.api_demand(api)
+    kind, _ = placement.api_demand(api)
     title, base, extra_index, packages = BASES[kind]
-    dockerfile = environment().get_template("docker/Dockerfile.j2").render(
-        api=api.name, title=title, base=base, extra_index=extra_index, accelerator_packages=packages
-    )
-    files = {"Dockerfile": dockerfile.encode(), "runtime-requirements.txt": runtime_requirements().encode()}
+    dockerfile = environment().get_template("docker/Dockerfile.j2").render(api=api.name, title=title, base=base, extra_index=extra_index)
     requirements = root / "requirements.txt"
-    files["requirements.txt"] = requirements.read_bytes() if requirements.exists() else b""
-    runtime_dir = Path(mlkit_runtime.__file__).parent
-    for path in sorted(runtime_dir.rglob("*.py")):
-        files[f"mlkit_runtime/{path.relative_to(runtime_dir).as_posix()}"] = path.read_bytes()
+    files = {
+        "Dockerfile": dockerfile.encode(),
+        INSTALL_SCRIPT: (kit.templates() / "docker" / "install.sh").read_bytes(),
+        f"build/{runtime_wheel.filename()}": runtime_wheel.build(),
+        "build/accelerator-requirements.txt": "".join(p + "\n" for p in packages).encode(),
+        "build/requirements.txt": requirements.read_bytes() if requirements.is_file() else b"",
+    }
     models = {(root / a.model).resolve() for a in spec.apis if a.model and "://" not in a.model}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if not path.is_file() or rel.as_posix() == SPEC_FILE or any(part in EXCLUDED or part.startswith(".") for part in rel.parts):
+    models |= {(root / a.canary.model).resolve() for a in spec.apis if a.canary and a.canary.model and "://" not in a.canary.model}
+    for rel, path in project_files.walk(root, root, project_files.rules(root)):
+        if rel == SPEC_FILE or any(path.resolve().is_relative_to(m) for m in models):
             continue
-        if any(path.resolve().is_relative_to(m) for m in models) or path.suffix == ".pyc":
-            continue
-        files[f"app/{rel.as_posix()}"] = path.read_bytes()
+        files[f"app/{rel}"] = path.read_bytes()
     if f"app/{api.predictor.split(':')[0]}" not in files:
-        raise UserError(f"apis.{api.name}.predictor: {api.predictor.split(':')[0]} is not in the project folder {root}")
+        raise UserError(f"apis.{api.name}.predictor: {api.predictor.split(':')[0]} is not in the project folder {root} (or {project_files.IGNORE_FILE} leaves it out)")
     return Context(api.name, files)
 
 
-def runtime_requirements() -> str:
-    """The runtime's dependencies as the `runtime` extra of this mlkit declares them: one source of truth."""
-    from importlib.metadata import requires
-
-    marker = 'extra == "runtime"'
-    return "".join(r.split(";")[0].strip() + "\n" for r in requires("mlkit") or [] if marker in r.replace("'", '"'))
+def check_context_dir(root: Path, folder: Path) -> None:
+    """Contexts written inside the project would enter the next context (and be replaced wholesale
+    by the next write), unless the project's ignore rules leave that folder out."""
+    where = folder.resolve()
+    if where.is_relative_to(root) and not project_files.rules(root).match_file(where.relative_to(root).as_posix() + "/"):
+        raise UserError(f"--context-dir {folder}: inside the project, so the next build would pack it too; write the contexts outside {root}, or add `{where.relative_to(root).as_posix() or '.'}/` to {project_files.IGNORE_FILE}")
 
 
 def docker_problem() -> str | None:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .. import labels
-from ..spec import Spec, rules
-from ..spec.models import Api
+from .. import labels, placement
+from ..spec import Spec
+from ..spec.schema import Api
 
 if TYPE_CHECKING:
     import jinja2
@@ -106,7 +106,7 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
             "Predictor exceptions, requests shed by admission control, and every 5xx answered.",
         ),
     ]
-    kind, _ = rules.api_demand(api)
+    kind, _ = placement.api_demand(api)
     if kind == "nvidia":
         out.append(
             PanelSpec(

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from .. import clouds, labels
-from ..spec import Spec, rules
+from .. import clouds, labels, placement
+from ..spec import Spec
 from ..spec import accelerators as acc
-from ..spec.models import Api, NodePool
+from ..spec.schema import Api, NodePool
 from . import dashboard
 from .facts import Facts
 from .jinja import HEADER, environment
@@ -113,9 +113,9 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
     """Everything the templates of one API need, decided."""
     ns = spec.k8s_namespace
     cloud = clouds.of(spec)
-    pool = rules.pool_for(api, spec) if spec.cluster.existing is None else None
-    accel = rules.pool_accelerator(pool, spec.cloud) if pool else acc.NONE
-    kind, amount = rules.api_demand(api)
+    pool = placement.pool_for(api, spec) if spec.cluster.existing is None else None
+    accel = placement.pool_accelerator(pool, spec.cloud) if pool else acc.NONE
+    kind, amount = placement.api_demand(api)
     drain_timeout = DRAIN_TIMEOUT_S["short_notice" if cloud.short_spot_notice(pool) else "on_demand"]
     api_labels = _labels(spec, api.name)
     tracks = [_track(spec, facts, api.name, "stable", api.predictor, api.model, api.config, api.autoscaling.min_replicas, api_labels)]

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from .loader import _model_of
-from .models import Spec
+from .schema import Spec
 
 
 def _type_name(annotation: typing.Any) -> str:

@@ -10,73 +10,23 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .. import placement
 from . import accelerators as acc
-from .models import Api, NodePool, Spec
+from . import syntax
+from .schema import Api, NodePool, Spec
 
 Loc = tuple[str | int, ...]
 
-AWS_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
-GCP_REGION = r"^[a-z]+-[a-z]+[0-9]$"
-AWS_INSTANCE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
-GCP_MACHINE = r"^[a-z][a-z0-9]*-[a-z0-9-]+$"
+# Whole-string patterns (re.fullmatch): `re.match` with `$` would let "us-west-2\n" through.
+AWS_INSTANCE = syntax.AWS_INSTANCE
+GCP_MACHINE = syntax.GCP_MACHINE
 
 
 @dataclass(frozen=True)
 class Problem:
     loc: Loc
     message: str
-
-
-def pool_accelerator(pool: NodePool, cloud: str) -> acc.Accelerator:
-    """What each node of a valid pool carries."""
-    if pool.tpu is not None:
-        s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
-        return acc.Accelerator("tpu", s.accelerator, s.chips_per_vm)
-    if cloud == "aws":
-        return acc.aws_instance(pool.instance_type or "") or acc.NONE
-    if pool.gpu is not None:
-        return acc.Accelerator("nvidia", pool.gpu.type, pool.gpu.count)
-    machine = acc.gcp_gpu_machine(pool.instance_type or "")
-    if machine:
-        return acc.Accelerator("nvidia", machine["type"], machine["count"])
-    tpu_version = acc.tpu_machine_versions().get(pool.instance_type or "")
-    if tpu_version:
-        entry = acc.tpu_versions()[tpu_version]
-        return acc.Accelerator("tpu", entry["accelerator"], entry["machine_types"][pool.instance_type])
-    return acc.NONE
-
-
-def api_demand(api: Api) -> tuple[acc.Kind, int]:
-    c = api.compute
-    if c.gpu:
-        return "nvidia", c.gpu
-    if c.neuron_cores:
-        return "neuron", c.neuron_cores
-    if c.tpu_chips:
-        return "tpu", c.tpu_chips
-    return "none", 0
-
-
-def fits(pool_acc: acc.Accelerator, kind: acc.Kind, amount: int) -> bool:
-    if pool_acc.kind != kind:
-        return False
-    if kind == "none":
-        return True
-    if kind == "neuron":
-        return amount <= pool_acc.neuron_cores
-    if kind == "tpu":
-        # A TPU workload owns all chips of its VM: asking for fewer leaves chips idle that nobody else can use.
-        return amount == pool_acc.count
-    return amount <= pool_acc.count
-
-
-def pool_for(api: Api, spec: Spec) -> NodePool | None:
-    """The pool an API runs on: the pinned one, else the first pool offering what it asks for."""
-    kind, amount = api_demand(api)
-    for pool in spec.cluster.node_pools:
-        if api.node_pool == pool.name or (api.node_pool is None and fits(pool_accelerator(pool, spec.cloud), kind, amount)):
-            return pool
-    return None
+    key: bool = False  # point at the mapping key (a label or tag name), not its value
 
 
 def check(spec: Spec) -> list[Problem]:
@@ -90,12 +40,14 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from pool_problems
     # Placement against a broken pool would only repeat the pool's problem in other words.
     yield from _apis(spec, place=not pool_problems)
+    yield from _eks_node_groups(spec)
+    yield from _gcp_apply_time(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
     if spec.cloud == "aws":
-        if not re.match(AWS_REGION, spec.region):
-            yield Problem(("region",), f"'{spec.region}' is not an AWS region (e.g. us-west-2, eu-central-1)")
+        if problem := syntax.aws_region(spec.region):
+            yield Problem(("region",), problem)
         if spec.gcp_project is not None:
             yield Problem(("gcp_project",), "only used with `cloud: gcp`; remove it")
         if spec.state.backend == "gcs":
@@ -104,8 +56,8 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
             if name in spec.cluster.model_fields_set:
                 yield Problem(("cluster", name), "GCP only; remove it (EKS control planes span the region's zones)")
     else:
-        if not re.match(GCP_REGION, spec.region):
-            yield Problem(("region",), f"'{spec.region}' is not a GCP region (e.g. us-central1, europe-west4)")
+        if problem := syntax.gcp_region(spec.region):
+            yield Problem(("region",), problem)
         if spec.gcp_project is None:
             yield Problem(("gcp_project",), "required with `cloud: gcp`: the ID of the project to create resources in")
         if spec.state.backend == "s3":
@@ -114,8 +66,8 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
             ("cluster", "node_pools", i, "zones", z) for i, p in enumerate(spec.cluster.node_pools) for z in p.zones
         ]
         for *loc, zone in zones:
-            if zone is not None and not zone.startswith(spec.region + "-"):
-                yield Problem(tuple(loc), f"'{zone}' is not a zone of {spec.region} (e.g. {spec.region}-a)")
+            if zone is not None and (problem := syntax.gcp_zone(zone, spec.region)):
+                yield Problem(tuple(loc), problem)
     if spec.state.backend != "local" and not spec.state.bucket:
         yield Problem(("state", "bucket"), f"required with `backend: {spec.state.backend}`: an existing bucket for the state files")
 
@@ -192,8 +144,8 @@ def _aws_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
     if itype is None:
         yield Problem(loc + ("instance_type",), "required on AWS, e.g. m6i.large, g5.xlarge or inf2.xlarge")
         return
-    if not re.match(AWS_INSTANCE, itype):
-        hint = " (that looks like a GCP machine type)" if re.match(GCP_MACHINE, itype) else ""
+    if not AWS_INSTANCE.fullmatch(itype):
+        hint = " (that looks like a GCP machine type)" if GCP_MACHINE.fullmatch(itype) else ""
         yield Problem(loc + ("instance_type",), f"'{itype}' is not an EC2 instance type{hint}; e.g. m6i.large, g5.xlarge, inf2.xlarge")
         return
     if acc.aws_instance(itype) is None:
@@ -203,7 +155,7 @@ def _aws_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
 
 def _gcp_pool(pool: NodePool, loc: Loc, zonal: bool = False) -> Iterator[Problem]:
     itype = pool.instance_type
-    if itype is not None and re.match(AWS_INSTANCE, itype):
+    if itype is not None and AWS_INSTANCE.fullmatch(itype):
         kind = "an AWS Neuron" if acc.is_aws_accelerated_family(itype) and acc.aws_family(itype)[0] in acc.table()["aws"]["neuron"] else "an EC2"
         yield Problem(loc + ("instance_type",), f"'{itype}' is {kind} instance type; on GCP use a machine type such as n2-standard-4, g2-standard-8 or a TPU block")
         return
@@ -214,6 +166,9 @@ def _gcp_pool(pool: NodePool, loc: Loc, zonal: bool = False) -> Iterator[Problem
         return
     if itype is None:
         yield Problem(loc + ("instance_type",), "required unless the pool has a tpu block, e.g. n2-standard-4 or g2-standard-8")
+        return
+    if not GCP_MACHINE.fullmatch(itype) or len(itype) > 63:
+        yield Problem(loc + ("instance_type",), f"{itype!r} is not a GCE machine type; e.g. n2-standard-4, g2-standard-8, a3-highgpu-8g")
         return
     if itype in acc.tpu_machine_versions():
         yield Problem(loc + ("instance_type",), f"'{itype}' is a TPU machine type; describe the slice with `tpu: {{version: ..., topology: ...}}` instead")
@@ -274,7 +229,7 @@ _COMPUTE_FIELD = {"nvidia": "gpu", "neuron": "neuron_cores", "tpu": "tpu_chips"}
 
 
 def _placement(spec: Spec, api: Api, loc: Loc, pools: dict[str, NodePool]) -> Iterator[Problem]:
-    kind, amount = api_demand(api)
+    kind, amount = placement.api_demand(api)
     field = loc + ("compute", _COMPUTE_FIELD[kind]) if kind != "none" else loc + ("compute",)
     if kind == "tpu" and spec.cloud == "aws":
         yield Problem(field, "TPUs exist on GCP only; on AWS ask for gpu or neuron_cores")
@@ -287,12 +242,12 @@ def _placement(spec: Spec, api: Api, loc: Loc, pools: dict[str, NodePool]) -> It
         if pool is None:
             yield Problem(loc + ("node_pool",), f"no pool named '{api.node_pool}' (valid: {', '.join(pools) or 'none defined'})")
             return
-        have = pool_accelerator(pool, spec.cloud)
-        if not fits(have, kind, amount):
+        have = placement.pool_accelerator(pool, spec.cloud)
+        if not placement.fits(have, kind, amount):
             yield Problem(loc + ("node_pool",), _misfit(api, kind, amount, pool, have))
         return
-    if pool_for(api, spec) is None:
-        offers = [f"{p.name}: {_offer(pool_accelerator(p, spec.cloud))}" for p in spec.cluster.node_pools]
+    if placement.pool_for(api, spec) is None:
+        offers = [f"{p.name}: {_offer(placement.pool_accelerator(p, spec.cloud))}" for p in spec.cluster.node_pools]
         want = f"{amount} {_KIND_WORDS[kind]}" if kind != "none" else "a CPU-only node"
         yield Problem(field, f"no node pool offers {want} per node (pools: {'; '.join(offers) or 'none'}); add such a pool or change the request")
 
@@ -313,3 +268,193 @@ def _misfit(api: Api, kind: acc.Kind, amount: int, pool: NodePool, have: acc.Acc
     if kind == "tpu" and have.kind == "tpu":
         return f"pool '{pool.name}' has {have.count} TPU chips per VM; set compute.tpu_chips to {have.count}"
     return f"pool '{pool.name}' offers {_offer(have)} per node, the API asks for {amount} {_KIND_WORDS[kind]}"
+
+
+################################################################################
+# EKS managed node groups: combinations that pass the schema but fail when the node group is created
+################################################################################
+
+# Where each fact comes from (EKS User Guide, checked 2026-11-29):
+# - "Choose an optimal Amazon EC2 node instance type" (choosing-instance-type): no EKS AMI supports the
+#   mac family; Arm and non-accelerated AMIs do not support the g3, g4, inf and p families; AL2023 supports
+#   Graviton2 and later only, not A1.
+# - "Create nodes with optimized Amazon Linux AMIs" (eks-optimized-ami): P2 needs NVIDIA driver 470 or
+#   earlier and is not supported.
+# - CreateNodegroup API: a node group name is at most 63 characters; the node-group module names groups
+#   "<pool>-" plus the provider's 26-character unique suffix, so they can be replaced create-before-destroy.
+_EKS_NAME_MAX = 63 - 26 - 1
+# Families whose nodes need an accelerated AMI (NVIDIA or Neuron drivers): the g, p and inf families the
+# guide names, and Trainium. mlkit picks the AMI from its accelerator table, so a family of these
+# missing there would get a standard AMI that EKS does not support on it.
+_EKS_ACCELERATED_FAMILY = re.compile(r"^(g|gr|p|inf|trn)[0-9]")
+# Newest Cluster Autoscaler per Kubernetes minor (kubernetes/autoscaler tags cluster-autoscaler-1.N.P,
+# checked 2026-11-29). Upstream supports each release only on the Kubernetes minor of the same number,
+# so the add-ons stack runs the one matching cluster.kubernetes_version.
+CLUSTER_AUTOSCALER = {
+    "1.28": "v1.28.7",
+    "1.29": "v1.29.5",
+    "1.30": "v1.30.7",
+    "1.31": "v1.31.5",
+    "1.32": "v1.32.7",
+    "1.33": "v1.33.6",
+    "1.34": "v1.34.5",
+    "1.35": "v1.35.2",
+    "1.36": "v1.36.1",
+}
+
+
+def _eks_node_groups(spec: Spec) -> Iterator[Problem]:
+    if spec.cloud != "aws" or spec.cluster.existing is not None:
+        return
+    version = spec.cluster.kubernetes_version
+    if version not in CLUSTER_AUTOSCALER:
+        yield Problem(
+            ("cluster", "kubernetes_version"),
+            f"mlkit knows no Cluster Autoscaler release for Kubernetes {version}, and the autoscaler's minor must equal the cluster's; "
+            f"use one of {', '.join(CLUSTER_AUTOSCALER)}",
+        )
+    aws = acc.table()["aws"]
+    known = sorted(set(aws["nvidia"]) | set(aws["neuron"]))
+    for i, pool in enumerate(spec.cluster.node_pools):
+        loc: Loc = ("cluster", "node_pools", i)
+        if len(pool.name) > _EKS_NAME_MAX:
+            yield Problem(
+                loc + ("name",),
+                f"'{pool.name}' has {len(pool.name)} characters; on EKS a pool name is at most {_EKS_NAME_MAX} "
+                "(the node group is named <pool>-<26-character suffix>, at most 63); shorten it",
+            )
+        itype = pool.instance_type or ""
+        if not AWS_INSTANCE.fullmatch(itype):
+            continue  # _aws_pool already says what is wrong with it
+        family, _ = acc.aws_family(itype)
+        if family.startswith("mac"):
+            yield Problem(loc + ("instance_type",), f"EKS has no node AMI for Mac instances ({itype}); pick a Linux type such as m6i.large")
+        elif family == "a1":
+            yield Problem(
+                loc + ("instance_type",),
+                f"Amazon Linux 2023, the AMI of every mlkit node group, does not run on A1 (Graviton1); use Graviton2 or later, e.g. {itype.replace('a1.', 'm6g.')}",
+            )
+        elif _EKS_ACCELERATED_FAMILY.match(family) and family not in known:
+            yield Problem(
+                loc + ("instance_type",),
+                f"mlkit has no accelerator facts for the {family} family, so the group would get the standard AMI, which EKS does not support on "
+                f"GPU, Inferentia and Trainium families; use one of {', '.join(known)}",
+            )
+
+
+################################################################################
+# GCP: combinations that `terraform validate` accepts and GKE refuses at apply. Each rule names the
+# document it comes from; the README lists them.
+################################################################################
+
+# Ranges the kit's modules give GCP on a new network (terraform/gcp/gke and terraform/gcp/network
+# variables; tests/spec/test_gcp_apply_rules.py keeps them equal to the module defaults).
+GKE_MASTER_CIDR = "172.16.0.0/28"
+GKE_POD_CIDR = "10.64.0.0/14"
+GKE_SERVICE_CIDR = "10.68.0.0/20"
+
+
+def _gcp_machine_prefix(machine_type: str, key: str) -> str | None:
+    return next((p for p in acc.table()["gcp"][key] if machine_type.startswith(p)), None)
+
+
+def gcp_machine_type(pool: NodePool) -> str:
+    """The machine type a GKE pool runs on: the TPU slice's, or the one given."""
+    if pool.tpu is not None and pool.tpu.topology in acc.tpu_versions()[pool.tpu.version]["topologies"]:
+        return acc.tpu_slice(pool.tpu.version, pool.tpu.topology).machine_type
+    return pool.instance_type or ""
+
+
+def gcp_boot_disk(pool: NodePool) -> str:
+    """The pool's boot disk type: as given, else hyperdisk-balanced where the series takes Hyperdisk only."""
+    if "disk_type" not in pool.model_fields_set and _gcp_machine_prefix(gcp_machine_type(pool), "hyperdisk_only"):
+        return "hyperdisk-balanced"
+    return pool.disk_type
+
+
+def _gcp_apply_time(spec: Spec) -> Iterator[Problem]:
+    if spec.cloud != "gcp" or spec.cluster.existing is not None:
+        return
+    for i, pool in enumerate(spec.cluster.node_pools):
+        yield from _gcp_pool_apply_time(pool, ("cluster", "node_pools", i))
+    yield from _gcp_ranges(spec)
+    yield from _gcp_tpu_versions(spec)
+
+
+def _gcp_tpu_versions(spec: Spec) -> Iterator[Problem]:
+    # GKE "Plan TPUs in GKE": each TPU generation needs a minimum GKE version (accelerators.yaml).
+    for pool in spec.cluster.node_pools:
+        minimum = acc.tpu_versions()[pool.tpu.version].get("min_kubernetes") if pool.tpu else None
+        if minimum and _minor(spec.cluster.kubernetes_version) < _minor(minimum):
+            yield Problem(
+                ("cluster", "kubernetes_version"),
+                f"TPU {pool.tpu.version} pools (pool '{pool.name}') need GKE {minimum} or later; set kubernetes_version: \"{minimum}\" or newer",
+            )
+            return
+
+
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split(".") if x.isdigit())
+
+
+def _gcp_pool_apply_time(pool: NodePool, loc: Loc) -> Iterator[Problem]:
+    machine = gcp_machine_type(pool)
+    # Compute Engine disk support tables (sources in accelerators.yaml): a series takes Hyperdisk only,
+    # or Persistent Disk only. Left out, disk_type follows the machine type (gcp_boot_disk).
+    explicit = "disk_type" in pool.model_fields_set
+    if machine and explicit and pool.disk_type.startswith("pd-") and (prefix := _gcp_machine_prefix(machine, "hyperdisk_only")):
+        yield Problem(loc + ("disk_type",), f"{machine} boots from Hyperdisk only ({prefix}* machine types); set disk_type: hyperdisk-balanced or leave it out")
+    if machine and pool.disk_type.startswith("hyperdisk") and (prefix := _gcp_machine_prefix(machine, "persistent_disk_only")):
+        yield Problem(loc + ("disk_type",), f"{machine} takes Persistent Disk only ({prefix}* machine types); use pd-balanced, pd-ssd or pd-standard")
+    # Compute Engine "GPU machine types": an N1 VM with k GPUs of a type has at most so many vCPUs.
+    vcpus = re.fullmatch(r"n1-(?:standard|highmem|highcpu)-([0-9]+)", machine)
+    if vcpus and pool.gpu is not None:
+        limit = acc.table()["gcp"]["n1_max_vcpus"].get(pool.gpu.type, {}).get(pool.gpu.count)
+        if limit is not None and int(vcpus.group(1)) > limit:
+            yield Problem(loc + ("instance_type",), f"{machine} has {vcpus.group(1)} vCPUs; with {pool.gpu.count} {pool.gpu.type} an N1 VM may have at most {limit}")
+    if pool.tpu is None or pool.tpu.topology not in acc.tpu_versions()[pool.tpu.version]["topologies"]:
+        return
+    # GKE "Plan TPUs" / cluster-toolkit gke-node-pool: a slice (and COMPACT placement) lives in one
+    # zone, and node counts are per zone, so two zones would mean two slices.
+    if len(pool.zones) > 1:
+        yield Problem(loc + ("zones",), f"a TPU slice lives in one zone; name exactly one (e.g. [{pool.zones[0]}]) and add a pool per extra zone")
+    s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
+    # GKE "Deploy TPU workloads in GKE Standard": a multi-host slice pool holds 0 nodes or the whole
+    # slice; the autoscaler adds and removes it as one unit.
+    if s.multi_host and pool.min_nodes not in (0, s.nodes):
+        yield Problem(loc + ("min_nodes",), f"a {pool.tpu.topology} slice is {s.nodes} VMs added and removed as a whole: set min_nodes to 0 (idle slice removed) or {s.nodes}")
+
+
+def _gcp_ranges(spec: Spec) -> Iterator[Problem]:
+    import ipaddress
+
+    cluster = spec.cluster
+    # GKE private clusters: with only a private endpoint, authorized networks must be internal
+    # addresses ("... is not a reserved network, which is required for private endpoints").
+    if not cluster.endpoint_public_access:
+        for j, cidr in enumerate(cluster.public_access_cidrs):
+            net = _network_or_none(cidr)
+            if net is not None and not net.is_private:
+                yield Problem(
+                    ("cluster", "public_access_cidrs", j),
+                    f"'{cidr}' is a public range; with endpoint_public_access: false GKE accepts only internal ranges here: list the networks that reach the private endpoint, e.g. [{spec.network.vpc_cidr}]",
+                )
+    if not spec.network.creates_vpc:
+        return
+    # GKE private clusters: the control plane's /28 must not overlap the VPC; VPC subnets: secondary
+    # ranges (pods, services) must not overlap the primary range.
+    vpc = _network_or_none(spec.network.vpc_cidr)
+    if vpc is None:
+        return
+    for what, cidr in (("the control plane range", GKE_MASTER_CIDR), ("the pod range", GKE_POD_CIDR), ("the Service range", GKE_SERVICE_CIDR)):
+        if vpc.overlaps(ipaddress.ip_network(cidr)):
+            yield Problem(("network", "vpc_cidr"), f"{spec.network.vpc_cidr} overlaps {what} {cidr} that GKE uses; pick another range, e.g. 10.0.0.0/16")
+
+
+def _network_or_none(cidr: str):
+    import ipaddress
+
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None

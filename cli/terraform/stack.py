@@ -30,7 +30,7 @@ class Stack:
 def open_stack(file: Path, which: str) -> Stack:
     """Load the spec and check that infra/ is rendered and current before terraform sees it."""
     from ..render import facts, merge
-    from ..render.plan import ADDONS, CLUSTER, MACHINE_OWNED, render
+    from ..render.infra import ADDONS, CLUSTER, MACHINE_OWNED, render
     from ..spec import load
 
     spec = load(file)

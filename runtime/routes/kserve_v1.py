@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..app import runtime_of
-from ..errors import BadRequest, NotFound
-from ..payloads import payload
+from ..errors import BadRequest, NotFound, PayloadTooLarge
+from ..payloads import clip, payload
 
 router = APIRouter(tags=["kserve-v1"])
 
@@ -18,7 +18,7 @@ router = APIRouter(tags=["kserve-v1"])
 def check_name(request: Request, name: str) -> None:
     known = runtime_of(request).settings.name
     if name != known:
-        raise NotFound(f"model {name!r} is not served here (this server serves {known!r})")
+        raise NotFound(f"model {clip(name)!r} is not served here (this server serves {known!r})")
 
 
 @router.get("/v1/models/{name}", summary="Model readiness (KServe v1)")
@@ -41,6 +41,11 @@ async def respond(request: Request, name: str) -> Response:
         instances = body.get("instances") if isinstance(body, dict) else None
         if not isinstance(instances, list):
             raise BadRequest('the body must be a JSON object with a list under "instances", e.g. {"instances": [{"text": "hi"}]}')
+        if len(instances) > rt.settings.max_instances:  # before fanning out: one task per instance
+            raise PayloadTooLarge(
+                f"the request has {len(instances)} instances; the limit is {rt.settings.max_instances} "
+                "(--max-instances / MLKIT_MAX_INSTANCES): split it into several requests"
+            )
         # Each instance is its own payload, so instances of many requests share batches.
         predictions = await asyncio.gather(*(rt.predict_one(i) for i in instances))
         return {"predictions": list(predictions)}

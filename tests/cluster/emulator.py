@@ -5,6 +5,12 @@ API server does and kmock leaves to subclasses are added here, since mlkit relie
 server-side apply creates an absent object, and `metadata.generation` starts at 1 and grows when
 the spec changes. And one thing a real API server does that kmock does not: the items of a built-in
 kind's list come without kind and apiVersion. (kmock's lists ignore `labelSelector`; mlkit's client filters again anyway.)
+API discovery serves what a real cluster with mlkit's add-ons serves: kmock's bundled resource lists
+(the built-in kinds of a K3s server, gateway.networking.k8s.io included) plus KEDA's CRDs (and its HTTP add-on's); a test
+installs another CRD with `Running.serve()`. As on a real server, a request for a resource the
+server does not serve answers 404, and writing one does not store it. Unlike a real server, kmock
+stores each version of a resource apart (an HPA written as autoscaling/v2 is not listed as
+autoscaling/v1), so tests write the preferred version.
 Tests play the controllers (a Deployment's status, pods, events, logs) by writing objects and
 reactions themselves.
 """
@@ -13,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gzip
+import importlib.resources
 import json
 import re
 import threading
@@ -31,9 +39,48 @@ NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?$")
 BUILT_IN_LIST = re.compile(r"^/(api/v1|apis/(apps|policy|networking\.k8s\.io|autoscaling)/v\w+)(/namespaces/[^/]+)?/[a-z]+$")
 
 
+# KEDA's CRDs as its chart installs them (kedacore/charts, keda/templates/crds/, KEDA 2.x):
+# group keda.sh, version v1alpha1, these plurals, kinds and scopes.
+KEDA = {
+    "keda.sh/v1alpha1/scaledobjects": ("ScaledObject", True),
+    "keda.sh/v1alpha1/scaledjobs": ("ScaledJob", True),
+    "keda.sh/v1alpha1/triggerauthentications": ("TriggerAuthentication", True),
+    "keda.sh/v1alpha1/clustertriggerauthentications": ("ClusterTriggerAuthentication", False),
+    # The KEDA HTTP add-on's (kedacore/http-add-on, config/crd): what scale-to-zero APIs render.
+    "http.keda.sh/v1alpha1/httpscaledobjects": ("HTTPScaledObject", True),
+}
+VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")
+
+
+def version_priority(version: str) -> tuple:
+    """Kubernetes' version order, highest first: GA before beta before alpha, then the higher numbers (v2, v1, v1beta2, v1beta1, v1alpha1)."""
+    match = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", version)
+    if not match:
+        return (3, version)
+    major, stage, minor = match.groups()
+    return ({None: 0, "beta": 1, "alpha": 2}[stage], -int(major), -int(minor or 0))
+
+
+def not_found(message: str) -> web.Response:
+    """A 404 as a real API server writes it."""
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": "NotFound", "details": {}, "code": 404}
+    return web.json_response(body, status=404)
+
+
 @attrs.define(eq=False)
 class Emulator(kmock.KubernetesEmulator):
     namespaces: dict = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        # kmock's load_bundled(), without its deprecated importlib call.
+        self.resources.load_data(gzip.decompress(importlib.resources.files("kmock._internal").joinpath("resources.json.gz").read_bytes()))
+        for resource, (kind, namespaced) in KEDA.items():
+            self.serve(resource, kind, namespaced)
+
+    def serve(self, resource: str, kind: str, namespaced: bool = True) -> None:
+        """Serve a resource ("group/version/plural") as an installed CRD does."""
+        self.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=namespaced, singular=kind.lower(), verbs=set(VERBS), subresources={"status"})
 
     async def __call__(self, raw_request):
         # kmock reads /api/v1/namespaces/NAME as the prefix of namespaced paths, never as the
@@ -41,6 +88,16 @@ class Emulator(kmock.KubernetesEmulator):
         match = NAMESPACE_PATH.match(raw_request.path)
         if match is None:
             response = await super().__call__(raw_request)
+            if raw_request.method == "GET" and response.status == 200 and raw_request.path == "/apis" and response.content_type == "application/json":
+                body = json.loads(response.body)
+                for group in body["groups"]:  # kmock picks any version as preferred; a real server the most stable, newest
+                    group["versions"].sort(key=lambda v: version_priority(v["version"]))
+                    group["preferredVersion"] = group["versions"][0]
+                response = web.json_response(body)
+            if raw_request.method == "GET" and response.status == 200 and raw_request.path == "/api/v1":
+                body = json.loads(response.body)
+                body["groupVersion"] = "v1"  # kmock writes "/v1" for the core group
+                response = web.json_response(body)
             if raw_request.method == "GET" and response.status == 200 and BUILT_IN_LIST.match(raw_request.path):
                 body = json.loads(response.body)
                 for item in body.get("items", []):
@@ -58,10 +115,12 @@ class Emulator(kmock.KubernetesEmulator):
             self.namespaces.pop(name, None)
             return web.json_response({"kind": "Status", "status": "Success"})
         if name not in self.namespaces:
-            return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
+            return not_found(f'namespaces "{name}" not found')
         return web.json_response(self.namespaces[name])
 
     async def _handle(self, request):
+        if request.resource is not None and request.resource.plural and request.resource not in self.resources:
+            return not_found("the server could not find the requested resource")
         if request.resource is not None and request.name is not None and request.method == enums.method.PATCH:
             async with self._lock:
                 object_key = (request.resource, request.namespace, request.name)
@@ -84,6 +143,18 @@ class Running:
     emulator: Emulator
     url: str
     loop: asyncio.AbstractEventLoop
+
+    def serve(self, resource: str, kind: str, namespaced: bool = True) -> None:
+        """Install a CRD: the emulator serves `resource` ("group/version/plural") from now on."""
+        self.loop.call_soon_threadsafe(self.emulator.serve, resource, kind, namespaced)
+        # call_soon_threadsafe returns at once; wait until the loop has run it.
+        done = threading.Event()
+        self.loop.call_soon_threadsafe(done.set)
+        done.wait(5)
+
+    def requests(self) -> list[str]:
+        """Every request served so far, as "METHOD PATH"."""
+        return [f"{str(r.method.value).upper()} {r.url.path}" for r in list(self.emulator)]
 
     def objects(self, plural: str) -> list[dict]:
         if plural == "namespaces":

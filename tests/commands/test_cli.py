@@ -78,7 +78,7 @@ def test_init_example_of_another_cloud(tmp_path):
 def test_invalid_spec_exits_1_with_no_traceback_and_writes_nothing(project):
     proj = project()
     spec = proj / "mlkit.yaml"
-    spec.write_text(spec.read_text().replace('kubernetes_version: "1.31"', "kubernetes_version: 1.30"))
+    spec.write_text(spec.read_text().replace('kubernetes_version: "1.35"', "kubernetes_version: 1.30"))
     result = mlkit("render", cwd=proj)
     assert result.returncode == 1
     assert 'cluster.kubernetes_version: YAML reads 1.30 as the number 1.3; quote it: "1.30"' in result.stderr

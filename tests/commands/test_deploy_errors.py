@@ -12,7 +12,7 @@ project: err-demo
 cloud: aws
 region: us-west-2
 cluster: {existing: {name: prod, context: nowhere}}
-apis: [{name: a, predictor: predictor.py:Predictor, model: s3://m/a/}]
+apis: [{name: a, predictor: predictor.py:Predictor, model: s3://models-m/a/}]
 """
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import re
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import mlkit
+from tests.conftest import assert_one_line_error, mlkit
 from tests.runtime.conftest import free_port
 
 
@@ -59,3 +65,137 @@ def test_serve_needs_a_name_when_there_are_several_apis(project):
     result = mlkit("serve", cwd=project("aws-accelerators"))
     assert result.returncode == 1
     assert "has 3 APIs; name one: mlkit serve sentiment (valid: sentiment, sentiment-gpu, sentiment-neuron)" in result.stderr
+
+
+def wait_ready(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"mlkit serve exited with {proc.returncode}"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError("mlkit serve did not become ready")
+
+
+def with_keys(proj: Path) -> None:
+    spec = proj / "mlkit.yaml"
+    spec.write_text(spec.read_text().replace("    predictor: predictor.py:Predictor", "    predictor: predictor.py:Predictor\n    api_keys: true"))
+
+
+def serve_until_checked(proj: Path, *args: str, stderr=subprocess.PIPE, check) -> tuple[str, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlkit", "serve", "--port", str(port), *args], cwd=proj, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        wait_ready(port, proc)
+        check(f"http://127.0.0.1:{port}/predict")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return out, err or ""
+
+
+def test_api_keys_without_a_key_and_no_terminal_write_a_0600_file_and_print_only_its_path(project):
+    proj = project()
+    with_keys(proj)
+    key_file = proj / ".mlkit/serve/sentiment.key"
+
+    def check(url: str) -> None:
+        assert httpx.post(url, json={"text": "great"}).status_code == 401  # never open
+        key = key_file.read_text().strip()
+        assert httpx.post(url, json={"text": "great"}, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+    out, err = serve_until_checked(proj, check=check)
+    key = key_file.read_text().strip()
+    assert key.startswith("mlk_") and len(key) > 20
+    assert key not in out and key not in err
+    assert str(key_file) in err and "0600" in err
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert (proj / ".mlkit/serve/.gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_api_keys_given_on_the_command_line_are_used_and_nothing_is_written(project):
+    proj = project()
+    with_keys(proj)
+
+    def check(url: str) -> None:
+        assert httpx.post(url, json={"text": "great"}).status_code == 401
+        assert httpx.post(url, json={"text": "great"}, headers={"X-API-Key": "k-local-1"}).status_code == 200
+        assert httpx.post(url, json={"text": "great"}, headers={"X-API-Key": "k-local-2"}).status_code == 200
+
+    out, err = serve_until_checked(proj, "--api-key", "k-local-1", "--api-key", "k-local-2", check=check)
+    assert "k-local" not in out + err
+    assert not (proj / ".mlkit/serve").exists()
+
+
+def test_api_keys_from_a_file(project, tmp_path):
+    proj = project()
+    with_keys(proj)
+    keys = tmp_path / "keys"
+    keys.write_text("k-from-file\n")
+
+    def check(url: str) -> None:
+        assert httpx.post(url, json={"text": "great"}).status_code == 401
+        assert httpx.post(url, json={"text": "great"}, headers={"X-API-Key": "k-from-file"}).status_code == 200
+
+    serve_until_checked(proj, "--api-keys-file", str(keys), check=check)
+
+
+def test_a_made_key_is_shown_once_on_a_terminal_and_not_written(project):
+    proj = project()
+    with_keys(proj)
+    leader, follower = pty.openpty()
+    seen: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def check(url: str) -> None:
+        time.sleep(0.2)
+        match = re.search(rb"shown once, works until the server stops: (mlk_\S+)", b"".join(seen))
+        assert match, b"".join(seen)[-2000:]
+        key = match.group(1).decode()
+        assert httpx.post(url, json={"text": "great"}).status_code == 401
+        assert httpx.post(url, json={"text": "great"}, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+    try:
+        serve_until_checked(proj, stderr=follower, check=check)
+    finally:
+        os.close(follower)
+        reader.join(5)
+        os.close(leader)
+    assert b"".join(seen).count(b"mlk_") == 1
+    assert not (proj / ".mlkit/serve").exists()
+
+
+def test_a_symlinked_key_folder_is_refused(project, sentinel):
+    proj = project()
+    with_keys(proj)
+    (proj / ".mlkit").mkdir(exist_ok=True)
+    (proj / ".mlkit/serve").symlink_to(sentinel.root)
+    result = mlkit("serve", "--port", str(free_port()), cwd=proj, timeout=120)
+    assert_one_line_error(result, ".mlkit/serve is a symlink or not a folder", "--api-key")
+    sentinel.assert_untouched()
+
+
+def test_a_predictor_that_cannot_load_is_one_line_and_exit_1(project):
+    proj = project()
+    predictor = proj / "predictor.py"
+    predictor.write_text(predictor.read_text().replace("    def __init__(self, config: dict, model_dir: str):", "    def __init__(self, config: dict, model_dir: str):\n        raise RuntimeError('no weights')", 1))
+    result = mlkit("serve", "--port", str(free_port()), cwd=proj, timeout=120)
+    assert_one_line_error(result, "predictor.py: Predictor(config, model_dir) failed: RuntimeError: no weights (line ", "raise RuntimeError('no weights')")
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    debug = mlkit("--debug", "serve", "--port", str(free_port()), cwd=proj, timeout=120)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr

@@ -9,10 +9,10 @@ import shutil
 import boto3
 import pytest
 
-from mlkit.deploy import images
+from mlkit.deploy import images, runtime_wheel
 from mlkit.errors import ToolError, UserError
 from mlkit.spec import load
-from tests.conftest import EXAMPLES, aws_env, mlkit
+from tests.conftest import EXAMPLES, REPO, assert_one_line_error, aws_env, mlkit
 
 
 def example(tmp_path, name="aws-accelerators"):
@@ -26,12 +26,38 @@ def example(tmp_path, name="aws-accelerators"):
 def test_context_holds_code_runtime_and_dockerfile_but_not_models_or_infra(tmp_path):
     root, spec = example(tmp_path)
     ctx = images.context(root, spec, spec.apis[0])
-    assert {"Dockerfile", "requirements.txt", "runtime-requirements.txt", "app/predictor.py", "mlkit_runtime/app.py"} <= set(ctx.files)
+    wheel = f"build/{runtime_wheel.filename()}"
+    assert {"Dockerfile", "build/install.sh", "build/requirements.txt", "build/accelerator-requirements.txt", wheel, "app/predictor.py"} <= set(ctx.files)
     assert not any(p.startswith(("app/infra/", "app/model/")) for p in ctx.files) and "app/mlkit.yaml" not in ctx.files
-    assert b"fastapi" in ctx.files["runtime-requirements.txt"]
+    assert not any(p.endswith(".py") and not p.startswith("app/") for p in ctx.files)  # the runtime travels only inside its wheel
     dockerfile = ctx.files["Dockerfile"].decode()
     assert "FROM python:3.11-slim-bookworm" in dockerfile and "USER 10001:10001" in dockerfile
+    assert "RUN sh /tmp/build/install.sh" in dockerfile and "COPY build/ /tmp/build/" in dockerfile
     assert 'ENTRYPOINT ["python", "-m", "mlkit_runtime"]' in dockerfile
+
+
+def test_the_runtime_wheel_holds_every_runtime_file_with_its_hash_and_the_runtime_extra(tmp_path):
+    import base64
+    import hashlib
+    import io
+    import zipfile
+
+    root, spec = example(tmp_path)
+    data = images.context(root, spec, spec.apis[0]).files[f"build/{runtime_wheel.filename()}"]
+    assert data == runtime_wheel.build()  # byte for byte: the tag depends on it
+    whl = zipfile.ZipFile(io.BytesIO(data))
+    source = {f"mlkit_runtime/{p.relative_to(REPO / 'runtime').as_posix()}" for p in (REPO / "runtime").rglob("*.py")}
+    assert source <= set(whl.namelist()) and "mlkit_runtime/routes/health.py" in source
+    info = f"mlkit_runtime-{runtime_wheel.__version__}.dist-info"
+    record = [line.split(",") for line in whl.read(f"{info}/RECORD").decode().splitlines()]
+    for path, digest, size in record:
+        if path.endswith("RECORD"):
+            continue
+        body = whl.read(path)
+        assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=").decode() and int(size) == len(body)
+    assert {r[0] for r in record} == set(whl.namelist())
+    metadata = whl.read(f"{info}/METADATA").decode()
+    assert "Requires-Dist: fastapi" in metadata and "Requires-Dist: uvicorn[standard]" in metadata
 
 
 def test_each_accelerator_gets_its_base_image(tmp_path):
@@ -41,8 +67,8 @@ def test_each_accelerator_gets_its_base_image(tmp_path):
     assert bases["sentiment-gpu"].startswith("pytorch/pytorch:") and "cuda" in bases["sentiment-gpu"]
     assert bases["sentiment-neuron"].startswith("public.ecr.aws/neuron/pytorch-inference-neuronx")
     root, spec = example(tmp_path, "gcp-tpu-v5e")
-    tpu = images.context(root, spec, next(a for a in spec.apis if a.compute.tpu_chips)).files["Dockerfile"].decode()
-    assert "torch_xla[tpu]" in tpu
+    tpu = images.context(root, spec, next(a for a in spec.apis if a.compute.tpu_chips)).files
+    assert "torch_xla[tpu]" in tpu["build/accelerator-requirements.txt"].decode() and "libtpu-releases" in tpu["Dockerfile"].decode()
 
 
 def test_tag_is_stable_and_follows_the_code(tmp_path):
@@ -150,3 +176,99 @@ def test_ecr_calls_without_aws_credentials_say_how_to_provide_them(tmp_path, mon
     for call in (lambda: images.ecr_has("us-west-2", "demo", "api-123"), lambda: images.ecr_login("us-west-2")):
         with pytest.raises(UserError, match=r"^no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID"):
             call()
+
+
+def plant_secrets(root):
+    """What lies around in real project folders and must never reach an image or a bucket."""
+    (root / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (root / ".env").write_text("AWS_SECRET_ACCESS_KEY=planted\n")
+    (root / ".env.prod").write_text("TOKEN=planted\n")
+    (root / "certs").mkdir()
+    (root / "certs" / "server.pem").write_text("planted\n")
+    (root / "certs" / "server.key").write_text("planted\n")
+    (root / "credentials.json").write_text("{}\n")
+    (root / "terraform.tfstate.backup").write_text("{}\n")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("[core]\n")
+    (root / "lib" / ".terraform").mkdir(parents=True)
+    (root / "lib" / ".terraform" / "plugin").write_text("x\n")
+    (root / "lib" / "util.py").write_text("X = 1\n")
+    (root / ".mlkit").mkdir(exist_ok=True)
+    (root / ".mlkit" / "deploy.json").write_text("{}\n")
+    (root / ".streamlit").mkdir()
+    (root / ".streamlit" / "config.toml").write_text("[server]\n")
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / "scratch.ipynb").write_text("{}\n")
+    # The project's own rules: leave notebooks out, bring one hidden folder in, and try (in vain) to bring secrets in.
+    (root / ".mlkitignore").write_text("# ours\nnotebooks/\n!.streamlit/\n!.env\n!id_rsa\n")
+
+
+def test_secrets_and_state_stay_out_of_the_context_whatever_mlkitignore_says(tmp_path):
+    root, spec = example(tmp_path)
+    plant_secrets(root)
+    app = {p.removeprefix("app/") for p in images.context(root, spec, spec.apis[0]).files if p.startswith("app/")}
+    assert app == {"README.md", "predictor.py", "requirements.txt", "lib/util.py", ".streamlit/config.toml"}
+
+
+def test_build_context_dir_says_what_each_context_holds_and_warns_of_large_files(tmp_path):
+    root, spec = example(tmp_path)
+    plant_secrets(root)
+    with open(root / "lib" / "big.bin", "wb") as f:  # sparse: 101 MB on paper, nothing on disk
+        f.truncate(101 * 1024 * 1024)
+    out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    built = json.loads(out.stdout)["images"][0]
+    written = [p for p in (tmp_path / "ctx" / "sentiment").rglob("*") if p.is_file()]
+    assert built["files"] == len(written) and built["bytes"] == sum(p.stat().st_size for p in written)
+    assert f"sentiment: context in {tmp_path / 'ctx' / 'sentiment'}: {built['files']} files, {built['bytes']:,} bytes" in out.stderr
+    assert "warning: sentiment: app/lib/big.bin is 106 MB" in out.stderr
+    names = {p.name for p in written}
+    assert not names & {"id_rsa", ".env", ".env.prod", "server.pem", "server.key", "credentials.json", "terraform.tfstate.backup", "deploy.json", "scratch.ipynb"}
+
+
+def test_a_symlink_leading_outside_the_project_is_refused_naming_it(tmp_path, sentinel):
+    root, _ = example(tmp_path)
+    (root / "leak").symlink_to(sentinel.root / "secrets")
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / 'leak'}: a symlink to {sentinel.root / 'secrets'}, outside {root}")
+    assert not (tmp_path / "ctx").exists()
+    (root / "leak").unlink()
+    (root / "notes.txt").symlink_to(sentinel.root / "notes.txt")  # a file link as well as a folder link
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / 'notes.txt'}: a symlink to {sentinel.root / 'notes.txt'}")
+    (root / "notes.txt").unlink()
+    (root / "lib").mkdir()
+    (root / "lib" / "util.py").write_text("X = 1\n")
+    (root / "shared").symlink_to(root / "lib")  # a link inside the project is followed
+    (root / ".mlkitignore").write_text("")
+    out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "ctx" / "sentiment" / "app" / "shared" / "util.py").read_text() == "X = 1\n"
+    sentinel.assert_untouched()
+
+
+def test_a_context_dir_inside_the_project_is_refused_unless_ignored(tmp_path):
+    root, _ = example(tmp_path)
+    (root / "sentiment").mkdir()
+    (root / "sentiment" / "keep.txt").write_text("the team's\n")
+    for where in (".", "ctx"):
+        out = mlkit("build", "--context-dir", where, cwd=root)
+        assert_one_line_error(out, f"--context-dir {where}: inside the project", ".mlkitignore")
+    assert (root / "sentiment" / "keep.txt").read_text() == "the team's\n" and not (root / "ctx").exists()
+    (root / ".mlkitignore").write_text("ctx/\n")
+    out = mlkit("build", "sentiment", "--context-dir", "ctx", "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    again = mlkit("build", "sentiment", "--context-dir", "ctx", "--json", cwd=root)
+    assert json.loads(again.stdout)["images"][0]["tag"] == json.loads(out.stdout)["images"][0]["tag"]  # the written context did not enter the next
+
+
+def test_an_mlkitignore_that_is_a_link_or_not_text_is_one_error_line(tmp_path, sentinel):
+    root, _ = example(tmp_path)
+    (root / ".mlkitignore").symlink_to(sentinel.root / "notes.txt")
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / '.mlkitignore'}: must be a plain file of gitignore patterns, not a link or a folder")
+    (root / ".mlkitignore").unlink()
+    (root / ".mlkitignore").write_bytes(b"\xff\xfe\x00bad")
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / '.mlkitignore'}: cannot read it", "UTF-8")
+    sentinel.assert_untouched()

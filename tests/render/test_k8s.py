@@ -13,7 +13,7 @@ import yaml
 
 from mlkit.render.facts import Facts
 from mlkit.render.k8s import PRESTOP_S
-from mlkit.render.plan import render
+from mlkit.render.infra import render
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
@@ -41,7 +41,7 @@ PLAIN_SPEC = """
 project: plain-demo
 cloud: gcp
 region: us-central1
-gcp_project: p
+gcp_project: acme-ml
 cluster: {node_pools: [{name: cpu, instance_type: n2-standard-4}]}
 apis: [{name: a, predictor: p.py:P, expose: internal, api_keys: true}]
 """
@@ -235,7 +235,7 @@ def test_gke_spot_pods_fit_the_30_second_notice():
 project: spot-demo
 cloud: gcp
 region: us-central1
-gcp_project: p
+gcp_project: acme-ml
 cluster:
   node_pools: [{name: l4, instance_type: g2-standard-8, max_nodes: 2, spot: true}]
 apis: [{name: a, predictor: p.py:P, compute: {gpu: 1}}]
@@ -292,7 +292,7 @@ def test_canary_splits_traffic_by_weight_through_the_gateway():
 ])
 def test_exposure_makes_a_load_balancer_private_by_default(cloud, expose, annotations):
     pool = "m6i.large" if cloud == "aws" else "n2-standard-4"
-    region = "us-east-1" if cloud == "aws" else "us-central1\ngcp_project: p"
+    region = "us-east-1" if cloud == "aws" else "us-central1\ngcp_project: acme-ml"
     text = f"project: x-demo\ncloud: {cloud}\nregion: {region}\ncluster: {{node_pools: [{{name: cpu, instance_type: {pool}}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n"
     private = yaml.safe_load(render(loads(text))["infra/k8s/a/service.yaml"])
     assert private["spec"]["type"] == "ClusterIP"

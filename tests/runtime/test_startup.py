@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.conftest import assert_one_line_error
 from tests.runtime.conftest import PREDICTORS
 
 
@@ -14,20 +16,40 @@ def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mlkit_runtime", "--port", "0", *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize(
-    "predictor, message",
-    [
-        ("broken_import.py:Predictor", "broken_import.py: importing it failed: ModuleNotFoundError: No module named 'not_a_module_anyone_has' (line 1"),
-        ("echo.py:Nope", "echo.py: has no class 'Nope' (classes defined there: AsyncEcho, BatchEcho, BrokenInit, Echo, Fuzz, WrongBatch)"),
-        ("echo.py:BrokenInit", "echo.py: BrokenInit(config, model_dir) failed: RuntimeError: weights are corrupt"),
-        ("missing.py:Predictor", "missing.py: no such file"),
-    ],
-)
-def test_load_failures_exit_non_zero_and_name_the_file(tmp_path, predictor, message):
+LOAD_FAILURES = [
+    ("broken_import.py:Predictor", "broken_import.py: importing it failed: ModuleNotFoundError: No module named 'not_a_module_anyone_has' (line 1"),
+    ("broken_syntax.py:Predictor", "broken_syntax.py: importing it failed: SyntaxError: expected ':' (line 2)"),
+    ("echo.py:Nope", "echo.py: has no class 'Nope' (classes defined there: AsyncEcho, BatchEcho, BrokenInit, Echo, Fuzz, WrongBatch)"),
+    ("echo.py:BrokenInit", "echo.py: BrokenInit(config, model_dir) failed: RuntimeError: weights are corrupt (line "),
+    ("missing.py:Predictor", "missing.py: no such file"),
+    ("broken_exit.py:Predictor", "broken_exit.py: importing it failed: SystemExit: 0 (line 3: sys.exit(0)"),
+    ("no_such_package:Predictor", "no_such_package: importing it failed: ModuleNotFoundError: No module named"),
+]
+
+
+@pytest.mark.parametrize("predictor, message", LOAD_FAILURES)
+def test_load_failures_are_one_line_and_exit_1(tmp_path, predictor, message):
     result = run("--predictor", f"{PREDICTORS / predictor}", "--model-dir", str(tmp_path))
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Application startup complete" not in result.stderr
+    assert_one_line_error(result, message, code=1)
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip().removeprefix('error: ')}"], result.stderr
+    assert "Application startup" not in result.stderr
+
+
+def test_a_failing_warmup_is_one_error_line_and_exit_1(tmp_path):
+    result = run("--predictor", f"{PREDICTORS}/broken_warmup.py:Predictor", "--model-dir", str(tmp_path))
+    assert_one_line_error(result, "broken_warmup.py: warmup() failed: OSError: the GPU is not there (line 12: raise OSError(\"the GPU is not there\"))", code=1)
+    assert [line for line in result.stderr.splitlines() if "the GPU is not there" in line] == [result.stderr.splitlines()[-1]]
+    assert len(result.stderr) < 1000, result.stderr
+
+
+@pytest.mark.parametrize("predictor", ["echo.py:BrokenInit", "broken_warmup.py:Predictor"])
+def test_debug_shows_the_traceback(tmp_path, predictor):
+    for args in (["--debug"], []):
+        result = subprocess.run(
+            [sys.executable, "-m", "mlkit_runtime", "--port", "0", "--predictor", f"{PREDICTORS / predictor}", "--model-dir", str(tmp_path), *args],
+            capture_output=True, text=True, timeout=60, env=os.environ | ({"MLKIT_DEBUG": "true"} if not args else {}),
+        )
+        assert result.returncode == 1 and "Traceback" in result.stderr and "raise" in result.stderr
 
 
 @pytest.mark.parametrize(

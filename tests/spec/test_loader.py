@@ -74,10 +74,10 @@ def test_defaults_fill_in():
         ("region: us-west-2", "region: us-west-2\nnetwork: {vpc_cidr: 10.0.0.0/8}", "network.vpc_cidr: prefix /8 is out of range (valid: /16 to /20)"),
         ("region: us-west-2", "region: us-west-2\nstate: {backend: s3}", "state.bucket: required with `backend: s3`"),
         ("region: us-west-2", "region: us-west-2\nstate: {backend: gcs, bucket: b}", "state.backend: gcs state needs `cloud: gcp`"),
-        ("region: us-west-2", "region: us-west-2\ngcp_project: p", "gcp_project: only used with `cloud: gcp`"),
+        ("region: us-west-2", "region: us-west-2\ngcp_project: acme-ml", "gcp_project: only used with `cloud: gcp`"),
         ("region: us-west-2", "region: uswest", "region: 'uswest' is not an AWS region"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    canary: {weight: 10}", "apis[0].canary: a canary is served through the project's Gateway, an internet-facing load balancer: set `expose: public`"),
-        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: public\n    canary: {weight: 100}", "apis[0].canary.weight: Input should be less than or equal to 99"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: public\n    canary: {weight: 100}", "apis[0].canary.weight: 100 is too large (valid: at most 99)"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: everyone", "apis[0].expose: 'everyone' is not allowed (valid: cluster, internal, public)"),
         ("region: us-west-2", "region: us-west-2\nnamespace: Team_A", "namespace: 'Team_A' must be a DNS label"),
     ],
@@ -89,7 +89,7 @@ def test_mistakes_name_the_field_and_the_fix(old, new, expected):
 
 
 def test_wrong_cloud_accelerators_on_gcp():
-    text = BASE.replace("cloud: aws", "cloud: gcp").replace("region: us-west-2", "region: us-central1\ngcp_project: p")
+    text = BASE.replace("cloud: aws", "cloud: gcp").replace("region: us-west-2", "region: us-central1\ngcp_project: acme-ml")
     found = "\n".join(problems(text))
     assert "'inf2.xlarge' is an AWS Neuron instance type" in found
     assert "'m6i.large' is an EC2 instance type" in found
@@ -106,13 +106,13 @@ def test_wrong_cloud_accelerators_on_gcp():
     ],
 )
 def test_gcp_pool_rules(pool, expected):
-    text = f"project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  zone: us-central1-a\n  node_pools:\n    - {pool}\n"
+    text = f"project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n  zone: us-central1-a\n  node_pools:\n    - {pool}\n"
     found = "\n".join(problems(text))
     assert expected in found
 
 
 def test_tpu_in_a_regional_cluster_needs_a_zone_of_the_region():
-    base = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  node_pools:\n    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1%s}\n"
+    base = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n  node_pools:\n    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1%s}\n"
     assert any("cluster.node_pools[0].zones: a TPU slice lives in one zone" in p for p in problems(base % ""))
     assert any("'europe-west4-a' is not a zone of us-central1" in p for p in problems(base % ", zones: [europe-west4-a]"))
     assert loads(base % ", zones: [us-central1-a]").cluster.node_pools[0].zones == ["us-central1-a"]
@@ -125,7 +125,7 @@ def test_gcp_only_settings_on_aws():
 
 def test_tpu_api_must_take_all_chips_of_a_vm():
     text = (
-        "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: p\ncluster:\n  node_pools:\n"
+        "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n  node_pools:\n"
         "    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1, zones: [us-central1-a]}\n"
         "apis:\n  - {name: a, predictor: p.py:P, compute: {tpu_chips: 4}, node_pool: tpu}\n"
     )
@@ -133,7 +133,7 @@ def test_tpu_api_must_take_all_chips_of_a_vm():
 
 
 def test_every_problem_is_reported_at_once():
-    text = BASE.replace("min_nodes: 1, max_nodes: 5", "min_nodes: 6, max_nodes: 5").replace("region: us-west-2", "region: us-west-2\ngcp_project: p")
+    text = BASE.replace("min_nodes: 1, max_nodes: 5", "min_nodes: 6, max_nodes: 5").replace("region: us-west-2", "region: us-west-2\ngcp_project: acme-ml")
     assert len(problems(text)) == 2
 
 
@@ -161,3 +161,45 @@ def test_missing_file(tmp_path):
 def test_missing_required_field_points_at_its_parent():
     found = problems(BASE.replace("    predictor: predictor.py:Predictor\n", ""))
     assert any(p.startswith("mlkit.yaml:11:") and "apis[0].predictor: required field is missing" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("max_nodes: 5}", "max_nodes: true}", "cluster.node_pools[0].max_nodes: true is not a whole number"),
+        ("max_nodes: 5}", "max_nodes: 5.0}", "cluster.node_pools[0].max_nodes: 5.0 is not a whole number"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    batching: {max_wait_ms: .nan}", "apis[0].batching.max_wait_ms: nan is not a finite number"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: !!binary aGVsbG8=", "apis[0].config: b'hello' is not a mapping"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: {tags: !!set {a, b}}", "apis[0].config: tags is a YAML set, which JSON cannot carry"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: {x: {1: a}}", "apis[0].config: key 1 at x is not a string"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: {x: !!python/object:os.system ls}", "YAML syntax: could not determine a constructor"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n---\nproject: b", "YAML syntax: but found another document"),
+        ("project: acme", "'project ': acme", "mlkit.yaml:1:1: project : the key 'project ' has spaces around it; remove them"),
+        ("name: sentiment", "name: sentiment\n    node_pool: GPU", "apis[0].node_pool: 'GPU' must be a DNS label"),
+        ("cluster:", "cluster:\n  existing: {context: \"prod\\u0007\"}", "cluster.existing.context: the value holds the invisible character U+0007"),
+        ("name: sentiment", "name: sentimеnt", "apis[0].name: 'sentimеnt' must be a DNS label"),  # a Cyrillic е
+        ("region: us-west-2", "region: us-west-2\nnamespace: default", "namespace: 'default' belongs to Kubernetes itself"),
+        ("cpu: 1, memory: 2Gi}", 'cpu: 1, memory: 2Gi}\n    config: {"a\\x1bb": 1}', "apis[0].config.a\x1bb: the key holds the invisible character U+001B"),
+        ("name: sentiment", "name: sentiment\n    model: s3://acme-models/m\n    canary: {weight: 5, model: 'gs://acme-models/m'}\n    expose: public", "apis[0].canary.model: gs:// is a GCP bucket"),
+        ("region: us-west-2", 'region: us-west-2\ntags: {"team\\0": ml}', "tags.team\x00: the key holds the invisible character U+0000 (NUL)"),
+        ("m6i.large, min_nodes: 1", 'm6i.large, labels: {"te\\u200bam": a}, min_nodes: 1', "labels.te\u200bam: the key holds the invisible character U+200B (ZERO WIDTH SPACE)"),
+        ("region: us-west-2", "region: us-west-2\ntags: {team: " + "x" * 300 + "}", "is not an AWS tag value: at most 256"),
+    ],
+)
+def test_careless_types_and_characters(old, new, expected):
+    assert old in BASE
+    found = problems(BASE.replace(old, new, 1))
+    assert any(expected in p for p in found), "\n".join(found)
+
+
+def test_state_region_is_for_s3_only():
+    text = BASE.replace("cloud: aws", "cloud: gcp").replace("region: us-west-2", "region: us-central1\ngcp_project: acme-ml\nstate: {backend: gcs, bucket: acme-state, region: us-central1}")
+    text = text.replace("m6i.large", "n2-standard-4").replace("inf2.xlarge", "n2-standard-8").replace("g5.xlarge", "g2-standard-8")
+    assert any("state.region: used with `backend: s3` only" in p for p in problems(text))
+
+
+def test_config_values_are_free_form_but_bounded():
+    text = BASE.replace("cpu: 1, memory: 2Gi}", 'cpu: 1, memory: 2Gi}\n    config: {note: "tabs\\tand\\nnewlines", n: 1e300}', 1)
+    assert loads(text).apis[0].config["note"] == "tabs\tand\nnewlines"
+    big = BASE.replace("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    config: {blob: '" + "x" * 600_000 + "'}", 1)
+    assert any("apis[0].config: is 600012 bytes as JSON; at most 524288" in p for p in problems(big))

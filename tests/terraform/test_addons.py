@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from mlkit.render.plan import render
+from mlkit.render.infra import render
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, mlkit
 from tests.terraform.test_gcp_static import parse_all
@@ -83,7 +83,7 @@ def test_existing_cluster_gets_addons_and_apis_but_no_cluster_stack():
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp"])
 def test_a_kubeconfig_context_alone_is_enough_for_addons_and_apis(cloud):
-    region = "us-east-1" if cloud == "aws" else "us-central1\ngcp_project: p"
+    region = "us-east-1" if cloud == "aws" else "us-central1\ngcp_project: acme-ml"
     text = f"project: ctx-demo\ncloud: {cloud}\nregion: {region}\ncluster: {{existing: {{context: prod}}}}\napis: [{{name: a, predictor: p.py:P}}]\n"
     files = render(loads(text))
     tfvars = json.loads(files["infra/terraform/addons/mlkit.auto.tfvars.json"])
@@ -108,3 +108,21 @@ def test_gke_addons_leave_device_plugins_and_autoscaling_to_gke():
     assert tfvars["cluster_location"] == "us-west4-a"  # the example's zonal cluster
     text = "".join(v for k, v in files.items() if k.startswith("infra/terraform/addons/"))
     assert "device_plugin" not in text and "cluster_autoscaler" not in text
+
+
+def test_cluster_autoscaler_minor_follows_the_cluster():
+    """Upstream supports each autoscaler release only on its own Kubernetes minor."""
+    from mlkit.errors import SpecError
+    from mlkit.spec import rules
+    from mlkit.spec.schema import ClusterSpec
+
+    spec = "project: ca-demo\ncloud: aws\nregion: us-east-1\ncluster: {{kubernetes_version: '{v}', node_pools: [{{name: cpu, instance_type: m6i.large}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n"
+    for version, tag in rules.CLUSTER_AUTOSCALER.items():
+        assert tag.startswith(f"v{version}."), tag
+        assert addons_tfvars(spec.format(v=version))["cluster_autoscaler_image_tag"] == tag
+    default = ClusterSpec.model_fields["kubernetes_version"].default
+    variables = (EXAMPLES.parent / "templates/terraform/aws/addons/variables.tf.j2").read_text()
+    assert f'default     = "{rules.CLUSTER_AUTOSCALER[default]}"' in variables
+    with pytest.raises(SpecError) as info:
+        loads(spec.format(v="1.27"))
+    assert "no Cluster Autoscaler release for Kubernetes 1.27" in info.value.problems[0]

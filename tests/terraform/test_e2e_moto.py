@@ -8,6 +8,9 @@ would add its own files, so the re-plan can be clean. Nothing test-only reaches 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -60,10 +63,13 @@ def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
     assert config["clusters"][0]["cluster"]["server"].startswith("https://")
 
     cluster = eks.describe_cluster(name="accel-demo")["cluster"]
-    assert cluster["version"] == "1.31"
+    assert cluster["version"] == "1.35"
     assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]
     groups = {g: eks.describe_nodegroup(clusterName="accel-demo", nodegroupName=g)["nodegroup"] for g in eks.list_nodegroups(clusterName="accel-demo")["nodegroups"]}
-    assert set(groups) == {"cpu", "gpu", "inf"}
+    # Named <pool>-<suffix>, so that a replacement can exist beside the group it replaces.
+    pools = {name.rsplit("-", 1)[0]: g for name, g in groups.items()}
+    assert set(pools) == {"cpu", "gpu", "inf"} and all(len(name) == len(pool) + 27 for name, pool in zip(groups, pools))
+    groups = pools
     assert groups["gpu"]["amiType"] == "AL2023_x86_64_NVIDIA" and groups["gpu"]["capacityType"] == "SPOT"
     assert groups["inf"]["amiType"] == "AL2023_x86_64_NEURON"
     assert groups["gpu"]["taints"][0]["key"] == "nvidia.com/gpu"
@@ -84,6 +90,19 @@ def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
     summary = [line for line in plan.stdout.splitlines() if '"mlkit_plan"' in line]
     assert summary and '"add": 0, "change": 0, "remove": 0' in summary[0]
 
+    # A pool change that forces a new node group creates the new one before the old one goes.
+    spec = proj / "mlkit.yaml"
+    spec.write_text(spec.read_text().replace("instance_type: m6i.large", "instance_type: m7i.large"))
+    assert mlkit("render", cwd=proj).returncode == 0
+    for rel, text in OVERRIDES.items():
+        (stack / rel).write_text(text)
+    changes = planned_changes(stack, os.environ | env, tmp_path / "replace.tfplan")
+    cpu = changes['module.node_group["cpu"].aws_eks_node_group.this']
+    assert cpu["actions"] == ["create", "delete"], cpu
+    assert cpu["before"]["instance_types"] == ["m6i.large"] and cpu["after"]["instance_types"] == ["m7i.large"]
+    replaced = {address for address, change in changes.items() if change["actions"] != ["no-op"] and change["actions"] != ["read"]}
+    assert replaced == {'module.node_group["cpu"].aws_eks_node_group.this'}, replaced
+
     refused = mlkit("destroy", "--only", "cluster", cwd=proj, env=env, input="wrong-name\n")
     assert refused.returncode == 1 and "name did not match" in refused.stderr
     assert eks.list_clusters()["clusters"] == ["accel-demo"]
@@ -94,3 +113,12 @@ def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
     assert all(b["Name"] != bucket for b in s3.list_buckets()["Buckets"])
     assert session.client("ec2", **kw).describe_vpcs(Filters=[{"Name": "tag:mlkit.dev/project", "Values": ["accel-demo"]}])["Vpcs"] == []
     assert not any(Path(proj).rglob("*.tfplan"))
+
+
+def planned_changes(stack: Path, env: dict, plan_file: Path) -> dict[str, dict]:
+    """`terraform plan` into a file outside the project, read back with `terraform show -json`."""
+    plan = subprocess.run(["terraform", "plan", "-input=false", "-no-color", f"-out={plan_file}"], cwd=stack, env=env, capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr[-4000:]
+    shown = subprocess.run(["terraform", "show", "-json", str(plan_file)], cwd=stack, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr[-4000:]
+    return {rc["address"]: rc["change"] for rc in json.loads(shown.stdout)["resource_changes"]}

@@ -71,11 +71,16 @@ def test_tpu_pools(project):
     assert (multi["machine_type"], multi["tpu_topology"], multi["slice_nodes"]) == ("ct5lp-hightpu-4t", "4x4", 4)
     assert (single["machine_type"], single["tpu_topology"], single["slice_nodes"]) == ("ct5lp-hightpu-8t", None, 1)
     pool = resource(parse_all(stack), "modules/node-pool/main.tf", "google_container_node_pool")
-    placement = pool["dynamic"][1]["placement_policy"]
+    placement = pool["dynamic"][0]["placement_policy"]
     assert placement["for_each"] == "${local.multi_host ? [1] : []}"  # only multi-host slices
     assert placement["content"][0] == {"type": "COMPACT", "tpu_topology": "${var.tpu_topology}"}
-    assert pool["node_count"] == "${local.multi_host ? var.slice_nodes : null}"  # the whole slice, always
-    assert pool["dynamic"][0]["autoscaling"]["for_each"] == "${local.multi_host ? [] : [1]}"
+    # Every pool autoscales; a multi-host slice between 0 and all of its VMs, as one unit.
+    assert "node_count" not in pool
+    assert pool["autoscaling"][0] == {
+        "min_node_count": "${var.min_nodes}",
+        "max_node_count": "${local.multi_host ? var.slice_nodes : var.max_nodes}",
+        "location_policy": '${local.multi_host ? "ANY" : null}',
+    }
 
 
 def test_gpu_pools_get_the_accelerator_and_driver(project):

@@ -4,7 +4,7 @@ variable "name" {
 }
 
 variable "kubernetes_version" {
-  description = "Kubernetes minor version of the control plane, such as \"1.31\"."
+  description = "Kubernetes minor version of the control plane, such as \"1.35\"."
   type        = string
 }
 

@@ -30,12 +30,17 @@ resource "aws_iam_role_policy_attachment" "this" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/${each.value}"
 }
 
+# Changing the instance types, AMI type, disk size or capacity type replaces the group. With a name
+# prefix (the provider appends a unique suffix) the new group can exist beside the old one, so Terraform
+# creates it first and only then deletes the old group. EKS drains each old node before terminating it
+# (evictions honour PodDisruptionBudgets; after 5 minutes it terminates anyway), and evicted pods land on
+# the new group, which the cluster autoscaler grows from min_size. terraform-aws-eks does the same.
 resource "aws_eks_node_group" "this" {
-  cluster_name    = var.cluster_name
-  node_group_name = var.name
-  node_role_arn   = aws_iam_role.this.arn
-  subnet_ids      = var.subnet_ids
-  version         = var.kubernetes_version
+  cluster_name           = var.cluster_name
+  node_group_name_prefix = "${var.name}-"
+  node_role_arn          = aws_iam_role.this.arn
+  subnet_ids             = var.subnet_ids
+  version                = var.kubernetes_version
 
   instance_types = var.instance_types
   ami_type       = var.ami_type
@@ -65,8 +70,9 @@ resource "aws_eks_node_group" "this" {
 
   tags = merge(var.tags, { Name = "${var.cluster_name}-${var.name}" })
 
-  # The cluster autoscaler owns the node count once the group exists.
   lifecycle {
+    create_before_destroy = true
+    # The cluster autoscaler owns the node count once the group exists.
     ignore_changes = [scaling_config[0].desired_size]
   }
 

@@ -1,6 +1,12 @@
 variable "name" {
-  description = "Name of the node group, unique within the cluster."
+  description = "Name of the node group, unique within the cluster. EKS names the group <name>-<26-character suffix>, so that a replacement can be created before the old group is deleted."
   type        = string
+
+  validation {
+    # EKS node group names are at most 63 characters; the provider appends 26 to the prefix "<name>-".
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", var.name)) && length(var.name) <= 36
+    error_message = "name must be a DNS label of at most 36 characters (EKS appends a 27-character suffix to it)."
+  }
 }
 
 variable "cluster_name" {

@@ -117,3 +117,32 @@ resource "google_container_cluster" "this" {
     ignore_changes = [node_config]
   }
 }
+
+################################################################################
+# Control plane to nodes: the ports GKE's own private-cluster rule leaves closed
+################################################################################
+
+# GKE opens only 443 and 10250 from the control plane to private nodes. The API server also has to
+# reach KEDA's metrics server (6443; without it the HPA that KEDA creates gets no metric and never
+# scales past one replica, kedacore/charts#214) and admission webhooks (9443). Only the nodes that
+# run as this cluster's node service account are targeted.
+resource "google_compute_firewall" "control_plane_to_webhooks" {
+  name        = "${var.name}-control-plane-webhooks"
+  project     = var.project_id
+  network     = var.network
+  description = "GKE control plane of ${var.name} to the KEDA metrics server (6443) and admission webhooks (9443) on its nodes"
+  direction   = "INGRESS"
+  priority    = 1000
+
+  source_ranges           = [var.master_cidr]
+  target_service_accounts = [google_service_account.nodes.email]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["6443", "9443"]
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}

@@ -24,8 +24,10 @@ output "cluster_ca_certificate" {
 }
 
 output "workload_pool" {
+  # Read from the cluster, not rebuilt from the project ID: a binding that uses it then waits for the
+  # cluster, whose creation is what brings a project's first Workload Identity pool into being.
   description = "Workload Identity pool: Kubernetes service accounts act as Google service accounts through it."
-  value       = "${var.project_id}.svc.id.goog"
+  value       = google_container_cluster.this.workload_identity_config[0].workload_pool
 }
 
 output "node_service_account" {

@@ -1,25 +1,29 @@
 locals {
-  # A multi-host TPU slice is created, repaired and deleted as a whole: a fixed size, no autoscaling.
+  # A multi-host TPU slice is created, repaired and removed as a whole: it scales between zero and all
+  # of its VMs, never in between.
   multi_host = var.tpu_topology != null
 }
 
 resource "google_container_node_pool" "this" {
-  name           = var.name
+  # A change GKE cannot make in place (machine type, disk, spot, accelerators) replaces the pool. The
+  # name is a prefix plus a unique suffix the provider adds, so the new pool can exist beside the old
+  # one: it is created first, then the old pool is drained and deleted (create_before_destroy below).
+  # GKE allows 40 characters; the provider's suffix takes 26 of them.
+  name_prefix    = "${substr(var.name, 0, 13)}-"
   project        = var.project_id
   cluster        = var.cluster
   location       = var.location
   node_locations = length(var.node_locations) > 0 ? var.node_locations : null
 
-  node_count         = local.multi_host ? var.slice_nodes : null
-  initial_node_count = local.multi_host ? null : var.min_nodes
+  initial_node_count = var.min_nodes
 
-  dynamic "autoscaling" {
-    for_each = local.multi_host ? [] : [1]
-
-    content {
-      min_node_count = var.min_nodes
-      max_node_count = var.max_nodes
-    }
+  # A multi-host slice autoscales as one unit, as in GKE's TPU guide: max_node_count is the slice's VM
+  # count (per zone, and the slice's pool has exactly one zone), and location policy ANY lets the
+  # autoscaler create the whole slice where capacity is, and remove it whole when idle.
+  autoscaling {
+    min_node_count  = var.min_nodes
+    max_node_count  = local.multi_host ? var.slice_nodes : var.max_nodes
+    location_policy = local.multi_host ? "ANY" : null
   }
 
   dynamic "placement_policy" {
@@ -85,6 +89,7 @@ resource "google_container_node_pool" "this" {
   }
 
   lifecycle {
-    ignore_changes = [initial_node_count]
+    ignore_changes        = [initial_node_count]
+    create_before_destroy = true
   }
 }

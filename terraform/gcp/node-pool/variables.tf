@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name of the node pool, unique within the cluster."
+  description = "Name of the pool in mlkit.yaml: the GKE pool's name starts with its first 13 characters, followed by a unique suffix (pools are replaced create-before-destroy)."
   type        = string
 }
 
@@ -30,13 +30,13 @@ variable "machine_type" {
 }
 
 variable "min_nodes" {
-  description = "Fewest nodes per zone the autoscaler keeps (ignored for multi-host TPU slices)."
+  description = "Fewest nodes per zone the autoscaler keeps; for a multi-host TPU slice 0 (idle slices are removed) or its VM count."
   type        = number
   default     = 0
 }
 
 variable "max_nodes" {
-  description = "Most nodes per zone the autoscaler may run (ignored for multi-host TPU slices)."
+  description = "Most nodes per zone the autoscaler may run (for a multi-host TPU slice, its VM count is used)."
   type        = number
 }
 
@@ -53,7 +53,7 @@ variable "disk_size_gb" {
 }
 
 variable "disk_type" {
-  description = "Boot disk type: pd-balanced, pd-ssd or pd-standard (hyperdisk-balanced on machine types that need it)."
+  description = "Boot disk type: pd-balanced, pd-ssd, pd-standard or hyperdisk-balanced. Machine types that take Hyperdisk only (TPU v6e, C4, N4, A3 Ultra, A4, G4, ...) need hyperdisk-balanced; mlkit picks it for them."
   type        = string
   default     = "pd-balanced"
 }
@@ -89,7 +89,7 @@ variable "gpu" {
 }
 
 variable "tpu_topology" {
-  description = "TPU slice topology, e.g. 4x4, for a multi-host slice: the pool gets a COMPACT placement policy and exactly `slice_nodes` nodes. Null for single-host and non-TPU pools."
+  description = "TPU slice topology, e.g. 4x4, for a multi-host slice: the pool gets a COMPACT placement policy and autoscales between 0 and `slice_nodes` nodes as one unit. Null for single-host and non-TPU pools."
   type        = string
   default     = null
 }

@@ -17,6 +17,10 @@ class Echo:
             return {"bytes": len(payload)}
         if not isinstance(payload, dict):
             return {"echo": payload}
+        if payload.get("raise") == "long":
+            raise ValueError("x" * 100_000)
+        if payload.get("raise") == "recursion":
+            return _down(0)
         if payload.get("raise"):
             raise ValueError("asked to fail")
         time.sleep(payload.get("sleep", self.delay))
@@ -28,6 +32,10 @@ class Echo:
         if kind == "response":
             return Response("custom body", status_code=201, media_type="text/x-custom")
         return {"echo": payload}
+
+
+def _down(n):
+    return _down(n + 1) + 1
 
 
 class BatchEcho(Echo):

@@ -47,7 +47,7 @@ resource "helm_release" "nvidia_device_plugin" {
   name       = "nvidia-device-plugin"
   repository = "https://nvidia.github.io/k8s-device-plugin"
   chart      = "nvidia-device-plugin"
-  version    = "0.17.0"
+  version    = "0.20.0" # checked 2026-11-29: latest release (CHANGELOG.md v0.20.0); the chart accepts Kubernetes >= 1.10
   namespace  = "kube-system"
 
   # The chart's default affinity wants node-feature-discovery labels; mlkit's pools say it plainly.
@@ -64,7 +64,7 @@ resource "helm_release" "neuron_device_plugin" {
   name       = "neuron-device-plugin"
   repository = "oci://public.ecr.aws/neuron"
   chart      = "neuron-helm-chart"
-  version    = "1.1.1"
+  version    = "1.9.0" # checked 2026-11-29: release 1.9.0 (Neuron SDK 2.31.0, device plugin 2.31.0.0)
   namespace  = "kube-system"
 
   values = [yamlencode({
@@ -93,7 +93,7 @@ resource "helm_release" "load_balancer_controller" {
   name       = "aws-load-balancer-controller"
   repository = "https://aws.github.io/eks-charts"
   chart      = "aws-load-balancer-controller"
-  version    = "1.11.0"
+  version    = "3.5.0" # checked 2026-11-29: controller v3.5.0 (Kubernetes 1.22+); policies.tf follows its iam_policy.json
   namespace  = "kube-system"
 
   values = [yamlencode({
@@ -128,12 +128,13 @@ resource "helm_release" "cluster_autoscaler" {
   name       = "cluster-autoscaler"
   repository = "https://kubernetes.github.io/autoscaler"
   chart      = "cluster-autoscaler"
-  version    = "9.43.2"
+  version    = "9.59.0" # checked 2026-11-29: cluster-autoscaler 1.35.0, whose minor must equal the cluster's (default 1.35)
   namespace  = "kube-system"
 
   values = [yamlencode({
     autoDiscovery = { clusterName = var.cluster_name } # EKS tags managed node groups for discovery
     awsRegion     = var.region
+    image         = { tag = var.cluster_autoscaler_image_tag } # the chart's default follows its own minor, not the cluster's
     rbac = {
       serviceAccount = {
         name        = "cluster-autoscaler"
@@ -159,6 +160,6 @@ resource "helm_release" "metrics_server" {
   name       = "metrics-server"
   repository = "https://kubernetes-sigs.github.io/metrics-server/"
   chart      = "metrics-server"
-  version    = "3.12.2"
+  version    = "3.13.1" # checked 2026-11-29: metrics-server 0.8.1, which supports Kubernetes 1.31+ (README compatibility matrix)
   namespace  = "kube-system"
 }

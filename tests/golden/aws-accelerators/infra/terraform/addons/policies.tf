@@ -4,9 +4,23 @@
 # as theirs, where the AWS API lets a condition say so.
 
 data "aws_iam_policy_document" "load_balancer_controller" {
+  # Statement for statement the controller's docs/install/iam_policy.json at v3.5.0, the app version of
+  # the pinned chart (tests/terraform/data/aws-iam/load-balancer-controller.json holds it as test data).
   #checkov:skip=CKV_AWS_356:Describe calls and load balancer creation take no resource ARN; writes are tag-scoped below.
   #checkov:skip=CKV_AWS_111:Creating load balancers, target groups and security groups cannot name an ARN that does not exist yet.
   #checkov:skip=CKV_AWS_109:The controller manages security group rules; they carry no resource-level ARN before they exist.
+  statement {
+    sid       = "ServiceLinkedRole"
+    actions   = ["iam:CreateServiceLinkedRole"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:AWSServiceName"
+      values   = ["elasticloadbalancing.amazonaws.com"]
+    }
+  }
+
   statement {
     sid = "Read"
     actions = [
@@ -23,10 +37,12 @@ data "aws_iam_policy_document" "load_balancer_controller" {
       "ec2:DescribeTags",
       "ec2:GetCoipPoolUsage",
       "ec2:DescribeCoipPools",
+      "ec2:GetSecurityGroupsForVpc",
+      "ec2:DescribeIpamPools",
+      "ec2:DescribeRouteTables",
       "elasticloadbalancing:DescribeLoadBalancers",
       "elasticloadbalancing:DescribeLoadBalancerAttributes",
       "elasticloadbalancing:DescribeListeners",
-      "elasticloadbalancing:DescribeListenerAttributes",
       "elasticloadbalancing:DescribeListenerCertificates",
       "elasticloadbalancing:DescribeSSLPolicies",
       "elasticloadbalancing:DescribeRules",
@@ -34,42 +50,51 @@ data "aws_iam_policy_document" "load_balancer_controller" {
       "elasticloadbalancing:DescribeTargetGroupAttributes",
       "elasticloadbalancing:DescribeTargetHealth",
       "elasticloadbalancing:DescribeTags",
+      "elasticloadbalancing:DescribeTrustStores",
+      "elasticloadbalancing:DescribeListenerAttributes",
+      "elasticloadbalancing:DescribeCapacityReservation",
+    ]
+    resources = ["*"]
+  }
+
+  # Cognito, certificates, WAF and Shield, which Ingress annotations can attach to a load balancer.
+  statement {
+    sid = "IntegratedServices"
+    actions = [
+      "cognito-idp:DescribeUserPoolClient",
       "acm:ListCertificates",
       "acm:DescribeCertificate",
+      "iam:ListServerCertificates",
+      "iam:GetServerCertificate",
+      "waf-regional:GetWebACL",
+      "waf-regional:GetWebACLForResource",
+      "waf-regional:AssociateWebACL",
+      "waf-regional:DisassociateWebACL",
+      "wafv2:GetWebACL",
+      "wafv2:GetWebACLForResource",
+      "wafv2:AssociateWebACL",
+      "wafv2:DisassociateWebACL",
+      "shield:GetSubscriptionState",
+      "shield:DescribeProtection",
+      "shield:CreateProtection",
+      "shield:DeleteProtection",
     ]
     resources = ["*"]
   }
 
   statement {
-    sid       = "ServiceLinkedRole"
-    actions   = ["iam:CreateServiceLinkedRole"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:AWSServiceName"
-      values   = ["elasticloadbalancing.amazonaws.com"]
-    }
-  }
-
-  statement {
-    sid       = "CreateTaggedSecurityGroups"
-    actions   = ["ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"]
+    sid       = "SecurityGroupRules"
+    actions   = ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"]
     resources = ["*"]
   }
 
   statement {
-    sid       = "TagOwnSecurityGroups"
-    actions   = ["ec2:CreateTags", "ec2:DeleteTags"]
-    resources = ["arn:aws:ec2:*:*:security-group/*"]
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
-      values   = ["false"]
-    }
+    sid       = "CreateSecurityGroups"
+    actions   = ["ec2:CreateSecurityGroup"]
+    resources = ["*"]
   }
 
+  # A new security group may be tagged only as it is created, and only with the cluster tag.
   statement {
     sid       = "TagNewSecurityGroups"
     actions   = ["ec2:CreateTags"]
@@ -80,11 +105,36 @@ data "aws_iam_policy_document" "load_balancer_controller" {
       variable = "ec2:CreateAction"
       values   = ["CreateSecurityGroup"]
     }
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  # Tags of the controller's own security groups change, but never the cluster tag itself.
+  statement {
+    sid       = "TagOwnSecurityGroups"
+    actions   = ["ec2:CreateTags", "ec2:DeleteTags"]
+    resources = ["arn:aws:ec2:*:*:security-group/*"]
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = ["true"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
   }
 
   statement {
-    sid       = "DeleteOwnSecurityGroups"
-    actions   = ["ec2:DeleteSecurityGroup"]
+    sid       = "ManageOwnSecurityGroups"
+    actions   = ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"]
     resources = ["*"]
 
     condition {
@@ -111,22 +161,42 @@ data "aws_iam_policy_document" "load_balancer_controller" {
     actions = [
       "elasticloadbalancing:CreateListener",
       "elasticloadbalancing:DeleteListener",
-      "elasticloadbalancing:ModifyListener",
       "elasticloadbalancing:CreateRule",
       "elasticloadbalancing:DeleteRule",
-      "elasticloadbalancing:ModifyRule",
     ]
     resources = ["*"]
   }
 
   statement {
-    sid     = "TagLoadBalancers"
+    sid     = "TagOwnLoadBalancers"
     actions = ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]
     resources = [
-      "arn:aws:elasticloadbalancing:*:*:loadbalancer/*",
-      "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
-      "arn:aws:elasticloadbalancing:*:*:listener/*",
-      "arn:aws:elasticloadbalancing:*:*:listener-rule/*",
+      "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+      "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+      "arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*",
+    ]
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = ["true"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid     = "TagListeners"
+    actions = ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]
+    resources = [
+      "arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*",
+      "arn:aws:elasticloadbalancing:*:*:listener/app/*/*/*",
+      "arn:aws:elasticloadbalancing:*:*:listener-rule/net/*/*/*",
+      "arn:aws:elasticloadbalancing:*:*:listener-rule/app/*/*/*",
     ]
   }
 
@@ -142,6 +212,8 @@ data "aws_iam_policy_document" "load_balancer_controller" {
       "elasticloadbalancing:ModifyTargetGroupAttributes",
       "elasticloadbalancing:DeleteTargetGroup",
       "elasticloadbalancing:ModifyListenerAttributes",
+      "elasticloadbalancing:ModifyCapacityReservation",
+      "elasticloadbalancing:ModifyIpPools",
     ]
     resources = ["*"]
 
@@ -153,13 +225,51 @@ data "aws_iam_policy_document" "load_balancer_controller" {
   }
 
   statement {
+    sid     = "TagNewLoadBalancers"
+    actions = ["elasticloadbalancing:AddTags"]
+    resources = [
+      "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+      "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+      "arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "elasticloadbalancing:CreateAction"
+      values   = ["CreateTargetGroup", "CreateLoadBalancer"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  statement {
     sid       = "RegisterTargets"
     actions   = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]
     resources = ["arn:aws:elasticloadbalancing:*:*:targetgroup/*/*"]
   }
+
+  statement {
+    sid = "ListenersAndRules"
+    actions = [
+      "elasticloadbalancing:SetWebAcl",
+      "elasticloadbalancing:ModifyListener",
+      "elasticloadbalancing:AddListenerCertificates",
+      "elasticloadbalancing:RemoveListenerCertificates",
+      "elasticloadbalancing:ModifyRule",
+      "elasticloadbalancing:SetRulePriorities",
+    ]
+    resources = ["*"]
+  }
 }
 
 data "aws_iam_policy_document" "cluster_autoscaler" {
+  # The "Full Cluster Autoscaler Features Policy" of cluster-autoscaler/cloudprovider/aws/README.md at
+  # cluster-autoscaler-1.35.0, with the tag condition that README recommends on the two scaling actions
+  # (tests/terraform/data/aws-iam/cluster-autoscaler.json).
   #checkov:skip=CKV_AWS_356:Describe calls take no resource ARN; scaling is limited to this cluster's groups below.
   statement {
     sid = "Read"
@@ -168,7 +278,6 @@ data "aws_iam_policy_document" "cluster_autoscaler" {
       "autoscaling:DescribeAutoScalingInstances",
       "autoscaling:DescribeLaunchConfigurations",
       "autoscaling:DescribeScalingActivities",
-      "autoscaling:DescribeTags",
       "ec2:DescribeImages",
       "ec2:DescribeInstanceTypes",
       "ec2:DescribeLaunchTemplateVersions",

@@ -7,7 +7,7 @@ resource "helm_release" "keda" {
   name             = "keda"
   repository       = "https://kedacore.github.io/charts"
   chart            = "keda"
-  version          = "2.16.1"
+  version          = "2.20.2" # checked 2026-11-29: KEDA 2.20 is tested on Kubernetes 1.33-1.35 (keda.sh/docs/2.20/operate/cluster)
   namespace        = var.namespace
   create_namespace = true
 }
@@ -18,7 +18,7 @@ resource "helm_release" "prometheus" {
   name             = "prometheus"
   repository       = "https://prometheus-community.github.io/helm-charts"
   chart            = "prometheus"
-  version          = "27.3.0"
+  version          = "29.27.0" # checked 2026-11-29: chart README "To 29.0" moves endpoints jobs to endpointslice; kubernetes-pods is unchanged
   namespace        = var.namespace
   create_namespace = true
 
@@ -30,6 +30,9 @@ resource "helm_release" "prometheus" {
     server = {
       retention        = var.prometheus_retention
       persistentVolume = { enabled = false } # autoscaling needs the last minutes, not history
+      # The chart scrapes every minute by default; KEDA polls every 15 s, and a minute-old in-flight
+      # count would scale a burst a minute late (the dashboard's rates use 2-minute windows).
+      global = { scrape_interval = "15s" }
     }
   })]
 }
@@ -40,7 +43,7 @@ resource "helm_release" "envoy_gateway" {
   name             = "envoy-gateway"
   repository       = "oci://docker.io/envoyproxy"
   chart            = "gateway-helm"
-  version          = "v1.2.6"
+  version          = "v1.9.0" # checked 2026-11-29: Envoy Gateway 1.9 supports Kubernetes 1.33-1.36, end of life 2027-02-14 (compatibility matrix)
   namespace        = "envoy-gateway-system"
   create_namespace = true
 }

@@ -102,10 +102,13 @@ module "model_bucket" {
 # Serving identities: each API's service account acts as the model reader
 ################################################################################
 
+# The member names the pool the cluster reports, so the binding is created after the cluster: in a
+# project that never had a Workload Identity cluster the pool does not exist before, and IAM refuses
+# the member ("Identity Pool does not exist").
 resource "google_service_account_iam_member" "api_workload_identity" {
   for_each = toset(var.api_names)
 
   service_account_id = module.model_bucket.reader_service_account_id
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.namespace}/${each.key}]"
+  member             = "serviceAccount:${module.gke.workload_pool}[${var.namespace}/${each.key}]"
 }

@@ -57,6 +57,12 @@ variable "enable_cluster_autoscaler" {
   default     = true
 }
 
+variable "cluster_autoscaler_image_tag" {
+  description = "Cluster Autoscaler image tag; its minor version must equal the cluster's Kubernetes minor (mlkit sets it from cluster.kubernetes_version)."
+  type        = string
+  default     = "v1.35.2"
+}
+
 variable "enable_metrics_server" {
   description = "Install the Kubernetes metrics server."
   type        = bool

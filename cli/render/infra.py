@@ -11,9 +11,10 @@ import json
 import re
 from pathlib import PurePosixPath
 
-from .. import kit
-from ..spec import Spec, rules
+from .. import kit, placement
+from ..spec import Spec
 from ..spec import accelerators as acc
+from ..spec import rules
 from . import k8s
 from .facts import Facts
 from .jinja import HEADER, environment
@@ -32,7 +33,9 @@ MODULES = {
 AWS_AMI = {"nvidia": "AL2023_x86_64_NVIDIA", "neuron": "AL2023_x86_64_NEURON"}
 AWS_TAINT = {"nvidia": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
 TAINT_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
-GRAVITON = re.compile(r"^(a1|[cmrtx][0-9]+g[dn]*)\.")
+# Graviton families put a "g" right after the generation: m7g, c7gn, r6gd, x2gd, t4g, i4g, im4gn, is4gen,
+# hpc7g. An x86 AMI type on them fails when EKS creates the node group.
+GRAVITON = re.compile(r"^(a1|[a-z]+[0-9]+g[a-z]*)\.")
 
 
 def render(spec: Spec, facts: Facts | None = None) -> dict[str, str]:
@@ -81,7 +84,7 @@ def _stack(spec: Spec, where: PurePosixPath, stack: str, tfvars: dict, modules: 
 
 def addons_tfvars(spec: Spec) -> dict:
     existing = spec.cluster.existing
-    kinds = {rules.pool_accelerator(pool, spec.cloud).kind for pool in spec.cluster.node_pools}
+    kinds = {placement.pool_accelerator(pool, spec.cloud).kind for pool in spec.cluster.node_pools}
     named = existing is None or bool(existing.name)
     by_context = existing is not None and bool(existing.context)
     out: dict = {"project": spec.project} if spec.cloud == "aws" else {"project_id": spec.gcp_project}
@@ -104,6 +107,8 @@ def addons_tfvars(spec: Spec) -> dict:
             out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis)
             # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one.
             out["enable_cluster_autoscaler"] = existing is None
+            if existing is None:
+                out["cluster_autoscaler_image_tag"] = rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
     return out
 
 
@@ -150,7 +155,7 @@ def _taints(pool) -> list[dict]:
 
 
 def _aws_node_group(spec: Spec, pool) -> dict:
-    accel = rules.pool_accelerator(pool, "aws")
+    accel = placement.pool_accelerator(pool, "aws")
     itype = pool.instance_type or ""
     ami = AWS_AMI.get(accel.kind) or ("AL2023_ARM_64_STANDARD" if GRAVITON.match(itype) else "AL2023_x86_64_STANDARD")
     taints = _taints(pool)
@@ -194,7 +199,7 @@ def gcp_tfvars(spec: Spec) -> dict:
 
 
 def _gke_node_pool(pool) -> dict:
-    accel = rules.pool_accelerator(pool, "gcp")
+    accel = placement.pool_accelerator(pool, "gcp")
     machine_type = pool.instance_type
     tpu_topology = None
     slice_nodes = 1
@@ -211,7 +216,7 @@ def _gke_node_pool(pool) -> dict:
         "max_nodes": pool.max_nodes,
         "spot": pool.spot,
         "disk_size_gb": pool.disk_size_gb,
-        "disk_type": pool.disk_type,
+        "disk_type": rules.gcp_boot_disk(pool),
         "zones": pool.zones,
         "labels": node_labels(pool, accel),
         "taints": _taints(pool),

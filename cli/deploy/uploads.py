@@ -5,18 +5,21 @@ SHA-256: an unchanged folder maps to the same prefix (nothing to upload, nothing
 changed one to a new prefix (the manifests change, pods roll, the old version stays for rollback
 until the bucket's lifecycle rule expires it). Within a prefix, a file already there with the same
 SHA-256 (kept in the object's metadata) is skipped, so an interrupted upload resumes.
+
+Which files go is decided by files.py, as for image build contexts: the project's .mlkitignore and
+the built-in rules keep secrets and state out, and a symlink leading outside the project is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ToolError, UserError
-
-SKIP_NAMES = {".DS_Store", "__pycache__", ".git"}
+from . import files as project_files
 
 
 @dataclass
@@ -34,16 +37,23 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def folder_files(folder: Path, where: str) -> list[tuple[str, Path, str]]:
+def folder_files(folder: Path, where: str, root: Path | None = None) -> list[tuple[str, Path, str]]:
+    """The files to upload from folder: (path in the bucket prefix, file, SHA-256).
+
+    root is the project: its .mlkitignore applies, matched from the project's top, and links may
+    lead anywhere inside it. A folder outside the project is its own boundary and rules' base.
+    """
     if not folder.is_dir():
         raise UserError(f"{where}: {folder} is not a folder; point `model:` at the folder that holds the model files, or at s3:// / gs://")
-    files = [
-        (p.relative_to(folder).as_posix(), p, sha256(p))
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part in SKIP_NAMES for part in p.relative_to(folder).parts)
-    ]
+    inside = root is not None and folder.resolve().is_relative_to(root.resolve())
+    if root is not None and not inside and Path(os.path.abspath(folder)).is_relative_to(root.absolute()):
+        raise UserError(f"{where}: {folder} leads through a symlink to {folder.resolve()}, outside the project {root}; copy the model into the project or point `model:` at it directly")
+    boundary = root.resolve() if inside else folder.resolve()
+    ignore = project_files.rules(root if inside else folder)
+    base = root.resolve() if inside else folder.resolve()
+    files = [(rel, p, sha256(p)) for rel, p in project_files.walk(folder.resolve(), boundary, ignore, base)]
     if not files:
-        raise UserError(f"{where}: {folder} is empty; put the model files there")
+        raise UserError(f"{where}: {folder} is empty (or {project_files.IGNORE_FILE} leaves out every file); put the model files there")
     return files
 
 
@@ -54,8 +64,8 @@ def digest(files: list[tuple[str, Path, str]]) -> str:
     return h.hexdigest()[:16]
 
 
-def upload(cloud: str, bucket: str, name: str, folder: Path, where: str, say: Callable[[str], None]) -> Upload:
-    files = folder_files(folder, where)
+def upload(cloud: str, bucket: str, name: str, folder: Path, where: str, say: Callable[[str], None], root: Path | None = None) -> Upload:
+    files = folder_files(folder, where, root)
     prefix = f"{name}/{digest(files)}/"
     put = _s3 if cloud == "aws" else _gcs
     uploaded, skipped = put(bucket, prefix, files, say)
@@ -84,6 +94,7 @@ def _s3(bucket: str, prefix: str, files, say) -> tuple[int, int]:
             say(f"  uploading {rel} ({path.stat().st_size:,} bytes) to s3://{bucket}/{key}")
             s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": file_hash}})
             uploaded += 1
+    s3.close()
     return uploaded, skipped
 
 

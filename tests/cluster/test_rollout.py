@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from mlkit.cluster import deploy
+from mlkit.cluster import rollout
 from mlkit.cluster.kinds import by_name
 from mlkit.errors import ToolError
-from mlkit.render.plan import render
+from mlkit.render.infra import render
 from mlkit.spec import loads
 
 SPEC = """
@@ -20,8 +20,8 @@ cloud: aws
 region: us-east-1
 cluster: {existing: {name: prod, context: test}}
 apis:
-  - {name: sentiment, predictor: predictor.py:Predictor, model: s3://m/sentiment/, api_keys: true}
-  - {name: spam, predictor: predictor.py:Predictor, model: s3://m/spam/}
+  - {name: sentiment, predictor: predictor.py:Predictor, model: s3://models-m/sentiment/, api_keys: true}
+  - {name: spam, predictor: predictor.py:Predictor, model: s3://models-m/spam/}
 """
 
 
@@ -42,7 +42,7 @@ def lines():
 def test_apply_creates_every_object_labelled_and_reports_changed_deployments(tmp_path, cluster, k8s):
     spec = project(tmp_path)
     log, say = lines()
-    applied = deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), say)
+    applied = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
     assert sorted(d["metadata"]["name"] for d in applied.changed_deployments) == ["sentiment", "spam"]
     deployments = k8s.objects("deployments")
     assert {d["metadata"]["name"] for d in deployments} == {"sentiment", "spam"}
@@ -50,22 +50,22 @@ def test_apply_creates_every_object_labelled_and_reports_changed_deployments(tmp
     assert {o["metadata"]["name"] for o in k8s.objects("scaledobjects")} == {"sentiment", "spam"}
     assert [o["metadata"]["name"] for o in k8s.objects("namespaces")] == ["ops-demo"]
 
-    again = deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), say)
+    again = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
     assert again.changed_deployments == [], "an unchanged Deployment must not wait for a rollout"
 
-    changed = project(tmp_path, SPEC.replace("s3://m/spam/", "s3://m/spam-v2/"))
-    third = deploy.apply(cluster, changed, deploy.load_manifests(tmp_path, changed), say)
+    changed = project(tmp_path, SPEC.replace("s3://models-m/spam/", "s3://models-m/spam-v2/"))
+    third = rollout.apply(cluster, changed, rollout.load_manifests(tmp_path, changed), say)
     assert [d["metadata"]["name"] for d in third.changed_deployments] == ["spam"]
 
 
 def test_api_key_secret_is_made_once_and_never_overwritten(tmp_path, cluster, k8s):
     spec = project(tmp_path)
     _, say = lines()
-    first = deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), say)
+    first = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
     key = first.new_keys["sentiment"]
     secret = cluster.get(by_name("Secret"), "ops-demo", "sentiment-api-keys")
     assert base64.b64decode(secret["data"]["keys"]).decode().split() == [key]
-    second = deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), say)
+    second = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
     assert second.new_keys == {}
     assert cluster.get(by_name("Secret"), "ops-demo", "sentiment-api-keys")["data"] == secret["data"]
 
@@ -73,16 +73,16 @@ def test_api_key_secret_is_made_once_and_never_overwritten(tmp_path, cluster, k8
 def test_objects_of_an_api_removed_from_the_spec_are_pruned(tmp_path, cluster, k8s):
     spec = project(tmp_path)
     _, say = lines()
-    deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), say)
+    rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
     # Someone else's object in the namespace, without mlkit's labels, is never touched.
     cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "team-notes", "namespace": "ops-demo"}, "data": {}})
-    smaller = SPEC.replace("  - {name: spam, predictor: predictor.py:Predictor, model: s3://m/spam/}\n", "")
+    smaller = SPEC.replace("  - {name: spam, predictor: predictor.py:Predictor, model: s3://models-m/spam/}\n", "")
     import shutil
 
     shutil.rmtree(tmp_path / "infra")
     spec2 = project(tmp_path, smaller)
     log, say = lines()
-    applied = deploy.apply(cluster, spec2, deploy.load_manifests(tmp_path, spec2), say)
+    applied = rollout.apply(cluster, spec2, rollout.load_manifests(tmp_path, spec2), say)
     pruned = {(kind, name) for kind, _, name in applied.pruned}
     assert {("Deployment", "spam"), ("ScaledObject", "spam"), ("Service", "spam"), ("ConfigMap", "spam")} <= pruned
     assert {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"sentiment"}
@@ -113,10 +113,10 @@ def play_deployment_controller(cluster, namespace, name, replicas=2, steps=3, de
 def test_wait_follows_the_rollout_to_the_end(tmp_path, cluster, k8s):
     spec = project(tmp_path)
     _, quiet = lines()
-    applied = deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), quiet)
+    applied = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), quiet)
     threads = [play_deployment_controller(cluster, "ops-demo", n) for n in ("sentiment", "spam")]
     log, say = lines()
-    deploy.wait(cluster, spec, applied.changed_deployments, timeout_s=20, say=say, poll_s=0.1)
+    rollout.wait(cluster, spec, applied.changed_deployments, timeout_s=20, say=say, poll_s=0.1)
     for t in threads:
         t.join()
     assert any("sentiment: 1/2 updated replicas available" in line for line in log)
@@ -126,7 +126,7 @@ def test_wait_follows_the_rollout_to_the_end(tmp_path, cluster, k8s):
 def test_a_stuck_rollout_shows_the_pods_events_and_last_log_lines(tmp_path, cluster, k8s):
     spec = project(tmp_path)
     _, quiet = lines()
-    applied = deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), quiet)
+    applied = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), quiet)
     pod = {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "sentiment-7d9f-x2", "namespace": "ops-demo", "labels": {"mlkit.dev/api": "sentiment", "mlkit.dev/track": "stable"}},
@@ -141,7 +141,7 @@ def test_a_stuck_rollout_shows_the_pods_events_and_last_log_lines(tmp_path, clus
     })
     k8s.emulator["get /api/v1/namespaces/ops-demo/pods/sentiment-7d9f-x2/log"] << b'{"level":"error","msg":"predictor.py: Predictor(config, model_dir) failed: FileNotFoundError: weights.json"}\n'
     with pytest.raises(ToolError) as caught:
-        deploy.wait(cluster, spec, [d for d in applied.changed_deployments if d["metadata"]["name"] == "sentiment"], timeout_s=0.5, say=lambda _: None, poll_s=0.1)
+        rollout.wait(cluster, spec, [d for d in applied.changed_deployments if d["metadata"]["name"] == "sentiment"], timeout_s=0.5, say=lambda _: None, poll_s=0.1)
     message = str(caught.value)
     assert "rollout of sentiment did not finish in 0.5 s" in message
     assert "pod sentiment-7d9f-x2 (Running)" in message
@@ -152,17 +152,8 @@ def test_a_stuck_rollout_shows_the_pods_events_and_last_log_lines(tmp_path, clus
 def test_remove_one_api_leaves_the_others(tmp_path, cluster, k8s):
     spec = project(tmp_path)
     _, say = lines()
-    deploy.apply(cluster, spec, deploy.load_manifests(tmp_path, spec), say)
-    removed = deploy.remove(cluster, spec, say, api="sentiment")
+    rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
+    removed = rollout.remove(cluster, spec, say, api="sentiment")
     assert ("Secret", "sentiment-api-keys") in removed and ("Deployment", "sentiment") in removed
     assert {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"spam"}
     assert [o["metadata"]["name"] for o in k8s.objects("namespaces")] == ["ops-demo"]
-
-
-def test_manifests_that_are_not_kubernetes_objects_mlkit_knows_are_refused(tmp_path):
-    spec = project(tmp_path)
-    (tmp_path / "infra/k8s/sentiment/extra.yaml").write_text("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: x}\n")
-    from mlkit.errors import UserError
-
-    with pytest.raises(UserError, match=r"infra/k8s/sentiment/extra.yaml: CronJob \(batch/v1\) is not a kind mlkit applies"):
-        deploy.load_manifests(tmp_path, spec)

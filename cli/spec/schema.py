@@ -1,0 +1,359 @@
+"""The `mlkit.yaml` spec as pydantic models: every field, its default and what it means.
+
+Field-level rules live here; rules that relate fields to each other live in `rules.py`, so that all
+problems of a spec are reported at once, each at its own field path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+DNS_LABEL = r"^[a-z]([a-z0-9-]*[a-z0-9])?$"
+# Kubernetes resource quantities: 500m, 1, 1.5, 2Gi, 512Mi, 1e3 ...
+QUANTITY = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"
+PERCENT_OR_INT = r"^([0-9]+%?)$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+Name = Annotated[
+    str,
+    Field(pattern=DNS_LABEL, min_length=1, max_length=40),
+]
+
+
+def _reject_number(value: Any, example: str) -> Any:
+    # YAML reads `1.30` as the float 1.3 and `1.0` as 1.0: the value is already wrong by the time we see it.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise PydanticCustomError(
+            "yaml_number",
+            "YAML read this as the number {number}; quote it as a string, e.g. \"{example}\"",
+            {"number": value, "example": example},
+        )
+    return value
+
+
+class StateSpec(Strict):
+    """Where Terraform keeps the state of the stacks."""
+
+    backend: Literal["local", "s3", "gcs"] = Field(
+        "local",
+        description="`local` keeps state in a file next to the stack (a first try, one person); `s3` (AWS) or `gcs` (GCP) keeps it in a bucket with locking, for a team.",
+    )
+    bucket: str | None = Field(
+        None,
+        description="Existing bucket for remote state; required with `s3` and `gcs`. Checked against the cloud's bucket naming rules (lowercase letters, digits, `.` and `-`; no IP form, no `..`).",
+    )
+    key_prefix: str = Field(
+        "mlkit",
+        description="Folder inside the bucket; each stack's state is `<key_prefix>/<stack>.tfstate`. Folders of letters, digits, `_`, `.` and `-` separated by `/`.",
+    )
+    region: str | None = Field(None, description="Region of the state bucket (`s3` only), e.g. `us-east-1`; defaults to the spec's region.")
+
+
+class NetworkSpec(Strict):
+    """The network the cluster runs in: a new one (default) or an existing one."""
+
+    vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR block of a new VPC (AWS) or subnet (GCP).")
+    nat: Literal["single", "per_az", "none"] = Field(
+        "single",
+        description="NAT for private nodes: `single` gateway (cheapest), one `per_az` (survives a zone outage) or `none` (no internet egress).",
+    )
+    az_count: int = Field(2, strict=True, ge=2, le=6, description="Availability zones to spread subnets and nodes over (AWS); at least 2.")
+    existing_vpc_id: str | None = Field(
+        None, pattern=r"^vpc-[0-9a-f]{1,17}$", description="AWS: run in this existing VPC instead of creating one; needs `existing_private_subnet_ids`."
+    )
+    existing_private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{1,17}$")]] | None = Field(
+        None, max_length=16, description="AWS: private subnets of the existing VPC, in at least two availability zones."
+    )
+    existing_network: str | None = Field(None, description="GCP: name (not URL) of an existing VPC network to use instead of creating one.")
+    existing_subnetwork: str | None = Field(None, description="GCP: name of a subnetwork of `existing_network`, with secondary ranges for pods and services.")
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise PydanticCustomError("cidr", "not an IPv4 CIDR block ({error}); e.g. 10.0.0.0/16", {"error": str(exc)}) from None
+        if not 16 <= net.prefixlen <= 20:
+            raise PydanticCustomError("cidr", "prefix /{n} is out of range (valid: /16 to /20)", {"n": net.prefixlen})
+        return value
+
+    @property
+    def creates_vpc(self) -> bool:
+        return self.existing_vpc_id is None and self.existing_network is None
+
+
+class Taint(Strict):
+    """A Kubernetes taint on every node of a pool."""
+
+    key: str = Field(
+        description="Taint key, a Kubernetes qualified name, e.g. `dedicated` or `example.com/team`; `mlkit.dev/`, `kubernetes.io/`, `k8s.io/` and cloud or vendor prefixes (`nvidia.com/`, `cloud.google.com/`, `eks.amazonaws.com/`, ...) are reserved."
+    )
+    value: str | None = Field(None, description="Taint value, a Kubernetes label value (at most 63 characters).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="What the taint does to pods that do not tolerate it.")
+
+
+class GpuSpec(Strict):
+    """GCP: GPUs attached to each VM of an N1 pool (A2, A3 and G2 machine types bring their own)."""
+
+    type: str = Field(description="GPU type, e.g. `nvidia-tesla-t4`, `nvidia-l4`.")
+    count: int = Field(1, strict=True, ge=1, le=16, description="GPUs per VM.")
+
+
+class TpuSpec(Strict):
+    """GCP: a TPU slice; the machine type and node count follow from version and topology."""
+
+    version: Literal["v4", "v5e", "v5p", "v6e"] = Field(description="TPU generation.")
+    topology: str = Field(description="Chips in the slice as `AxB` (v5e, v6e) or `AxBxC` (v4, v5p), e.g. `2x4`.")
+
+
+class NodePool(Strict):
+    """A group of identical nodes: an EKS managed node group or a GKE node pool."""
+
+    name: Name = Field(description="Pool name, a DNS label; nodes carry the label `mlkit.dev/pool=<name>`.")
+    instance_type: str | None = Field(
+        None,
+        description="EC2 instance type (`m6i.large`, `g5.xlarge`, `inf2.xlarge`) or GCE machine type (`n2-standard-4`, `g2-standard-8`). Accelerators are inferred from it. Optional for TPU pools.",
+    )
+    min_nodes: int = Field(0, strict=True, ge=0, le=1000, description="Fewest nodes; 0 lets an accelerator pool cost nothing while idle.")
+    max_nodes: int = Field(3, strict=True, ge=1, le=1000, description="Most nodes the autoscaler may run.")
+    spot: bool = Field(False, description="Run on spot capacity: much cheaper, can be reclaimed at short notice.")
+    disk_size_gb: int = Field(100, strict=True, ge=20, le=16384, description="Root disk per node in GiB; accelerator images are large.")
+    disk_type: Literal["pd-balanced", "pd-ssd", "pd-standard", "hyperdisk-balanced"] = Field(
+        "pd-balanced", description="GCP only: boot disk type (AWS node groups use gp3)."
+    )
+    zones: list[str] = Field(
+        default_factory=list, max_length=16, description="GCP only: zones for this pool's nodes; a TPU pool in a regional cluster needs one zone that offers its TPU."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Extra Kubernetes labels on the nodes: keys are qualified names (`team`, `example.com/team`), values at most 63 characters; reserved prefixes as for taint keys (mlkit's own `mlkit.dev/pool` and friends select the pool).",
+    )
+    taints: list[Taint] = Field(default_factory=list, max_length=32, description="Extra taints on the nodes; accelerator pools get their vendor's taint automatically.")
+    gpu: GpuSpec | None = Field(None, description="GCP only: GPUs to attach to N1 machines.")
+    tpu: TpuSpec | None = Field(None, description="GCP only: make this a TPU slice pool.")
+
+
+class ExistingCluster(Strict):
+    """A cluster someone else runs: mlkit installs add-ons and APIs only."""
+
+    name: str | None = Field(None, max_length=100, description="Name of the existing EKS or GKE cluster (the cloud's naming rules apply); the add-ons stack looks it up by name (and, on EKS, trusts its OIDC provider for add-on roles).")
+    context: str | None = Field(None, min_length=1, max_length=253, description="kubeconfig context to use instead of looking the cluster up; free-form, without control characters.")
+
+
+def _public_cidr(value: str) -> str:
+    from .syntax import cidr
+
+    if problem := cidr(value):
+        raise PydanticCustomError("cidr", "{problem}", {"problem": problem})
+    return value
+
+
+class ClusterSpec(Strict):
+    """The Kubernetes cluster and its node pools."""
+
+    kubernetes_version: str = Field("1.35", description='Kubernetes minor version, quoted: "1.35". The default is in standard support on EKS and GKE as of 2026-11-29 (until 2027-03-27 and 2027-02-28).')
+    endpoint_public_access: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet (limited by `public_access_cidrs`).")
+    endpoint_private_access: bool = Field(True, description="Whether the Kubernetes API is reachable from inside the network.")
+    public_access_cidrs: list[Annotated[str, AfterValidator(_public_cidr)]] = Field(
+        ["0.0.0.0/0"], min_length=1, max_length=40, description="IPv4 CIDR blocks (network addresses, e.g. `203.0.113.0/24`) allowed to reach the public API endpoint; at most 40."
+    )
+    zone: str | None = Field(None, description="GCP only: make the cluster zonal in this zone (cheaper, one-zone control plane); by default it is regional.")
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field("REGULAR", description="GCP only: GKE release channel that upgrades the cluster.")
+    log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
+        ["api", "audit", "authenticator"], description="Control-plane logs to keep (EKS)."
+    )
+    node_pools: list[NodePool] = Field(default_factory=list, max_length=64, description="Node pools; at least one unless `existing` is set.")
+    existing: ExistingCluster | None = Field(None, description="Use an existing cluster: no cluster stack is rendered.")
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        return _reject_number(value, "1.35")
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version_format(cls, value: str) -> str:
+        if not re.fullmatch(r"1\.[0-9]{2}", value):
+            raise PydanticCustomError("k8s_version", "'{value}' is not a Kubernetes minor version such as \"1.35\"", {"value": value})
+        return value
+
+
+
+class Compute(Strict):
+    """Resources each replica of an API asks for."""
+
+    cpu: str = Field("1", pattern=QUANTITY, description="CPU request as a Kubernetes quantity: `500m`, `1`, `2`.")
+    memory: str = Field("2Gi", pattern=QUANTITY, description="Memory request and limit: `512Mi`, `2Gi`.")
+    gpu: int = Field(0, strict=True, ge=0, le=16, description="NVIDIA GPUs per replica.")
+    neuron_cores: int = Field(0, strict=True, ge=0, le=256, description="AWS Neuron cores per replica (Inferentia, Trainium).")
+    tpu_chips: int = Field(0, strict=True, ge=0, le=8, description="TPU chips per replica; must equal the chips of one VM of its pool.")
+
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _quantity(cls, value: Any) -> Any:
+        # `cpu: 1` is a fine quantity; YAML numbers become their Kubernetes spelling.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+class Autoscaling(Strict):
+    """Request-based autoscaling: replicas follow requests in flight."""
+
+    min_replicas: int = Field(1, strict=True, ge=0, le=1000, description="Fewest replicas; 0 scales to zero when idle.")
+    max_replicas: int = Field(10, strict=True, ge=1, le=1000, description="Most replicas.")
+    target_in_flight: int = Field(4, strict=True, ge=1, le=100000, description="Requests in flight per replica the autoscaler aims for.")
+    scale_down_delay_s: int = Field(300, strict=True, ge=0, le=86400, description="Seconds of lower load before replicas are removed.")
+
+
+class Batching(Strict):
+    """Server-side batching; active when the predictor defines `predict_batch`."""
+
+    max_batch_size: int = Field(8, strict=True, ge=1, le=4096, description="Most requests in one batch.")
+    max_wait_ms: float = Field(10, allow_inf_nan=False, ge=0, le=10000, description="Longest a request waits for its batch to fill.")
+
+
+class Concurrency(Strict):
+    """Admission control in each replica."""
+
+    max_in_flight: int = Field(32, strict=True, ge=1, le=100000, description="Requests executing at once; beyond this they queue.")
+    max_queue: int = Field(64, strict=True, ge=0, le=1000000, description="Requests waiting; beyond this the replica answers 503 with Retry-After.")
+
+
+class Rollout(Strict):
+    """Rolling update of an API's replicas."""
+
+    max_surge: str = Field("25%", pattern=PERCENT_OR_INT, max_length=5, description="Extra replicas during a rollout: a count or a percentage.")
+    max_unavailable: str = Field("0", pattern=PERCENT_OR_INT, max_length=5, description="Replicas that may be down during a rollout; 0 keeps full capacity.")
+
+    @field_validator("max_surge", "max_unavailable", mode="before")
+    @classmethod
+    def _int_ok(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+PREDICTOR = r"^[A-Za-z0-9_./-]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
+# A ConfigMap holds at most 1 MiB; the config travels as JSON with the rest of the API's settings.
+CONFIG_MAX_BYTES = 512 * 1024
+
+
+def _check_config(value: dict[str, Any]) -> dict[str, Any]:
+    """Predictor settings become JSON in a ConfigMap: only JSON values, and small enough to fit."""
+    import json
+    import math
+
+    def walk(item: Any, path: str) -> None:
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise PydanticCustomError("config_json", "key {key} at {path} is not a string; quote it", {"key": key, "path": path or "the top"})
+                walk(child, f"{path}.{key}" if path else key)
+        elif isinstance(item, list):
+            for i, child in enumerate(item):
+                walk(child, f"{path}[{i}]")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise PydanticCustomError("config_json", "{path} is {value}, which JSON cannot carry; use a number or a string", {"path": path, "value": item})
+        elif not (item is None or isinstance(item, (str, int, float, bool))):
+            raise PydanticCustomError(
+                "config_json",
+                "{path} is a YAML {kind}, which JSON cannot carry; quote it as a string",
+                {"path": path, "kind": type(item).__name__},
+            )
+
+    walk(value, "")
+    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    if size > CONFIG_MAX_BYTES:
+        raise PydanticCustomError(
+            "config_size",
+            "is {size} bytes as JSON; at most {limit} (it travels in a ConfigMap, which holds 1 MiB): put large data in the model folder instead",
+            {"size": size, "limit": CONFIG_MAX_BYTES},
+        )
+    return value
+
+
+
+class Canary(Strict):
+    """A second version of an API that takes a share of its traffic, through the project's Gateway (Gateway API HTTPRoute weights)."""
+
+    weight: int = Field(strict=True, ge=1, le=99, description="Percent of the API's requests sent to the canary; the stable version gets the rest.")
+    predictor: str | None = Field(None, pattern=PREDICTOR, max_length=255, description="The canary's predictor class as `file.py:ClassName`; defaults to the API's.")
+    model: str | None = Field(None, max_length=1024, description="The canary's model location, as for the API's `model`; defaults to the API's.")
+    config: dict[str, Any] | None = Field(None, description="The canary's predictor settings; default to the API's. At most 512 KiB as JSON.")
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else _check_config(value)
+
+
+class Api(Strict):
+    """A model API: one predictor served behind one endpoint."""
+
+    name: Name = Field(description="API name, a DNS label; names its Kubernetes objects and its route.")
+    predictor: str = Field(
+        pattern=PREDICTOR,
+        max_length=255,
+        description="The predictor class as `file.py:ClassName`, relative to mlkit.yaml; `mlkit validate` checks that the file is inside the project and defines the class (without importing it).",
+    )
+    model: str | None = Field(
+        None,
+        max_length=1024,
+        description="Model location: `s3://bucket/prefix` (AWS), `gs://bucket/prefix` (GCP), or a folder inside the project, uploaded on apply.",
+    )
+    config: dict[str, Any] = Field(default_factory=dict, description="Free-form settings handed to the predictor's constructor; JSON values, at most 512 KiB as JSON.")
+    node_pool: Name | None = Field(None, description="Pin the API to this pool; by default mlkit picks a pool with the accelerator it asks for.")
+    compute: Compute = Field(default_factory=Compute, description="Resources per replica.")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Replica count limits and target.")
+    batching: Batching = Field(default_factory=Batching, description="Server-side batching.")
+    concurrency: Concurrency = Field(default_factory=Concurrency, description="Admission control per replica.")
+    rollout: Rollout = Field(default_factory=Rollout, description="Rolling update settings.")
+    expose: Literal["cluster", "internal", "public"] = Field(
+        "cluster",
+        description="Who can reach the API: `cluster` (a ClusterIP Service; `mlkit predict` goes through the Kubernetes API), `internal` (a load balancer inside the network) or `public` (an internet-facing load balancer).",
+    )
+    api_keys: bool = Field(
+        False, description="Require an API key (`Authorization: Bearer <key>` or `X-API-Key`); keys live in the Secret `<api>-api-keys`, key `keys`, one per line."
+    )
+    canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_config(value)
+
+
+class Spec(Strict):
+    """An mlkit project: the cloud, the cluster and the model APIs."""
+
+    project: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
+        description="Prefix of every resource name: lowercase letters, digits and '-', 3 to 20 characters.",
+    )
+    cloud: Literal["aws", "gcp"] = Field(description="Cloud to provision on.")
+    region: str = Field(max_length=50, description="Region, e.g. `us-west-2` (AWS) or `us-central1` (GCP).")
+    gcp_project: str | None = Field(None, max_length=100, description="GCP project ID (6 to 30 lowercase letters, digits and '-'); required when `cloud: gcp`.")
+    namespace: Name | None = Field(None, description="Kubernetes namespace of the APIs; defaults to the project name. `kube-*` and `default` are refused.")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags (AWS) or labels (GCP) on every resource. AWS: keys of 1 to 128 letters, digits, spaces and `_ . : / = + - @`, not `aws:`. GCP: label syntax, keys of 1 to 63 lowercase letters, digits, `_` and `-` starting with a letter, values of at most 63 of the same.",
+    )
+    state: StateSpec = Field(default_factory=StateSpec, description="Where Terraform keeps state.")
+    network: NetworkSpec = Field(default_factory=NetworkSpec, description="The network: new (default) or existing.")
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec, description="The Kubernetes cluster and its node pools.")
+    apis: list[Api] = Field(default_factory=list, max_length=100, description="Model APIs to serve.")
+
+    @property
+    def k8s_namespace(self) -> str:
+        return self.namespace or self.project

@@ -1,0 +1,86 @@
+"""YAML parsing with bounds: alias expansion, nesting depth and recursive anchors.
+
+PyYAML's safe loader expands aliases as it builds Python objects, so a 2 KB spec with nested
+aliases (a "billion laughs") takes gigabytes and minutes; a deeply nested one overflows the stack.
+Composing keeps aliases as shared nodes, cheaply, so here the composer counts the nodes the
+document would have once expanded (an alias adds the memoised size of its anchor, without building
+anything) and refuses, at the alias's line, once that count passes a bound. Only then are Python
+objects built.
+"""
+
+from __future__ import annotations
+
+import yaml
+from yaml.composer import ComposerError
+from yaml.events import AliasEvent
+
+# Nodes of the expanded document: a spec has hundreds; 512 KiB of config has at most some 100k.
+MAX_NODES = 200_000
+# Nesting of mappings and sequences; a spec is about 6 deep.
+MAX_DEPTH = 64
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._expanded = 0
+        self._depth = 0
+        self._shape: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, expanded depth)
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                # A collection is given its end mark once its last child is composed: one without
+                # it is still open, so the alias sits inside its own anchor.
+                if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) and node.end_mark is None:
+                    raise ComposerError(None, None, f"the alias *{event.anchor} sits inside its own anchor (a recursive alias); a spec cannot hold one", event.start_mark)
+                nodes, depth = self._measure(node)
+                if self._depth + depth > MAX_DEPTH:
+                    raise ComposerError(None, None, f"the alias *{event.anchor} nests the document more than {MAX_DEPTH} levels deep; write the values out", event.start_mark)
+                self._count(nodes, event.start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful", event.start_mark)
+        self._count(1, event.start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _count(self, n: int, mark) -> None:
+        self._expanded += n
+        if self._expanded > MAX_NODES:
+            raise ComposerError(
+                None,
+                None,
+                f"aliases expand the document past {MAX_NODES} nodes here (a 'billion laughs'); write the values out or nest fewer aliases",
+                mark,
+            )
+
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        """Nodes and depth of `node` once expanded, memoised by identity so shared subtrees cost nothing.
+        Its own aliases were measured when they were composed, so this recursion is at most MAX_DEPTH deep."""
+        key = id(node)
+        if key not in self._shape:
+            if isinstance(node, yaml.MappingNode):
+                children = [self._measure(n) for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = [self._measure(n) for n in node.value]
+            else:
+                children = []
+            self._shape[key] = (1 + sum(n for n, _ in children), 1 + max((d for _, d in children), default=0))
+        return self._shape[key]
+
+
+def compose(text: str) -> tuple[yaml.Node | None, object]:
+    """The node tree (for line numbers) and the Python data of one YAML document, both bounded."""
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return node, data

@@ -1,0 +1,294 @@
+"""The pod contract: what render writes is what the runtime reads, checked by running every API of
+every example as a kubelet would (tests/deploy/kubelet.py), from its real build context and a model
+really uploaded to moto's S3 or the GCS emulator. A deliberate mismatch must fail it, naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlkit.deploy import images, uploads
+from mlkit.render import facts as facts_mod
+from mlkit.render import k8s
+from mlkit.spec import load
+from tests.conftest import EXAMPLE_NAMES, EXAMPLES, cloud_of
+from tests.deploy.kubelet import ContractError, Pod
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the kubelet stand-in needs Linux users and signals")
+PAYLOAD = {"text": "I love how fast this is"}
+
+
+@pytest.fixture(scope="session")
+def pod_dir():
+    """A world-readable folder for venvs and pod roots: the pod's user (10001) must reach them, and
+    pytest's own temp folders are private to root."""
+    path = Path(tempfile.mkdtemp(prefix="mlkit-pods-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def as_pod_user():
+    """preexec_fn: become the predictor image's user, as the kubelet does with runAsUser 10001."""
+    if os.geteuid() == 0:
+        os.setgroups([10001])
+        os.setgid(10001)
+        os.setuid(10001)
+
+
+@pytest.fixture(scope="session")
+def base_python() -> str:
+    """A Python 3 the pod's user can run (a pyenv under /root is out of its reach, as /root is in an image)."""
+    for candidate in dict.fromkeys([sys._base_executable, "/usr/local/bin/python3", "/usr/bin/python3"]):
+        if Path(candidate).exists():
+            try:
+                ok = subprocess.run([candidate, "-c", "import venv, ensurepip"], capture_output=True, preexec_fn=as_pod_user)
+            except PermissionError:
+                continue
+            if ok.returncode == 0:
+                return candidate
+    pytest.skip("no Python 3 with venv and ensurepip that uid 10001 can run (an image's python lives in /usr/local/bin)")
+
+
+@pytest.fixture(scope="session")
+def image_venvs(pod_dir, base_python):
+    """Build contexts' venvs, made by each context's build/install.sh, one per distinct set of build inputs.
+
+    The accelerator packages are left out (MLKIT_SKIP_ACCELERATOR=1: they need the accelerator's own
+    index and hardware), and pip finds packages through this machine's configuration rather than the
+    Dockerfile's PIP_EXTRA_INDEX_URL (no outside index is reachable here); everything else the
+    Dockerfile installs is installed by the same script. No example needs torch; one that did would
+    pin torch==2.13.0 in its requirements.txt, the CPU wheel, so this venv stays CPU-only.
+    """
+    made: dict[str, Path] = {}
+    lock = threading.Lock()  # pods of one example start side by side and often share a venv
+
+    def get(context: Path) -> Path:
+        with lock:
+            return make(context)
+
+    def make(context: Path) -> Path:
+        build = context / "build"
+        h = hashlib.sha256()
+        for path in sorted(build.iterdir()):
+            if path.name != "accelerator-requirements.txt":
+                h.update(path.name.encode() + b"\0" + path.read_bytes())
+        key = h.hexdigest()[:12]
+        if key not in made:
+            began = time.monotonic()
+            target = pod_dir / f"venv-{key}"
+            subprocess.run([base_python, "-m", "venv", str(target)], check=True)
+            env = {"PATH": f"{target / 'bin'}:/usr/bin:/bin", "HOME": str(pod_dir), "MLKIT_SKIP_ACCELERATOR": "1", "PIP_NO_COMPILE": "1"}
+            env |= {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
+            result = subprocess.run(["sh", str(build / "install.sh")], env=env, capture_output=True, text=True)
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+            made[key] = target
+            print(f"image venv {key} made by build/install.sh in {time.monotonic() - began:.1f}s", file=sys.stderr)
+        return made[key]
+
+    return get
+
+
+def fetcher(cloud: str):
+    """What the init container's sync does, against the emulated bucket this test uploaded to."""
+
+    def s3_sync(uri: str, dest: Path, env: dict) -> None:
+        import boto3
+
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        client = boto3.client("s3", region_name=env.get("AWS_REGION"))
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                target = dest / obj["Key"][len(prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, obj["Key"], str(target))
+        client.close()
+
+    def gcs_rsync(uri: str, dest: Path, env: dict) -> None:
+        from google.cloud import storage
+
+        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        for blob in storage.Client().list_blobs(bucket, prefix=prefix):
+            target = dest / blob.name[len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            blob.download_to_filename(str(target))
+
+    return s3_sync if cloud == "aws" else gcs_rsync
+
+
+class Deployed:
+    """An example project as `mlkit apply` leaves it: model uploaded, contexts built, manifests rendered."""
+
+    def __init__(self, example: str, tmp_path: Path, edit=None):
+        self.root = tmp_path / example
+        shutil.copytree(EXAMPLES / example, self.root)
+        if edit:
+            edit(self.root / "mlkit.yaml")
+        self.spec = load(self.root / "mlkit.yaml")
+        self.cloud = self.spec.cloud
+        facts = facts_mod.Facts(aws_account_id="123456789012" if self.cloud == "aws" else None)
+        self.contexts: dict[str, Path] = {}
+        for api in self.spec.apis:
+            upload = uploads.upload(self.cloud, "models", api.name, self.root / api.model, "model", lambda _: None, root=self.root)
+            facts.models[api.name] = upload.uri
+            ctx = images.context(self.root, self.spec, api)
+            facts.images[api.name] = ctx.tag
+            ctx.write(tmp_path / "contexts" / api.name)
+            self.contexts[api.name] = tmp_path / "contexts" / api.name
+        self.rendered = {path: text for path, text in k8s.render(self.spec, facts).items()}
+
+    def objects(self, api: str) -> dict[str, dict]:
+        folder = f"infra/k8s/{api}/"
+        docs = [yaml.safe_load(text) for path, text in self.rendered.items() if path.startswith(folder)]
+        return {d["kind"]: d for d in docs if d}
+
+
+def run_pod(deployed: Deployed, api: str, image_venvs, pod_dir: Path, tmp_path: Path, secrets=None, headers=None, edit=None) -> dict:
+    """One replica of the API through its whole life; returns what it measured."""
+    objects = deployed.objects(api)
+    deployment, configmap, service = objects["Deployment"], objects["ConfigMap"], objects["Service"]
+    if edit:
+        edit(deployment)
+    context = deployed.contexts[api]
+    root = Path(tempfile.mkdtemp(prefix=f"{api}-", dir=pod_dir))
+    root.chmod(0o755)
+    pod = Pod(deployment, {configmap["metadata"]["name"]: configmap}, secrets or {}, context, image_venvs(context), root, tmp_path / f"{api}.log", fetcher(deployed.cloud))
+    record: dict = {"api": api}
+    try:
+        pod.start()
+        record["started_s"] = pod.wait_started()
+        pod.check_probe("readinessProbe")
+        pod.check_probe("livenessProbe")
+        status, body = pod.request(service, "/predict", PAYLOAD, headers)
+        if status != 200:
+            raise ContractError(f"Deployment {api}: POST /predict through Service targetPort answered {status}: {body[:300]!r}\n{pod.output()}")
+        record["answer"] = json.loads(body)
+        if headers:
+            record["without_key"] = pod.request(service, "/predict", PAYLOAD)[0]
+        pre_stop = pod.pre_stop_seconds()
+        started = time.monotonic()
+        # During preStop the endpoints are being dropped while the pod still serves what reaches it.
+        status, _ = pod.request(service, "/predict", PAYLOAD, headers)
+        if status != 200:
+            raise ContractError(f"Deployment {api}: a request during preStop answered {status}")
+        time.sleep(max(0.0, pre_stop - (time.monotonic() - started)))
+        record["exit_s"] = pod.terminate()
+        record["writable"] = sorted(str(Path(p).relative_to(pod.root)) for p in pod.writable_paths())
+        record["writable_expected"] = sorted(f"volumes/{name}" for name in pod.writable_volumes())
+        return record
+    finally:
+        pod.kill()
+
+
+def bucket(request, cloud: str) -> None:
+    request.getfixturevalue("s3" if cloud == "aws" else "gcs")
+
+
+@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+def test_every_api_serves_as_its_pod_is_rendered(example, request, tmp_path, pod_dir, image_venvs):
+    if os.geteuid() != 0:
+        pytest.skip("the pod's user (runAsUser 10001) over root-owned files needs root; CI containers and this machine run as root")
+    bucket(request, cloud_of(example))
+    deployed = Deployed(example, tmp_path)
+    apis = [api.name for api in deployed.spec.apis]
+    with ThreadPoolExecutor(len(apis)) as pool:  # replicas of different APIs start side by side, as on nodes
+        records = list(pool.map(lambda api: run_pod(deployed, api, image_venvs, pod_dir, tmp_path), apis))
+    for record in records:
+        assert record["answer"]["label"] == "positive", record
+        # Only the volumes mounted read-write (the tmp emptyDir); not the app, the config, the model or the venv.
+        assert record["writable"] == record["writable_expected"] == ["volumes/tmp"], record
+    print(json.dumps(records), file=sys.stderr)
+
+
+def with_api_keys(path: Path) -> None:
+    text, count = re.subn(r"(?m)^(    predictor: .*)$", r"\1\n    api_keys: true", path.read_text(), count=1)
+    assert count == 1
+    path.write_text(text)
+
+
+def test_the_api_key_secret_mounts_where_the_runtime_reads_it(request, tmp_path, pod_dir, image_venvs, k8s):
+    """The Secret as `mlkit apply` creates it (on the Kubernetes API emulator), mounted as the Deployment says."""
+    from mlkit.cluster import rollout
+    from mlkit.cluster.client import Cluster, Credentials
+    from mlkit.cluster.kinds import by_name
+
+    if os.geteuid() != 0:
+        pytest.skip("the pod's user (runAsUser 10001) over root-owned files needs root")
+    bucket(request, "aws")
+    deployed = Deployed("sentiment", tmp_path, edit=with_api_keys)
+    cluster = Cluster(Credentials(server=k8s.url, name="emulator"))
+    try:
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": deployed.spec.k8s_namespace}})
+        (key,) = rollout._ensure_api_keys(cluster, deployed.spec).values()
+        secret = cluster.get(by_name("Secret"), deployed.spec.k8s_namespace, "sentiment-api-keys")
+    finally:
+        cluster.close()
+    record = run_pod(deployed, "sentiment", image_venvs, pod_dir, tmp_path, secrets={"sentiment-api-keys": secret}, headers={"Authorization": f"Bearer {key}"})
+    assert record["answer"]["label"] == "positive" and record["without_key"] == 401
+
+    key_file_elsewhere = set_item("env", "MLKIT_API_KEYS_FILE", "value", "/etc/mlkit/api-keys/key")
+    with pytest.raises(ContractError, match="exited .* before its startupProbe passed") as failed:
+        run_pod(deployed, "sentiment", image_venvs, pod_dir, tmp_path, secrets={"sentiment-api-keys": secret}, edit=key_file_elsewhere)
+    assert "api-keys/key" in str(failed.value)
+
+
+def set_item(field: str, name: str, key: str, value: str):
+    """An edit of the rendered predictor container: in its list `field`, the item named `name` gets key = value."""
+
+    def edit(deployment: dict) -> None:
+        items = [i for i in deployment["spec"]["template"]["spec"]["containers"][0][field] if i["name"] == name]
+        assert items, f"no {field} item named {name}"
+        items[0][key] = value
+
+    return edit
+
+
+def set_container(path: list, value):
+    def edit(deployment: dict) -> None:
+        target = deployment["spec"]["template"]["spec"]["containers"][0]
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+
+    return edit
+
+
+BREAKS = {
+    "env name": (set_item("env", "MLKIT_MODEL_DIR", "name", "MLKIT_MODEL_PATH"), "env MLKIT_MODEL_PATH is not a setting the runtime reads"),
+    "container port": (set_container(["ports", 0], {"name": "http", "containerPort": 8081, "protocol": "TCP"}), "listens on port 8080, but declares containerPort 8081"),
+    "probe route": (set_container(["readinessProbe", "httpGet", "path"], "/ready"), "readinessProbe GET"),
+    "config mount": (set_item("volumeMounts", "config", "mountPath", "/etc/mlkit/settings"), "/etc/mlkit/config/stable.json"),
+    "model mount": (set_item("volumeMounts", "model", "mountPath", "/model"), "exited"),
+}
+
+
+def test_a_mismatch_between_render_and_runtime_fails_the_contract_naming_it(request, tmp_path, pod_dir, image_venvs):
+    """Each break is one edit of the rendered Deployment; each must fail the contract with a message naming it."""
+    if os.geteuid() != 0:
+        pytest.skip("the pod's user (runAsUser 10001) over root-owned files needs root")
+    bucket(request, "aws")
+    deployed = Deployed("sentiment", tmp_path)
+    missed = {}
+    for broken, (edit, named) in BREAKS.items():
+        try:
+            run_pod(deployed, "sentiment", image_venvs, pod_dir, tmp_path, edit=edit)
+            missed[broken] = "the contract passed"
+        except ContractError as exc:
+            print(f"{broken}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            if named not in str(exc):
+                missed[broken] = f"the message does not name {named!r}: {exc}"
+    assert not missed, missed

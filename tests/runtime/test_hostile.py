@@ -1,0 +1,298 @@
+"""Hostile and careless HTTP input against a real server: every case is a 4xx whose JSON error names
+the problem, the predictor is never blamed (mlkit_predictor_errors_total stays put), and the log
+grows by a bounded amount with no traceback. Cases beyond the ones issue 12 found are of the same
+classes: sizes, nesting, encodings, numbers, headers, paths, methods, broken framing."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.runtime.conftest import start, stop
+
+LOG_GROWTH = 4000  # bytes of log one hostile request may cost: an access line or a short message, never a traceback
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = start(tmp_path_factory.mktemp("hostile"), "echo.py:Echo")
+    yield s
+    stop(s)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=30, follow_redirects=False) as c:
+        yield c
+
+
+def predictor_errors(client: httpx.Client) -> float:
+    match = re.search(r"^mlkit_predictor_errors_total (\S+)$", client.get("/metrics").text, re.M)
+    assert match, "mlkit_predictor_errors_total missing from /metrics"
+    return float(match.group(1))
+
+
+@contextmanager
+def contained(server, client):
+    """The request(s) inside: no predictor error counted, no traceback, little log."""
+    errors = predictor_errors(client)
+    before = len(server.output())
+    yield
+    time.sleep(0.05)  # the access line is written after the response
+    grown = server.output()[before:]
+    assert predictor_errors(client) == errors, grown[-3000:]
+    assert "Traceback" not in grown, grown[-3000:]
+    assert len(grown) < LOG_GROWTH, f"the log grew by {len(grown)} bytes"
+    assert server.proc.poll() is None, "the server died"
+
+
+def assert_error(r: httpx.Response, status: int, *fragments: str) -> dict:
+    assert r.status_code == status, (r.status_code, r.text[:500])
+    assert r.headers["content-type"] == "application/json", r.headers
+    body = r.json()
+    assert set(body) == {"error", "request_id"}, body
+    for fragment in fragments:
+        assert fragment in body["error"], (fragment, body["error"])
+    assert len(r.content) < 1000, "the error echoes too much"
+    return body
+
+
+def nested(depth: int, leaf: str = "1", open_: str = "[", close: str = "]") -> str:
+    return open_ * depth + leaf + close * depth
+
+
+def deep_objects(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def oip(data: str) -> str:
+    return '{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":' + data + "}]}"
+
+
+JSON = {"content-type": "application/json"}
+
+BAD_BODIES = [
+    # nesting: issue 12 found OIP data 1000 deep (a 500 with 170 KB of traceback); every JSON route is bounded
+    ("/v2/models/echo/infer", oip(nested(1000)), 400, ("nested more than 64 levels", "MLKIT_MAX_JSON_DEPTH")),
+    ("/predict", nested(1000), 400, ("nested more than 64 levels", "--max-json-depth")),
+    ("/predict", nested(5000), 400, ("nested more than 64 levels")),  # past orjson's own limit of 1024
+    ("/predict", deep_objects(300), 400, ("nested more than 64 levels")),
+    ("/predict", "[" * 100_000, 400, ("nested more than 64 levels")),  # never closed
+    ("/predict", '["' + "]" * 200 + '", ' + nested(65) + "]", 400, ("nested more than 64 levels")),  # brackets in a string do not hide depth
+    ("/v1/models/echo:predict", '{"instances": [' + nested(1000) + "]}", 400, ("nested more than 64 levels")),
+    # encodings and numbers
+    ("/predict", b'{"text": "\xff\xfe"}', 400, ("malformed JSON", "UTF-8")),
+    ("/predict", '{"x": NaN}', 400, ("malformed JSON")),
+    ("/predict", '{"x": Infinity}', 400, ("malformed JSON")),
+    ("/predict", '{"x": 1e400}', 400, ("malformed JSON", "infinity")),
+    ("/predict", '{"x": ' + "9" * 5000 + "}", 400, ("malformed JSON", "infinity")),
+    ("/v1/models/echo:predict", '{"instances": [1e999]}', 400, ("malformed JSON")),
+    ("/predict", '{"a": 1}{"b": 2}', 400, ("malformed JSON")),
+    ("/predict", "\x00", 400, ("malformed JSON")),
+    # shapes
+    ("/v1/models/echo:predict", '{"instances": {"a": 1}}', 400, ('"instances"',)),
+    ("/v1/models/echo:predict", "[1, 2]", 400, ('"instances"',)),
+]
+
+
+@pytest.mark.parametrize("path, body, status, fragments", BAD_BODIES, ids=[f"{i}{p}" for i, (p, *_) in enumerate(BAD_BODIES)])
+def test_bad_bodies_are_4xx_naming_the_problem(server, client, path, body, status, fragments):
+    with contained(server, client):
+        assert_error(client.post(path, content=body, headers=JSON), status, *fragments)
+
+
+@pytest.mark.parametrize("path, body", [("/predict", nested(64)), ("/predict", deep_objects(64)), ("/predict", '["' + "[" * 500 + '"]')])
+def test_nesting_up_to_the_limit_is_served(client, path, body):
+    assert client.post(path, content=body, headers=JSON).status_code == 200
+
+
+def test_deep_data_costs_milliseconds(server, client):
+    body = nested(4_000_000)  # 8 MB, under the body limit
+    with contained(server, client):
+        started = time.perf_counter()
+        assert_error(client.post("/predict", content=body, headers=JSON), 400, "nested more than 64")
+        assert time.perf_counter() - started < 2
+
+
+def test_a_hundred_thousand_instances_are_refused_before_the_fan_out(server, client):
+    body = '{"instances": [' + ",".join(["1"] * 100_000) + "]}"
+    with contained(server, client):
+        started = time.perf_counter()
+        r = client.post("/v1/models/echo:predict", content=body, headers=JSON)
+        elapsed = time.perf_counter() - started
+        assert_error(r, 413, "100000 instances", "the limit is 1024", "MLKIT_MAX_INSTANCES")
+    assert elapsed < 1.5, f"took {elapsed:.2f}s"
+    # and the event loop was never held: the server answers at once
+    started = time.perf_counter()
+    assert client.get("/healthz").status_code == 200 and time.perf_counter() - started < 0.5
+
+
+def test_limits_follow_the_flags(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("k-1\n")
+    s = start(tmp_path, "echo.py:Echo", "--max-json-depth", "3", "--max-instances", "5", "--api-keys-file", str(keys), "--body-timeout-s", "1")
+    try:
+        with httpx.Client(base_url=s.url, timeout=30, headers={"X-API-Key": "k-1"}) as c:
+            assert c.post("/predict", content=nested(3), headers=JSON).status_code == 200
+            assert_error(c.post("/predict", content=nested(4), headers=JSON), 400, "nested more than 3 levels")
+            assert c.post("/v1/models/echo:predict", json={"instances": [1] * 5}).status_code == 200
+            assert_error(c.post("/v1/models/echo:predict", json={"instances": [1] * 6}), 413, "6 instances; the limit is 5")
+            # a huge Authorization header is refused, not echoed, not logged
+            huge = "Bearer " + "k" * 60_000
+            r = httpx.post(s.url + "/predict", json={}, headers={"Authorization": huge}, timeout=30)
+            assert_error(r, 401, "not valid")
+            assert "kkkkkkkkkk" not in s.output()
+            # a client that stalls mid-body: 408 after the body timeout, and its slot is free again
+            started = time.perf_counter()
+            answer = raw(s.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-API-Key: k-1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": 1")
+            assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer, answer[:300]
+            assert time.perf_counter() - started < 5
+            assert "mlkit_requests_in_flight 0.0" in c.get("/metrics").text
+    finally:
+        stop(s)
+
+
+def test_limits_come_from_the_environment():
+    from mlkit_runtime.settings import Settings, SettingsError
+
+    s = Settings.load(environ={"MLKIT_PREDICTOR": "p.py:P", "MLKIT_MAX_JSON_DEPTH": "10", "MLKIT_MAX_INSTANCES": "7"})
+    assert (s.max_json_depth, s.max_instances) == (10, 7)
+    with pytest.raises(SettingsError, match="MLKIT_MAX_JSON_DEPTH must be at least 1"):
+        Settings.load(environ={"MLKIT_PREDICTOR": "p.py:P", "MLKIT_MAX_JSON_DEPTH": "0"})
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["x" * 60_000, "x" * 129, "a b", "<script>alert(1)</script>", "id\u00e9", '"quoted"', "tab\there", "back\\slash"],
+    ids=["60kB", "129", "space", "markup", "non-ascii", "quotes", "tab", "backslash"],
+)
+def test_hostile_request_ids_are_replaced(server, client, sent):
+    with contained(server, client):
+        r = client.post("/predict", json={}, headers={"X-Request-ID": sent.encode("utf-8")})
+        assert r.status_code == 200
+        assert re.fullmatch(r"[0-9a-f]{16}", r.headers["x-request-id"]), r.headers["x-request-id"][:100]
+        r = client.post("/predict", content=b"{", headers={"X-Request-ID": sent.encode("utf-8"), **JSON})
+        assert assert_error(r, 400, "malformed JSON")["request_id"] == r.headers["x-request-id"] != sent
+        r = client.get("/nope", headers={"X-Request-ID": sent.encode("utf-8")})
+        assert assert_error(r, 404)["request_id"] == r.headers["x-request-id"] != sent
+    # the predictor's traceback names the request too: by the fresh id
+    r = client.post("/predict", json={"raise": True}, headers={"X-Request-ID": sent.encode("utf-8")})
+    assert r.status_code == 500 and f"request {r.json()['request_id']} on /predict" in server.output()
+    assert sent[:128] not in server.output()
+
+
+@pytest.mark.parametrize("sent", ["x" * 128, "3f2c8a1e-7b1d-4e8f-9a0b-1c2d3e4f5a6b", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"])
+def test_sensible_request_ids_are_kept(client, sent):
+    assert client.post("/predict", json={}, headers={"X-Request-ID": sent}).headers["x-request-id"] == sent
+
+
+@pytest.mark.parametrize("path", ["/predict/", "/readyz/", "/v1/models/echo/", "/v2/models/echo/infer/"])
+def test_no_redirects_whatever_the_host_header_says(server, client, path):
+    with contained(server, client):
+        for method in ("POST", "GET"):
+            r = client.request(method, path, headers={"Host": "evil.example"}, content=b"{}")
+            assert "location" not in r.headers, r.headers
+            assert r.status_code in (404, 405)
+            assert_error(r, r.status_code, "/docs")
+            assert "evil.example" not in r.text
+
+
+@pytest.mark.parametrize(
+    "method, path, status",
+    [("GET", "/predict", 405), ("PUT", "/predict", 405), ("DELETE", "/v1/models/echo:predict", 405), ("PATCH", "/v2/models/echo/infer", 405),
+     ("GET", "/nope", 404), ("POST", "/v2/models/echo/infer/extra", 404), ("POST", "/", 404)],
+)
+def test_routes_and_methods_that_do_not_exist(server, client, method, path, status):
+    with contained(server, client):
+        assert_error(client.request(method, path, content=b"{}", headers=JSON), status, "/docs")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/models/..%2F..%2Fetc%2Fpasswd:predict", "/v1/models/%00:predict", "/v2/models/%2e%2e/infer", "/v1/models/" + "n" * 10_000 + ":predict",
+     "/v1/models/echo%0d%0aX-Injected:%20yes:predict", "/v2/models/ech%C3%B6/infer"],
+    ids=["traversal", "nul", "dotdot", "10k", "crlf", "unicode"],
+)
+def test_odd_model_names_are_404_and_not_echoed_unbounded(server, client, path):
+    with contained(server, client):
+        body = '{"instances": [1]}' if "/v1/" in path else oip("[1]")
+        r = client.post(path, content=body, headers=JSON)
+        assert_error(r, 404, "is not served here", "this server serves 'echo'")
+        assert "x-injected" not in r.headers
+
+
+def test_a_long_content_type_is_not_echoed(server, client):
+    with contained(server, client):
+        r = client.post("/v1/models/echo:predict", content=b"{}", headers={"content-type": "text/" + "x" * 30_000})
+        assert_error(r, 415, "is not supported here")
+
+
+@pytest.mark.parametrize(
+    "headers, fragment",
+    [({"X-Big": "v" * 70_000}, "headers are"), ({f"X-H{i}": "v" for i in range(150)}, "the limit is 100")],
+    ids=["one-huge-header", "many-headers"],
+)
+def test_oversized_headers_are_431(server, client, headers, fragment):
+    with contained(server, client):
+        assert_error(client.post("/predict", json={}, headers=headers), 431, fragment)
+        assert_error(client.get("/healthz", headers=headers), 431, fragment)
+
+
+def raw(url: str, request: bytes, close_write: bool = False) -> bytes:
+    """Send bytes as they are (httpx would fix the framing) and read what comes back."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if close_write is False and b"\r\n\r\n" in b"".join(chunks):
+                    break
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return b"".join(chunks)
+
+
+def test_a_body_shorter_than_its_content_length(server, client):
+    with contained(server, client):
+        answer = raw(server.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": 1", close_write=True)
+        # the client is gone: whatever reaches it is a 400, and the predictor never ran
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert client.post("/predict", json={"after": 1}).status_code == 200
+
+
+def test_a_body_longer_than_its_content_length(server, client):
+    with contained(server, client):
+        answer = raw(server.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\": 1}GARBAGE GARBAGE\r\n\r\n", close_write=True)
+        # The extra bytes are a second, invalid request: httptools refuses the connection (uvicorn's
+        # own 400) when they arrive with the first, or the first is answered and then the rest refused.
+        assert answer.startswith(b"HTTP/1.1 400") or (answer.startswith(b"HTTP/1.1 200") and b'{"echo":{"a":1}}' in answer), answer[:200]
+        assert b"HTTP/1.1 500" not in answer
+    assert client.post("/predict", json={"after": 1}).status_code == 200
+
+
+def test_a_raw_path_traversal(server, client):
+    with contained(server, client):
+        answer = raw(server.url, b"POST /v1/models/../../../etc/passwd:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+
+
+@pytest.mark.parametrize("kind, fragment", [("long", "ValueError: xxxx"), ("recursion", "RecursionError: maximum recursion depth")])
+def test_a_predictor_error_is_counted_once_and_logged_bounded(server, client, kind, fragment):
+    errors = predictor_errors(client)
+    before = len(server.output())
+    r = client.post("/predict", json={"raise": kind})
+    assert r.status_code == 500 and fragment in r.json()["error"] and len(r.content) < 1000
+    time.sleep(0.05)
+    grown = server.output()[before:]
+    assert predictor_errors(client) == errors + 1
+    assert "Traceback" in grown and len(grown) < 12_000, len(grown)

@@ -1,0 +1,62 @@
+"""The repository's own documented commands run in a fresh clone after scripts/setup.sh: each
+benchmark with a tiny duration and one model, and the quick start to its served prediction.
+
+The figures are not checked (a loaded CI machine says nothing about speed); that every command
+starts, finds its dependencies (the `bench` extra) and finishes with its table is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, free_port
+
+
+def needs_load_tools() -> None:
+    missing = [tool for tool in ("hey", "taskset") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not on PATH: scripts/setup.sh installs hey from apt when run as root (apt-get install hey util-linux)")
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("the serving benchmarks pin the server to core 0 and the load to core 1; this machine has one core")
+
+
+def bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def test_cli_speed_measures_help_and_render():
+    out = bench("benchmarks/cli_speed.py", "--runs", "1")
+    assert "--help" in out.stdout + out.stderr and "render" in out.stdout + out.stderr
+
+
+def test_serving_run_loads_the_runtime_with_one_model(tmp_path):
+    needs_load_tools()
+    out_file = tmp_path / "runs.json"
+    bench("benchmarks/serving/run.py", "--models", "mlp", "--servers", "mlkit", "--concurrency", "1", "--duration", "1", "--repeats", "1", "--open-rate", "50", "--out", str(out_file))
+    runs = json.loads(out_file.read_text())["runs"]
+    assert {(r["server"], r["load"]) for r in runs} == {("mlkit", "closed c=1"), ("mlkit", "open 50/s")}, runs
+    assert all(r["model"] == "mlp" and r["rps"] > 0 for r in runs), runs
+
+
+def test_serving_breakdown_runs_a_round():
+    needs_load_tools()
+    out = bench("benchmarks/serving/breakdown.py", "--model", "mlp", "--rounds", "1", "--duration", "1")
+    assert "efficiency (served / bare at batch 8)" in out.stdout, out.stdout
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="scripts/quickstart.sh sends its request with curl")
+def test_quickstart_ends_with_a_served_prediction():
+    port = str(free_port())
+    result = subprocess.run(["bash", "scripts/quickstart.sh"], cwd=REPO, env=os.environ | {"PORT": port}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    answer = json.loads(last)
+    assert answer["label"] == "positive" and 0 <= answer["score"] <= 1
