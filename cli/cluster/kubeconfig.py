@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -114,9 +115,27 @@ def merge_context(name: str, server: str, ca_data: str, token_args: list[str], f
         changed = True
     if changed:
         config.setdefault("current-context", name)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(file.name + ".mlkit-tmp")
-        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        tmp.replace(file)
+        _write(file, yaml.safe_dump(config, sort_keys=False))
     return changed
+
+
+def _write(file: Path, text: str) -> None:
+    """Replace the kubeconfig atomically, through links, never readable by others.
+
+    A kubeconfig is often a link into a dotfiles checkout: the link stays and its target gets the
+    new content (the temp file goes beside the resolved target, so the rename stays on its disk).
+    The file holds credentials, so it is 0600 from its first byte, as kubectl writes it; a stricter
+    mode someone chose (0400) is kept, a looser one (0644) is tightened to 0600.
+    """
+    from ..projectfs import atomic_write
+
+    target = Path(os.path.realpath(file))
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode) & 0o600
+    except FileNotFoundError:
+        mode = 0o600
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        atomic_write(target, text.encode("utf-8"), mode or 0o600)
+    except OSError as exc:
+        raise UserError(f"{file}: cannot write the kubeconfig ({exc.strerror}); fix the file's folder or set KUBECONFIG to another file") from None

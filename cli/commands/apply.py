@@ -51,7 +51,7 @@ def command(
         for step in steps:
             say(f"== {step.value} ==")
             if step is Step.apis:
-                summary["apis"] = _apis(root, spec, timeout)
+                summary["apis"] = _apis(root, spec, timeout, _interactive(json_out, auto_approve))
             else:
                 summary[step.value] = _stack(file, spec, step.value, auto_approve, json_out)
     if json_out:
@@ -93,7 +93,15 @@ def _kubeconfig(spec, outputs: dict) -> None:
         say(f"kubeconfig: added context {name} to {kubeconfig.path()} (kubectl --context {name} ...)")
 
 
-def _apis(root: Path, spec, timeout: float) -> dict:
+def _interactive(json_out: bool, auto_approve: bool) -> bool:
+    """A person at a terminal: stdin and stderr are terminals, and neither --json nor --auto-approve
+    (the flags of automation, whose output ends up in CI logs) was given."""
+    import sys
+
+    return not json_out and not auto_approve and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _apis(root: Path, spec, timeout: float, show_keys: bool) -> dict:
     from dataclasses import asdict
 
     from ..deploy import apis
@@ -101,7 +109,7 @@ def _apis(root: Path, spec, timeout: float) -> dict:
     report = apis.Report()
     facts = apis.prepare(root, spec, say, report)
     report.rendered = apis.rerender(root, spec, facts, say)
-    apis.roll_out(root, spec, timeout, say, report)
+    apis.roll_out(root, spec, timeout, say, report, show_keys=show_keys)
     out = asdict(report)
-    out.pop("new_keys")  # keys go to the terminal once, never into logs of automation
+    out.pop("new_keys")  # the keys themselves never go to stdout; key_files says where they are
     return out

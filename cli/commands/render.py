@@ -15,6 +15,7 @@ SYMBOLS = {
     "updated": "~",
     "merged": "M",
     "conflict": "C",
+    "unresolved": "C",
     "removed": "-",
     "kept-edits": "=",
     "kept-deleted": "x",
@@ -26,6 +27,14 @@ def command(
     file: SpecFile = DEFAULT_SPEC,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if infra/ is out of date with mlkit.yaml (for CI).")] = False,
     allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="Merge even if infra/ has uncommitted git changes.")] = False,
+    forget_record: Annotated[
+        bool,
+        typer.Option(
+            "--forget-record",
+            help="Ignore .mlkit/record.json and .mlkit/base (when they are damaged): files equal to the render stay, "
+            "every other difference becomes a conflict to review. Nothing is overwritten or deleted unseen.",
+        ),
+    ] = False,
     json_out: JsonOut = False,
 ) -> None:
     """Render infra/ (Terraform and Kubernetes manifests) from mlkit.yaml.
@@ -43,7 +52,8 @@ def command(
     root = file.resolve().parent
     rendered = render(spec, facts.load(root))
     with project_lock(root, "render"):
-        result = merge.plan(root, rendered, MACHINE_OWNED)
+        result = merge.plan(root, rendered, MACHINE_OWNED, forget_record=forget_record)
+        merge.refuse_unresolved(result)
         if check:
             _report(result, json_out, check=True)
             if result.out_of_date:

@@ -25,7 +25,24 @@ class Report:
     rendered: list[str] = field(default_factory=list)
     rolled_out: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
-    new_keys: dict[str, str] = field(default_factory=dict)
+    new_keys: dict[str, str] = field(default_factory=dict)  # never printed to stdout: apply drops it from --json
+    key_files: dict[str, str] = field(default_factory=dict)  # API -> the 0600 file its new key was written to
+
+
+SECRETS_DIR = ".mlkit/secrets"
+
+
+def save_key(root: Path, api: str, key: str) -> str:
+    """Write a new API key to .mlkit/secrets/<api>.key, mode 0600 from its first byte; its own
+    .gitignore keeps the folder out of commits even in projects whose .mlkit/.gitignore predates it."""
+    from .. import projectfs
+
+    projectfs.make_dirs(root, SECRETS_DIR)
+    if projectfs.read_text(root, f"{SECRETS_DIR}/.gitignore") is None:
+        projectfs.write_text(root, f"{SECRETS_DIR}/.gitignore", "# new API keys, written by mlkit apply: never commit them\n*\n")
+    rel = f"{SECRETS_DIR}/{api}.key"
+    projectfs.write_text(root, rel, key + "\n", mode=0o600)
+    return rel
 
 
 def cluster_outputs(root: Path) -> dict:
@@ -104,7 +121,11 @@ def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, rep
 
 def push(root: Path, spec: Spec, ctx: images.Context, ref: str) -> None:
     """Write the context under .mlkit/build, log in to the project's registry, build and push."""
-    folder = root / ".mlkit" / "build" / ctx.api
+    from .. import projectfs
+
+    # The context is emptied and rewritten: a link on the way (.mlkit, build, the API's folder) would
+    # take that outside the project, so each is checked (and made) without following links first.
+    folder = projectfs.make_dirs(root, f".mlkit/build/{ctx.api}")
     ctx.write(folder)
     user, password, endpoint = clouds.of(spec).registry_login(spec)
     images.build_and_push(folder, ref, endpoint, user, password)
@@ -130,7 +151,9 @@ def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[s
     return changed
 
 
-def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report, cluster=None) -> None:
+def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report, cluster=None, show_keys: bool = False) -> None:
+    """Apply, prune and wait. A new API key goes to a 0600 file under .mlkit/secrets; the key itself
+    is shown only with `show_keys` (a person at a terminal), never into the logs of automation."""
     from ..cluster import rollout
     from ..cluster.connect import connect
 
@@ -141,7 +164,17 @@ def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report,
         report.pruned = [f"{kind} {name}" for kind, _, name in applied.pruned]
         report.new_keys = applied.new_keys
         for api, key in applied.new_keys.items():
-            say(f"API key of {api} (stored in Secret {api}-api-keys; shown once, keep it now): {key}")
+            try:
+                rel = save_key(root, api, key)
+            except UserError as exc:
+                raise UserError(
+                    f"{exc.message} (the new key of {api} is in the cluster: "
+                    f"kubectl get secret {api}-api-keys -n {spec.k8s_namespace} -o jsonpath='{{.data.keys}}' | base64 -d)"
+                ) from None
+            report.key_files[api] = rel
+            say(f"API key of {api}: new, in Secret {api}-api-keys and in {rel} (readable by you only, git-ignored)")
+            if show_keys:
+                say(f"  {key}")
         if not applied.changed_deployments:
             say("no Deployment changed: nothing to roll out")
             return

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 import yaml
-
 from mlkit.cluster import credentials, kubeconfig
 from mlkit.errors import UserError
+
 from tests.conftest import aws_env, mlkit
 
 
@@ -89,7 +89,6 @@ def test_credentials_from_a_context_with_ca_and_an_exec_plugin(tmp_path):
 
 def test_closing_the_cluster_removes_the_pem_files_its_credentials_wrote(tmp_path):
     import certifi
-
     from mlkit.cluster.client import Cluster
 
     file = tmp_path / "config"
@@ -117,3 +116,60 @@ def test_connect_to_an_eks_cluster_mlkit_made_uses_describe_and_a_fresh_token(aw
     assert creds.token.startswith("k8s-aws-v1.")
     assert open(creds.ca_file, "rb").read() == base64.b64decode(described["certificateAuthority"]["data"])
     assert token_args(spec) == ["--cloud", "aws", "--cluster", "made-demo", "--region", "us-west-2"]
+
+
+ARGS = ["--cloud", "aws", "--cluster", "prod", "--region", "us-west-2"]
+
+
+def test_merge_writes_through_a_symlinked_kubeconfig(tmp_path):
+    """~/.kube/config as a link into a dotfiles checkout: the link stays, its target gets the entry."""
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "kubeconfig"
+    target.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}))
+    target.chmod(0o600)
+    link = tmp_path / "kube" / "config"
+    link.parent.mkdir()
+    link.symlink_to(Path("..") / "dotfiles" / "kubeconfig")
+    assert kubeconfig.merge_context("mlkit-demo", "https://eks", "Q0E=", ARGS, link) is True
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert [c["name"] for c in yaml.safe_load(target.read_text())["contexts"]] == ["mlkit-demo"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["kubeconfig"] and sorted(p.name for p in link.parent.iterdir()) == ["config"]
+
+
+def test_merge_creates_the_kubeconfig_0600_from_its_first_byte(tmp_path, monkeypatch):
+    """Every file created on the way is 0600 at creation, before a byte is written (umask 0 hides nothing)."""
+    import os
+
+    created = []
+    real_open = os.open
+
+    def watching_open(path, flags, mode=0o777, *args, **kwargs):
+        fd = real_open(path, flags, mode, *args, **kwargs)
+        if flags & os.O_CREAT:
+            created.append((str(path), stat.S_IMODE(os.fstat(fd).st_mode), os.fstat(fd).st_size, bool(flags & os.O_EXCL)))
+        return fd
+
+    old_umask = os.umask(0)
+    monkeypatch.setattr(os, "open", watching_open)
+    try:
+        file = tmp_path / "new" / "config"
+        assert kubeconfig.merge_context("mlkit-demo", "https://eks", "Q0E=", ARGS, file) is True
+    finally:
+        monkeypatch.undo()
+        os.umask(old_umask)
+    assert created and all(mode == 0o600 and size == 0 and exclusive for _, mode, size, exclusive in created), created
+    assert all(Path(path).parent == file.parent for path, *_ in created)  # in the target's own folder, so the rename is atomic
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600 and stat.S_IMODE(file.parent.stat().st_mode) == 0o700
+    assert [p.name for p in file.parent.iterdir()] == ["config"]  # no temp file left behind
+
+
+@pytest.mark.parametrize(("before", "after"), [(0o644, 0o600), (0o640, 0o600), (0o600, 0o600), (0o400, 0o400)])
+def test_merge_keeps_a_stricter_mode_and_tightens_a_looser_one(tmp_path, before, after):
+    file = tmp_path / "config"
+    file.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config"}))
+    file.chmod(before)
+    assert kubeconfig.merge_context("mlkit-demo", "https://eks", "Q0E=", ARGS, file) is True
+    assert stat.S_IMODE(file.stat().st_mode) == after
+    assert "mlkit-demo" in file.read_text()

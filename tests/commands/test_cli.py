@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -130,6 +131,9 @@ def test_render_conflict_reports_and_exits_1(project):
     # Simulate a kit update that changes the same line: rewrite the base mlkit recorded.
     base = proj / ".mlkit/base/infra/terraform/cluster/main.tf"
     base.write_text(base.read_text().replace('  name = "${var.project}-models-', '  name = "${var.project}-old-'))
+    record = json.loads((proj / ".mlkit/record.json").read_text())  # and its hash, which the record keeps
+    record["files"]["infra/terraform/cluster/main.tf"] = hashlib.sha256(base.read_bytes()).hexdigest()
+    (proj / ".mlkit/record.json").write_text(json.dumps(record))
     result = mlkit("render", cwd=proj)
     assert result.returncode == 1
     assert "merge conflicts in 1 files" in result.stderr and "infra/terraform/cluster/main.tf" in result.stderr
