@@ -1,7 +1,7 @@
 """Which packages the wheel holds, discovered rather than listed, so a new subpackage cannot be left out.
 
 Everything else about the project is in pyproject.toml. Two source roots map to two import packages
-(see DESIGN.md): `cli/` is `mlkit`, `runtime/` is `mlkit_runtime`. The kit's Terraform modules,
+(see docs/architecture.md): `cli/` is `mlkit`, `runtime/` is `mlkit_runtime`. The kit's Terraform modules,
 templates and examples ride inside the wheel as `mlkit/_kit/...`; `mlkit.kit` finds them there or, in
 a source checkout or editable install, beside `cli/`.
 """
