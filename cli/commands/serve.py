@@ -70,8 +70,9 @@ def command(
     except ImportError as exc:
         raise UserError(f"mlkit serve needs the predictor runtime ({exc.name} is missing): pip install 'mlkit[runtime]'") from None
 
-    from ..app import state
     from mlkit_runtime.errors import PredictorLoadError
+
+    from ..app import state
 
     file_part, _, class_name = chosen.predictor.partition(":")
     overrides = {

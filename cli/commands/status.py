@@ -17,8 +17,8 @@ def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
     from ..cluster.client import NotFound
     from ..cluster.coldstart import summary
     from ..cluster.connect import open_project
-    from ..cluster.rollout import rollout_state
     from ..cluster.kinds import by_name
+    from ..cluster.rollout import rollout_state
 
     spec, cluster = open_project(file)
     rows = []

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from . import syntax
-from .schema import Spec
 from .rules import Loc, Problem
+from .schema import Spec
 
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from . import syntax
-from .schema import Spec
 from .rules import Loc, Problem
+from .schema import Spec
 
 SCHEMES = {"aws": "s3", "gcp": "gs"}
 PREDICTOR_MAX_BYTES = 4 * 1024 * 1024

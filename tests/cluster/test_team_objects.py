@@ -10,8 +10,8 @@ import pytest
 
 from mlkit.cluster import rollout
 from mlkit.errors import UserError
-from tests.cluster.test_rollout import lines, project
 from tests.cluster.test_manifests import HPA, add
+from tests.cluster.test_rollout import lines, project
 
 NS = "ops-demo"
 WIDGET = "apiVersion: acme.dev/v1\nkind: Widget\nmetadata: {name: blue}\nspec: {size: 3}\n"

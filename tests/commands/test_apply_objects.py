@@ -8,8 +8,11 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster.test_manifests import HPA as MANIFEST_HPA
-from tests.commands.test_operate import NS, Controller, proj, push_images  # noqa: F401  (proj is a fixture)
+from tests.commands import test_operate
+from tests.commands.test_operate import NS, Controller, push_images
 from tests.conftest import assert_one_line_error, mlkit
+
+proj = test_operate.proj  # the fixture, shared: pytest finds it by this module-level name
 
 HPA = MANIFEST_HPA.replace("sentiment", "spam")
 

@@ -12,8 +12,10 @@ import pytest
 from mlkit.cluster import rollout
 from mlkit.cluster.client import Cluster, Credentials
 from mlkit.spec import load
-from tests.commands.test_operate import proj  # noqa: F401  (a fixture)
+from tests.commands import test_operate
 from tests.conftest import mlkit
+
+proj = test_operate.proj  # the fixture, shared: pytest finds it by this module-level name
 
 NS = "ops-demo"
 IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/ops-demo:sentiment-0a1b2c"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from mlkit.render.facts import Facts
-from mlkit.render.k8s import PRESTOP_S
 from mlkit.render.infra import render
+from mlkit.render.k8s import PRESTOP_S
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
