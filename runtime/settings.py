@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -46,15 +47,15 @@ class Settings:
         return "MLKIT_" + name.upper()
 
     @classmethod
-    def load(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    def load(cls, overrides: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         """Defaults, then MLKIT_* variables, then explicit overrides (flags); every value checked."""
-        environ = os.environ if environ is None else environ
+        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = (overrides or {}).get(f.name)
             source = f"--{f.name.replace('_', '-')}"
-            if raw is None and cls.env_name(f.name) in environ:
-                raw, source = environ[cls.env_name(f.name)], cls.env_name(f.name)
+            if raw is None and cls.env_name(f.name) in env:
+                raw, source = env[cls.env_name(f.name)], cls.env_name(f.name)
             if raw is None:
                 continue
             values[f.name] = _convert(raw, type(f.default), source)

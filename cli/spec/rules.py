@@ -9,11 +9,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import placement
 from . import accelerators as acc
 from . import syntax
 from .schema import Api, NodePool, Spec
+
+if TYPE_CHECKING:
+    import ipaddress
 
 Loc = tuple[str | int, ...]
 
@@ -62,12 +66,12 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
             yield Problem(("gcp_project",), "required with `cloud: gcp`: the ID of the project to create resources in")
         if spec.state.backend == "s3":
             yield Problem(("state", "backend"), "s3 state needs `cloud: aws` (valid on gcp: local, gcs)")
-        zones = [("cluster", "zone", spec.cluster.zone)] + [
-            ("cluster", "node_pools", i, "zones", z) for i, p in enumerate(spec.cluster.node_pools) for z in p.zones
+        zones: list[tuple[Loc, str | None]] = [(("cluster", "zone"), spec.cluster.zone)] + [
+            (("cluster", "node_pools", i, "zones"), z) for i, p in enumerate(spec.cluster.node_pools) for z in p.zones
         ]
-        for *loc, zone in zones:
+        for loc, zone in zones:
             if zone is not None and (problem := syntax.gcp_zone(zone, spec.region)):
-                yield Problem(tuple(loc), problem)
+                yield Problem(loc, problem)
     if spec.state.backend != "local" and not spec.state.bucket:
         yield Problem(("state", "bucket"), f"required with `backend: {spec.state.backend}`: an existing bucket for the state files")
 
@@ -384,7 +388,9 @@ def _gcp_apply_time(spec: Spec) -> Iterator[Problem]:
 def _gcp_tpu_versions(spec: Spec) -> Iterator[Problem]:
     # GKE "Plan TPUs in GKE": each TPU generation needs a minimum GKE version (accelerators.yaml).
     for pool in spec.cluster.node_pools:
-        minimum = acc.tpu_versions()[pool.tpu.version].get("min_kubernetes") if pool.tpu else None
+        if pool.tpu is None:
+            continue
+        minimum = acc.tpu_versions()[pool.tpu.version].get("min_kubernetes")
         if minimum and _minor(spec.cluster.kubernetes_version) < _minor(minimum):
             yield Problem(
                 ("cluster", "kubernetes_version"),
@@ -451,7 +457,7 @@ def _gcp_ranges(spec: Spec) -> Iterator[Problem]:
             yield Problem(("network", "vpc_cidr"), f"{spec.network.vpc_cidr} overlaps {what} {cidr} that GKE uses; pick another range, e.g. 10.0.0.0/16")
 
 
-def _network_or_none(cidr: str):
+def _network_or_none(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     import ipaddress
 
     try:
