@@ -78,7 +78,9 @@ class Runtime:
             return await self.batcher.submit(payload)
         return await self.predictor.predict(payload)
 
-    async def handle(self, request: Request, route: str, call: Callable[[], Awaitable[Any]], render: Callable[[Any, dict[str, str]], Response] = to_response) -> Response:
+    async def handle(
+        self, request: Request, route: str, call: Callable[[], Awaitable[Any]], render: Callable[[Any, dict[str, str]], Response] = to_response
+    ) -> Response:
         """Admit, run `call`, and turn its result or error into a response; count and log it."""
         start = time.perf_counter()
         request_id = logs.request_id(request.headers.get("x-request-id"))

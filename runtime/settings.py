@@ -34,10 +34,17 @@ class Settings:
     # Hostile-input bounds: checked before any work is done for a request.
     max_json_depth: int = field(default=64, metadata={"help": "Deepest nesting of arrays and objects in a JSON body; deeper ones get 400."})
     max_instances: int = field(default=1024, metadata={"help": "Most instances in one KServe v1 request; more get 413 (split the request)."})
-    body_timeout_s: float = field(default=30.0, metadata={"help": "Longest a request body may take to arrive; a slower one gets 408, so stalled clients cannot hold slots."})
-    drain_delay_s: float = field(default=0.0, metadata={"help": "After SIGTERM, keep serving this long while /readyz says 503, so load balancers stop sending."})
+    body_timeout_s: float = field(
+        default=30.0, metadata={"help": "Longest a request body may take to arrive; a slower one gets 408, so stalled clients cannot hold slots."}
+    )
+    drain_delay_s: float = field(
+        default=0.0, metadata={"help": "After SIGTERM, keep serving this long while /readyz says 503, so load balancers stop sending."}
+    )
     drain_timeout_s: float = field(default=30.0, metadata={"help": "After the drain delay, how long accepted requests may take to finish."})
-    api_keys_file: str = field(default="", metadata={"help": "File of API keys, one per line; when set, predict routes answer 401 without `Authorization: Bearer <key>` or `X-API-Key`."})
+    api_keys_file: str = field(
+        default="", metadata={"help": "File of API keys, one per line; "
+                                      "when set, predict routes answer 401 without `Authorization: Bearer <key>` or `X-API-Key`."}
+    )
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
     debug: bool = field(default=False, metadata={"help": "Show the traceback when the predictor fails to load (otherwise one line)."})

@@ -29,7 +29,10 @@ def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
                 try:
                     d = cluster.get(by_name("Deployment"), spec.k8s_namespace, name)
                 except NotFound:
-                    rows.append({"api": name, "ready": 0, "desired": 0, "endpoint": "", "image": "", "rollout": "not deployed: run `mlkit apply`", "updated": "", "cold_start": None})
+                    rows.append({
+                        "api": name, "ready": 0, "desired": 0, "endpoint": "", "image": "",
+                        "rollout": "not deployed: run `mlkit apply`", "updated": "", "cold_start": None,
+                    })
                     continue
                 _, line = rollout_state(d)
                 progressing: dict[str, Any] = next((c for c in d.get("status", {}).get("conditions", []) if c.get("type") == "Progressing"), {})

@@ -114,7 +114,8 @@ def load(path: Path) -> Spec:
     import stat
 
     if stat.S_ISLNK(info.st_mode):
-        raise SpecError([f"{path}: is a symbolic link; the project is the folder of its spec, so mlkit reads only a regular file: copy the target here, or pass -f with the target's path"])
+        raise SpecError([f"{path}: is a symbolic link; the project is the folder of its spec, "
+                         "so mlkit reads only a regular file: copy the target here, or pass -f with the target's path"])
     if not stat.S_ISREG(info.st_mode):
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise SpecError([f"{path}: is {kind}; pass -f with the path of an mlkit.yaml file"])

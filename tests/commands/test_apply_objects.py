@@ -47,7 +47,8 @@ def test_team_objects_are_applied_with_mlkits(proj, k8s, moto):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: spam}\n",
-     "infra/k8s/team/extra.yaml: ServiceMonitor (monitoring.coreos.com/v1) is not served by the cluster: the cluster does not serve the API group monitoring.coreos.com"),
+     "infra/k8s/team/extra.yaml: ServiceMonitor (monitoring.coreos.com/v1) is not served by the cluster: "
+     "the cluster does not serve the API group monitoring.coreos.com"),
     ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [oops\n", "infra/k8s/team/extra.yaml: not valid YAML (line 4, column 1"),
     ("- {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n", "infra/k8s/team/extra.yaml: a list, not a Kubernetes object"),
     ("apiVersion: v1\nkind: ConfigMap\ndata: {a: b}\n", "infra/k8s/team/extra.yaml: ConfigMap has no metadata mapping; set metadata.name"),

@@ -150,7 +150,8 @@ def test_limits_follow_the_flags(tmp_path):
             assert "kkkkkkkkkk" not in s.output()
             # a client that stalls mid-body: 408 after the body timeout, and its slot is free again
             started = time.perf_counter()
-            answer = raw(s.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-API-Key: k-1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": 1")
+            answer = raw(s.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-API-Key: k-1\r\n"
+                                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": 1")
             assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer, answer[:300]
             assert time.perf_counter() - started < 5
             assert "mlkit_requests_in_flight 0.0" in c.get("/metrics").text
@@ -264,7 +265,8 @@ def raw(url: str, request: bytes, close_write: bool = False) -> bytes:
 
 def test_a_body_shorter_than_its_content_length(server, client):
     with contained(server, client):
-        answer = raw(server.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": 1", close_write=True)
+        request = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": 1"
+        answer = raw(server.url, request, close_write=True)
         # the client is gone: whatever reaches it is a 400, and the predictor never ran
         assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert client.post("/predict", json={"after": 1}).status_code == 200
@@ -272,7 +274,11 @@ def test_a_body_shorter_than_its_content_length(server, client):
 
 def test_a_body_longer_than_its_content_length(server, client):
     with contained(server, client):
-        answer = raw(server.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\": 1}GARBAGE GARBAGE\r\n\r\n", close_write=True)
+        answer = raw(
+            server.url,
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\": 1}GARBAGE GARBAGE\r\n\r\n",
+            close_write=True,
+        )
         # The extra bytes are a second, invalid request: httptools refuses the connection (uvicorn's
         # own 400) when they arrive with the first, or the first is answered and then the rest refused.
         assert answer.startswith(b"HTTP/1.1 400") or (answer.startswith(b"HTTP/1.1 200") and b'{"echo":{"a":1}}' in answer), answer[:200]
@@ -282,7 +288,9 @@ def test_a_body_longer_than_its_content_length(server, client):
 
 def test_a_raw_path_traversal(server, client):
     with contained(server, client):
-        answer = raw(server.url, b"POST /v1/models/../../../etc/passwd:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        answer = raw(
+            server.url, b"POST /v1/models/../../../etc/passwd:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        )
         assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
 
 
