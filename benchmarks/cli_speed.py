@@ -55,6 +55,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "mlkit.yaml").write_text(SPEC)
+        # validate checks that the predictor file exists and defines the class the spec names
+        (work / "predictor.py").write_text("class Predictor:\n    def predict(self, payload):\n        return payload\n")
         subprocess.run([*mlkit, "render"], cwd=work, check=True, capture_output=True)  # warm the file cache
         help_times = [timed([*mlkit, "--help"], work) for _ in range(args.runs)]
         render_times = []
