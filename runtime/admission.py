@@ -14,7 +14,7 @@ class Admission:
         self.max_in_flight = max_in_flight
         self.max_queue = max_queue
         self.running = 0
-        self.waiters: deque[asyncio.Future] = deque()
+        self.waiters: deque[asyncio.Future[None]] = deque()
 
     @property
     def queued(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -78,7 +78,9 @@ class Runtime:
             return await self.batcher.submit(payload)
         return await self.predictor.predict(payload)
 
-    async def handle(self, request: Request, route: str, call: Callable[[], Awaitable[Any]], render: Callable[[Any, dict], Response] = to_response) -> Response:
+    async def handle(
+        self, request: Request, route: str, call: Callable[[], Awaitable[Any]], render: Callable[[Any, dict[str, str]], Response] = to_response
+    ) -> Response:
         """Admit, run `call`, and turn its result or error into a response; count and log it."""
         start = time.perf_counter()
         request_id = logs.request_id(request.headers.get("x-request-id"))
@@ -109,11 +111,11 @@ class Runtime:
                 self.metrics.rejected.inc()
             response = error_response(exc.status, exc.message, request_id, exc.headers | headers)
         except PredictorRaised as raised:
-            exc = raised.__cause__ or raised
+            cause = raised.__cause__ or raised
             self.metrics.predictor_errors.inc()
-            logs.log.error("request %s on %s: predictor raised\n%s", request_id, route, logs.format_exception(exc))
-            error = PredictorFailed(f"the predictor raised {type(exc).__name__}: {clip(str(exc), 500)}")
-            response = error_response(error.status, error.message, request_id, headers)
+            logs.log.error("request %s on %s: predictor raised\n%s", request_id, route, logs.format_exception(cause))
+            failed = PredictorFailed(f"the predictor raised {type(cause).__name__}: {clip(str(cause), 500)}")
+            response = error_response(failed.status, failed.message, request_id, headers)
         except Exception as exc:
             error = from_exception(exc)
             if error is None:  # our own fault, not the predictor's: not counted as a predictor error
@@ -140,7 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
     runtime = Runtime(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await runtime.start()
         except PredictorLoadError as exc:
@@ -175,4 +177,5 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime  # set by create_app; starlette's State is untyped
+    return runtime

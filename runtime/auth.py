@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import Unauthorized
@@ -39,7 +40,7 @@ class ApiKeys:
             if not self.keys:  # at start-up; later, keep the keys we have while the volume is swapped
                 raise SettingsError(f"--api-keys-file / MLKIT_API_KEYS_FILE: cannot read {self.path}: {exc.strerror}") from None
 
-    def check(self, headers) -> None:
+    def check(self, headers: Mapping[str, str]) -> None:
         now = time.monotonic()
         if now - self.checked > RECHECK_S:
             self.checked = now

@@ -34,9 +34,9 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.metrics = metrics
-        self.pending: deque[tuple[float, Any, asyncio.Future]] = deque()
+        self.pending: deque[tuple[float, Any, asyncio.Future[tuple[Any, int]]]] = deque()  # (arrival, payload, (result, batch size))
         self.wakeup = asyncio.Event()
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.closing = False
 
     def start(self) -> None:

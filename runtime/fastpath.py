@@ -11,7 +11,10 @@ the log with uvicorn's traceback of the lifespan: serve() reports it as one line
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
@@ -46,10 +49,10 @@ class FastPath:
                 return
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
-            handler = None
+            handler: Callable[..., Awaitable[Response]] | None = None  # respond(request, *args)
+            args: tuple[str, ...] = ()
             if path == "/predict":
                 handler = predict.respond
-                args: tuple = ()
             elif path.startswith("/v1/models/") and path.endswith(":predict"):
                 handler, args = kserve_v1.respond, (path[len("/v1/models/") : -len(":predict")],)
             elif path.startswith("/v2/models/") and path.endswith("/infer") and path.count("/") == 4:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .admission import Admission
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 class Metrics:
-    def __init__(self, admission) -> None:
+    def __init__(self, admission: Admission) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("mlkit_requests", "Requests answered, by route and HTTP status.", ["route", "status"], registry=self.registry)
         self.latency = Histogram(
@@ -23,7 +25,7 @@ class Metrics:
         # Read at scrape time: no per-request bookkeeping for the gauges.
         self.in_flight.set_function(lambda: admission.admitted)
         self.queue_depth.set_function(lambda: admission.queued)
-        self._children: dict[tuple[str, int], tuple] = {}
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)

@@ -16,7 +16,7 @@ import sys
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import PredictorLoadError, PredictorRaised
 
@@ -54,7 +54,7 @@ def load_class(spec: str, base_dir: Path | None = None) -> type:
         raise PredictorLoadError(f"{where}: has no class {class_name!r} (classes defined there: {', '.join(found) or 'none'})")
     if not callable(getattr(cls, "predict", None)):
         raise PredictorLoadError(f"{where}: {class_name} has no predict(self, payload) method")
-    return cls
+    return cast(type, cls)  # an attribute with a callable predict; construct() reports one that cannot be called as a class
 
 
 def describe(exc: BaseException, where: Path | str | None) -> str:
@@ -94,7 +94,7 @@ class Predictor:
         except Exception as exc:
             raise PredictorRaised() from exc
 
-    async def predict_batch(self, payloads: list) -> list:
+    async def predict_batch(self, payloads: list[Any]) -> list[Any]:
         assert self._batch is not None
         try:
             if self.batch_is_async:
@@ -118,7 +118,7 @@ class Predictor:
             await asyncio.get_running_loop().run_in_executor(self.executor, warm)
 
 
-def construct(cls: type, config: dict, model_dir: str, where: str) -> Any:
+def construct(cls: type, config: dict[str, Any], model_dir: str, where: str) -> Any:
     if not Path(model_dir).exists():
         raise PredictorLoadError(f"--model-dir {model_dir}: no such folder")
     try:

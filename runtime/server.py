@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,7 +29,7 @@ class DrainingServer(uvicorn.Server):
         self.runtime = runtime
         self.exit_at: float | None = None
 
-    def handle_exit(self, sig, frame) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.exit_at is not None:  # a second signal: stop now
             return super().handle_exit(sig, frame)
         self.runtime.draining = True

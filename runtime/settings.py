@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,17 @@ class Settings:
     # Hostile-input bounds: checked before any work is done for a request.
     max_json_depth: int = field(default=64, metadata={"help": "Deepest nesting of arrays and objects in a JSON body; deeper ones get 400."})
     max_instances: int = field(default=1024, metadata={"help": "Most instances in one KServe v1 request; more get 413 (split the request)."})
-    body_timeout_s: float = field(default=30.0, metadata={"help": "Longest a request body may take to arrive; a slower one gets 408, so stalled clients cannot hold slots."})
-    drain_delay_s: float = field(default=0.0, metadata={"help": "After SIGTERM, keep serving this long while /readyz says 503, so load balancers stop sending."})
+    body_timeout_s: float = field(
+        default=30.0, metadata={"help": "Longest a request body may take to arrive; a slower one gets 408, so stalled clients cannot hold slots."}
+    )
+    drain_delay_s: float = field(
+        default=0.0, metadata={"help": "After SIGTERM, keep serving this long while /readyz says 503, so load balancers stop sending."}
+    )
     drain_timeout_s: float = field(default=30.0, metadata={"help": "After the drain delay, how long accepted requests may take to finish."})
-    api_keys_file: str = field(default="", metadata={"help": "File of API keys, one per line; when set, predict routes answer 401 without `Authorization: Bearer <key>` or `X-API-Key`."})
+    api_keys_file: str = field(
+        default="", metadata={"help": "File of API keys, one per line; "
+                                      "when set, predict routes answer 401 without `Authorization: Bearer <key>` or `X-API-Key`."}
+    )
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
     debug: bool = field(default=False, metadata={"help": "Show the traceback when the predictor fails to load (otherwise one line)."})
@@ -46,15 +54,15 @@ class Settings:
         return "MLKIT_" + name.upper()
 
     @classmethod
-    def load(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    def load(cls, overrides: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         """Defaults, then MLKIT_* variables, then explicit overrides (flags); every value checked."""
-        environ = os.environ if environ is None else environ
+        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = (overrides or {}).get(f.name)
             source = f"--{f.name.replace('_', '-')}"
-            if raw is None and cls.env_name(f.name) in environ:
-                raw, source = environ[cls.env_name(f.name)], cls.env_name(f.name)
+            if raw is None and cls.env_name(f.name) in env:
+                raw, source = env[cls.env_name(f.name)], cls.env_name(f.name)
             if raw is None:
                 continue
             values[f.name] = _convert(raw, type(f.default), source)

@@ -76,7 +76,7 @@ def tf_env(tf_mirror: Path, tmp_path_factory) -> dict[str, str]:
         pytest.skip("terraform is not on PATH")
     config = tmp_path_factory.mktemp("tfrc") / "terraform.rc"
     config.write_text(
-        'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n' % tf_mirror
+        f'provider_installation {{\n  filesystem_mirror {{\n    path    = "{tf_mirror}"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }}\n}}\n'
     )
     cache = tmp_path_factory.mktemp("plugin-cache")
     return {"TF_CLI_CONFIG_FILE": str(config), "TF_PLUGIN_CACHE_DIR": str(cache)}

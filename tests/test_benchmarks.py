@@ -40,7 +40,23 @@ def test_cli_speed_measures_help_and_render():
 def test_serving_run_loads_the_runtime_with_one_model(tmp_path):
     needs_load_tools()
     out_file = tmp_path / "runs.json"
-    bench("benchmarks/serving/run.py", "--models", "mlp", "--servers", "mlkit", "--concurrency", "1", "--duration", "1", "--repeats", "1", "--open-rate", "50", "--out", str(out_file))
+    bench(
+        "benchmarks/serving/run.py",
+        "--models",
+        "mlp",
+        "--servers",
+        "mlkit",
+        "--concurrency",
+        "1",
+        "--duration",
+        "1",
+        "--repeats",
+        "1",
+        "--open-rate",
+        "50",
+        "--out",
+        str(out_file),
+    )
     runs = json.loads(out_file.read_text())["runs"]
     assert {(r["server"], r["load"]) for r in runs} == {("mlkit", "closed c=1"), ("mlkit", "open 50/s")}, runs
     assert all(r["model"] == "mlp" and r["rps"] > 0 for r in runs), runs

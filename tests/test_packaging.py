@@ -56,7 +56,9 @@ def installed(wheel, tmp_path_factory) -> Path:
     env_dir = tmp_path_factory.mktemp("wheel-venv")
     venv.create(env_dir, with_pip=True, symlinks=True)
     started = time.monotonic()
-    result = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[runtime]"], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[runtime]"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     print(f"wheel venv installed in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return env_dir / "bin"
@@ -109,7 +111,9 @@ def test_the_installed_wheel_inits_renders_serves_and_builds_contexts(installed,
 
     port = free_port()
     env = {"PATH": f"{installed}:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
-    server = subprocess.Popen([str(installed / "mlkit"), "serve", "--port", str(port)], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [str(installed / "mlkit"), "serve", "--port", str(port)], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         answer = post_when_ready(f"http://127.0.0.1:{port}", {"text": "I love how fast this is"}, server)
         assert answer["label"] == "positive" and 0 <= answer["score"] <= 1

@@ -5,6 +5,7 @@ API emulator exercises them all in tests.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import ssl
@@ -156,13 +157,13 @@ class Cluster:
 
     def follow_logs(self, namespace: str, pod: str, container: str = "predictor", tail: int = 20) -> Iterator[str]:
         path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
-        params = {"container": container, "follow": "true", "tailLines": tail}
+        params: dict[str, str | int] = {"container": container, "follow": "true", "tailLines": tail}
         with self.http.stream("GET", path, params=params, timeout=None) as response:
             if response.status_code >= 400:
                 raise ToolError(f"GET {path} failed ({response.status_code})")
             yield from response.iter_lines()
 
-    def events(self, namespace: str, name: str) -> list[dict]:
+    def events(self, namespace: str, name: str) -> builtins.list[dict]:  # `list` in this class is Cluster.list
         items = self._call("GET", by_name("Event").collection(namespace), params={"fieldSelector": f"involvedObject.name={name}"}).json()["items"]
         return [e for e in items if e.get("involvedObject", {}).get("name") == name]
 

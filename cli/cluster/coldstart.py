@@ -72,8 +72,8 @@ def _pulled(events: list[dict]) -> datetime | None:
         for e in events
         if isinstance(e, dict) and e.get("reason") == "Pulled" and (e.get("involvedObject") or {}).get("fieldPath") == f"spec.containers{{{CONTAINER}}}"
     ]
-    times = [t for t in times if t is not None]
-    return max(times) if times else None
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def _after(created: datetime | None, when: datetime | None) -> float | None:

@@ -113,5 +113,6 @@ def gke_token() -> tuple[str, datetime.datetime]:
         creds.refresh(google.auth.transport.requests.Request())
     except google.auth.exceptions.DefaultCredentialsError:
         raise UserError("no Google credentials found: run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS") from None
-    expiry = creds.expiry.replace(tzinfo=datetime.timezone.utc) if creds.expiry else datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=30)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    expiry = creds.expiry.replace(tzinfo=datetime.timezone.utc) if creds.expiry else now + datetime.timedelta(minutes=30)
     return str(creds.token), expiry

@@ -35,9 +35,9 @@ class Discovery:
             for group in (self._get("/apis") or {}).get("groups") or []:
                 if not isinstance(group, dict) or not isinstance(group.get("name"), str):
                     continue
-                versions = [v.get("version") for v in group.get("versions") or [] if isinstance(v, dict) and isinstance(v.get("version"), str)]
+                versions: list[str] = [v["version"] for v in group.get("versions") or [] if isinstance(v, dict) and isinstance(v.get("version"), str)]
                 preferred = (group.get("preferredVersion") or {}).get("version")
-                if preferred in versions:
+                if isinstance(preferred, str) and preferred in versions:
                     versions.remove(preferred)
                     versions.insert(0, preferred)
                 groups[group["name"]] = versions

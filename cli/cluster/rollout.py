@@ -62,7 +62,8 @@ def resolve(cluster: Cluster, spec: Spec, manifests: list[Manifest]) -> list[Tar
     for m in manifests:
         kind = cluster.discovery.find(m.obj["apiVersion"], m.kind)
         if kind is None:
-            raise UserError(f"{m.file}: {m.kind} ({m.obj['apiVersion']}) is not served by the cluster: {cluster.discovery.why_not(m.obj['apiVersion'], m.kind)}")
+            raise UserError(f"{m.file}: {m.kind} ({m.obj['apiVersion']}) is not served by the cluster: "
+                            f"{cluster.discovery.why_not(m.obj['apiVersion'], m.kind)}")
         meta = m.obj["metadata"]
         if not kind.namespaced:
             meta.pop("namespace", None)

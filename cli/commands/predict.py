@@ -19,7 +19,9 @@ def command(
     payload: Annotated[str, typer.Argument(help="JSON request body, @file.json, or - for standard input.")],
     route: Annotated[str, typer.Option("--route", help="Route to call: /predict, /v1/models/NAME:predict or /v2/models/NAME/infer.")] = "/predict",
     canary: Annotated[bool, typer.Option("--canary", help="Call the canary version instead of the stable one.")] = False,
-    api_key: Annotated[str | None, typer.Option("--api-key", envvar="MLKIT_API_KEY", help="API key; by default the first key of the API's Secret, if it has one.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="MLKIT_API_KEY", help="API key; by default the first key of the API's Secret, if it has one.")
+    ] = None,
     file: SpecFile = DEFAULT_SPEC,
 ) -> None:
     """Send PAYLOAD to API through the Kubernetes API server (which reaches private APIs too) and print the answer."""

@@ -28,10 +28,16 @@ def command(
     file: SpecFile = DEFAULT_SPEC,
     port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1.")] = 8080,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to your network.")] = "127.0.0.1",
-    model_dir: Annotated[Path | None, typer.Option("--model-dir", help="Local model folder, instead of the spec's `model` (needed when that is s3:// or gs://).")] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option("--model-dir", help="Local model folder, instead of the spec's `model` (needed when that is s3:// or gs://).")
+    ] = None,
     api_key: Annotated[
         list[str] | None,
-        typer.Option("--api-key", metavar="<key>", help="A key the API accepts (repeatable). Without keys, an API with `api_keys: true` gets a new one; prefer --api-keys-file on shared machines."),
+        typer.Option(
+            "--api-key",
+            metavar="<key>",
+            help="A key the API accepts (repeatable). Without keys, an API with `api_keys: true` gets a new one; prefer --api-keys-file on shared machines.",
+        ),
     ] = None,
     api_keys_file: Annotated[
         Path | None, typer.Option("--api-keys-file", help="File of keys the API accepts, one per line (re-read when it changes).", dir_okay=False)
@@ -70,8 +76,9 @@ def command(
     except ImportError as exc:
         raise UserError(f"mlkit serve needs the predictor runtime ({exc.name} is missing): pip install 'mlkit[runtime]'") from None
 
-    from ..app import state
     from mlkit_runtime.errors import PredictorLoadError
+
+    from ..app import state
 
     file_part, _, class_name = chosen.predictor.partition(":")
     overrides = {
@@ -96,7 +103,8 @@ def command(
             raise UserError(str(exc)) from None
 
         def announce() -> None:
-            say(f"serving {chosen.name} on http://{host}:{port} (POST /predict, /v1/models/{chosen.name}:predict, /v2/models/{chosen.name}/infer; docs at /docs)")
+            say(f"serving {chosen.name} on http://{host}:{port} (POST /predict, "
+                f"/v1/models/{chosen.name}:predict, /v2/models/{chosen.name}/infer; docs at /docs)")
 
         try:
             code = serve(settings, announce)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile
 
@@ -17,21 +18,24 @@ def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
     from ..cluster.client import NotFound
     from ..cluster.coldstart import summary
     from ..cluster.connect import open_project
-    from ..cluster.rollout import rollout_state
     from ..cluster.kinds import by_name
+    from ..cluster.rollout import rollout_state
 
     spec, cluster = open_project(file)
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         for api in spec.apis:
             for name in [api.name] + ([f"{api.name}-canary"] if api.canary else []):
                 try:
                     d = cluster.get(by_name("Deployment"), spec.k8s_namespace, name)
                 except NotFound:
-                    rows.append({"api": name, "ready": 0, "desired": 0, "endpoint": "", "image": "", "rollout": "not deployed: run `mlkit apply`", "updated": "", "cold_start": None})
+                    rows.append({
+                        "api": name, "ready": 0, "desired": 0, "endpoint": "", "image": "",
+                        "rollout": "not deployed: run `mlkit apply`", "updated": "", "cold_start": None,
+                    })
                     continue
                 _, line = rollout_state(d)
-                progressing = next((c for c in d.get("status", {}).get("conditions", []) if c.get("type") == "Progressing"), {})
+                progressing: dict[str, Any] = next((c for c in d.get("status", {}).get("conditions", []) if c.get("type") == "Progressing"), {})
                 rows.append({
                     "api": name,
                     "ready": d.get("status", {}).get("readyReplicas", 0),

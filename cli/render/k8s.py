@@ -68,7 +68,14 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     env = environment()
     env.filters["q"] = json.dumps  # a JSON string is a YAML double-quoted scalar: always safe
     env.filters["combine"] = lambda a, b: {**a, **b}
-    env.globals.update(keys=labels, mapping=mapping, metadata=metadata, config_hash=config_hash, fetch_image=lambda uri: FETCH_IMAGE[uri.split("://", 1)[0]], prometheus_query=prometheus_query)
+    env.globals.update(
+        keys=labels,
+        mapping=mapping,
+        metadata=metadata,
+        config_hash=config_hash,
+        fetch_image=lambda uri: FETCH_IMAGE[uri.split("://", 1)[0]],
+        prometheus_query=prometheus_query,
+    )
     ns = spec.k8s_namespace
     shared = {"namespace": ns, "labels": _labels(spec), "gateway_class": f"mlkit-{spec.project}"}
     files = {str(SHARED / "namespace.yaml"): HEADER + env.get_template("k8s/namespace.yaml.j2").render(**shared)}

@@ -6,7 +6,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -27,9 +27,11 @@ NONE = Accelerator()
 
 
 @functools.cache
-def table() -> dict:
+def table() -> dict[str, Any]:
+    """accelerators.yaml as loaded: plain YAML data, shaped as the file is."""
     with open(Path(__file__).with_name("accelerators.yaml"), encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        data: dict[str, Any] = yaml.safe_load(f)
+    return data
 
 
 def aws_family(instance_type: str) -> tuple[str, str]:
@@ -67,16 +69,19 @@ def is_aws_accelerated_family(machine_type: str) -> bool:
     return family in aws["nvidia"] or family in aws["neuron"]
 
 
-def gcp_gpu_machine(machine_type: str) -> dict | None:
-    return table()["gcp"]["gpu_machines"].get(machine_type)
+def gcp_gpu_machine(machine_type: str) -> dict[str, Any] | None:
+    machine: dict[str, Any] | None = table()["gcp"]["gpu_machines"].get(machine_type)
+    return machine
 
 
 def gcp_n1_gpus() -> dict[str, list[int]]:
-    return table()["gcp"]["n1_attachable"]
+    attachable: dict[str, list[int]] = table()["gcp"]["n1_attachable"]
+    return attachable
 
 
-def tpu_versions() -> dict[str, dict]:
-    return table()["gcp"]["tpu"]
+def tpu_versions() -> dict[str, dict[str, Any]]:
+    versions: dict[str, dict[str, Any]] = table()["gcp"]["tpu"]
+    return versions
 
 
 def tpu_machine_versions() -> dict[str, str]:

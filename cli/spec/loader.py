@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from ..errors import SpecError
 from . import naming, paths, rules, syntax
@@ -113,7 +114,8 @@ def load(path: Path) -> Spec:
     import stat
 
     if stat.S_ISLNK(info.st_mode):
-        raise SpecError([f"{path}: is a symbolic link; the project is the folder of its spec, so mlkit reads only a regular file: copy the target here, or pass -f with the target's path"])
+        raise SpecError([f"{path}: is a symbolic link; the project is the folder of its spec, "
+                         "so mlkit reads only a regular file: copy the target here, or pass -f with the target's path"])
     if not stat.S_ISREG(info.st_mode):
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise SpecError([f"{path}: is {kind}; pass -f with the path of an mlkit.yaml file"])
@@ -200,10 +202,10 @@ def _at(pos: Positions, loc: Loc, key: bool = False) -> str:
     return f"{line}:{col}"
 
 
-def _pydantic_problem(name: str, pos: Positions, err: dict[str, Any]) -> str:
+def _pydantic_problem(name: str, pos: Positions, err: ErrorDetails) -> str:
     loc: Loc = tuple(err["loc"])
     kind = err["type"]
-    ctx = err.get("ctx") or {}
+    ctx: dict[str, Any] = err.get("ctx") or {}
     if kind == "extra_forbidden":
         field = str(loc[-1])
         valid = _fields_at(loc[:-1])
@@ -243,9 +245,10 @@ def _fields_at(loc: Loc) -> list[str]:
         field = model.model_fields.get(str(part))
         if field is None:
             return []
-        model = _model_of(field.annotation)
-        if model is None:
+        inner = _model_of(field.annotation)
+        if inner is None:
             return []
+        model = inner
     return list(model.model_fields)
 
 

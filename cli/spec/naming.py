@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from . import syntax
-from .schema import Spec
 from .rules import Loc, Problem
+from .schema import Spec
 
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -28,7 +28,8 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from _pools(spec)
     ns = spec.namespace
     if ns is not None and (ns in RESERVED_NAMESPACES or ns.startswith("kube-")):
-        yield Problem(("namespace",), f"'{ns}' belongs to Kubernetes itself; mlkit's objects and network policies need a namespace of their own (e.g. {spec.project})")
+        yield Problem(("namespace",), f"'{ns}' belongs to Kubernetes itself; "
+                                      f"mlkit's objects and network policies need a namespace of their own (e.g. {spec.project})")
 
 
 def _state(spec: Spec) -> Iterator[Problem]:
@@ -51,19 +52,23 @@ def _cloud_names(spec: Spec) -> Iterator[Problem]:
     if spec.cloud == "gcp" and spec.gcp_project is not None and not syntax.GCP_PROJECT.fullmatch(spec.gcp_project):
         yield Problem(
             ("gcp_project",),
-            f"{spec.gcp_project!r} is not a GCP project ID: 6 to 30 lowercase letters, digits and '-', starting with a letter, not ending with '-' (e.g. acme-ml-prod)",
+            f"{spec.gcp_project!r} is not a GCP project ID: 6 to 30 lowercase letters, "
+            "digits and '-', starting with a letter, not ending with '-' (e.g. acme-ml-prod)",
         )
     net = spec.network
     for field in ("existing_network", "existing_subnetwork"):
         value = getattr(net, field)
         if value is not None and not syntax.GCP_NAME.fullmatch(value):
-            yield Problem(("network", field), f"{value!r} is not a GCP resource name: 1 to 63 lowercase letters, digits and '-', starting with a letter (the name, not a URL)")
+            yield Problem(("network", field), f"{value!r} is not a GCP resource name: 1 to 63 lowercase letters, "
+                                              "digits and '-', starting with a letter (the name, not a URL)")
     existing = spec.cluster.existing
     if existing is not None and existing.name is not None:
         if spec.cloud == "aws" and not syntax.EKS_CLUSTER.fullmatch(existing.name):
-            yield Problem(("cluster", "existing", "name"), f"{existing.name!r} is not an EKS cluster name: 1 to 100 letters, digits, '-' and '_', starting with a letter or digit")
+            yield Problem(("cluster", "existing", "name"), f"{existing.name!r} is not an EKS cluster name: "
+                                                           "1 to 100 letters, digits, '-' and '_', starting with a letter or digit")
         if spec.cloud == "gcp" and not syntax.GKE_CLUSTER.fullmatch(existing.name):
-            yield Problem(("cluster", "existing", "name"), f"{existing.name!r} is not a GKE cluster name: 1 to 40 lowercase letters, digits and '-', starting with a letter")
+            yield Problem(("cluster", "existing", "name"), f"{existing.name!r} is not a GKE cluster name: "
+                                                           "1 to 40 lowercase letters, digits and '-', starting with a letter")
 
 
 def _tags(spec: Spec) -> Iterator[Problem]:

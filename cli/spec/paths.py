@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from . import syntax
-from .schema import Spec
 from .rules import Loc, Problem
+from .schema import Spec
 
 SCHEMES = {"aws": "s3", "gcp": "gs"}
 PREDICTOR_MAX_BYTES = 4 * 1024 * 1024
@@ -54,7 +54,8 @@ def _inside(root: Path, rel: str, what: str) -> tuple[Path | None, str | None]:
     except (OSError, RuntimeError) as exc:  # a link loop
         return None, f"cannot follow {rel!r}: {exc}"
     if not real.is_relative_to(root.resolve()):
-        return None, f"{rel!r} leads outside the project (a symbolic link to {real}); the {what} must be inside the project, which is what the image and upload take"
+        return None, (f"{rel!r} leads outside the project (a symbolic link to {real}); "
+                      f"the {what} must be inside the project, which is what the image and upload take")
     return real, None
 
 

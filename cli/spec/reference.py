@@ -6,6 +6,7 @@ import json
 import typing
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from .loader import _model_of
@@ -30,10 +31,10 @@ def _type_name(annotation: typing.Any) -> str:
     return "any"
 
 
-def _default(field) -> str:
+def _default(field: FieldInfo) -> str:
     if field.default is PydanticUndefined and field.default_factory is None:
         return "**required**"
-    value = field.default_factory() if field.default_factory is not None else field.default
+    value = field.get_default(call_default_factory=True)  # the spec's factories take no arguments
     if isinstance(value, BaseModel):
         return "see below"
     if value is None or value == {} or value == []:

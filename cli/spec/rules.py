@@ -9,11 +9,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import placement
 from . import accelerators as acc
 from . import syntax
 from .schema import Api, NodePool, Spec
+
+if TYPE_CHECKING:
+    import ipaddress
 
 Loc = tuple[str | int, ...]
 
@@ -62,12 +66,12 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
             yield Problem(("gcp_project",), "required with `cloud: gcp`: the ID of the project to create resources in")
         if spec.state.backend == "s3":
             yield Problem(("state", "backend"), "s3 state needs `cloud: aws` (valid on gcp: local, gcs)")
-        zones = [("cluster", "zone", spec.cluster.zone)] + [
-            ("cluster", "node_pools", i, "zones", z) for i, p in enumerate(spec.cluster.node_pools) for z in p.zones
+        zones: list[tuple[Loc, str | None]] = [(("cluster", "zone"), spec.cluster.zone)] + [
+            (("cluster", "node_pools", i, "zones"), z) for i, p in enumerate(spec.cluster.node_pools) for z in p.zones
         ]
-        for *loc, zone in zones:
+        for loc, zone in zones:
             if zone is not None and (problem := syntax.gcp_zone(zone, spec.region)):
-                yield Problem(tuple(loc), problem)
+                yield Problem(loc, problem)
     if spec.state.backend != "local" and not spec.state.bucket:
         yield Problem(("state", "bucket"), f"required with `backend: {spec.state.backend}`: an existing bucket for the state files")
 
@@ -110,7 +114,8 @@ def _pools(spec: Spec) -> Iterator[Problem]:
             if exposed:
                 yield Problem(
                     ("cluster", "existing", "name"),
-                    f"API {exposed[0]} has a load balancer, whose controller's IAM role trusts the cluster's OIDC provider: set the EKS cluster's name here too",
+                    f"API {exposed[0]} has a load balancer, whose controller's IAM role trusts the cluster's OIDC provider: "
+                    "set the EKS cluster's name here too",
                 )
         return
     if not cluster.node_pools:
@@ -157,11 +162,13 @@ def _gcp_pool(pool: NodePool, loc: Loc, zonal: bool = False) -> Iterator[Problem
     itype = pool.instance_type
     if itype is not None and AWS_INSTANCE.fullmatch(itype):
         kind = "an AWS Neuron" if acc.is_aws_accelerated_family(itype) and acc.aws_family(itype)[0] in acc.table()["aws"]["neuron"] else "an EC2"
-        yield Problem(loc + ("instance_type",), f"'{itype}' is {kind} instance type; on GCP use a machine type such as n2-standard-4, g2-standard-8 or a TPU block")
+        yield Problem(loc + ("instance_type",), f"'{itype}' is {kind} instance type; "
+                                                "on GCP use a machine type such as n2-standard-4, g2-standard-8 or a TPU block")
         return
     if pool.tpu is not None:
         if not zonal and not pool.zones:
-            yield Problem(loc + ("zones",), "a TPU slice lives in one zone: set zones: [<a zone with this TPU>], e.g. [us-central1-a], or make the cluster zonal (cluster.zone)")
+            yield Problem(loc + ("zones",), "a TPU slice lives in one zone: set zones: [<a zone with this TPU>], "
+                                            "e.g. [us-central1-a], or make the cluster zonal (cluster.zone)")
         yield from _tpu_pool(pool, loc)
         return
     if itype is None:
@@ -196,7 +203,8 @@ def _tpu_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
     if pool.instance_type is not None and pool.instance_type != s.machine_type:
         yield Problem(loc + ("instance_type",), f"a {tpu.version} {tpu.topology} slice runs on {s.machine_type}; remove instance_type or set it to that")
     if s.multi_host and pool.max_nodes != s.nodes:
-        yield Problem(loc + ("max_nodes",), f"a {tpu.topology} slice is {s.nodes} VMs, created and removed as a whole: set max_nodes: {s.nodes} (add a pool per extra slice)")
+        yield Problem(loc + ("max_nodes",), f"a {tpu.topology} slice is {s.nodes} VMs, created and removed as a whole: "
+                                            f"set max_nodes: {s.nodes} (add a pool per extra slice)")
 
 
 def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
@@ -332,7 +340,8 @@ def _eks_node_groups(spec: Spec) -> Iterator[Problem]:
         elif family == "a1":
             yield Problem(
                 loc + ("instance_type",),
-                f"Amazon Linux 2023, the AMI of every mlkit node group, does not run on A1 (Graviton1); use Graviton2 or later, e.g. {itype.replace('a1.', 'm6g.')}",
+                "Amazon Linux 2023, the AMI of every mlkit node group, does not run on A1 (Graviton1); "
+                f"use Graviton2 or later, e.g. {itype.replace('a1.', 'm6g.')}",
             )
         elif _EKS_ACCELERATED_FAMILY.match(family) and family not in known:
             yield Problem(
@@ -384,7 +393,9 @@ def _gcp_apply_time(spec: Spec) -> Iterator[Problem]:
 def _gcp_tpu_versions(spec: Spec) -> Iterator[Problem]:
     # GKE "Plan TPUs in GKE": each TPU generation needs a minimum GKE version (accelerators.yaml).
     for pool in spec.cluster.node_pools:
-        minimum = acc.tpu_versions()[pool.tpu.version].get("min_kubernetes") if pool.tpu else None
+        if pool.tpu is None:
+            continue
+        minimum = acc.tpu_versions()[pool.tpu.version].get("min_kubernetes")
         if minimum and _minor(spec.cluster.kubernetes_version) < _minor(minimum):
             yield Problem(
                 ("cluster", "kubernetes_version"),
@@ -411,7 +422,8 @@ def _gcp_pool_apply_time(pool: NodePool, loc: Loc) -> Iterator[Problem]:
     if vcpus and pool.gpu is not None:
         limit = acc.table()["gcp"]["n1_max_vcpus"].get(pool.gpu.type, {}).get(pool.gpu.count)
         if limit is not None and int(vcpus.group(1)) > limit:
-            yield Problem(loc + ("instance_type",), f"{machine} has {vcpus.group(1)} vCPUs; with {pool.gpu.count} {pool.gpu.type} an N1 VM may have at most {limit}")
+            yield Problem(loc + ("instance_type",), f"{machine} has {vcpus.group(1)} vCPUs; "
+                                                    f"with {pool.gpu.count} {pool.gpu.type} an N1 VM may have at most {limit}")
     if pool.tpu is None or pool.tpu.topology not in acc.tpu_versions()[pool.tpu.version]["topologies"]:
         return
     # GKE "Plan TPUs" / cluster-toolkit gke-node-pool: a slice (and COMPACT placement) lives in one
@@ -422,7 +434,8 @@ def _gcp_pool_apply_time(pool: NodePool, loc: Loc) -> Iterator[Problem]:
     # GKE "Deploy TPU workloads in GKE Standard": a multi-host slice pool holds 0 nodes or the whole
     # slice; the autoscaler adds and removes it as one unit.
     if s.multi_host and pool.min_nodes not in (0, s.nodes):
-        yield Problem(loc + ("min_nodes",), f"a {pool.tpu.topology} slice is {s.nodes} VMs added and removed as a whole: set min_nodes to 0 (idle slice removed) or {s.nodes}")
+        yield Problem(loc + ("min_nodes",), f"a {pool.tpu.topology} slice is {s.nodes} VMs added and removed as a whole: "
+                                            f"set min_nodes to 0 (idle slice removed) or {s.nodes}")
 
 
 def _gcp_ranges(spec: Spec) -> Iterator[Problem]:
@@ -437,7 +450,8 @@ def _gcp_ranges(spec: Spec) -> Iterator[Problem]:
             if net is not None and not net.is_private:
                 yield Problem(
                     ("cluster", "public_access_cidrs", j),
-                    f"'{cidr}' is a public range; with endpoint_public_access: false GKE accepts only internal ranges here: list the networks that reach the private endpoint, e.g. [{spec.network.vpc_cidr}]",
+                    f"'{cidr}' is a public range; with endpoint_public_access: false GKE accepts only internal ranges here: "
+                    f"list the networks that reach the private endpoint, e.g. [{spec.network.vpc_cidr}]",
                 )
     if not spec.network.creates_vpc:
         return
@@ -451,7 +465,7 @@ def _gcp_ranges(spec: Spec) -> Iterator[Problem]:
             yield Problem(("network", "vpc_cidr"), f"{spec.network.vpc_cidr} overlaps {what} {cidr} that GKE uses; pick another range, e.g. 10.0.0.0/16")
 
 
-def _network_or_none(cidr: str):
+def _network_or_none(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     import ipaddress
 
     try:

@@ -44,15 +44,18 @@ class StateSpec(Strict):
 
     backend: Literal["local", "s3", "gcs"] = Field(
         "local",
-        description="`local` keeps state in a file next to the stack (a first try, one person); `s3` (AWS) or `gcs` (GCP) keeps it in a bucket with locking, for a team.",
+        description="`local` keeps state in a file next to the stack (a first try, one person); "
+                    "`s3` (AWS) or `gcs` (GCP) keeps it in a bucket with locking, for a team.",
     )
     bucket: str | None = Field(
         None,
-        description="Existing bucket for remote state; required with `s3` and `gcs`. Checked against the cloud's bucket naming rules (lowercase letters, digits, `.` and `-`; no IP form, no `..`).",
+        description="Existing bucket for remote state; required with `s3` and `gcs`. Checked against the "
+                    "cloud's bucket naming rules (lowercase letters, digits, `.` and `-`; no IP form, no `..`).",
     )
     key_prefix: str = Field(
         "mlkit",
-        description="Folder inside the bucket; each stack's state is `<key_prefix>/<stack>.tfstate`. Folders of letters, digits, `_`, `.` and `-` separated by `/`.",
+        description="Folder inside the bucket; each stack's state is `<key_prefix>/<stack>.tfstate`. Folders of letters, "
+                    "digits, `_`, `.` and `-` separated by `/`.",
     )
     region: str | None = Field(None, description="Region of the state bucket (`s3` only), e.g. `us-east-1`; defaults to the spec's region.")
 
@@ -97,7 +100,8 @@ class Taint(Strict):
     """A Kubernetes taint on every node of a pool."""
 
     key: str = Field(
-        description="Taint key, a Kubernetes qualified name, e.g. `dedicated` or `example.com/team`; `mlkit.dev/`, `kubernetes.io/`, `k8s.io/` and cloud or vendor prefixes (`nvidia.com/`, `cloud.google.com/`, `eks.amazonaws.com/`, ...) are reserved."
+        description="Taint key, a Kubernetes qualified name, e.g. `dedicated` or `example.com/team`; `mlkit.dev/`, `kubernetes.io/`, "
+                    "`k8s.io/` and cloud or vendor prefixes (`nvidia.com/`, `cloud.google.com/`, `eks.amazonaws.com/`, ...) are reserved."
     )
     value: str | None = Field(None, description="Taint value, a Kubernetes label value (at most 63 characters).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="What the taint does to pods that do not tolerate it.")
@@ -123,7 +127,8 @@ class NodePool(Strict):
     name: Name = Field(description="Pool name, a DNS label; nodes carry the label `mlkit.dev/pool=<name>`.")
     instance_type: str | None = Field(
         None,
-        description="EC2 instance type (`m6i.large`, `g5.xlarge`, `inf2.xlarge`) or GCE machine type (`n2-standard-4`, `g2-standard-8`). Accelerators are inferred from it. Optional for TPU pools.",
+        description="EC2 instance type (`m6i.large`, `g5.xlarge`, `inf2.xlarge`) or GCE machine type (`n2-standard-4`, "
+                    "`g2-standard-8`). Accelerators are inferred from it. Optional for TPU pools.",
     )
     min_nodes: int = Field(0, strict=True, ge=0, le=1000, description="Fewest nodes; 0 lets an accelerator pool cost nothing while idle.")
     max_nodes: int = Field(3, strict=True, ge=1, le=1000, description="Most nodes the autoscaler may run.")
@@ -133,14 +138,18 @@ class NodePool(Strict):
         "pd-balanced", description="GCP only: boot disk type (AWS node groups use gp3)."
     )
     zones: list[str] = Field(
-        default_factory=list, max_length=16, description="GCP only: zones for this pool's nodes; a TPU pool in a regional cluster needs one zone that offers its TPU."
+        default_factory=list, max_length=16, description="GCP only: zones for this pool's nodes; "
+                                                         "a TPU pool in a regional cluster needs one zone that offers its TPU."
     )
     labels: dict[str, str] = Field(
         default_factory=dict,
         max_length=64,
-        description="Extra Kubernetes labels on the nodes: keys are qualified names (`team`, `example.com/team`), values at most 63 characters; reserved prefixes as for taint keys (mlkit's own `mlkit.dev/pool` and friends select the pool).",
+        description="Extra Kubernetes labels on the nodes: keys are qualified names (`team`, `example.com/team`), values at most 63 characters; "
+                    "reserved prefixes as for taint keys (mlkit's own `mlkit.dev/pool` and friends select the pool).",
     )
-    taints: list[Taint] = Field(default_factory=list, max_length=32, description="Extra taints on the nodes; accelerator pools get their vendor's taint automatically.")
+    taints: list[Taint] = Field(
+        default_factory=list, max_length=32, description="Extra taints on the nodes; accelerator pools get their vendor's taint automatically."
+    )
     gpu: GpuSpec | None = Field(None, description="GCP only: GPUs to attach to N1 machines.")
     tpu: TpuSpec | None = Field(None, description="GCP only: make this a TPU slice pool.")
 
@@ -148,8 +157,13 @@ class NodePool(Strict):
 class ExistingCluster(Strict):
     """A cluster someone else runs: mlkit installs add-ons and APIs only."""
 
-    name: str | None = Field(None, max_length=100, description="Name of the existing EKS or GKE cluster (the cloud's naming rules apply); the add-ons stack looks it up by name (and, on EKS, trusts its OIDC provider for add-on roles).")
-    context: str | None = Field(None, min_length=1, max_length=253, description="kubeconfig context to use instead of looking the cluster up; free-form, without control characters.")
+    name: str | None = Field(
+        None, max_length=100, description="Name of the existing EKS or GKE cluster (the cloud's naming rules apply); "
+                                          "the add-ons stack looks it up by name (and, on EKS, trusts its OIDC provider for add-on roles)."
+    )
+    context: str | None = Field(
+        None, min_length=1, max_length=253, description="kubeconfig context to use instead of looking the cluster up; free-form, without control characters."
+    )
 
 
 def _public_cidr(value: str) -> str:
@@ -163,11 +177,15 @@ def _public_cidr(value: str) -> str:
 class ClusterSpec(Strict):
     """The Kubernetes cluster and its node pools."""
 
-    kubernetes_version: str = Field("1.35", description='Kubernetes minor version, quoted: "1.35". The default is in standard support on EKS and GKE as of 2026-11-29 (until 2027-03-27 and 2027-02-28).')
+    kubernetes_version: str = Field(
+        "1.35", description='Kubernetes minor version, quoted: "1.35". '
+                            "The default is in standard support on EKS and GKE as of 2026-11-29 (until 2027-03-27 and 2027-02-28)."
+    )
     endpoint_public_access: bool = Field(True, description="Whether the Kubernetes API is reachable from the internet (limited by `public_access_cidrs`).")
     endpoint_private_access: bool = Field(True, description="Whether the Kubernetes API is reachable from inside the network.")
     public_access_cidrs: list[Annotated[str, AfterValidator(_public_cidr)]] = Field(
-        ["0.0.0.0/0"], min_length=1, max_length=40, description="IPv4 CIDR blocks (network addresses, e.g. `203.0.113.0/24`) allowed to reach the public API endpoint; at most 40."
+        ["0.0.0.0/0"], min_length=1, max_length=40, description="IPv4 CIDR blocks (network addresses, e.g. `203.0.113.0/24`) "
+                                                                "allowed to reach the public API endpoint; at most 40."
     )
     zone: str | None = Field(None, description="GCP only: make the cluster zonal in this zone (cheaper, one-zone control plane); by default it is regional.")
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field("REGULAR", description="GCP only: GKE release channel that upgrades the cluster.")
@@ -288,7 +306,9 @@ class Canary(Strict):
     """A second version of an API that takes a share of its traffic, through the project's Gateway (Gateway API HTTPRoute weights)."""
 
     weight: int = Field(strict=True, ge=1, le=99, description="Percent of the API's requests sent to the canary; the stable version gets the rest.")
-    predictor: str | None = Field(None, pattern=PREDICTOR, max_length=255, description="The canary's predictor class as `file.py:ClassName`; defaults to the API's.")
+    predictor: str | None = Field(
+        None, pattern=PREDICTOR, max_length=255, description="The canary's predictor class as `file.py:ClassName`; defaults to the API's."
+    )
     model: str | None = Field(None, max_length=1024, description="The canary's model location, as for the API's `model`; defaults to the API's.")
     config: dict[str, Any] | None = Field(None, description="The canary's predictor settings; default to the API's. At most 512 KiB as JSON.")
 
@@ -305,14 +325,17 @@ class Api(Strict):
     predictor: str = Field(
         pattern=PREDICTOR,
         max_length=255,
-        description="The predictor class as `file.py:ClassName`, relative to mlkit.yaml; `mlkit validate` checks that the file is inside the project and defines the class (without importing it).",
+        description="The predictor class as `file.py:ClassName`, relative to mlkit.yaml; "
+                    "`mlkit validate` checks that the file is inside the project and defines the class (without importing it).",
     )
     model: str | None = Field(
         None,
         max_length=1024,
         description="Model location: `s3://bucket/prefix` (AWS), `gs://bucket/prefix` (GCP), or a folder inside the project, uploaded on apply.",
     )
-    config: dict[str, Any] = Field(default_factory=dict, description="Free-form settings handed to the predictor's constructor; JSON values, at most 512 KiB as JSON.")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form settings handed to the predictor's constructor; JSON values, at most 512 KiB as JSON."
+    )
     node_pool: Name | None = Field(None, description="Pin the API to this pool; by default mlkit picks a pool with the accelerator it asks for.")
     compute: Compute = Field(default_factory=Compute, description="Resources per replica.")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Replica count limits and target.")
@@ -321,10 +344,12 @@ class Api(Strict):
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling update settings.")
     expose: Literal["cluster", "internal", "public"] = Field(
         "cluster",
-        description="Who can reach the API: `cluster` (a ClusterIP Service; `mlkit predict` goes through the Kubernetes API), `internal` (a load balancer inside the network) or `public` (an internet-facing load balancer).",
+        description="Who can reach the API: `cluster` (a ClusterIP Service; `mlkit predict` goes through the Kubernetes API), "
+                    "`internal` (a load balancer inside the network) or `public` (an internet-facing load balancer).",
     )
     api_keys: bool = Field(
-        False, description="Require an API key (`Authorization: Bearer <key>` or `X-API-Key`); keys live in the Secret `<api>-api-keys`, key `keys`, one per line."
+        False, description="Require an API key (`Authorization: Bearer <key>` or `X-API-Key`); "
+                           "keys live in the Secret `<api>-api-keys`, key `keys`, one per line."
     )
     canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
 
@@ -347,7 +372,8 @@ class Spec(Strict):
     namespace: Name | None = Field(None, description="Kubernetes namespace of the APIs; defaults to the project name. `kube-*` and `default` are refused.")
     tags: dict[str, str] = Field(
         default_factory=dict,
-        description="Tags (AWS) or labels (GCP) on every resource. AWS: keys of 1 to 128 letters, digits, spaces and `_ . : / = + - @`, not `aws:`. GCP: label syntax, keys of 1 to 63 lowercase letters, digits, `_` and `-` starting with a letter, values of at most 63 of the same.",
+        description="Tags (AWS) or labels (GCP) on every resource. AWS: keys of 1 to 128 letters, digits, spaces and `_ . : / = + - @`, not `aws:`. GCP: "
+                    "label syntax, keys of 1 to 63 lowercase letters, digits, `_` and `-` starting with a letter, values of at most 63 of the same.",
     )
     state: StateSpec = Field(default_factory=StateSpec, description="Where Terraform keeps state.")
     network: NetworkSpec = Field(default_factory=NetworkSpec, description="The network: new (default) or existing.")

@@ -113,7 +113,8 @@ def key_prefix(value: str) -> str | None:
     if len(value) > 200:
         return f"is {len(value)} characters; at most 200"
     if not KEY_PREFIX.fullmatch(value) or any(part in (".", "..") for part in value.split("/")):
-        return "is not a state key prefix: folders of letters, digits, '_', '.' and '-' separated by '/', no '.' or '..' folder, no leading or trailing '/' (e.g. mlkit or teams/ml/prod)"
+        return ("is not a state key prefix: folders of letters, digits, '_', '.' and '-' separated by '/', "
+                "no '.' or '..' folder, no leading or trailing '/' (e.g. mlkit or teams/ml/prod)")
     return None
 
 
@@ -133,9 +134,11 @@ def qualified_name(key: str) -> str | None:
     """A Kubernetes label or taint key: an optional DNS subdomain prefix and '/', then a name of 1 to 63 characters."""
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
-        return f"{key!r} has an invalid prefix: it must be a DNS subdomain (lowercase letters, digits, '-' and '.'), at most 253 characters, e.g. example.com/team"
+        return (f"{key!r} has an invalid prefix: it must be a DNS subdomain (lowercase letters, "
+                "digits, '-' and '.'), at most 253 characters, e.g. example.com/team")
     if not 1 <= len(name) <= 63 or not K8S_NAME.fullmatch(name):
-        return f"{key!r} is not a Kubernetes key: 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, optionally after a prefix/ (e.g. team or example.com/team)"
+        return (f"{key!r} is not a Kubernetes key: 1 to 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit, optionally after a prefix/ (e.g. team or example.com/team)")
     return None
 
 

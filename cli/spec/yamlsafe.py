@@ -10,9 +10,12 @@ objects built.
 
 from __future__ import annotations
 
+from typing import cast
+
 import yaml
 from yaml.composer import ComposerError
-from yaml.events import AliasEvent
+from yaml.error import Mark
+from yaml.events import AliasEvent, Event
 
 # Nodes of the expanded document: a spec has hundreds; 512 KiB of config has at most some 100k.
 MAX_NODES = 200_000
@@ -27,30 +30,35 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._shape: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, expanded depth)
 
-    def compose_node(self, parent, index):  # type: ignore[override]
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # types-PyYAML leaves Parser.peek_event unannotated; it returns the next parser Event.
+        event: Event = self.peek_event()  # type: ignore[no-untyped-call]
+        # The pure-Python SafeLoader makes yaml.error.Mark; the stubs also allow the C parser's Mark.
+        mark = cast("Mark | None", event.start_mark)
         if isinstance(event, AliasEvent):
             node = self.anchors.get(event.anchor)
             if node is not None:
                 # A collection is given its end mark once its last child is composed: one without
                 # it is still open, so the alias sits inside its own anchor.
                 if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) and node.end_mark is None:
-                    raise ComposerError(None, None, f"the alias *{event.anchor} sits inside its own anchor (a recursive alias); a spec cannot hold one", event.start_mark)
+                    problem = f"the alias *{event.anchor} sits inside its own anchor (a recursive alias); a spec cannot hold one"
+                    raise ComposerError(None, None, problem, mark)
                 nodes, depth = self._measure(node)
                 if self._depth + depth > MAX_DEPTH:
-                    raise ComposerError(None, None, f"the alias *{event.anchor} nests the document more than {MAX_DEPTH} levels deep; write the values out", event.start_mark)
-                self._count(nodes, event.start_mark)
+                    problem = f"the alias *{event.anchor} nests the document more than {MAX_DEPTH} levels deep; write the values out"
+                    raise ComposerError(None, None, problem, mark)
+                self._count(nodes, mark)
             return super().compose_node(parent, index)
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful", event.start_mark)
-        self._count(1, event.start_mark)
+            raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep; a spec needs a handful", mark)
+        self._count(1, mark)
         try:
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
-    def _count(self, n: int, mark) -> None:
+    def _count(self, n: int, mark: Mark | None) -> None:
         self._expanded += n
         if self._expanded > MAX_NODES:
             raise ComposerError(

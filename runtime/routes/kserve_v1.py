@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -22,7 +23,7 @@ def check_name(request: Request, name: str) -> None:
 
 
 @router.get("/v1/models/{name}", summary="Model readiness (KServe v1)")
-async def model_ready(request: Request, name: str) -> dict:
+async def model_ready(request: Request, name: str) -> dict[str, Any]:
     check_name(request, name)
     return {"name": name, "ready": runtime_of(request).ready}
 
@@ -35,7 +36,7 @@ async def predict(request: Request, name: str) -> Response:
 async def respond(request: Request, name: str) -> Response:
     rt = runtime_of(request)
 
-    async def call():
+    async def call() -> dict[str, list[Any]]:
         check_name(request, name)
         body = await payload(request, rt.settings.max_body_bytes, json_only=True)
         instances = body.get("instances") if isinstance(body, dict) else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,8 +16,16 @@ router = APIRouter(tags=["predict"])
 @router.post(
     "/predict",
     summary="Run the predictor on one payload",
-    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
-    responses={400: {"description": "Malformed JSON"}, 413: {"description": "Body too large"}, 415: {"description": "Unsupported content type"}, 500: {"description": "The predictor raised"}, 503: {"description": "Server full; retry after Retry-After"}},
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": {}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+    responses={
+        400: {"description": "Malformed JSON"},
+        413: {"description": "Body too large"},
+        415: {"description": "Unsupported content type"},
+        500: {"description": "The predictor raised"},
+        503: {"description": "Server full; retry after Retry-After"},
+    },
 )
 async def predict(request: Request) -> Response:
     return await respond(request)
@@ -24,7 +34,7 @@ async def predict(request: Request) -> Response:
 async def respond(request: Request) -> Response:
     rt = runtime_of(request)
 
-    async def call():
+    async def call() -> Any:
         return await rt.predict_one(await payload(request, rt.settings.max_body_bytes))
 
     return await rt.handle(request, "/predict", call)

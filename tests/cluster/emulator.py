@@ -32,7 +32,6 @@ import kmock
 from aiohttp import web
 from kmock._internal import enums
 
-
 NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?$")
 # Built-in API groups: a real API server leaves kind and apiVersion out of the items of their lists
 # (custom resources keep them). kmock returns items as stored, so lists of these are trimmed.

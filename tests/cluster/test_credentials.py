@@ -92,11 +92,20 @@ def test_closing_the_cluster_removes_the_pem_files_its_credentials_wrote(tmp_pat
     from mlkit.cluster.client import Cluster
 
     file = tmp_path / "config"
-    file.write_text(yaml.safe_dump({
-        "clusters": [{"name": "c", "cluster": {"server": "https://k8s", "certificate-authority-data": base64.b64encode(open(certifi.where(), "rb").read()).decode()}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
-    }))
+    file.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": "https://k8s", "certificate-authority-data": base64.b64encode(open(certifi.where(), "rb").read()).decode()},
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+    )
     creds = kubeconfig.credentials("ctx", file)
     ca = Path(creds.ca_file)
     assert ca.is_file() and stat.S_IMODE(ca.stat().st_mode) == 0o600  # a cluster's CA (or a client key) readable by its owner only

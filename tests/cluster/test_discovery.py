@@ -11,23 +11,43 @@ from mlkit.errors import ToolError
 # Shapes as a real API server writes them (kubectl get --raw /api, /apis, /apis/acme.dev/v1).
 DOCS = {
     "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "10.0.0.1:6443"}]},
-    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-        {"name": "acme.dev", "versions": [{"groupVersion": "acme.dev/v1beta1", "version": "v1beta1"}, {"groupVersion": "acme.dev/v1", "version": "v1"}],
-         "preferredVersion": {"groupVersion": "acme.dev/v1", "version": "v1"}},
-        "not a group",
-    ]},
-    "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-        {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": ["get", "list"]},
-        {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
-        {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node", "verbs": ["get"]},
-    ]},
-    "/apis/acme.dev/v1": {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "acme.dev/v1", "resources": [
-        {"name": "../../../api/v1/namespaces/kube-system/secrets", "namespaced": True, "kind": "Widget"},
-        {"name": "gadgets", "namespaced": "yes", "kind": "Gadget"},
-        {"name": "sprockets", "namespaced": False, "kind": "Sprocket; rm"},
-        7,
-    ]},
-    "/apis/acme.dev/v1beta1": {"kind": "APIResourceList", "groupVersion": "acme.dev/v1beta1", "resources": [{"name": "widgets", "namespaced": True, "kind": "Widget"}]},
+    "/apis": {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": "acme.dev",
+                "versions": [{"groupVersion": "acme.dev/v1beta1", "version": "v1beta1"}, {"groupVersion": "acme.dev/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "acme.dev/v1", "version": "v1"},
+            },
+            "not a group",
+        ],
+    },
+    "/api/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": ["get", "list"]},
+            {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+            {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node", "verbs": ["get"]},
+        ],
+    },
+    "/apis/acme.dev/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "acme.dev/v1",
+        "resources": [
+            {"name": "../../../api/v1/namespaces/kube-system/secrets", "namespaced": True, "kind": "Widget"},
+            {"name": "gadgets", "namespaced": "yes", "kind": "Gadget"},
+            {"name": "sprockets", "namespaced": False, "kind": "Sprocket; rm"},
+            7,
+        ],
+    },
+    "/apis/acme.dev/v1beta1": {
+        "kind": "APIResourceList",
+        "groupVersion": "acme.dev/v1beta1",
+        "resources": [{"name": "widgets", "namespaced": True, "kind": "Widget"}],
+    },
 }
 
 
@@ -55,5 +75,9 @@ def test_documents_are_read_once_and_their_entries_checked():
 @pytest.mark.parametrize("body", [b"<html>login</html>", b"[1, 2]"], ids=["not-json", "not-a-document"])
 def test_an_answer_that_is_not_a_discovery_document_is_one_line(cluster, k8s, body):
     k8s.emulator["get /apis"] << body
-    with pytest.raises(ToolError, match=r"^the Kubernetes API at http://127.0.0.1:\d+ answered GET /apis with something that is not (JSON|a discovery document)$"):
+    with pytest.raises(
+        ToolError,
+        match=r"^the Kubernetes API at http://127.0.0.1:\d+ answered GET "
+        r"/apis with something that is not (JSON|a discovery document)$",
+    ):
         cluster.discovery.groups()

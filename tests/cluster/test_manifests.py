@@ -50,7 +50,8 @@ def test_team_objects_follow_mlkits_kinds_in_file_order_and_carry_its_labels(tmp
 
 def test_a_v1_list_is_applied_item_by_item_as_kubectl_does(tmp_path):
     spec = project(tmp_path)
-    add(tmp_path, "team/list.yaml", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: one}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: two}}\n")
+    add(tmp_path, "team/list.yaml", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: one}}\n"
+                                    "- {apiVersion: v1, kind: ConfigMap, metadata: {name: two}}\n")
     names = [m.name for m in load_manifests(tmp_path, spec) if m.file == "infra/k8s/team/list.yaml"]
     assert names == ["one", "two"]
 
@@ -64,7 +65,11 @@ BAD = [
     ("badversion.yaml", "apiVersion: ../../v1\nkind: ConfigMap\nmetadata: {name: x}\n", "has apiVersion '../../v1', which is not GROUP/VERSION"),
     ("nometa.yaml", "apiVersion: v1\nkind: ConfigMap\n", "infra/k8s/team/nometa.yaml: ConfigMap has no metadata mapping"),
     ("noname.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: x-}\n", "ConfigMap has no metadata.name; set one"),
-    ("path.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../../secrets/x}\n", "has metadata.name '../../secrets/x', which is not a Kubernetes name"),
+    (
+        "path.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../../secrets/x}\n",
+        "has metadata.name '../../secrets/x', which is not a Kubernetes name",
+    ),
     ("ns.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: 'a/b'}\n", "has metadata.namespace 'a/b', which is not a namespace name"),
     ("labels.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, labels: {version: 2}}\n", "has metadata.labels that are not a mapping of strings"),
     ("emptylist.yaml", "apiVersion: v1\nkind: List\n", "infra/k8s/team/emptylist.yaml: a List without an items list"),

@@ -103,7 +103,17 @@ def play_deployment_controller(cluster, namespace, name, replicas=2, steps=3, de
         for ready in range(steps):
             time.sleep(delay)
             available = min(ready + 1, replicas)
-            patch({"status": {"observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas, "availableReplicas": available, "readyReplicas": available}})
+            patch(
+                {
+                    "status": {
+                        "observedGeneration": generation,
+                        "replicas": replicas,
+                        "updatedReplicas": replicas,
+                        "availableReplicas": available,
+                        "readyReplicas": available,
+                    }
+                }
+            )
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -128,20 +138,33 @@ def test_a_stuck_rollout_shows_the_pods_events_and_last_log_lines(tmp_path, clus
     _, quiet = lines()
     applied = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), quiet)
     pod = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "sentiment-7d9f-x2", "namespace": "ops-demo", "labels": {"mlkit.dev/api": "sentiment", "mlkit.dev/track": "stable"}},
         "status": {"phase": "Running", "containerStatuses": [{"name": "predictor", "ready": False}]},
     }
     k8s.emulator["post /api/v1/namespaces/ops-demo/pods"]  # declare nothing; create through the API like a ReplicaSet would
     cluster.http.post("/api/v1/namespaces/ops-demo/pods", json=pod)
-    cluster.http.post("/api/v1/namespaces/ops-demo/events", json={
-        "apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "ops-demo"},
-        "involvedObject": {"kind": "Pod", "name": "sentiment-7d9f-x2"}, "type": "Warning", "reason": "Unhealthy",
-        "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
-    })
-    k8s.emulator["get /api/v1/namespaces/ops-demo/pods/sentiment-7d9f-x2/log"] << b'{"level":"error","msg":"predictor.py: Predictor(config, model_dir) failed: FileNotFoundError: weights.json"}\n'
+    cluster.http.post(
+        "/api/v1/namespaces/ops-demo/events",
+        json={
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "e1", "namespace": "ops-demo"},
+            "involvedObject": {"kind": "Pod", "name": "sentiment-7d9f-x2"},
+            "type": "Warning",
+            "reason": "Unhealthy",
+            "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        },
+    )
+    (
+        k8s.emulator["get /api/v1/namespaces/ops-demo/pods/sentiment-7d9f-x2/log"]
+        << b'{"level":"error","msg":"predictor.py: Predictor(config, model_dir) failed: FileNotFoundError: weights.json"}\n'
+    )
     with pytest.raises(ToolError) as caught:
-        rollout.wait(cluster, spec, [d for d in applied.changed_deployments if d["metadata"]["name"] == "sentiment"], timeout_s=0.5, say=lambda _: None, poll_s=0.1)
+        rollout.wait(
+            cluster, spec, [d for d in applied.changed_deployments if d["metadata"]["name"] == "sentiment"], timeout_s=0.5, say=lambda _: None, poll_s=0.1
+        )
     message = str(caught.value)
     assert "rollout of sentiment did not finish in 0.5 s" in message
     assert "pod sentiment-7d9f-x2 (Running)" in message

@@ -10,8 +10,8 @@ import pytest
 
 from mlkit.cluster import rollout
 from mlkit.errors import UserError
-from tests.cluster.test_rollout import lines, project
 from tests.cluster.test_manifests import HPA, add
+from tests.cluster.test_rollout import lines, project
 
 NS = "ops-demo"
 WIDGET = "apiVersion: acme.dev/v1\nkind: Widget\nmetadata: {name: blue}\nspec: {size: 3}\n"
@@ -60,7 +60,9 @@ def test_team_objects_are_applied_after_mlkits_with_one_discovery_per_run(tmp_pa
     assert {"GET /api", "GET /apis", "GET /api/v1", "GET /apis/autoscaling/v2", "GET /apis/acme.dev/v1", "GET /apis/scheduling.k8s.io/v1"} <= set(discovery)
     assert not any(r.startswith("GET /apis/batch") for r in discovery), "only the group-versions the manifests use"
     namespace = next(n for n in k8s.objects("namespaces") if n["metadata"]["name"] == NS)
-    assert namespace["metadata"]["annotations"]["mlkit.dev/applied-kinds"] == "HorizontalPodAutoscaler.autoscaling,PriorityClass.scheduling.k8s.io,Widget.acme.dev"
+    assert (
+        namespace["metadata"]["annotations"]["mlkit.dev/applied-kinds"] == "HorizontalPodAutoscaler.autoscaling,PriorityClass.scheduling.k8s.io,Widget.acme.dev"
+    )
 
 
 def test_a_kind_the_cluster_does_not_serve_names_the_file_and_nothing_is_applied(tmp_path, cluster, k8s):
@@ -75,12 +77,15 @@ def test_a_kind_the_cluster_does_not_serve_names_the_file_and_nothing_is_applied
     assert patches(k8s) == [] and k8s.objects("namespaces") == []
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (HPA.replace("autoscaling/v2", "autoscaling/v2beta2", 1), "the cluster serves HorizontalPodAutoscaler as "),
-    (WIDGET.replace("acme.dev/v1", "acme.dev/v2").replace("blue", "red"), "the cluster serves Widget as acme.dev/v1, not acme.dev/v2; change apiVersion"),
-    (WIDGET.replace("acme.dev/v1", "acme.dev/v2").replace("Widget", "Gadget"), "the cluster does not serve acme.dev/v2 (acme.dev serves v1)"),
-    (WIDGET.replace("Widget", "Gadget").replace("blue", "red"), "the cluster serves acme.dev/v1 but no kind Gadget in it"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (HPA.replace("autoscaling/v2", "autoscaling/v2beta2", 1), "the cluster serves HorizontalPodAutoscaler as "),
+        (WIDGET.replace("acme.dev/v1", "acme.dev/v2").replace("blue", "red"), "the cluster serves Widget as acme.dev/v1, not acme.dev/v2; change apiVersion"),
+        (WIDGET.replace("acme.dev/v1", "acme.dev/v2").replace("Widget", "Gadget"), "the cluster does not serve acme.dev/v2 (acme.dev serves v1)"),
+        (WIDGET.replace("Widget", "Gadget").replace("blue", "red"), "the cluster serves acme.dev/v1 but no kind Gadget in it"),
+    ],
+)
 def test_a_version_or_kind_the_cluster_lacks_says_what_it_has(tmp_path, cluster, k8s, text, message):
     spec = team_project(tmp_path, k8s)
     add(tmp_path, "team/5-extra.yaml", text.replace("sentiment-cpu", "spam-cpu"))
@@ -111,7 +116,9 @@ def test_team_objects_whose_files_are_deleted_are_pruned_and_unlabelled_ones_nev
     add(tmp_path, "team/0-monitoring.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: monitoring}\n")
     rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), lambda _: None)
     # Objects someone made by hand, without mlkit's labels: never mlkit's to delete.
-    cluster.apply({"apiVersion": "acme.dev/v1", "kind": "Widget", "metadata": {"name": "hand-made", "namespace": NS}}, cluster.discovery.find("acme.dev/v1", "Widget"))
+    cluster.apply(
+        {"apiVersion": "acme.dev/v1", "kind": "Widget", "metadata": {"name": "hand-made", "namespace": NS}}, cluster.discovery.find("acme.dev/v1", "Widget")
+    )
     cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hand-made", "namespace": "monitoring"}})
 
     shutil.rmtree(tmp_path / "infra/k8s/team")
@@ -119,7 +126,10 @@ def test_team_objects_whose_files_are_deleted_are_pruned_and_unlabelled_ones_nev
     log, say = lines()
     applied = rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
     assert set(applied.pruned) == {
-        ("HorizontalPodAutoscaler", NS, "sentiment-cpu"), ("Widget", NS, "blue"), ("PriorityClass", None, "ml-high"), ("ConfigMap", "monitoring", "team-notes"),
+        ("HorizontalPodAutoscaler", NS, "sentiment-cpu"),
+        ("Widget", NS, "blue"),
+        ("PriorityClass", None, "ml-high"),
+        ("ConfigMap", "monitoring", "team-notes"),
     }
     assert "pruned Widget blue: no longer under infra/k8s" in log
     assert [w["metadata"]["name"] for w in k8s.objects("widgets")] == ["hand-made"]
@@ -144,9 +154,15 @@ def test_delete_removes_the_team_objects_too(tmp_path, cluster, k8s):
 def test_a_rejected_object_names_its_file(tmp_path, cluster, k8s):
     spec = team_project(tmp_path, k8s)
     # The API server's validation, as a CRD's schema would answer.
-    k8s.emulator[f"patch /apis/acme.dev/v1/namespaces/{NS}/widgets/blue"] << 422 << {
-        "kind": "Status", "code": 422, "message": 'Widget.acme.dev "blue" is invalid: spec.size: Invalid value: 3: must be even',
-    }
+    (
+        k8s.emulator[f"patch /apis/acme.dev/v1/namespaces/{NS}/widgets/blue"]
+        << 422
+        << {
+            "kind": "Status",
+            "code": 422,
+            "message": 'Widget.acme.dev "blue" is invalid: spec.size: Invalid value: 3: must be even',
+        }
+    )
     from mlkit.errors import ToolError
 
     with pytest.raises(ToolError) as caught:

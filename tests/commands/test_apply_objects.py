@@ -8,8 +8,11 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster.test_manifests import HPA as MANIFEST_HPA
-from tests.commands.test_operate import NS, Controller, proj, push_images  # noqa: F401  (proj is a fixture)
+from tests.commands import test_operate
+from tests.commands.test_operate import NS, Controller, push_images
 from tests.conftest import assert_one_line_error, mlkit
+
+proj = test_operate.proj  # the fixture, shared: pytest finds it by this module-level name
 
 HPA = MANIFEST_HPA.replace("sentiment", "spam")
 
@@ -44,7 +47,8 @@ def test_team_objects_are_applied_with_mlkits(proj, k8s, moto):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: spam}\n",
-     "infra/k8s/team/extra.yaml: ServiceMonitor (monitoring.coreos.com/v1) is not served by the cluster: the cluster does not serve the API group monitoring.coreos.com"),
+     "infra/k8s/team/extra.yaml: ServiceMonitor (monitoring.coreos.com/v1) is not served by the cluster: "
+     "the cluster does not serve the API group monitoring.coreos.com"),
     ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [oops\n", "infra/k8s/team/extra.yaml: not valid YAML (line 4, column 1"),
     ("- {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n", "infra/k8s/team/extra.yaml: a list, not a Kubernetes object"),
     ("apiVersion: v1\nkind: ConfigMap\ndata: {a: b}\n", "infra/k8s/team/extra.yaml: ConfigMap has no metadata mapping; set metadata.name"),

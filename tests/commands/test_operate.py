@@ -65,7 +65,14 @@ def push_images(root, moto):
     tags = {}
     for api in spec.apis:
         tags[api.name] = context(root, spec, api).tag
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": [], "config": {"digest": "sha256:" + "0" * 64, "size": 0, "mediaType": "application/vnd.docker.container.image.v1+json"}})
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "layers": [],
+                "config": {"digest": "sha256:" + "0" * 64, "size": 0, "mediaType": "application/vnd.docker.container.image.v1+json"},
+            }
+        )
         ecr.put_image(repositoryName="ops-demo", imageManifest=manifest, imageTag=f"{api.name}-{tags[api.name]}")
     return tags
 
@@ -85,7 +92,11 @@ class Controller:
                 generation = d["metadata"].get("generation", 1)
                 if d.get("status", {}).get("observedGeneration") != generation:
                     status = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}
-                    self.http.patch(f"/apis/apps/v1/namespaces/{NS}/deployments/{d['metadata']['name']}", json={"status": status}, headers={"Content-Type": "application/merge-patch+json"})
+                    self.http.patch(
+                        f"/apis/apps/v1/namespaces/{NS}/deployments/{d['metadata']['name']}",
+                        json={"status": status},
+                        headers={"Content-Type": "application/merge-patch+json"},
+                    )
 
     def close(self):
         self.stop.set()
@@ -143,7 +154,10 @@ def test_apply_status_predict_logs_delete(proj, k8s, moto, tmp_path):
     unknown = mlkit("predict", "nope", "{}", cwd=root, env=env)
     assert unknown.returncode == 1 and "no API named 'nope' (APIs: sentiment, spam)" in unknown.stderr
 
-    httpx.post(f"{k8s.url}/api/v1/namespaces/{NS}/pods", json={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sentiment-abc", "namespace": NS, "labels": {"mlkit.dev/api": "sentiment"}}})
+    httpx.post(
+        f"{k8s.url}/api/v1/namespaces/{NS}/pods",
+        json={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sentiment-abc", "namespace": NS, "labels": {"mlkit.dev/api": "sentiment"}}},
+    )
     k8s.emulator[f"get /api/v1/namespaces/{NS}/pods/sentiment-abc/log"] << b'{"route": "/predict", "status": 200}\n'
     logs = mlkit("logs", "sentiment", cwd=root, env=env)
     assert logs.returncode == 0, logs.stderr

@@ -193,7 +193,13 @@ def test_a_symlinked_key_folder_is_refused(project, sentinel):
 def test_a_predictor_that_cannot_load_is_one_line_and_exit_1(project):
     proj = project()
     predictor = proj / "predictor.py"
-    predictor.write_text(predictor.read_text().replace("    def __init__(self, config: dict, model_dir: str):", "    def __init__(self, config: dict, model_dir: str):\n        raise RuntimeError('no weights')", 1))
+    predictor.write_text(
+        predictor.read_text().replace(
+            "    def __init__(self, config: dict, model_dir: str):",
+            "    def __init__(self, config: dict, model_dir: str):\n        raise RuntimeError('no weights')",
+            1,
+        )
+    )
     result = mlkit("serve", "--port", str(free_port()), cwd=proj, timeout=120)
     assert_one_line_error(result, "predictor.py: Predictor(config, model_dir) failed: RuntimeError: no weights (line ", "raise RuntimeError('no weights')")
     assert result.stderr.strip().count("\n") == 0, result.stderr

@@ -12,8 +12,10 @@ import pytest
 from mlkit.cluster import rollout
 from mlkit.cluster.client import Cluster, Credentials
 from mlkit.spec import load
-from tests.commands.test_operate import proj  # noqa: F401  (a fixture)
+from tests.commands import test_operate
 from tests.conftest import mlkit
+
+proj = test_operate.proj  # the fixture, shared: pytest finds it by this module-level name
 
 NS = "ops-demo"
 IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/ops-demo:sentiment-0a1b2c"
@@ -45,12 +47,19 @@ def pod(name: str, labels: dict, created: str, conditions: dict, init: dict, pre
         "status": {
             "phase": "Running" if conditions.get("Initialized", (None, "False"))[1] == "True" else "Pending",
             "conditions": [
-                {"type": kind, "status": state, "lastProbeTime": None, "lastTransitionTime": when, **({} if state == "True" else {"reason": "ContainersNotReady"})}
+                {"type": kind, "status": state, "lastProbeTime": None, "lastTransitionTime": when}
+                | ({} if state == "True" else {"reason": "ContainersNotReady"})
                 for kind, (when, state) in conditions.items()
             ],
             "hostIP": "10.0.1.23", "podIP": "10.0.1.77", "startTime": conditions["PodScheduled"][0], "qosClass": "Burstable",
-            "initContainerStatuses": [{"name": "fetch-model", "image": "amazon/aws-cli:2", "imageID": "", "ready": init.get("ready", False), "restartCount": 0, "started": False, "state": init["state"]}],
-            "containerStatuses": [{"name": "predictor", "image": IMAGE, "imageID": "", "ready": predictor.get("ready", False), "restartCount": 0, "started": predictor.get("ready", False), "state": predictor["state"]}],
+            "initContainerStatuses": [
+                {"name": "fetch-model", "image": "amazon/aws-cli:2", "imageID": "", "ready": init.get("ready", False), "restartCount": 0, "started": False,
+                 "state": init["state"]},
+            ],
+            "containerStatuses": [
+                {"name": "predictor", "image": IMAGE, "imageID": "", "ready": predictor.get("ready", False), "restartCount": 0,
+                 "started": predictor.get("ready", False), "state": predictor["state"]},
+            ],
         },
     }
 
@@ -73,7 +82,8 @@ def post(k8s, plural: str, body: dict) -> None:
 
 
 READY = {"ready": True, "state": {"running": {"startedAt": "2026-11-29T12:00:58Z"}}}
-DONE = {"ready": True, "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-11-29T12:00:05Z", "finishedAt": "2026-11-29T12:00:40Z"}}}
+DONE = {"ready": True, "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-11-29T12:00:05Z",
+                                                 "finishedAt": "2026-11-29T12:00:40Z"}}}
 
 
 def test_status_shows_the_newest_pods_cold_start(deployed, k8s):
@@ -94,7 +104,8 @@ def test_status_shows_the_newest_pods_cold_start(deployed, k8s):
         ("Scheduled", "", "2026-11-29T12:00:01Z", "Successfully assigned ops-demo/sentiment-7f9b-x2 to ip-10-0-1-23"),
         ("Pulled", "spec.initContainers{fetch-model}", "2026-11-29T12:00:04Z", 'Successfully pulled image "amazon/aws-cli:2" in 2.9s (2.9s including waiting)'),
         ("Pulling", "spec.containers{predictor}", "2026-11-29T12:00:41Z", f'Pulling image "{IMAGE}"'),
-        ("Pulled", "spec.containers{predictor}", "2026-11-29T12:00:57Z", f'Successfully pulled image "{IMAGE}" in 15.6s (15.6s including waiting). Image size: 912345678 bytes.'),
+        ("Pulled", "spec.containers{predictor}", "2026-11-29T12:00:57Z", f'Successfully pulled image "{IMAGE}" in 15.6s (15.6s '
+                                                                         'including waiting). Image size: 912345678 bytes.'),
         ("Started", "spec.containers{predictor}", "2026-11-29T12:00:58Z", "Started container predictor"),
     ]):
         post(k8s, "events", event(f"sentiment-7f9b-x2.{i}", "sentiment-7f9b-x2", reason, path, when, message))

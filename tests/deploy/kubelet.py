@@ -131,7 +131,8 @@ class Pod:
         table = {dest: self.root / "image" / dest.lstrip("/") for dest in self.image.copies}
         for mount in container.get("volumeMounts", []):
             if mount["name"] not in self.volumes:
-                raise ContractError(f"Deployment {self.name}: container {container['name']} mounts volume {mount['name']!r}, which spec.template.spec.volumes does not declare")
+                raise ContractError(f"Deployment {self.name}: container {container['name']} mounts volume {mount['name']!r}, "
+                                    "which spec.template.spec.volumes does not declare")
             table[mount["mountPath"].rstrip("/")] = self._volume_dir(mount["name"]) / mount.get("subPath", "")
         return table
 
@@ -202,7 +203,8 @@ class Pod:
         folders = [str(p) for p in [self.root, *self.root.rglob("*"), self.venv, *self.venv.glob("*"), *self.venv.glob("lib/*/site-packages")] if p.is_dir()]
         code = "import os, sys; print('\\n'.join(p for p in sys.argv[1:] if os.access(p, os.W_OK)))"
 
-        out = subprocess.run([str(self.venv / "bin" / "python"), "-c", code, *folders], capture_output=True, text=True, preexec_fn=self._become_user, check=True)
+        python = str(self.venv / "bin" / "python")
+        out = subprocess.run([python, "-c", code, *folders], capture_output=True, text=True, preexec_fn=self._become_user, check=True)
         return out.stdout.split()
 
     def _files(self, target: Path, name: str, objects: dict[str, dict], kind: str, decode: bool) -> None:
@@ -299,7 +301,10 @@ class Pod:
                 return time.monotonic() - started
             self._check_listening()
             time.sleep(0.1)
-        raise ContractError(f"Deployment {self.name}: startupProbe GET {url} (manifest port {self.container['startupProbe']['httpGet']['port']}) never passed in {budget:g} s:\n{self.output()}")
+        raise ContractError(
+            f"Deployment {self.name}: startupProbe GET {url} (manifest port {self.container['startupProbe']['httpGet']['port']}) "
+            f"never passed in {budget:g} s:\n{self.output()}"
+        )
 
     def _check_listening(self) -> None:
         """Fail at once when the container listens, but not on a port it declares: probes and Services would never reach it."""
@@ -312,7 +317,10 @@ class Pod:
         if listening and not listening & set(self.ports.values()):
             declared = sorted(self.ports)
             local = sorted(p for p in listening if p not in self.ports.values())
-            raise ContractError(f"Deployment {self.name}: the container listens on port {', '.join(map(str, local))}, but declares containerPort {', '.join(map(str, declared))} (probes and the Service's targetPort go there)")
+            raise ContractError(
+                f"Deployment {self.name}: the container listens on port {', '.join(map(str, local))}, "
+                f"but declares containerPort {', '.join(map(str, declared))} (probes and the Service's targetPort go there)"
+            )
 
     def check_probe(self, kind: str) -> None:
         status, url = self.probe(kind)
@@ -322,14 +330,18 @@ class Pod:
     def request(self, service: dict, path: str, payload, headers: dict | None = None) -> tuple[int, bytes]:
         (svc_port,) = service["spec"]["ports"]
         port = self._port(svc_port.get("targetPort", svc_port["port"]), f"Service {service['metadata']['name']} targetPort")
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json", **(headers or {})})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json", **(headers or {})}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
         except OSError as exc:
-            raise ContractError(f"Deployment {self.name}: Service {service['metadata']['name']} targetPort {svc_port.get('targetPort')} -> 127.0.0.1:{port}: {exc}") from None
+            raise ContractError(
+                f"Deployment {self.name}: Service {service['metadata']['name']} targetPort {svc_port.get('targetPort')} -> 127.0.0.1:{port}: {exc}"
+            ) from None
 
     def pre_stop_seconds(self) -> float:
         hook = self.container.get("lifecycle", {}).get("preStop", {})
@@ -346,7 +358,9 @@ class Pod:
             code = self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise ContractError(f"Deployment {self.name}: still running {grace:g} s after SIGTERM (terminationGracePeriodSeconds minus preStop); the kubelet kills it there") from None
+            raise ContractError(
+                f"Deployment {self.name}: still running {grace:g} s after SIGTERM (terminationGracePeriodSeconds minus preStop); the kubelet kills it there"
+            ) from None
         if code != 0:
             raise ContractError(f"Deployment {self.name}: exited {code} on SIGTERM, not 0:\n{self.output()}")
         return time.monotonic() - started

@@ -223,7 +223,8 @@ def test_build_context_dir_says_what_each_context_holds_and_warns_of_large_files
     assert f"sentiment: context in {tmp_path / 'ctx' / 'sentiment'}: {built['files']} files, {built['bytes']:,} bytes" in out.stderr
     assert "warning: sentiment: app/lib/big.bin is 106 MB" in out.stderr
     names = {p.name for p in written}
-    assert not names & {"id_rsa", ".env", ".env.prod", "server.pem", "server.key", "credentials.json", "terraform.tfstate.backup", "deploy.json", "scratch.ipynb"}
+    secrets = {"id_rsa", ".env", ".env.prod", "server.pem", "server.key", "credentials.json", "terraform.tfstate.backup", "deploy.json", "scratch.ipynb"}
+    assert not names & secrets
 
 
 def test_a_symlink_leading_outside_the_project_is_refused_naming_it(tmp_path, sentinel):

@@ -166,7 +166,16 @@ def run_pod(deployed: Deployed, api: str, image_venvs, pod_dir: Path, tmp_path: 
     context = deployed.contexts[api]
     root = Path(tempfile.mkdtemp(prefix=f"{api}-", dir=pod_dir))
     root.chmod(0o755)
-    pod = Pod(deployment, {configmap["metadata"]["name"]: configmap}, secrets or {}, context, image_venvs(context), root, tmp_path / f"{api}.log", fetcher(deployed.cloud))
+    pod = Pod(
+        deployment,
+        {configmap["metadata"]["name"]: configmap},
+        secrets or {},
+        context,
+        image_venvs(context),
+        root,
+        tmp_path / f"{api}.log",
+        fetcher(deployed.cloud),
+    )
     record: dict = {"api": api}
     try:
         pod.start()
@@ -269,7 +278,10 @@ def set_container(path: list, value):
 
 BREAKS = {
     "env name": (set_item("env", "MLKIT_MODEL_DIR", "name", "MLKIT_MODEL_PATH"), "env MLKIT_MODEL_PATH is not a setting the runtime reads"),
-    "container port": (set_container(["ports", 0], {"name": "http", "containerPort": 8081, "protocol": "TCP"}), "listens on port 8080, but declares containerPort 8081"),
+    "container port": (
+        set_container(["ports", 0], {"name": "http", "containerPort": 8081, "protocol": "TCP"}),
+        "listens on port 8080, but declares containerPort 8081",
+    ),
     "probe route": (set_container(["readinessProbe", "httpGet", "path"], "/ready"), "readinessProbe GET"),
     "config mount": (set_item("volumeMounts", "config", "mountPath", "/etc/mlkit/settings"), "/etc/mlkit/config/stable.json"),
     "model mount": (set_item("volumeMounts", "model", "mountPath", "/model"), "exited"),

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from mlkit.render.facts import Facts
-from mlkit.render.k8s import PRESTOP_S
 from mlkit.render.infra import render
+from mlkit.render.k8s import PRESTOP_S
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
@@ -128,7 +128,9 @@ def gateway_check(doc: dict) -> None:
     jsonschema.validate(doc, strict(schema))
 
 
-@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL if d[2]["apiVersion"] == "gateway.networking.k8s.io/v1"], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("example", "rel", "doc"), [d for d in ALL if d[2]["apiVersion"] == "gateway.networking.k8s.io/v1"], ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_gateway_api_objects_match_their_crd(example, rel, doc):
     gateway_check(doc)
 
@@ -284,16 +286,30 @@ def test_canary_splits_traffic_by_weight_through_the_gateway():
     assert "infra/k8s/_shared/gateway.yaml" in files
 
 
-@pytest.mark.parametrize(("cloud", "expose", "annotations"), [
-    ("aws", "public", {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing", "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip"}),
-    ("aws", "internal", {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal", "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip"}),
-    ("gcp", "internal", {"networking.gke.io/load-balancer-type": "Internal"}),
-    ("gcp", "public", None),
-])
+@pytest.mark.parametrize(
+    ("cloud", "expose", "annotations"),
+    [
+        (
+            "aws",
+            "public",
+            {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing", "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip"},
+        ),
+        (
+            "aws",
+            "internal",
+            {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal", "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip"},
+        ),
+        ("gcp", "internal", {"networking.gke.io/load-balancer-type": "Internal"}),
+        ("gcp", "public", None),
+    ],
+)
 def test_exposure_makes_a_load_balancer_private_by_default(cloud, expose, annotations):
     pool = "m6i.large" if cloud == "aws" else "n2-standard-4"
     region = "us-east-1" if cloud == "aws" else "us-central1\ngcp_project: acme-ml"
-    text = f"project: x-demo\ncloud: {cloud}\nregion: {region}\ncluster: {{node_pools: [{{name: cpu, instance_type: {pool}}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n"
+    text = (
+        f"project: x-demo\ncloud: {cloud}\nregion: {region}\n"
+        f"cluster: {{node_pools: [{{name: cpu, instance_type: {pool}}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n"
+    )
     private = yaml.safe_load(render(loads(text))["infra/k8s/a/service.yaml"])
     assert private["spec"]["type"] == "ClusterIP"
     files = render(loads(text.replace("predictor: p.py:P", f"predictor: p.py:P, expose: {expose}")))

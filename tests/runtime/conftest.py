@@ -31,7 +31,20 @@ def start(tmp_path: Path, predictor: str, *flags: str, env: dict | None = None, 
     port = free_port()
     log = tmp_path / f"server-{port}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlkit_runtime", "--predictor", f"{PREDICTORS / predictor}", "--model-dir", str(tmp_path), "--port", str(port), "--name", "echo", *flags],
+        [
+            sys.executable,
+            "-m",
+            "mlkit_runtime",
+            "--predictor",
+            f"{PREDICTORS / predictor}",
+            "--model-dir",
+            str(tmp_path),
+            "--port",
+            str(port),
+            "--name",
+            "echo",
+            *flags,
+        ],
         stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
         env=os.environ | (env or {}),

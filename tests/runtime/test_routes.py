@@ -34,7 +34,11 @@ def test_predict_bytes_arrive_as_bytes(client):
 
 @pytest.mark.parametrize(
     "kind, status, ctype, body",
-    [("str", 200, "text/plain; charset=utf-8", b"plain text"), ("bytes", 200, "application/octet-stream", b"\x00\x01\x02"), ("response", 201, "text/x-custom; charset=utf-8", b"custom body")],
+    [
+        ("str", 200, "text/plain; charset=utf-8", b"plain text"),
+        ("bytes", 200, "application/octet-stream", b"\x00\x01\x02"),
+        ("response", 201, "text/x-custom; charset=utf-8", b"custom body"),
+    ],
 )
 def test_result_kinds(client, kind, status, ctype, body):
     r = client.post("/predict", json={"kind": kind})

@@ -70,7 +70,9 @@ def test_bad_settings_exit_2(args, message):
 def test_settings_come_from_the_environment_and_flags_win():
     from mlkit_runtime.settings import Settings
 
-    s = Settings.load({"max_queue": "5"}, environ={"MLKIT_PREDICTOR": "p.py:P", "MLKIT_MAX_QUEUE": "9", "MLKIT_MAX_WAIT_MS": "2.5", "MLKIT_ACCESS_LOG": "false"})
+    s = Settings.load(
+        {"max_queue": "5"}, environ={"MLKIT_PREDICTOR": "p.py:P", "MLKIT_MAX_QUEUE": "9", "MLKIT_MAX_WAIT_MS": "2.5", "MLKIT_ACCESS_LOG": "false"}
+    )
     assert (s.predictor, s.max_queue, s.max_wait_ms, s.access_log) == ("p.py:P", 5, 2.5, False)
     with pytest.raises(Exception, match="MLKIT_MAX_QUEUE: 'x' is not a whole number"):
         Settings.load(environ={"MLKIT_PREDICTOR": "p.py:P", "MLKIT_MAX_QUEUE": "x"})

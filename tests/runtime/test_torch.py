@@ -48,7 +48,9 @@ def test_load_model_formats(tmp_path, fmt):
         loaded = torch_utils.load_model(tmp_path, torch.device("cpu"))
     else:
         torch.save(model.state_dict(), tmp_path / "model.pt")
-        loaded = torch_utils.load_model(tmp_path, torch.device("cpu"), build=lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)))
+        loaded = torch_utils.load_model(
+            tmp_path, torch.device("cpu"), build=lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        )
     x = torch.randn(3, 4)
     assert torch.allclose(loaded(x), model(x))
     assert not loaded.training

@@ -46,7 +46,10 @@ def pools(*lines: str, cluster: str = "") -> str:
         # and N1 / E2 take Persistent Disk only.
         ("{name: e2, instance_type: e2-standard-4, disk_type: hyperdisk-balanced}", "e2-standard-4 takes Persistent Disk only (e2-* machine types)"),
         # N1 vCPU limits per attached GPU count.
-        ("{name: v, instance_type: n1-standard-16, gpu: {type: nvidia-tesla-v100, count: 1}}", "n1-standard-16 has 16 vCPUs; with 1 nvidia-tesla-v100 an N1 VM may have at most 12"),
+        (
+            "{name: v, instance_type: n1-standard-16, gpu: {type: nvidia-tesla-v100, count: 1}}",
+            "n1-standard-16 has 16 vCPUs; with 1 nvidia-tesla-v100 an N1 VM may have at most 12",
+        ),
     ],
 )
 def test_gcp_pool_apply_rules(pool, expected):
@@ -90,7 +93,10 @@ def test_private_endpoint_takes_internal_ranges_only():
     loads(text.replace("endpoint_public_access: false\n", "endpoint_public_access: false\n  public_access_cidrs: [10.0.0.0/8]\n"))
 
 
-@pytest.mark.parametrize("cidr, what", [("172.16.0.0/16", "the control plane range 172.16.0.0/28"), ("10.66.0.0/16", "the pod range 10.64.0.0/14"), ("10.68.0.0/20", "the Service range")])
+@pytest.mark.parametrize(
+    "cidr, what",
+    [("172.16.0.0/16", "the control plane range 172.16.0.0/28"), ("10.66.0.0/16", "the pod range 10.64.0.0/14"), ("10.68.0.0/20", "the Service range")],
+)
 def test_vpc_range_must_not_overlap_what_gke_uses(cidr, what):
     text = GCP + f"network: {{vpc_cidr: {cidr}}}\ncluster:\n  node_pools:\n    - {{name: cpu, instance_type: n2-standard-4}}\n"
     assert any(f"network.vpc_cidr: {cidr} overlaps {what}" in p for p in problems(text))

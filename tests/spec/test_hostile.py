@@ -21,7 +21,8 @@ from tests.conftest import assert_one_line_error, mlkit, tree_snapshot
 
 # The exploit of issue 12: a quote and newlines in state.bucket closed the string and the block and
 # added a resource whose local-exec provisioner runs a command on every plan.
-EXPLOIT = 'x"\n  }\n}\nresource "terraform_data" "pwn" {\n  provisioner "local-exec" { command = "touch /tmp/pwned" }\n}\nterraform {\n  backend "s3" {\n    bucket = "y'
+EXPLOIT = ('x"\n  }\n}\nresource "terraform_data" "pwn" {\n  provisioner "local-exec" { command = "touch /tmp/pwned" }\n'
+           '}\nterraform {\n  backend "s3" {\n    bucket = "y')
 
 
 def _yaml_str(value: str) -> str:
@@ -52,21 +53,53 @@ def _billion_laughs(text: str) -> str:
 
 # id, edit of the sentiment example's mlkit.yaml, pattern the one error line must match.
 CASES = [
-    ("hcl-injection-bucket", _sub(STATE, f"state: {{backend: s3, bucket: {_yaml_str(EXPLOIT)}}}"), r"mlkit\.yaml:9:\d+: state\.bucket: .*U\+000A \(a newline\)"),
-    ("hcl-quote-one-line", _sub(STATE, """state: {backend: s3, bucket: 'x" key = "y'}"""), r"mlkit\.yaml:9:\d+: state\.bucket: 'x\" key = \"y' is not an S3 bucket name"),
-    ("hcl-interpolation-prefix", _sub(STATE, "state: {backend: s3, bucket: acme-state, key_prefix: '${file(\"/etc/passwd\")}'}"), r"mlkit\.yaml:9:\d+: state\.key_prefix: .* is not a state key prefix"),
+    (
+        "hcl-injection-bucket",
+        _sub(STATE, f"state: {{backend: s3, bucket: {_yaml_str(EXPLOIT)}}}"),
+        r"mlkit\.yaml:9:\d+: state\.bucket: .*U\+000A \(a newline\)",
+    ),
+    (
+        "hcl-quote-one-line",
+        _sub(STATE, """state: {backend: s3, bucket: 'x" key = "y'}"""),
+        r"mlkit\.yaml:9:\d+: state\.bucket: 'x\" key = \"y' is not an S3 bucket name",
+    ),
+    (
+        "hcl-interpolation-prefix",
+        _sub(STATE, "state: {backend: s3, bucket: acme-state, key_prefix: '${file(\"/etc/passwd\")}'}"),
+        r"mlkit\.yaml:9:\d+: state\.key_prefix: .* is not a state key prefix",
+    ),
     ("state-region-newline", _sub(STATE, 'state: {backend: s3, bucket: acme-state, region: "us-east-1\\n"}'), r"mlkit\.yaml:9:\d+: state\.region: .*a newline"),
-    ("state-region-shape", _sub(STATE, "state: {backend: s3, bucket: acme-state, region: 'us-east-1\" #'}"), r"mlkit\.yaml:9:\d+: state\.region: .* is not an AWS region"),
+    (
+        "state-region-shape",
+        _sub(STATE, "state: {backend: s3, bucket: acme-state, region: 'us-east-1\" #'}"),
+        r"mlkit\.yaml:9:\d+: state\.region: .* is not an AWS region",
+    ),
     ("bucket-ip-form", _sub(STATE, "state: {backend: s3, bucket: 192.168.5.4}"), r"state\.bucket: '192\.168\.5\.4' is formatted as an IP address"),
     ("bucket-double-dot", _sub(STATE, "state: {backend: s3, bucket: acme..state}"), r"state\.bucket: 'acme\.\.state' has two dots in a row"),
     ("region-trailing-newline", _sub("region: us-west-2", 'region: "us-west-2\\n"'), r"mlkit\.yaml:6:9: region: .*a newline"),
     ("region-look-alike", _sub("region: us-west-2", "region: us-wеst-2"), r"mlkit\.yaml:6:9: region: 'us-wеst-2' is not an AWS region"),
-    ("instance-type-injection", _sub("instance_type: m6i.large", "instance_type: 'm6i.large\" x'"), r"mlkit\.yaml:16:\d+: cluster\.node_pools\[0\]\.instance_type: .*is not an EC2 instance type"),
-    ("label-mlkit-reserved", _sub(POOL, "- {name: cpu, instance_type: m6i.large, labels: {mlkit.dev/pool: gpu}}"), r"node_pools\[0\]\.labels\.mlkit\.dev/pool: .*mlkit's own.*never schedule"),
-    ("label-kubernetes-reserved", _sub(POOL, "- {name: cpu, instance_type: m6i.large, labels: {node-role.kubernetes.io/worker: ''}}"), r"labels\.node-role\.kubernetes\.io/worker: .*reserved for Kubernetes"),
+    (
+        "instance-type-injection",
+        _sub("instance_type: m6i.large", "instance_type: 'm6i.large\" x'"),
+        r"mlkit\.yaml:16:\d+: cluster\.node_pools\[0\]\.instance_type: .*is not an EC2 instance type",
+    ),
+    (
+        "label-mlkit-reserved",
+        _sub(POOL, "- {name: cpu, instance_type: m6i.large, labels: {mlkit.dev/pool: gpu}}"),
+        r"node_pools\[0\]\.labels\.mlkit\.dev/pool: .*mlkit's own.*never schedule",
+    ),
+    (
+        "label-kubernetes-reserved",
+        _sub(POOL, "- {name: cpu, instance_type: m6i.large, labels: {node-role.kubernetes.io/worker: ''}}"),
+        r"labels\.node-role\.kubernetes\.io/worker: .*reserved for Kubernetes",
+    ),
     ("label-bad-key", _sub(POOL, "- {name: cpu, instance_type: m6i.large, labels: {'-team': a}}"), r"labels\.-team: '-team' is not a Kubernetes key"),
     ("label-bad-value", _sub(POOL, "- {name: cpu, instance_type: m6i.large, labels: {team: 'a b'}}"), r"labels\.team: 'a b' is not a Kubernetes label value"),
-    ("taint-vendor-key", _sub(POOL, "- {name: cpu, instance_type: m6i.large, taints: [{key: nvidia.com/gpu, value: 'true'}]}"), r"taints\[0\]\.key: 'nvidia\.com/gpu' uses the prefix nvidia\.com/"),
+    (
+        "taint-vendor-key",
+        _sub(POOL, "- {name: cpu, instance_type: m6i.large, taints: [{key: nvidia.com/gpu, value: 'true'}]}"),
+        r"taints\[0\]\.key: 'nvidia\.com/gpu' uses the prefix nvidia\.com/",
+    ),
     ("taint-bad-key", _sub(POOL, "- {name: cpu, instance_type: m6i.large, taints: [{key: 'a/b/c'}]}"), r"taints\[0\]\.key: 'a/b/c' has an invalid prefix"),
     ("aws-tag-reserved", _sub(STATE, STATE + "\ntags: {'aws:owner': me}"), r"mlkit\.yaml:10:\d+: tags\.aws:owner: .*starts with 'aws:'"),
     ("tag-key-trailing-space", _sub(STATE, STATE + "\ntags: {'team ': ml}"), r"mlkit\.yaml:10:\d+: tags\.team : the key 'team ' has spaces around it"),
@@ -82,8 +115,16 @@ CASES = [
     ("duplicate-pool", _sub(POOL, POOL + "\n    " + POOL), r"node_pools\[1\]\.name: duplicate pool name 'cpu'"),
     ("not-a-mapping", lambda text: "- project: x\n", r"mlkit\.yaml:1:1: the spec must be a mapping"),
     ("namespace-kube-system", _sub("cloud: aws", "cloud: aws\nnamespace: kube-system"), r"namespace: 'kube-system' belongs to Kubernetes itself"),
-    ("public-cidr-host-bits", _sub('kubernetes_version: "1.35"', 'kubernetes_version: "1.35"\n  public_access_cidrs: [10.0.0.1/16]'), r"cluster\.public_access_cidrs\[0\]: '10\.0\.0\.1/16' is not an IPv4 CIDR block"),
-    ("model-ftp", _sub(MODEL, "model: ftp://example.com/m "), r"mlkit\.yaml:24:\d+: apis\[0\]\.model: ftp:// is not a model location \(valid on aws: s3://bucket/prefix"),
+    (
+        "public-cidr-host-bits",
+        _sub('kubernetes_version: "1.35"', 'kubernetes_version: "1.35"\n  public_access_cidrs: [10.0.0.1/16]'),
+        r"cluster\.public_access_cidrs\[0\]: '10\.0\.0\.1/16' is not an IPv4 CIDR block",
+    ),
+    (
+        "model-ftp",
+        _sub(MODEL, "model: ftp://example.com/m "),
+        r"mlkit\.yaml:24:\d+: apis\[0\]\.model: ftp:// is not a model location \(valid on aws: s3://bucket/prefix",
+    ),
     ("model-empty", _sub(MODEL, 'model: "" '), r"apis\[0\]\.model: is empty \(valid on aws: s3://bucket/prefix"),
     ("model-blank", _sub(MODEL, 'model: "   " '), r"apis\[0\]\.model: is empty"),
     ("model-gs-on-aws", _sub(MODEL, "model: gs://acme-models/m "), r"apis\[0\]\.model: gs:// is a GCP bucket, which a cluster on aws cannot read"),
@@ -92,10 +133,18 @@ CASES = [
     ("model-dotdot", _sub(MODEL, "model: ../outside/secrets "), r"apis\[0\]\.model: '\.\./outside/secrets' climbs out with '\.\.'"),
     ("model-absolute", _sub(MODEL, "model: /etc "), r"apis\[0\]\.model: '/etc' is an absolute path"),
     ("predictor-missing", _sub(PREDICTOR, "predictor: missing.py:Predictor "), r"mlkit\.yaml:23:\d+: apis\[0\]\.predictor: no predictor file 'missing\.py'"),
-    ("predictor-no-class", _sub(PREDICTOR, "predictor: predictor.py:Predicter "), r"apis\[0\]\.predictor: predictor\.py defines no 'Predicter' at its top level \(classes there: Predictor\)"),
+    (
+        "predictor-no-class",
+        _sub(PREDICTOR, "predictor: predictor.py:Predicter "),
+        r"apis\[0\]\.predictor: predictor\.py defines no 'Predicter' at its top level \(classes there: Predictor\)",
+    ),
     ("predictor-dotdot", _sub(PREDICTOR, "predictor: ../outside/x.py:P "), r"apis\[0\]\.predictor: '\.\./outside/x\.py' climbs out"),
     ("predictor-absolute", _sub(PREDICTOR, "predictor: /tmp/x.py:P "), r"apis\[0\]\.predictor: '/tmp/x\.py' is an absolute path"),
-    ("canary-model-ftp", _sub(CONFIG, CONFIG + "\n    expose: public\n    canary: {weight: 10, model: 'ftp://x/y'}"), r"apis\[0\]\.canary\.model: ftp:// is not a model location"),
+    (
+        "canary-model-ftp",
+        _sub(CONFIG, CONFIG + "\n    expose: public\n    canary: {weight: 10, model: 'ftp://x/y'}"),
+        r"apis\[0\]\.canary\.model: ftp:// is not a model location",
+    ),
 ]
 
 
@@ -215,7 +264,10 @@ def test_a_spec_file_that_is_not_a_regular_text_file_is_refused(proj: Path, sent
 
 def test_backend_values_are_escaped_even_past_validation():
     """Defence in depth: a hostile value that got past the checks stays one inert HCL string."""
-    spec = loads("project: acme\ncloud: aws\nregion: us-west-2\nstate: {backend: s3, bucket: acme-state}\ncluster: {node_pools: [{name: cpu, instance_type: m6i.large}]}\n")
+    spec = loads(
+        "project: acme\ncloud: aws\nregion: us-west-2\nstate: {backend: s3, bucket: acme-state}\n"
+        "cluster: {node_pools: [{name: cpu, instance_type: m6i.large}]}\n"
+    )
     hostile = EXPLOIT + "${path.cwd}%{if true}x%{endif}\\"
     spec.state.bucket = hostile  # models do not validate on assignment: this is what a missed check would pass on
     text = render(spec)["infra/terraform/cluster/backend.tf"]

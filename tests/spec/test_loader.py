@@ -49,7 +49,11 @@ def test_defaults_fill_in():
 @pytest.mark.parametrize(
     "old, new, expected",
     [
-        ('kubernetes_version: "1.31"', "kubernetes_version: 1.30", 'mlkit.yaml:5:23: cluster.kubernetes_version: YAML reads 1.30 as the number 1.3; quote it: "1.30"'),
+        (
+            'kubernetes_version: "1.31"',
+            "kubernetes_version: 1.30",
+            'mlkit.yaml:5:23: cluster.kubernetes_version: YAML reads 1.30 as the number 1.3; quote it: "1.30"',
+        ),
         ("project: acme", "project: Acme", "mlkit.yaml:1:10: project: 'Acme' must be 3 to 20 lowercase letters"),
         ("cloud: aws", "cloud: azure", "mlkit.yaml:2:8: cloud: 'azure' is not allowed (valid: aws, gcp)"),
         ("name: sentiment", "name: Sentiment_API", "apis[0].name: 'Sentiment_API' must be a DNS label"),
@@ -66,18 +70,38 @@ def test_defaults_fill_in():
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi, tpu_chips: 4}", "apis[0].compute.tpu_chips: TPUs exist on GCP only"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi, neuron_cores: 4}", "apis[0].compute.neuron_cores: no node pool offers 4 Neuron core(s)"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi, gpu: 1, neuron_cores: 2}", "apis[0].compute: asks for gpu and neuron_cores"),
-        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    node_pool: gpu", "apis[0].node_pool: pool 'gpu' has 1 nvidia-a10g GPU(s) nodes; a CPU-only API would hold them idle"),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    node_pool: gpu",
+            "apis[0].node_pool: pool 'gpu' has 1 nvidia-a10g GPU(s) nodes; a CPU-only API would hold them idle",
+        ),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    node_pool: big", "apis[0].node_pool: no pool named 'big' (valid: cpu, inf, gpu)"),
-        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 5, max_replicas: 2}", "apis[0].autoscaling.min_replicas: min_replicas (5) is above max_replicas (2)"),
-        ("region: us-west-2", "region: us-west-2\nnetwork: {existing_vpc_id: vpc-0abc, vpc_cidr: 10.1.0.0/16, existing_private_subnet_ids: [subnet-1a, subnet-2b]}", "network.vpc_cidr: applies to a new network only"),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 5, max_replicas: 2}",
+            "apis[0].autoscaling.min_replicas: min_replicas (5) is above max_replicas (2)",
+        ),
+        (
+            "region: us-west-2",
+            "region: us-west-2\nnetwork: {existing_vpc_id: vpc-0abc, vpc_cidr: 10.1.0.0/16, existing_private_subnet_ids: [subnet-1a, subnet-2b]}",
+            "network.vpc_cidr: applies to a new network only",
+        ),
         ("region: us-west-2", "region: us-west-2\nnetwork: {existing_vpc_id: vpc-0abc}", "network.existing_private_subnet_ids: required with existing_vpc_id"),
         ("region: us-west-2", "region: us-west-2\nnetwork: {vpc_cidr: 10.0.0.0/8}", "network.vpc_cidr: prefix /8 is out of range (valid: /16 to /20)"),
         ("region: us-west-2", "region: us-west-2\nstate: {backend: s3}", "state.bucket: required with `backend: s3`"),
         ("region: us-west-2", "region: us-west-2\nstate: {backend: gcs, bucket: b}", "state.backend: gcs state needs `cloud: gcp`"),
         ("region: us-west-2", "region: us-west-2\ngcp_project: acme-ml", "gcp_project: only used with `cloud: gcp`"),
         ("region: us-west-2", "region: uswest", "region: 'uswest' is not an AWS region"),
-        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    canary: {weight: 10}", "apis[0].canary: a canary is served through the project's Gateway, an internet-facing load balancer: set `expose: public`"),
-        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: public\n    canary: {weight: 100}", "apis[0].canary.weight: 100 is too large (valid: at most 99)"),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    canary: {weight: 10}",
+            "apis[0].canary: a canary is served through the project's Gateway, an internet-facing load balancer: set `expose: public`",
+        ),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    expose: public\n    canary: {weight: 100}",
+            "apis[0].canary.weight: 100 is too large (valid: at most 99)",
+        ),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: everyone", "apis[0].expose: 'everyone' is not allowed (valid: cluster, internal, public)"),
         ("region: us-west-2", "region: us-west-2\nnamespace: Team_A", "namespace: 'Team_A' must be a DNS label"),
     ],
@@ -112,7 +136,10 @@ def test_gcp_pool_rules(pool, expected):
 
 
 def test_tpu_in_a_regional_cluster_needs_a_zone_of_the_region():
-    base = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n  node_pools:\n    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1%s}\n"
+    base = (
+        "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n"
+        "  node_pools:\n    - {name: tpu, tpu: {version: v5e, topology: 2x4}, max_nodes: 1%s}\n"
+    )
     assert any("cluster.node_pools[0].zones: a TPU slice lives in one zone" in p for p in problems(base % ""))
     assert any("'europe-west4-a' is not a zone of us-central1" in p for p in problems(base % ", zones: [europe-west4-a]"))
     assert loads(base % ", zones: [us-central1-a]").cluster.node_pools[0].zones == ["us-central1-a"]
@@ -180,9 +207,17 @@ def test_missing_required_field_points_at_its_parent():
         ("name: sentiment", "name: sentimеnt", "apis[0].name: 'sentimеnt' must be a DNS label"),  # a Cyrillic е
         ("region: us-west-2", "region: us-west-2\nnamespace: default", "namespace: 'default' belongs to Kubernetes itself"),
         ("cpu: 1, memory: 2Gi}", 'cpu: 1, memory: 2Gi}\n    config: {"a\\x1bb": 1}', "apis[0].config.a\x1bb: the key holds the invisible character U+001B"),
-        ("name: sentiment", "name: sentiment\n    model: s3://acme-models/m\n    canary: {weight: 5, model: 'gs://acme-models/m'}\n    expose: public", "apis[0].canary.model: gs:// is a GCP bucket"),
+        (
+            "name: sentiment",
+            "name: sentiment\n    model: s3://acme-models/m\n    canary: {weight: 5, model: 'gs://acme-models/m'}\n    expose: public",
+            "apis[0].canary.model: gs:// is a GCP bucket",
+        ),
         ("region: us-west-2", 'region: us-west-2\ntags: {"team\\0": ml}', "tags.team\x00: the key holds the invisible character U+0000 (NUL)"),
-        ("m6i.large, min_nodes: 1", 'm6i.large, labels: {"te\\u200bam": a}, min_nodes: 1', "labels.te\u200bam: the key holds the invisible character U+200B (ZERO WIDTH SPACE)"),
+        (
+            "m6i.large, min_nodes: 1",
+            'm6i.large, labels: {"te\\u200bam": a}, min_nodes: 1',
+            "labels.te\u200bam: the key holds the invisible character U+200B (ZERO WIDTH SPACE)",
+        ),
         ("region: us-west-2", "region: us-west-2\ntags: {team: " + "x" * 300 + "}", "is not an AWS tag value: at most 256"),
     ],
 )
@@ -193,7 +228,9 @@ def test_careless_types_and_characters(old, new, expected):
 
 
 def test_state_region_is_for_s3_only():
-    text = BASE.replace("cloud: aws", "cloud: gcp").replace("region: us-west-2", "region: us-central1\ngcp_project: acme-ml\nstate: {backend: gcs, bucket: acme-state, region: us-central1}")
+    text = BASE.replace("cloud: aws", "cloud: gcp").replace(
+        "region: us-west-2", "region: us-central1\ngcp_project: acme-ml\nstate: {backend: gcs, bucket: acme-state, region: us-central1}"
+    )
     text = text.replace("m6i.large", "n2-standard-4").replace("inf2.xlarge", "n2-standard-8").replace("g5.xlarge", "g2-standard-8")
     assert any("state.region: used with `backend: s3` only" in p for p in problems(text))
 

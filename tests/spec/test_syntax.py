@@ -10,7 +10,22 @@ from mlkit.render.jinja import hcl_string
 from mlkit.spec import loads, syntax
 
 GOOD_S3 = ["my-state", "acme.tf.state", "a1b", "x" * 63]
-BAD_S3 = ["ab", "x" * 64, "My-State", "acme_state", "-acme", "acme-", "acme..state", "10.1.2.3", "xn--acme", "acme-s3alias", "acme--ol-s3", "acme\n", 'x"y', "аcme"]
+BAD_S3 = [
+    "ab",
+    "x" * 64,
+    "My-State",
+    "acme_state",
+    "-acme",
+    "acme-",
+    "acme..state",
+    "10.1.2.3",
+    "xn--acme",
+    "acme-s3alias",
+    "acme--ol-s3",
+    "acme\n",
+    'x"y',
+    "аcme",
+]
 GOOD_GCS = ["my-state", "acme_state", "a.b.c", ("x" * 63 + ".") * 3 + "x" * 30]
 BAD_GCS = ["ab", "x" * 64, "Acme", "acme..state", "10.1.2.3", "goog-state", "my-google-state", "g00gle-x", "acme\n", "_acme", ("x" * 64) + ".b"]
 
@@ -18,7 +33,9 @@ BAD_GCS = ["ab", "x" * 64, "Acme", "acme..state", "10.1.2.3", "goog-state", "my-
 BUCKETS = [(syntax.s3_bucket, GOOD_S3, BAD_S3), (syntax.gcs_bucket, GOOD_GCS, BAD_GCS)]
 
 
-@pytest.mark.parametrize("check, name, valid", [(check, name, valid) for check, good, bad in BUCKETS for names, valid in ((good, True), (bad, False)) for name in names])
+@pytest.mark.parametrize(
+    "check, name, valid", [(check, name, valid) for check, good, bad in BUCKETS for names, valid in ((good, True), (bad, False)) for name in names]
+)
 def test_bucket_names_as_the_clouds_take_them(check, name, valid):
     assert (check(name) is None) == valid, check(name)
 
@@ -26,7 +43,11 @@ def test_bucket_names_as_the_clouds_take_them(check, name, valid):
 @pytest.mark.parametrize(
     "check, good, bad",
     [
-        (syntax.aws_region, ["us-west-2", "eu-central-1", "us-gov-west-1", "ap-southeast-5"], ["us-west-2\n", "us-west", "US-WEST-2", "us-wеst-2", "us-west-2a", "us-central1"]),
+        (
+            syntax.aws_region,
+            ["us-west-2", "eu-central-1", "us-gov-west-1", "ap-southeast-5"],
+            ["us-west-2\n", "us-west", "US-WEST-2", "us-wеst-2", "us-west-2a", "us-central1"],
+        ),
         (syntax.gcp_region, ["us-central1", "europe-west4", "asia-northeast3"], ["us-central1\n", "us-central", "us-west-2", "us-central1-a"]),
         (lambda v: syntax.gcp_zone(v, "us-central1"), ["us-central1-a", "us-central1-f"], ["us-central1-a\n", "us-central1-", "us-east1-b", "us-central1-ab"]),
         (syntax.key_prefix, ["mlkit", "teams/ml/prod", "a.b_c-d"], ["", "/mlkit", "mlkit/", "a//b", "a/../b", "./a", "a b", 'a"b', "${x}", "x" * 201]),

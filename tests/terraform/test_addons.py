@@ -116,7 +116,8 @@ def test_cluster_autoscaler_minor_follows_the_cluster():
     from mlkit.spec import rules
     from mlkit.spec.schema import ClusterSpec
 
-    spec = "project: ca-demo\ncloud: aws\nregion: us-east-1\ncluster: {{kubernetes_version: '{v}', node_pools: [{{name: cpu, instance_type: m6i.large}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n"
+    spec = ("project: ca-demo\ncloud: aws\nregion: us-east-1\n"
+            "cluster: {{kubernetes_version: '{v}', node_pools: [{{name: cpu, instance_type: m6i.large}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n")
     for version, tag in rules.CLUSTER_AUTOSCALER.items():
         assert tag.startswith(f"v{version}."), tag
         assert addons_tfvars(spec.format(v=version))["cluster_autoscaler_image_tag"] == tag

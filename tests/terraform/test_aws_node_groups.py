@@ -17,7 +17,9 @@ from mlkit.spec import loads
 from tests.conftest import REPO, assert_one_line_error, mlkit
 from tests.terraform.test_gcp_static import plain
 
-SPEC = "project: acme\ncloud: aws\nregion: us-west-2\ncluster: {{node_pools: [{{name: base, instance_type: m6i.large}}, {{name: {name}, instance_type: {itype}}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n"
+SPEC = ("project: acme\ncloud: aws\nregion: us-west-2\n"
+        "cluster: {{node_pools: [{{name: base, instance_type: m6i.large}}, {{name: {name}, instance_type: {itype}}}]}}\n"
+        "apis: [{{name: a, predictor: p.py:P}}]\n")
 
 
 def problems(name: str = "cpu", itype: str = "m6i.large") -> list[str]:
@@ -69,7 +71,15 @@ def test_validate_says_it_in_one_line(tmp_path):
     assert not (tmp_path / "infra").exists()
 
 
-@pytest.mark.parametrize(("itype", "ami"), [("im4gn.large", "AL2023_ARM_64_STANDARD"), ("i4g.large", "AL2023_ARM_64_STANDARD"), ("hpc7g.4xlarge", "AL2023_ARM_64_STANDARD"), ("m7i.large", "AL2023_x86_64_STANDARD")])
+@pytest.mark.parametrize(
+    ("itype", "ami"),
+    [
+        ("im4gn.large", "AL2023_ARM_64_STANDARD"),
+        ("i4g.large", "AL2023_ARM_64_STANDARD"),
+        ("hpc7g.4xlarge", "AL2023_ARM_64_STANDARD"),
+        ("m7i.large", "AL2023_x86_64_STANDARD"),
+    ],
+)
 def test_graviton_families_get_the_arm_ami(itype, ami):
     files = render(loads(SPEC.format(name="cpu", itype=itype)))
     groups = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])["node_groups"]

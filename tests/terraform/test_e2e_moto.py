@@ -65,10 +65,12 @@ def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
     cluster = eks.describe_cluster(name="accel-demo")["cluster"]
     assert cluster["version"] == "1.35"
     assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]
-    groups = {g: eks.describe_nodegroup(clusterName="accel-demo", nodegroupName=g)["nodegroup"] for g in eks.list_nodegroups(clusterName="accel-demo")["nodegroups"]}
+    groups = {
+        g: eks.describe_nodegroup(clusterName="accel-demo", nodegroupName=g)["nodegroup"] for g in eks.list_nodegroups(clusterName="accel-demo")["nodegroups"]
+    }
     # Named <pool>-<suffix>, so that a replacement can exist beside the group it replaces.
     pools = {name.rsplit("-", 1)[0]: g for name, g in groups.items()}
-    assert set(pools) == {"cpu", "gpu", "inf"} and all(len(name) == len(pool) + 27 for name, pool in zip(groups, pools))
+    assert set(pools) == {"cpu", "gpu", "inf"} and all(len(name) == len(pool) + 27 for name, pool in zip(groups, pools, strict=True))
     groups = pools
     assert groups["gpu"]["amiType"] == "AL2023_x86_64_NVIDIA" and groups["gpu"]["capacityType"] == "SPOT"
     assert groups["inf"]["amiType"] == "AL2023_x86_64_NEURON"

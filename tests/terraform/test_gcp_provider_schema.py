@@ -30,7 +30,8 @@ DATA_META = {"count", "for_each", "provider", "depends_on", "lifecycle"}
 
 GCP_EXAMPLES = [n for n in EXAMPLE_NAMES if "cloud: gcp" in (EXAMPLES / n / "mlkit.yaml").read_text()]
 BASE = "project: acme\ncloud: gcp\nregion: europe-west4\ngcp_project: acme-prod\n"
-POOLS = "  node_pools:\n    - {name: cpu, instance_type: e2-standard-4}\n    - {name: v6e, tpu: {version: v6e, topology: 4x4}, max_nodes: 4, zones: [europe-west4-a]}\n"
+POOLS = ("  node_pools:\n    - {name: cpu, instance_type: e2-standard-4}\n"
+         "    - {name: v6e, tpu: {version: v6e, topology: 4x4}, max_nodes: 4, zones: [europe-west4-a]}\n")
 APIS = "apis:\n  - {name: a, predictor: p.py:P, expose: public, canary: {weight: 10}}\n"
 # Spec variants that change what the GCP templates render, beside the examples.
 VARIANTS = {
@@ -38,7 +39,8 @@ VARIANTS = {
     + "state: {backend: gcs, bucket: acme-tf}\nnetwork: {existing_network: shared, existing_subnetwork: gke}\ncluster:\n"
     + POOLS
     + APIS,
-    "zonal-private-endpoint": BASE + "network: {nat: none}\ncluster:\n  zone: europe-west4-a\n  endpoint_public_access: false\n  public_access_cidrs: [10.0.0.0/8]\n" + POOLS,
+    "zonal-private-endpoint": BASE + "network: {nat: none}\ncluster:\n  zone: europe-west4-a\n"
+                                     "  endpoint_public_access: false\n  public_access_cidrs: [10.0.0.0/8]\n" + POOLS,
     "existing-cluster-by-name": BASE + "cluster:\n  existing: {name: shared}\n" + APIS,
     "existing-cluster-by-context": BASE + "cluster:\n  existing: {context: gke_acme}\n",
 }
@@ -221,7 +223,8 @@ def _module(name: str) -> tuple[str, str]:
 def test_conflicting_arguments_are_caught():
     # Autopilot manages nodes itself; the provider declares shielded nodes and friends conflicting with it.
     path, text = _module("gke")
-    errors = check_file(path, text.replace("  enable_shielded_nodes       = true\n", "  enable_shielded_nodes       = true\n  enable_autopilot            = true\n"))[0]
+    shielded = "  enable_shielded_nodes       = true\n"
+    errors = check_file(path, text.replace(shielded, shielded + "  enable_autopilot            = true\n"))[0]
     assert any("enable_shielded_nodes conflicts with enable_autopilot" in e for e in errors), errors
 
 
@@ -229,11 +232,19 @@ def test_conflicting_arguments_are_caught():
     "old, new, expected",
     [
         # An argument the provider does not have (a typo of disk_type).
-        ("    disk_type       = var.disk_type\n", "    disk_type       = var.disk_type\n    boot_disk_type  = var.disk_type\n", "Unsupported argument or block type: boot_disk_type"),
+        (
+            "    disk_type       = var.disk_type\n",
+            "    disk_type       = var.disk_type\n    boot_disk_type  = var.disk_type\n",
+            "Unsupported argument or block type: boot_disk_type",
+        ),
         # A read-only attribute.
         ("  project        = var.project_id\n", "  project        = var.project_id\n  instance_group_urls = []\n", "instance_group_urls is read-only"),
         # A literal outside the enum.
-        ('    location_policy = local.multi_host ? "ANY" : null\n', '    location_policy = "EVERYWHERE"\n', "expected location_policy to be one of ['BALANCED', 'ANY'], got EVERYWHERE"),
+        (
+            '    location_policy = local.multi_host ? "ANY" : null\n',
+            '    location_policy = "EVERYWHERE"\n',
+            "expected location_policy to be one of ['BALANCED', 'ANY'], got EVERYWHERE",
+        ),
         # A required argument missing.
         ("  cluster        = var.cluster\n", "", "Missing required argument: cluster"),
         # A block written as an argument, and an argument written as a block.

@@ -13,7 +13,11 @@ EVENTS = [
     {"type": "apply_progress", "hook": {"resource": {"addr": "module.vpc.aws_vpc.this"}, "action": "create", "elapsed_seconds": 10}},
     {"type": "apply_complete", "hook": {"resource": {"addr": "module.vpc.aws_vpc.this"}, "action": "create", "elapsed_seconds": 12}},
     {"type": "apply_start", "hook": {"resource": {"addr": "module.eks.aws_eks_cluster.this"}, "action": "create"}},
-    {"type": "diagnostic", "@level": "warning", "diagnostic": {"severity": "warning", "summary": "Argument is deprecated", "detail": "use X", "address": "module.eks.aws_eks_cluster.this"}},
+    {
+        "type": "diagnostic",
+        "@level": "warning",
+        "diagnostic": {"severity": "warning", "summary": "Argument is deprecated", "detail": "use X", "address": "module.eks.aws_eks_cluster.this"},
+    },
     {"type": "apply_errored", "hook": {"resource": {"addr": "module.eks.aws_eks_cluster.this"}, "action": "create"}},
 ]
 
