@@ -8,9 +8,8 @@ from __future__ import annotations
 import os
 
 import bentoml
-import torch
-
 import models
+import torch
 
 NAME = os.environ.get("BENCH_MODEL", "cnn")
 BATCH = os.environ.get("BENCH_BENTO_BATCH") == "1"

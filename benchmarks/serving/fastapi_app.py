@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 
+import models
 import torch
 from fastapi import FastAPI
-
-import models
 
 models.setup_torch()
 NAME = os.environ.get("BENCH_MODEL", "cnn")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import models
 import torch
 
-import models
 from mlkit_runtime.torch_utils import pick_device
 
 

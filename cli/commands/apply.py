@@ -19,7 +19,10 @@ class Step(str, Enum):
     apis = "apis"
 
 
-Only = Annotated[Step | None, typer.Option("--only", help="Run one step: cluster (Terraform), addons (Terraform: Helm releases) or apis (models, images, manifests).")]
+Only = Annotated[
+    Step | None,
+    typer.Option("--only", help="Run one step: cluster (Terraform), addons (Terraform: Helm releases) or apis (models, images, manifests)."),
+]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the APIs' rollouts before showing why they are stuck.")]
 
 

@@ -14,7 +14,10 @@ from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
 
 def command(
     apis: Annotated[list[str] | None, typer.Argument(help="APIs to build; all by default.")] = None,
-    context_dir: Annotated[Path | None, typer.Option("--context-dir", help="Write each API's build context to DIR/<api>/ instead of building: for a CI system with Docker.")] = None,
+    context_dir: Annotated[
+        Path | None,
+        typer.Option("--context-dir", help="Write each API's build context to DIR/<api>/ instead of building: for a CI system with Docker."),
+    ] = None,
     file: SpecFile = DEFAULT_SPEC,
     json_out: JsonOut = False,
 ) -> None:

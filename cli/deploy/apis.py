@@ -71,12 +71,13 @@ def prepare(root: Path, spec: Spec, say: Say, report: Report) -> facts_mod.Facts
 
 
 def _upload_models(root: Path, spec: Spec, facts: facts_mod.Facts, outputs: dict, say: Say, report: Report) -> None:
-    local = []
+    wanted: list[tuple[str, str, str | None]] = []
     for i, api in enumerate(spec.apis):
-        local.append((f"apis[{i}].model", api.name, api.model))
+        wanted.append((f"apis[{i}].model", api.name, api.model))
         if api.canary and api.canary.model:
-            local.append((f"apis[{i}].canary.model", f"{api.name}-canary", api.canary.model))
-    local = [entry for entry in local if entry[2] and "://" not in entry[2]]
+            wanted.append((f"apis[{i}].canary.model", f"{api.name}-canary", api.canary.model))
+    # Local folders only: s3:// and gs:// models are already where the pods fetch them from.
+    local = [(where, name, folder) for where, name, folder in wanted if folder and "://" not in folder]
     if not local:
         return
     bucket = outputs.get("model_bucket_name")
@@ -110,7 +111,8 @@ def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, rep
         if problem:
             raise UserError(
                 f"the image of {api.name} ({ref}) is not in the registry and cannot be built here: {problem}. "
-                f"Build it where Docker runs: `mlkit build {api.name}` (or `mlkit build --context-dir DIR` and `docker buildx build --push -t {ref} DIR/{api.name}` in CI), "
+                f"Build it where Docker runs: `mlkit build {api.name}` (or `mlkit build --context-dir DIR` and "
+                f"`docker buildx build --push -t {ref} DIR/{api.name}` in CI), "
                 "then run `mlkit apply --only apis` again"
             )
         say(f"image of {api.name}: building {ref}")
@@ -144,7 +146,9 @@ def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[s
     merge.apply(result)
     if result.conflicts:
         names = ", ".join(o.path for o in result.conflicts)
-        raise UserError(f"writing the deploy values into infra/ met your edits in {names}; resolve the <<<<<<< markers, then run `mlkit apply --only apis` again")
+        raise UserError(
+            f"writing the deploy values into infra/ met your edits in {names}; resolve the <<<<<<< markers, then run `mlkit apply --only apis` again"
+        )
     changed = [o.path for o in result.outcomes if o.action in merge.CHANGING]
     for path in changed:
         say(f"  ~ {path}")

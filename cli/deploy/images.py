@@ -28,7 +28,12 @@ from . import runtime_wheel
 BASES = {
     "none": ("CPU", "python:3.11-slim-bookworm", "https://download.pytorch.org/whl/cpu", []),
     "nvidia": ("NVIDIA CUDA", "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime", None, []),
-    "neuron": ("AWS Neuron", "public.ecr.aws/neuron/pytorch-inference-neuronx:2.1.2-neuronx-py310-sdk2.20.2-ubuntu20.04", "https://pip.repos.neuron.amazonaws.com", []),
+    "neuron": (
+        "AWS Neuron",
+        "public.ecr.aws/neuron/pytorch-inference-neuronx:2.1.2-neuronx-py310-sdk2.20.2-ubuntu20.04",
+        "https://pip.repos.neuron.amazonaws.com",
+        [],
+    ),
     "tpu": ("Cloud TPU", "python:3.11-slim-bookworm", "https://storage.googleapis.com/libtpu-releases/index.html", ["torch~=2.5.0", "torch_xla[tpu]~=2.5.0"]),
 }
 # The spec reaches pods through the manifests (MLKIT_* variables, the ConfigMap); in the image it
@@ -87,7 +92,9 @@ def context(root: Path, spec: Spec, api: Api) -> Context:
             continue
         files[f"app/{rel}"] = path.read_bytes()
     if f"app/{api.predictor.split(':')[0]}" not in files:
-        raise UserError(f"apis.{api.name}.predictor: {api.predictor.split(':')[0]} is not in the project folder {root} (or {project_files.IGNORE_FILE} leaves it out)")
+        raise UserError(
+            f"apis.{api.name}.predictor: {api.predictor.split(':')[0]} is not in the project folder {root} (or {project_files.IGNORE_FILE} leaves it out)"
+        )
     return Context(api.name, files)
 
 
@@ -96,7 +103,11 @@ def check_context_dir(root: Path, folder: Path) -> None:
     by the next write), unless the project's ignore rules leave that folder out."""
     where = folder.resolve()
     if where.is_relative_to(root) and not project_files.rules(root).match_file(where.relative_to(root).as_posix() + "/"):
-        raise UserError(f"--context-dir {folder}: inside the project, so the next build would pack it too; write the contexts outside {root}, or add `{where.relative_to(root).as_posix() or '.'}/` to {project_files.IGNORE_FILE}")
+        ignored = where.relative_to(root).as_posix() or "."
+        raise UserError(
+            f"--context-dir {folder}: inside the project, so the next build would pack it too; "
+            f"write the contexts outside {root}, or add `{ignored}/` to {project_files.IGNORE_FILE}"
+        )
 
 
 def docker_problem() -> str | None:
@@ -159,7 +170,12 @@ def registry_has(image: str, user: str, password: str, scheme: str = "https") ->
     host, _, rest = image.partition("/")
     name, _, tag = rest.rpartition(":")
     url = f"{scheme}://{host}/v2/{name}/manifests/{tag}"
-    accept = {"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"}
+    manifests = (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+    accept = {"Accept": ", ".join(manifests)}
     try:
         with httpx.Client(timeout=30) as http:
             response = http.head(url, headers=accept, auth=(user, password))

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 import yaml
+
 from mlkit.cluster import credentials, kubeconfig
 from mlkit.errors import UserError
-
 from tests.conftest import aws_env, mlkit
 
 
@@ -89,6 +89,7 @@ def test_credentials_from_a_context_with_ca_and_an_exec_plugin(tmp_path):
 
 def test_closing_the_cluster_removes_the_pem_files_its_credentials_wrote(tmp_path):
     import certifi
+
     from mlkit.cluster.client import Cluster
 
     file = tmp_path / "config"
