@@ -15,7 +15,7 @@ from .. import kit, placement
 from ..spec import Spec
 from ..spec import accelerators as acc
 from ..spec import rules
-from . import k8s
+from . import k8s, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -96,6 +96,7 @@ def addons_tfvars(spec: Spec) -> dict:
     if by_context:
         out["kube_context"] = existing.context
     out["enable_gateway"] = any(api.canary for api in spec.apis)
+    out["enable_http_add_on"] = any(wake.scales_to_zero(api) for api in spec.apis)
     if spec.cloud == "aws":
         out |= {
             "enable_nvidia_device_plugin": "nvidia" in kinds,

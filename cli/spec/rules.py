@@ -215,6 +215,13 @@ def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
             )
         if api.name.endswith("-canary") and api.name.removesuffix("-canary") in {a.name for a in spec.apis}:
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the canary objects of API '{api.name.removesuffix('-canary')}'; pick another name")
+        if a.min_replicas == 0 and api.canary is not None:
+            # The Gateway splits traffic between two always-present Services; the wake-on-request path
+            # (the KEDA HTTP add-on's interceptor) sits in front of one, so the two do not combine.
+            yield Problem(loc + ("autoscaling", "min_replicas"), "an API with a canary cannot scale to zero: set min_replicas to 1 or more, or remove the canary")
+        woken = api.name.removesuffix("-backend")
+        if woken != api.name and woken in {x.name for x in spec.apis if x.autoscaling.min_replicas == 0}:
+            yield Problem(loc + ("name",), f"'{api.name}' is the name of the backend Service of API '{woken}', which scales to zero; pick another name")
         asked = [k for k in ("gpu", "neuron_cores", "tpu_chips") if getattr(api.compute, k)]
         if len(asked) > 1:
             yield Problem(loc + ("compute",), f"asks for {' and '.join(asked)}; one replica uses one kind of accelerator")

@@ -215,7 +215,22 @@ class Autoscaling(Strict):
     min_replicas: int = Field(1, strict=True, ge=0, le=1000, description="Fewest replicas; 0 scales to zero when idle.")
     max_replicas: int = Field(10, strict=True, ge=1, le=1000, description="Most replicas.")
     target_in_flight: int = Field(4, strict=True, ge=1, le=100000, description="Requests in flight per replica the autoscaler aims for.")
-    scale_down_delay_s: int = Field(300, strict=True, ge=0, le=86400, description="Seconds of lower load before replicas are removed.")
+    scale_down_delay_s: int = Field(
+        300,
+        strict=True,
+        ge=0,
+        le=86400,
+        description="Seconds of lower load before replicas are removed; with `min_replicas: 0`, also the seconds without traffic "
+        "before the last replica goes.",
+    )
+    cold_start_timeout_s: int = Field(
+        300,
+        strict=True,
+        ge=1,
+        le=3600,
+        description="With `min_replicas: 0`: longest a request is held while the first replica starts (node, image, model, "
+        "warm-up); past it the KEDA HTTP add-on's interceptor answers 504.",
+    )
 
 
 class Batching(Strict):

@@ -79,6 +79,18 @@ def test_defaults_fill_in():
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    canary: {weight: 10}", "apis[0].canary: a canary is served through the project's Gateway, an internet-facing load balancer: set `expose: public`"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: public\n    canary: {weight: 100}", "apis[0].canary.weight: 100 is too large (valid: at most 99)"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: everyone", "apis[0].expose: 'everyone' is not allowed (valid: cluster, internal, public)"),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    expose: public\n    autoscaling: {min_replicas: 0}\n    canary: {weight: 10}",
+            "apis[0].autoscaling.min_replicas: an API with a canary cannot scale to zero",
+        ),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0}\n  - {name: sentiment-backend, predictor: p.py:P}",
+            "apis[1].name: 'sentiment-backend' is the name of the backend Service of API 'sentiment'",
+        ),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0, cold_start_timeout_s: 0}", "cold_start_timeout_s: 0 is too small"),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0, cold_start_timeout_s: '60s'}", "apis[0].autoscaling.cold_start_timeout_s"),
         ("region: us-west-2", "region: us-west-2\nnamespace: Team_A", "namespace: 'Team_A' must be a DNS label"),
     ],
 )
