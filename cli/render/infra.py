@@ -224,4 +224,5 @@ def _gke_node_pool(pool) -> dict:
         "gpu": gpu,
         "tpu_topology": tpu_topology,
         "slice_nodes": slice_nodes,
+        "image_streaming": pool.image_streaming,
     }

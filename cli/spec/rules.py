@@ -140,6 +140,8 @@ def _aws_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
         yield Problem(loc + ("tpu",), "TPUs exist on GCP only; on AWS use Inferentia (inf2) or Trainium (trn1, trn2) instance types")
     if pool.gpu is not None:
         yield Problem(loc + ("gpu",), "AWS GPU instances bring their GPUs; remove the gpu block and pick a GPU type (g5.xlarge, g6.xlarge, p5.48xlarge)")
+    if pool.image_streaming:
+        yield Problem(loc + ("image_streaming",), "GKE image streaming exists on GCP only; remove it (EKS pulls images whole)")
     itype = pool.instance_type
     if itype is None:
         yield Problem(loc + ("instance_type",), "required on AWS, e.g. m6i.large, g5.xlarge or inf2.xlarge")

@@ -90,6 +90,7 @@ def test_defaults_fill_in():
             "apis[1].name: 'sentiment-backend' is the name of the backend Service of API 'sentiment'",
         ),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0, cold_start_timeout_s: 0}", "cold_start_timeout_s: 0 is too small"),
+        ("spot: true}", "spot: true, image_streaming: true}", "cluster.node_pools[2].image_streaming: GKE image streaming exists on GCP only"),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0, cold_start_timeout_s: '60s'}", "apis[0].autoscaling.cold_start_timeout_s"),
         ("region: us-west-2", "region: us-west-2\nnamespace: Team_A", "namespace: 'Team_A' must be a DNS label"),
     ],
