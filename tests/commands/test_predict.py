@@ -18,7 +18,7 @@ import pytest
 import yaml
 from mlkit.render import wake
 
-from tests.conftest import EXAMPLES, assert_one_line_error, mlkit
+from tests.conftest import EXAMPLES, assert_one_line_error, emulator_kubeconfig, mlkit
 from tests.runtime.conftest import start as start_runtime
 
 SPEC = """\
@@ -42,13 +42,7 @@ def proj(tmp_path, k8s):
     root.mkdir()
     (root / "mlkit.yaml").write_text(SPEC)
     shutil.copy(EXAMPLES / "sentiment" / "predictor.py", root / "predictor.py")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-        "clusters": [{"name": "emulator", "cluster": {"server": k8s.url}}],
-        "users": [{"name": "emulator", "user": {"token": "t0ken"}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator"}}],
-    }))
+    kubeconfig = emulator_kubeconfig(tmp_path / "kubeconfig", k8s.url)
     assert mlkit("render", cwd=root).returncode == 0
     return root, {"KUBECONFIG": str(kubeconfig)}
 
