@@ -24,6 +24,7 @@ from .metrics import Metrics
 from .payloads import clip, dumps, to_response
 from .predictor import Predictor, construct, describe, load_class
 from .settings import Settings
+from .startup import Startup
 
 
 class Runtime:
@@ -33,6 +34,7 @@ class Runtime:
         self.settings = settings
         self.admission = Admission(settings.max_in_flight, settings.max_queue)
         self.metrics = Metrics(self.admission)
+        self.startup = Startup(self.metrics.registry)
         self.instance: Any = None  # the user's object, constructed by load()
         self.predictor: Predictor | None = None
         self.load_error: PredictorLoadError | None = None
@@ -47,15 +49,21 @@ class Runtime:
         """Import and construct the predictor. The server calls it before it starts listening, so
         that a predictor that cannot load is one line and exit 1, not a server that fails to start."""
         s = self.settings
-        self.instance = construct(load_class(s.predictor), s.predictor_config(), s.model_dir, s.predictor.rpartition(":")[0])
+        self.startup.begin()
+        cls = load_class(s.predictor)
+        self.startup.end("imports")
+        self.instance = construct(cls, s.predictor_config(), s.model_dir, s.predictor.rpartition(":")[0])
+        self.startup.end("construct")
 
     async def start(self) -> None:
         s = self.settings
         if self.instance is None:  # an app served by someone else's server (or a TestClient)
             await asyncio.get_running_loop().run_in_executor(self.executor, self.load)
         self.predictor = Predictor(self.instance, self.executor)
+        self.startup.end("serve")
         try:
             await self.predictor.warmup()
+            self.startup.end("warmup")
         except Exception as exc:
             where = s.predictor.rpartition(":")[0]
             raise PredictorLoadError(f"{where}: warmup() failed: {describe(exc, where)}") from exc
@@ -63,6 +71,7 @@ class Runtime:
             self.batcher = Batcher(self.predictor, s.max_batch_size, s.max_wait_ms, self.metrics)
             self.batcher.start()
         self.ready = True
+        logs.log.info("%s", self.startup.ready())
         mode = f"batching up to {s.max_batch_size} within {s.max_wait_ms:g} ms" if self.batcher else "no batching (no predict_batch)"
         logs.log.info("predictor %s ready: %s; max_in_flight=%d max_queue=%d", s.predictor, mode, s.max_in_flight, s.max_queue)
 

@@ -141,6 +141,19 @@ def k8s():
     shutdown()
 
 
+def emulator_kubeconfig(path: Path, url: str) -> Path:
+    """A kubeconfig whose context `emulator` (what specs name in `cluster.existing.context`) reaches the `k8s` emulator."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+        "clusters": [{"name": "emulator", "cluster": {"server": url}}],
+        "users": [{"name": "emulator", "user": {"token": "t0ken"}}],
+        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator"}}],
+    }))
+    return path
+
+
 def tree_snapshot(root: Path) -> dict[str, tuple[str, bytes | str]]:
     """Every entry under root (not following links): relative path -> (kind, content or link target)."""
     snap: dict[str, tuple[str, bytes | str]] = {}

@@ -121,6 +121,7 @@ class Gcp(Cloud):
             "gpu": gpu,
             "tpu_topology": tpu_topology,
             "slice_nodes": slice_nodes,
+            "image_streaming": pool.image_streaming,
         }
 
     def addons_location(self, spec: Spec) -> dict[str, Any]:

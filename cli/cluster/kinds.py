@@ -38,6 +38,8 @@ KINDS = [
     Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Kind("apps/v1", "Deployment", "deployments"),
+    # Before the ScaledObject whose external-push trigger names it (the add-on's scaler looks it up).
+    Kind("http.keda.sh/v1beta1", "InterceptorRoute", "interceptorroutes"),
     Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
     Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
     Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),

@@ -28,6 +28,8 @@ def command(
     from ..cluster.client import NotFound
     from ..cluster.connect import api_named, connect
     from ..cluster.kinds import by_name
+    from ..render import wake
+    from ..render.k8s import SYSTEM_NAMESPACE
     from ..spec import load
 
     body = _payload(payload)
@@ -46,8 +48,13 @@ def command(
                 except (NotFound, KeyError, IndexError):
                     raise UserError(f"API {api} needs a key and its Secret {api}-api-keys has none; pass --api-key") from None
             headers["Authorization"] = f"Bearer {api_key}"
-        service = f"{api}-canary" if canary else api
-        response = cluster.proxy(spec.k8s_namespace, service, route, body, headers)
+        namespace, service = spec.k8s_namespace, f"{api}-canary" if canary else api
+        if wake.scales_to_zero(target) and not canary:
+            # The API's own Service is an ExternalName, which the service proxy cannot reach; its front
+            # Service beside the interceptor can, and the header picks the route (the proxy sets its own Host).
+            namespace, service = SYSTEM_NAMESPACE, wake.front_service(api, spec.k8s_namespace)
+            headers[wake.ROUTE_HEADER] = wake.route_value(api, spec.k8s_namespace)
+        response = cluster.proxy(namespace, service, route, body, headers)
     finally:
         cluster.close()
     if response.status_code >= 400:

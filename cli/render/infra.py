@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import clouds, kit
 from ..spec import Spec
-from . import k8s
+from . import k8s, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -75,4 +75,5 @@ def addons_tfvars(spec: Spec) -> dict[str, Any]:
     if existing is not None and existing.context:
         out["kube_context"] = existing.context
     out["enable_gateway"] = any(api.canary for api in spec.apis)
+    out["enable_http_add_on"] = any(wake.scales_to_zero(api) for api in spec.apis)
     return out | cloud.addons_features(spec)

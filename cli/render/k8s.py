@@ -16,7 +16,7 @@ from .. import clouds, labels, placement
 from ..spec import Spec
 from ..spec import accelerators as acc
 from ..spec.schema import Api, NodePool
-from . import dashboard
+from . import dashboard, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -87,6 +87,8 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
         if api.canary:
             names.append("httproute")
+        if view["wake"]:
+            names.append("interceptorroute")
         for name in names:
             files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(f"k8s/{name}.yaml.j2").render(**view)
     return files
@@ -136,6 +138,9 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         track.env = _runtime_env(api, track, drain_timeout)
     # A canary API is reached through the Gateway; its Services stay inside the cluster.
     balanced = api.expose != "cluster" and not api.canary
+    # Scale to zero (wake.py): the load balancer moves in front of the interceptor, and the pods are
+    # reached through it, so they take requests from pods of the cluster only.
+    woken = wake.scales_to_zero(api) and not api.canary  # the rules refuse the pair; a canary keeps its Services
     return {
         "spec": spec,
         "api": api,
@@ -161,9 +166,27 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         "max_surge": _int_or_percent(api.rollout.max_surge),
         "max_unavailable": _int_or_percent(api.rollout.max_unavailable),
         "prometheus_url": PROMETHEUS_URL,
-        "open_ingress": balanced,  # behind a load balancer the client addresses arrive; else only pods (the Gateway included)
+        "open_ingress": balanced and not woken,  # behind a load balancer the client addresses arrive; else only pods (the Gateway included)
+        "wake": _wake(spec, api) if woken else None,
         "region": spec.region,
         "checkov_skips": CHECKOV_SKIPS,
+    }
+
+
+def _wake(spec: Spec, api: Api) -> dict[str, Any]:
+    """The objects of the wake-on-request path of one API (see wake.py)."""
+    ns = spec.k8s_namespace
+    return {
+        "system_namespace": SYSTEM_NAMESPACE,
+        "front": wake.front_service(api.name, ns),
+        "front_labels": {**_labels(spec, api.name), labels.TRACK: "stable"},
+        "backend": api.name + wake.BACKEND_SUFFIX,
+        "hosts": wake.hosts(api.name, ns),
+        "header": wake.ROUTE_HEADER,
+        "route": wake.route_value(api.name, ns),
+        "interceptor_selector": wake.INTERCEPTOR_SELECTOR,
+        "proxy_port": wake.PROXY_PORT_NAME,
+        "scaler_address": wake.scaler_address(SYSTEM_NAMESPACE),
     }
 
 

@@ -145,6 +145,8 @@ def _aws_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
         yield Problem(loc + ("tpu",), "TPUs exist on GCP only; on AWS use Inferentia (inf2) or Trainium (trn1, trn2) instance types")
     if pool.gpu is not None:
         yield Problem(loc + ("gpu",), "AWS GPU instances bring their GPUs; remove the gpu block and pick a GPU type (g5.xlarge, g6.xlarge, p5.48xlarge)")
+    if pool.image_streaming:
+        yield Problem(loc + ("image_streaming",), "GKE image streaming exists on GCP only; remove it (EKS pulls images whole)")
     itype = pool.instance_type
     if itype is None:
         yield Problem(loc + ("instance_type",), "required on AWS, e.g. m6i.large, g5.xlarge or inf2.xlarge")
@@ -223,6 +225,15 @@ def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
             )
         if api.name.endswith("-canary") and api.name.removesuffix("-canary") in {a.name for a in spec.apis}:
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the canary objects of API '{api.name.removesuffix('-canary')}'; pick another name")
+        if a.min_replicas == 0 and api.canary is not None:
+            # The Gateway splits traffic between two always-present Services; the wake-on-request path
+            # (the KEDA HTTP add-on's interceptor) sits in front of one, so the two do not combine.
+            yield Problem(
+                loc + ("autoscaling", "min_replicas"), "an API with a canary cannot scale to zero: set min_replicas to 1 or more, or remove the canary"
+            )
+        woken = api.name.removesuffix("-backend")
+        if woken != api.name and woken in {x.name for x in spec.apis if x.autoscaling.min_replicas == 0}:
+            yield Problem(loc + ("name",), f"'{api.name}' is the name of the backend Service of API '{woken}', which scales to zero; pick another name")
         asked = [k for k in ("gpu", "neuron_cores", "tpu_chips") if getattr(api.compute, k)]
         if len(asked) > 1:
             yield Problem(loc + ("compute",), f"asks for {' and '.join(asked)}; one replica uses one kind of accelerator")

@@ -151,6 +151,12 @@ class NodePool(Strict):
         default_factory=list, max_length=32, description="Extra taints on the nodes; accelerator pools get their vendor's taint automatically."
     )
     gpu: GpuSpec | None = Field(None, description="GCP only: GPUs to attach to N1 machines.")
+    image_streaming: bool = Field(
+        False,
+        description="GCP only: GKE image streaming on these nodes, so that containers start while their image is still being read "
+        "from Artifact Registry (faster cold starts for large images). Needs the Container File System API "
+        "(`containerfilesystem.googleapis.com`) enabled in the project.",
+    )
     tpu: TpuSpec | None = Field(None, description="GCP only: make this a TPU slice pool.")
 
 
@@ -233,7 +239,22 @@ class Autoscaling(Strict):
     min_replicas: int = Field(1, strict=True, ge=0, le=1000, description="Fewest replicas; 0 scales to zero when idle.")
     max_replicas: int = Field(10, strict=True, ge=1, le=1000, description="Most replicas.")
     target_in_flight: int = Field(4, strict=True, ge=1, le=100000, description="Requests in flight per replica the autoscaler aims for.")
-    scale_down_delay_s: int = Field(300, strict=True, ge=0, le=86400, description="Seconds of lower load before replicas are removed.")
+    scale_down_delay_s: int = Field(
+        300,
+        strict=True,
+        ge=0,
+        le=86400,
+        description="Seconds of lower load before replicas are removed; with `min_replicas: 0`, also the seconds without traffic "
+        "before the last replica goes.",
+    )
+    cold_start_timeout_s: int = Field(
+        300,
+        strict=True,
+        ge=1,
+        le=3600,
+        description="With `min_replicas: 0`: longest a request is held while the first replica starts (node, image, model, "
+        "warm-up); past it the KEDA HTTP add-on's interceptor answers 504.",
+    )
 
 
 class Batching(Strict):

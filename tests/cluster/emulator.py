@@ -45,8 +45,9 @@ KEDA = {
     "keda.sh/v1alpha1/scaledjobs": ("ScaledJob", True),
     "keda.sh/v1alpha1/triggerauthentications": ("TriggerAuthentication", True),
     "keda.sh/v1alpha1/clustertriggerauthentications": ("ClusterTriggerAuthentication", False),
-    # The KEDA HTTP add-on's (kedacore/http-add-on, config/crd): what scale-to-zero APIs render.
+    # The KEDA HTTP add-on's (kedacore/http-add-on, config/crd/bases, v0.15.0): scale-to-zero APIs render InterceptorRoutes.
     "http.keda.sh/v1alpha1/httpscaledobjects": ("HTTPScaledObject", True),
+    "http.keda.sh/v1beta1/interceptorroutes": ("InterceptorRoute", True),
 }
 VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")
 

@@ -11,6 +11,7 @@ import pytest
 from mlkit.cluster import rollout
 from mlkit.cluster.kinds import by_name
 from mlkit.errors import ToolError
+from mlkit.render import wake
 from mlkit.render.infra import render
 from mlkit.spec import loads
 
@@ -180,3 +181,27 @@ def test_remove_one_api_leaves_the_others(tmp_path, cluster, k8s):
     assert ("Secret", "sentiment-api-keys") in removed and ("Deployment", "sentiment") in removed
     assert {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"spam"}
     assert [o["metadata"]["name"] for o in k8s.objects("namespaces")] == ["ops-demo"]
+
+
+def test_a_scale_to_zero_api_applies_its_route_and_front_service_and_prunes_them_when_it_stops(tmp_path, cluster, k8s):
+    """The InterceptorRoute goes before the ScaledObject that names it; the front Service goes to the
+    add-on's namespace (which the add-ons stack made), and both go again once min_replicas is 1."""
+    zero = SPEC.replace("model: s3://models-m/spam/}", "model: s3://models-m/spam/, autoscaling: {min_replicas: 0}}")
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mlkit-system"}})
+    spec = project(tmp_path, zero)
+    _, say = lines()
+    rollout.apply(cluster, spec, rollout.load_manifests(tmp_path, spec), say)
+    assert [o["metadata"]["name"] for o in k8s.objects("interceptorroutes")] == ["spam"]
+    front = [s for s in k8s.objects("services") if s["metadata"]["namespace"] == "mlkit-system"]
+    assert [s["metadata"]["name"] for s in front] == [wake.front_service("spam", "ops-demo")]
+    order = [r.split("?")[0] for r in k8s.requests() if r.startswith("PATCH ") and ("/interceptorroutes/" in r or "/scaledobjects/spam" in r)]
+    assert order[0].endswith("/interceptorroutes/spam") and order[1].endswith("/scaledobjects/spam"), order
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "infra")
+    back = project(tmp_path)
+    rollout.apply(cluster, back, rollout.load_manifests(tmp_path, back), say)
+    assert k8s.objects("interceptorroutes") == []
+    assert [s for s in k8s.objects("services") if s["metadata"]["namespace"] == "mlkit-system"] == []
+    assert {s["metadata"]["name"] for s in k8s.objects("services")} == {"sentiment", "spam"}

@@ -11,9 +11,8 @@ import threading
 
 import httpx
 import pytest
-import yaml
 
-from tests.conftest import EXAMPLES, aws_env, mlkit
+from tests.conftest import EXAMPLES, aws_env, emulator_kubeconfig, mlkit
 from tests.runtime.conftest import start as start_runtime
 
 SPEC = """\
@@ -40,13 +39,7 @@ def proj(tmp_path, k8s, moto):
     (root / "mlkit.yaml").write_text(SPEC)
     shutil.copy(EXAMPLES / "sentiment" / "predictor.py", root / "predictor.py")
     (root / "requirements.txt").write_text("")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-        "clusters": [{"name": "emulator", "cluster": {"server": k8s.url}}],
-        "users": [{"name": "emulator", "user": {"token": "t0ken"}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator"}}],
-    }))
+    kubeconfig = emulator_kubeconfig(tmp_path / "kubeconfig", k8s.url)
     env = aws_env(moto) | {"KUBECONFIG": str(kubeconfig)}
     assert mlkit("render", cwd=root, env=env).returncode == 0
     return root, env

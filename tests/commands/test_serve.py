@@ -42,6 +42,9 @@ def test_serve_answers_with_the_spec_settings(project):
     assert proc.returncode == 0
     assert f"serving sentiment on http://127.0.0.1:{port}" in err
     assert "batching up to 16 within 5 ms; max_in_flight=32 max_queue=64" in err
+    # The start phases, in one line (runtime/startup.py).
+    phases = ", ".join(rf"{name} \d+\.\d{{3}}s" for name in ("process", "imports", "construct", "warmup", "serve"))
+    assert re.search(rf"startup: {phases}; ready \d+\.\d{{3}}s after the process started", err), err
 
 
 @pytest.mark.parametrize(

@@ -146,3 +146,29 @@ def test_spec_values_reach_terraform_text_only_in_the_backend_block(cloud, regio
     )
     tfvars = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])
     assert tfvars["project"] == "zqxproj"
+
+
+def test_gke_image_streaming_is_per_pool_and_brings_the_node_role_it_needs():
+    """`image_streaming: true` on a GCP pool: gcfs_config on that pool only, and the node service
+    account gets Service Usage Consumer (GKE's requirement for a custom node service account)."""
+    import hcl2
+
+    from tests.terraform.test_gcp_static import plain
+
+    text = (
+        "project: stream-demo\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\ncluster:\n  node_pools:\n"
+        "    - {name: cpu, instance_type: n2-standard-4}\n    - {name: l4, instance_type: g2-standard-8, image_streaming: true}\n"
+    )
+    files = render(loads(text))
+    pools = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])["node_pools"]
+    assert {name: pool["image_streaming"] for name, pool in pools.items()} == {"cpu": False, "l4": True}
+    main = files["infra/terraform/cluster/main.tf"]
+    assert "image_streaming = each.value.image_streaming" in main
+    assert "image_streaming        = anytrue([for pool in values(var.node_pools) : pool.image_streaming])" in main
+    pool_module = plain(hcl2.loads(files["infra/terraform/cluster/modules/node-pool/main.tf"]))
+    node_config = pool_module["resource"][0]["google_container_node_pool"]["this"]["node_config"][0]
+    assert node_config["gcfs_config"] == [{"enabled": "${var.image_streaming}"}]
+    gke = files["infra/terraform/cluster/modules/gke/main.tf"]
+    assert 'var.image_streaming ? ["roles/serviceusage.serviceUsageConsumer"] : []' in gke
+    off = json.loads(render(loads(text.replace(", image_streaming: true", "")))["infra/terraform/cluster/mlkit.auto.tfvars.json"])
+    assert not any(pool["image_streaming"] for pool in off["node_pools"].values())

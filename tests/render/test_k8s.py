@@ -13,7 +13,8 @@ import yaml
 
 from mlkit.render.facts import Facts
 from mlkit.render.infra import render
-from mlkit.render.k8s import PRESTOP_S
+from mlkit.render.k8s import PRESTOP_S, SYSTEM_NAMESPACE
+from mlkit.render.wake import INTERCEPTOR_SELECTOR
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
@@ -65,7 +66,7 @@ def example_manifests() -> list[tuple[str, str, dict]]:
 
 
 ALL = example_manifests()
-CUSTOM = {"keda.sh/v1alpha1", "gateway.networking.k8s.io/v1"}
+CUSTOM = {"keda.sh/v1alpha1", "gateway.networking.k8s.io/v1", "http.keda.sh/v1beta1"}
 
 
 def by_kind(docs, kind):
@@ -148,10 +149,13 @@ def test_every_api_gets_its_objects_and_every_object_its_namespace():
         files = render(spec)
         for api in spec.apis:
             kinds = {d["kind"] for rel, d in manifests(files) if rel.startswith(f"infra/k8s/{api.name}/")}
-            assert kinds == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"}
+            wakes = {"InterceptorRoute"} if api.autoscaling.min_replicas == 0 else set()
+            assert kinds == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | wakes
         for rel, doc in manifests(files):
             if doc["kind"] not in ("Namespace", "GatewayClass"):
-                assert doc["metadata"]["namespace"] == spec.project, rel
+                # The one exception: a scale-to-zero API's front Service beside the interceptor (render/wake.py).
+                beside_interceptor = doc["kind"] == "Service" and doc["spec"].get("selector") == INTERCEPTOR_SELECTOR
+                assert doc["metadata"]["namespace"] == (SYSTEM_NAMESPACE if beside_interceptor else spec.project), rel
 
 
 def pod(files, api, track_suffix=""):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from tests.conftest import assert_one_line_error
-from tests.runtime.conftest import PREDICTORS
+from tests.runtime.conftest import PREDICTORS, start
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -81,3 +83,41 @@ def test_settings_come_from_the_environment_and_flags_win():
 def test_runtime_never_imports_mlkit():
     code = "import sys, mlkit_runtime.server, mlkit_runtime.app; print(any(m == 'mlkit' or m.startswith('mlkit.') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def startup_gauges(metrics: str) -> dict[str, float]:
+    found = {m.group(1): float(m.group(2)) for m in re.finditer(r'^mlkit_startup_phase_seconds\{phase="(\w+)"\} (\S+)$', metrics, re.M)}
+    total = re.search(r"^mlkit_startup_seconds (\S+)$", metrics, re.M)
+    if total:
+        found["total"] = float(total.group(1))
+    return found
+
+
+def test_start_phases_are_measured_in_metrics_and_one_log_line(tmp_path):
+    """A predictor whose import, constructor and warm-up sleep 0.4, 0.3 and 0.2 s: each phase shows at
+    least that, and not much more; the whole covers them all and the interpreter's start before."""
+    server = start(tmp_path, "slow_start.py:Predictor")
+    try:
+        phases = startup_gauges(httpx.get(server.url + "/metrics").text)
+    finally:
+        server.proc.terminate()
+        server.proc.wait(10)
+    assert set(phases) == {"process", "imports", "construct", "warmup", "serve", "total"}, phases
+    for phase, slept in {"imports": 0.4, "construct": 0.3, "warmup": 0.2}.items():
+        assert slept <= phases[phase] < slept + 1.5, (phase, phases)
+    assert 0 < phases["process"] < 30 and phases["serve"] < 5
+    assert phases["total"] == pytest.approx(sum(v for k, v in phases.items() if k != "total"), abs=1e-6)
+    lines = [line for line in server.output().splitlines() if "startup: " in line]
+    assert len(lines) == 1, server.output()
+    expected = r"startup: process \d+\.\d{3}s, imports 0\.4\d\ds, construct 0\.3\d\ds, warmup 0\.2\d\ds, serve \d+\.\d{3}s; ready \d+\.\d{3}s after"
+    assert re.search(expected, lines[0]), lines[0]
+
+
+def test_process_age_reads_the_kernels_start_time():
+    from mlkit_runtime.startup import process_age
+
+    # This test process has run for a while; a child started now is young.
+    assert process_age() > 0.1
+    code = "from mlkit_runtime.startup import process_age; print(process_age())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert 0 < float(child.stdout) < 10, child.stderr

@@ -103,6 +103,23 @@ def test_defaults_fill_in():
             "apis[0].canary.weight: 100 is too large (valid: at most 99)",
         ),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    expose: everyone", "apis[0].expose: 'everyone' is not allowed (valid: cluster, internal, public)"),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    expose: public\n    autoscaling: {min_replicas: 0}\n    canary: {weight: 10}",
+            "apis[0].autoscaling.min_replicas: an API with a canary cannot scale to zero",
+        ),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0}\n  - {name: sentiment-backend, predictor: p.py:P}",
+            "apis[1].name: 'sentiment-backend' is the name of the backend Service of API 'sentiment'",
+        ),
+        ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0, cold_start_timeout_s: 0}", "cold_start_timeout_s: 0 is too small"),
+        ("spot: true}", "spot: true, image_streaming: true}", "cluster.node_pools[2].image_streaming: GKE image streaming exists on GCP only"),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0, cold_start_timeout_s: '60s'}",
+            "apis[0].autoscaling.cold_start_timeout_s",
+        ),
         ("region: us-west-2", "region: us-west-2\nnamespace: Team_A", "namespace: 'Team_A' must be a DNS label"),
     ],
 )

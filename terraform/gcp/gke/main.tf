@@ -9,13 +9,15 @@ resource "google_service_account" "nodes" {
 }
 
 resource "google_project_iam_member" "nodes" {
-  for_each = toset([
+  # Image streaming reads images through the Container File System API, which a custom node
+  # service account may call only as a Service Usage Consumer (GKE's image streaming requirements).
+  for_each = toset(concat([
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
     "roles/monitoring.viewer",
     "roles/stackdriver.resourceMetadata.writer",
     "roles/artifactregistry.reader",
-  ])
+  ], var.image_streaming ? ["roles/serviceusage.serviceUsageConsumer"] : []))
 
   project = var.project_id
   role    = each.value

@@ -75,3 +75,9 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "image_streaming" {
+  description = "Whether a node pool uses image streaming: the node service account then gets the Service Usage Consumer role it needs."
+  type        = bool
+  default     = false
+}

@@ -82,6 +82,12 @@ resource "google_container_node_pool" "this" {
       mode = "GKE_METADATA"
     }
 
+    # Image streaming: the first start of a large image on a new node (the cold start of a pool
+    # scaled from zero) reads only the files it opens, then caches the rest in the background.
+    gcfs_config {
+      enabled = var.image_streaming
+    }
+
     shielded_instance_config {
       enable_secure_boot          = true
       enable_integrity_monitoring = true

@@ -99,3 +99,9 @@ variable "slice_nodes" {
   type        = number
   default     = 1
 }
+
+variable "image_streaming" {
+  description = "GKE image streaming (gcfs): containers start while their image is read on demand from Artifact Registry, instead of after a full pull. Needs the Container File System API enabled."
+  type        = bool
+  default     = false
+}

@@ -71,8 +71,9 @@ variable "node_pools" {
       type  = string
       count = number
     }))
-    tpu_topology = optional(string)
-    slice_nodes  = optional(number, 1)
+    tpu_topology    = optional(string)
+    slice_nodes     = optional(number, 1)
+    image_streaming = optional(bool, false)
   }))
 }
 

@@ -37,3 +37,9 @@ variable "enable_gateway" {
   type        = bool
   default     = false
 }
+
+variable "enable_http_add_on" {
+  description = "Install the KEDA HTTP add-on, for APIs with min_replicas 0 (wake on request)."
+  type        = bool
+  default     = false
+}

@@ -51,6 +51,7 @@ module "gke" {
   endpoint_public_access = var.endpoint_public_access
   public_access_cidrs    = var.public_access_cidrs
   labels                 = local.labels
+  image_streaming        = anytrue([for pool in values(var.node_pools) : pool.image_streaming])
 }
 
 module "node_pool" {
@@ -75,6 +76,8 @@ module "node_pool" {
   gpu          = each.value.gpu
   tpu_topology = each.value.tpu_topology
   slice_nodes  = each.value.slice_nodes
+
+  image_streaming = each.value.image_streaming
 }
 
 ################################################################################

@@ -33,6 +33,12 @@ variable "enable_gateway" {
   default     = false
 }
 
+variable "enable_http_add_on" {
+  description = "Install the KEDA HTTP add-on, for APIs with min_replicas 0 (wake on request)."
+  type        = bool
+  default     = false
+}
+
 variable "enable_nvidia_device_plugin" {
   description = "Install the NVIDIA device plugin, for node groups with NVIDIA GPUs."
   type        = bool
