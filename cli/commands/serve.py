@@ -70,6 +70,8 @@ def command(
         "max_queue": chosen.concurrency.max_queue,
         "debug": state.debug,
     }
+    if chosen.monitoring is not None:
+        overrides |= chosen.monitoring.runtime_settings()
     with _keys(chosen.name, chosen.api_keys, api_key or [], api_keys_file, root) as keys_file:
         if keys_file is not None:
             overrides["api_keys_file"] = str(keys_file)
