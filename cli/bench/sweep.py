@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import UserError
 from . import loadgen
 from .server import Config, Target, running
 
@@ -115,6 +116,8 @@ def bench_config(
         # Warm up (imports, first batches, connection setup) before anything is timed.
         asyncio.run(loadgen.saturate(url, body, min(config.max_in_flight, 64), 0.3))
         ceiling = asyncio.run(loadgen.saturate(url, body, config.max_in_flight, max(0.5, seconds / 2)))
+        if ceiling == 0:
+            raise UserError(f"{target.name} answered no request with 2xx ({config.label()}): try the payload with `mlkit serve` and curl, then fix --payload")
         outcome = Outcome(config, ceiling)
         progress(f"  closed-loop ceiling {ceiling:.0f} req/s")
 

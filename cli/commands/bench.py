@@ -152,6 +152,8 @@ def command(
         rec = recommend(outcomes, rps, p99_ms, demand, table.types.get(node_type or ""), node_type, table)
         if pool is not None:
             rec["node_pool"] = pool.name
+        elif "error" not in rec:
+            rec["cost_note"] = "no node pool in the spec runs this API (an existing cluster?): nodes and cost not estimated"
         result["recommendation"] = rec
     chart_path = chart if chart is not None else project_folder(root, "bench", "remove it, or pass --chart PATH") / f"{chosen.name}.svg"
     create_file(chart_path, charts.svg(outcomes, p99_ms, f"mlkit bench {chosen.name}: latency against throughput"), replace=True)

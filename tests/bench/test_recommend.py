@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from mlkit import placement
 from mlkit.bench import prices
 from mlkit.bench.recommend import Demand, quantity, recommend, replicas_per_node
 from mlkit.bench.server import Config
 from mlkit.bench.sweep import Outcome, Point, search
 from mlkit.spec import accelerators, load
+
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
 

@@ -53,7 +53,8 @@ def test_recommendation_matches_the_arithmetic_of_a_known_cost(project):
     proj = project("sentiment")
     (proj / "predictor.py").write_text(KNOWN_COST)
     rps, p99 = 400.0, 300.0
-    result = mlkit("bench", "--rps", str(rps), "--p99-ms", str(p99), "--batch-sizes", "1,8", "--wait-ms", "5", "--seconds", "2", "--json", cwd=proj, timeout=300)
+    args = ["--rps", str(rps), "--p99-ms", str(p99), "--batch-sizes", "1,8", "--wait-ms", "5", "--seconds", "2", "--json"]
+    result = mlkit("bench", *args, cwd=proj, timeout=300)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     capacity = {c["config"]["max_batch_size"]: c["capacity_rps"] for c in out["configs"]}
@@ -130,7 +131,17 @@ def test_chart_never_follows_a_link(project, sentinel):
     sentinel.assert_untouched()
 
 
+def test_a_payload_the_predictor_refuses_is_one_line(project):
+    proj = project("sentiment")
+    assert_one_line_error(mlkit("bench", "--quick", "--payload", '{"text": 5}', cwd=proj, timeout=120), "answered no request with 2xx", "--payload")
+    assert not (proj / ".mlkit/bench").exists()
+
+
 def test_a_predictor_that_cannot_load_is_one_line(project):
     proj = project("sentiment")
-    (proj / "predictor.py").write_text("class Predictor:\n    def __init__(self, config, model_dir):\n        raise RuntimeError('no weights here')\n\n    def predict(self, payload):\n        return payload\n")
+    (proj / "predictor.py").write_text(
+        "class Predictor:\n"
+        "    def __init__(self, config, model_dir):\n        raise RuntimeError('no weights here')\n\n"
+        "    def predict(self, payload):\n        return payload\n"
+    )
     assert_one_line_error(mlkit("bench", "--quick", cwd=proj, timeout=120), "runtime exited", "no weights here")
