@@ -142,3 +142,84 @@ def test_bad_monitoring_settings_stop_start_up(tmp_path: Path, flags, fragment):
     assert server.proc.wait(timeout=30) == 2
     out = server.output()
     assert fragment in out and "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+
+
+REGRESSION_SPEC = """
+project: demo
+cloud: aws
+region: us-west-2
+cluster: {node_pools: [{name: cpu, instance_type: m6i.large}]}
+apis:
+  - name: scorer
+    predictor: mirror.py:Mirror
+    monitoring: {key: score, type: regression, buckets: [0, 0.25, 0.5, 0.75, 1]}
+"""
+
+
+def test_the_regression_panel_reads_the_runtime_through_a_real_prometheus(mirror, tmp_path):
+    """The sentiment example covers the classification panel in tests/render/test_dashboard.py; this
+    runs the regression panel's queries against a real Prometheus scraping a runtime that monitors a
+    regression, with the labels the cluster's scrape job adds."""
+    import shutil
+    import subprocess
+    import time
+
+    import yaml
+    from mlkit.render.dashboard import panels
+    from mlkit.spec import loads
+
+    from tests.conftest import free_port
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("no prometheus binary on PATH (Debian: apt-get install prometheus)")
+    spec = loads(REGRESSION_SPEC)
+    api = spec.apis[0]
+    assert api.monitoring is not None
+    server = mirror(*(f"--{k.replace('_', '-')}={v}" for k, v in api.monitoring.runtime_settings().items()))
+    queries = [(p.title, q.expr) for p in panels(spec, api) for q in p.queries if "score" in p.title or "unmonitored" in q.expr]
+    assert {t for t, _ in queries} == {"Predicted score", "Errors"}, queries
+
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "kubernetes-pods",
+                "static_configs": [{"targets": [server.url.removeprefix("http://")], "labels": {"namespace": "demo", "mlkit_dev_api": "scorer"}}],
+            }
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    log = open(tmp_path / "prometheus.log", "w")
+    prom = subprocess.Popen(
+        [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        rng = random.Random(3)
+        empty: list[str] = []
+        with httpx.Client() as client:
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                send(client, server.url, [{"score": rng.gauss(0.5, 0.1)} for _ in range(20)])
+                send(client, server.url, ["not an object"])
+                empty = []
+                for title, expr in queries:
+                    try:
+                        body = client.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": expr}, timeout=5).json()
+                    except httpx.HTTPError:
+                        empty.append(title)
+                        continue
+                    assert body["status"] == "success", (expr, body)
+                    if not [s for s in body["data"]["result"] if s["value"][1] != "NaN"]:
+                        empty.append(f"{title}: {expr}")
+                if not empty:
+                    break
+                time.sleep(0.5)
+        assert not empty, "queries that returned no series:\n" + "\n".join(empty) + "\n" + (tmp_path / "prometheus.log").read_text()[-2000:]
+    finally:
+        prom.terminate()
+        prom.wait(timeout=15)
+        log.close()
