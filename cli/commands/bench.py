@@ -115,10 +115,9 @@ def command(
         raise UserError(f"{len(configs)} configurations to try (batch sizes x wait times x in-flight limits); give at most {MAX_CONFIGS}")
     # Checked now, written after the measuring: a bad path fails before minutes are spent, and a
     # failed run leaves nothing behind.
+    chart_fix = "remove it, or pass --chart PATH"
     if chart is None:
-        for path in (root / ".mlkit", root / ".mlkit" / "bench"):
-            if path.is_symlink() or (path.exists() and not path.is_dir()):
-                raise UserError(f"{path} is a symlink or not a folder; mlkit writes only inside the project: remove it, or pass --chart PATH")
+        project_folder(root, "bench", chart_fix, create=False)
     else:
         if chart.is_symlink() or chart.is_dir():
             raise UserError(f"--chart {chart}: is a symlink or a folder; give a file path")
@@ -155,7 +154,7 @@ def command(
         elif "error" not in rec:
             rec["cost_note"] = "no node pool in the spec runs this API (an existing cluster?): nodes and cost not estimated"
         result["recommendation"] = rec
-    chart_path = chart if chart is not None else project_folder(root, "bench", "remove it, or pass --chart PATH") / f"{chosen.name}.svg"
+    chart_path = chart if chart is not None else project_folder(root, "bench", chart_fix) / f"{chosen.name}.svg"
     create_file(chart_path, charts.svg(outcomes, p99_ms, f"mlkit bench {chosen.name}: latency against throughput"), replace=True)
     result["chart"] = str(chart_path)
     say(f"chart: {chart_path} ({wall_s:.0f} s of measuring)")

@@ -158,13 +158,15 @@ def write_local_key(root: Path, api: str, key: str) -> Path:
     return target
 
 
-def project_folder(root: Path, name: str, fix: str) -> Path:
-    """`.mlkit/<name>/` inside the project (0700), made without following a symlink."""
+def project_folder(root: Path, name: str, fix: str, create: bool = True) -> Path:
+    """`.mlkit/<name>/` inside the project (0700), made without following a symlink; with
+    create=False only checked, so that a command can refuse a bad path before it does its work."""
     folder = root / ".mlkit" / name
     for path in (root / ".mlkit", folder):
         if path.is_symlink() or (path.exists() and not path.is_dir()):
             raise UserError(f"{path} is a symlink or not a folder; mlkit writes only inside the project: {fix}")
-        path.mkdir(mode=0o700, exist_ok=True)
+        if create:
+            path.mkdir(mode=0o700, exist_ok=True)
     return folder
 
 
