@@ -67,8 +67,8 @@ def command(
     payload: Annotated[
         str | None, typer.Option("--payload", metavar="JSON|@FILE", help="Request body to send: JSON, or @file. Default: payload.json beside mlkit.yaml.")
     ] = None,
-    rps: Annotated[float | None, typer.Option("--rps", min=0.001, help="Traffic to plan for (req/s): recommend settings, replicas, nodes and cost.")] = None,
-    p99_ms: Annotated[float, typer.Option("--p99-ms", min=0.1, help="Latency target: a rate counts only if p99 stays within it.")] = 100.0,
+    rps: Annotated[float | None, typer.Option("--rps", min=0.001, max=1e9, help="Traffic to plan for (req/s): settings, replicas, nodes, cost.")] = None,
+    p99_ms: Annotated[float, typer.Option("--p99-ms", min=0.1, max=600_000, help="Latency target: a rate counts only if p99 stays within it.")] = 100.0,
     batch_sizes: Annotated[str | None, typer.Option("--batch-sizes", metavar="N,N", help="max_batch_size values to try. Default: 1, spec's, 2x that.")] = None,
     wait_ms: Annotated[str | None, typer.Option("--wait-ms", metavar="MS,MS", help="max_wait_ms values to try. Default: the spec's.")] = None,
     in_flight: Annotated[str | None, typer.Option("--max-in-flight", metavar="N,N", help="max_in_flight values to try. Default: the spec's.")] = None,

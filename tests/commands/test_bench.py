@@ -117,6 +117,14 @@ def test_bad_input_is_one_line(project, args, fragments):
     assert not (proj / ".mlkit/bench").exists()
 
 
+@pytest.mark.parametrize("args", [["--rps", "inf"], ["--rps", "nan"], ["--rps", "0"], ["--p99-ms", "inf"], ["--seconds", "0"]])
+def test_bad_numbers_are_a_bad_command_line(project, args):
+    proj = project("sentiment")
+    result = mlkit("bench", *args, cwd=proj)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and args[0] in result.stderr, result.stderr
+    assert not (proj / ".mlkit/bench").exists()
+
+
 def test_no_payload_says_how_to_give_one(project):
     proj = project("sentiment")
     (proj / "payload.json").unlink()
