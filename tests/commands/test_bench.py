@@ -131,6 +131,20 @@ def test_no_payload_says_how_to_give_one(project):
     assert_one_line_error(mlkit("bench", cwd=proj), "no payload to send", "--payload")
 
 
+def test_payload_json_is_never_followed_out_of_the_project_nor_read_forever(project, sentinel):
+    proj = project("sentiment")
+    (proj / "payload.json").unlink()
+    os.symlink(sentinel.root / "notes.txt", proj / "payload.json")
+    assert_one_line_error(mlkit("bench", cwd=proj), "payload.json is a symlink")
+    (proj / "payload.json").unlink()
+    os.mkfifo(proj / "payload.json")  # a read would block for ever
+    assert_one_line_error(mlkit("bench", cwd=proj, timeout=60), "payload.json: not a regular file")
+    (proj / "payload.json").unlink()
+    (proj / "payload.json").write_text("[" + "0," * (6 * 2**20) + "0]")
+    assert_one_line_error(mlkit("bench", cwd=proj), "payload.json: larger than 10 MiB")
+    sentinel.assert_untouched()
+
+
 def test_chart_never_follows_a_link(project, sentinel):
     proj = project("sentiment")
     (proj / ".mlkit").mkdir(exist_ok=True)
