@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .commands import apply, build, delete, destroy, init, logs, plan, predict, render, schema, serve, status, token, validate
+from .commands import apply, bench, build, delete, destroy, init, logs, plan, predict, render, schema, serve, status, token, validate
 
 
 @dataclass
@@ -66,3 +66,4 @@ app.command("delete")(delete.command)
 app.command("destroy")(destroy.command)
 app.command("serve")(serve.command)
 app.command("token")(token.command)
+app.command("bench")(bench.command)

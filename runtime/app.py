@@ -20,7 +20,7 @@ from .admission import Admission
 from .auth import ApiKeys
 from .batching import Batcher, RequestState, current
 from .errors import HTTPError, Overloaded, PredictorFailed, PredictorLoadError, PredictorRaised, Unavailable, from_exception
-from .metrics import Metrics
+from .metrics import Metrics, PredictionMonitor
 from .payloads import clip, dumps, to_response
 from .predictor import Predictor, construct, describe, load_class
 from .settings import Settings
@@ -35,6 +35,11 @@ class Runtime:
         self.admission = Admission(settings.max_in_flight, settings.max_queue)
         self.metrics = Metrics(self.admission)
         self.startup = Startup(self.metrics.registry)
+        monitoring = settings.monitoring()
+        self.monitor: PredictionMonitor | None = None
+        if monitoring is not None:
+            key, kind, buckets = monitoring
+            self.monitor = PredictionMonitor(self.metrics.registry, key, kind, *((buckets,) if buckets else ()))
         self.instance: Any = None  # the user's object, constructed by load()
         self.predictor: Predictor | None = None
         self.load_error: PredictorLoadError | None = None
@@ -84,8 +89,12 @@ class Runtime:
     async def predict_one(self, payload: Any) -> Any:
         assert self.predictor is not None
         if self.batcher is not None:
-            return await self.batcher.submit(payload)
-        return await self.predictor.predict(payload)
+            result = await self.batcher.submit(payload)
+        else:
+            result = await self.predictor.predict(payload)
+        if self.monitor is not None:  # prediction monitoring: off unless the API's spec asks for it
+            self.monitor.observe(result)
+        return result
 
     async def handle(
         self, request: Request, route: str, call: Callable[[], Awaitable[Any]], render: Callable[[Any, dict[str, str]], Response] = to_response

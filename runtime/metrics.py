@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .admission import Admission
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# Predicted values of a regression API, when the spec gives no buckets: symmetric, a few per decade.
+VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -5.0, -2.0, -1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0)
+# A predictor (or whoever controls its input) must not be able to grow the series without bound:
+# the first MAX_CLASSES distinct classes get their own series, every later one counts as OTHER.
+MAX_CLASSES = 100
+MAX_CLASS_CHARS = 64
+OTHER = "other"
 
 
 class Metrics:
@@ -37,3 +47,51 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class PredictionMonitor:
+    """Prediction monitoring (the API's `monitoring:`): a metric from one key of each prediction.
+
+    classification: counter `mlkit_predicted_class_total{class}`; regression: histogram
+    `mlkit_predicted_value`. Predictions that are not an object with that key, or whose value is of
+    the wrong kind, count in `mlkit_predictions_unmonitored_total` instead, so a silent mismatch
+    between the spec and the predictor shows on the dashboard.
+    """
+
+    def __init__(self, registry: CollectorRegistry, key: str, kind: str, buckets: tuple[float, ...] = VALUE_BUCKETS) -> None:
+        self.key = key
+        self.unmonitored = Counter(
+            "mlkit_predictions_unmonitored", "Predictions without a usable monitoring key (not an object, no such key, a wrong kind).", registry=registry
+        )
+        self.classes: Counter | None = None
+        self.values: Histogram | None = None
+        if kind == "classification":
+            help_ = f"Predictions by the class in their {key!r} key (at most {MAX_CLASSES} classes; later ones count as {OTHER!r})."
+            self.classes = Counter("mlkit_predicted_class", help_, ["class"], registry=registry)
+        else:
+            self.values = Histogram("mlkit_predicted_value", f"The number in each prediction's {key!r} key.", buckets=buckets, registry=registry)
+        self._children: dict[str, Any] = {}
+
+    def observe(self, prediction: Any) -> None:
+        value = prediction.get(self.key) if isinstance(prediction, dict) else None
+        if self.classes is not None:
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, (int, float)) and math.isfinite(value):
+                value = str(value)
+            if not isinstance(value, str):
+                self.unmonitored.inc()
+                return
+            child = self._children.get(value)
+            if child is None:
+                if len(self._children) < MAX_CLASSES and len(value) <= MAX_CLASS_CHARS:
+                    child = self._children[value] = self.classes.labels(value)
+                else:  # past the bound: one shared series, looked up each time (only a flood of classes comes here)
+                    child = self.classes.labels(OTHER)
+            child.inc()
+            return
+        assert self.values is not None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.unmonitored.inc()
+            return
+        self.values.observe(value)

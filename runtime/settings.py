@@ -7,6 +7,7 @@ its variable. Names are `MLKIT_` plus the flag in upper case.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -45,6 +46,9 @@ class Settings:
         default="", metadata={"help": "File of API keys, one per line; "
                                       "when set, predict routes answer 401 without `Authorization: Bearer <key>` or `X-API-Key`."}
     )
+    monitor_key: str = field(default="", metadata={"help": "Prediction monitoring: the key of each prediction (an object) to export; empty: off."})
+    monitor_type: str = field(default="", metadata={"help": "classification (a count per predicted class) or regression (a histogram of values)."})
+    monitor_buckets: str = field(default="", metadata={"help": "Regression only: histogram bucket bounds, comma-separated, increasing; empty: defaults."})
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
     debug: bool = field(default=False, metadata={"help": "Show the traceback when the predictor fails to load (otherwise one line)."})
@@ -82,10 +86,30 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must not be negative, got {getattr(self, name)}")
         self.predictor_config()
+        self.monitoring()
         if self.api_keys_file:
             from .auth import ApiKeys  # reads the file now, so a missing or empty one stops start-up
 
             ApiKeys(self.api_keys_file)
+
+    def monitoring(self) -> tuple[str, str, tuple[float, ...]] | None:
+        """(key, type, buckets) when prediction monitoring is on, else None; every value checked."""
+        if not self.monitor_key and not self.monitor_type:
+            return None
+        if not self.monitor_key or self.monitor_type not in ("classification", "regression"):
+            raise SettingsError(
+                "--monitor-key / MLKIT_MONITOR_KEY and --monitor-type / MLKIT_MONITOR_TYPE go together; "
+                f"the type is classification or regression, got key {self.monitor_key!r} and type {self.monitor_type!r}"
+            )
+        buckets: tuple[float, ...] = ()
+        if self.monitor_buckets.strip():
+            try:
+                buckets = tuple(float(b) for b in self.monitor_buckets.split(","))
+            except ValueError:
+                raise SettingsError(f"--monitor-buckets / MLKIT_MONITOR_BUCKETS: {self.monitor_buckets!r} is not a comma-separated list of numbers") from None
+            if any(not math.isfinite(b) for b in buckets) or list(buckets) != sorted(set(buckets)):
+                raise SettingsError(f"--monitor-buckets / MLKIT_MONITOR_BUCKETS: {self.monitor_buckets!r} must be finite numbers in increasing order")
+        return self.monitor_key, self.monitor_type, buckets
 
     def predictor_config(self) -> dict[str, Any]:
         text = self.config

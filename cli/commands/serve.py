@@ -15,12 +15,16 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, SpecFile, say
+
+if TYPE_CHECKING:
+    from ..spec import Spec
+    from ..spec.schema import Api
 
 
 def command(
@@ -47,28 +51,7 @@ def command(
 
     Then: curl -H 'Content-Type: application/json' -d '{"text": "great"}' http://127.0.0.1:8080/predict
     """
-    from ..spec import load
-
-    spec = load(file)
-    root = file.resolve().parent
-    names = [a.name for a in spec.apis]
-    if not names:
-        raise UserError(f"{file}: no apis to serve; add one under `apis:`")
-    if api is None and len(names) > 1:
-        raise UserError(f"{file} has {len(names)} APIs; name one: mlkit serve {names[0]} (valid: {', '.join(names)})")
-    chosen = next((a for a in spec.apis if a.name == (api or names[0])), None)
-    if chosen is None:
-        raise UserError(f"no API named {api!r} in {file} (valid: {', '.join(names)})")
-
-    if model_dir is None:
-        if chosen.model is None:
-            model_dir = root
-        elif "://" in chosen.model:
-            raise UserError(f"apis[{names.index(chosen.name)}].model is {chosen.model}; download it and pass --model-dir FOLDER to serve it locally")
-        else:
-            model_dir = root / chosen.model
-    if not model_dir.is_dir():
-        raise UserError(f"model folder {model_dir} does not exist; fix `model:` in {file} or pass --model-dir")
+    spec, chosen, root, model_dir = local_api(file, api, model_dir, "serve")
 
     try:
         from mlkit_runtime.server import serve
@@ -94,6 +77,8 @@ def command(
         "max_queue": chosen.concurrency.max_queue,
         "debug": state.debug,
     }
+    if chosen.monitoring is not None:
+        overrides |= chosen.monitoring.runtime_settings()
     with _keys(chosen.name, chosen.api_keys, api_key or [], api_keys_file, root) as keys_file:
         if keys_file is not None:
             overrides["api_keys_file"] = str(keys_file)
@@ -112,6 +97,32 @@ def command(
             raise UserError(str(exc)) from exc
     if code:
         raise typer.Exit(code)
+
+
+def local_api(file: Path, api: str | None, model_dir: Path | None, verb: str) -> tuple[Spec, Api, Path, Path]:
+    """The spec, the API named (or the only one), the project folder and the local model folder."""
+    from ..spec import load
+
+    spec = load(file)
+    root = file.resolve().parent
+    names = [a.name for a in spec.apis]
+    if not names:
+        raise UserError(f"{file}: no apis to {verb}; add one under `apis:`")
+    if api is None and len(names) > 1:
+        raise UserError(f"{file} has {len(names)} APIs; name one: mlkit {verb} {names[0]} (valid: {', '.join(names)})")
+    chosen = next((a for a in spec.apis if a.name == (api or names[0])), None)
+    if chosen is None:
+        raise UserError(f"no API named {api!r} in {file} (valid: {', '.join(names)})")
+    if model_dir is None:
+        if chosen.model is None:
+            model_dir = root
+        elif "://" in chosen.model:
+            raise UserError(f"apis[{names.index(chosen.name)}].model is {chosen.model}; download it and pass --model-dir FOLDER to {verb} it locally")
+        else:
+            model_dir = root / chosen.model
+    if not model_dir.is_dir():
+        raise UserError(f"model folder {model_dir} does not exist; fix `model:` in {file} or pass --model-dir")
+    return spec, chosen, root, model_dir
 
 
 @contextmanager
@@ -148,18 +159,26 @@ def _keys(api: str, wants_keys: bool, given: list[str], given_file: Path | None,
 
 def write_local_key(root: Path, api: str, key: str) -> Path:
     """Write `.mlkit/serve/<api>.key` (0600 from its first byte), never through a symlink."""
-    folder = root / ".mlkit" / "serve"
-    for path in (root / ".mlkit", folder):
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
-            raise UserError(f"{path} is a symlink or not a folder; mlkit writes keys only inside the project: remove it, or pass --api-key")
-        path.mkdir(mode=0o700, exist_ok=True)
-    _create(folder / ".gitignore", "# keys made by `mlkit serve`: never commit them\n*\n", replace=False)
+    folder = project_folder(root, "serve", "remove it, or pass --api-key")
+    create_file(folder / ".gitignore", "# keys made by `mlkit serve`: never commit them\n*\n", replace=False)
     target = folder / f"{api}.key"
-    _create(target, key + "\n", replace=True)
+    create_file(target, key + "\n", replace=True)
     return target
 
 
-def _create(path: Path, text: str, replace: bool) -> None:
+def project_folder(root: Path, name: str, fix: str, create: bool = True) -> Path:
+    """`.mlkit/<name>/` inside the project (0700), made without following a symlink; with
+    create=False only checked, so that a command can refuse a bad path before it does its work."""
+    folder = root / ".mlkit" / name
+    for path in (root / ".mlkit", folder):
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise UserError(f"{path} is a symlink or not a folder; mlkit writes only inside the project: {fix}")
+        if create:
+            path.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def create_file(path: Path, text: str, replace: bool) -> None:
     if path.is_dir() and not path.is_symlink():
         raise UserError(f"{path} is a folder; remove it so that mlkit can write its file there")
     if path.is_symlink() or path.exists():

@@ -106,6 +106,12 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
             "Predictor exceptions, requests shed by admission control, and every 5xx answered.",
         ),
     ]
+    if api.monitoring is not None:
+        at = next(i for i, p in enumerate(out) if p.title == "Errors")
+        errors = out[at]
+        unmonitored = Query(f"sum(rate(mlkit_predictions_unmonitored_total{{{sel}}}[{window}]))", f"predictions without a usable {api.monitoring.key!r}")
+        out[at] = PanelSpec(errors.title, errors.unit, (*errors.queries, unmonitored), errors.description + " With monitoring: predictions it could not read.")
+        out.append(_monitoring_panel(sel, window, api.monitoring.key, api.monitoring.type))
     kind, _ = placement.api_demand(api)
     if kind == "nvidia":
         out.append(
@@ -117,6 +123,28 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
             )
         )
     return out
+
+
+def _monitoring_panel(sel: str, window: str, key: str, kind: str) -> PanelSpec:
+    """Prediction monitoring (`monitoring:`): the share of each predicted class, or the predicted values' quantiles and mean."""
+    if kind == "classification":
+        rate = f"sum by (class) (rate(mlkit_predicted_class_total{{{sel}}}[{window}]))"
+        return PanelSpec(
+            f"Predicted {key}: share by class",
+            "percentunit",
+            (Query(f"{rate} / scalar(sum(rate(mlkit_predicted_class_total{{{sel}}}[{window}])))", "{{class}}"),),
+            f"Share of predictions per value of their {key!r} key; a shift here is drift.",
+        )
+    values = f"rate(mlkit_predicted_value_bucket{{{sel}}}[{window}])"
+    return PanelSpec(
+        f"Predicted {key}",
+        "short",
+        (
+            Query(f"sum(rate(mlkit_predicted_value_sum{{{sel}}}[{window}])) / sum(rate(mlkit_predicted_value_count{{{sel}}}[{window}]))", "mean"),
+            *(Query(f"histogram_quantile({q}, sum by (le) ({values}))", f"p{round(q * 100)}") for q in (0.1, 0.5, 0.9)),
+        ),
+        f"Distribution of the number in each prediction's {key!r} key (quantiles within histogram buckets); a shift here is drift.",
+    )
 
 
 def dashboard(spec: Spec) -> dict[str, Any]:

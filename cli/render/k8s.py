@@ -246,6 +246,8 @@ def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
     }
     if api.api_keys:
         env["MLKIT_API_KEYS_FILE"] = "/etc/mlkit/api-keys/keys"
+    if api.monitoring is not None:
+        env |= {f"MLKIT_{name.upper()}": value for name, value in api.monitoring.runtime_settings().items()}
     return env
 
 

@@ -6,10 +6,11 @@ problems of a spec are reported at once, each at its own field path.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 DNS_LABEL = r"^[a-z]([a-z0-9-]*[a-z0-9])?$"
@@ -339,6 +340,38 @@ class Canary(Strict):
         return None if value is None else _check_config(value)
 
 
+class Monitoring(Strict):
+    """Prediction monitoring: the runtime exports a Prometheus metric from one key of each prediction."""
+
+    key: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="Key of each prediction (a JSON object) to watch, e.g. `label` or `score`: letters, digits, `_`, `.`, `-`.",
+    )
+    type: Literal["classification", "regression"] = Field(
+        description="`classification`: a count per predicted class, `mlkit_predicted_class_total{class}` (the first 100 classes; later ones count as `other`). "
+        "`regression`: a histogram of the predicted values, `mlkit_predicted_value`."
+    )
+    buckets: list[float] | None = Field(
+        None, min_length=1, max_length=40, description="Regression only: histogram bucket bounds, increasing; default a symmetric set from -1000 to 1000."
+    )
+
+    @model_validator(mode="after")
+    def _buckets(self) -> Monitoring:
+        if self.buckets is not None:
+            if self.type != "regression":
+                raise PydanticCustomError("monitoring_buckets", "buckets apply to `type: regression` only; remove them", {})
+            if any(not math.isfinite(b) for b in self.buckets) or self.buckets != sorted(set(self.buckets)):
+                raise PydanticCustomError("monitoring_buckets", "buckets must be finite numbers in increasing order, each once", {})
+        return self
+
+    def runtime_settings(self) -> dict[str, str]:
+        """The runtime's monitor_* settings (runtime/settings.py) that carry this to the server."""
+        out = {"monitor_key": self.key, "monitor_type": self.type}
+        if self.buckets:
+            out["monitor_buckets"] = ",".join(repr(b) for b in self.buckets)
+        return out
+
+
 class Api(Strict):
     """A model API: one predictor served behind one endpoint."""
 
@@ -373,6 +406,7 @@ class Api(Strict):
                            "keys live in the Secret `<api>-api-keys`, key `keys`, one per line."
     )
     canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
+    monitoring: Monitoring | None = Field(None, description="Prediction monitoring: a metric from one key of each prediction, and a dashboard panel for it.")
 
     @field_validator("config")
     @classmethod

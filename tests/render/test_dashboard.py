@@ -78,7 +78,9 @@ def rendered(proj: Path) -> tuple[dict, list[dict], dict]:
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_every_panel_names_a_metric_the_runtime_exports(project, name):
     """A renamed runtime metric, or a panel typo, fails here: names are checked against a real /metrics page."""
-    from mlkit_runtime.metrics import Metrics
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from mlkit_runtime.metrics import Metrics, PredictionMonitor
 
     class Idle:
         admitted = queued = 0
@@ -87,6 +89,11 @@ def test_every_panel_names_a_metric_the_runtime_exports(project, name):
     metrics.observe("predict", 200, 0.01)
     metrics.batch_size.observe(1)
     exported = exported_names(metrics.render().decode())
+    # Prediction monitoring, both kinds (the runtime registers one when the API's spec asks).
+    for key, kind, value in (("label", "classification", "positive"), ("score", "regression", 0.5)):
+        registry = CollectorRegistry()
+        PredictionMonitor(registry, key, kind).observe({key: value})
+        exported |= exported_names(generate_latest(registry).decode())
     from mlkit.render.dashboard import EXTERNAL_METRICS
 
     proj = project(name)

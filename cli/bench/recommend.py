@@ -1,0 +1,117 @@
+"""From measured capacities to settings, replicas, nodes and cost: the arithmetic of `mlkit bench --rps`.
+
+- The configuration: the one whose replica serves the most at the latency target (fewest replicas).
+- replicas = ceil(R / capacity per replica).
+- target_in_flight, by Little's law: requests in flight per replica = arrival rate per replica x mean
+  time in the system, with the mean latency measured at the lowest passing rate at or above R / replicas
+  (the conservative side), rounded up.
+- Nodes: replicas per node from the node type's vCPU, memory and accelerators against the API's
+  requests, counting ALLOCATABLE of a node's vCPU and memory as schedulable (kubelet, system
+  reservations and daemonsets take the rest; EKS leaves about 1.93 of m6i.large's 2 vCPU and 7 of its
+  8 GiB, so 90% is on the generous side for small nodes).
+- Cost: nodes x $/hour x hours per month, on demand and on spot.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .prices import NodeType, Table
+from .sweep import Outcome, Point
+
+ALLOCATABLE = 0.9
+_SUFFIX = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3}
+
+
+def quantity(text: str) -> float:
+    """A Kubernetes quantity (`500m`, `2`, `512Mi`, `1.5Gi`) as a plain number."""
+    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", text.strip())
+    if not match or match.group(2) not in _SUFFIX:
+        raise ValueError(f"not a quantity: {text!r}")
+    return float(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What one replica asks of a node."""
+
+    cpu: float
+    memory_gib: float
+    accelerator: str  # none | nvidia | neuron | tpu
+    accelerators: int
+
+
+def replicas_per_node(node: NodeType, demand: Demand) -> int:
+    fits = [
+        math.floor(ALLOCATABLE * node.vcpu / demand.cpu + 1e-9) if demand.cpu else 10**6,
+        math.floor(ALLOCATABLE * node.memory_gib / demand.memory_gib + 1e-9) if demand.memory_gib else 10**6,
+    ]
+    if demand.accelerators:
+        fits.append(node.accelerators.get(demand.accelerator, 0) // demand.accelerators)
+    return max(0, min(fits))
+
+
+def best(outcomes: list[Outcome]) -> Outcome | None:
+    """The configuration with the highest capacity; ties go to the lower p99 at capacity."""
+    measured = [o for o in outcomes if o.capacity is not None]
+    if not measured:
+        return None
+    return max(measured, key=lambda o: (o.capacity.offered_rps, -o.capacity.p99_ms))  # type: ignore[union-attr]
+
+
+def latency_at(outcome: Outcome, rate: float) -> Point:
+    """The passing point at the lowest rate at or above `rate` (its latency bounds the latency at `rate`)."""
+    passing = sorted((p for p in outcome.points if p.passed), key=lambda p: p.offered_rps)
+    return next((p for p in passing if p.offered_rps >= rate), passing[-1])
+
+
+def recommend(
+    outcomes: list[Outcome], rps: float, p99_ms: float, demand: Demand, node: NodeType | None, node_type: str | None, prices: Table | None
+) -> dict[str, Any]:
+    chosen = best(outcomes)
+    if chosen is None:
+        return {"error": f"no configuration kept p99 within {p99_ms:g} ms with 99% answered at any rate tried: raise --p99-ms, or time the predictor alone"}
+    capacity = chosen.capacity
+    assert capacity is not None
+    replicas = max(1, math.ceil(rps / capacity.offered_rps - 1e-9))
+    per_replica = rps / replicas
+    point = latency_at(chosen, per_replica)
+    in_flight = per_replica * point.mean_ms / 1000
+    out: dict[str, Any] = {
+        "rps": rps,
+        "p99_ms": p99_ms,
+        "max_batch_size": chosen.config.max_batch_size,
+        "max_wait_ms": chosen.config.max_wait_ms,
+        "max_in_flight": chosen.config.max_in_flight,
+        "capacity_per_replica_rps": round(capacity.offered_rps, 1),
+        "replicas": replicas,
+        "rps_per_replica": round(per_replica, 1),
+        "mean_latency_ms": round(point.mean_ms, 2),
+        "measured_at_rps": round(point.offered_rps, 1),
+        "target_in_flight": max(1, math.ceil(in_flight - 1e-9)),
+        "little_in_flight": round(in_flight, 2),
+    }
+    if node is None:
+        out["nodes"] = None
+        out["cost_note"] = f"no price for node type {node_type!r} in {prices.source if prices else 'the price table'}; add it to get nodes and cost"
+        return out
+    per_node = replicas_per_node(node, demand)
+    out["node_type"] = node.name
+    out["replicas_per_node"] = per_node
+    if per_node == 0:
+        out["nodes"] = None
+        out["cost_note"] = (
+            f"one replica ({demand.cpu:g} CPU, {demand.memory_gib:g} GiB) does not fit a {node.name} "
+            f"({node.vcpu:g} vCPU, {node.memory_gib:g} GiB, {ALLOCATABLE:.0%} allocatable)"
+        )
+        return out
+    nodes = math.ceil(replicas / per_node)
+    assert prices is not None
+    out["nodes"] = nodes
+    out["monthly_on_demand_usd"] = round(nodes * node.on_demand * prices.hours_per_month, 2)
+    out["monthly_spot_usd"] = round(nodes * node.spot * prices.hours_per_month, 2)
+    out["prices_taken"] = prices.taken
+    return out

@@ -1,0 +1,169 @@
+"""`mlkit bench` against the real runtime: a predictor whose cost per batch is known, the sentiment
+example end to end in under a minute, and the bad inputs it must refuse in one line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import assert_one_line_error, mlkit
+
+# predict_batch of n payloads takes FIXED + PER_ITEM * n seconds (a sleep: no CPU, so the two shared
+# cores of the test machine disturb it little). One batch runs at a time, so a replica serves at most
+# n / (FIXED + PER_ITEM * n) requests per second with batches of n.
+FIXED, PER_ITEM = 0.040, 0.002
+KNOWN_COST = f'''
+import time
+
+
+class Predictor:
+    def __init__(self, config, model_dir):
+        pass
+
+    def predict(self, payload):
+        return self.predict_batch([payload])[0]
+
+    def predict_batch(self, payloads):
+        time.sleep({FIXED} + {PER_ITEM} * len(payloads))
+        return [{{"ok": True}} for _ in payloads]
+'''
+
+
+def saturation(batch: int) -> float:
+    return batch / (FIXED + PER_ITEM * batch)
+
+
+def test_recommendation_matches_the_arithmetic_of_a_known_cost(project):
+    """Capacity per replica lies between half and 115% of the batch arithmetic, and replicas, in-flight
+    target, nodes and cost follow from the measured figures exactly.
+
+    Why these bounds: a rate above n / (a + b n) cannot be served (the queue grows without end), but a
+    two-second Poisson run slightly above it can still pass before the queue shows, hence 115%. Below,
+    the p99 target cuts in before saturation (queueing delay grows as the rate nears it), and the search
+    brackets the edge to within about 12% (25% steps, one bisection), on a machine whose cores other
+    jobs share: half the arithmetic is the floor that still tells batch 8 (143 req/s) from batch 1 (24).
+    """
+    proj = project("sentiment")
+    (proj / "predictor.py").write_text(KNOWN_COST)
+    rps, p99 = 400.0, 300.0
+    args = ["--rps", str(rps), "--p99-ms", str(p99), "--batch-sizes", "1,8", "--wait-ms", "5", "--seconds", "2", "--json"]
+    result = mlkit("bench", *args, cwd=proj, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    capacity = {c["config"]["max_batch_size"]: c["capacity_rps"] for c in out["configs"]}
+    for batch, measured in capacity.items():
+        assert 0.5 * saturation(batch) <= measured <= 1.15 * saturation(batch), (batch, measured, saturation(batch), result.stderr)
+
+    rec = out["recommendation"]
+    assert (rec["max_batch_size"], rec["max_wait_ms"], rec["max_in_flight"]) == (8, 5, 32)
+    assert rec["capacity_per_replica_rps"] == capacity[8]
+    assert rec["replicas"] == math.ceil(rps / capacity[8])
+    assert math.ceil(rps / (1.15 * saturation(8))) <= rec["replicas"] <= math.ceil(rps / (0.5 * saturation(8)))
+    assert rec["rps_per_replica"] == pytest.approx(rps / rec["replicas"], abs=0.1)
+    # Little's law from the measured mean latency, which cannot be below one batch of one.
+    assert rec["mean_latency_ms"] >= (FIXED + PER_ITEM) * 1000
+    assert rec["target_in_flight"] == math.ceil(rec["rps_per_replica"] * rec["mean_latency_ms"] / 1000 - 1e-6)
+    # The sentiment example: 500m CPU and 512Mi a replica on m6i.large (2 vCPU, 8 GiB; 90% allocatable) -> 3 a node.
+    assert (rec["node_pool"], rec["node_type"], rec["replicas_per_node"]) == ("cpu", "m6i.large", 3)
+    assert rec["nodes"] == math.ceil(rec["replicas"] / 3)
+    prices = yaml.safe_load((Path(__file__).parents[2] / "cli/bench/prices.yaml").read_text())
+    node = prices["types"]["m6i.large"]
+    assert rec["monthly_on_demand_usd"] == pytest.approx(rec["nodes"] * node["on_demand"] * 730, abs=0.01)
+    assert rec["monthly_spot_usd"] == pytest.approx(rec["nodes"] * node["spot"] * 730, abs=0.01)
+    assert "[1/2]" in result.stderr and "[2/2]" in result.stderr  # progress, on stderr
+
+
+def test_sentiment_prints_a_recommendation_in_under_a_minute(project):
+    proj = project("sentiment")
+    started = time.monotonic()
+    result = mlkit("bench", "--rps", "1500", "--p99-ms", "50", cwd=proj, timeout=120)
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert wall < 60, f"took {wall:.0f} s"
+    assert "for 1500 req/s at p99 <= 50 ms:" in result.stdout
+    for fragment in ("batching:", "target_in_flight", "x m6i.large", "on demand", "on spot"):
+        assert fragment in result.stdout, (fragment, result.stdout)
+    chart = proj / ".mlkit/bench/sentiment.svg"
+    root = ET.parse(chart).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(root.findall("{http://www.w3.org/2000/svg}polyline")) == 2 * 3  # p50 and p99 for each of 3 configurations
+    print(result.stdout, f"\n(wall {wall:.1f} s)")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--payload", "{not json"], ["--payload", "not valid JSON"]),
+        (["--payload", "@missing.json"], ["missing.json", "cannot read"]),
+        (["--batch-sizes", "1,x"], ["--batch-sizes", "'x' is not a whole number"]),
+        (["--batch-sizes", "0"], ["--batch-sizes", "below 1"]),
+        (["--batch-sizes", "1,2,3,4,5", "--wait-ms", "1,2,3"], ["15 configurations", "at most 12"]),
+        (["--route", "predict"], ["--route", "/predict"]),
+        (["nope"], ["no API named 'nope'"]),
+        (["--prices", "bad-prices.yaml"], ["bad-prices.yaml", "types.m6i.large.on_demand"]),
+    ],
+)
+def test_bad_input_is_one_line(project, args, fragments):
+    proj = project("sentiment")
+    (proj / "bad-prices.yaml").write_text("taken: x\ntypes:\n  m6i.large: {vcpu: 2, memory_gib: 8, on_demand: cheap, spot: 0.1}\n")
+    assert_one_line_error(mlkit("bench", *args, cwd=proj), *fragments)
+    assert not (proj / ".mlkit/bench").exists()
+
+
+@pytest.mark.parametrize("args", [["--rps", "inf"], ["--rps", "nan"], ["--rps", "0"], ["--p99-ms", "inf"], ["--seconds", "0"]])
+def test_bad_numbers_are_a_bad_command_line(project, args):
+    proj = project("sentiment")
+    result = mlkit("bench", *args, cwd=proj)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and args[0] in result.stderr, result.stderr
+    assert not (proj / ".mlkit/bench").exists()
+
+
+def test_no_payload_says_how_to_give_one(project):
+    proj = project("sentiment")
+    (proj / "payload.json").unlink()
+    assert_one_line_error(mlkit("bench", cwd=proj), "no payload to send", "--payload")
+
+
+def test_payload_json_is_never_followed_out_of_the_project_nor_read_forever(project, sentinel):
+    proj = project("sentiment")
+    (proj / "payload.json").unlink()
+    os.symlink(sentinel.root / "notes.txt", proj / "payload.json")
+    assert_one_line_error(mlkit("bench", cwd=proj), "payload.json is a symlink")
+    (proj / "payload.json").unlink()
+    os.mkfifo(proj / "payload.json")  # a read would block for ever
+    assert_one_line_error(mlkit("bench", cwd=proj, timeout=60), "payload.json: not a regular file")
+    (proj / "payload.json").unlink()
+    (proj / "payload.json").write_text("[" + "0," * (6 * 2**20) + "0]")
+    assert_one_line_error(mlkit("bench", cwd=proj), "payload.json: larger than 10 MiB")
+    sentinel.assert_untouched()
+
+
+def test_chart_never_follows_a_link(project, sentinel):
+    proj = project("sentiment")
+    (proj / ".mlkit").mkdir(exist_ok=True)
+    os.symlink(sentinel.root, proj / ".mlkit/bench")
+    assert_one_line_error(mlkit("bench", cwd=proj), ".mlkit/bench", "symlink")
+    sentinel.assert_untouched()
+
+
+def test_a_payload_the_predictor_refuses_is_one_line(project):
+    proj = project("sentiment")
+    assert_one_line_error(mlkit("bench", "--quick", "--payload", '{"text": 5}', cwd=proj, timeout=120), "answered no request with 2xx", "--payload")
+    assert not (proj / ".mlkit/bench").exists()
+
+
+def test_a_predictor_that_cannot_load_is_one_line(project):
+    proj = project("sentiment")
+    (proj / "predictor.py").write_text(
+        "class Predictor:\n"
+        "    def __init__(self, config, model_dir):\n        raise RuntimeError('no weights here')\n\n"
+        "    def predict(self, payload):\n        return payload\n"
+    )
+    assert_one_line_error(mlkit("bench", "--quick", cwd=proj, timeout=120), "runtime exited", "no weights here")
