@@ -362,11 +362,17 @@ class Serving(Strict):
                 raise PydanticCustomError("engine_arg", "item {i} holds a control character (a newline, tab, ...); one flag or value per item", {"i": i})
             if item.startswith("-"):
                 if not ENGINE_FLAG.fullmatch(item):
-                    raise PydanticCustomError("engine_arg", "item {i} {item!r} is not a flag: write `--name` or `--name=value` (lowercase letters, digits and '-')", {"i": i, "item": item})
+                    raise PydanticCustomError(
+                        "engine_arg", "item {i} {item} is not a flag: write `--name` or `--name=value` (lowercase letters, digits and '-')", {"i": i, "item": repr(item)}
+                    )
                 if (flag := item.split("=", 1)[0]) in owned:
-                    raise PydanticCustomError("engine_arg", "item {i}: {flag} is set by mlkit from the spec; use the API's fields (serving.*, model, hf_model, api_keys) instead", {"i": i, "flag": flag})
+                    raise PydanticCustomError(
+                        "engine_arg",
+                        "item {i}: {flag} is set by mlkit from the spec; use the API's fields (serving.*, model, hf_model, api_keys) instead",
+                        {"i": i, "flag": flag},
+                    )
             elif i == 0:
-                raise PydanticCustomError("engine_arg", "item 0 {item!r} is a value without a flag before it; start with a `--flag`", {"item": item})
+                raise PydanticCustomError("engine_arg", "item 0 {item} is a value without a flag before it; start with a `--flag`", {"item": repr(item)})
         return value
 
 
