@@ -54,6 +54,11 @@ def command(
     if chosen is None:
         raise UserError(f"no API named {api!r} in {file} (valid: {', '.join(names)})")
 
+    if chosen.engine is not None:
+        from .. import local_engine
+
+        keys = [k.strip() for k in api_key or [] if k.strip()] or ([_made_key(chosen.name, root)] if chosen.api_keys else [])
+        local_engine.serve(chosen, names.index(chosen.name), root, model_dir, host, port, keys[0] if keys else None)
     if model_dir is None:
         if chosen.model is None:
             model_dir = root
@@ -73,7 +78,7 @@ def command(
     from ..app import state
     from mlkit_runtime.errors import PredictorLoadError
 
-    file_part, _, class_name = chosen.predictor.partition(":")
+    file_part, _, class_name = (chosen.predictor or "").partition(":")
     overrides = {
         "predictor": f"{root / file_part}:{class_name}",
         "model_dir": str(model_dir),
@@ -136,6 +141,17 @@ def _keys(api: str, wants_keys: bool, given: list[str], given_file: Path | None,
         yield Path(name)
     finally:
         os.unlink(name)
+
+
+def _made_key(api: str, root: Path) -> str:
+    """A new key for an engine served here, shown once on a terminal, else kept in a 0600 file."""
+    key = "mlk_" + secrets.token_urlsafe(24)
+    if sys.stderr.isatty():
+        say(f"{api} needs an API key (api_keys: true); this one, shown once, works until the server stops: {key}")
+    else:
+        path = write_local_key(root, api, key)
+        say(f"{api} needs an API key (api_keys: true); a new one is in {path} (mode 0600, gitignored): send it as `Authorization: Bearer <key>`")
+    return key
 
 
 def write_local_key(root: Path, api: str, key: str) -> Path:

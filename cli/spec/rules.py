@@ -468,7 +468,12 @@ def _network_or_none(cidr: str):
 ################################################################################
 
 # Fields of the predictor runtime that an engine has its own answer to.
-_RUNTIME_ONLY = {"config": "predictor settings", "batching": "server-side batching (the engine batches continuously)", "concurrency": "admission control (the engine queues itself)", "canary": "a canary"}
+_RUNTIME_ONLY = {
+    "config": "predictor settings",
+    "batching": "server-side batching (the engine batches continuously)",
+    "concurrency": "admission control (the engine queues itself)",
+    "canary": "a canary",
+}
 _ENGINE_ONLY = ("hf_model", "hf_token_secret", "serving")
 
 
@@ -478,7 +483,9 @@ def _engines(spec: Spec) -> Iterator[Problem]:
         loc: Loc = ("apis", i)
         if api.engine is None:
             if api.predictor is None:
-                yield Problem(loc + ("predictor",), "required field is missing: the predictor class as `file.py:ClassName` (or `engine: vllm` to serve the model with an engine)")
+                yield Problem(loc + ("predictor",), (
+                    "required field is missing: the predictor class as `file.py:ClassName` (or `engine: vllm` to serve the model with an engine)"
+                ))
             for name in _ENGINE_ONLY:
                 if getattr(api, name) is not None:
                     yield Problem(loc + (name,), "only for engine APIs; set `engine: vllm` or remove it")
@@ -491,7 +498,9 @@ def _engines(spec: Spec) -> Iterator[Problem]:
 def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Problem]:
     engine = ENGINES[api.engine or ""]
     if api.predictor is not None:
-        yield Problem(loc + ("predictor",), f"an API with `engine: {engine.name}` runs the engine's own server, not a predictor; remove predictor, or remove engine")
+        yield Problem(loc + ("predictor",), (
+            f"an API with `engine: {engine.name}` runs the engine's own server, not a predictor; remove predictor, or remove engine"
+        ))
     for name, what in _RUNTIME_ONLY.items():
         if name in api.model_fields_set:
             yield Problem(loc + (name,), f"{what} is a predictor-runtime setting, not used with `engine: {engine.name}`; remove it")
@@ -503,7 +512,9 @@ def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Prob
         yield Problem(loc + ("hf_token_secret",), "a Hugging Face token is for `hf_model`; remove it, or name the model with hf_model")
     kind, amount = placement.api_demand(api)
     if kind == "none":
-        yield Problem(loc + ("compute",), f"engine {engine.name} needs accelerators; it runs on {engine.supported()}: ask for compute.gpu, compute.neuron_cores or compute.tpu_chips")
+        yield Problem(loc + ("compute",), (
+            f"engine {engine.name} needs accelerators; it runs on {engine.supported()}: ask for compute.gpu, compute.neuron_cores or compute.tpu_chips"
+        ))
         return
     if kind not in engine.devices:
         yield Problem(loc + ("compute", _COMPUTE_FIELD[kind]), f"engine {engine.name} does not run on {_KIND_WORDS[kind]}; it runs on {engine.supported()}")
@@ -512,8 +523,9 @@ def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Prob
     if serving is not None and serving.tensor_parallel_size is not None and serving.tensor_parallel_size != amount:
         yield Problem(
             loc + ("serving", "tensor_parallel_size"),
-            f"tensor_parallel_size {serving.tensor_parallel_size} does not match the {amount} {_KIND_WORDS[kind]} of one replica (compute.{_COMPUTE_FIELD[kind]}): "
-            f"the engine shards the model over exactly those; set both to the same number, or leave tensor_parallel_size out",
+            f"tensor_parallel_size {serving.tensor_parallel_size} does not match the {amount} {_KIND_WORDS[kind]} of one replica "
+            f"(compute.{_COMPUTE_FIELD[kind]}): the engine shards the model over exactly those; "
+            "set both to the same number, or leave tensor_parallel_size out",
         )
     if not pools_ok:
         return  # someone else's cluster, or broken pools: the pool an API lands on is not known
@@ -529,5 +541,8 @@ def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Prob
     if pool.tpu is not None and acc.tpu_slice(pool.tpu.version, pool.tpu.topology).multi_host:
         yield Problem(
             loc + ("node_pool",),
-            f"pool '{pool.name}' is a multi-host TPU slice ({pool.tpu.topology}); an engine replica runs on one VM: use a single-host topology (at most {max(acc.tpu_versions()[pool.tpu.version]['machine_types'].values())} chips)",
+            (
+                f"pool '{pool.name}' is a multi-host TPU slice ({pool.tpu.topology}); an engine replica runs on one VM: use a single-host topology (at "
+                f"most {max(acc.tpu_versions()[pool.tpu.version]['machine_types'].values())} chips)"
+            ),
         )

@@ -8,10 +8,10 @@ import shutil
 
 import boto3
 import pytest
-
 from mlkit.deploy import images, runtime_wheel
 from mlkit.errors import ToolError, UserError
 from mlkit.spec import load
+
 from tests.conftest import EXAMPLES, REPO, assert_one_line_error, aws_env, mlkit
 
 

@@ -10,11 +10,11 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-
 from mlkit.render.facts import Facts
-from mlkit.render.k8s import PRESTOP_S
 from mlkit.render.infra import render
+from mlkit.render.k8s import PRESTOP_S
 from mlkit.spec import load, loads
+
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mlkit.errors import SpecError
 from mlkit.spec import loads
 from mlkit.spec.engines import ENGINES
