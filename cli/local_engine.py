@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from .errors import UserError
+from .spec.engines import ENGINES
 from .spec.schema import Api
-
-MODULE = {"vllm": "vllm.entrypoints.openai.api_server"}
-
 
 def command_line(api: Api, model: str, host: str, port: int) -> list[str]:
     """The engine's command: the cluster's flags, with this machine's model, address and port."""
@@ -31,7 +29,10 @@ def command_line(api: Api, model: str, host: str, port: int) -> list[str]:
     if "--download-dir" in args:  # the cluster's model volume; here the Hugging Face cache
         i = args.index("--download-dir")
         del args[i : i + 2]
-    return [sys.executable, "-m", MODULE[api.engine or ""], *args]
+    command = list(ENGINES[api.engine or ""].command)
+    if command[0] == "python3":  # this interpreter, where `pip install vllm` put the engine
+        command[0] = sys.executable
+    return [*command, *args]
 
 
 def serve(api: Api, index: int, root: Path, model_dir: Path | None, host: str, port: int, key: str | None) -> NoReturn:
@@ -53,7 +54,7 @@ def serve(api: Api, index: int, root: Path, model_dir: Path | None, host: str, p
         raise UserError(f"model folder {model} does not exist; fix `model:` or pass --model-dir")
     env = dict(os.environ)
     if key is not None:
-        env["VLLM_API_KEY"] = key
+        env[ENGINES[engine].key_env] = key
     line = command_line(api, model, host, port)
     sys.stdout.flush()
     sys.stderr.flush()

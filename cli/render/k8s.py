@@ -294,14 +294,18 @@ ENGINE_CHECKOV_SKIPS = {
     "checkov.io/skip2": "CKV_K8S_15=The engine image is pinned by its release tag, which its publisher does not move",
     "checkov.io/skip3": "CKV_K8S_43=Pinned by release tag (cli/spec/engines.py); replace it with a digest here to pin further",
 }
-# The engine's key option reads one key; the API's Secret holds keys one per line (see schema.Api.api_keys).
-# User values never enter the script: the engine's command and flags arrive as its arguments ("$@").
-API_KEY_SCRIPT = (
-    'VLLM_API_KEY="$(grep -m1 . /etc/mlkit/api-keys/keys)"; '
-    '[ -n "$VLLM_API_KEY" ] || { echo "mlkit: no key in the API key Secret" >&2; exit 1; }; '
-    'export VLLM_API_KEY; exec "$@"'
-)
-ENGINE_COMMAND = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+
+
+def api_key_script(variable: str) -> str:
+    """The engine reads one key from `variable`; the API's Secret holds keys one per line (schema.Api.api_keys).
+
+    User values never enter the script: the engine's command and flags arrive as its arguments ("$@").
+    """
+    return (
+        f'{variable}="$(grep -m1 . /etc/mlkit/api-keys/keys)"; '
+        f'[ -n "${variable}" ] || {{ echo "mlkit: no key in the API key Secret" >&2; exit 1; }}; '
+        f'export {variable}; exec "$@"'
+    )
 
 
 def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
@@ -321,8 +325,8 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
     view.update(
         engine=engine,
         engine_image=engine.image(kind, accel.device),
-        engine_command=ENGINE_COMMAND,
-        key_command=["/bin/sh", "-c", API_KEY_SCRIPT, "engine", *ENGINE_COMMAND],
+        engine_command=list(engine.command),
+        key_command=["/bin/sh", "-c", api_key_script(engine.key_env), "engine", *engine.command],
         engine_args=engine_args(api, amount),
         tensor_parallel_size=amount,
         accelerator_words=f"{amount} {accel.device or kind} {'device' if amount == 1 else 'devices'}",
@@ -341,7 +345,10 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
 
 
 def engine_args(api: Api, tensor_parallel_size: int) -> list[str]:
-    """The engine's flags, from the spec: weights, name, sharding, serving options, then the extra flags."""
+    """The engine's flags, from the spec: weights, name, sharding, serving options, then the extra flags.
+
+    vLLM's flag names; an engine that spells them otherwise maps them here.
+    """
     serving = api.serving
     args = ["--model", api.hf_model or MODEL_DIR, "--served-model-name", api.name, "--host", "0.0.0.0", "--port", str(PORT)]
     args += ["--tensor-parallel-size", str(tensor_parallel_size)]

@@ -19,6 +19,9 @@ class Engine:
     # Accelerator kind -> the engine's OpenAI-compatible server image, pinned; `by_device` overrides it.
     images: dict[Kind, str]
     by_device: dict[str, str] = field(default_factory=dict)
+    # The server's command in every image, and the environment variable it reads its API key from.
+    command: tuple[str, ...] = ()
+    key_env: str = ""
     # Flags mlkit sets from the spec: passing them again in serving.extra_args would contradict it.
     owned_flags: tuple[str, ...] = ()
 
@@ -61,6 +64,9 @@ VLLM = Engine(
         "neuron": NEURON_LEGACY,
     },
     by_device={"trainium2": NEURON_TRN2},
+    # The module, not `vllm serve`: the Neuron images document it, and every image has it.
+    command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
+    key_env="VLLM_API_KEY",
     owned_flags=(
         "--model", "--served-model-name", "--tensor-parallel-size", "--max-model-len", "--dtype",
         "--quantization", "--port", "--host", "--api-key", "--download-dir",
