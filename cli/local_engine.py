@@ -16,6 +16,7 @@ from .errors import UserError
 from .spec.engines import ENGINES
 from .spec.schema import Api
 
+
 def command_line(api: Api, model: str, host: str, port: int) -> list[str]:
     """The engine's command: the cluster's flags, with this machine's model, address and port."""
     from .placement import api_demand

@@ -202,7 +202,10 @@ def test_a_predictor_that_cannot_load_is_one_line_and_exit_1(project):
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
-ENGINE_API = "  - {name: chat, engine: vllm, model: model/, compute: {cpu: 2, memory: 16Gi, gpu: 1}, api_keys: true, serving: {max_model_len: 2048, extra_args: [--enforce-eager]}}\n"
+ENGINE_API = (
+    "  - {name: chat, engine: vllm, model: model/, compute: {cpu: 2, memory: 16Gi, gpu: 1}, api_keys: true,"
+    " serving: {max_model_len: 2048, extra_args: [--enforce-eager]}}\n"
+)
 
 
 def engine_project(project) -> Path:
@@ -213,7 +216,9 @@ def engine_project(project) -> Path:
 
 def test_serve_of_an_engine_api_says_what_to_install_when_the_engine_is_missing(project):
     result = mlkit("serve", "chat", cwd=engine_project(project))
-    assert_one_line_error(result, "apis[3] runs engine vllm, which is not installed here: pip install vllm", "or serve the model with a Python predictor instead")
+    assert_one_line_error(
+        result, "apis[3] runs engine vllm, which is not installed here: pip install vllm", "or serve the model with a Python predictor instead"
+    )
 
 
 def test_serve_of_an_engine_api_runs_the_engine_with_the_specs_flags_and_a_key(project, tmp_path):

@@ -71,7 +71,8 @@ def test_a_predictor_api_still_needs_its_predictor():
     ("engine: vllm,", "engine: vllm, batching: {max_batch_size: 4},", "apis[0].batching: server-side batching"),
     ("hf_model: meta-llama/Llama-3.1-8B-Instruct,", "", "apis[0].model: an engine API needs weights"),
     ("hf_model: meta-llama/Llama-3.1-8B-Instruct,", "hf_model: a/b, model: s3://acme-models/x/,", "apis[0].hf_model: give the weights once"),
-    ("hf_model: meta-llama/Llama-3.1-8B-Instruct,", "model: s3://acme-models/x/, hf_token_secret: {name: hf},", "apis[0].hf_token_secret: a Hugging Face token is for `hf_model`"),
+    ("hf_model: meta-llama/Llama-3.1-8B-Instruct,", "model: s3://acme-models/x/, hf_token_secret: {name: hf},",
+     "apis[0].hf_token_secret: a Hugging Face token is for `hf_model`"),
     ("hf_model: meta-llama/Llama-3.1-8B-Instruct", "hf_model: ../etc/passwd", "apis[0].hf_model"),
     ("hf_model: meta-llama/Llama-3.1-8B-Instruct", "hf_model: 'org/name; rm -rf /'", "apis[0].hf_model"),
 ])
@@ -81,7 +82,8 @@ def test_engine_fields_that_do_not_fit_name_the_fix(old, new, expected):
 
 
 def test_engine_only_fields_on_a_predictor_api_are_refused():
-    text = AWS.replace("engine: vllm, hf_model: meta-llama/Llama-3.1-8B-Instruct,", "predictor: p.py:P, hf_model: a/b, serving: {max_model_len: 4096}, autoscaling: {target_waiting: 2},")
+    fields = "predictor: p.py:P, hf_model: a/b, serving: {max_model_len: 4096}, autoscaling: {target_waiting: 2},"
+    text = AWS.replace("engine: vllm, hf_model: meta-llama/Llama-3.1-8B-Instruct,", fields)
     found = problems(text)
     assert any("apis[0].hf_model: only for engine APIs" in p for p in found)
     assert any("apis[0].serving: only for engine APIs" in p for p in found)
