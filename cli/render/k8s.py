@@ -279,6 +279,7 @@ def prometheus_query(namespace: str, track: Track) -> str:
 # Service, PodDisruptionBudget and NetworkPolicy are the runtime's, from the same templates.
 ################################################################################
 
+HF_TOKEN_DIR = "/etc/mlkit/hf-token"
 ENGINE_OBJECTS = ("serviceaccount", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy")
 # Startup probe budget: a fixed part per accelerator (CUDA graph capture; XLA precompilation on TPU;
 # Neuron compiles the model on first start, tens of minutes for 8B models), plus seconds per GB of
@@ -336,6 +337,7 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         startup_failures=-(-budget // ENGINE_STARTUP_PERIOD_S),
         shm_size=serving.shm_size if serving else "2Gi",
         engine_checkov_skips=ENGINE_CHECKOV_SKIPS,
+        hf_token_dir=HF_TOKEN_DIR,
         running_query=f"sum(vllm:num_requests_running{{{selector}}})",
         waiting_query=f"sum(vllm:num_requests_waiting{{{selector}}})",
         target_running=auto.target_in_flight if "target_in_flight" in auto.model_fields_set else ENGINE_TARGET_RUNNING,
@@ -374,6 +376,8 @@ def _engine_env(api: Api, kind: str) -> dict[str, str]:
     }
     if api.hf_model:
         env["HF_HOME"] = f"{MODEL_DIR}/hf"
+    if api.hf_token_secret:
+        env["HF_TOKEN_PATH"] = f"{HF_TOKEN_DIR}/token"  # huggingface_hub reads the token from this file
     if kind == "neuron":
         env["NEURON_COMPILE_CACHE_URL"] = "/tmp/neuron-compile-cache"
     return env

@@ -437,7 +437,8 @@ class Api(Strict):
     )
     hf_token_secret: SecretKeyRef | None = Field(
         None, description=(
-            "Engine APIs with `hf_model`: the Secret that holds a Hugging Face token, for gated or private models; handed to the engine as `HF_TOKEN`."
+            "Engine APIs with `hf_model`: the Secret that holds a Hugging Face token, for gated or private models; "
+            "mounted as a file the engine reads (`HF_TOKEN_PATH`)."
         )
     )
     serving: Serving | None = Field(None, description="Engine APIs: serving options (context length, dtype, quantization, extra engine flags, model size).")

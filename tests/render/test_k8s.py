@@ -445,9 +445,10 @@ def test_hugging_face_weights_download_into_the_model_volume_with_the_users_toke
     container = spec["containers"][0]
     assert "initContainers" not in spec
     assert flags(container)["--model"] == "meta-llama/Llama-3.1-8B-Instruct" and flags(container)["--download-dir"] == "/models/hf"
-    env = {e["name"]: e for e in container["env"]}
-    assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "hf-token", "key": "token"}}
-    assert env["HF_HOME"]["value"] == "/models/hf"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HF_HOME"] == "/models/hf" and env["HF_TOKEN_PATH"] == "/etc/mlkit/hf-token/token"  # a file, not an env value
+    assert {"name": "hf-token", "secret": {"secretName": "hf-token", "items": [{"key": "token", "path": "token"}]}} in spec["volumes"]
+    assert {"name": "hf-token", "mountPath": "/etc/mlkit/hf-token", "readOnly": True} in container["volumeMounts"]
     assert {"name": "model", "mountPath": "/models", "readOnly": False} in container["volumeMounts"]
 
 
