@@ -373,6 +373,7 @@ def _engine_env(api: Api, kind: str) -> dict[str, str]:
         "HOME": "/tmp",
         "XDG_CACHE_HOME": "/tmp/.cache",
         "USER": "mlkit",  # torch's compile caches ask getpass for a user name; uid 10001 has no passwd entry
+        "VLLM_NO_USAGE_STATS": "1",  # a served model reports nothing to the engine's makers
     }
     if api.hf_model:
         env["HF_HOME"] = f"{MODEL_DIR}/hf"
