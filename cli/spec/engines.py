@@ -38,8 +38,9 @@ class Engine:
 # - vllm/vllm-openai:v0.31.0-cu129: vLLM v0.31.0 (vllm-project/vllm releases; Docker Hub vllm/vllm-openai).
 #   The plain v0.31.0 tag is the CUDA 13 build and needs NVIDIA driver 580 or newer; the -cu129 build runs
 #   on the CUDA 12 drivers that EKS's accelerated AMIs and GKE's default driver install still ship.
-# - vllm/vllm-tpu:v0.27.0: vLLM's TPU image (tpu-inference backend; docs.vllm.ai/projects/tpu "Get started":
-#   TPU v7x, v6e and v5e are supported, not v4 or v5p).
+# - vllm/vllm-tpu:v0.29.0: vLLM's TPU image (tpu-inference backend; docs.vllm.ai/projects/tpu "Get started":
+#   TPU v7x, v6e and v5e are supported, not v4 or v5p). The newest TPU release in use (llm-d guides); its known
+#   regression (tpu-inference#3566) hits the HMA KV connector of disaggregated TPU7x serving only.
 # - public.ecr.aws/neuron/pytorch-inference-vllm-neuronx: AWS Neuron Deep Learning Containers. Neuron SDK
 #   2.33.0 ("Install PyTorch via Deep Learning Container", 2026-10-16) ships vLLM 0.29 for Trn2 and Trn3
 #   only; the vLLM 0.16 line on SDK 2.31.1 is the newest that still covers Inf2 and Trn1 (Neuron quickstart
@@ -60,7 +61,7 @@ VLLM = Engine(
     },
     images={
         "nvidia": "vllm/vllm-openai:v0.31.0-cu129",
-        "tpu": "vllm/vllm-tpu:v0.27.0",
+        "tpu": "vllm/vllm-tpu:v0.29.0",
         "neuron": NEURON_LEGACY,
     },
     by_device={"trainium2": NEURON_TRN2},

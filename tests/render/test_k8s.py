@@ -406,9 +406,9 @@ def test_engine_apis_get_the_objects_of_an_api_but_no_predictor_config():
      "aws.amazon.com/neuron", {"mlkit.dev/pool": "trn"}),
     ("gcp", "chat", "vllm/vllm-openai:v0.31.0-cu129", "nvidia.com/gpu", 2, "nvidia.com/gpu",
      {"mlkit.dev/pool": "l4", "cloud.google.com/gke-accelerator": "nvidia-l4"}),
-    ("gcp", "tpu", "vllm/vllm-tpu:v0.27.0", "google.com/tpu", 8, "google.com/tpu",
+    ("gcp", "tpu", "vllm/vllm-tpu:v0.29.0", "google.com/tpu", 8, "google.com/tpu",
      {"mlkit.dev/pool": "v5e", "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice", "cloud.google.com/gke-tpu-topology": "2x4"}),
-    ("gcp", "trillium", "vllm/vllm-tpu:v0.27.0", "google.com/tpu", 4, "google.com/tpu",
+    ("gcp", "trillium", "vllm/vllm-tpu:v0.29.0", "google.com/tpu", 4, "google.com/tpu",
      {"mlkit.dev/pool": "v6e", "cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice", "cloud.google.com/gke-tpu-topology": "2x2"}),
 ])
 def test_each_accelerator_gets_its_engine_image_resources_placement_and_tensor_parallelism(cloud, api, image, resource, amount, toleration, selector):
