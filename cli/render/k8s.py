@@ -280,6 +280,7 @@ def prometheus_query(namespace: str, track: Track) -> str:
 ################################################################################
 
 HF_TOKEN_DIR = "/etc/mlkit/hf-token"
+ENGINE_UNITS = {"nvidia": "GPU(s)", "neuron": "NeuronCore(s)", "tpu": "TPU chip(s)", "none": ""}
 ENGINE_OBJECTS = ("serviceaccount", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy")
 # Startup probe budget: a fixed part per accelerator (CUDA graph capture; XLA precompilation on TPU;
 # Neuron compiles the model on first start, tens of minutes for 8B models), plus seconds per GB of
@@ -330,7 +331,7 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         key_command=["/bin/sh", "-c", api_key_script(engine.key_env), "engine", *engine.command],
         engine_args=engine_args(api, amount),
         tensor_parallel_size=amount,
-        accelerator_words=f"{amount} {accel.device or kind} {'device' if amount == 1 else 'devices'}",
+        accelerator_words=" ".join(filter(None, [str(amount), accel.device, ENGINE_UNITS[kind]])),
         model_size_gb=f"{size_gb:g}",
         startup_budget_s=budget,
         startup_period_s=ENGINE_STARTUP_PERIOD_S,

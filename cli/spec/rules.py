@@ -519,6 +519,12 @@ def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Prob
     if kind not in engine.devices:
         yield Problem(loc + ("compute", _COMPUTE_FIELD[kind]), f"engine {engine.name} does not run on {_KIND_WORDS[kind]}; it runs on {engine.supported()}")
         return
+    if "memory" not in api.compute.model_fields_set:
+        yield Problem(
+            loc + ("compute", "memory"),
+            "set it for an engine API (the default 2Gi is a predictor's): the engine loads the weights through host memory "
+            "and /dev/shm counts against it; e.g. 32Gi for an 8B model",
+        )
     serving = api.serving
     if serving is not None and serving.tensor_parallel_size is not None and serving.tensor_parallel_size != amount:
         yield Problem(

@@ -141,6 +141,11 @@ def test_extra_args_are_flags_and_values_and_leave_mlkits_flags_alone(args, expe
         assert "apis[0].serving.extra_args" in found and expected in found, found
 
 
+def test_an_engine_api_sets_its_memory():
+    found = only(AWS.replace("compute: {gpu: 4, memory: 64Gi}", "compute: {gpu: 4}"))
+    assert "apis[0].compute.memory: set it for an engine API" in found
+
+
 def test_serving_options_are_checked():
     assert "apis[0].serving.dtype" in only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {dtype: float8}"))
     assert "apis[0].serving.quantization" in only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {quantization: 'awq; reboot'}"))
