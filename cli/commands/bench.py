@@ -130,6 +130,8 @@ def command(
             raise UserError(f"--chart {chart}: is a symlink or a folder; give a file path")
         if not chart.parent.is_dir():
             raise UserError(f"--chart {chart}: folder {chart.parent} does not exist")
+    if chosen.predictor is None:
+        raise UserError(f"{chosen.name} runs engine {chosen.engine}: mlkit bench measures predictor APIs; use the engine's own benchmark tools")
     file_part, _, class_name = chosen.predictor.partition(":")
     target = Target(f"{root / file_part}:{class_name}", model_dir, chosen.name, json.dumps(chosen.config), chosen.concurrency.max_queue)
     run_s = 0.5 if quick else seconds

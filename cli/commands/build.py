@@ -38,6 +38,10 @@ def command(
     unknown = sorted(set(apis or []) - {a.name for a in spec.apis})
     if unknown:
         raise UserError(f"mlkit.yaml has no API named {', '.join(unknown)} (APIs: {', '.join(a.name for a in spec.apis)})")
+    for api in wanted:
+        if api.engine is not None:
+            say(f"{api.name}: runs engine {api.engine}'s published image; nothing to build")
+    wanted = images.built(wanted)
     if context_dir is not None:
         images.check_context_dir(root, context_dir)
     if context_dir is None:

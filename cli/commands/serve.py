@@ -51,7 +51,14 @@ def command(
 
     Then: curl -H 'Content-Type: application/json' -d '{"text": "great"}' http://127.0.0.1:8080/predict
     """
-    spec, chosen, root, model_dir = local_api(file, api, model_dir, "serve")
+    spec, chosen, root = chosen_api(file, api, "serve")
+    if chosen.engine is not None:
+        # An engine API runs the engine's own server, as its pods do: vLLM where it is installed.
+        from .. import local_engine
+
+        keys = [k.strip() for k in api_key or [] if k.strip()] or ([_made_key(chosen.name, root)] if chosen.api_keys else [])
+        local_engine.serve(chosen, spec.apis.index(chosen), root, model_dir, host, port, keys[0] if keys else None)
+    model_dir = local_model_dir(file, spec, chosen, root, model_dir, "serve")
 
     try:
         from mlkit_runtime.server import serve
@@ -63,7 +70,7 @@ def command(
 
     from ..app import state
 
-    file_part, _, class_name = chosen.predictor.partition(":")
+    file_part, _, class_name = (chosen.predictor or "").partition(":")
     overrides = {
         "predictor": f"{root / file_part}:{class_name}",
         "model_dir": str(model_dir),
@@ -101,6 +108,12 @@ def command(
 
 def local_api(file: Path, api: str | None, model_dir: Path | None, verb: str) -> tuple[Spec, Api, Path, Path]:
     """The spec, the API named (or the only one), the project folder and the local model folder."""
+    spec, chosen, root = chosen_api(file, api, verb)
+    return spec, chosen, root, local_model_dir(file, spec, chosen, root, model_dir, verb)
+
+
+def chosen_api(file: Path, api: str | None, verb: str) -> tuple[Spec, Api, Path]:
+    """The spec, the API named (or the only one) and the project folder."""
     from ..spec import load
 
     spec = load(file)
@@ -113,6 +126,12 @@ def local_api(file: Path, api: str | None, model_dir: Path | None, verb: str) ->
     chosen = next((a for a in spec.apis if a.name == (api or names[0])), None)
     if chosen is None:
         raise UserError(f"no API named {api!r} in {file} (valid: {', '.join(names)})")
+    return spec, chosen, root
+
+
+def local_model_dir(file: Path, spec: Spec, chosen: Api, root: Path, model_dir: Path | None, verb: str) -> Path:
+    """The local folder an API's model is in: --model-dir, or the spec's local `model:` folder."""
+    names = [a.name for a in spec.apis]
     if model_dir is None:
         if chosen.model is None:
             model_dir = root
@@ -122,7 +141,7 @@ def local_api(file: Path, api: str | None, model_dir: Path | None, verb: str) ->
             model_dir = root / chosen.model
     if not model_dir.is_dir():
         raise UserError(f"model folder {model_dir} does not exist; fix `model:` in {file} or pass --model-dir")
-    return spec, chosen, root, model_dir
+    return model_dir
 
 
 @contextmanager
@@ -155,6 +174,17 @@ def _keys(api: str, wants_keys: bool, given: list[str], given_file: Path | None,
         yield Path(name)
     finally:
         os.unlink(name)
+
+
+def _made_key(api: str, root: Path) -> str:
+    """A new key for an engine served here, shown once on a terminal, else kept in a 0600 file."""
+    key = "mlk_" + secrets.token_urlsafe(24)
+    if sys.stderr.isatty():
+        say(f"{api} needs an API key (api_keys: true); this one, shown once, works until the server stops: {key}")
+    else:
+        path = write_local_key(root, api, key)
+        say(f"{api} needs an API key (api_keys: true); a new one is in {path} (mode 0600, gitignored): send it as `Authorization: Bearer <key>`")
+    return key
 
 
 def write_local_key(root: Path, api: str, key: str) -> Path:

@@ -97,7 +97,7 @@ def _upload_models(root: Path, spec: Spec, facts: facts_mod.Facts, outputs: dict
 def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, report: Report) -> None:
     problem: str | None = None
     checked_docker = False
-    for api in spec.apis:
+    for api in images.built(spec.apis):  # engine APIs run their engine's published image
         ctx = images.context(root, spec, api)
         tag = ctx.tag
         ref = k8s.image_ref(spec, api.name, tag, facts.aws_account_id)

@@ -73,7 +73,14 @@ class Context:
         (folder / INSTALL_SCRIPT).chmod(0o755)
 
 
+def built(apis: list[Api]) -> list[Api]:
+    """The APIs that run a predictor image mlkit builds; engine APIs run their engine's published image."""
+    return [api for api in apis if api.engine is None]
+
+
 def context(root: Path, spec: Spec, api: Api) -> Context:
+    if api.predictor is None:
+        raise UserError(f"apis.{api.name}: runs engine {api.engine}'s published image; there is no predictor image to build")
     kind, _ = placement.api_demand(api)
     title, base, extra_index, packages = BASES[kind]
     dockerfile = environment().get_template("docker/Dockerfile.j2").render(api=api.name, title=title, base=base, extra_index=extra_index)
@@ -91,10 +98,9 @@ def context(root: Path, spec: Spec, api: Api) -> Context:
         if rel == SPEC_FILE or any(path.resolve().is_relative_to(m) for m in models):
             continue
         files[f"app/{rel}"] = path.read_bytes()
-    if f"app/{api.predictor.split(':')[0]}" not in files:
-        raise UserError(
-            f"apis.{api.name}.predictor: {api.predictor.split(':')[0]} is not in the project folder {root} (or {project_files.IGNORE_FILE} leaves it out)"
-        )
+    predictor_file = api.predictor.split(":")[0]
+    if f"app/{predictor_file}" not in files:
+        raise UserError(f"apis.{api.name}.predictor: {predictor_file} is not in the project folder {root} (or {project_files.IGNORE_FILE} leaves it out)")
     return Context(api.name, files)
 
 

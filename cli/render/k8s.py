@@ -15,6 +15,7 @@ from typing import Any
 from .. import clouds, labels, placement
 from ..spec import Spec
 from ..spec import accelerators as acc
+from ..spec.engines import ENGINES
 from ..spec.schema import Api, NodePool
 from . import dashboard, wake
 from .facts import Facts
@@ -55,7 +56,7 @@ class Track:
 
     name: str
     track: str
-    predictor: str
+    predictor: str | None  # None: an engine API
     model: str | None  # None: an API without a model folder
     config_json: str
     min_replicas: int
@@ -83,6 +84,12 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
         files[str(SHARED / "gateway.yaml")] = HEADER + env.get_template("k8s/gateway.yaml.j2").render(**shared)
     files |= dashboard.render(spec, env, HEADER, SHARED, owner_labels(spec))
     for api in spec.apis:
+        if api.engine is not None:
+            view = engine_view(spec, api, facts)
+            for name in ENGINE_OBJECTS:
+                template = f"k8s/engine-{name}.yaml.j2" if name in ("deployment", "scaledobject") else f"k8s/{name}.yaml.j2"
+                files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(template).render(**view)
+            continue
         view = api_view(spec, api, facts)
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
         if api.canary:
@@ -195,7 +202,7 @@ def _track(
     facts: Facts,
     name: str,
     track: str,
-    predictor: str,
+    predictor: str | None,
     model: str | None,
     config: dict[str, Any] | None,
     min_replicas: int,
@@ -230,7 +237,7 @@ def _model_uri(spec: Spec, name: str, model: str | None, facts: Facts) -> str | 
 def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
     """The runtime's settings (MLKIT_* variables, see runtime/settings.py) for one version of an API."""
     env = {
-        "MLKIT_PREDICTOR": track.predictor,
+        "MLKIT_PREDICTOR": track.predictor or "",
         "MLKIT_NAME": api.name,
         "MLKIT_MODEL_DIR": MODEL_DIR,
         "MLKIT_CONFIG": f"@/etc/mlkit/config/{track.track}.json",
@@ -297,3 +304,120 @@ def prometheus_query(namespace: str, track: Track) -> str:
     # The Prometheus chart's pod scrape job turns pod labels into metric labels (dots and slashes to _).
     api, tr = labels.prometheus_label(labels.API), labels.prometheus_label(labels.TRACK)
     return f'sum(mlkit_requests_in_flight{{namespace="{namespace}",{api}="{track.labels[labels.API]}",{tr}="{track.track}"}})'
+
+
+################################################################################
+# Engine APIs: the engine's own server image instead of the predictor runtime; the ServiceAccount,
+# Service, PodDisruptionBudget and NetworkPolicy are the runtime's, from the same templates.
+################################################################################
+
+HF_TOKEN_DIR = "/etc/mlkit/hf-token"
+ENGINE_UNITS = {"nvidia": "GPU(s)", "neuron": "NeuronCore(s)", "tpu": "TPU chip(s)", "none": ""}
+ENGINE_OBJECTS = ("serviceaccount", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy")
+# Startup probe budget: a fixed part per accelerator (CUDA graph capture; XLA precompilation on TPU;
+# Neuron compiles the model on first start, tens of minutes for 8B models), plus seconds per GB of
+# weights (read from the volume or downloaded from Hugging Face at about 100 MB/s, then loaded).
+ENGINE_STARTUP_BASE_S = {"nvidia": 300, "tpu": 900, "neuron": 1800}
+ENGINE_STARTUP_S_PER_GB = 20
+ENGINE_STARTUP_PERIOD_S = 10
+# Autoscaling targets per replica when the spec leaves them out: an engine batches dozens of sequences.
+ENGINE_TARGET_RUNNING = 32
+ENGINE_TARGET_WAITING = 4
+ENGINE_CHECKOV_SKIPS = {
+    "checkov.io/skip1": CHECKOV_SKIPS["checkov.io/skip1"],
+    "checkov.io/skip2": "CKV_K8S_15=The engine image is pinned by its release tag, which its publisher does not move",
+    "checkov.io/skip3": "CKV_K8S_43=Pinned by release tag (cli/spec/engines.py); replace it with a digest here to pin further",
+}
+
+
+def api_key_script(variable: str) -> str:
+    """The engine reads one key from `variable`; the API's Secret holds keys one per line (schema.Api.api_keys).
+
+    User values never enter the script: the engine's command and flags arrive as its arguments ("$@").
+    """
+    return (
+        f'{variable}="$(grep -m1 . /etc/mlkit/api-keys/keys)"; '
+        f'[ -n "${variable}" ] || {{ echo "mlkit: no key in the API key Secret" >&2; exit 1; }}; '
+        f'export {variable}; exec "$@"'
+    )
+
+
+def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
+    """The predictor view, with the engine's image, command, arguments, probes and autoscaling decided."""
+    view = api_view(spec, api, facts)
+    engine = ENGINES[api.engine or ""]
+    serving = api.serving
+    pool = placement.pool_for(api, spec) if spec.cluster.existing is None else None
+    accel = placement.pool_accelerator(pool, spec.cloud) if pool else acc.NONE
+    kind, amount = placement.api_demand(api)
+    track = view["tracks"][0]
+    track.env = _engine_env(api, kind)
+    size_gb = serving.model_size_gb if serving else 16.0
+    budget = ENGINE_STARTUP_BASE_S.get(kind, 300) + int(size_gb * ENGINE_STARTUP_S_PER_GB)
+    auto = api.autoscaling
+    selector = _metric_selector(spec.k8s_namespace, track)
+    view.update(
+        engine=engine,
+        engine_image=engine.image(kind, accel.device),
+        engine_command=list(engine.command),
+        key_command=["/bin/sh", "-c", api_key_script(engine.key_env), "engine", *engine.command],
+        engine_args=engine_args(api, amount),
+        tensor_parallel_size=amount,
+        accelerator_words=" ".join(filter(None, [str(amount), accel.device, ENGINE_UNITS[kind]])),
+        model_size_gb=f"{size_gb:g}",
+        startup_budget_s=budget,
+        startup_period_s=ENGINE_STARTUP_PERIOD_S,
+        startup_failures=-(-budget // ENGINE_STARTUP_PERIOD_S),
+        shm_size=serving.shm_size if serving else "2Gi",
+        engine_checkov_skips=ENGINE_CHECKOV_SKIPS,
+        hf_token_dir=HF_TOKEN_DIR,
+        running_query=f"sum(vllm:num_requests_running{{{selector}}})",
+        waiting_query=f"sum(vllm:num_requests_waiting{{{selector}}})",
+        target_running=auto.target_in_flight if "target_in_flight" in auto.model_fields_set else ENGINE_TARGET_RUNNING,
+        target_waiting=auto.target_waiting or ENGINE_TARGET_WAITING,
+    )
+    return view
+
+
+def engine_args(api: Api, tensor_parallel_size: int) -> list[str]:
+    """The engine's flags, from the spec: weights, name, sharding, serving options, then the extra flags.
+
+    vLLM's flag names; an engine that spells them otherwise maps them here.
+    """
+    serving = api.serving
+    args = ["--model", api.hf_model or MODEL_DIR, "--served-model-name", api.name, "--host", "0.0.0.0", "--port", str(PORT)]
+    args += ["--tensor-parallel-size", str(tensor_parallel_size)]
+    if api.hf_model:
+        args += ["--download-dir", f"{MODEL_DIR}/hf"]
+    if serving is not None:
+        if serving.max_model_len is not None:
+            args += ["--max-model-len", str(serving.max_model_len)]
+        if serving.dtype != "auto":
+            args += ["--dtype", serving.dtype]
+        if serving.quantization is not None:
+            args += ["--quantization", serving.quantization]
+        args += serving.extra_args
+    return args
+
+
+def _engine_env(api: Api, kind: str) -> dict[str, str]:
+    env = {
+        # The root filesystem is read-only and the image user has no home: caches go to the tmp volume.
+        "HOME": "/tmp",
+        "XDG_CACHE_HOME": "/tmp/.cache",
+        "USER": "mlkit",  # torch's compile caches ask getpass for a user name; uid 10001 has no passwd entry
+        "VLLM_NO_USAGE_STATS": "1",  # a served model reports nothing to the engine's makers
+    }
+    if api.hf_model:
+        env["HF_HOME"] = f"{MODEL_DIR}/hf"
+    if api.hf_token_secret:
+        env["HF_TOKEN_PATH"] = f"{HF_TOKEN_DIR}/token"  # huggingface_hub reads the token from this file
+    if kind == "neuron":
+        env["NEURON_COMPILE_CACHE_URL"] = "/tmp/neuron-compile-cache"
+    return env
+
+
+def _metric_selector(namespace: str, track: Track) -> str:
+    # The Prometheus chart's pod scrape job turns pod labels into metric labels, as for the runtime's gauge.
+    api, tr = labels.prometheus_label(labels.API), labels.prometheus_label(labels.TRACK)
+    return f'namespace="{namespace}",{api}="{track.labels[labels.API]}",{tr}="{track.track}"'

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .. import placement
 from . import accelerators as acc
 from . import syntax
+from .engines import ENGINES
 from .schema import Api, NodePool, Spec
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from _apis(spec, place=not pool_problems)
     yield from _eks_node_groups(spec)
     yield from _gcp_apply_time(spec)
+    yield from _engines(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
@@ -483,3 +485,95 @@ def _network_or_none(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network
         return ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return None
+
+
+################################################################################
+# Engine APIs (`engine: vllm`): the engine replaces the predictor, shards the model over the
+# accelerators of one replica, and runs only on the accelerators it supports.
+################################################################################
+
+# Fields of the predictor runtime that an engine has its own answer to.
+_RUNTIME_ONLY = {
+    "config": "predictor settings",
+    "batching": "server-side batching (the engine batches continuously)",
+    "concurrency": "admission control (the engine queues itself)",
+    "canary": "a canary",
+}
+_ENGINE_ONLY = ("hf_model", "hf_token_secret", "serving")
+
+
+def _engines(spec: Spec) -> Iterator[Problem]:
+    pools_ok = spec.cluster.existing is None and not list(_pools(spec))
+    for i, api in enumerate(spec.apis):
+        loc: Loc = ("apis", i)
+        if api.engine is None:
+            if api.predictor is None:
+                yield Problem(loc + ("predictor",), (
+                    "required field is missing: the predictor class as `file.py:ClassName` (or `engine: vllm` to serve the model with an engine)"
+                ))
+            for name in _ENGINE_ONLY:
+                if getattr(api, name) is not None:
+                    yield Problem(loc + (name,), "only for engine APIs; set `engine: vllm` or remove it")
+            if api.autoscaling.target_waiting is not None:
+                yield Problem(loc + ("autoscaling", "target_waiting"), "only for engine APIs (it reads the engine's queue); remove it or set `engine: vllm`")
+            continue
+        yield from _engine_api(spec, api, loc, pools_ok)
+
+
+def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Problem]:
+    engine = ENGINES[api.engine or ""]
+    if api.predictor is not None:
+        yield Problem(loc + ("predictor",), (
+            f"an API with `engine: {engine.name}` runs the engine's own server, not a predictor; remove predictor, or remove engine"
+        ))
+    for name, what in _RUNTIME_ONLY.items():
+        if name in api.model_fields_set:
+            yield Problem(loc + (name,), f"{what} is a predictor-runtime setting, not used with `engine: {engine.name}`; remove it")
+    if api.model is None and api.hf_model is None:
+        yield Problem(loc + ("model",), "an engine API needs weights: `model:` (s3://, gs:// or a folder in the project) or `hf_model: org/name`")
+    elif api.model is not None and api.hf_model is not None:
+        yield Problem(loc + ("hf_model",), "give the weights once: `model:` or `hf_model:`, not both")
+    if api.hf_token_secret is not None and api.hf_model is None:
+        yield Problem(loc + ("hf_token_secret",), "a Hugging Face token is for `hf_model`; remove it, or name the model with hf_model")
+    kind, amount = placement.api_demand(api)
+    if kind == "none":
+        yield Problem(loc + ("compute",), (
+            f"engine {engine.name} needs accelerators; it runs on {engine.supported()}: ask for compute.gpu, compute.neuron_cores or compute.tpu_chips"
+        ))
+        return
+    if kind not in engine.devices:
+        yield Problem(loc + ("compute", _COMPUTE_FIELD[kind]), f"engine {engine.name} does not run on {_KIND_WORDS[kind]}; it runs on {engine.supported()}")
+        return
+    if "memory" not in api.compute.model_fields_set:
+        yield Problem(
+            loc + ("compute", "memory"),
+            "set it for an engine API (the default 2Gi is a predictor's): the engine loads the weights through host memory "
+            "and /dev/shm counts against it; e.g. 32Gi for an 8B model",
+        )
+    serving = api.serving
+    if serving is not None and serving.tensor_parallel_size is not None and serving.tensor_parallel_size != amount:
+        yield Problem(
+            loc + ("serving", "tensor_parallel_size"),
+            f"tensor_parallel_size {serving.tensor_parallel_size} does not match the {amount} {_KIND_WORDS[kind]} of one replica "
+            f"(compute.{_COMPUTE_FIELD[kind]}): the engine shards the model over exactly those; "
+            "set both to the same number, or leave tensor_parallel_size out",
+        )
+    if not pools_ok:
+        return  # someone else's cluster, or broken pools: the pool an API lands on is not known
+    pool = placement.pool_for(api, spec)
+    if pool is None:
+        return  # _placement says no pool offers this many per node, naming both numbers
+    have = placement.pool_accelerator(pool, spec.cloud)
+    if have.kind == kind and have.device not in engine.devices[kind]:
+        yield Problem(
+            loc + ("compute", _COMPUTE_FIELD[kind]),
+            f"pool '{pool.name}' has {have.device}, which engine {engine.name} does not run on; it runs on {engine.supported()}",
+        )
+    if pool.tpu is not None and acc.tpu_slice(pool.tpu.version, pool.tpu.topology).multi_host:
+        yield Problem(
+            loc + ("node_pool",),
+            (
+                f"pool '{pool.name}' is a multi-host TPU slice ({pool.tpu.topology}); an engine replica runs on one VM: use a single-host topology (at "
+                f"most {max(acc.tpu_versions()[pool.tpu.version]['machine_types'].values())} chips)"
+            ),
+        )

@@ -256,6 +256,16 @@ class Autoscaling(Strict):
         description="With `min_replicas: 0`: longest a request is held while the first replica starts (node, image, model, "
         "warm-up); past it the KEDA HTTP add-on's interceptor answers 504.",
     )
+    target_waiting: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        le=100000,
+        description=(
+            "Engine APIs only: requests waiting in the engine's queue per replica (`vllm:num_requests_waiting`) the autoscaler aims for; default 4. "
+            "For engine APIs `target_in_flight` is the engine's running requests per replica (`vllm:num_requests_running`), default 32 there."
+        ),
+    )
 
 
 class Batching(Strict):
@@ -372,21 +382,140 @@ class Monitoring(Strict):
         return out
 
 
+# Hugging Face repository ids: `org/name`, letters, digits, `-`, `_` and `.` (huggingface_hub's rules), 96 each at most.
+HF_REPO = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$"
+# An engine flag: `--name` or `--name=value`; a plain item is the value of the flag before it.
+ENGINE_FLAG = re.compile(r"--[a-z0-9][a-z0-9-]*(=.*)?", re.DOTALL)
+
+
+class SecretKeyRef(Strict):
+    """A key of a Kubernetes Secret in the APIs' namespace, created by you (mlkit never reads it)."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+        description="Secret name, a DNS subdomain name, e.g. `hf-token`.",
+    )
+    key: str = Field("token", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key inside the Secret that holds the value.")
+
+
+class Serving(Strict):
+    """Engine APIs: how the engine serves the model. Each option becomes the engine's own flag."""
+
+    max_model_len: int | None = Field(None, strict=True, ge=16, le=10_000_000, description=(
+        "Longest context (prompt plus output tokens) per request, `--max-model-len`; default: the model's own."
+    ))
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description=(
+        "Weight and activation type, `--dtype`; `auto` follows the model's config."
+    ))
+    quantization: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", description=(
+            "Quantization method, `--quantization`, e.g. `awq`, `gptq`, `fp8`; default: what the model's config says."
+        )
+    )
+    tensor_parallel_size: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        le=256,
+        description=(
+            "Accelerators one replica shards the model over, `--tensor-parallel-size`; default and only valid value: the accelerators of one replica "
+            "(compute.gpu, compute.neuron_cores or compute.tpu_chips)."
+        ),
+    )
+    model_size_gb: float = Field(
+        16,
+        allow_inf_nan=False,
+        gt=0,
+        le=10000,
+        description=(
+            "Size of the weights in GB: sizes the startup probe's budget (download, load and compile; see the README's engine section). Default 16, an "
+            "8B model in bfloat16."
+        ),
+    )
+    shm_size: str = Field(
+        "2Gi", pattern=QUANTITY, description=(
+            "Size of `/dev/shm`, a memory-backed volume the engine's workers share tensors through; it counts against compute.memory."
+        )
+    )
+    extra_args: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "More engine flags, passed through as given, e.g. `[--max-num-seqs, \"128\", --enable-prefix-caching]`: each item a `--flag`, "
+            "`--flag=value` or the value of the flag before it; no control characters. Flags mlkit sets from the spec (`--model`, `--port`, "
+            "`--api-key`, ...) are refused."
+        ),
+    )
+
+    @field_validator("extra_args")
+    @classmethod
+    def _flags(cls, value: list[str]) -> list[str]:
+        from .engines import ENGINES
+
+        owned = {flag for engine in ENGINES.values() for flag in engine.owned_flags}
+        for i, item in enumerate(value):
+            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in item):
+                raise PydanticCustomError("engine_arg", "item {i} holds a control character (a newline, tab, ...); one flag or value per item", {"i": i})
+            if item.startswith("-"):
+                if not ENGINE_FLAG.fullmatch(item):
+                    raise PydanticCustomError(
+                        "engine_arg", (
+                            "item {i} {item} is not a flag: write `--name` or `--name=value` (lowercase letters, digits and '-')"
+                        ), {"i": i, "item": repr(item)}
+                    )
+                if (flag := item.split("=", 1)[0]) in owned:
+                    raise PydanticCustomError(
+                        "engine_arg",
+                        "item {i}: {flag} is set by mlkit from the spec; use the API's fields (serving.*, model, hf_model, api_keys) instead",
+                        {"i": i, "flag": flag},
+                    )
+            elif i == 0:
+                raise PydanticCustomError("engine_arg", "item 0 {item} is a value without a flag before it; start with a `--flag`", {"item": repr(item)})
+        return value
+
+
 class Api(Strict):
-    """A model API: one predictor served behind one endpoint."""
+    """A model API: one predictor, or one serving engine, behind one endpoint."""
 
     name: Name = Field(description="API name, a DNS label; names its Kubernetes objects and its route.")
-    predictor: str = Field(
+    engine: Literal["vllm"] | None = Field(
+        None,
+        description=(
+            "The server: left out, the mlkit predictor runtime runs `predictor`; `vllm` runs vLLM's own OpenAI-compatible server for the API's "
+            "accelerator (NVIDIA GPUs, AWS Neuron, TPU), with no predictor."
+        ),
+    )
+    predictor: str | None = Field(
+        None,
         pattern=PREDICTOR,
         max_length=255,
-        description="The predictor class as `file.py:ClassName`, relative to mlkit.yaml; "
-                    "`mlkit validate` checks that the file is inside the project and defines the class (without importing it).",
+        description=(
+            "The predictor class as `file.py:ClassName`, relative to mlkit.yaml; `mlkit validate` checks that the file is inside the project and "
+            "defines the class (without importing it). Required unless `engine` is set; not allowed with it."
+        ),
     )
     model: str | None = Field(
         None,
         max_length=1024,
-        description="Model location: `s3://bucket/prefix` (AWS), `gs://bucket/prefix` (GCP), or a folder inside the project, uploaded on apply.",
+        description=(
+            "Model location: `s3://bucket/prefix` (AWS), `gs://bucket/prefix` (GCP), or a folder inside the project, uploaded on apply. An engine API "
+            "takes this or `hf_model`."
+        ),
     )
+    hf_model: str | None = Field(
+        None,
+        pattern=HF_REPO,
+        max_length=193,
+        description="Engine APIs: a Hugging Face model id, `org/name`, that the engine downloads when it starts (instead of `model`).",
+    )
+    hf_token_secret: SecretKeyRef | None = Field(
+        None, description=(
+            "Engine APIs with `hf_model`: the Secret that holds a Hugging Face token, for gated or private models; "
+            "mounted as a file the engine reads (`HF_TOKEN_PATH`)."
+        )
+    )
+    serving: Serving | None = Field(None, description="Engine APIs: serving options (context length, dtype, quantization, extra engine flags, model size).")
     config: dict[str, Any] = Field(
         default_factory=dict, description="Free-form settings handed to the predictor's constructor; JSON values, at most 512 KiB as JSON."
     )
@@ -402,8 +531,10 @@ class Api(Strict):
                     "`internal` (a load balancer inside the network) or `public` (an internet-facing load balancer).",
     )
     api_keys: bool = Field(
-        False, description="Require an API key (`Authorization: Bearer <key>` or `X-API-Key`); "
-                           "keys live in the Secret `<api>-api-keys`, key `keys`, one per line."
+        False, description=(
+            "Require an API key (`Authorization: Bearer <key>` or `X-API-Key`); keys live in the Secret `<api>-api-keys`, key `keys`, one per line (an "
+            "engine API takes the first line, through the engine's own key option)."
+        )
     )
     canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
     monitoring: Monitoring | None = Field(None, description="Prediction monitoring: a metric from one key of each prediction, and a dashboard panel for it.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -208,3 +209,46 @@ def test_a_predictor_that_cannot_load_is_one_line_and_exit_1(project):
     assert result.stderr.strip().count("\n") == 0, result.stderr
     debug = mlkit("--debug", "serve", "--port", str(free_port()), cwd=proj, timeout=120)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+ENGINE_API = (
+    "  - {name: chat, engine: vllm, model: model/, compute: {cpu: 2, memory: 16Gi, gpu: 1}, api_keys: true,"
+    " serving: {max_model_len: 2048, extra_args: [--enforce-eager]}}\n"
+)
+
+
+def engine_project(project) -> Path:
+    proj = project("aws-accelerators")
+    (proj / "mlkit.yaml").write_text((proj / "mlkit.yaml").read_text() + ENGINE_API)
+    return proj
+
+
+def test_serve_of_an_engine_api_says_what_to_install_when_the_engine_is_missing(project):
+    result = mlkit("serve", "chat", cwd=engine_project(project))
+    assert_one_line_error(
+        result, "apis[3] runs engine vllm, which is not installed here: pip install vllm", "or serve the model with a Python predictor instead"
+    )
+
+
+def test_serve_of_an_engine_api_runs_the_engine_with_the_specs_flags_and_a_key(project, tmp_path):
+    """A stand-in `vllm` package on the path records how it was started, as the real one would be."""
+    fake = tmp_path / "fake"
+    server = fake / "vllm" / "entrypoints" / "openai"
+    server.mkdir(parents=True)
+    for folder in (fake / "vllm", fake / "vllm" / "entrypoints", server):
+        (folder / "__init__.py").write_text("")
+    (server / "api_server.py").write_text("import json, os, sys\nprint(json.dumps({'argv': sys.argv[1:], 'key': os.environ.get('VLLM_API_KEY')}))\n")
+    proj = engine_project(project)
+    result = mlkit("serve", "chat", "--port", "9123", "--api-key", "k-1", cwd=proj, env={"PYTHONPATH": str(fake)})
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["key"] == "k-1"
+    assert seen["argv"] == [
+        "--model", str(proj / "model/"), "--served-model-name", "chat", "--host", "127.0.0.1", "--port", "9123",
+        "--tensor-parallel-size", "1", "--max-model-len", "2048", "--enforce-eager",
+    ]
+    made = mlkit("serve", "chat", cwd=proj, env={"PYTHONPATH": str(fake)})
+    assert made.returncode == 0, made.stderr
+    key_file = proj / ".mlkit/serve/chat.key"
+    assert json.loads(made.stdout)["key"] == key_file.read_text().strip() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert str(key_file) in made.stderr and key_file.read_text().strip() not in made.stderr

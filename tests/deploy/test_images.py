@@ -273,3 +273,18 @@ def test_an_mlkitignore_that_is_a_link_or_not_text_is_one_error_line(tmp_path, s
     out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), cwd=root)
     assert_one_line_error(out, f"{root / '.mlkitignore'}: cannot read it", "UTF-8")
     sentinel.assert_untouched()
+
+
+def test_engine_apis_run_their_engines_image_and_are_never_built(tmp_path):
+    root, _ = example(tmp_path)
+    spec_file = root / "mlkit.yaml"
+    spec_file.write_text(spec_file.read_text() + "  - {name: chat, engine: vllm, model: model/, compute: {cpu: 2, memory: 16Gi, gpu: 1}}\n")
+    spec = load(spec_file)
+    assert [a.name for a in images.built(spec.apis)] == ["sentiment", "sentiment-gpu", "sentiment-neuron"]
+    with pytest.raises(UserError, match="apis.chat: runs engine vllm's published image"):
+        images.context(root, spec, spec.apis[-1])
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert [b["api"] for b in json.loads(out.stdout)["images"]] == ["sentiment", "sentiment-gpu", "sentiment-neuron"]
+    assert "chat: runs engine vllm's published image; nothing to build" in out.stderr
+    assert not (tmp_path / "ctx" / "chat").exists()

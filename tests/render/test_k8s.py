@@ -48,6 +48,60 @@ apis: [{name: a, predictor: p.py:P, expose: internal, api_keys: true}]
 """
 
 
+# Engine APIs on every accelerator family: NVIDIA on EKS and GKE, Neuron (Inferentia2 and Trainium2) on
+# EKS, TPU v5e and v6e on GKE; weights from a bucket, a project folder and Hugging Face.
+ENGINE_AWS_SPEC = """
+project: llm-aws
+cloud: aws
+region: us-east-1
+cluster:
+  node_pools:
+    - {name: cpu, instance_type: m6i.large}
+    - {name: gpu, instance_type: g5.12xlarge, max_nodes: 2}
+    - {name: inf, instance_type: inf2.24xlarge, max_nodes: 2}
+    - {name: trn, instance_type: trn2.48xlarge, max_nodes: 1}
+apis:
+  - name: chat
+    engine: vllm
+    hf_model: meta-llama/Llama-3.1-8B-Instruct
+    hf_token_secret: {name: hf-token, key: token}
+    compute: {cpu: 8, memory: 96Gi, gpu: 4}
+    api_keys: true
+    expose: internal
+    serving: {max_model_len: 8192, dtype: bfloat16, model_size_gb: 16, shm_size: 8Gi, extra_args: [--max-num-seqs, "128", --enable-prefix-caching]}
+  - name: inf
+    engine: vllm
+    model: s3://acme-models/llama-3.1-8b/
+    node_pool: inf
+    compute: {cpu: 8, memory: 96Gi, neuron_cores: 8}
+    autoscaling: {min_replicas: 1, max_replicas: 4, target_in_flight: 16, target_waiting: 2}
+  - name: trn
+    engine: vllm
+    model: s3://acme-models/llama-3.1-70b/
+    compute: {cpu: 32, memory: 512Gi, neuron_cores: 64}
+    serving: {model_size_gb: 140, quantization: fp8}
+"""
+
+ENGINE_GCP_SPEC = """
+project: llm-gcp
+cloud: gcp
+region: us-central1
+gcp_project: acme-ml
+cluster:
+  zone: us-central1-a
+  node_pools:
+    - {name: cpu, instance_type: n2-standard-4}
+    - {name: l4, instance_type: g2-standard-24, max_nodes: 2}
+    - {name: v5e, tpu: {version: v5e, topology: 2x4}, max_nodes: 2}
+    - {name: v6e, tpu: {version: v6e, topology: 2x2}, max_nodes: 2}
+apis:
+  - {name: chat, engine: vllm, model: gs://acme-models/gemma/, compute: {memory: 48Gi, gpu: 2}, api_keys: true}
+  - {name: tpu, engine: vllm, hf_model: google/gemma-3-12b-it, node_pool: v5e, compute: {memory: 96Gi, tpu_chips: 8}}
+  - {name: trillium, engine: vllm, model: gs://acme-models/gemma/, node_pool: v6e, compute: {memory: 96Gi, tpu_chips: 4}, serving: {max_model_len: 4096}}
+  - {name: sentiment, predictor: predictor.py:Predictor}
+"""
+
+
 def manifests(files: dict[str, str]) -> list[tuple[str, dict]]:
     out = []
     for rel, text in sorted(files.items()):
@@ -66,6 +120,9 @@ def example_manifests() -> list[tuple[str, str, dict]]:
 
 
 ALL = example_manifests()
+ENGINE_FILES = {"aws": render(loads(ENGINE_AWS_SPEC)), "gcp": render(loads(ENGINE_GCP_SPEC))}
+ENGINE = [(f"engine-{cloud}", rel, doc) for cloud, files in ENGINE_FILES.items() for rel, doc in manifests(files)]
+ENGINE_APIS = {"aws": ("chat", "inf", "trn"), "gcp": ("chat", "tpu", "trillium")}
 CUSTOM = {"keda.sh/v1alpha1", "gateway.networking.k8s.io/v1", "http.keda.sh/v1beta1"}
 
 
@@ -73,8 +130,11 @@ def by_kind(docs, kind):
     return [d for _, d in docs if d["kind"] == kind]
 
 
+BUILT_IN = [d for d in ALL + ENGINE if d[2]["apiVersion"] not in CUSTOM]
+
+
 @pytest.mark.parametrize("version", ["1.31.0", KUBERNETES_VERSION])
-@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL if d[2]["apiVersion"] not in CUSTOM], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(("example", "rel", "doc"), BUILT_IN, ids=lambda v: v if isinstance(v, str) else "")
 def test_built_in_kinds_pass_strict_schema_validation(example, rel, doc, version):
     kubernetes_validate.validate(doc, version, strict=True)
 
@@ -95,11 +155,12 @@ def keda_check(doc: dict) -> None:
     assert parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == doc
 
 
-@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL if d[2]["kind"] == "ScaledObject"], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL + ENGINE if d[2]["kind"] == "ScaledObject"], ids=lambda v: v if isinstance(v, str) else "")
 def test_scaled_objects_match_the_keda_crd(example, rel, doc):
     keda_check(doc)
     trigger = doc["spec"]["triggers"][0]
-    assert trigger["type"] == "prometheus" and "mlkit_requests_in_flight" in trigger["metadata"]["query"]
+    engine = trigger.get("name") == "running"  # the engine's triggers are named; the runtime's one is not
+    assert trigger["type"] == "prometheus" and ("vllm:num_requests_running" if engine else "mlkit_requests_in_flight") in trigger["metadata"]["query"]
 
 
 def test_keda_check_catches_wrong_and_unknown_fields():
@@ -150,7 +211,8 @@ def test_every_api_gets_its_objects_and_every_object_its_namespace():
         for api in spec.apis:
             kinds = {d["kind"] for rel, d in manifests(files) if rel.startswith(f"infra/k8s/{api.name}/")}
             wakes = {"InterceptorRoute"} if api.autoscaling.min_replicas == 0 else set()
-            assert kinds == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | wakes
+            config = set() if api.engine else {"ConfigMap"}  # an engine takes no predictor config
+            assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | config | wakes
         for rel, doc in manifests(files):
             if doc["kind"] not in ("Namespace", "GatewayClass"):
                 # The one exception: a scale-to-zero API's front Service beside the interceptor (render/wake.py).
@@ -213,7 +275,7 @@ def test_cpu_apis_never_land_on_accelerator_pools(name):
         assert "tolerations" not in p
 
 
-@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL if d[2]["kind"] == "Deployment"], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL + ENGINE if d[2]["kind"] == "Deployment"], ids=lambda v: v if isinstance(v, str) else "")
 def test_pods_meet_the_restricted_pod_security_standard(example, rel, doc):
     spec = doc["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -223,14 +285,17 @@ def test_pods_meet_the_restricted_pod_security_standard(example, rel, doc):
         assert sc == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}, container["name"]
 
 
-@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL if d[2]["kind"] == "Deployment"], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL + ENGINE if d[2]["kind"] == "Deployment"], ids=lambda v: v if isinstance(v, str) else "")
 def test_grace_period_covers_prestop_and_the_runtimes_drain(example, rel, doc):
     spec = doc["spec"]["template"]["spec"]
     container = spec["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert container["lifecycle"]["preStop"]["sleep"]["seconds"] == PRESTOP_S
-    assert spec["terminationGracePeriodSeconds"] > PRESTOP_S + float(env["MLKIT_DRAIN_TIMEOUT_S"])
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz" and container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    if "args" in container:  # an engine API (an example may hold one): the engine's own health route
+        assert spec["terminationGracePeriodSeconds"] > PRESTOP_S and container["readinessProbe"]["httpGet"]["path"] == "/health"
+    else:
+        assert spec["terminationGracePeriodSeconds"] > PRESTOP_S + float(env["MLKIT_DRAIN_TIMEOUT_S"])
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz" and container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     zones = [c for c in spec["topologySpreadConstraints"] if c["topologyKey"] == "topology.kubernetes.io/zone"]
     assert zones and zones[0]["labelSelector"]["matchLabels"] == doc["spec"]["selector"]["matchLabels"]
 
@@ -330,3 +395,150 @@ def test_api_keys_mount_the_secret_and_tell_the_runtime():
     env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
     assert env["MLKIT_API_KEYS_FILE"] == "/etc/mlkit/api-keys/keys"
     assert {"name": "api-keys", "secret": {"secretName": "sentiment-api-keys"}} in spec["volumes"]
+
+
+def engine_pod(cloud: str, api: str) -> dict:
+    return pod(ENGINE_FILES[cloud], api)
+
+
+def flags(container: dict) -> dict[str, str | None]:
+    """The engine's flags as a mapping (a flag without a value maps to None)."""
+    args, out, i = container["args"], {}, 0
+    while i < len(args):
+        value = args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else None
+        out[args[i]] = value
+        i += 2 if value is not None else 1
+    return out
+
+
+def test_engine_apis_get_the_objects_of_an_api_but_no_predictor_config():
+    for cloud, apis in ENGINE_APIS.items():
+        for api in apis:
+            kinds = {d["kind"] for rel, d in manifests(ENGINE_FILES[cloud]) if rel.startswith(f"infra/k8s/{api}/")}
+            assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"}, (cloud, api)
+
+
+@pytest.mark.parametrize(("cloud", "api", "image", "resource", "amount", "toleration", "selector"), [
+    ("aws", "chat", "vllm/vllm-openai:v0.31.0-cu129", "nvidia.com/gpu", 4, "nvidia.com/gpu", {"mlkit.dev/pool": "gpu"}),
+    ("aws", "inf", "public.ecr.aws/neuron/pytorch-inference-vllm-neuronx:0.16.0-neuronx-py312-sdk2.31.1-ubuntu24.04", "aws.amazon.com/neuroncore", 8,
+     "aws.amazon.com/neuron", {"mlkit.dev/pool": "inf"}),
+    ("aws", "trn", "public.ecr.aws/neuron/pytorch-inference-vllm-neuronx:0.29.0.1.2.0-neuronx-py314-sdk2.33.0-ubuntu26.04", "aws.amazon.com/neuroncore", 64,
+     "aws.amazon.com/neuron", {"mlkit.dev/pool": "trn"}),
+    ("gcp", "chat", "vllm/vllm-openai:v0.31.0-cu129", "nvidia.com/gpu", 2, "nvidia.com/gpu",
+     {"mlkit.dev/pool": "l4", "cloud.google.com/gke-accelerator": "nvidia-l4"}),
+    ("gcp", "tpu", "vllm/vllm-tpu:v0.29.0", "google.com/tpu", 8, "google.com/tpu",
+     {"mlkit.dev/pool": "v5e", "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice", "cloud.google.com/gke-tpu-topology": "2x4"}),
+    ("gcp", "trillium", "vllm/vllm-tpu:v0.29.0", "google.com/tpu", 4, "google.com/tpu",
+     {"mlkit.dev/pool": "v6e", "cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice", "cloud.google.com/gke-tpu-topology": "2x2"}),
+])
+def test_each_accelerator_gets_its_engine_image_resources_placement_and_tensor_parallelism(cloud, api, image, resource, amount, toleration, selector):
+    spec = engine_pod(cloud, api)
+    container = spec["containers"][0]
+    assert container["image"] == image
+    assert container["resources"]["requests"][resource] == container["resources"]["limits"][resource] == amount
+    assert {"key": toleration, "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert spec["nodeSelector"] == selector
+    assert flags(container)["--tensor-parallel-size"] == str(amount)
+    assert flags(container)["--served-model-name"] == api and flags(container)["--port"] == "8080"
+    shm = next(v for v in spec["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+
+
+def test_engine_probes_ask_its_health_route_with_a_startup_budget_sized_from_the_model():
+    small = engine_pod("aws", "chat")["containers"][0]
+    big = engine_pod("aws", "trn")["containers"][0]
+    for c in (small, big):
+        assert c["readinessProbe"]["httpGet"]["path"] == c["livenessProbe"]["httpGet"]["path"] == c["startupProbe"]["httpGet"]["path"] == "/health"
+    budget = lambda c: c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"]  # noqa: E731
+    assert budget(small) >= 300 + 16 * 20 and budget(big) >= 1800 + 140 * 20 > budget(small)
+
+
+def test_engine_weights_come_from_the_bucket_through_the_model_init_container():
+    spec = engine_pod("aws", "inf")
+    init = spec["initContainers"][0]
+    assert init["name"] == "fetch-model" and init["command"][:3] == ["aws", "s3", "sync"] and "s3://acme-models/llama-3.1-8b/" in init["command"]
+    assert flags(spec["containers"][0])["--model"] == "/models"
+    assert {"name": "model", "mountPath": "/models", "readOnly": True} in spec["containers"][0]["volumeMounts"]
+    gke = engine_pod("gcp", "chat")
+    assert gke["initContainers"][0]["command"][:3] == ["gcloud", "storage", "rsync"] and flags(gke["containers"][0])["--model"] == "/models"
+
+
+def test_hugging_face_weights_download_into_the_model_volume_with_the_users_token():
+    spec = engine_pod("aws", "chat")
+    container = spec["containers"][0]
+    assert "initContainers" not in spec
+    assert flags(container)["--model"] == "meta-llama/Llama-3.1-8B-Instruct" and flags(container)["--download-dir"] == "/models/hf"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HF_HOME"] == "/models/hf" and env["HF_TOKEN_PATH"] == "/etc/mlkit/hf-token/token"  # a file, not an env value
+    assert {"name": "hf-token", "secret": {"secretName": "hf-token", "items": [{"key": "token", "path": "token"}]}} in spec["volumes"]
+    assert {"name": "hf-token", "mountPath": "/etc/mlkit/hf-token", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "model", "mountPath": "/models", "readOnly": False} in container["volumeMounts"]
+
+
+def test_serving_options_become_engine_flags_after_mlkits_own():
+    container = engine_pod("aws", "chat")["containers"][0]
+    f = flags(container)
+    assert (f["--max-model-len"], f["--dtype"], f["--max-num-seqs"]) == ("8192", "bfloat16", "128") and "--enable-prefix-caching" in f
+    assert container["args"][-3:] == ["--max-num-seqs", "128", "--enable-prefix-caching"]
+    assert flags(engine_pod("aws", "trn")["containers"][0])["--quantization"] == "fp8"
+    assert "--dtype" not in flags(engine_pod("aws", "inf")["containers"][0])  # auto: the model's own
+    shm = next(v for v in engine_pod("aws", "chat")["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["sizeLimit"] == "8Gi"
+
+
+def test_engine_api_keys_come_from_the_apis_secret_through_the_engines_key_variable(tmp_path):
+    container = engine_pod("aws", "chat")["containers"][0]
+    command = container["command"]
+    assert command[:2] == ["/bin/sh", "-c"] and command[4:] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert {"name": "api-keys", "secret": {"secretName": "chat-api-keys"}} in engine_pod("aws", "chat")["volumes"]
+    assert "api-keys" not in {v["name"] for v in engine_pod("aws", "inf")["volumes"]}
+    assert engine_pod("aws", "inf")["containers"][0]["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    # The script as the pod runs it, against a stand-in engine that prints its key and arguments.
+    import os
+    import subprocess
+
+    keys = tmp_path / "keys"
+    script = command[2].replace("/etc/mlkit/api-keys/keys", str(keys))
+    fake = ["sh", "-c", 'echo "$VLLM_API_KEY|$*"', "engine"]
+    keys.write_text("mlk_first\nmlk_second\n")
+    run = subprocess.run(["/bin/sh", "-c", script, "engine", *fake, "--model", "x; rm -rf /"], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert run.returncode == 0 and run.stdout == "mlk_first|--model x; rm -rf /\n"
+    keys.write_text("\n")
+    run = subprocess.run(["/bin/sh", "-c", script, "engine", *fake], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert run.returncode == 1 and run.stdout == "" and "no key" in run.stderr  # never serves without a key
+
+
+def test_engine_scaled_object_reads_the_engines_running_and_waiting_requests():
+    aws = yaml.safe_load(ENGINE_FILES["aws"]["infra/k8s/inf/scaledobject.yaml"])
+    triggers = {t["name"]: t["metadata"] for t in aws["spec"]["triggers"]}
+    selector = 'namespace="llm-aws",mlkit_dev_api="inf",mlkit_dev_track="stable"'
+    assert triggers["running"]["query"] == f"sum(vllm:num_requests_running{{{selector}}})" and triggers["running"]["threshold"] == "16"
+    assert triggers["waiting"]["query"] == f"sum(vllm:num_requests_waiting{{{selector}}})" and triggers["waiting"]["threshold"] == "2"
+    defaults = {t["name"]: t["metadata"]["threshold"] for t in yaml.safe_load(ENGINE_FILES["aws"]["infra/k8s/chat/scaledobject.yaml"])["spec"]["triggers"]}
+    assert defaults == {"running": "32", "waiting": "4"}
+    text = ENGINE_FILES["aws"]["infra/k8s/inf/scaledobject.yaml"]
+    assert f"#   waiting: sum(vllm:num_requests_waiting{{{selector}}})" in text  # the query, documented where it runs
+
+
+def test_engine_pods_are_scraped_and_keep_the_apis_identity_and_policies():
+    files = ENGINE_FILES["gcp"]
+    deployment = yaml.safe_load(files["infra/k8s/tpu/deployment.yaml"])
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/metrics"}
+    sa = yaml.safe_load(files["infra/k8s/tpu/serviceaccount.yaml"])
+    assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "llm-gcp-serving@acme-ml.iam.gserviceaccount.com"}
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "tpu"
+    pdb = yaml.safe_load(files["infra/k8s/tpu/poddisruptionbudget.yaml"])
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    policy = yaml.safe_load(files["infra/k8s/tpu/networkpolicy.yaml"])
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"mlkit.dev/api": "tpu"}
+    service = yaml.safe_load(ENGINE_FILES["aws"]["infra/k8s/chat/service.yaml"])
+    assert service["spec"]["type"] == "LoadBalancer" and service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_a_predictor_api_beside_engine_apis_renders_as_before():
+    alone = render(loads(ENGINE_GCP_SPEC.split("apis:")[0] + "apis:\n  - {name: sentiment, predictor: predictor.py:Predictor}\n"))
+    for name in ("deployment", "configmap", "scaledobject", "service"):
+        rel = f"infra/k8s/sentiment/{name}.yaml"
+        assert ENGINE_FILES["gcp"][rel] == alone[rel]

@@ -1,0 +1,77 @@
+"""Serving engines an API may run instead of the predictor runtime: what each runs on, and its images.
+
+Another engine is one more entry in ENGINES (and one more value of `Api.engine`); the spec rules and
+the manifests read everything engine-specific from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .accelerators import Kind
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    # Accelerator kind -> devices (the kit's device names, accelerators.yaml) the engine runs on.
+    devices: dict[Kind, tuple[str, ...]]
+    # Accelerator kind -> the engine's OpenAI-compatible server image, pinned; `by_device` overrides it.
+    images: dict[Kind, str]
+    by_device: dict[str, str] = field(default_factory=dict)
+    # The server's command in every image, and the environment variable it reads its API key from.
+    command: tuple[str, ...] = ()
+    key_env: str = ""
+    # Flags mlkit sets from the spec: passing them again in serving.extra_args would contradict it.
+    owned_flags: tuple[str, ...] = ()
+
+    def image(self, kind: Kind, device: str) -> str:
+        return self.by_device.get(device) or self.images[kind]
+
+    def supported(self) -> str:
+        """The accelerators it runs on, for error messages."""
+        words = {"nvidia": "NVIDIA GPUs", "neuron": "AWS Neuron (Inferentia2, Trainium)", "tpu": "TPU chips"}
+        return "; ".join(f"{words[k]} ({', '.join(v)})" for k, v in self.devices.items())
+
+
+# Images checked 2026-11-29 against the projects' release notes and registries:
+# - vllm/vllm-openai:v0.31.0-cu129: vLLM v0.31.0 (vllm-project/vllm releases; Docker Hub vllm/vllm-openai).
+#   The plain v0.31.0 tag is the CUDA 13 build and needs NVIDIA driver 580 or newer; the -cu129 build runs
+#   on the CUDA 12 drivers that EKS's accelerated AMIs and GKE's default driver install still ship.
+# - vllm/vllm-tpu:v0.29.0: vLLM's TPU image (tpu-inference backend; docs.vllm.ai/projects/tpu "Get started":
+#   TPU v7x, v6e and v5e are supported, not v4 or v5p). The newest TPU release in use (llm-d guides); its known
+#   regression (tpu-inference#3566) hits the HMA KV connector of disaggregated TPU7x serving only.
+# - public.ecr.aws/neuron/pytorch-inference-vllm-neuronx: AWS Neuron Deep Learning Containers. Neuron SDK
+#   2.33.0 ("Install PyTorch via Deep Learning Container", 2026-10-16) ships vLLM 0.29 for Trn2 and Trn3
+#   only; the vLLM 0.16 line on SDK 2.31.1 is the newest that still covers Inf2 and Trn1 (Neuron quickstart
+#   v2.31.1: "If you are using Trn1 instances, use the legacy vLLM 0.16 DLC").
+NEURON_LEGACY = "public.ecr.aws/neuron/pytorch-inference-vllm-neuronx:0.16.0-neuronx-py312-sdk2.31.1-ubuntu24.04"
+NEURON_TRN2 = "public.ecr.aws/neuron/pytorch-inference-vllm-neuronx:0.29.0.1.2.0-neuronx-py314-sdk2.33.0-ubuntu26.04"
+
+VLLM = Engine(
+    name="vllm",
+    devices={
+        # Compute capability 7.0 and newer (vLLM "GPU installation"); the Pascal P4 and P100 are older.
+        "nvidia": (
+            "nvidia-t4", "nvidia-a10g", "nvidia-l4", "nvidia-l40s", "nvidia-a100", "nvidia-h100",
+            "nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-a100", "nvidia-a100-80gb", "nvidia-h100-80gb", "nvidia-h100-mega-80gb",
+        ),
+        "neuron": ("inferentia2", "trainium", "trainium2"),
+        "tpu": ("tpu-v5-lite-podslice", "tpu-v6e-slice"),
+    },
+    images={
+        "nvidia": "vllm/vllm-openai:v0.31.0-cu129",
+        "tpu": "vllm/vllm-tpu:v0.29.0",
+        "neuron": NEURON_LEGACY,
+    },
+    by_device={"trainium2": NEURON_TRN2},
+    # The module, not `vllm serve`: the Neuron images document it, and every image has it.
+    command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
+    key_env="VLLM_API_KEY",
+    owned_flags=(
+        "--model", "--served-model-name", "--tensor-parallel-size", "--max-model-len", "--dtype",
+        "--quantization", "--port", "--host", "--api-key", "--download-dir",
+    ),
+)
+
+ENGINES: dict[str, Engine] = {VLLM.name: VLLM}
