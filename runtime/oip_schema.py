@@ -63,6 +63,9 @@ class RequestOutput(_Strict):
 
 class InferenceRequest(_Strict):
     id: str | None = None
+    # KServe's client names the model in the body too; the path decides which model runs.
+    model_name: str | None = Field(None, description="Ignored: the path names the model.")
+    model_version: str | None = Field(None, description="Ignored: one version is served.")
     parameters: Parameters | None = Field(None, description="`binary_data_output`: true for every output as raw bytes after the JSON header.")
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = Field(None, description="The outputs to return (all when absent).")

@@ -21,6 +21,8 @@ class Tensors:
         pass
 
     def predict(self, payload):
+        if not isinstance(payload, dict) or "inputs" not in payload:  # KServe v1: an instance
+            return {"error": "not an OIP request", "instance": payload}
         out = {"received": np.array([describe(t["data"]) for t in payload["inputs"]], dtype=object)}
         for t in payload["inputs"]:
             out[t["name"]] = t["data"]
