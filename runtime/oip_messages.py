@@ -33,6 +33,9 @@ class Decoded:
 
 
 async def read_request(request: Request, limit: int, form: str) -> Decoded:
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding[:20]} is not supported; send the body uncompressed")
     header_length = request.headers.get(HEADER_LENGTH)
     if header_length is None:
         body = await payload(request, limit, json_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 import models
@@ -49,3 +50,21 @@ class NoModel:
 
     def predict_batch(self, payloads):
         return [[0.0] * 10 for _ in payloads]
+
+
+class Oip(Predictor):
+    """For /v2/models/{name}/infer (oip.py): the input arrives as a numpy array (the runtime's default,
+    from JSON or binary tensors alike) and the logits go back as arrays, binary when the client asks."""
+
+    def predict(self, payload):
+        return self.predict_batch([payload])[0]
+
+    def predict_batch(self, payloads):
+        x = torch.from_numpy(np.stack([p["inputs"][0]["data"] for p in payloads]))
+        with torch.inference_mode():
+            logits = self.model(x.reshape(len(payloads), -1).to(self.device)).cpu().numpy()
+        return [{"logits": row} for row in logits]
+
+    def warmup(self):
+        row = np.asarray(models.payload(self.name)["x"], dtype=np.int64 if self.name == "encoder" else np.float32)
+        self.predict({"inputs": [{"name": "x", "data": row.reshape(models.SHAPES[self.name])}]})

@@ -195,6 +195,8 @@ def test_binary_body_has_the_json_limit_and_content_types(client):
     assert r.status_code == 413 and "MLKIT_MAX_BODY_BYTES" in r.json()["error"]
     r = client.post(INFER, **binary_request({"inputs": [tensor(parameters={"binary_data_size": 8})]}, b"\x00" * 8, **{"Content-Type": "multipart/form-data"}))
     assert r.status_code == 415
+    r = client.post(INFER, content=b"\x1f\x8b...", headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert r.status_code == 415 and "Content-Encoding gzip is not supported" in r.json()["error"]
 
 
 def test_server_metadata_lists_the_extension(client):
