@@ -39,7 +39,7 @@ def from_json(data: list, datatype: str, shape: list[int], where: str) -> tuple[
         _check_count(len(flat), count, shape, where)
         array = np.empty(len(flat), dtype=object)
         array[:] = [s.encode("utf-8") for s in flat]
-        return array.reshape(shape), flat
+        return _shaped(array, shape, where), flat
     try:
         sent = np.asarray(data)
     except ValueError as exc:  # ragged, or nested deeper than numpy's 64 dimensions
@@ -48,7 +48,7 @@ def from_json(data: list, datatype: str, shape: list[int], where: str) -> tuple[
     _check_count(sent.size, count, shape, where)
     dtype = DTYPES[datatype]
     if sent.size == 0:
-        return np.empty(shape, dtype=dtype.newbyteorder("=")), []
+        return _shaped(np.empty(0, dtype=dtype.newbyteorder("=")), shape, where), []
     allowed = _JSON_KINDS.get(datatype, "iu")
     if sent.dtype.kind not in allowed:
         expects = {"b": "booleans", "iu": "integers", "iuf": "numbers"}[allowed]
@@ -58,7 +58,7 @@ def from_json(data: list, datatype: str, shape: list[int], where: str) -> tuple[
         low, high = sent.min(), sent.max()
         if low < info.min or high > info.max:
             raise BadRequest(f"{where}.data: {datatype} holds {info.min} to {info.max}, but the data has {low if low < info.min else high}")
-    return sent.astype(dtype.newbyteorder("="), copy=False).reshape(shape), None
+    return _shaped(sent.astype(dtype.newbyteorder("="), copy=False), shape, where), None
 
 
 def _flat_strings(data: list, where: str) -> list[str]:
@@ -77,6 +77,13 @@ def _flat_strings(data: list, where: str) -> list[str]:
     return flat
 
 
+def _shaped(array: np.ndarray, shape: list[int], where: str) -> np.ndarray:
+    try:
+        return array.reshape(shape)
+    except ValueError:  # dimensions numpy cannot hold, even around a zero
+        raise BadRequest(f"{where}: shape {shape} is larger than an array can be") from None
+
+
 def _check_count(got: int, count: int, shape: list[int], where: str) -> None:
     if got != count:
         raise BadRequest(f"{where}: shape {shape} holds {count} elements but data has {got}")
@@ -86,7 +93,9 @@ def from_binary(buffer: np.ndarray, offset: int, size: int, datatype: str, shape
     """`size` bytes of the uint8 `buffer` from `offset` as an array of `shape`: a view where the byte order allows."""
     count = math.prod(shape)
     if datatype == "BYTES":
-        return _bytes_elements(buffer, offset, size, count, where).reshape(shape)
+        if count * 4 > size:  # checked before anything is allocated for the elements
+            raise BadRequest(f"{where}: parameters.binary_data_size is {size} bytes, too few for {count} BYTES elements of at least 4 bytes each")
+        return _shaped(_bytes_elements(buffer, offset, size, count, where), shape, where)
     dtype = DTYPES[datatype]
     if size != count * dtype.itemsize:
         raise BadRequest(f"{where}: parameters.binary_data_size is {size} bytes, but shape {shape} of {datatype} takes {count * dtype.itemsize}")
@@ -95,7 +104,7 @@ def from_binary(buffer: np.ndarray, offset: int, size: int, datatype: str, shape
         raise BadRequest(f"{where}: BOOL bytes must be 0 or 1")
     if not dtype.isnative:  # a big-endian host: the one case that copies
         array = array.astype(dtype.newbyteorder("="))
-    return array.reshape(shape)
+    return _shaped(array, shape, where)
 
 
 def _bytes_elements(buffer: np.ndarray, offset: int, size: int, count: int, where: str) -> np.ndarray:

@@ -171,8 +171,9 @@ def test_binary_framing_errors_are_400(client, parts, header_length, message):
 @pytest.mark.parametrize(
     "raw, message",
     [
-        (struct.pack("<I", 5) + b"ab", "BYTES element 0 says 5 bytes, but only 2 are left"),
-        (bytes_elements(b"a") + b"\x01", "the BYTES data ends after 1 of 2 elements"),
+        (struct.pack("<I", 9) + b"abcdef", "BYTES element 0 says 9 bytes, but only 6 are left"),
+        (bytes_elements(b"a") + b"\x01" * 4, "BYTES element 1 says 16843009 bytes, but only 0 are left"),
+        (bytes_elements(b"a"), "too few for 2 BYTES elements of at least 4 bytes each"),
         (bytes_elements(b"a", b"b") + b"z", "its 2 BYTES elements take 10"),
     ],
 )
@@ -180,6 +181,17 @@ def test_bytes_framing_errors_are_400(client, raw, message):
     header = {"inputs": [tensor("s", shape=[2], datatype="BYTES", parameters={"binary_data_size": len(raw)})]}
     r = client.post(INFER, **binary_request(header, raw))
     assert r.status_code == 400 and message in r.json()["error"], r.text
+
+
+def test_huge_shapes_allocate_nothing(client):
+    header = {"inputs": [tensor("s", shape=[10**15], datatype="BYTES", parameters={"binary_data_size": 8})]}
+    r = client.post(INFER, **binary_request(header, bytes_elements(b"abcd")))
+    assert r.status_code == 400 and "too few for 1000000000000000 BYTES elements" in r.json()["error"]
+    for shape in ([0, 2**62], [0, 2**64 - 1]):
+        r = client.post(INFER, json={"inputs": [tensor(shape=shape, data=[])]})
+        assert r.status_code == 400 and "is larger than an array can be" in r.json()["error"], r.text
+        r = client.post(INFER, **binary_request({"inputs": [tensor(shape=shape, parameters={"binary_data_size": 0})]}))
+        assert r.status_code == 400 and "is larger than an array can be" in r.json()["error"], r.text
 
 
 def test_bool_bytes_must_be_0_or_1(client):
