@@ -60,11 +60,10 @@ class Oip(Predictor):
         return self.predict_batch([payload])[0]
 
     def predict_batch(self, payloads):
-        x = torch.from_numpy(np.stack([p["inputs"][0]["data"] for p in payloads]))
+        # /predict bodies ({"x": [...]}, run.py's readiness probe) become arrays here; OIP ones already are.
+        rows = [p["inputs"][0]["data"] if "inputs" in p else np.asarray(p["x"], dtype=np.int64 if self.name == "encoder" else np.float32) for p in payloads]
+        x = torch.from_numpy(np.stack(rows))
         with torch.inference_mode():
             logits = self.model(x.reshape(len(payloads), -1).to(self.device)).cpu().numpy()
         return [{"logits": row} for row in logits]
 
-    def warmup(self):
-        row = np.asarray(models.payload(self.name)["x"], dtype=np.int64 if self.name == "encoder" else np.float32)
-        self.predict({"inputs": [{"name": "x", "data": row.reshape(models.SHAPES[self.name])}]})

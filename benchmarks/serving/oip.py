@@ -11,8 +11,8 @@ order, one server per way of sending the same input:
   by default (`Inference-Header-Content-Length`, raw little-endian bytes, `binary_data_output`).
 
 The OIP servers run mlkit_predictor.py:Oip, which takes the runtime's numpy input arrays as they come.
-Each server is mlkit_runtime pinned to core 0 (batching up to 32 within 2 ms, torch on one thread),
-loaded by hey pinned to core 1, for each concurrency: req/s, p50/p99 and the server's CPU time per
+Each server is run.py's mlkit_runtime, pinned to core 0 (batching up to 32 within 2 ms, torch on one
+thread, access log on), loaded by hey pinned to core 1, for each concurrency: req/s, p50/p99 and the server's CPU time per
 request (all its threads, from /proc, and the event-loop thread alone). Medians over repeats.
 
     python benchmarks/serving/oip.py                               # cnn and image, 3 repeats (~8 min)
@@ -23,51 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from breakdown import cpu_seconds
-from run import ENV, HERE, bare, free_port, hey
+from run import Running, bare, hey
 
 KINDS = ("predict-json", "oip-json", "oip-binary")
-
-
-class Server:
-    """mlkit_runtime on core 0 with one of the benchmark predictors; ready when /readyz says so."""
-
-    def __init__(self, predictor: str, model: str, log: Path):
-        self.port = free_port()
-        command = [
-            "taskset", "-c", "0", sys.executable, "-m", "mlkit_runtime", "--predictor", f"{HERE / 'mlkit_predictor.py'}:{predictor}",
-            "--config", json.dumps({"model": model}), "--port", str(self.port), "--name", model, "--max-in-flight", "64", "--max-queue", "128",
-            "--max-batch-size", "32", "--max-wait-ms", "2", "--no-access-log",
-        ]
-        self.proc = subprocess.Popen(command, cwd=HERE, env=ENV, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{predictor} exited:\n{log.read_text()[-3000:]}")
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5).status == 200:
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError(f"{predictor} did not get ready within 180 s")
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def bodies(model: str, folder: Path) -> dict[str, tuple[str, Path, str, dict[str, str]]]:
@@ -95,7 +60,7 @@ def bodies(model: str, folder: Path) -> dict[str, tuple[str, Path, str, dict[str
     return out
 
 
-def load(server: Server, route: str, body: Path, content_type: str, headers: dict, concurrency: int, seconds: float) -> dict:
+def load(server: Running, route: str, body: Path, content_type: str, headers: dict, concurrency: int, seconds: float) -> dict:
     url = f"http://127.0.0.1:{server.port}{route}"
     main0, other0 = cpu_seconds(server.proc.pid)
     result = hey(url, body, concurrency, seconds, content_type, headers)
@@ -131,7 +96,7 @@ def main() -> None:
                 order = args.kinds if rep % 2 == 0 else list(reversed(args.kinds))
                 for kind in order:
                     route, body, content_type, headers = sent[kind]
-                    server = Server("Predictor" if kind == "predict-json" else "Oip", model, Path(tmp) / f"{kind}.log")
+                    server = Running("mlkit" if kind == "predict-json" else "mlkit-oip", model, sent["predict-json"][1].read_bytes(), Path(tmp) / f"{kind}.log")
                     try:
                         hey(f"http://127.0.0.1:{server.port}{route}", body, 4, 2, content_type, headers)  # warm-up
                         for c in args.concurrency:

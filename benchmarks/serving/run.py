@@ -52,7 +52,7 @@ def ensure_bentoml() -> Path:
 
 
 # The runtime's predictor classes in mlkit_predictor.py and the plain ASGI apps, by server kind.
-MLKIT_PREDICTORS = {"mlkit": "Predictor", "mlkit-nomodel": "NoModel", "mlkit-nobatch": "Unbatched"}
+MLKIT_PREDICTORS = {"mlkit": "Predictor", "mlkit-nomodel": "NoModel", "mlkit-nobatch": "Unbatched", "mlkit-oip": "Oip"}
 UVICORN_APPS = {"fastapi": "fastapi_app", "null": "null_app", "floor": "batching_floor"}
 
 
