@@ -20,6 +20,7 @@ def test_wheel_installs_and_runs_init_and_render(tmp_path):
     assert "mlkit/_kit/templates/terraform/aws/cluster/main.tf.j2" in names
     assert "mlkit/_kit/examples/sentiment/model/weights.json" in names
     assert "mlkit/spec/accelerators.yaml" in names
+    assert "mlkit_runtime/routes/oip_v2.py" in names  # the routes subpackage, which images run
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
