@@ -72,6 +72,16 @@ def test_triton_default_binary_tensors_every_datatype(triton):
     assert received[0] == "ndarray:float32:(2, 3):True:True" and received[-1] == "ndarray:object:(3,):True:True"
 
 
+def test_triton_image_sized_tensor_arrives_whole_and_aligned(triton):
+    # 588 KiB: the body reaches the server in many chunks, each copied once into the aligned buffer.
+    image = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
+    tensor = httpclient.InferInput("image", list(image.shape), "FP32")
+    tensor.set_data_from_numpy(image)
+    result = triton.infer("echo", [tensor])
+    assert np.array_equal(result.as_numpy("image"), image)
+    assert result.as_numpy("received")[0].decode() == "ndarray:float32:(1, 224, 224, 3):True:True"
+
+
 def test_triton_json_tensors_and_outputs_chosen_per_output(triton):
     names = ["fp32", "int64", "bool", "uint8"]  # FP16 and raw bytes have no JSON form in tritonclient
     outputs = [httpclient.InferRequestedOutput("fp32", binary_data=False), httpclient.InferRequestedOutput("int64", binary_data=True),
