@@ -13,7 +13,10 @@ order, one server per way of sending the same input:
 The OIP servers run mlkit_predictor.py:Oip, which takes the runtime's numpy input arrays as they come.
 Each server is run.py's mlkit_runtime, pinned to core 0 (batching up to 32 within 2 ms, torch on one
 thread, access log on), loaded by hey pinned to core 1, for each concurrency: req/s, p50/p99 and the server's CPU time per
-request (all its threads, from /proc, and the event-loop thread alone). Medians over repeats.
+request (all its threads, from /proc, and the event-loop thread alone). Efficiency is req/s over the
+best bare samples/s measured just before that server; CPU efficiency is the bare forward's time per
+sample over the server's CPU time per request (less sensitive to other processes taking the core).
+Medians over repeats.
 
     python benchmarks/serving/oip.py                               # cnn and image, 3 repeats (~8 min)
     python benchmarks/serving/oip.py --models image --repeats 1 --duration 4
@@ -89,19 +92,23 @@ def main() -> None:
             sent = bodies(model, Path(tmp))
             limits[model] = []
             for rep in range(args.repeats):
-                bare_rates = bare(model)
-                limits[model].append(bare_rates)
-                best = max(bare_rates.values())
-                print(f"\n{model} repeat {rep}: bare samples/s " + ", ".join(f"batch {k}: {v:.0f}" for k, v in bare_rates.items()), file=sys.stderr)
+                print(f"\n{model} repeat {rep}", file=sys.stderr)
                 order = args.kinds if rep % 2 == 0 else list(reversed(args.kinds))
                 for kind in order:
+                    # The limit, measured right before each server: on a shared machine it moves by
+                    # tens of percent from one minute to the next.
+                    bare_rates = bare(model)
+                    limits[model].append(bare_rates)
+                    best = max(bare_rates.values())
+                    print("  bare samples/s " + ", ".join(f"batch {k}: {v:.0f}" for k, v in bare_rates.items()), file=sys.stderr)
                     route, body, content_type, headers = sent[kind]
                     server = Running("mlkit" if kind == "predict-json" else "mlkit-oip", model, sent["predict-json"][1].read_bytes(), Path(tmp) / f"{kind}.log")
                     try:
                         hey(f"http://127.0.0.1:{server.port}{route}", body, 4, 2, content_type, headers)  # warm-up
                         for c in args.concurrency:
                             r = load(server, route, body, content_type, headers, c, args.duration)
-                            r.update(model=model, kind=kind, concurrency=c, repeat=rep, efficiency=r["rps"] / best, body_bytes=body.stat().st_size)
+                            r.update(model=model, kind=kind, concurrency=c, repeat=rep, efficiency=r["rps"] / best, body_bytes=body.stat().st_size,
+                                     bare_best=best, cpu_efficiency=1e6 / best / r["cpu_us"])
                             runs.append(r)
                             print(f"  {kind:13} c={c:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
                                   f"cpu {r['cpu_us']:7.0f} µs/req (loop {r['loop_us']:5.0f})  eff {r['efficiency']:.2f}  non-2xx {r['non_2xx']}", file=sys.stderr)
@@ -120,16 +127,17 @@ def table(runs: list[dict], limits: dict[str, list[dict]]) -> None:
     def med(rs: list[dict], key: str) -> float:
         return statistics.median(r[key] for r in rs)
 
-    print("| model | load | sent as | body bytes | req/s | p50 / p99 ms | server CPU µs/request (event loop) | efficiency (range) | non-2xx |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | load | sent as | body bytes | req/s | p50 / p99 ms | server CPU µs/request (event loop) | efficiency (range) | CPU efficiency | non-2xx |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (model, c, kind), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], KINDS.index(kv[0][2]))):
         effs = [r["efficiency"] for r in rs]
         print(f"| {model} | c={c} | {kind} | {rs[0]['body_bytes']} | {med(rs, 'rps'):.0f} | {med(rs, 'p50_ms'):.1f} / {med(rs, 'p99_ms'):.1f} | "
-              f"{med(rs, 'cpu_us'):.0f} ({med(rs, 'loop_us'):.0f}) | {statistics.median(effs):.2f} ({min(effs):.2f}-{max(effs):.2f}) | {sum(r['non_2xx'] for r in rs)} |")
+              f"{med(rs, 'cpu_us'):.0f} ({med(rs, 'loop_us'):.0f}) | {statistics.median(effs):.2f} ({min(effs):.2f}-{max(effs):.2f}) | {med(rs, 'cpu_efficiency'):.2f} | "
+              f"{sum(r['non_2xx'] for r in rs)} |")
     print()
     for model, measured in limits.items():
         per_batch = {b: sorted(m[b] for m in measured) for b in measured[0]}
-        print(f"{model}: bare samples/s over {len(measured)} repeats: " + "; ".join(f"batch {b} {statistics.median(v):.0f} ({v[0]:.0f}-{v[-1]:.0f})" for b, v in per_batch.items()))
+        print(f"{model}: bare samples/s over {len(measured)} measurements: " + "; ".join(f"batch {b} {statistics.median(v):.0f} ({v[0]:.0f}-{v[-1]:.0f})" for b, v in per_batch.items()))
         for c in sorted({k[1] for k in groups if k[0] == model}):
             j, b = groups.get((model, c, "oip-json")), groups.get((model, c, "oip-binary"))
             if j and b:
