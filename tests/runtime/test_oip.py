@@ -90,13 +90,23 @@ def test_malformed_bodies_are_400_naming_the_field(client, server, body, message
     assert "\n" not in r.json()["error"]
 
 
-def test_deep_nesting_is_400_not_a_predictor_error(client, server):
+def test_deep_nesting_anywhere_is_400_not_a_predictor_error(client, server):
     deep: list = [1.0]
     for _ in range(900):
         deep = [deep]
     for datatype in ("FP32", "BYTES"):
         r = client.post(INFER, content=json.dumps({"inputs": [tensor(shape=[1], datatype=datatype, data=deep)]}), headers={"content-type": "application/json"})
         assert r.status_code == 400 and "nested deeper than" in r.json()["error"], r.text[:300]
+    # Deep values anywhere else: the error quotes them, bounded, instead of a repr() past the recursion limit.
+    for body, message in [
+        ({"inputs": [tensor(shape=[1], data=[1])], "extra": deep}, "extra: Extra inputs are not permitted (got [[[[...]]]])"),
+        ({"inputs": [tensor(shape=deep, data=[1])]}, "inputs[0].shape[0]: Input should be a valid integer (got [[[[...]]]])"),
+        ({"inputs": [tensor(shape=[1], datatype=deep, data=[1])]}, "inputs[0].datatype: Input should be 'BOOL'"),
+        ({"inputs": [tensor(shape=[1], data=[1], parameters={"a": deep})]}, "inputs[0].parameters.a: must be a string, number or boolean, not list"),
+        ({"inputs": [tensor(shape=[1], data=[1])], "outputs": deep}, "outputs[0]: Input should be a valid dictionary"),
+    ]:
+        r = client.post(INFER, content=json.dumps(body), headers={"content-type": "application/json"})
+        assert r.status_code == 400 and message in r.json()["error"], r.text[:300]
     metrics = client.get("/metrics").text
     assert "mlkit_predictor_errors_total 0.0" in metrics
     assert "Traceback" not in server.output()
