@@ -10,6 +10,7 @@ the response then carries the same header and framing.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from .oip_schema import InferenceRequest, validate_request
 from .payloads import FORM_TYPES, JSON_TYPES, dumps, media_type, parse_json, payload, read_body_into
 
 HEADER_LENGTH = "inference-header-content-length"
+OFF_LOOP_BYTES = 256 * 1024  # bodies from this size on are decoded in a thread
 BINARY_TYPES = ("application/octet-stream", "", *JSON_TYPES)
 
 
@@ -55,7 +57,18 @@ async def read_request(request: Request, limit: int, form: str) -> Decoded:
             raise BadRequest("Inference-Header-Content-Length is 0: the body must start with the JSON inference header")
         body = parse_json(bytes(raw[:binary_at]))
     model = validate_request(body)
-    offset = binary_at
+    _check_parameters(model)
+    if int(request.headers.get("content-length") or 0) >= OFF_LOOP_BYTES:
+        # Large tensors become arrays in a thread, so that the event loop goes on serving meanwhile
+        # (BYTES elements are a Python loop; a megabyte of JSON numbers is milliseconds of numpy).
+        await asyncio.to_thread(_decode_inputs, body, model, buffer, binary_at, form)
+    else:
+        _decode_inputs(body, model, buffer, binary_at, form)
+    return Decoded(body, model)
+
+
+def _decode_inputs(body: dict, model: InferenceRequest, buffer: np.ndarray | None, offset: int, form: str) -> None:
+    """Each input's data, from JSON or from the binary part at `offset`, in the predictor's form, in place in `body`."""
     for i, (tensor, checked) in enumerate(zip(body["inputs"], model.inputs)):
         where = f"inputs[{i}]"
         size = (checked.parameters or {}).get("binary_data_size")
@@ -78,17 +91,18 @@ async def read_request(request: Request, limit: int, form: str) -> Decoded:
         tensor["data"] = tensors.for_predictor(array, sent, form)
     if buffer is not None and offset != len(buffer):
         raise BadRequest(f"the body has {len(buffer) - offset} bytes after the header and binary inputs that no binary_data_size accounts for")
-    for name in ("binary_data_output",):
-        value = (model.parameters or {}).get(name)
-        if value is not None and not isinstance(value, bool):
-            raise BadRequest(f"parameters.{name} must be true or false, got {value!r}")
+
+
+def _check_parameters(model: InferenceRequest) -> None:
+    value = (model.parameters or {}).get("binary_data_output")
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest(f"parameters.binary_data_output must be true or false, got {value!r}")
     for i, out in enumerate(model.outputs or []):
         value = (out.parameters or {}).get("binary_data")
         if value is not None and not isinstance(value, bool):
             raise BadRequest(f"outputs[{i}].parameters.binary_data must be true or false, got {value!r}")
         if (out.parameters or {}).get("classification"):
             raise BadRequest(f"outputs[{i}].parameters.classification is not supported here; return the classes from the predictor")
-    return Decoded(body, model)
 
 
 def _aligned(size: int, header: int) -> memoryview:

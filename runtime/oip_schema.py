@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from .errors import BadRequest
 
+MAX_TENSORS = 1024  # inputs, and outputs asked for, per request: far more than models have, far fewer than a body can list
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]
 
 
@@ -68,8 +69,8 @@ class InferenceRequest(_Strict):
     model_name: str | None = Field(None, description="Ignored: the path names the model.")
     model_version: str | None = Field(None, description="Ignored: one version is served.")
     parameters: Parameters | None = Field(None, description="`binary_data_output`: true for every output as raw bytes after the JSON header.")
-    inputs: list[RequestInput] = Field(min_length=1)
-    outputs: list[RequestOutput] | None = Field(None, description="The outputs to return (all when absent).")
+    inputs: list[RequestInput] = Field(min_length=1, max_length=MAX_TENSORS)
+    outputs: list[RequestOutput] | None = Field(None, max_length=MAX_TENSORS, description="The outputs to return (all when absent).")
 
 
 class ResponseOutput(BaseModel):

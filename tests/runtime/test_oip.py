@@ -17,7 +17,7 @@ INFER = "/v2/models/echo/infer"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    s = start(tmp_path_factory.mktemp("oip"), "tensors.py:Tensors", "--max-body-bytes", "100000")
+    s = start(tmp_path_factory.mktemp("oip"), "tensors.py:Tensors", "--max-body-bytes", "400000")
     yield s
     stop(s)
 
@@ -61,6 +61,7 @@ def bytes_elements(*items: bytes) -> bytes:
         ({"inputs": [tensor(shape=[-1], data=[1])]}, "inputs[0].shape[0]: Input should be greater than or equal to 0"),
         ({"inputs": [tensor(shape=[1] * 65, data=[1])]}, "inputs[0].shape: List should have at most 64 items"),
         ({"inputs": []}, "inputs: List should have at least 1 item"),
+        ({"inputs": [tensor(shape=[0], data=[])] * 1025}, "inputs: List should have at most 1024 items after validation, not 1025"),
         ({"input": [tensor(data=[1, 2])]}, "inputs: Field required"),
         ([1, 2], "body: Input should be a valid dictionary"),
         ({"inputs": [tensor(data="12")]}, "inputs[0].data: must be a list"),
@@ -165,7 +166,7 @@ def test_json_and_binary_inputs_mix_and_outputs_follow_the_request(client):
         ([np.zeros(4, "<f4").tobytes()], None, "inputs[0]: parameters.binary_data_size is 16 bytes, but shape [3] of FP32 takes 12"),
         ([b"\x00" * 4], None, "parameters.binary_data_size is 12 bytes, but only 4 are left in the body"),
         ([np.zeros(3, "<f4").tobytes() + b"xx"], None, "the body has 2 bytes after the header and binary inputs"),
-        ([np.zeros(3, "<f4").tobytes()], 100000, "Inference-Header-Content-Length is 100000 bytes, larger than the"),
+        ([np.zeros(3, "<f4").tobytes()], 300000, "Inference-Header-Content-Length is 300000 bytes, larger than the"),
         ([np.zeros(3, "<f4").tobytes()], "12a", "Inference-Header-Content-Length must be a byte count, got '12a'"),
         ([np.zeros(3, "<f4").tobytes()], 0, "Inference-Header-Content-Length is 0"),
         ([np.zeros(3, "<f4").tobytes()], 10, "malformed JSON"),
@@ -204,6 +205,16 @@ def test_huge_shapes_allocate_nothing(client):
         assert r.status_code == 400 and "is larger than an array can be" in r.json()["error"], r.text
 
 
+def test_large_bodies_are_decoded_off_the_event_loop_with_the_same_checks(client):
+    many = bytes_elements(*[b"x"] * 60000)  # 300 kB: over the 256 KiB from which decoding moves to a thread
+    header = {"inputs": [tensor("s", shape=[60000], datatype="BYTES", parameters={"binary_data_size": len(many)})], "outputs": [{"name": "received"}]}
+    r = client.post(INFER, **binary_request(header, many))
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == ["ndarray:object:(60000,):True:True"]
+    header["inputs"][0]["shape"] = [60001]
+    r = client.post(INFER, **binary_request(header, many))
+    assert r.status_code == 400 and "the BYTES data ends after 60000 of 60001 elements" in r.json()["error"]
+
+
 def test_bool_bytes_must_be_0_or_1(client):
     header = {"inputs": [tensor(datatype="BOOL", parameters={"binary_data_size": 2})]}
     r = client.post(INFER, **binary_request(header, b"\x01\x07"))
@@ -211,8 +222,8 @@ def test_bool_bytes_must_be_0_or_1(client):
 
 
 def test_binary_body_has_the_json_limit_and_content_types(client):
-    big = np.zeros(30000, "<f4").tobytes()  # 120 kB against --max-body-bytes 100000
-    header = {"inputs": [tensor(shape=[30000], parameters={"binary_data_size": len(big)})]}
+    big = np.zeros(120000, "<f4").tobytes()  # 480 kB against --max-body-bytes 400000
+    header = {"inputs": [tensor(shape=[120000], parameters={"binary_data_size": len(big)})]}
     r = client.post(INFER, **binary_request(header, big))
     assert r.status_code == 413 and "MLKIT_MAX_BODY_BYTES" in r.json()["error"]
     r = client.post(INFER, **binary_request({"inputs": [tensor(parameters={"binary_data_size": 8})]}, b"\x00" * 8, **{"Content-Type": "multipart/form-data"}))
