@@ -215,6 +215,15 @@ def test_large_bodies_are_decoded_off_the_event_loop_with_the_same_checks(client
     assert r.status_code == 400 and "the BYTES data ends after 60000 of 60001 elements" in r.json()["error"]
 
 
+def test_a_chunked_binary_body_without_content_length(client):
+    raw = np.arange(3, dtype="<f4").tobytes()
+    request = binary_request({"inputs": [tensor(shape=[3], parameters={"binary_data_size": 12})], "parameters": {"binary_data_output": True}}, raw)
+    body = request["content"]
+    r = client.post(INFER, content=iter([body[:7], body[7:-5], body[-5:]]), headers=request["headers"])  # Transfer-Encoding: chunked
+    assert r.status_code == 200, r.text
+    assert split(r)[1].endswith(raw)
+
+
 def test_bool_bytes_must_be_0_or_1(client):
     header = {"inputs": [tensor(datatype="BOOL", parameters={"binary_data_size": 2})]}
     r = client.post(INFER, **binary_request(header, b"\x01\x07"))
