@@ -184,6 +184,10 @@ class Output:
             return
         if array.ndim == 0:
             array = array.reshape(1)
+        if datatype is not None and datatype not in DTYPES:
+            raise TypeError(f"output {name!r}: datatype {datatype!r} is not an OIP datatype ({', '.join(DTYPES)})")
+        if shape is not None and math.prod(shape) != array.size:
+            raise TypeError(f"output {name!r}: shape {shape} holds {math.prod(shape)} elements but the data has {array.size}")
         self.array = array
         self.datatype = datatype or datatype_of(array)
         self.shape = shape or list(array.shape)

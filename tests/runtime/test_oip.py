@@ -313,3 +313,10 @@ def test_an_unknown_input_form_is_a_predictor_error_that_says_so(serve):
     s = serve("tensors.py:BadFormat")
     r = httpx.post(s.url + INFER, json={"inputs": [tensor(data=[1, 2])]})
     assert r.status_code == 500 and "BadFormat.oip_tensors is 'tensorflow'; it must be one of 'numpy', 'torch', 'list'" in r.json()["error"]
+
+
+@pytest.mark.parametrize("kind, message", [("datatype", "output 'y': datatype 'FLOAT' is not an OIP datatype"), ("shape", "output 'y': shape [3] holds 3 elements but the data has 2")])
+def test_outputs_that_contradict_themselves_are_predictor_errors(serve, kind, message):
+    s = serve("tensors.py:WrongOutputs")
+    r = httpx.post(s.url + INFER, json={"inputs": [tensor(kind, data=[1, 2])]})
+    assert r.status_code == 500 and message in r.json()["error"]

@@ -61,3 +61,16 @@ class Outputs:
 
 class BadFormat(Tensors):
     oip_tensors = "tensorflow"
+
+
+class WrongOutputs:
+    """Outputs that contradict themselves: the predictor's fault, a 500 that says what is wrong."""
+
+    def __init__(self, config, model_dir):
+        pass
+
+    def predict(self, payload):
+        kind = payload["inputs"][0]["name"]
+        if kind == "datatype":
+            return {"outputs": [{"name": "y", "datatype": "FLOAT", "data": np.zeros(2)}]}
+        return {"outputs": [{"name": "y", "shape": [3], "data": np.zeros(2)}]}
