@@ -14,8 +14,9 @@ The OIP servers run mlkit_predictor.py:Oip, which takes the runtime's numpy inpu
 Each server is run.py's mlkit_runtime, pinned to core 0 (batching up to 32 within 2 ms, torch on one
 thread, access log on), loaded by hey pinned to core 1, for each concurrency: req/s, p50/p99 and the server's CPU time per
 request (all its threads, from /proc, and the event-loop thread alone). Efficiency is req/s over the
-best bare samples/s measured just before that server; CPU efficiency is the bare forward's time per
-sample over the server's CPU time per request (less sensitive to other processes taking the core).
+best bare samples/s measured just before that server; CPU efficiency is the bare forward's CPU time
+per sample (its best batch size, timed by the process clock) over the server's CPU time per request:
+on a machine whose core other processes share, wall-clock rates move with them and CPU times less.
 Medians over repeats.
 
     python benchmarks/serving/oip.py                               # cnn and image, 3 repeats (~8 min)
@@ -28,12 +29,13 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from breakdown import cpu_seconds
-from run import Running, bare, hey
+from run import ENV, HERE, Running, bare, hey
 
 KINDS = ("predict-json", "oip-json", "oip-binary")
 
@@ -61,6 +63,13 @@ def bodies(model: str, folder: Path) -> dict[str, tuple[str, Path, str, dict[str
     binary.write_bytes(header + raw)
     out["oip-binary"] = (f"/v2/models/{model}/infer", binary, "application/octet-stream", {"Inference-Header-Content-Length": str(len(header))})
     return out
+
+
+def bare_cpu(model: str) -> dict[int, float]:
+    """The bare forward in samples per CPU-second (BENCH_CLOCK=cpu), on core 0 like bare()."""
+    out = subprocess.run(["taskset", "-c", "0", sys.executable, str(HERE / "models.py"), model], capture_output=True, text=True,
+                         env=ENV | {"BENCH_CLOCK": "cpu"}, check=True).stdout
+    return {int(k): v for k, v in json.loads(out).items()}
 
 
 def load(server: Running, route: str, body: Path, content_type: str, headers: dict, concurrency: int, seconds: float) -> dict:
@@ -98,9 +107,11 @@ def main() -> None:
                     # The limit, measured right before each server: on a shared machine it moves by
                     # tens of percent from one minute to the next.
                     bare_rates = bare(model)
+                    cpu_rates = bare_cpu(model)
                     limits[model].append(bare_rates)
                     best = max(bare_rates.values())
-                    print("  bare samples/s " + ", ".join(f"batch {k}: {v:.0f}" for k, v in bare_rates.items()), file=sys.stderr)
+                    print("  bare samples/s " + ", ".join(f"batch {k}: {v:.0f}" for k, v in bare_rates.items())
+                          + "; per CPU-second " + ", ".join(f"batch {k}: {v:.0f}" for k, v in cpu_rates.items()), file=sys.stderr)
                     route, body, content_type, headers = sent[kind]
                     server = Running("mlkit" if kind == "predict-json" else "mlkit-oip", model, sent["predict-json"][1].read_bytes(), Path(tmp) / f"{kind}.log")
                     try:
@@ -108,7 +119,7 @@ def main() -> None:
                         for c in args.concurrency:
                             r = load(server, route, body, content_type, headers, c, args.duration)
                             r.update(model=model, kind=kind, concurrency=c, repeat=rep, efficiency=r["rps"] / best, body_bytes=body.stat().st_size,
-                                     bare_best=best, cpu_efficiency=1e6 / best / r["cpu_us"])
+                                     bare_best=best, bare_cpu_best=max(cpu_rates.values()), cpu_efficiency=1e6 / max(cpu_rates.values()) / r["cpu_us"])
                             runs.append(r)
                             print(f"  {kind:13} c={c:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
                                   f"cpu {r['cpu_us']:7.0f} µs/req (loop {r['loop_us']:5.0f})  eff {r['efficiency']:.2f}  non-2xx {r['non_2xx']}", file=sys.stderr)
