@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -139,3 +140,27 @@ def _tolist(value: Any) -> Any:
     if tolist is None:
         raise TypeError(f"the predictor returned a {type(value).__name__}, which is not JSON-serialisable; return lists, dicts, numbers, str or bytes")
     return tolist()
+
+
+async def read_body_into(request: Request, limit: int, allocate: Callable[[int], memoryview]) -> memoryview:
+    """The body read straight into `allocate(size)` (binary tensors: a buffer arrays can view without a
+    copy), under the same limit as read_body; without a Content-Length it is read first, then copied."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        body = await read_body(request, limit)
+        buffer = allocate(len(body))
+        buffer[:] = body
+        return buffer
+    size = int(length)
+    if size > limit:
+        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit} (MLKIT_MAX_BODY_BYTES)")
+    buffer = allocate(size)
+    filled = 0
+    async for chunk in request.stream():
+        if filled + len(chunk) > size:
+            raise BadRequest(f"request body is longer than its Content-Length of {size} bytes")
+        buffer[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    if filled != size:
+        raise BadRequest(f"request body ended after {filled} of its Content-Length of {size} bytes")
+    return buffer

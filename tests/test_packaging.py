@@ -81,6 +81,7 @@ def test_the_wheel_holds_every_module_of_both_source_roots_and_the_kit_data(whee
     assert "mlkit/_kit/examples/sentiment/model/weights.json" in names
     assert "mlkit/spec/accelerators.yaml" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert "mlkit_runtime/routes/oip_v2.py" in names  # the routes subpackage, which images run
 
 
 def test_a_new_subpackage_is_picked_up_without_touching_the_packaging(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import models
+import numpy as np
 import torch
 
 from mlkit_runtime.torch_utils import pick_device
@@ -49,3 +50,20 @@ class NoModel:
 
     def predict_batch(self, payloads):
         return [[0.0] * 10 for _ in payloads]
+
+
+class Oip(Predictor):
+    """For /v2/models/{name}/infer (oip.py): the input arrives as a numpy array (the runtime's default,
+    from JSON or binary tensors alike) and the logits go back as arrays, binary when the client asks."""
+
+    def predict(self, payload):
+        return self.predict_batch([payload])[0]
+
+    def predict_batch(self, payloads):
+        # /predict bodies ({"x": [...]}, run.py's readiness probe) become arrays here; OIP ones already are.
+        rows = [p["inputs"][0]["data"] if "inputs" in p else np.asarray(p["x"], dtype=np.int64 if self.name == "encoder" else np.float32) for p in payloads]
+        x = torch.from_numpy(np.stack(rows))
+        with torch.inference_mode():
+            logits = self.model(x.reshape(len(payloads), -1).to(self.device)).cpu().numpy()
+        return [{"logits": row} for row in logits]
+

@@ -52,7 +52,7 @@ def ensure_bentoml() -> Path:
 
 
 # The runtime's predictor classes in mlkit_predictor.py and the plain ASGI apps, by server kind.
-MLKIT_PREDICTORS = {"mlkit": "Predictor", "mlkit-nomodel": "NoModel", "mlkit-nobatch": "Unbatched"}
+MLKIT_PREDICTORS = {"mlkit": "Predictor", "mlkit-nomodel": "NoModel", "mlkit-nobatch": "Unbatched", "mlkit-oip": "Oip"}
 UVICORN_APPS = {"fastapi": "fastapi_app", "null": "null_app", "floor": "batching_floor"}
 
 
@@ -107,9 +107,10 @@ class Running:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def hey(url: str, body_file: Path, concurrency: int, seconds: float) -> dict:
+def hey(url: str, body_file: Path, concurrency: int, seconds: float, content_type: str = "application/json", headers: dict[str, str] | None = None) -> dict:
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(
-        ["taskset", "-c", "1", "hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", "application/json", "-D", str(body_file), url],
+        ["taskset", "-c", "1", "hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", content_type, *extra, "-D", str(body_file), url],
         capture_output=True, text=True, check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))

@@ -1,29 +1,31 @@
-"""Open Inference Protocol v2 (KServe v2, Triton): inference, model metadata and health."""
+"""Open Inference Protocol v2 (KServe v2, Triton): inference, model metadata and health.
+
+Inference takes JSON tensors and the binary tensor extension (oip_messages.py); predictors get each
+input's data as a numpy array by default (tensors.py, `oip_tensors` on the predictor class).
+"""
 
 from __future__ import annotations
-
-import math
-from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..app import runtime_of
-from ..errors import BadRequest
-from ..payloads import payload
+from ..oip_messages import read_request, response
+from ..oip_schema import ErrorBody, InferenceRequest, InferenceResponse, ServerMetadata, inline_schema
+from ..tensors import input_format
 from .kserve_v1 import check_name
 
 router = APIRouter(tags=["open-inference-protocol-v2"])
 
-DATATYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"}
+EXTENSIONS = ["binary_tensor_data"]
 
 
-@router.get("/v2", summary="Server metadata")
+@router.get("/v2", summary="Server metadata", response_model=ServerMetadata)
 async def server_metadata() -> dict:
     from .. import __version__
 
-    return {"name": "mlkit_runtime", "version": __version__, "extensions": []}
+    return {"name": "mlkit_runtime", "version": __version__, "extensions": EXTENSIONS}
 
 
 @router.get("/v2/health/live", summary="Liveness (OIP v2)")
@@ -50,70 +52,28 @@ async def model_ready(request: Request, name: str) -> Response:
     return await ready(request)
 
 
-def _flatten(data: Any) -> list:
-    if isinstance(data, list) and data and isinstance(data[0], list):
-        return [x for row in data for x in _flatten(row)]
-    return data if isinstance(data, list) else [data]
+# The body is read by `respond` itself (JSON or binary), so the schema is declared here for the docs.
+_INFER_DOCS = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": inline_schema(InferenceRequest)}},
+        "description": "JSON tensors; or, with the binary tensor extension, this JSON as a header of "
+        "Inference-Header-Content-Length bytes followed by the inputs' raw bytes (application/octet-stream).",
+    },
+    "parameters": [{
+        "name": "Inference-Header-Content-Length", "in": "header", "required": False,
+        "description": "Binary tensor extension: the length of the JSON header that starts the body.",
+        "schema": {"type": "integer", "minimum": 0},
+    }],
+}
 
 
-def validate(body: Any) -> dict:
-    """Check each input tensor's fields and that its shape matches its data; data comes back flattened."""
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
-        raise BadRequest('the body must be a JSON object with a non-empty "inputs" list of tensors {name, shape, datatype, data}')
-    for i, tensor in enumerate(body["inputs"]):
-        where = f"inputs[{i}]"
-        if not isinstance(tensor, dict):
-            raise BadRequest(f"{where}: must be an object with name, shape, datatype and data")
-        missing = [k for k in ("name", "shape", "datatype", "data") if k not in tensor]
-        if missing:
-            raise BadRequest(f"{where}: missing {', '.join(missing)}")
-        shape = tensor["shape"]
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-            raise BadRequest(f"{where}.shape: must be a list of non-negative integers, got {shape!r}")
-        if tensor["datatype"] not in DATATYPES:
-            raise BadRequest(f"{where}.datatype: {tensor['datatype']!r} is not an OIP datatype (valid: {', '.join(sorted(DATATYPES))})")
-        flat = _flatten(tensor["data"])
-        if len(flat) != math.prod(shape):
-            raise BadRequest(f"{where}: shape {shape} holds {math.prod(shape)} elements but data has {len(flat)}")
-        tensor["data"] = flat
-    return body
-
-
-def _datatype(values: list) -> str:
-    if values and all(isinstance(v, bool) for v in values):
-        return "BOOL"
-    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "INT64"
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return "FP64"
-    return "BYTES"
-
-
-def _shape(value: Any) -> list[int]:
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        value = value[0] if value else None
-    return shape
-
-
-def to_v2(name: str, request_id: str | None, result: Any) -> dict:
-    """A predictor's result as an OIP response: passed through if it already has "outputs"."""
-    if isinstance(result, dict) and "outputs" in result:
-        return {"model_name": name, **({"id": request_id} if request_id else {}), **result}
-    tolist = getattr(result, "tolist", None)
-    if tolist is not None:
-        result = tolist()
-    outputs = []
-    items = result.items() if isinstance(result, dict) else [("output-0", result)]
-    for key, value in items:
-        value = value.tolist() if hasattr(value, "tolist") else value
-        flat = _flatten(value)
-        outputs.append({"name": str(key), "shape": _shape(value) or [1], "datatype": _datatype(flat), "data": flat})
-    return {"model_name": name, **({"id": request_id} if request_id else {}), "outputs": outputs}
-
-
-@router.post("/v2/models/{name}/infer", summary="Inference (OIP v2): the predictor receives the validated request")
+@router.post(
+    "/v2/models/{name}/infer",
+    summary="Inference (OIP v2): JSON or binary tensors; the predictor gets numpy arrays unless it asks otherwise",
+    openapi_extra=_INFER_DOCS,
+    responses={200: {"model": InferenceResponse}, 400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 415: {"model": ErrorBody}},
+)
 async def infer(request: Request, name: str) -> Response:
     return await respond(request, name)
 
@@ -123,7 +83,8 @@ async def respond(request: Request, name: str) -> Response:
 
     async def call():
         check_name(request, name)
-        body = validate(await payload(request, rt.settings.max_body_bytes, json_only=True))
-        return to_v2(name, body.get("id"), await rt.predict_one(body))
+        assert rt.predictor is not None
+        decoded = await read_request(request, rt.settings.max_body_bytes, input_format(rt.predictor.instance))
+        return response(name, decoded, await rt.predict_one(decoded.payload))
 
     return await rt.handle(request, "/v2/models/:infer", call)

@@ -75,9 +75,9 @@ def test_oip_v2_infer_wraps_the_result(client):
     "tensor, message",
     [
         ({"name": "x", "shape": [3], "datatype": "FP32", "data": [1, 2]}, "shape [3] holds 3 elements but data has 2"),
-        ({"name": "x", "shape": [2], "datatype": "FLOAT", "data": [1, 2]}, "'FLOAT' is not an OIP datatype"),
-        ({"name": "x", "shape": "2", "datatype": "FP32", "data": [1, 2]}, "must be a list of non-negative integers"),
-        ({"name": "x", "datatype": "FP32", "data": [1]}, "missing shape"),
+        ({"name": "x", "shape": [2], "datatype": "FLOAT", "data": [1, 2]}, "inputs[0].datatype: Input should be 'BOOL'"),
+        ({"name": "x", "shape": "2", "datatype": "FP32", "data": [1, 2]}, "inputs[0].shape: Input should be a valid list (got '2')"),
+        ({"name": "x", "datatype": "FP32", "data": [1]}, "inputs[0].shape: Field required"),
     ],
 )
 def test_oip_v2_checks_tensors(client, tensor, message):
