@@ -167,3 +167,12 @@ def test_a_predictor_that_cannot_load_is_one_line(project):
         "    def predict(self, payload):\n        return payload\n"
     )
     assert_one_line_error(mlkit("bench", "--quick", cwd=proj, timeout=120), "runtime exited", "no weights here")
+
+
+def test_an_engine_api_is_refused_in_one_line(tmp_path):
+    """An engine API runs vLLM's server, not the runtime bench drives: one line says so, nothing starts."""
+    from tests.spec.test_engines import AWS
+
+    (tmp_path / "mlkit.yaml").write_text(AWS)
+    result = mlkit("bench", "chat", "--payload", "{}", cwd=tmp_path, timeout=60)
+    assert_one_line_error(result, "chat runs engine vllm: mlkit bench measures predictor APIs")
