@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import tensors
-from .errors import BadRequest, UnsupportedMediaType
+from .errors import BadRequest, PredictorFault, UnsupportedMediaType
 from .oip_schema import InferenceRequest, validate_request
 from .payloads import FORM_TYPES, JSON_TYPES, dumps, media_type, parse_json, payload, read_body_into
 
@@ -155,6 +155,6 @@ def response(model_name: str, decoded: Decoded, result: Any) -> Response:
 def _given(index: int, output: Any) -> tensors.Output:
     """An output the predictor wrote out itself ({"name", "data", and maybe "shape", "datatype", "parameters"})."""
     if not isinstance(output, dict) or "name" not in output or "data" not in output:
-        raise TypeError(f"the predictor returned outputs[{index}] without a name and data; each output is {{'name', 'data'[, 'shape', 'datatype']}}")
+        raise PredictorFault(f"the predictor returned outputs[{index}] without a name and data; each output is {{'name', 'data'[, 'shape', 'datatype']}}")
     extra = {"parameters": output["parameters"]} if isinstance(output.get("parameters"), dict) else {}
     return tensors.Output(str(output["name"]), output["data"], output.get("datatype"), output.get("shape"), extra)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BadRequest
+from .errors import BadRequest, PredictorFault
 
 # OIP datatype -> numpy dtype as it travels (little-endian); BYTES elements are Python bytes objects.
 DTYPES: dict[str, np.dtype] = {
@@ -133,10 +133,15 @@ def input_format(predictor: Any) -> str:
     cls = type(predictor)
     found = _formats.get(cls)
     if found is None:
-        found = getattr(cls, "oip_tensors", DEFAULT_FORMAT)
-        if found not in FORMATS:
-            raise TypeError(f"{cls.__name__}.oip_tensors is {found!r}; it must be one of {', '.join(map(repr, FORMATS))}")
-        _formats[cls] = found
+        found = _formats[cls] = format_of(cls)
+    return found
+
+
+def format_of(cls: type) -> str:
+    """The class's `oip_tensors`, checked: the predictor loader calls it too, so a bad value stops start-up."""
+    found = getattr(cls, "oip_tensors", DEFAULT_FORMAT)
+    if not isinstance(found, str) or found not in FORMATS:
+        raise PredictorFault(f"{cls.__name__}.oip_tensors is {found!r:.80}; it must be one of {', '.join(map(repr, FORMATS))}")
     return found
 
 
@@ -185,9 +190,9 @@ class Output:
         if array.ndim == 0:
             array = array.reshape(1)
         if datatype is not None and datatype not in DTYPES:
-            raise TypeError(f"output {name!r}: datatype {datatype!r} is not an OIP datatype ({', '.join(DTYPES)})")
+            raise PredictorFault(f"output {name!r}: datatype {datatype!r} is not an OIP datatype ({', '.join(DTYPES)})")
         if shape is not None and math.prod(shape) != array.size:
-            raise TypeError(f"output {name!r}: shape {shape} holds {math.prod(shape)} elements but the data has {array.size}")
+            raise PredictorFault(f"output {name!r}: shape {shape} holds {math.prod(shape)} elements but the data has {array.size}")
         self.array = array
         self.datatype = datatype or datatype_of(array)
         self.shape = shape or list(array.shape)
@@ -231,7 +236,7 @@ def datatype_of(array: np.ndarray) -> str:
         return "BYTES"
     found = _DATATYPES.get(array.dtype.newbyteorder("="))
     if found is None:
-        raise TypeError(f"an output of numpy dtype {array.dtype} has no OIP datatype; return bool, int, uint, float16/32/64 or strings")
+        raise PredictorFault(f"an output of numpy dtype {array.dtype} has no OIP datatype; return bool, int, uint, float16/32/64 or strings")
     return found
 
 
@@ -248,10 +253,9 @@ def to_bytes(array: np.ndarray, datatype: str) -> bytes:
 
 def _cast(data: list, datatype: str, shape: list[int], name: str) -> np.ndarray:
     try:
-        array = np.asarray(data, dtype=DTYPES[datatype] if datatype != "BYTES" else object)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(f"output {name!r}: its data is not {datatype}: {exc}") from None
-    return array.reshape(shape)
+        return np.asarray(data, dtype=DTYPES[datatype] if datatype != "BYTES" else object).reshape(shape)
+    except (ValueError, TypeError) as exc:  # values of another type, or more or fewer of them than the shape holds
+        raise PredictorFault(f"output {name!r}: its data is not {datatype} of shape {shape}: {exc}") from None
 
 
 def _text(value: Any) -> str:
