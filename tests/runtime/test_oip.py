@@ -35,7 +35,11 @@ def binary_request(header: dict, *parts: bytes, header_length: int | None = None
     head = json.dumps(header).encode()
     return {
         "content": head + b"".join(parts),
-        "headers": {"Inference-Header-Content-Length": str(len(head) if header_length is None else header_length), "Content-Type": "application/octet-stream", **headers},
+        "headers": {
+            "Inference-Header-Content-Length": str(len(head) if header_length is None else header_length),
+            "Content-Type": "application/octet-stream",
+            **headers,
+        },
     }
 
 
@@ -142,7 +146,10 @@ DATATYPES = [("BOOL", np.bool_), ("UINT8", np.uint8), ("UINT16", np.uint16), ("U
 def test_every_datatype_round_trips_binary_and_json(client, datatype, dtype):
     values = (np.arange(6) % 2 == 1) if dtype is np.bool_ else (np.arange(6) * 3 + 1).astype(dtype)
     raw = values.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
-    header = {"inputs": [tensor(shape=[2, 3], datatype=datatype, parameters={"binary_data_size": len(raw)})], "outputs": [{"name": "x", "parameters": {"binary_data": True}}, {"name": "received"}]}
+    header = {
+        "inputs": [tensor(shape=[2, 3], datatype=datatype, parameters={"binary_data_size": len(raw)})],
+        "outputs": [{"name": "x", "parameters": {"binary_data": True}}, {"name": "received"}],
+    }
     r = client.post(INFER, **binary_request(header, raw))
     assert r.status_code == 200, r.text
     head, rest = split(r)
@@ -308,7 +315,8 @@ def test_batching_with_arrays_and_binary_outputs(serve):
 
     def one(i: int):
         raw = np.full(3, i, dtype="<f4").tobytes()
-        r = httpx.post(s.url + INFER, **binary_request({"inputs": [tensor(shape=[3], parameters={"binary_data_size": 12})], "parameters": {"binary_data_output": True}}, raw), timeout=10)
+        header = {"inputs": [tensor(shape=[3], parameters={"binary_data_size": 12})], "parameters": {"binary_data_output": True}}
+        r = httpx.post(s.url + INFER, **binary_request(header, raw), timeout=10)
         head, rest = split(r)
         doubled = np.frombuffer(rest[: head["outputs"][0]["parameters"]["binary_data_size"]], "<f4")
         return doubled.tolist(), int(np.frombuffer(rest[-8:], "<i8")[0])
@@ -323,7 +331,8 @@ def test_predictor_written_outputs_pass_through_or_go_binary(serve):
     s = serve("tensors.py:Outputs")
     body = {"id": "o", "inputs": [tensor(data=[1, 2])]}
     r = httpx.post(s.url + INFER, json=body)
-    assert r.json() == {"model_name": "echo", "id": "o", "parameters": {"note": "given"}, "outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [0.5, 1.5]}]}
+    given = [{"name": "y", "shape": [2], "datatype": "FP32", "data": [0.5, 1.5]}]
+    assert r.json() == {"model_name": "echo", "id": "o", "parameters": {"note": "given"}, "outputs": given}
     head, rest = split(httpx.post(s.url + INFER, json=body | {"parameters": {"binary_data_output": True}}))
     assert head["outputs"][0]["parameters"] == {"binary_data_size": 8} and rest == np.array([0.5, 1.5], "<f4").tobytes()
 
@@ -338,7 +347,10 @@ def test_an_unknown_input_form_stops_start_up_in_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "Application startup" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("kind, message", [("datatype", "output 'y': datatype 'FLOAT' is not an OIP datatype"), ("shape", "output 'y': shape [3] holds 3 elements but the data has 2")])
+@pytest.mark.parametrize("kind, message", [
+    ("datatype", "output 'y': datatype 'FLOAT' is not an OIP datatype"),
+    ("shape", "output 'y': shape [3] holds 3 elements but the data has 2"),
+])
 def test_outputs_that_contradict_themselves_are_predictor_errors(serve, kind, message):
     s = serve("tensors.py:WrongOutputs")
     r = httpx.post(s.url + INFER, json={"inputs": [tensor(kind, data=[1, 2])]})
@@ -346,3 +358,28 @@ def test_outputs_that_contradict_themselves_are_predictor_errors(serve, kind, me
     # Counted as the predictor's error, logged as one, and not passed off as the server's own bug.
     assert "mlkit_predictor_errors_total 1.0" in httpx.get(s.url + "/metrics").text
     assert "predictor error" in s.output() and "internal error" not in s.output()
+
+
+WRITTEN_WRONG = '''
+class Predictor:
+    def __init__(self, config, model_dir):
+        pass
+
+    def predict(self, payload):
+        if payload["inputs"][0]["name"] == "nameless":
+            return {"outputs": [{"data": [1.0]}]}
+        return {"outputs": [{"name": "y", "shape": [3], "datatype": "FP32", "data": [0.5, 1.5]}]}
+'''
+
+
+def test_outputs_written_out_wrong_are_predictor_errors(serve, tmp_path):
+    path = tmp_path / "written.py"
+    path.write_text(WRITTEN_WRONG)
+    s = serve(f"{path}:Predictor")
+    r = httpx.post(s.url + INFER, json={"inputs": [tensor("nameless", data=[1, 2])]})
+    assert r.status_code == 500 and r.json()["error"].startswith("predictor error: the predictor returned outputs[0] without a name and data"), r.text
+    # Written-out JSON goes back as given; asked for as binary, its data must fit its shape.
+    r = httpx.post(s.url + INFER, json={"inputs": [tensor(data=[1, 2])], "parameters": {"binary_data_output": True}})
+    assert r.status_code == 500 and r.json()["error"].startswith("predictor error: output 'y': its data is not FP32 of shape [3]"), r.text
+    assert "mlkit_predictor_errors_total 2.0" in httpx.get(s.url + "/metrics").text
+    assert "internal error" not in s.output()
