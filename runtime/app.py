@@ -19,7 +19,7 @@ from . import __version__, logs
 from .admission import Admission
 from .auth import ApiKeys
 from .batching import Batcher, RequestState, current
-from .errors import HTTPError, Overloaded, PredictorFailed, PredictorLoadError, PredictorRaised, Unavailable, from_exception
+from .errors import HTTPError, Overloaded, PredictorFailed, PredictorFault, PredictorLoadError, PredictorRaised, Unavailable, from_exception
 from .metrics import Metrics, PredictionMonitor
 from .payloads import clip, dumps, to_response
 from .predictor import Predictor, construct, describe, load_class
@@ -128,11 +128,15 @@ class Runtime:
             if isinstance(exc, Overloaded):
                 self.metrics.rejected.inc()
             response = error_response(exc.status, exc.message, request_id, exc.headers | headers)
-        except PredictorRaised as raised:
-            cause = raised.__cause__ or raised
+        except (PredictorRaised, PredictorFault) as raised:
+            cause = (raised.__cause__ or raised) if isinstance(raised, PredictorRaised) else raised
             self.metrics.predictor_errors.inc()
-            logs.log.error("request %s on %s: predictor raised\n%s", request_id, route, logs.format_exception(cause))
-            failed = PredictorFailed(f"the predictor raised {type(cause).__name__}: {clip(str(cause), 500)}")
+            if isinstance(cause, PredictorFault):  # the runtime found the fault in what the predictor returned
+                what, message = "predictor error", f"predictor error: {clip(str(cause), 500)}"
+            else:
+                what, message = "predictor raised", f"the predictor raised {type(cause).__name__}: {clip(str(cause), 500)}"
+            logs.log.error("request %s on %s: %s\n%s", request_id, route, what, logs.format_exception(cause))
+            failed = PredictorFailed(message)
             response = error_response(failed.status, failed.message, request_id, headers)
         except Exception as exc:
             error = from_exception(exc)

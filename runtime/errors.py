@@ -78,6 +78,13 @@ class PredictorRaised(Exception):
     error. Anything else unexpected is the server's fault, and is neither counted nor blamed on it."""
 
 
+class PredictorFault(Exception):
+    """What the predictor returned contradicts itself (an OIP output whose shape does not match its
+    data, a datatype OIP does not have): found by the runtime's code that reads the result, but the
+    predictor's fault, so answered like PredictorRaised, with this message. Raised only where that code
+    has checked the predictor's value; any other exception there stays the server's own fault."""
+
+
 def from_exception(exc: BaseException) -> HTTPError | None:
     """Exceptions that are the client's doing, raised by the frameworks beneath us, as HTTP errors."""
     from starlette.exceptions import HTTPException

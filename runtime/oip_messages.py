@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import tensors
-from .errors import BadRequest, UnsupportedMediaType
+from .errors import BadRequest, PredictorFault, UnsupportedMediaType
 from .oip_schema import InferenceRequest, validate_request
 from .payloads import FORM_TYPES, JSON_TYPES, dumps, media_type, parse_json, payload, read_body_into
 
@@ -30,7 +30,7 @@ BINARY_TYPES = ("application/octet-stream", "", *JSON_TYPES)
 
 @dataclass
 class Decoded:
-    payload: dict  # what the predictor gets: the request with each input's data as the predictor asked
+    payload: dict[str, Any]  # what the predictor gets: the request with each input's data as the predictor asked
     request: InferenceRequest
 
 
@@ -67,9 +67,9 @@ async def read_request(request: Request, limit: int, form: str) -> Decoded:
     return Decoded(body, model)
 
 
-def _decode_inputs(body: dict, model: InferenceRequest, buffer: np.ndarray | None, offset: int, form: str) -> None:
+def _decode_inputs(body: dict[str, Any], model: InferenceRequest, buffer: np.ndarray | None, offset: int, form: str) -> None:
     """Each input's data, from JSON or from the binary part at `offset`, in the predictor's form, in place in `body`."""
-    for i, (tensor, checked) in enumerate(zip(body["inputs"], model.inputs)):
+    for i, (tensor, checked) in enumerate(zip(body["inputs"], model.inputs, strict=True)):  # the models were made from these inputs
         where = f"inputs[{i}]"
         size = (checked.parameters or {}).get("binary_data_size")
         if size is not None:
@@ -109,7 +109,7 @@ def _aligned(size: int, header: int) -> memoryview:
     """A buffer for the body whose binary part starts 64-byte aligned, so input arrays are aligned views."""
     raw = np.empty(size + 64, dtype=np.uint8)
     shift = -(raw.ctypes.data + header) % 64
-    return memoryview(raw[shift : shift + size])
+    return raw[shift : shift + size].data  # the slice's memoryview (numpy's stubs do not type an array as a Buffer)
 
 
 def response(model_name: str, decoded: Decoded, result: Any) -> Response:
@@ -155,6 +155,6 @@ def response(model_name: str, decoded: Decoded, result: Any) -> Response:
 def _given(index: int, output: Any) -> tensors.Output:
     """An output the predictor wrote out itself ({"name", "data", and maybe "shape", "datatype", "parameters"})."""
     if not isinstance(output, dict) or "name" not in output or "data" not in output:
-        raise TypeError(f"the predictor returned outputs[{index}] without a name and data; each output is {{'name', 'data'[, 'shape', 'datatype']}}")
+        raise PredictorFault(f"the predictor returned outputs[{index}] without a name and data; each output is {{'name', 'data'[, 'shape', 'datatype']}}")
     extra = {"parameters": output["parameters"]} if isinstance(output.get("parameters"), dict) else {}
     return tensors.Output(str(output["name"]), output["data"], output.get("datatype"), output.get("shape"), extra)

@@ -26,7 +26,7 @@ def _scalar(value: Any) -> Any:
     raise ValueError(f"must be a string, number or boolean, not {type(value).__name__}")
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     if isinstance(value, list):
         return value  # the same object: no copy of a large tensor
     raise ValueError(f"must be a list (flat or nested, row-major), not {type(value).__name__}")
@@ -35,7 +35,7 @@ def _list(value: Any) -> list:
 Scalar = Annotated[Any, PlainValidator(_scalar), WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]})]
 Parameters = Annotated[dict[str, Scalar], Field(description="Free-form parameters: names to strings, numbers or booleans.")]
 TensorData = Annotated[
-    list,
+    list[Any],
     PlainValidator(_list),
     WithJsonSchema({
         "type": "array",
@@ -54,7 +54,9 @@ class RequestInput(_Strict):
     name: str
     shape: Shape
     datatype: Datatype
-    parameters: Parameters | None = Field(None, description="`binary_data_size`: the byte length of this tensor in the binary part of the body (binary tensor extension).")
+    parameters: Parameters | None = Field(
+        None, description="`binary_data_size`: the byte length of this tensor in the binary part of the body (binary tensor extension)."
+    )
     data: TensorData | None = Field(None, description="Required unless parameters.binary_data_size is given.")
 
 
@@ -78,7 +80,7 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: Datatype
     parameters: dict[str, Any] | None = None
-    data: list | None = Field(None, description="Absent when the output is binary (parameters.binary_data_size says how many bytes).")
+    data: list[Any] | None = Field(None, description="Absent when the output is binary (parameters.binary_data_size says how many bytes).")
 
 
 class InferenceResponse(BaseModel):
@@ -128,7 +130,7 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def inline_schema(model: type[BaseModel]) -> dict:
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema with its `$defs` inlined, to sit in an OpenAPI operation on its own."""
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
@@ -143,4 +145,5 @@ def inline_schema(model: type[BaseModel]) -> dict:
             return [resolve(v) for v in node]
         return node
 
-    return resolve(schema)
+    inlined: dict[str, Any] = resolve(schema)  # a dict in, a dict out
+    return inlined

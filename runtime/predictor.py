@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
-from .errors import PredictorLoadError, PredictorRaised
+from .errors import PredictorFault, PredictorLoadError, PredictorRaised
+from .tensors import format_of
 
 
 def load_class(spec: str, base_dir: Path | None = None) -> type:
@@ -54,6 +55,10 @@ def load_class(spec: str, base_dir: Path | None = None) -> type:
         raise PredictorLoadError(f"{where}: has no class {class_name!r} (classes defined there: {', '.join(found) or 'none'})")
     if not callable(getattr(cls, "predict", None)):
         raise PredictorLoadError(f"{where}: {class_name} has no predict(self, payload) method")
+    try:
+        format_of(cls)  # checked here so that a bad value is one line at start-up, not a 500 on every request
+    except PredictorFault as exc:
+        raise PredictorLoadError(f"{where}: {exc}") from None
     return cast(type, cls)  # an attribute with a callable predict; construct() reports one that cannot be called as a class
 
 

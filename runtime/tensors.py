@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BadRequest
+from .errors import BadRequest, PredictorFault
 
 # OIP datatype -> numpy dtype as it travels (little-endian); BYTES elements are Python bytes objects.
 DTYPES: dict[str, np.dtype] = {
@@ -31,7 +31,7 @@ FORMATS = ("numpy", "torch", "list")
 DEFAULT_FORMAT = "numpy"
 
 
-def from_json(data: list, datatype: str, shape: list[int], where: str) -> tuple[np.ndarray, list | None]:
+def from_json(data: list[Any], datatype: str, shape: list[int], where: str) -> tuple[np.ndarray, list[Any] | None]:
     """JSON `data` (flat or nested) as an array of `shape`; also the values as sent, flattened, for "list" predictors."""
     count = math.prod(shape)
     if datatype == "BYTES":
@@ -61,7 +61,7 @@ def from_json(data: list, datatype: str, shape: list[int], where: str) -> tuple[
     return _shaped(sent.astype(dtype.newbyteorder("="), copy=False), shape, where), None
 
 
-def _flat_strings(data: list, where: str) -> list[str]:
+def _flat_strings(data: list[Any], where: str) -> list[str]:
     flat: list[str] = []
     stack = [(data, 0)]
     while stack:
@@ -108,7 +108,7 @@ def from_binary(buffer: np.ndarray, offset: int, size: int, datatype: str, shape
 
 
 def _bytes_elements(buffer: np.ndarray, offset: int, size: int, count: int, where: str) -> np.ndarray:
-    view = memoryview(buffer)[offset : offset + size]
+    view = buffer.data[offset : offset + size]  # the uint8 array's own memoryview: no copy (numpy's stubs do not type an array as a Buffer)
     elements = np.empty(count, dtype=object)
     pos = 0
     for i in range(count):
@@ -125,7 +125,7 @@ def _bytes_elements(buffer: np.ndarray, offset: int, size: int, count: int, wher
 
 
 # The form each predictor asked for, read once per predictor instance.
-_formats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_formats: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 
 
 def input_format(predictor: Any) -> str:
@@ -133,14 +133,19 @@ def input_format(predictor: Any) -> str:
     cls = type(predictor)
     found = _formats.get(cls)
     if found is None:
-        found = getattr(cls, "oip_tensors", DEFAULT_FORMAT)
-        if found not in FORMATS:
-            raise TypeError(f"{cls.__name__}.oip_tensors is {found!r}; it must be one of {', '.join(map(repr, FORMATS))}")
-        _formats[cls] = found
+        found = _formats[cls] = format_of(cls)
     return found
 
 
-def for_predictor(array: np.ndarray, sent: list | None, form: str) -> Any:
+def format_of(cls: type) -> str:
+    """The class's `oip_tensors`, checked: the predictor loader calls it too, so a bad value stops start-up."""
+    found = getattr(cls, "oip_tensors", DEFAULT_FORMAT)
+    if not isinstance(found, str) or found not in FORMATS:
+        raise PredictorFault(f"{cls.__name__}.oip_tensors is {found!r:.80}; it must be one of {', '.join(map(repr, FORMATS))}")
+    return found
+
+
+def for_predictor(array: np.ndarray, sent: list[Any] | None, form: str) -> Any:
     """One input's data in the predictor's form: the array; a torch tensor over the same memory; or a flat list."""
     if form == "numpy":
         return array
@@ -164,16 +169,18 @@ class Output:
     """One output tensor: an array with its OIP name and datatype, or a value that is no tensor (sent as given)."""
 
     __slots__ = ("name", "array", "datatype", "shape", "data", "extra")
+    # Always set by __init__, whichever way the value came: the datatype and shape it is sent with.
+    datatype: str
+    shape: list[int]
 
-    def __init__(self, name: str, value: Any, datatype: str | None = None, shape: list[int] | None = None, extra: dict | None = None):
+    def __init__(self, name: str, value: Any, datatype: str | None = None, shape: list[int] | None = None, extra: dict[str, Any] | None = None):
         self.name = name
         self.extra = extra or {}
         self.array: np.ndarray | None = None
         self.data: Any = None
-        self.datatype = datatype
-        self.shape = shape
         if isinstance(value, list) and datatype is not None and shape is not None:
             self.data = value  # a complete JSON tensor from the predictor: as it is, unless asked for binary
+            self.datatype, self.shape = datatype, shape
             return
         array = as_array(value)
         if array is None or (array.dtype == object and not all(isinstance(v, (bytes, str)) for v in array.flat)):
@@ -185,14 +192,14 @@ class Output:
         if array.ndim == 0:
             array = array.reshape(1)
         if datatype is not None and datatype not in DTYPES:
-            raise TypeError(f"output {name!r}: datatype {datatype!r} is not an OIP datatype ({', '.join(DTYPES)})")
+            raise PredictorFault(f"output {name!r}: datatype {datatype!r} is not an OIP datatype ({', '.join(DTYPES)})")
         if shape is not None and math.prod(shape) != array.size:
-            raise TypeError(f"output {name!r}: shape {shape} holds {math.prod(shape)} elements but the data has {array.size}")
+            raise PredictorFault(f"output {name!r}: shape {shape} holds {math.prod(shape)} elements but the data has {array.size}")
         self.array = array
         self.datatype = datatype or datatype_of(array)
         self.shape = shape or list(array.shape)
 
-    def json(self) -> dict:
+    def json(self) -> dict[str, Any]:
         data = self.data
         if data is None:
             assert self.array is not None
@@ -202,7 +209,7 @@ class Output:
                 data = np.ascontiguousarray(self.array.astype(DTYPES[self.datatype].newbyteorder("="), copy=False)).reshape(-1)
         return {"name": self.name, "shape": self.shape, "datatype": self.datatype, **self.extra, "data": data}
 
-    def binary(self) -> tuple[dict, bytes]:
+    def binary(self) -> tuple[dict[str, Any], bytes]:
         array = self.array if self.array is not None else _cast(self.data, self.datatype, self.shape, self.name)
         raw = to_bytes(array, self.datatype)
         parameters = {**self.extra.get("parameters", {}), "binary_data_size": len(raw)}
@@ -217,7 +224,8 @@ def as_array(value: Any) -> np.ndarray | None:
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, on any device
-        return value.detach().cpu().numpy()
+        array: np.ndarray = value.detach().cpu().numpy()
+        return array
     if isinstance(value, (dict, set)):
         return None
     try:
@@ -231,7 +239,7 @@ def datatype_of(array: np.ndarray) -> str:
         return "BYTES"
     found = _DATATYPES.get(array.dtype.newbyteorder("="))
     if found is None:
-        raise TypeError(f"an output of numpy dtype {array.dtype} has no OIP datatype; return bool, int, uint, float16/32/64 or strings")
+        raise PredictorFault(f"an output of numpy dtype {array.dtype} has no OIP datatype; return bool, int, uint, float16/32/64 or strings")
     return found
 
 
@@ -246,12 +254,11 @@ def to_bytes(array: np.ndarray, datatype: str) -> bytes:
     return np.ascontiguousarray(array, dtype=DTYPES[datatype]).tobytes()
 
 
-def _cast(data: list, datatype: str, shape: list[int], name: str) -> np.ndarray:
+def _cast(data: list[Any], datatype: str, shape: list[int], name: str) -> np.ndarray:
     try:
-        array = np.asarray(data, dtype=DTYPES[datatype] if datatype != "BYTES" else object)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(f"output {name!r}: its data is not {datatype}: {exc}") from None
-    return array.reshape(shape)
+        return np.asarray(data, dtype=DTYPES[datatype] if datatype != "BYTES" else object).reshape(shape)
+    except (ValueError, TypeError) as exc:  # values of another type, or more or fewer of them than the shape holds
+        raise PredictorFault(f"output {name!r}: its data is not {datatype} of shape {shape}: {exc}") from None
 
 
 def _text(value: Any) -> str:

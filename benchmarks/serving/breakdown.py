@@ -82,7 +82,8 @@ def main() -> None:
                 finally:
                     server.stop()
                 results[kind].append(r)
-                print(f"  {kind:14} {r['rps']:8.0f} req/s  loop thread {r['loop_us']:6.1f} µs/request  other threads {r['other_us']:6.1f} µs/request", file=sys.stderr)
+                print(f"  {kind:14} {r['rps']:8.0f} req/s  loop thread {r['loop_us']:6.1f} µs/request  "
+                      f"other threads {r['other_us']:6.1f} µs/request", file=sys.stderr)
     report(args.model, results)
 
 

@@ -121,7 +121,8 @@ def main() -> None:
                                      bare_best=best, bare_cpu_best=max(cpu_rates.values()), cpu_efficiency=1e6 / max(cpu_rates.values()) / r["cpu_us"])
                             runs.append(r)
                             print(f"  {kind:13} c={c:<3} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-                                  f"cpu {r['cpu_us']:7.0f} µs/req (loop {r['loop_us']:5.0f})  eff {r['efficiency']:.2f}  non-2xx {r['non_2xx']}", file=sys.stderr)
+                                  f"cpu {r['cpu_us']:7.0f} µs/req (loop {r['loop_us']:5.0f})  eff {r['efficiency']:.2f}  non-2xx {r['non_2xx']}",
+                                  file=sys.stderr)
                     finally:
                         server.stop()
     if args.out:
@@ -142,16 +143,19 @@ def table(runs: list[dict], limits: dict[str, list[dict]]) -> None:
     for (model, c, kind), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], KINDS.index(kv[0][2]))):
         effs = [r["efficiency"] for r in rs]
         print(f"| {model} | c={c} | {kind} | {rs[0]['body_bytes']} | {med(rs, 'rps'):.0f} | {med(rs, 'p50_ms'):.1f} / {med(rs, 'p99_ms'):.1f} | "
-              f"{med(rs, 'cpu_us'):.0f} ({med(rs, 'loop_us'):.0f}) | {statistics.median(effs):.2f} ({min(effs):.2f}-{max(effs):.2f}) | {med(rs, 'cpu_efficiency'):.2f} | "
+              f"{med(rs, 'cpu_us'):.0f} ({med(rs, 'loop_us'):.0f}) | "
+              f"{statistics.median(effs):.2f} ({min(effs):.2f}-{max(effs):.2f}) | {med(rs, 'cpu_efficiency'):.2f} | "
               f"{sum(r['non_2xx'] for r in rs)} |")
     print()
     for model, measured in limits.items():
         per_batch = {b: sorted(m[b] for m in measured) for b in measured[0]}
-        print(f"{model}: bare samples/s over {len(measured)} measurements: " + "; ".join(f"batch {b} {statistics.median(v):.0f} ({v[0]:.0f}-{v[-1]:.0f})" for b, v in per_batch.items()))
+        batches = "; ".join(f"batch {b} {statistics.median(v):.0f} ({v[0]:.0f}-{v[-1]:.0f})" for b, v in per_batch.items())
+        print(f"{model}: bare samples/s over {len(measured)} measurements: {batches}")
         for c in sorted({k[1] for k in groups if k[0] == model}):
             j, b = groups.get((model, c, "oip-json")), groups.get((model, c, "oip-binary"))
             if j and b:
-                ratios = [rb["rps"] / rj["rps"] for rj, rb in zip(j, b)]
+                # Repeat by repeat; a repeat one kind lacks (a run that failed) drops out rather than stopping the table.
+                ratios = [rb["rps"] / rj["rps"] for rj, rb in zip(j, b, strict=False)]
                 print(f"{model} c={c}: binary / JSON throughput {statistics.median(ratios):.1f}x (per repeat: {', '.join(f'{x:.1f}' for x in ratios)})")
 
 

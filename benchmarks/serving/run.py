@@ -66,7 +66,8 @@ def server_command(kind: str, model: str, port: int) -> list[str]:
         batching = [] if kind == "mlkit-nobatch" else ["--max-batch-size", "32", "--max-wait-ms", "2"]
         return pin + command + batching
     if kind in UVICORN_APPS:
-        return pin + [sys.executable, "-m", "uvicorn", f"{UVICORN_APPS[kind]}:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        uvicorn = [sys.executable, "-m", "uvicorn", f"{UVICORN_APPS[kind]}:app", "--port", str(port)]
+        return pin + uvicorn + ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
     if kind == "bentoml":
         return pin + [str(ensure_bentoml()), "serve", "bento_service:Model", "--port", str(port), "--host", "127.0.0.1"]
     raise ValueError(kind)
@@ -78,7 +79,9 @@ class Running:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/predict"
         env = ENV | {"BENCH_MODEL": model}
-        self.proc = subprocess.Popen(server_command(kind, model, self.port), cwd=HERE, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            server_command(kind, model, self.port), cwd=HERE, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -120,12 +123,16 @@ def hey(url: str, body_file: Path, concurrency: int, seconds: float, content_typ
     errors = sum(int(n) for n in re.findall(r"\[(\d+)\]", err_block))
     ok = codes.get(200, 0)
     total = sum(codes.values()) + errors
-    return {"rps": rps * ok / total if total else 0.0, "p50_ms": pct.get(50, float("nan")), "p99_ms": pct.get(99, float("nan")), "non_2xx": total - ok, "requests": total}
+    return {
+        "rps": rps * ok / total if total else 0.0, "p50_ms": pct.get(50, float("nan")), "p99_ms": pct.get(99, float("nan")),
+        "non_2xx": total - ok, "requests": total,
+    }
 
 
 def openloop(url: str, body_file: Path, rate: float, seconds: float) -> dict:
     out = subprocess.run(
-        ["taskset", "-c", "1", sys.executable, str(HERE / "openloop.py"), "--url", url, "--body", str(body_file), "--rate", str(rate), "--seconds", str(seconds)],
+        ["taskset", "-c", "1", sys.executable, str(HERE / "openloop.py"),
+         "--url", url, "--body", str(body_file), "--rate", str(rate), "--seconds", str(seconds)],
         capture_output=True, text=True, check=True,
     ).stdout
     return json.loads(out)
@@ -179,12 +186,14 @@ def main() -> None:
                                 result["mean_batch"] = (after[0] - before[0]) / (after[1] - before[1])
                             result.update(model=model, server=kind, load=f"closed c={c}", repeat=rep, efficiency=result["rps"] / best)
                             runs.append(result)
-                            print(f"  {kind:14} c={c:<3} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non_2xx']}", file=sys.stderr)
+                            print(f"  {kind:14} c={c:<3} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  "
+                                  f"non-2xx {result['non_2xx']}", file=sys.stderr)
                         rate = args.open_rate or OPEN_RATES[model]
                         o = openloop(server.url, body_file, rate, args.duration)
                         o.update(model=model, server=kind, load=f"open {rate:.0f}/s", repeat=rep, rps=o["served_rps"], efficiency=o["served_rps"] / best)
                         runs.append(o)
-                        print(f"  {kind:14} open {o['offered_rps']:.0f}/s: served {o['served_rps']:.1f}  p50 {o['p50_ms']:.2f} ms  p99 {o['p99_ms']:.2f} ms  non-2xx {o['non_2xx']}", file=sys.stderr)
+                        print(f"  {kind:14} open {o['offered_rps']:.0f}/s: served {o['served_rps']:.1f}  p50 {o['p50_ms']:.2f} ms  p99 {o['p99_ms']:.2f} ms  "
+                              f"non-2xx {o['non_2xx']}", file=sys.stderr)
                     finally:
                         server.stop()
     if args.out:
@@ -207,10 +216,10 @@ def print_table(runs: list[dict], summary: dict) -> None:
             return statistics.median(r[key] for r in rs)
 
         batch = [r["mean_batch"] for r in rs if "mean_batch" in r]
+        mean_batch = f"{statistics.median(batch):.1f}" if batch else "—"
         print(
             f"| {model} | {load} | {server} | {med('rps'):.0f} | {med('p50_ms'):.2f} | {med('p99_ms'):.2f} | {int(med('non_2xx'))} | "
-            f"{statistics.median(batch):.1f} | {med('efficiency'):.2f} |" if batch else
-            f"| {model} | {load} | {server} | {med('rps'):.0f} | {med('p50_ms'):.2f} | {med('p99_ms'):.2f} | {int(med('non_2xx'))} | — | {med('efficiency'):.2f} |"
+            f"{mean_batch} | {med('efficiency'):.2f} |"
         )
     print()
     for model, info in summary.items():

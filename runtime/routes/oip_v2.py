@@ -6,6 +6,8 @@ input's data as a numpy array by default (tensors.py, `oip_tensors` on the predi
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,14 +24,14 @@ EXTENSIONS = ["binary_tensor_data"]
 
 
 @router.get("/v2", summary="Server metadata", response_model=ServerMetadata)
-async def server_metadata() -> dict:
+async def server_metadata() -> dict[str, Any]:
     from .. import __version__
 
     return {"name": "mlkit_runtime", "version": __version__, "extensions": EXTENSIONS}
 
 
 @router.get("/v2/health/live", summary="Liveness (OIP v2)")
-async def live() -> dict:
+async def live() -> dict[str, Any]:
     return {"live": True}
 
 
@@ -41,7 +43,7 @@ async def ready(request: Request) -> Response:
 
 
 @router.get("/v2/models/{name}", summary="Model metadata (OIP v2)")
-async def model_metadata(request: Request, name: str) -> dict:
+async def model_metadata(request: Request, name: str) -> dict[str, Any]:
     check_name(request, name)
     return {"name": name, "versions": [], "platform": "mlkit", "inputs": [], "outputs": []}
 
@@ -81,7 +83,7 @@ async def infer(request: Request, name: str) -> Response:
 async def respond(request: Request, name: str) -> Response:
     rt = runtime_of(request)
 
-    async def call():
+    async def call() -> Response:
         check_name(request, name)
         assert rt.predictor is not None
         decoded = await read_request(request, rt.settings.max_body_bytes, input_format(rt.predictor.instance))

@@ -24,7 +24,9 @@ ARRAYS = {
     "bool": np.array([True, False, True]),
     "bytes": np.array([b"hello", "caf\u00e9".encode(), b"\x00\xff"], dtype=np.object_),
 }
-DATATYPES = {"fp32": "FP32", "fp16": "FP16", "fp64": "FP64", "int64": "INT64", "int8": "INT8", "uint8": "UINT8", "uint32": "UINT32", "bool": "BOOL", "bytes": "BYTES"}
+DATATYPES = {
+    "fp32": "FP32", "fp16": "FP16", "fp64": "FP64", "int64": "INT64", "int8": "INT8", "uint8": "UINT8", "uint32": "UINT32", "bool": "BOOL", "bytes": "BYTES",
+}
 
 
 @pytest.fixture(scope="module")

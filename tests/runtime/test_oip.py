@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.runtime.conftest import start, stop
+from tests.conftest import assert_one_line_error
+from tests.runtime.conftest import PREDICTORS, start, stop
 
 INFER = "/v2/models/echo/infer"
 
@@ -32,7 +35,11 @@ def binary_request(header: dict, *parts: bytes, header_length: int | None = None
     head = json.dumps(header).encode()
     return {
         "content": head + b"".join(parts),
-        "headers": {"Inference-Header-Content-Length": str(len(head) if header_length is None else header_length), "Content-Type": "application/octet-stream", **headers},
+        "headers": {
+            "Inference-Header-Content-Length": str(len(head) if header_length is None else header_length),
+            "Content-Type": "application/octet-stream",
+            **headers,
+        },
     }
 
 
@@ -92,23 +99,38 @@ def test_malformed_bodies_are_400_naming_the_field(client, server, body, message
 
 
 def test_deep_nesting_anywhere_is_400_not_a_predictor_error(client, server):
-    deep: list = [1.0]
-    for _ in range(900):
-        deep = [deep]
-    for datatype in ("FP32", "BYTES"):
-        r = client.post(INFER, content=json.dumps({"inputs": [tensor(shape=[1], datatype=datatype, data=deep)]}), headers={"content-type": "application/json"})
-        # The runtime's JSON depth limit answers first; the OIP models' own bound is behind it.
-        assert r.status_code == 400 and "nested more than 64 levels deep" in r.json()["error"], r.text[:300]
-    # Deep values anywhere else: the error quotes them, bounded, instead of a repr() past the recursion limit.
-    for body, message in [
-        ({"inputs": [tensor(shape=[1], data=[1])], "extra": deep}, "extra: Extra inputs are not permitted (got [[[[...]]]])"),
-        ({"inputs": [tensor(shape=deep, data=[1])]}, "inputs[0].shape[0]: Input should be a valid integer (got [[[[...]]]])"),
-        ({"inputs": [tensor(shape=[1], datatype=deep, data=[1])]}, "inputs[0].datatype: Input should be 'BOOL'"),
-        ({"inputs": [tensor(shape=[1], data=[1], parameters={"a": deep})]}, "inputs[0].parameters.a: must be a string, number or boolean, not list"),
-        ({"inputs": [tensor(shape=[1], data=[1])], "outputs": deep}, "outputs[0]: Input should be a valid dictionary"),
-    ]:
+    def nested(levels: int) -> list:
+        deep: list = [1.0]
+        for _ in range(levels):
+            deep = [deep]
+        return deep
+
+    def places(deep: list) -> list[dict]:
+        return [
+            {"inputs": [tensor(shape=[1], data=deep)]},
+            {"inputs": [tensor(shape=[1], datatype="BYTES", data=deep)]},
+            {"inputs": [tensor(shape=[1], data=[1])], "extra": deep},
+            {"inputs": [tensor(shape=deep, data=[1])]},
+            {"inputs": [tensor(shape=[1], datatype=deep, data=[1])]},
+            {"inputs": [tensor(shape=[1], data=[1], parameters={"a": deep})]},
+            {"inputs": [tensor(shape=[1], data=[1])], "outputs": deep},
+        ]
+
+    # Past the runtime's JSON depth limit, wherever it is: that limit answers before the OIP models look.
+    for body in places(nested(900)):
         r = client.post(INFER, content=json.dumps(body), headers={"content-type": "application/json"})
-        assert r.status_code == 400 and message in r.json()["error"], r.text[:300]
+        assert r.status_code == 400 and "JSON nested more than 64 levels deep" in r.json()["error"], r.text[:300]
+    # Deep but within the limit (data that deep is a valid tensor): the OIP checks name the field, quoting the value bounded.
+    messages = [
+        "extra: Extra inputs are not permitted (got [[[[...]]]])",
+        "inputs[0].shape[0]: Input should be a valid integer (got [[[[...]]]])",
+        "inputs[0].datatype: Input should be 'BOOL'",
+        "inputs[0].parameters.a: must be a string, number or boolean, not list",
+        "outputs[0]: Input should be a valid dictionary",
+    ]
+    for body, message in zip(places(nested(58))[2:], messages, strict=True):
+        r = client.post(INFER, content=json.dumps(body), headers={"content-type": "application/json"})
+        assert r.status_code == 400 and message in r.json()["error"] and len(r.json()["error"]) < 400, r.text[:300]
     metrics = client.get("/metrics").text
     assert "mlkit_predictor_errors_total 0.0" in metrics
     assert "Traceback" not in server.output()
@@ -124,7 +146,10 @@ DATATYPES = [("BOOL", np.bool_), ("UINT8", np.uint8), ("UINT16", np.uint16), ("U
 def test_every_datatype_round_trips_binary_and_json(client, datatype, dtype):
     values = (np.arange(6) % 2 == 1) if dtype is np.bool_ else (np.arange(6) * 3 + 1).astype(dtype)
     raw = values.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
-    header = {"inputs": [tensor(shape=[2, 3], datatype=datatype, parameters={"binary_data_size": len(raw)})], "outputs": [{"name": "x", "parameters": {"binary_data": True}}, {"name": "received"}]}
+    header = {
+        "inputs": [tensor(shape=[2, 3], datatype=datatype, parameters={"binary_data_size": len(raw)})],
+        "outputs": [{"name": "x", "parameters": {"binary_data": True}}, {"name": "received"}],
+    }
     r = client.post(INFER, **binary_request(header, raw))
     assert r.status_code == 200, r.text
     head, rest = split(r)
@@ -290,7 +315,8 @@ def test_batching_with_arrays_and_binary_outputs(serve):
 
     def one(i: int):
         raw = np.full(3, i, dtype="<f4").tobytes()
-        r = httpx.post(s.url + INFER, **binary_request({"inputs": [tensor(shape=[3], parameters={"binary_data_size": 12})], "parameters": {"binary_data_output": True}}, raw), timeout=10)
+        header = {"inputs": [tensor(shape=[3], parameters={"binary_data_size": 12})], "parameters": {"binary_data_output": True}}
+        r = httpx.post(s.url + INFER, **binary_request(header, raw), timeout=10)
         head, rest = split(r)
         doubled = np.frombuffer(rest[: head["outputs"][0]["parameters"]["binary_data_size"]], "<f4")
         return doubled.tolist(), int(np.frombuffer(rest[-8:], "<i8")[0])
@@ -305,19 +331,55 @@ def test_predictor_written_outputs_pass_through_or_go_binary(serve):
     s = serve("tensors.py:Outputs")
     body = {"id": "o", "inputs": [tensor(data=[1, 2])]}
     r = httpx.post(s.url + INFER, json=body)
-    assert r.json() == {"model_name": "echo", "id": "o", "parameters": {"note": "given"}, "outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [0.5, 1.5]}]}
+    given = [{"name": "y", "shape": [2], "datatype": "FP32", "data": [0.5, 1.5]}]
+    assert r.json() == {"model_name": "echo", "id": "o", "parameters": {"note": "given"}, "outputs": given}
     head, rest = split(httpx.post(s.url + INFER, json=body | {"parameters": {"binary_data_output": True}}))
     assert head["outputs"][0]["parameters"] == {"binary_data_size": 8} and rest == np.array([0.5, 1.5], "<f4").tobytes()
 
 
-def test_an_unknown_input_form_is_a_predictor_error_that_says_so(serve):
-    s = serve("tensors.py:BadFormat")
-    r = httpx.post(s.url + INFER, json={"inputs": [tensor(data=[1, 2])]})
-    assert r.status_code == 500 and "BadFormat.oip_tensors is 'tensorflow'; it must be one of 'numpy', 'torch', 'list'" in r.json()["error"]
+def test_an_unknown_input_form_stops_start_up_in_one_line(tmp_path):
+    # Checked when the predictor loads, so it is one line and exit 1, not a 500 on every OIP request.
+    result = subprocess.run(
+        [sys.executable, "-m", "mlkit_runtime", "--port", "0", "--predictor", f"{PREDICTORS}/tensors.py:BadFormat", "--model-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert_one_line_error(result, "tensors.py: BadFormat.oip_tensors is 'tensorflow'; it must be one of 'numpy', 'torch', 'list'", code=1)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Application startup" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("kind, message", [("datatype", "output 'y': datatype 'FLOAT' is not an OIP datatype"), ("shape", "output 'y': shape [3] holds 3 elements but the data has 2")])
+@pytest.mark.parametrize("kind, message", [
+    ("datatype", "output 'y': datatype 'FLOAT' is not an OIP datatype"),
+    ("shape", "output 'y': shape [3] holds 3 elements but the data has 2"),
+])
 def test_outputs_that_contradict_themselves_are_predictor_errors(serve, kind, message):
     s = serve("tensors.py:WrongOutputs")
     r = httpx.post(s.url + INFER, json={"inputs": [tensor(kind, data=[1, 2])]})
-    assert r.status_code == 500 and message in r.json()["error"]
+    assert r.status_code == 500 and r.json()["error"].startswith(f"predictor error: {message}"), r.text
+    # Counted as the predictor's error, logged as one, and not passed off as the server's own bug.
+    assert "mlkit_predictor_errors_total 1.0" in httpx.get(s.url + "/metrics").text
+    assert "predictor error" in s.output() and "internal error" not in s.output()
+
+
+WRITTEN_WRONG = '''
+class Predictor:
+    def __init__(self, config, model_dir):
+        pass
+
+    def predict(self, payload):
+        if payload["inputs"][0]["name"] == "nameless":
+            return {"outputs": [{"data": [1.0]}]}
+        return {"outputs": [{"name": "y", "shape": [3], "datatype": "FP32", "data": [0.5, 1.5]}]}
+'''
+
+
+def test_outputs_written_out_wrong_are_predictor_errors(serve, tmp_path):
+    path = tmp_path / "written.py"
+    path.write_text(WRITTEN_WRONG)
+    s = serve(f"{path}:Predictor")
+    r = httpx.post(s.url + INFER, json={"inputs": [tensor("nameless", data=[1, 2])]})
+    assert r.status_code == 500 and r.json()["error"].startswith("predictor error: the predictor returned outputs[0] without a name and data"), r.text
+    # Written-out JSON goes back as given; asked for as binary, its data must fit its shape.
+    r = httpx.post(s.url + INFER, json={"inputs": [tensor(data=[1, 2])], "parameters": {"binary_data_output": True}})
+    assert r.status_code == 500 and r.json()["error"].startswith("predictor error: output 'y': its data is not FP32 of shape [3]"), r.text
+    assert "mlkit_predictor_errors_total 2.0" in httpx.get(s.url + "/metrics").text
+    assert "internal error" not in s.output()
