@@ -311,7 +311,10 @@ class Pod:
         import psutil
 
         try:
-            listening = {c.laddr.port for c in psutil.Process(self.proc.pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
+            process = psutil.Process(self.proc.pid)
+            # psutil 6 renamed connections() to net_connections(); kserve's client pins psutil 5.9.
+            connections = process.net_connections("inet") if hasattr(process, "net_connections") else process.connections("inet")
+            listening = {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
         except psutil.Error:
             return
         if listening and not listening & set(self.ports.values()):

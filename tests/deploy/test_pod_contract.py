@@ -152,9 +152,22 @@ class Deployed:
         self.rendered = {path: text for path, text in k8s.render(self.spec, facts).items()}
 
     def objects(self, api: str) -> dict[str, dict]:
+        """The API's objects by kind; the Service is the one that selects its pods (a scale-to-zero API
+        also has an ExternalName Service and a front Service for the KEDA interceptor)."""
         folder = f"infra/k8s/{api}/"
-        docs = [yaml.safe_load(text) for path, text in self.rendered.items() if path.startswith(folder)]
-        return {d["kind"]: d for d in docs if d}
+        docs = [d for path, text in self.rendered.items() if path.startswith(folder) for d in yaml.safe_load_all(text) if d]
+        by_kind = {d["kind"]: d for d in docs if d["kind"] != "Service"}
+        pods = by_kind["Deployment"]["spec"]["template"]["metadata"]["labels"]
+        namespace = by_kind["Deployment"]["metadata"]["namespace"]
+        by_kind["Service"] = next(
+            d
+            for d in docs
+            if d["kind"] == "Service"
+            and d["metadata"].get("namespace") == namespace
+            and d["spec"].get("selector")
+            and d["spec"]["selector"].items() <= pods.items()
+        )
+        return by_kind
 
 
 def run_pod(deployed: Deployed, api: str, image_venvs, pod_dir: Path, tmp_path: Path, secrets=None, headers=None, edit=None) -> dict:
