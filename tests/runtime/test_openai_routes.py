@@ -38,9 +38,7 @@ def test_chat_completion(server):
 
 
 def test_chat_completion_streamed_with_usage(server):
-    chunks = list(
-        client(server).chat.completions.create(model="echo", messages=COUNT, max_tokens=4, stream=True, stream_options={"include_usage": True})
-    )
+    chunks = list(client(server).chat.completions.create(model="echo", messages=COUNT, max_tokens=4, stream=True, stream_options={"include_usage": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "one two three four"

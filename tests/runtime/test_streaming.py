@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-
 from mlkit_runtime.generate import StopMatcher
 
 
