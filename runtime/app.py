@@ -58,7 +58,10 @@ class Runtime:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.load)
         self.predictor = Predictor(self.instance, self.executor)
         if callable(getattr(self.instance, "generate", None)):
-            self.generator = Generator(self.instance, self.executor)
+            try:
+                self.generator = Generator(self.instance, self.executor)
+            except PredictorLoadError as exc:
+                raise PredictorLoadError(f"{s.predictor.rpartition(':')[0]}: {exc}") from None
         try:
             await self.predictor.warmup()
         except Exception as exc:
@@ -149,7 +152,6 @@ class Runtime:
         if self.settings.access_log:
             logs.access(request_id, route, response.status_code, elapsed, state.batch_size or None)
         return response
-
 
     def stream_response(self, stream: streaming.Stream, route: str, request_id: str, headers: dict[str, str], start: float) -> Response:
         def finish(status: int) -> None:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .errors import BadRequest, PredictorRaised
+from .errors import BadRequest, PredictorLoadError, PredictorRaised
 from .metrics import Metrics
 from .streaming import Source
 
@@ -47,6 +47,8 @@ class Generator:
         params = inspect.signature(self.fn).parameters.values()
         self.any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
         self.names = {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+        if not self.any_keyword and "max_tokens" not in self.names:
+            raise PredictorLoadError(f"{type(instance).__name__}.generate must take max_tokens: def generate(self, prompt, *, max_tokens, ...)")
 
     def sampling(self, request: dict[str, Any]) -> dict[str, Any]:
         """The sampling parameters the request set, checked against what generate() takes."""

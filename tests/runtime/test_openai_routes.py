@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -185,3 +187,25 @@ def test_a_predictor_without_generate_has_no_openai_routes(serve):
     server = serve("echo.py:Echo")
     r = httpx.post(server.url + "/v1/chat/completions", json={"model": "echo", "messages": COUNT})
     assert r.status_code == 404 and "has no generate() method" in r.json()["error"]["message"]
+
+
+def test_a_generate_only_predictor_with_an_async_generator(serve):
+    server = serve("tokens.py:GenerateOnly")
+    c = client(server)
+    reply = c.completions.create(model="echo", prompt="hi", max_tokens=5, top_p=0.5)  # **sampling takes any
+    assert (reply.choices[0].text, reply.choices[0].finish_reason, reply.usage) == ("a b c", "stop", None)
+    r = httpx.post(server.url + "/predict", json={})
+    assert r.status_code == 404 and "only generate()" in r.json()["error"]
+
+
+def test_generate_without_max_tokens_stops_the_server_in_one_line(tmp_path):
+    from tests.runtime.conftest import PREDICTORS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mlkit_runtime", "--predictor", f"{PREDICTORS}/tokens.py:NoMaxTokens", "--model-dir", str(tmp_path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "NoMaxTokens.generate must take max_tokens" in result.stderr and "Traceback" not in result.stderr

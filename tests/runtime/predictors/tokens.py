@@ -66,3 +66,23 @@ class Predictor:
                 yield word if i == 0 else " " + word
         finally:
             self.note("closed")
+
+
+class GenerateOnly:
+    """No predict: only the OpenAI routes; an async generator."""
+
+    def __init__(self, config, model_dir):
+        pass
+
+    async def generate(self, prompt, **sampling):
+        for word in ["a", " b", " c"]:
+            await asyncio.sleep(0)
+            yield word
+
+
+class NoMaxTokens:
+    def __init__(self, config, model_dir):
+        pass
+
+    def generate(self, prompt):
+        yield "x"
