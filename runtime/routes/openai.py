@@ -24,6 +24,7 @@ from ..errors import HTTPError, NotFound, PredictorRaised
 from ..generate import Generation, Generator, ParamError
 from ..openai_shapes import (
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionRequest,
     Completion,
     CompletionRequest,
@@ -64,7 +65,8 @@ def body_of(model: type[BaseModel]) -> dict[str, Any]:
 
 def document(app: FastAPI) -> None:
     """Put the request models in the OpenAPI components: the routes parse bodies themselves (after
-    the API key check and admission), so FastAPI does not see them as parameters."""
+        the API key check and admission), so FastAPI does not see them as parameters; and the streamed
+    chunk, which no route returns as a model."""
     base = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -72,7 +74,7 @@ def document(app: FastAPI) -> None:
             return app.openapi_schema
         schema = base()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (CompletionRequest, ChatCompletionRequest):
+        for model in (CompletionRequest, ChatCompletionRequest, ChatCompletionChunk):
             one = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(one.pop("$defs", {}))
             components[model.__name__] = one
@@ -170,7 +172,7 @@ def event(data: Any) -> bytes:
     "/v1/completions",
     summary="Complete a prompt (OpenAI)",
     openapi_extra=body_of(CompletionRequest),
-    responses={200: {"model": Completion, "content": {SSE: {}}}, **ERRORS},
+    responses={200: {"model": Completion, "content": {SSE: {"schema": {"$ref": "#/components/schemas/Completion"}}}}, **ERRORS},
 )
 async def completions(request: Request) -> Response:
     return await respond(request, chat=False)
@@ -180,7 +182,7 @@ async def completions(request: Request) -> Response:
     "/v1/chat/completions",
     summary="Answer a conversation (OpenAI)",
     openapi_extra=body_of(ChatCompletionRequest),
-    responses={200: {"model": ChatCompletion, "content": {SSE: {}}}, **ERRORS},
+    responses={200: {"model": ChatCompletion, "content": {SSE: {"schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}}}}, **ERRORS},
 )
 async def chat_completions(request: Request) -> Response:
     return await respond(request, chat=True)

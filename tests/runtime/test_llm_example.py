@@ -115,3 +115,11 @@ def test_disconnect_mid_stream_stops_generation(url):
     time.sleep(2)
     assert generated() == settled  # nothing more is generated for it
     assert "mlkit_requests_in_flight 0.0" in httpx.get(url + "/metrics").text
+
+
+def test_predict_streams_the_answer_as_server_sent_events(url):
+    headers = {"authorization": f"Bearer {KEY}", "accept": "text/event-stream"}
+    with httpx.stream("POST", url + "/predict", json={"prompt": "What is the capital of France?", "max_tokens": 8}, headers=headers, timeout=120) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        pieces = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
+    assert len(pieces) > 1 and "Paris" in "".join(pieces)

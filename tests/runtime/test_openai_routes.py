@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import httpx
 import openai
 import pytest
+from mlkit_runtime.openai_shapes import ChatCompletionChunk, Completion
 
 from tests.runtime.test_streaming import events, wait_for
 
@@ -39,6 +40,14 @@ def test_chat_completion(server):
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.total_tokens) == (1, 3, 4)
 
 
+def test_chat_chunks_have_the_documented_shape(server):
+    body = {"model": "echo", "messages": COUNT, "max_tokens": 2, "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body) as r:
+        sent = [line[6:] for line in r.iter_lines() if line.startswith("data: {")]
+    chunks = [ChatCompletionChunk.model_validate_json(e) for e in sent]
+    assert [c.choices[0].delta.content for c in chunks[:-1]] == ["", "one", " two", None] and chunks[-1].usage is not None
+
+
 def test_chat_completion_streamed_with_usage(server):
     chunks = list(client(server).chat.completions.create(model="echo", messages=COUNT, max_tokens=4, stream=True, stream_options={"include_usage": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -61,7 +70,8 @@ def test_completion_streamed_ends_with_done(server):
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"
-    texts = [json.loads(line[6:])["choices"][0]["text"] for line in lines[:-1]]
+    chunks = [Completion.model_validate_json(line[6:]) for line in lines[:-1]]  # the documented shape
+    texts = [chunk.choices[0].text for chunk in chunks]
     assert texts == ["one", " two", ""]
 
 
