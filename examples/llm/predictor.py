@@ -68,6 +68,7 @@ class Predictor:
         torch.manual_seed(0)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
         self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32).eval()
+        self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))  # prompt + answer
         self.max_batch = int(config.get("max_batch", 8))
         self.batch_wait = float(config.get("batch_wait_ms", 5)) / 1000
         self.ends = {i for i in (self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")) if isinstance(i, int) and i >= 0}
@@ -93,7 +94,11 @@ class Predictor:
 
     def generate(self, prompt: str | list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None):
         """Yields the text of each generated token. temperature 0 (the default) is greedy decoding."""
-        job = Job(self._ids(prompt), max_tokens, temperature, top_p, seed)
+        ids = self._ids(prompt)
+        room = self.context - len(ids)
+        if room <= 0:
+            raise ValueError(f"the prompt is {len(ids)} tokens; this model reads at most {self.context}")
+        job = Job(ids, min(max_tokens, room), temperature, top_p, seed)
         self.jobs.put(job)
         try:
             while True:
