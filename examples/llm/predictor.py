@@ -75,6 +75,7 @@ class Predictor:
         # transformers 5 renamed the KV cache argument `past_key_values` to `cache`; take either.
         self.cache_name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.ends)
+        self._last: tuple[str, list[int]] | None = None
         self.jobs: queue.Queue[Job] = queue.Queue()
         threading.Thread(target=self._engine, name="llm-engine", daemon=True).start()
 
@@ -118,7 +119,12 @@ class Predictor:
             text = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
         else:
             text = prompt
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        last = self._last  # count_tokens() then generate() tokenize the same prompt: once is enough
+        if last is not None and last[0] == text:
+            return list(last[1])
+        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        self._last = (text, ids)
+        return ids
 
     def _engine(self) -> None:
         while True:
@@ -143,13 +149,17 @@ class Predictor:
         ids = torch.tensor([[self.pad] * (width - len(job.ids)) + job.ids for job in batch])
         mask = torch.tensor([[0] * (width - len(job.ids)) + [1] * len(job.ids) for job in batch])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        padded = any(len(job.ids) != width for job in batch)
         generators = [torch.Generator().manual_seed(job.seed) if job.seed is not None else None for job in batch]
         produced: list[list[int]] = [[] for _ in batch]
         sent = [""] * len(batch)
         live = [job.max_tokens > 0 for job in batch]
         past = None
         while any(live) and not all(job.cancelled for job in batch):
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self.cache_name: past})
+            # Without padding (one request, or prompts of one length) no mask is needed, and the
+            # model takes its faster causal path.
+            masks = {"attention_mask": mask, "position_ids": positions} if padded else {}
+            out = self.model(input_ids=ids, use_cache=True, **masks, **{self.cache_name: past})
             past = getattr(out, self.cache_name)
             logits = out.logits[:, -1, :].float()
             chosen = [self._pick(logits[row], job, generators[row]) if live[row] else self.pad for row, job in enumerate(batch)]
