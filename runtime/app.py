@@ -15,11 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import __version__, logs
+from . import __version__, logs, streaming
 from .admission import Admission
 from .auth import ApiKeys
 from .batching import Batcher, RequestState, current
 from .errors import HTTPError, Overloaded, PredictorFailed, PredictorFault, PredictorLoadError, PredictorRaised, Unavailable, from_exception
+from .generate import Generator
 from .metrics import Metrics, PredictionMonitor
 from .payloads import clip, dumps, to_response
 from .predictor import Predictor, construct, describe, load_class
@@ -44,6 +45,8 @@ class Runtime:
         self.predictor: Predictor | None = None
         self.load_error: PredictorLoadError | None = None
         self.batcher: Batcher | None = None
+        self.generator: Generator | None = None  # the predictor's generate(), for the OpenAI routes
+        self.started = int(time.time())
         self.ready = False
         self.draining = False
         self.api_keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
@@ -66,6 +69,11 @@ class Runtime:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.load)
         self.predictor = Predictor(self.instance, self.executor)
         self.startup.end("serve")
+        if callable(getattr(self.instance, "generate", None)):
+            try:
+                self.generator = Generator(self.instance, self.executor)
+            except PredictorLoadError as exc:
+                raise PredictorLoadError(f"{s.predictor.rpartition(':')[0]}: {exc}") from None
         try:
             await self.predictor.warmup()
             self.startup.end("warmup")
@@ -97,9 +105,17 @@ class Runtime:
         return result
 
     async def handle(
-        self, request: Request, route: str, call: Callable[[], Awaitable[Any]], render: Callable[[Any, dict[str, str]], Response] = to_response
+        self,
+        request: Request,
+        route: str,
+        call: Callable[[], Awaitable[Any]],
+        render: Callable[[Any, dict[str, str]], Response] = to_response,
+        errors: Callable[[HTTPError, str, dict[str, str]], Response] | None = None,
     ) -> Response:
-        """Admit, run `call`, and turn its result or error into a response; count and log it."""
+        """Admit, run `call`, and turn its result or error into a response; count and log it.
+        A generator or Stream result is streamed (runtime/streaming.py). `errors` renders errors
+        in a protocol's own shape (the OpenAI routes); the default is the runtime's."""
+        errors = errors or default_error
         start = time.perf_counter()
         request_id = logs.request_id(request.headers.get("x-request-id"))
         headers = {"x-request-id": request_id}
@@ -114,12 +130,21 @@ class Runtime:
             batcher = self.batcher
             if batcher is not None:
                 batcher.arrive(state)
+            streams = False
             try:
                 result = await call()
+                if streaming.is_generator(result):
+                    result = streaming.from_generator(result, request, self.executor, request_id)
+                streams = isinstance(result, streaming.Stream)
             finally:
                 if batcher is not None:
                     batcher.arrived(state)
-                self.admission.release()
+                if not streams:
+                    self.admission.release()
+            if streams:
+                # The slot is held until the last chunk is sent or the client goes: then it is
+                # released, and the request counted and logged, once (Stream.aclose).
+                return self.stream_response(result, route, request_id, headers, start)
             try:
                 response = render(result, headers)
             except Exception as exc:  # what the predictor returned cannot be sent
@@ -127,7 +152,7 @@ class Runtime:
         except HTTPError as exc:
             if isinstance(exc, Overloaded):
                 self.metrics.rejected.inc()
-            response = error_response(exc.status, exc.message, request_id, exc.headers | headers)
+            response = errors(exc, request_id, exc.headers | headers)
         except (PredictorRaised, PredictorFault) as raised:
             cause = (raised.__cause__ or raised) if isinstance(raised, PredictorRaised) else raised
             self.metrics.predictor_errors.inc()
@@ -137,18 +162,32 @@ class Runtime:
                 what, message = "predictor raised", f"the predictor raised {type(cause).__name__}: {clip(str(cause), 500)}"
             logs.log.error("request %s on %s: %s\n%s", request_id, route, what, logs.format_exception(cause))
             failed = PredictorFailed(message)
-            response = error_response(failed.status, failed.message, request_id, headers)
+            response = errors(failed, request_id, headers)
         except Exception as exc:
             error = from_exception(exc)
             if error is None:  # our own fault, not the predictor's: not counted as a predictor error
                 logs.log.error("request %s on %s: internal error\n%s", request_id, route, logs.format_exception(exc))
                 error = HTTPError("internal server error; the log has the details under this request id")
-            response = error_response(error.status, error.message, request_id, error.headers | headers)
+            response = errors(error, request_id, error.headers | headers)
         elapsed = time.perf_counter() - start
         self.metrics.observe(route, response.status_code, elapsed)
         if self.settings.access_log:
             logs.access(request_id, route, response.status_code, elapsed, state.batch_size or None)
         return response
+
+    def stream_response(self, stream: streaming.Stream, route: str, request_id: str, headers: dict[str, str], start: float) -> Response:
+        def finish(status: int) -> None:
+            self.admission.release()
+            if status >= 500:
+                self.metrics.predictor_errors.inc()
+            elapsed = time.perf_counter() - start
+            self.metrics.observe(route, status, elapsed)
+            if self.settings.access_log:
+                logs.access(request_id, route, status, elapsed, None)
+
+        stream.finish = finish
+        stream.request_id = request_id
+        return streaming.StreamResponse(stream, headers)
 
 
 def error_response(status: int, message: str, request_id: str, headers: dict[str, str]) -> Response:
@@ -158,8 +197,12 @@ def error_response(status: int, message: str, request_id: str, headers: dict[str
     )
 
 
+def default_error(error: HTTPError, request_id: str, headers: dict[str, str]) -> Response:
+    return error_response(error.status, error.message, request_id, headers)
+
+
 def create_app(settings: Settings) -> FastAPI:
-    from .routes import health, kserve_v1, oip_v2, predict
+    from .routes import health, kserve_v1, oip_v2, openai, predict
 
     runtime = Runtime(settings)
 
@@ -181,8 +224,9 @@ def create_app(settings: Settings) -> FastAPI:
         redirect_slashes=False,  # a redirect would point clients at whatever the Host header said
     )
     app.state.runtime = runtime
-    for module in (predict, kserve_v1, oip_v2, health):
+    for module in (predict, kserve_v1, oip_v2, openai, health):
         app.include_router(module.router)
+    openai.document(app)
 
     @app.exception_handler(HTTPError)
     async def _http_error(request: Request, exc: HTTPError) -> Response:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from .admission import Admission
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 # Predicted values of a regression API, when the spec gives no buckets: symmetric, a few per decade.
 VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -5.0, -2.0, -1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0)
@@ -32,6 +33,14 @@ class Metrics:
         self.batch_size = Histogram("mlkit_batch_size", "Requests per predict_batch call.", buckets=BATCH_BUCKETS, registry=self.registry)
         self.predictor_errors = Counter("mlkit_predictor_errors", "Predictor calls that raised.", registry=self.registry)
         self.rejected = Counter("mlkit_requests_rejected", "Requests refused with 503 because the server was full.", registry=self.registry)
+        # Generation (the OpenAI routes): what an LLM server is judged and scaled on.
+        self.time_to_first_token = Histogram(
+            "mlkit_time_to_first_token_seconds", "Time from request arrival to the first generated token.", buckets=LATENCY_BUCKETS, registry=self.registry
+        )
+        self.inter_token_latency = Histogram(
+            "mlkit_inter_token_latency_seconds", "Time between consecutive generated tokens of one request.", buckets=TOKEN_BUCKETS, registry=self.registry
+        )
+        self.generated_tokens = Counter("mlkit_generated_tokens", "Tokens generated (completion tokens), all requests.", registry=self.registry)
         # Read at scrape time: no per-request bookkeeping for the gauges.
         self.in_flight.set_function(lambda: admission.admitted)
         self.queue_depth.set_function(lambda: admission.queued)

