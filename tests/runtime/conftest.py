@@ -87,3 +87,10 @@ def serve(tmp_path):
     yield run
     for server in servers:
         stop(server)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """An HTTP client of the module's `server` fixture (each module starts the server it needs)."""
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        yield c

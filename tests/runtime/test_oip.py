@@ -25,12 +25,6 @@ def server(tmp_path_factory):
     stop(s)
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=10) as c:
-        yield c
-
-
 def binary_request(header: dict, *parts: bytes, header_length: int | None = None, **headers: str) -> dict:
     head = json.dumps(header).encode()
     return {

@@ -15,12 +15,6 @@ def server(tmp_path_factory):
     stop(s)
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=10) as c:
-        yield c
-
-
 def test_predict_json(client):
     r = client.post("/predict", json={"x": [1, 2]})
     assert r.status_code == 200 and r.json() == {"echo": {"x": [1, 2]}}
