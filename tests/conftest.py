@@ -198,3 +198,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, 
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)
+
+
+@pytest.fixture(scope="session")
+def scraped_runtime(tmp_path_factory):
+    """`mlkit serve` of the sentiment example scraped by a real Prometheus (tests/scraped.py), one for the session."""
+    import shutil
+
+    from tests import scraped
+
+    prometheus_bin = shutil.which("prometheus")
+    if prometheus_bin is None:
+        pytest.skip("no prometheus binary on PATH (Debian: apt-get install prometheus; scripts/setup.sh installs it as root)")
+    running = scraped.start(prometheus_bin, tmp_path_factory.mktemp("scraped"))
+    yield running
+    running.close()

@@ -3,18 +3,44 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile
 
+if TYPE_CHECKING:
+    from ..cluster.prometheus import Prometheus
 
-def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
+Watch = Annotated[
+    bool,
+    typer.Option("--watch", "-w", help="A live table from the cluster's Prometheus (req/s, p99, 5xx, replicas), refreshed in place until Ctrl-C."),
+]
+Interval = Annotated[float, typer.Option("--interval", min=0.5, help="Seconds between refreshes of --watch.")]
+Count = Annotated[int | None, typer.Option("--count", min=1, help="With --watch: refresh this many times, then exit (for scripts).")]
+DEFAULT_INTERVAL = 5.0
+
+
+def command(
+    file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False, watch: Watch = False, interval: Interval = DEFAULT_INTERVAL, count: Count = None
+) -> None:
     """Show each API on the cluster: ready and desired replicas, endpoint, last rollout, last cold start and image.
 
     The cold start is the newest pod's: when it was scheduled, its init containers done (the model
     fetched), the predictor's image pulled, the container started and the pod ready, in seconds
     after the pod was created, as the cluster recorded them.
+
+    With --watch: each API's requests per second, p99 latency and 5xx answers from Prometheus (read
+    through the Kubernetes API server, with the queries of the project's Grafana dashboard) and its
+    ready/desired replicas, every --interval seconds; with --json one JSON object per refresh.
     """
+    if watch:
+        return live(file, json_out, interval, count)
+    if count is not None or interval != DEFAULT_INTERVAL:
+        raise typer.BadParameter("--interval and --count go with --watch", param_hint="'--interval' / '--count'")
     from ..cluster.client import NotFound
     from ..cluster.coldstart import summary
     from ..cluster.connect import open_project
@@ -51,11 +77,10 @@ def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
     if json_out:
         print(json.dumps({"type": "mlkit_status", "namespace": spec.k8s_namespace, "apis": rows}))
         return
-    columns = ("api", "ready", "endpoint", "rollout", "updated", "last cold start", "image")
+    header = ["API", "READY", "ENDPOINT", "ROLLOUT", "UPDATED", "LAST COLD START", "IMAGE"]
     table = [[r["api"], f"{r['ready']}/{r['desired']}", r["endpoint"], r["rollout"], r["updated"], summary(r["cold_start"]), r["image"]] for r in rows]
-    widths = [max(len(str(c)) for c in [h.upper(), *[row[i] for row in table]]) for i, h in enumerate(columns)]
-    for row in [[h.upper() for h in columns], *table]:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in columns(header, table):
+        print(line)
 
 
 def last_cold_start(cluster, namespace: str, deployment: dict) -> dict | None:
@@ -93,3 +118,125 @@ def endpoint(cluster, spec, api, name: str) -> str:
     if not ingress:
         return "load balancer pending"
     return f"http://{ingress[0].get('hostname') or ingress[0].get('ip')}/predict"
+
+
+# The live table's columns, each taken from the rendered dashboard's panels (cli/render/dashboard.py)
+# by panel title and legend, so that the table and the dashboard never disagree on a query.
+WATCHED = {
+    "requests": ("Requests by status", "{{status}}"),  # one series per status: summed here
+    "p99": ("Latency p50 / p99", "p99"),
+    "errors": ("Errors", "5xx answered"),
+}
+
+
+def watched_queries(spec, api) -> dict[str, str | None]:
+    """The dashboard's PromQL for each watched column of one API; None where its dashboard has no such panel."""
+    from ..render.dashboard import panels
+
+    found = {(p.title, q.legend): q.expr for p in panels(spec, api) for q in p.queries}
+    return {column: found.get(at) for column, at in WATCHED.items()}
+
+
+def live(file, json_out: bool, interval: float, count: int | None) -> None:
+    """Refresh a table (or a JSON line) every `interval` seconds: `count` times, or until Ctrl-C (exit 0)."""
+    from ..cluster.connect import open_project
+    from ..cluster.prometheus import Prometheus
+
+    spec, cluster = open_project(file)
+    prometheus = Prometheus(cluster)
+    queries = {api.name: watched_queries(spec, api) for api in spec.apis}
+    out = sys.stdout
+    tty = out.isatty() and not json_out  # in place on a terminal; one table per refresh for pipes and files
+    drawn = 0  # lines the last refresh drew, to move back over
+    if tty:
+        out.write("\x1b[?25l")  # hide the cursor while redrawing
+    start, refreshes = time.monotonic(), 0
+    try:
+        while True:
+            snap = snapshot(spec, cluster, prometheus, queries)
+            refreshes += 1
+            if json_out:
+                out.write(json.dumps(snap) + "\n")
+            else:
+                lines = [f"{spec.project} at {snap['time']}, every {interval:g} s" + (" (Ctrl-C to stop)" if count is None else ""), *watch_table(snap["apis"])]
+                if tty:
+                    out.write((f"\x1b[{drawn}F" if drawn else "") + "\x1b[J")  # back to the first line, clear below
+                elif refreshes > 1:
+                    out.write("\n")
+                out.write("\n".join(lines) + "\n")
+                drawn = len(lines)
+            out.flush()
+            if count is not None and refreshes >= count:
+                return
+            time.sleep(max(0.0, start + refreshes * interval - time.monotonic()))  # on a fixed beat, whatever the queries took
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how a watch ends
+    finally:
+        if tty:
+            out.write("\x1b[?25h")
+            out.flush()
+        cluster.close()
+
+
+def snapshot(spec, cluster, prometheus: Prometheus, queries: dict[str, dict[str, str | None]]) -> dict[str, Any]:
+    """One refresh: each API's replicas from its Deployments and its rates from Prometheus (None: no value)."""
+    from ..cluster.client import NotFound
+    from ..cluster.kinds import by_name
+
+    rows = []
+    for api in spec.apis:
+        ready = desired = 0
+        deployed = False
+        for name in [api.name] + ([f"{api.name}-canary"] if api.canary else []):  # the metrics cover both tracks
+            try:
+                d = cluster.get(by_name("Deployment"), spec.k8s_namespace, name)
+            except NotFound:
+                continue
+            deployed = True
+            ready += d.get("status", {}).get("readyReplicas") or 0
+            desired += d.get("spec", {}).get("replicas") or 0
+        requests, p99, errors = (total(prometheus, queries[api.name][column]) for column in WATCHED)
+        if errors is None and requests is not None and queries[api.name]["errors"] is not None:
+            errors = 0.0  # the API answers and no 5xx series exists: none was ever answered (failed queries stay None)
+        rows.append({
+            "api": api.name,
+            "ready": ready if deployed else None,
+            "desired": desired if deployed else None,
+            "requests_per_s": requests,
+            "p99_s": p99,
+            "errors_5xx_per_s": errors,
+            "errors_percent": 100 * errors / requests if errors is not None and requests else None,
+        })
+    now = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return {"type": "mlkit_status_watch", "time": now, "namespace": spec.k8s_namespace, "apis": rows}
+
+
+def total(prometheus: Prometheus, expr: str | None) -> float | None:
+    """The sum of a query's series; None when the query failed or returned none."""
+    samples = prometheus.query(expr) if expr is not None else None
+    return sum(s.value for s in samples) if samples else None
+
+
+def watch_table(rows: list[dict[str, Any]]) -> list[str]:
+    def cell(value: float | None, text: str) -> str:
+        return "-" if value is None else text
+
+    header = ["API", "REPLICAS", "REQ/S", "P99", "5XX/S", "5XX %"]
+    table = [
+        [
+            r["api"],
+            "-" if r["ready"] is None else f"{r['ready']}/{r['desired']}",
+            cell(r["requests_per_s"], f"{r['requests_per_s'] or 0:.1f}"),
+            cell(r["p99_s"], f"{(r['p99_s'] or 0) * 1000:.1f} ms"),
+            cell(r["errors_5xx_per_s"], f"{r['errors_5xx_per_s'] or 0:.2f}"),
+            cell(r["errors_percent"], f"{r['errors_percent'] or 0:.1f}%"),
+        ]
+        for r in rows
+    ]
+    return columns(header, table)
+
+
+def columns(header: list[str], table: list[list[str]]) -> list[str]:
+    """Rows as left-aligned columns two spaces apart."""
+    widths = [max(len(str(c)) for c in [h, *[row[i] for row in table]]) for i, h in enumerate(header)]
+    return ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *table]]

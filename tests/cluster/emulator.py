@@ -12,7 +12,8 @@ server does not serve answers 404, and writing one does not store it. Unlike a r
 stores each version of a resource apart (an HPA written as autoscaling/v2 is not listed as
 autoscaling/v1), so tests write the preferred version.
 Tests play the controllers (a Deployment's status, pods, events, logs) by writing objects and
-reactions themselves.
+reactions themselves. The service proxy forwards to a URL a test names (`Running.proxy`), such as a
+real server on loopback, and answers 503 as a real API server does when nothing listens there.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import attrs
+import httpx
 import kmock
 from aiohttp import web
 from kmock._internal import enums
@@ -35,6 +37,8 @@ from kmock._internal import enums
 NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?$")
 # Built-in API groups: a real API server leaves kind and apiVersion out of the items of their lists
 # (custom resources keep them). kmock returns items as stored, so lists of these are trimmed.
+# The API server's service proxy: /api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH.
+SERVICE_PROXY = re.compile(r"^/api/v1/namespaces/([^/]+)/services/([^/]+)/proxy(/.*)?$")
 BUILT_IN_LIST = re.compile(r"^/(api/v1|apis/(apps|policy|networking\.k8s\.io|autoscaling)/v\w+)(/namespaces/[^/]+)?/[a-z]+$")
 
 
@@ -70,6 +74,8 @@ def not_found(message: str) -> web.Response:
 @attrs.define(eq=False)
 class Emulator(kmock.KubernetesEmulator):
     namespaces: dict = attrs.field(factory=dict, init=False)
+    # (namespace, "service:port") -> the URL the service proxy forwards to (`Running.proxy`).
+    proxies: dict = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -85,6 +91,9 @@ class Emulator(kmock.KubernetesEmulator):
     async def __call__(self, raw_request):
         # kmock reads /api/v1/namespaces/NAME as the prefix of namespaced paths, never as the
         # Namespace object itself; namespaces are kept here instead.
+        proxied = SERVICE_PROXY.match(raw_request.path)
+        if proxied is not None and (proxied.group(1), proxied.group(2)) in self.proxies:
+            return await self._proxy(raw_request, self.proxies[proxied.group(1), proxied.group(2)], proxied.group(3) or "/")
         match = NAMESPACE_PATH.match(raw_request.path)
         if match is None:
             response = await super().__call__(raw_request)
@@ -117,6 +126,21 @@ class Emulator(kmock.KubernetesEmulator):
         if name not in self.namespaces:
             return not_found(f'namespaces "{name}" not found')
         return web.json_response(self.namespaces[name])
+
+    async def _proxy(self, raw_request, target: str, path: str) -> web.Response:
+        """Forward to the Service's target as the API server's proxy does; answer 503 as it does when nothing listens there."""
+        headers = {k: v for k, v in raw_request.headers.items() if k.lower() in ("content-type", "accept")}
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                query = raw_request.rel_url.raw_query_string  # as sent: query_string is decoded
+                url = target + path + (f"?{query}" if query else "")
+                answer = await client.request(raw_request.method, url, content=await raw_request.read(), headers=headers)
+        except httpx.HTTPError as exc:
+            message = f"error trying to reach service: {exc}"
+            body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": "ServiceUnavailable", "code": 503}
+            return web.json_response(body, status=503)
+        content_type = answer.headers.get("content-type", "application/octet-stream")
+        return web.Response(status=answer.status_code, body=answer.content, headers={"Content-Type": content_type})
 
     async def _handle(self, request):
         if request.resource is not None and request.resource.plural and request.resource not in self.resources:
@@ -151,6 +175,13 @@ class Running:
         done = threading.Event()
         self.loop.call_soon_threadsafe(done.set)
         done.wait(5)
+
+    def proxy(self, namespace: str, service_port: str, target: str | None) -> None:
+        """Play the service proxy for a Service ("name:port"): forward to `target` (a base URL), or stop with None."""
+        if target is None:
+            self.emulator.proxies.pop((namespace, service_port), None)
+        else:
+            self.emulator.proxies[namespace, service_port] = target.rstrip("/")
 
     def requests(self) -> list[str]:
         """Every request served so far, as "METHOD PATH"."""

@@ -1,57 +1,24 @@
 """The dashboard and the autoscaling query against a real Prometheus scraping a real runtime.
 
-Prometheus (Debian's package) scrapes `mlkit serve` of the sentiment example through the relabelling
-of the Prometheus chart's `kubernetes-pods` job, fed with the labels and annotations of the pod
-template exactly as rendered, so the series carry the labels they carry in a cluster. Every query of
-the rendered dashboard and of the rendered ScaledObjects must then return series.
+Prometheus (Debian's package) scrapes `mlkit serve` of the sentiment example as a cluster's would
+(tests/scraped.py, the session's `scraped_runtime`). Every query of the rendered dashboard and of the
+rendered ScaledObjects must return series from it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE_NAMES, free_port, mlkit
+from tests.conftest import EXAMPLE_NAMES, mlkit
+from tests.scraped import rendered
 
-# The `kubernetes-pods` scrape job of prometheus-community/helm-charts, charts/prometheus/values.yaml
-# at tag prometheus-29.27.0 (the chart version the add-ons stack pins), written out as our own data.
-# The IPv6 rule is left out: the test target is 127.0.0.1.
-KUBERNETES_PODS_RELABEL = [
-    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "action": "keep", "regex": "true"},
-    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape_slow"], "action": "drop", "regex": "true"},
-    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scheme"], "action": "replace", "regex": "(https?)", "target_label": "__scheme__"},
-    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"], "action": "replace", "target_label": "__metrics_path__", "regex": "(.+)"},
-    {
-        "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_port", "__meta_kubernetes_pod_ip"],
-        "action": "replace",
-        "regex": r"(\d+);((([0-9]+?)(\.|$)){4})",
-        "replacement": "$2:$1",
-        "target_label": "__address__",
-    },
-    {"action": "labelmap", "regex": "__meta_kubernetes_pod_annotation_prometheus_io_param_(.+)", "replacement": "__param_$1"},
-    {"action": "labelmap", "regex": "__meta_kubernetes_pod_label_(.+)"},
-    {"source_labels": ["__meta_kubernetes_namespace"], "action": "replace", "target_label": "namespace"},
-    {"source_labels": ["__meta_kubernetes_pod_name"], "action": "replace", "target_label": "pod"},
-    {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Pending|Succeeded|Failed|Completed", "action": "drop"},
-    {"source_labels": ["__meta_kubernetes_pod_node_name"], "action": "replace", "target_label": "node"},
-]
 METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
 PROMQL_WORDS = {"sum", "rate", "count", "avg", "by", "histogram_quantile", "vector", "le"}
-
-
-def meta_label(name: str) -> str:
-    """How Kubernetes service discovery names a pod label or annotation (invalid characters become _)."""
-    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
 def metric_names(expr: str) -> set[str]:
@@ -65,14 +32,6 @@ def exported_names(exposition: str) -> set[str]:
 
 def dashboard_queries(dashboard: dict) -> list[tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
-
-
-def rendered(proj: Path) -> tuple[dict, list[dict], dict]:
-    """The dashboard, the ScaledObjects and the first Deployment of a rendered project."""
-    board = json.loads(next((proj / "infra/dashboards").glob("*.json")).read_text())
-    scaled = [doc for p in sorted((proj / "infra/k8s").glob("*/scaledobject.yaml")) for doc in yaml.safe_load_all(p.read_text()) if doc]
-    deployment = next(doc for doc in yaml.safe_load_all((proj / "infra/k8s/sentiment/deployment.yaml").read_text()) if doc)
-    return board, scaled, deployment
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
@@ -142,134 +101,22 @@ def test_gpu_apis_get_a_dcgm_panel_and_cpu_apis_do_not(project):
     assert gpu and len(gpu) < len(rows), rows
 
 
-@pytest.fixture
-def prometheus_bin() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        pytest.skip("no prometheus binary on PATH (Debian: apt-get install prometheus; scripts/setup.sh installs it as root)")
-    return found
-
-
-def test_prometheus_scraping_the_runtime_answers_every_rendered_query(project, prometheus_bin, tmp_path):
-    proj = project("sentiment")
-    assert mlkit("render", cwd=proj).returncode == 0
-    board, scaled, deployment = rendered(proj)
-    template = deployment["spec"]["template"]
-    annotations = template["metadata"]["annotations"]
-    container = template["spec"]["containers"][0]
-    assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"])
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlkit", "serve", "--port", str(port)], cwd=proj, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w")
-    )
-    prom = None
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait(lambda: httpx.get(url + "/readyz", timeout=1).status_code == 200, server, tmp_path / "serve.log")
-
-        # The pod as Kubernetes service discovery describes it, with the port mapped to the local one.
-        target = {f"__meta_kubernetes_pod_label_{meta_label(k)}": v for k, v in template["metadata"]["labels"].items()}
-        target |= {f"__meta_kubernetes_pod_annotation_{meta_label(k)}": v for k, v in annotations.items()}
-        target |= {
-            "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
-            "__meta_kubernetes_pod_ip": "127.0.0.1",
-            "__meta_kubernetes_namespace": deployment["metadata"]["namespace"],
-            "__meta_kubernetes_pod_name": "sentiment-5d9f7c-abcde",
-            "__meta_kubernetes_pod_phase": "Running",
-            "__meta_kubernetes_pod_node_name": "node-1",
-        }
-        (tmp_path / "targets.json").write_text(json.dumps([{"targets": ["127.0.0.1:1"], "labels": target}]))
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "kubernetes-pods",
-                    "honor_labels": True,
-                    "file_sd_configs": [{"files": [str(tmp_path / "targets.json")]}],
-                    "relabel_configs": KUBERNETES_PODS_RELABEL,
-                }
-            ],
-        }
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prom_port = free_port()
-        prom = subprocess.Popen(
-            [
-                prometheus_bin,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "prometheus.log", "w"),
-        )
-        api = f"http://127.0.0.1:{prom_port}/api/v1/query"
-        _wait(lambda: httpx.get(f"http://127.0.0.1:{prom_port}/-/ready", timeout=1).status_code == 200, prom, tmp_path / "prometheus.log")
-
-        stop = threading.Event()
-        load = [threading.Thread(target=_drive, args=(url, stop, i)) for i in range(4)]
-        for t in load:
-            t.start()
-        try:
-            time.sleep(2)
-            # Queries are asked while the load runs, so in-flight and rates are live.
-            _wait(lambda: _series(api, 'up{job="kubernetes-pods"}') and _series(api, "mlkit_batch_size_count") != [], prom, tmp_path / "prometheus.log", 30)
-            time.sleep(4)
-            empty = []
-            for title, expr in dashboard_queries(board):
-                if "DCGM_FI_DEV_GPU_UTIL" in expr:
-                    continue
-                if not _series(api, expr):
-                    empty.append(f"{title}: {expr}")
-            for obj in scaled:
-                for trigger in obj["spec"]["triggers"]:
-                    if trigger["type"] == "prometheus":
-                        assert trigger["metadata"]["serverAddress"].startswith("http://prometheus-server.")
-                        if not _series(api, trigger["metadata"]["query"]):
-                            empty.append(f"ScaledObject {obj['metadata']['name']}: {trigger['metadata']['query']}")
-            assert not empty, "queries that returned no series:\n" + "\n".join(empty)
-            statuses = {s["metric"]["status"] for s in _series(api, next(e for t, e in dashboard_queries(board) if t == "Requests by status"))}
-            assert {"200", "400", "500"} <= statuses, statuses
-        finally:
-            stop.set()
-            for t in load:
-                t.join()
-    finally:
-        for proc in (server, prom):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=15)
-
-
-def _drive(url: str, stop: threading.Event, worker: int) -> None:
-    """Good requests, malformed ones (400) and ones the predictor raises on (500), until stopped."""
-    with httpx.Client(timeout=5) as client:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            if n % 17 == 0:
-                client.post(url + "/predict", content=b"{not json", headers={"Content-Type": "application/json"})
-            elif n % 23 == 0 and worker == 0:
-                client.post(url + "/predict", json={"text": 5})  # the example's predictor calls .lower() on it
-            else:
-                client.post(url + "/predict", json={"text": "I love how fast this is"})
-
-
-def _series(api: str, expr: str) -> list[dict]:
-    body = httpx.get(api, params={"query": expr}, timeout=5).json()
-    assert body["status"] == "success", (expr, body)
-    return [s for s in body["data"]["result"] if s["value"][1] not in ("NaN",)]
-
-
-def _wait(ready, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if ready():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not ready in {timeout} s:\n{log.read_text()}")
+def test_prometheus_scraping_the_runtime_answers_every_rendered_query(scraped_runtime):
+    board, scaled, _ = rendered(scraped_runtime.proj)
+    with scraped_runtime.load():  # queries are asked while the load runs, so in-flight and rates are live
+        time.sleep(4)
+        empty = []
+        for title, expr in dashboard_queries(board):
+            if "DCGM_FI_DEV_GPU_UTIL" in expr:
+                continue
+            if not scraped_runtime.series(expr):
+                empty.append(f"{title}: {expr}")
+        for obj in scaled:
+            for trigger in obj["spec"]["triggers"]:
+                if trigger["type"] == "prometheus":
+                    assert trigger["metadata"]["serverAddress"].startswith("http://prometheus-server.")
+                    if not scraped_runtime.series(trigger["metadata"]["query"]):
+                        empty.append(f"ScaledObject {obj['metadata']['name']}: {trigger['metadata']['query']}")
+        assert not empty, "queries that returned no series:\n" + "\n".join(empty)
+        statuses = {s["metric"]["status"] for s in scraped_runtime.series(next(e for t, e in dashboard_queries(board) if t == "Requests by status"))}
+        assert {"200", "400", "500"} <= statuses, statuses
