@@ -168,7 +168,10 @@ def live(file, json_out: bool, interval: float, count: int | None) -> None:
             out.flush()
             if count is not None and refreshes >= count:
                 return
-            time.sleep(max(0.0, start + refreshes * interval - time.monotonic()))  # on a fixed beat, whatever the queries took
+            delay = start + refreshes * interval - time.monotonic()  # on a fixed beat, whatever the queries took
+            if delay < 0:  # queries slower than the beat: start a new beat rather than refresh in a burst
+                start, delay = time.monotonic() - refreshes * interval, 0.0
+            time.sleep(delay)
     except KeyboardInterrupt:
         return  # Ctrl-C is how a watch ends
     finally:
@@ -183,6 +186,7 @@ def snapshot(spec, cluster, prometheus: Prometheus, queries: dict[str, dict[str,
     from ..cluster.client import NotFound
     from ..cluster.kinds import by_name
 
+    now = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")  # when the refresh began
     rows = []
     for api in spec.apis:
         ready = desired = 0
@@ -207,7 +211,6 @@ def snapshot(spec, cluster, prometheus: Prometheus, queries: dict[str, dict[str,
             "errors_5xx_per_s": errors,
             "errors_percent": 100 * errors / requests if errors is not None and requests else None,
         })
-    now = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     return {"type": "mlkit_status_watch", "time": now, "namespace": spec.k8s_namespace, "apis": rows}
 
 

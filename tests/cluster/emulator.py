@@ -97,6 +97,8 @@ class Emulator(kmock.KubernetesEmulator):
         match = NAMESPACE_PATH.match(raw_request.path)
         if match is None:
             response = await super().__call__(raw_request)
+            if proxied is not None and response.status == 404:  # no target and no test reaction: a Service that is not there
+                return not_found(f'services "{proxied.group(2).split(":")[0]}" not found')
             if raw_request.method == "GET" and response.status == 200 and raw_request.path == "/apis" and response.content_type == "application/json":
                 body = json.loads(response.body)
                 for group in body["groups"]:  # kmock picks any version as preferred; a real server the most stable, newest

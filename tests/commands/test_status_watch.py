@@ -154,7 +154,8 @@ def test_prometheus_stopped_or_missing_is_one_line(watched, k8s, tmp_path):
 
     k8s.proxy(*PROXY, None)  # no Service at all: the add-ons were never installed
     missing = mlkit("status", "--watch", "--count", "1", "--json", cwd=root, env=env)
-    assert_one_line_error(missing, "Prometheus is not installed", "prometheus-server in namespace mlkit-system", "`mlkit apply --only addons`")
+    where = 'prometheus-server in namespace mlkit-system (404: services "prometheus-server" not found)'
+    assert_one_line_error(missing, "Prometheus is not installed", where, "`mlkit apply --only addons`")
     assert len(missing.stderr.strip().splitlines()) == 1 and missing.stdout == ""
 
 
