@@ -96,6 +96,7 @@ FALLBACK_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim"
 FALLBACK_PORT = 8080
 FALLBACK_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
 RETRY_AFTER_S = 10
+CLIENT_MARGIN_S = 30  # past the hold: the fallback's answer, through the interceptor and the API server's proxy
 FALLBACK_CHECKOV_SKIPS = {
     "checkov.io/skip1": "CKV_K8S_15=A pinned nginx release; a rebuild of the same tag (base image fixes) answers the same fixed 503",
     "checkov.io/skip2": "CKV_K8S_43=Pinned by release tag (cli/render/wake.py); replace it with a digest there to pin further",
@@ -139,3 +140,8 @@ def retry_after_s(api: Api) -> int:
 def header_variable(header: str) -> str:
     """nginx's variable part for a request header: `X-Mlkit-Api` is `$http_x_mlkit_api`."""
     return header.lower().replace("-", "_")
+
+
+def client_timeout_s(api: Api) -> float:
+    """How long `mlkit predict` waits for an API that scales to zero: the longest hold, then the fallback's answer."""
+    return api.autoscaling.cold_start_timeout_s + CLIENT_MARGIN_S

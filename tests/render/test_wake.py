@@ -237,6 +237,8 @@ def test_the_fallback_exists_only_while_an_api_scales_to_zero_and_rolls_with_its
 def test_retry_after_ends_before_the_cooldown_drops_the_starting_replica():
     assert wake.retry_after_s(loads(spec_text()).apis[0]) == wake.RETRY_AFTER_S == 10
     assert wake.retry_after_s(loads(spec_text(autoscaling="{min_replicas: 0, scale_down_delay_s: 4}")).apis[0]) == 4
+    # mlkit predict outwaits the hold (cold_start_timeout_s 90 here), to get the fallback's answer.
+    assert wake.client_timeout_s(loads(spec_text()).apis[0]) > 90
 
 
 # The fallback's nginx.conf in a real nginx. What the test substitutes, and only that: the listen
