@@ -60,6 +60,12 @@ honours it still makes at most one request per `cold_start_timeout_s` + 10 s. Th
 end before KEDA's `cooldownPeriod` (`scale_down_delay_s`) runs out: nothing is held during it, and
 once the cooldown passes without a held request KEDA scales the starting replica back to zero.
 
+`mlkit predict` waits `cold_start_timeout_s` + 30 s for its answer (its client's default is 30 s),
+so it gets the fallback's 503 and prints it on one line with the seconds.
+
+While the fallback pod itself is down (one replica; a node drain moves it) the interceptor cannot
+reach it and answers 502 (interceptor/handler/upstream.go, its ErrorHandler).
+
 The cost: one pod of 10m CPU and 16 MiB requested while an API of the project scales to zero, on
 a node without an accelerator (it has no accelerator toleration, and prefers `mlkit.dev/accelerator:
 none` nodes). The interceptor itself is a Go binary no package index here ships, so the tests run
