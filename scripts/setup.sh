@@ -25,10 +25,16 @@ if ! command -v hey > /dev/null; then
   fi
 fi
 
-# Prometheus (Debian's package) runs the dashboard and autoscaling queries in tests/render/test_dashboard.py;
-# without it (not root, no apt) that test skips and says why.
-if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  (apt-get install -y -q prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q prometheus >/dev/null 2>&1; }) || echo "could not install prometheus; its tests will skip" >&2
+# Prometheus (Debian's package) runs the dashboard and autoscaling queries in tests/render/test_dashboard.py,
+# and nginx (nginx-light) the rendered cold-start fallback in tests/render/test_wake.py; without them
+# (not root, no apt) those tests skip and say why.
+missing=""
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  # shellcheck disable=SC2086 # one word per package
+  (apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $missing >/dev/null 2>&1; }) \
+    || echo "could not install$missing; their tests will skip" >&2
 fi
 
 if [ "${MLKIT_SKIP_CHECKOV:-0}" != "1" ] && [ ! -x .venv-checkov/bin/checkov ]; then

@@ -167,11 +167,14 @@ class Cluster:
         items = self._call("GET", by_name("Event").collection(namespace), params={"fieldSelector": f"involvedObject.name={name}"}).json()["items"]
         return [e for e in items if e.get("involvedObject", {}).get("name") == name]
 
-    def proxy(self, namespace: str, service: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        """POST to a Service through the API server, which reaches ClusterIP Services from outside the cluster."""
+    def proxy(self, namespace: str, service: str, path: str, body: bytes, headers: dict[str, str], timeout: float | None = None) -> httpx.Response:
+        """POST to a Service through the API server, which reaches ClusterIP Services from outside the cluster.
+
+        `timeout`: seconds to wait for the answer, when the client's default is too short (a request held while an API starts).
+        """
         url = f"/api/v1/namespaces/{namespace}/services/{service}:http/proxy/{path.lstrip('/')}"
         try:
-            return self.http.post(url, content=body, headers=headers)
+            return self.http.post(url, content=body, headers=headers, timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
         except httpx.HTTPError as exc:
             raise ToolError(f"cannot reach {service} through the Kubernetes API: {exc}") from None
 

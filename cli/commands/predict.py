@@ -6,12 +6,15 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import ToolError, UserError
 from ..options import DEFAULT_SPEC, ApiName, SpecFile
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def command(
@@ -49,16 +52,19 @@ def command(
                     raise UserError(f"API {api} needs a key and its Secret {api}-api-keys has none; pass --api-key") from None
             headers["Authorization"] = f"Bearer {api_key}"
         namespace, service = spec.k8s_namespace, f"{api}-canary" if canary else api
+        timeout = None
         if wake.scales_to_zero(target) and not canary:
             # The API's own Service is an ExternalName, which the service proxy cannot reach; its front
             # Service beside the interceptor can, and the header picks the route (the proxy sets its own Host).
             namespace, service = SYSTEM_NAMESPACE, wake.front_service(api, spec.k8s_namespace)
             headers[wake.ROUTE_HEADER] = wake.route_value(api, spec.k8s_namespace)
-        response = cluster.proxy(namespace, service, route, body, headers)
+            # The interceptor may hold the request for the whole cold start before anything answers.
+            timeout = wake.client_timeout_s(target)
+        response = cluster.proxy(namespace, service, route, body, headers, timeout)
     finally:
         cluster.close()
     if response.status_code >= 400:
-        message = f"{api} answered {response.status_code}: {response.text.strip()[:500]}"
+        message = f"{api} answered {response.status_code}: {_reason(response)}"
         raise UserError(message) if response.status_code < 500 else ToolError(message)
     sys.stdout.write(response.text if response.text.endswith("\n") else response.text + "\n")
 
@@ -83,3 +89,23 @@ def _payload(payload: str) -> bytes:
     return text.encode()
 
 
+
+
+def _reason(response: httpx.Response) -> str:
+    """The answer's reason on one line: the `error` of the runtime's JSON (the cold-start fallback's too), else the
+    start of the body; then when to retry, from Retry-After, and the request id the API logged it under."""
+    error = request_id = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error") if isinstance(body.get("error"), str) else None
+        request_id = body.get("request_id") if isinstance(body.get("request_id"), str) else None
+    reason = " ".join((error or response.text).split())[:500]
+    retry = response.headers.get("retry-after", "")
+    if retry.isdigit() and f"retry after {retry} s" not in reason:
+        reason += f"; retry after {retry} s"
+    if error and request_id:
+        reason += f" (request {' '.join(request_id.split())[:128]})"
+    return reason

@@ -83,6 +83,7 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     if any(api.canary for api in spec.apis):
         files[str(SHARED / "gateway.yaml")] = HEADER + env.get_template("k8s/gateway.yaml.j2").render(**shared)
     files |= dashboard.render(spec, env, HEADER, SHARED, owner_labels(spec))
+    woken: list[Api] = []
     for api in spec.apis:
         if api.engine is not None:
             view = engine_view(spec, api, facts)
@@ -96,9 +97,45 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
             names.append("httproute")
         if view["wake"]:
             names.append("interceptorroute")
+            woken.append(api)
         for name in names:
             files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(f"k8s/{name}.yaml.j2").render(**view)
+    if woken:
+        files[str(SHARED / "wake-fallback.yaml")] = HEADER + env.get_template("k8s/wake-fallback.yaml.j2").render(**wake_fallback_view(spec, woken, env))
     return files
+
+
+def wake_fallback_view(spec: Spec, woken: list[Api], env: Any) -> dict[str, Any]:
+    """The answer past the cold-start bound of the APIs that scale to zero (wake.py): its nginx.conf and pod."""
+    ns = spec.k8s_namespace
+    apis = [
+        {"name": api.name, "hosts": wake.hosts(api.name, ns), "route": wake.route_value(api.name, ns), "retry_after_s": wake.retry_after_s(api)}
+        for api in woken
+    ]
+    nginx_conf = env.get_template("k8s/wake-nginx.conf.j2").render(
+        name=wake.FALLBACK,
+        apis=apis,
+        header_variable=wake.header_variable(wake.ROUTE_HEADER),
+        default_retry_after_s=wake.RETRY_AFTER_S,
+        port=wake.FALLBACK_PORT,
+    )
+    selector = {labels.NAME: wake.FALLBACK, labels.PART_OF: spec.project}
+    return {
+        "name": wake.FALLBACK,
+        "namespace": ns,
+        "labels": {**_labels(spec), labels.NAME: wake.FALLBACK},
+        "selector": selector,
+        "api_names": [api.name for api in woken],
+        "nginx_conf": nginx_conf,
+        "config_hash": hashlib.sha256(nginx_conf.encode()).hexdigest()[:16],
+        "image": wake.FALLBACK_IMAGE,
+        "port": wake.FALLBACK_PORT,
+        "resources": wake.FALLBACK_RESOURCES,
+        "run_as": RUN_AS,
+        "checkov_skips": wake.FALLBACK_CHECKOV_SKIPS,
+        "system_namespace": SYSTEM_NAMESPACE,
+        "interceptor_selector": wake.INTERCEPTOR_SELECTOR,
+    }
 
 
 def mapping(values: dict[str, Any], indent: int) -> str:
@@ -194,6 +231,7 @@ def _wake(spec: Spec, api: Api) -> dict[str, Any]:
         "interceptor_selector": wake.INTERCEPTOR_SELECTOR,
         "proxy_port": wake.PROXY_PORT_NAME,
         "scaler_address": wake.scaler_address(SYSTEM_NAMESPACE),
+        "fallback": wake.FALLBACK,
     }
 
 

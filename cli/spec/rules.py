@@ -212,6 +212,8 @@ def _tpu_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
 
 
 def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
+    from ..render.wake import FALLBACK  # here: cli.render.wake imports the spec package
+
     for index in _repeats([a.name for a in spec.apis]):
         yield Problem(("apis", index, "name"), f"duplicate API name '{spec.apis[index].name}'; API names must be unique")
     pools = {p.name: p for p in spec.cluster.node_pools}
@@ -236,6 +238,8 @@ def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
         woken = api.name.removesuffix("-backend")
         if woken != api.name and woken in {x.name for x in spec.apis if x.autoscaling.min_replicas == 0}:
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the backend Service of API '{woken}', which scales to zero; pick another name")
+        if api.name == FALLBACK and any(x.autoscaling.min_replicas == 0 for x in spec.apis):
+            yield Problem(loc + ("name",), f"'{api.name}' is the name of the cold-start fallback of the APIs that scale to zero; pick another name")
         asked = [k for k in ("gpu", "neuron_cores", "tpu_chips") if getattr(api.compute, k)]
         if len(asked) > 1:
             yield Problem(loc + ("compute",), f"asks for {' and '.join(asked)}; one replica uses one kind of accelerator")

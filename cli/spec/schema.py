@@ -254,7 +254,7 @@ class Autoscaling(Strict):
         ge=1,
         le=3600,
         description="With `min_replicas: 0`: longest a request is held while the first replica starts (node, image, model, "
-        "warm-up); past it the KEDA HTTP add-on's interceptor answers 504.",
+        "warm-up); past it the request gets 503 with Retry-After from the project's cold-start fallback.",
     )
     target_waiting: int | None = Field(
         None,

@@ -194,6 +194,7 @@ def test_a_scale_to_zero_api_applies_its_route_and_front_service_and_prunes_them
     assert [o["metadata"]["name"] for o in k8s.objects("interceptorroutes")] == ["spam"]
     front = [s for s in k8s.objects("services") if s["metadata"]["namespace"] == "mlkit-system"]
     assert [s["metadata"]["name"] for s in front] == [wake.front_service("spam", "ops-demo")]
+    assert wake.FALLBACK in {d["metadata"]["name"] for d in k8s.objects("deployments")}  # the answer past the cold-start bound
     order = [r.split("?")[0] for r in k8s.requests() if r.startswith("PATCH ") and ("/interceptorroutes/" in r or "/scaledobjects/spam" in r)]
     assert order[0].endswith("/interceptorroutes/spam") and order[1].endswith("/scaledobjects/spam"), order
 
@@ -205,3 +206,4 @@ def test_a_scale_to_zero_api_applies_its_route_and_front_service_and_prunes_them
     assert k8s.objects("interceptorroutes") == []
     assert [s for s in k8s.objects("services") if s["metadata"]["namespace"] == "mlkit-system"] == []
     assert {s["metadata"]["name"] for s in k8s.objects("services")} == {"sentiment", "spam"}
+    assert {d["metadata"]["name"] for d in k8s.objects("deployments")} == {"sentiment", "spam"}  # the fallback went too

@@ -19,6 +19,7 @@ import yaml
 
 from mlkit.render import wake
 from tests.conftest import EXAMPLES, assert_one_line_error, emulator_kubeconfig, mlkit
+from tests.render.test_wake import fallback_server
 from tests.runtime.conftest import start as start_runtime
 
 SPEC = """\
@@ -98,8 +99,42 @@ def test_predict_reaches_a_scale_to_zero_api_through_the_interceptor_with_the_ro
     assert wake.ROUTE_HEADER.lower() not in {k.lower() for k in seen[-1]}
 
 
+def test_predict_says_when_to_retry_an_api_still_starting_past_the_bound(proj, k8s, tmp_path):
+    """Past cold_start_timeout_s the interceptor forwards the request to the route's coldStart.fallback
+    (endpoint_resolver.go, v0.15.0). The project's fallback, its rendered nginx.conf in a real nginx,
+    answers 503 with Retry-After; predict says so on one line with the seconds, exit 3."""
+    root, env = proj
+    front = wake.front_service("sentiment", NS)
+    route = yaml.safe_load((root / "infra/k8s/sentiment/interceptorroute.yaml").read_text())
+    assert route["spec"]["coldStart"]["fallback"]["service"]["name"] == wake.FALLBACK
+    seen: list[int] = []
+    with fallback_server((root / "infra/k8s/_shared/wake-fallback.yaml").read_text(), tmp_path / "fallback") as fallback:
+
+        def interceptor(request):
+            # No replica became ready in time: the request goes on to the fallback as it came (its Host is the
+            # API server's, so the routing header names the API).
+            headers = {k: v for k, v in request.headers.items() if k.lower() in {"content-type", wake.ROUTE_HEADER.lower()}}
+            answer = httpx.post(fallback + "/predict", content=request.body, headers=headers)
+            seen.append(answer.status_code)
+            return kmock.Response(status=answer.status_code, payload=answer.content, headers={"Retry-After": answer.headers["retry-after"]})
+
+        k8s.emulator[f"post /api/v1/namespaces/mlkit-system/services/{front}:http/proxy/predict"] << interceptor
+        result = mlkit("predict", "sentiment", '{"text": "hi"}', cwd=root, env=env)
+    assert seen == [503]
+    assert_one_line_error(result, "sentiment answered 503: sentiment is starting from zero; retry after 10 s (request ", code=3)
+
+
+def test_predict_adds_the_seconds_of_retry_after_when_the_answer_does_not_say_them(proj, k8s):
+    front = wake.front_service("sentiment", NS)
+    root, env = proj
+    busy = kmock.Response(status=503, payload={"error": "server is at capacity; retry shortly", "request_id": "r1"}, headers={"Retry-After": "1"})
+    k8s.emulator[f"post /api/v1/namespaces/mlkit-system/services/{front}:http/proxy/predict"] << busy
+    result = mlkit("predict", "sentiment", "{}", cwd=root, env=env)
+    assert_one_line_error(result, "sentiment answered 503: server is at capacity; retry shortly; retry after 1 s (request r1)", code=3)
+
+
 def test_predict_says_when_the_interceptor_gave_up_waiting(proj, k8s):
-    """Past cold_start_timeout_s the interceptor answers 504 (endpoint_resolver.go): an external failure, exit 3."""
+    """Without a fallback, or with its request's own deadline gone, the interceptor answers 504: an external failure, exit 3."""
     root, env = proj
     front = wake.front_service("sentiment", NS)
     k8s.emulator[f"post /api/v1/namespaces/mlkit-system/services/{front}:http/proxy/predict"] << kmock.Response(status=504, payload=b"Gateway Timeout\n")

@@ -285,7 +285,11 @@ def test_pods_meet_the_restricted_pod_security_standard(example, rel, doc):
         assert sc == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}, container["name"]
 
 
-@pytest.mark.parametrize(("example", "rel", "doc"), [d for d in ALL + ENGINE if d[2]["kind"] == "Deployment"], ids=lambda v: v if isinstance(v, str) else "")
+# The APIs' Deployments (the cold-start fallback beside them holds no requests: tests/render/test_wake.py).
+API_DEPLOYMENTS = [d for d in ALL + ENGINE if d[2]["kind"] == "Deployment" and "/_shared/" not in d[1]]
+
+
+@pytest.mark.parametrize(("example", "rel", "doc"), API_DEPLOYMENTS, ids=lambda v: v if isinstance(v, str) else "")
 def test_grace_period_covers_prestop_and_the_runtimes_drain(example, rel, doc):
     spec = doc["spec"]["template"]["spec"]
     container = spec["containers"][0]

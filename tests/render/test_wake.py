@@ -1,20 +1,31 @@
-"""Wake on request for `min_replicas: 0`: the InterceptorRoute against the add-on's CRD schema, and the
-path a request takes (client Service, front Service, interceptor, route, backend, pods) by structure."""
+"""Wake on request for `min_replicas: 0`: the InterceptorRoute against the add-on's CRD schema, the
+path a request takes (client Service, front Service, interceptor, route, backend, pods) by structure,
+and the cold-start fallback: its objects by structure, and its rendered nginx.conf in a real nginx."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pytest
+import yaml
 
+from mlkit import labels
 from mlkit.render import wake
 from mlkit.render.infra import addons_tfvars, render
 from mlkit.render.k8s import SYSTEM_NAMESPACE
 from mlkit.spec import loads
+from tests.conftest import free_port
 from tests.render.test_k8s import ALL, manifests, strict
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
@@ -46,16 +57,21 @@ def interceptor_route_check(doc: dict) -> None:
     assert {"concurrency", "requestRate"} & set(spec["scalingMetric"]), "at least one of 'concurrency' or 'requestRate' must be set"
     if "coldStart" in spec:
         assert {"fallback", "placeholder"} & set(spec["coldStart"])
+        service = spec["coldStart"].get("fallback", {}).get("service", {})
+        assert not service or ("port" in service) != ("portName" in service), "exactly one of 'port' or 'portName' must be set"
     # Durations are Go durations (metav1.Duration): the API server refuses anything else.
     for value in spec.get("timeouts", {}).values():
         assert re.fullmatch(r"([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+", value), value
 
 
 ROUTES = [d for d in ALL if d[2]["kind"] == "InterceptorRoute"]
+FALLBACK_FILE = "wake-fallback.yaml"
 
 
-def test_every_scale_to_zero_example_renders_a_route():
+def test_every_scale_to_zero_example_renders_a_route_and_the_fallback():
     assert {example for example, _, _ in ROUTES} == {"aws-accelerators", "gcp-l4", "gcp-tpu-v5e"}
+    fallbacks = {example for example, rel, _ in ALL if rel == f"infra/k8s/_shared/{FALLBACK_FILE}"}
+    assert fallbacks == {"aws-accelerators", "gcp-l4", "gcp-tpu-v5e"}
 
 
 @pytest.mark.parametrize(("example", "rel", "doc"), ROUTES, ids=lambda v: v if isinstance(v, str) else "")
@@ -72,6 +88,9 @@ def test_interceptor_routes_match_the_add_on_crd(example, rel, doc):
         lambda s: s.pop("scalingMetric"),  # a required field
         lambda s: s["scalingMetric"].update(concurrency={"targetValue": 0}),  # below the minimum
         lambda s: s["timeouts"].update(readiness="90"),  # not a duration
+        lambda s: s["coldStart"]["fallback"]["service"].update(portName="http"),  # the fallback's port twice
+        lambda s: s["coldStart"]["fallback"]["service"].update(namespace="mlkit-system"),  # the add-on has no such field
+        lambda s: s["coldStart"]["fallback"].pop("service"),  # a required field
     ],
 )
 def test_the_route_check_can_fail(breaks):
@@ -158,3 +177,156 @@ def test_front_service_names_are_labels_and_tell_ambiguous_pairs_apart():
     assert wake.front_service("a" * 40, "b" * 40) != wake.front_service("a" * 40, "b" * 39 + "c")
     assert DNS_LABEL.match(wake.front_service("a" * 39 + "-x", "n" * 16))  # a cut never ends in '-'
 
+
+
+def test_past_the_bound_the_route_falls_back_to_a_pod_that_answers():
+    """The route's coldStart.fallback leads to the nginx whose config the ConfigMap holds."""
+    objs = objects(spec_text())
+    ns = "zero-demo"
+    route = objs[("InterceptorRoute", ns, "a")]
+    assert set(route["spec"]["coldStart"]) == {"fallback"}  # a placeholder would answer at once instead of holding
+    ref = route["spec"]["coldStart"]["fallback"]["service"]
+    # The add-on resolves the fallback in the route's namespace (routing.go): a Service there, on a port it has...
+    service = objs[("Service", ns, ref["name"])]
+    port = next(p for p in service["spec"]["ports"] if p["port"] == ref["port"])
+    deployment = objs[("Deployment", ns, ref["name"])]
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    container = pod["spec"]["containers"][0]
+    assert port["targetPort"] in [p["name"] for p in container["ports"]]
+    # ...whose nginx reads the ConfigMap's nginx.conf, which listens on the container's port.
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert container["command"][-2:] == ["-c", f"{mount['mountPath']}/nginx.conf"]
+    configmap = next(v for v in pod["spec"]["volumes"] if v["name"] == "config")["configMap"]["name"]
+    conf = objs[("ConfigMap", ns, configmap)]["data"]["nginx.conf"]
+    assert f"listen {container['ports'][0]['containerPort']};" in conf
+    # Read-only root: everything nginx writes is under the tmp volume.
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    written = re.findall(r"^\s*(?:pid|\w+_temp_path) (\S+);$", conf, re.M)
+    assert len(written) == 6 and all(path.startswith("/tmp/") for path in written)
+    # Small, and never on an accelerator node: no vendor toleration, no pool selector.
+    assert container["resources"] == wake.FALLBACK_RESOURCES
+    assert "tolerations" not in pod["spec"] and "nodeSelector" not in pod["spec"]
+    # Only the interceptor pods reach it, and it reaches nothing.
+    policy = objs[("NetworkPolicy", ns, ref["name"])]
+    assert policy["spec"]["podSelector"]["matchLabels"] == service["spec"]["selector"]
+    system = {"kubernetes.io/metadata.name": SYSTEM_NAMESPACE}
+    interceptor = {"namespaceSelector": {"matchLabels": system}, "podSelector": {"matchLabels": wake.INTERCEPTOR_SELECTOR}}
+    assert policy["spec"]["ingress"][0]["from"] == [interceptor]
+    assert policy["spec"]["egress"] == [] and set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert objs[("PodDisruptionBudget", ns, ref["name"])]["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    # Apply owns and prunes it with the project's objects.
+    assert deployment["metadata"]["labels"].items() >= labels.owner_labels("zero-demo").items()
+
+
+def test_the_fallback_exists_only_while_an_api_scales_to_zero_and_rolls_with_its_config():
+    files = render(loads(spec_text()))
+    assert f"infra/k8s/_shared/{FALLBACK_FILE}" in files
+    assert f"infra/k8s/_shared/{FALLBACK_FILE}" not in render(loads(spec_text(autoscaling="{min_replicas: 1}")))
+
+    def config_hash(text: str) -> str:
+        deployment = objects(text)[("Deployment", "zero-demo", wake.FALLBACK)]
+        return deployment["spec"]["template"]["metadata"]["annotations"][labels.CONFIG_HASH]
+
+    # nginx reads its config once: a new Retry-After must roll the pod.
+    assert config_hash(spec_text()) != config_hash(spec_text(autoscaling="{min_replicas: 0, scale_down_delay_s: 5}"))
+
+
+def test_retry_after_ends_before_the_cooldown_drops_the_starting_replica():
+    assert wake.retry_after_s(loads(spec_text()).apis[0]) == wake.RETRY_AFTER_S == 10
+    assert wake.retry_after_s(loads(spec_text(autoscaling="{min_replicas: 0, scale_down_delay_s: 4}")).apis[0]) == 4
+    # mlkit predict outwaits the hold (cold_start_timeout_s 90 here), to get the fallback's answer.
+    assert wake.client_timeout_s(loads(spec_text()).apis[0]) > 90
+
+
+# The fallback's nginx.conf in a real nginx. What the test substitutes, and only that: the listen
+# address (127.0.0.1 and a free port instead of 8080), the pid file and the five temporary paths (a
+# test folder instead of /tmp); every other line, and the Deployment's command, run as rendered.
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
+@contextlib.contextmanager
+def fallback_server(manifest: str, where: Path) -> Iterator[str]:
+    """Run the fallback of a rendered `wake-fallback.yaml` on loopback; yield its base URL."""
+    if NGINX is None:
+        pytest.skip("nginx is not installed (scripts/setup.sh installs nginx-light from apt when run as root)")
+    docs = {d["kind"]: d for d in yaml.safe_load_all(manifest) if d}
+    conf = docs["ConfigMap"]["data"]["nginx.conf"]
+    command = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    where.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    for old, new in {f"listen {wake.FALLBACK_PORT};": f"listen 127.0.0.1:{port};", "pid /tmp/nginx.pid;": f"pid {where}/nginx.pid;"}.items():
+        assert conf.count(old) == 1, old
+        conf = conf.replace(old, new)
+    conf, temp_paths = re.subn(r"^(\s*\w+_temp_path) /tmp/", rf"\1 {where}/", conf, flags=re.M)
+    assert temp_paths == 5 and "/tmp/" not in conf.replace(str(where), "")
+    (where / "nginx.conf").write_text(conf)
+    assert command[0] == "nginx" and command[-2] == "-c"
+    log = open(where / "nginx.log", "w")
+    proc = subprocess.Popen([NGINX, *command[1:-1], str(where / "nginx.conf")], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"nginx did not start: {(where / 'nginx.log').read_text()}")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+ZERO_APIS = """project: zero-demo
+cloud: aws
+region: us-east-1
+cluster: {node_pools: [{name: cpu, instance_type: m6i.large}]}
+apis:
+  - {name: a, predictor: p.py:P, autoscaling: {min_replicas: 0}}
+  - {name: b, predictor: p.py:P, expose: public, autoscaling: {min_replicas: 0, scale_down_delay_s: 4}}
+  - {name: c, predictor: p.py:P}
+"""
+
+
+@pytest.mark.parametrize(
+    ("headers", "api", "retry_after"),
+    [
+        ({wake.ROUTE_HEADER: "a.zero-demo"}, "a", 10),  # mlkit predict and load balancer clients: the header
+        ({wake.ROUTE_HEADER: "b.zero-demo"}, "b", 4),  # each API's own pause
+        ({"Host": "a.zero-demo.svc.cluster.local:80"}, "a", 10),  # in-cluster clients: the host, port stripped
+        ({"Host": "B.Zero-Demo.svc"}, "b", 4),  # host names are case-insensitive
+        ({"Host": "a.zero-demo", wake.ROUTE_HEADER: "b.zero-demo"}, "a", 10),  # the host rule first, as the interceptor
+        ({wake.ROUTE_HEADER: "c.zero-demo"}, None, 10),  # c keeps a replica: never held, unknown here
+        ({"Host": "elsewhere.example"}, None, 10),  # unknown: the default
+    ],
+)
+def test_the_rendered_fallback_answers_503_with_retry_after_for_each_api(tmp_path, headers, api, retry_after):
+    manifest = render(loads(ZERO_APIS))[f"infra/k8s/_shared/{FALLBACK_FILE}"]
+    with fallback_server(manifest, tmp_path / "nginx") as url:
+        response = httpx.post(url + "/predict", json={"text": "hi"}, headers=headers)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == str(retry_after)
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"] == f"{api or 'the API'} is starting from zero; retry after {retry_after} s"
+    assert set(body) == {"error", "request_id"} and body["request_id"] == response.headers["x-request-id"]  # the runtime's error shape
+
+
+def test_the_fallback_answers_any_request_and_keeps_a_sensible_request_id(tmp_path):
+    manifest = render(loads(ZERO_APIS))[f"infra/k8s/_shared/{FALLBACK_FILE}"]
+    route = {wake.ROUTE_HEADER: "a.zero-demo"}
+    with fallback_server(manifest, tmp_path / "nginx") as url, httpx.Client(base_url=url, headers=route) as client:
+        big = client.post("/v2/models/a/infer", content=b"x" * (3 << 20))  # over nginx's default 1 MiB body limit
+        assert big.status_code == 503 and big.json()["error"].startswith("a is starting")
+        assert client.get("/v1/models").status_code == 503
+        assert client.head("/").headers["retry-after"] == "10"
+        sent = client.post("/predict", json={}, headers={"X-Request-ID": "job-7/step:2"})
+        assert sent.json()["request_id"] == sent.headers["x-request-id"] == "job-7/step:2"  # as the runtime keeps it
+        hostile = client.post("/predict", json={}, headers={"X-Request-ID": 'x", "error": "pwned'})
+        assert hostile.json()["error"].startswith("a is starting") and re.fullmatch(r"[0-9a-f]{32}", hostile.json()["request_id"])

@@ -113,6 +113,11 @@ def test_defaults_fill_in():
             "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0}\n  - {name: sentiment-backend, predictor: p.py:P}",
             "apis[1].name: 'sentiment-backend' is the name of the backend Service of API 'sentiment'",
         ),
+        (
+            "cpu: 1, memory: 2Gi}",
+            "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0}\n  - {name: mlkit-wake-fallback, predictor: p.py:P}",
+            "apis[1].name: 'mlkit-wake-fallback' is the name of the cold-start fallback of the APIs that scale to zero",
+        ),
         ("cpu: 1, memory: 2Gi}", "cpu: 1, memory: 2Gi}\n    autoscaling: {min_replicas: 0, cold_start_timeout_s: 0}", "cold_start_timeout_s: 0 is too small"),
         ("spot: true}", "spot: true, image_streaming: true}", "cluster.node_pools[2].image_streaming: GKE image streaming exists on GCP only"),
         (
