@@ -5,6 +5,7 @@ behind the emulator's service proxy. The test plays the Deployment controller.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -54,7 +55,8 @@ def push_images(root, moto):
 
     spec = load(root / "mlkit.yaml")
     ecr = boto3.client("ecr", region_name="us-west-2", endpoint_url=moto, aws_access_key_id="testing", aws_secret_access_key="testing")
-    ecr.create_repository(repositoryName="ops-demo")
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):  # a second deploy pushes again
+        ecr.create_repository(repositoryName="ops-demo")
     tags = {}
     for api in spec.apis:
         tags[api.name] = context(root, spec, api).tag
