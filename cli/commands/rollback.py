@@ -51,6 +51,7 @@ def command(
         goal = revisions.target(facts, api, to)
         last = revisions.current(facts, api)
         assert last is not None  # target() found revisions
+        revisions.check_changes(api, goal, last)
         warnings = _differences(goal, revisions.values(spec, entry, facts))
         for line in warnings:
             say(f"warning: {line}")

@@ -21,7 +21,7 @@ from ..render.facts import KEEP, Facts, Revision
 from ..spec import Spec
 from ..spec.schema import Api
 
-__all__ = ["KEEP", "Values", "current", "git_commit", "numbers", "record", "roll_back", "target", "values"]
+__all__ = ["KEEP", "Values", "check_changes", "current", "git_commit", "numbers", "record", "roll_back", "target", "values"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,15 @@ def target(facts: Facts, api: str, to: int | None) -> Revision:
     if to == now:
         raise UserError(f"--to {to}: revision {to} is the current one of {api}; pick an earlier one (revisions: {numbers(revisions)})")
     return found
+
+
+def check_changes(api: str, goal: Revision, last: Revision) -> None:
+    """A rollback restores an image and a model; to a revision that ran the same ones it would change nothing."""
+    if (goal.image, goal.model) == (last.image, last.model):
+        raise UserError(
+            f"revision {goal.number} of {api} ran the same image and model as the current one ({last.number}); a rollback restores only "
+            f"those, and leaves mlkit.yaml as written: change the entry back there and run `mlkit apply --only apis`"
+        )
 
 
 def roll_back(root: Path, spec: Spec, facts: Facts, api: Api, to: Revision, now: float | None = None) -> Revision:

@@ -115,11 +115,21 @@ def test_history_and_rollback_of_an_unknown_api_list_the_apis(proj):
     assert bad.returncode == 2 and "--to" in bad.stderr
 
 
-@pytest.mark.parametrize("given", ["", "--to 1"])
-def test_a_rollback_with_one_revision_has_nowhere_to_go(proj, given):
+REVISION = {"number": 1, "time": "2026-11-29T23:10:00Z", "image": "0123456789ab", "model": "s3://team-models/sentiment/v3/",
+            "config_hash": "0123456789abcdef", "spec_hash": "fedcba9876543210", "git_commit": None}
+
+
+@pytest.mark.parametrize(
+    ("revisions", "given", "says"),
+    [
+        ([REVISION], "", "sentiment has only revision 1, the current one: there is nothing before it to roll back to"),
+        ([REVISION], "--to 1", "revision 1 is the current one of sentiment"),
+        # Only the config changed between them: a rollback restores images and models, so it would change nothing.
+        ([REVISION, REVISION | {"number": 2, "config_hash": "1" * 16, "spec_hash": "2" * 16}], "",
+         "revision 1 of sentiment ran the same image and model as the current one (2)"),
+    ],
+)
+def test_a_rollback_that_would_change_nothing_says_why(proj, revisions, given, says):
     root, env = proj
-    revision = {"number": 1, "time": "2026-11-29T23:10:00Z", "image": "0123456789ab", "model": "s3://team-models/sentiment/v3/",
-                "config_hash": "0123456789abcdef", "spec_hash": "fedcba9876543210", "git_commit": None}
-    (root / ".mlkit/deploy.json").write_text(json.dumps({"revisions": {"sentiment": [revision]}}))
-    result = mlkit("rollback", "sentiment", *given.split(), "--yes", cwd=root, env=env)
-    assert_one_line_error(result, "only revision 1" if not given else "revision 1 is the current one")
+    (root / ".mlkit/deploy.json").write_text(json.dumps({"revisions": {"sentiment": revisions}}))
+    assert_one_line_error(mlkit("rollback", "sentiment", *given.split(), "--yes", cwd=root, env=env), says)
