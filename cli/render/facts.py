@@ -205,4 +205,17 @@ def load(root: Path) -> Facts:
 
 def save(root: Path, facts: Facts) -> None:
     _check(asdict(facts))  # never write what load would refuse
-    projectfs.write_text(root, REL, json.dumps(asdict(facts), indent=2, sort_keys=True) + "\n")
+    text = _dump(facts)
+    # Many APIs with full histories could outgrow MAX_BYTES: the longest histories give up their
+    # oldest revisions first (the current one, which a pin always is, stays).
+    while len(text) > MAX_BYTES and any(len(kept) > 1 for kept in facts.revisions.values()):
+        longest = max(len(kept) for kept in facts.revisions.values())
+        for kept in facts.revisions.values():
+            if len(kept) == longest:
+                del kept[0]
+        text = _dump(facts)
+    projectfs.write_text(root, REL, text)
+
+
+def _dump(facts: Facts) -> str:
+    return json.dumps(asdict(facts), indent=2, sort_keys=True) + "\n"

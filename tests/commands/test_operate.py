@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
 import threading
 
 import httpx
@@ -98,14 +99,19 @@ class Controller:
         self.thread.join(5)
 
 
+def controlled(url: str, *args: str, cwd, env) -> subprocess.CompletedProcess:
+    """Run the CLI while the Controller plays the Deployment controller, so that rollouts finish."""
+    controller = Controller(url)
+    try:
+        return mlkit(*args, cwd=cwd, env=env)
+    finally:
+        controller.close()
+
+
 def test_apply_status_predict_logs_delete(proj, k8s, moto, tmp_path):
     root, env = proj
     tags = push_images(root, moto)
-    controller = Controller(k8s.url)
-    try:
-        applied = mlkit("apply", "--only", "apis", "--timeout", "30", "--json", cwd=root, env=env)
-    finally:
-        controller.close()
+    applied = controlled(k8s.url, "apply", "--only", "apis", "--timeout", "30", "--json", cwd=root, env=env)
     assert applied.returncode == 0, applied.stderr[-3000:]
     assert f"image of sentiment: 123456789012.dkr.ecr.us-west-2.amazonaws.com/ops-demo:sentiment-{tags['sentiment']} is in the registry" in applied.stderr
     assert "~ infra/k8s/sentiment/deployment.yaml" in applied.stderr  # the deploy, as a reviewable diff

@@ -123,3 +123,22 @@ def test_a_rollback_pins_the_revisions_image_and_model_in_the_render(proj):
     facts.pins.clear()
     assert revisions.record(root, spec, facts) == {"sentiment": 4}
     assert "sentiment-bbbbbbbbbbbb" in render(spec, facts)[DEPLOYMENT]
+
+
+def test_many_apis_with_full_histories_still_fit_the_record(proj, monkeypatch):
+    """The record's size limit holds whatever the number of APIs: the longest histories give up their oldest revisions."""
+    root, spec = proj
+    monkeypatch.setattr(revisions, "git_commit", lambda root: "0" * 40)  # 4000 deploys: no need to ask git each time
+    facts = facts_mod.Facts()
+    for i in range(80):
+        spec.apis[0].name = f"api{i:02d}"
+        for j in range(facts_mod.KEEP):
+            facts.images[spec.apis[0].name] = f"tag{j:09d}"
+            revisions.record(root, spec, facts)
+    assert len(facts_mod._dump(facts)) > facts_mod.MAX_BYTES
+    facts_mod.save(root, facts)
+    assert (root / ".mlkit/deploy.json").stat().st_size <= facts_mod.MAX_BYTES
+    loaded = facts_mod.load(root)
+    kept = {len(v) for v in loaded.revisions.values()}
+    assert len(kept) == 1 and 1 < kept.pop() < facts_mod.KEEP, "every API keeps the same number of its newest revisions"
+    assert loaded.revisions["api79"][-1].image == f"tag{facts_mod.KEEP - 1:09d}"
