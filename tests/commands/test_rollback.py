@@ -104,6 +104,11 @@ def test_history_and_rollback_of_an_unknown_api_list_the_apis(proj):
     assert_one_line_error(mlkit("rollback", "sentiment", "--yes", cwd=root, env=env), "has no revisions of sentiment")
     bad = mlkit("rollback", "sentiment", "--to", "0", cwd=root, env=env)
     assert bad.returncode == 2 and "--to" in bad.stderr
+    # A record from a pull request is data: a bad revision stops both commands in one line, before any cluster is reached.
+    (root / ".mlkit/deploy.json").write_text(json.dumps({"revisions": {"sentiment": [REVISION | {"image": "v1\nkind: Secret"}]}}))
+    for args in (["history", "sentiment"], ["rollback", "sentiment", "--yes"]):
+        assert_one_line_error(mlkit(*args, cwd=root, env=env), ".mlkit/deploy.json: revisions.sentiment[0].image must be a Docker image tag",
+                              "git checkout -- .mlkit/deploy.json")
 
 
 REVISION = {"number": 1, "time": "2026-11-29T23:10:00Z", "image": "0123456789ab", "model": "s3://team-models/sentiment/v3/",
