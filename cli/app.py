@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .commands import apply, bench, build, delete, destroy, init, logs, plan, predict, render, schema, serve, status, token, validate
+from .commands import apply, bench, build, delete, destroy, history, init, logs, plan, predict, render, rollback, schema, serve, status, token, validate
 
 
 @dataclass
@@ -60,6 +60,8 @@ app.command("plan")(plan.command)
 app.command("apply")(apply.command)
 app.command("build")(build.command)
 app.command("status")(status.command)
+app.command("history")(history.command)
+app.command("rollback")(rollback.command)
 app.command("logs")(logs.command)
 app.command("predict")(predict.command)
 app.command("delete")(delete.command)

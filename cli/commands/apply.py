@@ -112,7 +112,8 @@ def _apis(root: Path, spec, timeout: float, show_keys: bool) -> dict:
     report = apis.Report()
     facts = apis.prepare(root, spec, say, report)
     report.rendered = apis.rerender(root, spec, facts, say)
-    apis.roll_out(root, spec, timeout, say, report, show_keys=show_keys)
+    apis.roll_out(root, spec, timeout, say, report, show_keys=show_keys,
+                  applied_hook=lambda: apis.record_revisions(root, spec, facts, say, report))
     out = asdict(report)
     out.pop("new_keys")  # the keys themselves never go to stdout; key_files says where they are
     return out

@@ -27,6 +27,7 @@ class Report:
     pruned: list[str] = field(default_factory=list)
     new_keys: dict[str, str] = field(default_factory=dict)  # never printed to stdout: apply drops it from --json
     key_files: dict[str, str] = field(default_factory=dict)  # API -> the 0600 file its new key was written to
+    revisions: dict[str, int] = field(default_factory=dict)  # API -> the revision this deploy recorded (unchanged APIs: none)
 
 
 SECRETS_DIR = ".mlkit/secrets"
@@ -62,6 +63,8 @@ def cluster_outputs(root: Path) -> dict:
 def prepare(root: Path, spec: Spec, say: Say, report: Report) -> facts_mod.Facts:
     """Upload local models and make sure every API's image is in the registry; record both."""
     facts = facts_mod.load(root)
+    # apply deploys the project as written: a rollback's pins end here (history keeps the rollback).
+    facts.pins.clear()
     outputs = cluster_outputs(root)
     facts.aws_account_id = clouds.of(spec).account(outputs)
     _upload_models(root, spec, facts, outputs, say, report)
@@ -155,9 +158,24 @@ def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[s
     return changed
 
 
-def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report, cluster=None, show_keys: bool = False) -> None:
+def record_revisions(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, report: Report) -> None:
+    """A new revision for each API whose image, model, config or spec entry changed, saved in the record."""
+    from . import revisions
+
+    report.revisions = revisions.record(root, spec, facts)
+    facts_mod.save(root, facts)
+    for api, number in report.revisions.items():
+        say(f"revision {number} of {api} recorded (`mlkit history {api}`)")
+
+
+def roll_out(
+    root: Path, spec: Spec, timeout_s: float, say: Say, report: Report, cluster=None, show_keys: bool = False,
+    applied_hook: Callable[[], None] | None = None,
+) -> None:
     """Apply, prune and wait. A new API key goes to a 0600 file under .mlkit/secrets; the key itself
-    is shown only with `show_keys` (a person at a terminal), never into the logs of automation."""
+    is shown only with `show_keys` (a person at a terminal), never into the logs of automation.
+    `applied_hook` runs once the cluster holds the manifests, before the wait: what it records
+    (a revision) is then true even when the rollout gets stuck, which is when a rollback is wanted."""
     from ..cluster import rollout
     from ..cluster.connect import connect
 
@@ -166,6 +184,8 @@ def roll_out(root: Path, spec: Spec, timeout_s: float, say: Say, report: Report,
     try:
         applied = rollout.apply(cluster, spec, objects, say)
         report.pruned = [f"{kind} {name}" for kind, _, name in applied.pruned]
+        if applied_hook is not None:
+            applied_hook()
         report.new_keys = applied.new_keys
         for api, key in applied.new_keys.items():
             try:

@@ -5,6 +5,10 @@ its build context) and the bucket prefix its local model folder went to are not 
 deploy steps record them in `.mlkit/deploy.json`; rendering reads them, so that a deploy shows up
 in review as a small diff of the manifests (a new tag, a new model prefix). Until a value is known
 the manifests carry a placeholder in capitals that cannot pull, fetch or assume anything.
+
+The record also keeps each API's revisions (one per deploy that changed something, see
+cli/deploy/revisions.py) and the pins `mlkit rollback` sets: while an API is pinned to one of its
+revisions, that revision's image and model are what the manifests carry, whatever the rest says.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from .. import projectfs
 from ..errors import UserError
@@ -36,6 +41,34 @@ SHAPES = {
     "models": (re.compile(r"(?:s3|gs)://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]/(?:(?!\.\.?/)[A-Za-z0-9._-]+/)*"), "s3://BUCKET/PREFIX/ or gs://BUCKET/PREFIX/"),
 }
 MAX_BYTES = 1024 * 1024
+KEEP = 50  # revisions kept per API: the record stays small enough to review and to stay under MAX_BYTES
+# A revision's model is the URI its pods fetched: an uploaded prefix (SHAPES["models"]) or the spec's own
+# bucket URI, which the spec checks less strictly; either way no control character, and it is quoted
+# wherever it is written.
+_REVISION_MODEL = re.compile(r"(?:s3|gs)://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9](?:/[^\x00-\x1f\x7f]{0,1000})?")
+_HASH = re.compile(r"[0-9a-f]{16}")
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 repositories
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+FIELDS = (*SHAPES, "revisions", "pins")
+
+
+@dataclass
+class Revision:
+    """One deploy of an API: what its pods ran, from which spec entry and commit, and when."""
+
+    number: int  # 1, 2, 3... per API, never reused
+    time: str  # UTC, 2026-11-29T23:10:00Z
+    image: str | None  # image tag; None for engine APIs (they run the engine's published image)
+    model: str | None  # model URI the pods fetched; None without one (hf_model)
+    config_hash: str  # 16 hex digits of the API's config, as the pods' config-hash annotation
+    spec_hash: str  # 16 hex digits of the API's entry in mlkit.yaml, as written
+    git_commit: str | None  # the project's commit; None outside a git repository
+    rolled_back_from: int | None = None  # a rollback: the revision that was current
+    rolled_back_to: int | None = None  # a rollback: the revision whose image and model it restored
+
+
+REVISION_FIELDS = tuple(Revision.__dataclass_fields__)
+ROLLBACK_FIELDS = ("rolled_back_from", "rolled_back_to")  # the only ones a revision may leave out
 
 
 @dataclass
@@ -43,6 +76,22 @@ class Facts:
     aws_account_id: str | None = None
     images: dict[str, str] = field(default_factory=dict)  # API name -> image tag
     models: dict[str, str] = field(default_factory=dict)  # API (or API-canary) name -> uploaded model URI
+    revisions: dict[str, list[Revision]] = field(default_factory=dict)  # API name -> its last KEEP revisions, oldest first
+    pins: dict[str, int] = field(default_factory=dict)  # API name -> the rollback revision whose image and model run until the next apply
+
+    def pinned(self, api: str) -> Revision | None:
+        number = self.pins.get(api)
+        return next((r for r in self.revisions.get(api, []) if r.number == number), None) if number else None
+
+    def image_tag(self, api: str) -> str | None:
+        """The image tag the manifests of API carry: a rollback's pin first, then the last build."""
+        pinned = self.pinned(api)
+        return pinned.image if pinned and pinned.image else self.images.get(api)
+
+    def pinned_model(self, name: str) -> str | None:
+        """The model URI a rollback pinned for API `name` (never for its canary track), or None."""
+        pinned = self.pinned(name)
+        return pinned.model if pinned else None
 
 
 def _bad(problem: str) -> UserError:
@@ -52,9 +101,9 @@ def _bad(problem: str) -> UserError:
 def _check(data: object) -> Facts:
     if not isinstance(data, dict):
         raise _bad("expected an object with aws_account_id, images and models")
-    unknown = sorted(set(data) - set(SHAPES))
+    unknown = sorted(set(data) - set(FIELDS))
     if unknown:
-        raise _bad(f"unknown field {unknown[0]!r} (fields: {', '.join(SHAPES)})")
+        raise _bad(f"unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
     account = data.get("aws_account_id")
     pattern, shape = SHAPES["aws_account_id"]
     if account is not None and not (isinstance(account, str) and pattern.fullmatch(account)):
@@ -71,7 +120,71 @@ def _check(data: object) -> Facts:
             if not (isinstance(item, str) and pattern.fullmatch(item)):
                 raise _bad(f"{name}.{api} must be {shape}, not {item!r:.80}")
         maps[name] = value
-    return Facts(aws_account_id=account, images=maps["images"], models=maps["models"])
+    revisions = _check_revisions(data.get("revisions", {}))
+    return Facts(aws_account_id=account, images=maps["images"], models=maps["models"], revisions=revisions,
+                 pins=_check_pins(data.get("pins", {}), revisions))
+
+
+def _check_revisions(value: object) -> dict[str, list[Revision]]:
+    if not isinstance(value, dict):
+        raise _bad("revisions must be an object of API name -> list of revisions")
+    out: dict[str, list[Revision]] = {}
+    for api, items in value.items():
+        if not re.fullmatch(_NAME, api):
+            raise _bad(f"revisions: {api!r:.80} is not an API name")
+        if not isinstance(items, list) or len(items) > KEEP:
+            raise _bad(f"revisions.{api} must be a list of at most {KEEP} revisions, oldest first")
+        out[api] = []
+        for i, item in enumerate(items):
+            out[api].append(_check_revision(f"revisions.{api}[{i}]", item, out[api][-1].number if out[api] else 0))
+    return out
+
+
+def _check_revision(where: str, item: object, previous: int) -> Revision:
+    if not isinstance(item, dict):
+        raise _bad(f"{where} must be an object with {', '.join(REVISION_FIELDS)}")
+    unknown = sorted(set(item) - set(REVISION_FIELDS))
+    if unknown:
+        raise _bad(f"{where}: unknown field {unknown[0]!r} (fields: {', '.join(REVISION_FIELDS)})")
+    missing = [name for name in REVISION_FIELDS if name not in item and name not in ROLLBACK_FIELDS]
+    if missing:
+        raise _bad(f"{where}: {missing[0]} is missing")
+    number = item["number"]
+    if not _is_int(number) or number <= previous:
+        raise _bad(f"{where}.number must be a whole number above {previous} (the one before it), not {number!r:.80}")
+    checks: list[tuple[str, re.Pattern[str], str, bool]] = [
+        ("time", _TIME, "a UTC time such as 2026-11-29T23:10:00Z", False),
+        ("image", SHAPES["images"][0], "a Docker image tag or null", True),
+        ("model", _REVISION_MODEL, "s3://BUCKET/PREFIX or gs://BUCKET/PREFIX without control characters, or null", True),
+        ("config_hash", _HASH, "16 lowercase hex digits", False),
+        ("spec_hash", _HASH, "16 lowercase hex digits", False),
+        ("git_commit", _COMMIT, "a 40 or 64 hex digit git commit, or null", True),
+    ]
+    for name, pattern, shape, nullable in checks:
+        value = item[name]
+        if not ((value is None and nullable) or (isinstance(value, str) and pattern.fullmatch(value))):
+            raise _bad(f"{where}.{name} must be {shape}, not {value!r:.80}")
+    back = (item.get("rolled_back_from"), item.get("rolled_back_to"))
+    if back != (None, None) and not all(_is_int(n) and 1 <= n < number for n in back):
+        raise _bad(f"{where}: rolled_back_from and rolled_back_to must both be earlier revision numbers, or both null; not {back!r:.80}")
+    return Revision(
+        number=number, time=item["time"], image=item["image"], model=item["model"], config_hash=item["config_hash"],
+        spec_hash=item["spec_hash"], git_commit=item["git_commit"], rolled_back_from=item.get("rolled_back_from"),
+        rolled_back_to=item.get("rolled_back_to"),
+    )
+
+
+def _check_pins(value: object, revisions: dict[str, list[Revision]]) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise _bad("pins must be an object of API name -> revision number")
+    for api, number in value.items():
+        if not any(r.number == number and r.rolled_back_to is not None for r in revisions.get(api, [])) or not _is_int(number):
+            raise _bad(f"pins.{api:.80} must be the number of a rollback revision in revisions.{api:.80}, not {number!r:.80}")
+    return dict(value)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def load(root: Path) -> Facts:
@@ -92,4 +205,17 @@ def load(root: Path) -> Facts:
 
 def save(root: Path, facts: Facts) -> None:
     _check(asdict(facts))  # never write what load would refuse
-    projectfs.write_text(root, REL, json.dumps(asdict(facts), indent=2, sort_keys=True) + "\n")
+    text = _dump(facts)
+    # Many APIs with full histories could outgrow MAX_BYTES: the longest histories give up their
+    # oldest revisions first (the current one, which a pin always is, stays).
+    while len(text) > MAX_BYTES and any(len(kept) > 1 for kept in facts.revisions.values()):
+        longest = max(len(kept) for kept in facts.revisions.values())
+        for kept in facts.revisions.values():
+            if len(kept) == longest:
+                del kept[0]
+        text = _dump(facts)
+    projectfs.write_text(root, REL, text)
+
+
+def _dump(facts: Facts) -> str:
+    return json.dumps(asdict(facts), indent=2, sort_keys=True) + "\n"

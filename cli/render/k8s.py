@@ -247,13 +247,12 @@ def _track(
     api_labels: dict[str, str],
     weight: int = 100,
 ) -> Track:
-    config_json = json.dumps(config, indent=2, sort_keys=True)
     return Track(
         name=name,
         track=track,
         predictor=predictor,
         model=_model_uri(spec, name, model, facts),
-        config_json=config_json,
+        config_json=config_json(config),
         min_replicas=min_replicas,
         weight=weight,
         labels={**api_labels, labels.TRACK: track},
@@ -261,12 +260,23 @@ def _track(
 
 
 def config_hash(track: Track) -> str:
-    return hashlib.sha256(track.config_json.encode()).hexdigest()[:16]
+    return short_hash(track.config_json)
+
+
+def config_json(config: dict[str, Any] | None) -> str:
+    """A config as the ConfigMap carries it; its short_hash is the pods' config-hash annotation."""
+    return json.dumps(config, indent=2, sort_keys=True)
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _model_uri(spec: Spec, name: str, model: str | None, facts: Facts) -> str | None:
     if model is None:
         return None
+    if pinned := facts.pinned_model(name):  # `mlkit rollback` pinned an earlier revision's model
+        return pinned
     if model.startswith(("s3://", "gs://")):
         return model
     return facts.models.get(name) or f"{clouds.of(spec).bucket_scheme}://UPLOADED-ON-APPLY/{name}/"
@@ -297,7 +307,7 @@ def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
 
 
 def _image(spec: Spec, api: Api, facts: Facts) -> str:
-    return image_ref(spec, api.name, facts.images.get(api.name, "BUILT-ON-APPLY"), facts.aws_account_id or "ACCOUNT-ID")
+    return image_ref(spec, api.name, facts.image_tag(api.name) or "BUILT-ON-APPLY", facts.aws_account_id or "ACCOUNT-ID")
 
 
 def registry(spec: Spec, account: str | None) -> str:

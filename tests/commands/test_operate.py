@@ -5,8 +5,10 @@ behind the emulator's service proxy. The test plays the Deployment controller.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import subprocess
 import threading
 
 import httpx
@@ -54,7 +56,8 @@ def push_images(root, moto):
 
     spec = load(root / "mlkit.yaml")
     ecr = boto3.client("ecr", region_name="us-west-2", endpoint_url=moto, aws_access_key_id="testing", aws_secret_access_key="testing")
-    ecr.create_repository(repositoryName="ops-demo")
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):  # a second deploy pushes again
+        ecr.create_repository(repositoryName="ops-demo")
     tags = {}
     for api in spec.apis:
         tags[api.name] = context(root, spec, api).tag
@@ -96,14 +99,19 @@ class Controller:
         self.thread.join(5)
 
 
+def controlled(url: str, *args: str, cwd, env) -> subprocess.CompletedProcess:
+    """Run the CLI while the Controller plays the Deployment controller, so that rollouts finish."""
+    controller = Controller(url)
+    try:
+        return mlkit(*args, cwd=cwd, env=env)
+    finally:
+        controller.close()
+
+
 def test_apply_status_predict_logs_delete(proj, k8s, moto, tmp_path):
     root, env = proj
     tags = push_images(root, moto)
-    controller = Controller(k8s.url)
-    try:
-        applied = mlkit("apply", "--only", "apis", "--timeout", "30", "--json", cwd=root, env=env)
-    finally:
-        controller.close()
+    applied = controlled(k8s.url, "apply", "--only", "apis", "--timeout", "30", "--json", cwd=root, env=env)
     assert applied.returncode == 0, applied.stderr[-3000:]
     assert f"image of sentiment: 123456789012.dkr.ecr.us-west-2.amazonaws.com/ops-demo:sentiment-{tags['sentiment']} is in the registry" in applied.stderr
     assert "~ infra/k8s/sentiment/deployment.yaml" in applied.stderr  # the deploy, as a reviewable diff

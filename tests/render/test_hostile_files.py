@@ -327,6 +327,13 @@ def test_git_conflict_markers_in_a_rendered_file_fail_the_check(rendered):
 
 # -- deploy.json --------------------------------------------------------------------------------
 
+# One good revision of the deploy record, as `mlkit apply` writes it; the cases below spoil one field each.
+REVISION = {
+    "number": 1, "time": "2026-11-29T23:10:00Z", "image": "0123456789ab", "model": "s3://acme-models/sentiment/v3/",
+    "config_hash": "0123456789abcdef", "spec_hash": "fedcba9876543210", "git_commit": None,
+    "rolled_back_from": None, "rolled_back_to": None,
+}
+
 
 @pytest.mark.parametrize(
     ("facts", "says"),
@@ -344,6 +351,32 @@ def test_git_conflict_markers_in_a_rendered_file_fail_the_check(rendered):
         ('{"models": {"sentiment": "http://example.com/m/"}}', "models.sentiment must be s3://BUCKET/PREFIX/"),
         ('{"models": {"sentiment": "s3://bucket/../other/"}}', "models.sentiment must be s3://BUCKET/PREFIX/"),
         (" " * (2 * 1024 * 1024) + "{}", "far more than a deploy record holds"),
+        # Revisions and pins (cli/deploy/revisions.py): a pinned revision's image and model reach the manifests.
+        ('{"revisions": []}', "revisions must be an object of API name -> list of revisions"),
+        ('{"revisions": {"Bad Name": []}}', "revisions: 'Bad Name' is not an API name"),
+        ('{"revisions": {"sentiment": {"number": 1}}}', "revisions.sentiment must be a list of at most 50 revisions"),
+        (json.dumps({"revisions": {"sentiment": ["x"] * 51}}), "revisions.sentiment must be a list of at most 50 revisions"),
+        ('{"revisions": {"sentiment": ["x"]}}', "revisions.sentiment[0] must be an object with number, time, image"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"colour": "blue"}]}}), "revisions.sentiment[0]: unknown field 'colour'"),
+        (json.dumps({"revisions": {"sentiment": [{k: v for k, v in REVISION.items() if k != "spec_hash"}]}}),
+         "revisions.sentiment[0]: spec_hash is missing"),
+        (json.dumps({"revisions": {"sentiment": [REVISION, REVISION]}}), "revisions.sentiment[1].number must be a whole number above 1"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"number": True}]}}), "revisions.sentiment[0].number must be a whole number above 0"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"time": "yesterday"}]}}), "revisions.sentiment[0].time must be a UTC time"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"image": "v1\n        command: [sh]"}]}}),
+         "revisions.sentiment[0].image must be a Docker image tag or null"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"model": "s3://bucket/p/\n- x"}]}}),
+         "revisions.sentiment[0].model must be s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"model": "http://example.com/m/"}]}}), "revisions.sentiment[0].model must be s3://"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"config_hash": "ABC"}]}}), "revisions.sentiment[0].config_hash must be 16 lowercase hex"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"git_commit": "main"}]}}), "revisions.sentiment[0].git_commit must be a 40 or 64 hex"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"rolled_back_from": 1, "rolled_back_to": 1}]}}),
+         "rolled_back_from and rolled_back_to must both be earlier revision numbers"),
+        (json.dumps({"revisions": {"sentiment": [REVISION | {"rolled_back_to": 7}]}}), "rolled_back_from and rolled_back_to must both"),
+        (json.dumps({"revisions": {"sentiment": [REVISION]}, "pins": {"sentiment": 1}}),
+         "pins.sentiment must be the number of a rollback revision in revisions.sentiment, not 1"),
+        (json.dumps({"revisions": {"sentiment": [REVISION]}, "pins": {"spam": "1"}}), "pins.spam must be the number of a rollback revision"),
+        ('{"pins": [1]}', "pins must be an object of API name -> revision number"),
     ],
 )
 def test_a_bad_deploy_record_is_one_line_with_the_way_out(rendered, facts, says):
