@@ -355,3 +355,19 @@ def test_a_mismatch_between_render_and_runtime_fails_the_contract_naming_it(requ
             if named not in str(exc):
                 missed[broken] = f"the message does not name {named!r}: {exc}"
     assert not missed, missed
+
+
+def test_a_mounted_model_is_read_as_the_mount_options_allow(request, tmp_path, pod_dir, image_venvs):
+    """model_access: mount on EKS: the model the runtime reads is the prefix the PV names, and Mountpoint's
+    allow-other is what lets the pod's user (not the driver's root) read it: without it the pod cannot start."""
+    if os.geteuid() != 0:
+        pytest.skip("the pod's user (runAsUser 10001) over root-owned files needs root")
+    bucket(request, "aws")
+    deployed = Deployed("aws-accelerators", tmp_path)
+    assert "persistentVolumeClaim" in json.dumps(deployed.objects("sentiment-gpu")["Deployment"])
+    assert answered_well("aws-accelerators", run_pod(deployed, "sentiment-gpu", image_venvs, pod_dir, tmp_path)["answer"])
+    rel = "infra/k8s/sentiment-gpu/model-volume.yaml"
+    assert '    - "allow-other"\n' in deployed.rendered[rel]
+    deployed.rendered[rel] = deployed.rendered[rel].replace('    - "allow-other"\n', "")
+    with pytest.raises(ContractError, match="exited"):
+        run_pod(deployed, "sentiment-gpu", image_venvs, pod_dir, tmp_path)
