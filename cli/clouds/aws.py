@@ -30,6 +30,7 @@ class Aws(Cloud):
     identity_annotation = "eks.amazonaws.com/role-arn"
 
     mount_driver = "s3.csi.aws.com"  # Mountpoint for Amazon S3, the EKS add-on aws-mountpoint-s3-csi-driver
+    mount_needs_volume = True  # Mountpoint supports static provisioning only
 
     def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
         # Mountpoint's own flags (awslabs/mountpoint-s3 doc/CONFIGURATION.md): a prefix must end in "/";

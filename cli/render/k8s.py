@@ -87,14 +87,13 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     for api in spec.apis:
         if api.engine is not None:
             view = engine_view(spec, api, facts)
-            extra = [name for name, wanted in (("model-volume", view["model_volumes"]), ("model-fetch", view["fetch_config"])) if wanted]
-            for name in [*ENGINE_OBJECTS, *extra]:
+            for name in [*ENGINE_OBJECTS, *models.objects(view)]:
                 template = f"k8s/engine-{name}.yaml.j2" if name in ("deployment", "scaledobject") else f"k8s/{name}.yaml.j2"
                 files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(template).render(**view)
             continue
         view = api_view(spec, api, facts)
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
-        names += [name for name, wanted in (("model-volume", view["model_volumes"]), ("model-fetch", view["fetch_config"])) if wanted]
+        names += models.objects(view)
         if api.canary:
             names.append("httproute")
         if view["wake"]:
@@ -187,7 +186,7 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         "model_volumes": any(t.mount and t.mount.claim for t in tracks),
         # aws-cli's S3 transfer settings, for tracks that copy from S3 (models.py).
         "fetch_config": any(t.model and not t.mount and t.model.startswith("s3://") for t in tracks),
-        "fetch": models.fetch_view(spec),
+        "fetch": models.fetch_view(),
         "model_volume_size": models.MODEL_VOLUME_SIZE,
     }
 

@@ -32,8 +32,8 @@ AWS_CONFIG_DIR = "/etc/mlkit/model-fetch"
 # gcloud storage sizes its parallelism from the node's CPU count (optimize_parameters_util.py in the
 # SDK), not the container's: on a 96-core GPU node that is 16 processes, more memory than the init
 # container's limit. Fixed here: 4 processes x 8 threads, and files over 64 MiB fetched as up to 16
-# slices in parallel (sliced download), each slice's progress kept in tracker files under
-# CLOUDSDK_CONFIG (the tmp volume), so a restarted init container resumes a half-fetched file.
+# slices in parallel (sliced download). Large downloads keep their progress in tracker files under
+# CLOUDSDK_CONFIG (the tmp volume), from which gcloud resumes them after a restart (its documentation).
 GCLOUD_STORAGE = {
     "CLOUDSDK_STORAGE_PROCESS_COUNT": "4",
     "CLOUDSDK_STORAGE_THREAD_COUNT": "8",
@@ -71,7 +71,7 @@ def mount(spec: Spec, name: str, uri: str, uid: int) -> Mount:
     cloud = clouds.of(spec)
     bucket, _, prefix = uri.partition("://")[2].partition("/")
     options = cloud.mount_options(spec, prefix, uid)
-    if cloud.name != "aws":
+    if not cloud.mount_needs_volume:
         return Mount(cloud.mount_driver, bucket, options)
     digest = hashlib.sha256(json.dumps([bucket, options]).encode()).hexdigest()[:8]
     claim = f"{name}-model-{digest}"
@@ -79,6 +79,11 @@ def mount(spec: Spec, name: str, uri: str, uid: int) -> Mount:
     return Mount(cloud.mount_driver, bucket, options, claim=claim, volume=f"{spec.k8s_namespace}-{claim}")
 
 
-def fetch_view(spec: Spec) -> dict[str, Any]:
+def fetch_view() -> dict[str, Any]:
     """What the fetch-model init container and its ConfigMap need."""
     return {"aws_config_dir": AWS_CONFIG_DIR, "aws_config": aws_cli_config(), "gcloud_env": GCLOUD_STORAGE}
+
+
+def objects(view: dict[str, Any]) -> list[str]:
+    """The extra manifests of an API (templates/k8s/<name>.yaml.j2): PVs and PVCs of its mounts, aws-cli's settings for its copies."""
+    return [name for name, wanted in (("model-volume", view["model_volumes"]), ("model-fetch", view["fetch_config"])) if wanted]
