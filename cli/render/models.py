@@ -30,8 +30,8 @@ AWS_CLI_S3 = {
 }
 AWS_CONFIG_DIR = "/etc/mlkit/model-fetch"
 # gcloud storage sizes its parallelism from the node's CPU count (optimize_parameters_util.py in the
-# SDK), not the container's: on a 96-core GPU node that is 16 processes, more memory than the init
-# container's limit. Fixed here: 4 processes x 8 threads, and files over 64 MiB fetched as up to 16
+# SDK), not the container's: 16 processes, each a Python interpreter, on any node of 4 or more CPUs,
+# against the init container's 1 GiB memory limit. Fixed here: 4 processes x 8 threads, and files over 64 MiB fetched as up to 16
 # slices in parallel (sliced download). Large downloads keep their progress in tracker files under
 # CLOUDSDK_CONFIG (the tmp volume), from which gcloud resumes them after a restart (its documentation).
 GCLOUD_STORAGE = {
