@@ -33,6 +33,15 @@ class Cloud:
     # The annotation that binds a Kubernetes ServiceAccount to a cloud identity.
     identity_annotation: ClassVar[str]
 
+    # The CSI driver that mounts a bucket prefix as a read-only volume (`model_access: mount`), and
+    # whether it takes only static PersistentVolumes (a PV and a PVC per mount) rather than an inline volume.
+    mount_driver: ClassVar[str]
+    mount_needs_volume: ClassVar[bool] = False
+
+    def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
+        """The driver's mount options for a prefix (`a/b/`, or `` for the whole bucket), files owned by `uid`."""
+        raise NotImplementedError
+
     def short_spot_notice(self, pool: NodePool | None) -> bool:
         """Whether pods on this pool get less notice before a spot VM goes than a normal drain needs."""
         return False

@@ -29,6 +29,18 @@ class Aws(Cloud):
     load_balancer_class = "service.k8s.aws/nlb"
     identity_annotation = "eks.amazonaws.com/role-arn"
 
+    mount_driver = "s3.csi.aws.com"  # Mountpoint for Amazon S3, the EKS add-on aws-mountpoint-s3-csi-driver
+    mount_needs_volume = True  # Mountpoint supports static provisioning only
+
+    def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
+        # Mountpoint's own flags (awslabs/mountpoint-s3 doc/CONFIGURATION.md): a prefix must end in "/";
+        # files are owned by root unless uid/gid say otherwise, and a user other than the one that
+        # mounted may read them only with allow-other (the driver's non_root example).
+        options = ["read-only", f"region {spec.region}"]
+        if prefix:
+            options.append(f"prefix {prefix.rstrip('/')}/")
+        return options + [f"uid={uid}", f"gid={uid}", "allow-other"]
+
     def registry(self, spec: Spec, account: str | None) -> str:
         return f"{account}.dkr.ecr.{spec.region}.amazonaws.com"
 
@@ -77,6 +89,7 @@ class Aws(Cloud):
             "node_groups": {pool.name: self._node_group(pool) for pool in cluster.node_pools},
             "namespace": spec.k8s_namespace,
             "api_names": [api.name for api in spec.apis],
+            "enable_mountpoint_s3_csi_driver": any(api.model_access == "mount" for api in spec.apis),
             "tags": spec.tags,
         }
         return out

@@ -20,6 +20,16 @@ class Gcp(Cloud):
     cluster_modules = ("network", "gke", "node-pool", "artifact-registry", "model-bucket")
     identity_annotation = "iam.gke.io/gcp-service-account"
 
+    mount_driver = "gcsfuse.csi.storage.gke.io"  # Cloud Storage FUSE, GKE's gcs_fuse_csi_driver_config add-on
+
+    def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
+        # Cloud Storage FUSE flags: uploads hold no folder objects, so folders are implied from object
+        # names (implicit-dirs); only-dir mounts the prefix as the volume's root.
+        options = ["implicit-dirs"]
+        if prefix.strip("/"):
+            options.append(f"only-dir={prefix.strip('/')}")
+        return options + [f"uid={uid}", f"gid={uid}"]
+
     def short_spot_notice(self, pool: NodePool | None) -> bool:
         # GKE gives spot VMs about 30 s from notice to power-off.
         return bool(pool and pool.spot)
@@ -87,6 +97,7 @@ class Gcp(Cloud):
             "node_pools": {pool.name: self._node_pool(pool) for pool in cluster.node_pools},
             "namespace": spec.k8s_namespace,
             "api_names": [api.name for api in spec.apis],
+            "enable_gcs_fuse_csi_driver": any(api.model_access == "mount" for api in spec.apis),
             "labels": spec.tags,
         }
         return out

@@ -34,6 +34,9 @@ KINDS = [
     Kind("v1", "ServiceAccount", "serviceaccounts"),
     Kind("v1", "Secret", "secrets"),
     Kind("v1", "ConfigMap", "configmaps"),
+    # model_access: mount on EKS: the volume, then the claim bound to it, then the pods that use it.
+    Kind("v1", "PersistentVolume", "persistentvolumes", namespaced=False),
+    Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
     Kind("v1", "Service", "services"),
     Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),

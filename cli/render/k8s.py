@@ -17,7 +17,7 @@ from ..spec import Spec
 from ..spec import accelerators as acc
 from ..spec.engines import ENGINES
 from ..spec.schema import Api, NodePool
-from . import dashboard, wake
+from . import dashboard, models, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -63,6 +63,7 @@ class Track:
     weight: int = 100
     labels: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    mount: models.Mount | None = None  # model_access: mount; None: the model is copied by the init container
 
 
 def render(spec: Spec, facts: Facts) -> dict[str, str]:
@@ -87,12 +88,13 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     for api in spec.apis:
         if api.engine is not None:
             view = engine_view(spec, api, facts)
-            for name in ENGINE_OBJECTS:
+            for name in [*ENGINE_OBJECTS, *models.objects(view)]:
                 template = f"k8s/engine-{name}.yaml.j2" if name in ("deployment", "scaledobject") else f"k8s/{name}.yaml.j2"
                 files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(template).render(**view)
             continue
         view = api_view(spec, api, facts)
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
+        names += models.objects(view)
         if api.canary:
             names.append("httproute")
         if view["wake"]:
@@ -180,6 +182,8 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         tracks.append(_track(spec, facts, f"{api.name}-canary", "canary", c.predictor or api.predictor, c.model or api.model, config, 1, api_labels, c.weight))
     for track in tracks:
         track.env = _runtime_env(api, track, drain_timeout)
+        if api.model_access == "mount" and track.model:
+            track.mount = models.mount(spec, track.name, track.model, RUN_AS)
     # A canary API is reached through the Gateway; its Services stay inside the cluster.
     balanced = api.expose != "cluster" and not api.canary
     # Scale to zero (wake.py): the load balancer moves in front of the interceptor, and the pods are
@@ -214,6 +218,13 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         "wake": _wake(spec, api) if woken else None,
         "region": spec.region,
         "checkov_skips": CHECKOV_SKIPS,
+        # Cloud Storage FUSE: GKE's webhook adds its sidecar to pods that carry this annotation.
+        "pod_annotations": {models.GCSFUSE_ANNOTATION: "true"} if any(t.mount and not t.mount.claim for t in tracks) else {},
+        "model_volumes": any(t.mount and t.mount.claim for t in tracks),
+        # aws-cli's S3 transfer settings, for tracks that copy from S3 (models.py).
+        "fetch_config": any(t.model and not t.mount and t.model.startswith("s3://") for t in tracks),
+        "fetch": models.fetch_view(),
+        "model_volume_size": models.MODEL_VOLUME_SIZE,
     }
 
 

@@ -48,6 +48,7 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from _eks_node_groups(spec)
     yield from _gcp_apply_time(spec)
     yield from _engines(spec)
+    yield from _model_access(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
@@ -581,3 +582,33 @@ def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Prob
                 f"most {max(acc.tpu_versions()[pool.tpu.version]['machine_types'].values())} chips)"
             ),
         )
+
+
+# What `model_access: mount` hands the bucket driver: the prefix becomes a mount option (`prefix <p>/`
+# for Mountpoint, `only-dir=<p>` inside a comma-separated list for Cloud Storage FUSE), so a space or
+# a comma in it would split into options of its own.
+MOUNT_PREFIX = re.compile(r"(?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]*", re.ASCII)
+
+
+def _model_access(spec: Spec) -> Iterator[Problem]:
+    for i, api in enumerate(spec.apis):
+        if api.model_access != "mount":
+            continue
+        loc: Loc = ("apis", i)
+        if api.hf_model is not None:
+            yield Problem(loc + ("model_access",), (
+                "`mount` mounts a bucket prefix, and `hf_model` weights come from Hugging Face when the engine starts: "
+                "give the weights as `model:` (a bucket prefix or a folder in the project), or remove model_access"
+            ))
+        elif api.model is None:
+            yield Problem(loc + ("model_access",), "this API has no `model:` to mount: set model, or remove model_access")
+        tracks = [(loc + ("model",), api.model)] + ([(loc + ("canary", "model"), api.canary.model)] if api.canary else [])
+        for where, model in tracks:
+            if model is None or "://" not in model:
+                continue  # a local folder goes to a prefix mlkit names (api/digest/)
+            prefix = model.partition("://")[2].partition("/")[2]
+            if not MOUNT_PREFIX.fullmatch(prefix) or any(part in (".", "..") for part in prefix.split("/")):
+                yield Problem(where, (
+                    f"with model_access: mount the prefix {prefix!r:.80} is passed to the bucket driver as a mount option: use letters, "
+                    "digits, '_', '.', '-' and '/' (no '.' or '..' folder, no '//'), or model_access: copy"
+                ))

@@ -503,6 +503,17 @@ class Api(Strict):
             "takes this or `hf_model`."
         ),
     )
+    model_access: Literal["copy", "mount"] = Field(
+        "copy",
+        description=(
+            "How replicas get the model from its bucket. `copy` (default): an init container downloads the whole prefix into the "
+            "pod (in parallel, resuming after a restart) before the server starts, and the server reads local disk. `mount`: the "
+            "cloud's CSI bucket driver mounts the prefix read-only at the model folder (Mountpoint for Amazon S3 on EKS, Cloud "
+            "Storage FUSE on GKE; mlkit's cluster stack installs it), so the pod starts without a copy and reads stream from the "
+            "bucket on first use: for very large models, many replicas starting at once, or scale to zero (see the README's cold "
+            "start section). Needs `model:` (a bucket prefix or a local folder, uploaded on apply), not `hf_model`."
+        ),
+    )
     hf_model: str | None = Field(
         None,
         pattern=HF_REPO,

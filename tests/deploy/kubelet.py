@@ -5,7 +5,10 @@ nothing else: the image is the API's build context (its Dockerfile's ENV, USER, 
 and CMD, `COPY app/ /app/`, and a venv made by the context's own build/install.sh, the script the
 Dockerfile RUNs); the container's command, args, env and workingDir as rendered; ConfigMap and
 Secret keys as files at their mountPaths; emptyDir volumes; init containers by the semantics of
-their command (`aws s3 sync`, `gcloud storage rsync` from the emulated bucket); the process as the
+their command (`aws s3 sync`, `gcloud storage rsync` from the emulated bucket); a bucket prefix
+mounted by a CSI bucket driver (a PVC bound to a Mountpoint PV, or an inline Cloud Storage FUSE
+volume) as the files of that prefix, owned as the mount options say and readable by the pod's user
+only where they let it (FUSE without allow-other admits only the user that mounted); the process as the
 pod's runAsUser over root-owned files, so that only the mounted volumes are writable. Then the
 probes at the manifest's paths and ports, a request to the Service's targetPort, preStop, SIGTERM,
 and the exit within terminationGracePeriodSeconds.
@@ -109,6 +112,8 @@ class Pod:
     root: Path  # the pod's filesystem: world-readable, root-owned
     logs: Path  # where the container's output goes (outside root)
     fetch: Callable[[str, Path, dict], None]  # fetch(uri, dest, env): what an init container's sync does
+    claims: dict[str, dict] = field(default_factory=dict)  # PersistentVolumeClaims by name
+    persistent_volumes: dict[str, dict] = field(default_factory=dict)  # PersistentVolumes by name
     ports: dict[int, int] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
@@ -173,8 +178,13 @@ class Pod:
                 self._files(target, volume["configMap"]["name"], self.configmaps, "ConfigMap", decode=False)
             elif "secret" in volume:
                 self._files(target, volume["secret"]["secretName"], self.secrets, "Secret", decode=True)
+            elif "persistentVolumeClaim" in volume or "csi" in volume:
+                self._mount_bucket(name, volume, target)
             else:
-                raise ContractError(f"Deployment {self.name}: volume {name} is {sorted(volume)}; the contract covers emptyDir, configMap and secret")
+                raise ContractError(
+                    f"Deployment {self.name}: volume {name} is {sorted(volume)}; the contract covers emptyDir, configMap, secret "
+                    "and bucket mounts (persistentVolumeClaim, csi)"
+                )
         for init in self.spec.get("initContainers", []):
             self._init(init)
         for name, volume in self.volumes.items():  # what an init container wrote belongs to the pod's user
@@ -185,6 +195,37 @@ class Pod:
             if name not in self.writable_volumes():
                 for path in [self._volume_dir(name), *self._volume_dir(name).rglob("*")]:
                     path.chmod(path.stat().st_mode & ~0o222)
+
+    def _mount_bucket(self, name: str, volume: dict, target: Path) -> None:
+        """What the bucket driver shows: the prefix's files, owned and readable as its mount options say."""
+        where = f"Deployment {self.name}: volume {name}"
+        if "persistentVolumeClaim" in volume:
+            claim_name = volume["persistentVolumeClaim"]["claimName"]
+            claim = self.claims.get(claim_name)
+            if claim is None:
+                raise ContractError(f"{where} claims PVC {claim_name}, which is not among the rendered objects ({sorted(self.claims)})")
+            pv = self.persistent_volumes.get(claim["spec"].get("volumeName", ""))
+            if pv is None or pv["spec"].get("claimRef", {}).get("name") != claim_name:
+                raise ContractError(f"{where}: PVC {claim_name} is bound to no rendered PV whose claimRef names it back")
+            csi, options = pv["spec"]["csi"], pv["spec"].get("mountOptions", [])
+            if csi["driver"] != "s3.csi.aws.com":
+                raise ContractError(f"{where}: PV driver {csi['driver']}; the contract knows s3.csi.aws.com")
+            scheme, flags = "s3", dict(o.replace("=", " ", 1).partition(" ")[::2] for o in options)
+            prefix, others_may_read = flags.get("prefix", ""), "allow-other" in flags
+        else:
+            csi = volume["csi"]
+            if csi["driver"] != "gcsfuse.csi.storage.gke.io":
+                raise ContractError(f"{where}: CSI driver {csi['driver']}; the contract knows gcsfuse.csi.storage.gke.io")
+            flags = dict(o.partition("=")[::2] for o in csi["volumeAttributes"].get("mountOptions", "").split(","))
+            scheme, prefix, others_may_read = "gs", flags.get("only-dir", ""), True  # GKE's sidecar mounts with allow_other
+        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.fetch(f"{scheme}://{csi['volumeAttributes']['bucketName']}/{prefix}", target, {})
+        # Without allow-other FUSE admits only the user that mounted (root, in the driver), whatever uid says.
+        uid, gid = (int(flags.get("uid") or 0), int(flags.get("gid") or 0)) if others_may_read else (0, 0)
+        for path in [target, *target.rglob("*")]:
+            os.lchown(path, uid, gid)
+            if not others_may_read:
+                path.chmod(0o700 if path.is_dir() else 0o600)
 
     def _become_user(self) -> None:
         """preexec_fn: the kubelet's runAsUser, runAsGroup and fsGroup (when this test runs as root)."""

@@ -184,6 +184,9 @@ class Deployed:
         folder = f"infra/k8s/{api}/"
         docs = [d for path, text in self.rendered.items() if path.startswith(folder) for d in yaml.safe_load_all(text) if d]
         by_kind = {d["kind"]: d for d in docs if d["kind"] != "Service"}
+        # An API may have several of these (its config and the model fetcher's; a PV and PVC per track).
+        for kind in ("ConfigMap", "PersistentVolume", "PersistentVolumeClaim"):
+            by_kind[kind + "s"] = {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
         pods = by_kind["Deployment"]["spec"]["template"]["metadata"]["labels"]
         namespace = by_kind["Deployment"]["metadata"]["namespace"]
         by_kind["Service"] = next(
@@ -200,7 +203,7 @@ class Deployed:
 def run_pod(deployed: Deployed, api: str, image_venvs, pod_dir: Path, tmp_path: Path, secrets=None, headers=None, edit=None) -> dict:
     """One replica of the API through its whole life; returns what it measured."""
     objects = deployed.objects(api)
-    deployment, configmap, service = objects["Deployment"], objects["ConfigMap"], objects["Service"]
+    deployment, service = objects["Deployment"], objects["Service"]
     if edit:
         edit(deployment)
     context = deployed.contexts[api]
@@ -208,13 +211,15 @@ def run_pod(deployed: Deployed, api: str, image_venvs, pod_dir: Path, tmp_path: 
     root.chmod(0o755)
     pod = Pod(
         deployment,
-        {configmap["metadata"]["name"]: configmap},
+        objects["ConfigMaps"],
         secrets or {},
         context,
         image_venvs(context),
         root,
         tmp_path / f"{api}.log",
         fetcher(deployed.cloud),
+        claims=objects["PersistentVolumeClaims"],
+        persistent_volumes=objects["PersistentVolumes"],
     )
     record: dict = {"api": api}
     try:
@@ -350,3 +355,19 @@ def test_a_mismatch_between_render_and_runtime_fails_the_contract_naming_it(requ
             if named not in str(exc):
                 missed[broken] = f"the message does not name {named!r}: {exc}"
     assert not missed, missed
+
+
+def test_a_mounted_model_is_read_as_the_mount_options_allow(request, tmp_path, pod_dir, image_venvs):
+    """model_access: mount on EKS: the model the runtime reads is the prefix the PV names, and Mountpoint's
+    allow-other is what lets the pod's user (not the driver's root) read it: without it the pod cannot start."""
+    if os.geteuid() != 0:
+        pytest.skip("the pod's user (runAsUser 10001) over root-owned files needs root")
+    bucket(request, "aws")
+    deployed = Deployed("aws-accelerators", tmp_path)
+    assert "persistentVolumeClaim" in json.dumps(deployed.objects("sentiment-gpu")["Deployment"])
+    assert answered_well("aws-accelerators", run_pod(deployed, "sentiment-gpu", image_venvs, pod_dir, tmp_path)["answer"])
+    rel = "infra/k8s/sentiment-gpu/model-volume.yaml"
+    assert '    - "allow-other"\n' in deployed.rendered[rel]
+    deployed.rendered[rel] = deployed.rendered[rel].replace('    - "allow-other"\n', "")
+    with pytest.raises(ContractError, match="exited"):
+        run_pod(deployed, "sentiment-gpu", image_venvs, pod_dir, tmp_path)

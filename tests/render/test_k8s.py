@@ -211,10 +211,12 @@ def test_every_api_gets_its_objects_and_every_object_its_namespace():
         for api in spec.apis:
             kinds = {d["kind"] for rel, d in manifests(files) if rel.startswith(f"infra/k8s/{api.name}/")}
             wakes = {"InterceptorRoute"} if api.autoscaling.min_replicas == 0 else set()
-            config = set() if api.engine else {"ConfigMap"}  # an engine takes no predictor config
-            assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | config | wakes
+            # A ConfigMap for the predictor's config, or the S3 model fetcher's (an engine takes no predictor config).
+            config = {"ConfigMap"} if not api.engine or (spec.cloud == "aws" and api.model_access == "copy") else set()
+            mounts = {"PersistentVolume", "PersistentVolumeClaim"} if spec.cloud == "aws" and api.model_access == "mount" else set()
+            assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | config | wakes | mounts
         for rel, doc in manifests(files):
-            if doc["kind"] not in ("Namespace", "GatewayClass"):
+            if doc["kind"] not in ("Namespace", "GatewayClass", "PersistentVolume"):
                 # The one exception: a scale-to-zero API's front Service beside the interceptor (render/wake.py).
                 beside_interceptor = doc["kind"] == "Service" and doc["spec"].get("selector") == INTERCEPTOR_SELECTOR
                 assert doc["metadata"]["namespace"] == (SYSTEM_NAMESPACE if beside_interceptor else spec.project), rel
@@ -418,8 +420,12 @@ def flags(container: dict) -> dict[str, str | None]:
 def test_engine_apis_get_the_objects_of_an_api_but_no_predictor_config():
     for cloud, apis in ENGINE_APIS.items():
         for api in apis:
-            kinds = {d["kind"] for rel, d in manifests(ENGINE_FILES[cloud]) if rel.startswith(f"infra/k8s/{api}/")}
-            assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"}, (cloud, api)
+            docs = [d for rel, d in manifests(ENGINE_FILES[cloud]) if rel.startswith(f"infra/k8s/{api}/")]
+            kinds = {d["kind"] for d in docs}
+            # The one ConfigMap an engine API has is aws-cli's settings for copying weights from S3.
+            fetcher = {"ConfigMap"} if cloud == "aws" and api != "chat" else set()
+            assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | fetcher, (cloud, api)
+            assert [d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"] == [f"{api}-model-fetch"] * len(fetcher)
 
 
 @pytest.mark.parametrize(("cloud", "api", "image", "resource", "amount", "toleration", "selector"), [

@@ -1,8 +1,8 @@
 """`mlkit apply`, `plan` and `destroy` end to end against a local moto server on 127.0.0.1.
 
 Moto stands in for AWS; the stack, the terraform binary and the mlkit CLI are the real ones. Moto
-answers node groups with `remote_access`, an old version and no `update_config`, and drops the
-cluster's `access_config`; the test writes override files ignoring those, as a platform team
+answers node groups with `remote_access`, an old version and no `update_config`, drops the
+cluster's `access_config` and has no EKS add-ons; the test writes override files ignoring those, as a platform team
 would add its own files, so the re-plan can be clean. Nothing test-only reaches what users get.
 """
 
@@ -27,6 +27,8 @@ OVERRIDES = {
         "    ignore_changes = [scaling_config[0].desired_size, remote_access, version, update_config]\n  }\n}\n"
     ),
     "moto_override.tf": 'provider "aws" {\n  s3_use_path_style = true\n}\n',
+    # Moto has no EKS add-ons (CreateAddon); the example's `model_access: mount` API asks for one.
+    "moto_addon_override.tf": 'resource "aws_eks_addon" "mountpoint_s3_csi_driver" {\n  count = 0\n}\n',
 }
 
 

@@ -63,6 +63,14 @@ resource "google_container_cluster" "this" {
     workload_pool = "${var.project_id}.svc.id.goog"
   }
 
+  # Cloud Storage FUSE CSI driver: pods mount model prefixes read-only (model_access: mount), reading
+  # as their Workload Identity, the serving account that may read the model bucket.
+  addons_config {
+    gcs_fuse_csi_driver_config {
+      enabled = var.gcs_fuse_csi_driver
+    }
+  }
+
   private_cluster_config {
     enable_private_nodes    = true
     enable_private_endpoint = !var.endpoint_public_access

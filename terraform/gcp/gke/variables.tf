@@ -81,3 +81,9 @@ variable "image_streaming" {
   type        = bool
   default     = false
 }
+
+variable "gcs_fuse_csi_driver" {
+  description = "Enable GKE's Cloud Storage FUSE CSI driver, which mounts bucket prefixes as pod volumes."
+  type        = bool
+  default     = false
+}

@@ -104,3 +104,22 @@ module "api_role" {
   service_accounts  = ["${var.namespace}:${each.key}"]
   policy_arns       = { model_read = module.model_bucket.read_policy_arn }
 }
+
+################################################################################
+# Model mounts: Mountpoint for Amazon S3, for APIs with `model_access: mount`
+################################################################################
+
+# The PersistentVolumes mlkit renders say `authenticationSource: pod`: the driver reads each model
+# with the IRSA role of the pod that mounts it (api_role above, read-only on the model bucket). So the
+# driver gets no role of its own, and no driver-wide identity can read the bucket for any volume.
+resource "aws_eks_addon" "mountpoint_s3_csi_driver" {
+  count = var.enable_mountpoint_s3_csi_driver ? 1 : 0
+
+  cluster_name                = module.eks.cluster_name
+  addon_name                  = "aws-mountpoint-s3-csi-driver"
+  addon_version               = "v2.7.0-eksbuild.1" # checked 2026-11-29: driver v2.7.0, the newest release (CHANGELOG.md); Kubernetes 1.31+
+  resolve_conflicts_on_create = "OVERWRITE"
+
+  # Its node DaemonSet reports healthy only once there are nodes to run on.
+  depends_on = [module.node_group]
+}

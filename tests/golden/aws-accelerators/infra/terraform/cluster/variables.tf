@@ -84,3 +84,9 @@ variable "api_names" {
   type        = list(string)
   default     = []
 }
+
+variable "enable_mountpoint_s3_csi_driver" {
+  description = "Install the Mountpoint for Amazon S3 CSI driver (EKS add-on), for APIs with model_access: mount."
+  type        = bool
+  default     = false
+}

@@ -52,6 +52,7 @@ module "gke" {
   public_access_cidrs    = var.public_access_cidrs
   labels                 = local.labels
   image_streaming        = anytrue([for pool in values(var.node_pools) : pool.image_streaming])
+  gcs_fuse_csi_driver    = var.enable_gcs_fuse_csi_driver
 }
 
 module "node_pool" {

@@ -93,3 +93,9 @@ variable "api_names" {
   type        = list(string)
   default     = []
 }
+
+variable "enable_gcs_fuse_csi_driver" {
+  description = "Enable the Cloud Storage FUSE CSI driver on the cluster, for APIs with model_access: mount."
+  type        = bool
+  default     = false
+}
