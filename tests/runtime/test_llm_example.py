@@ -33,7 +33,7 @@ def url(tmp_path_factory) -> Iterator[str]:
     port = free_port()
     log = root / "serve.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlkit", "serve", "--port", str(port), "--api-key", KEY],
+        [sys.executable, "-m", "mlkit", "serve", "chat", "--port", str(port), "--api-key", KEY],
         cwd=root / "proj",
         stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
