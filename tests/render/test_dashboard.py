@@ -21,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from mlkit.spec import load
 from tests.conftest import EXAMPLE_NAMES, free_port, mlkit
 
 # The `kubernetes-pods` scrape job of prometheus-community/helm-charts, charts/prometheus/values.yaml
@@ -45,6 +46,34 @@ KUBERNETES_PODS_RELABEL = [
     {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Pending|Succeeded|Failed|Completed", "action": "drop"},
     {"source_labels": ["__meta_kubernetes_pod_node_name"], "action": "replace", "target_label": "node"},
 ]
+# vLLM's metrics at the version mlkit pins (vllm/vllm-openai:v0.31.0, cli/spec/engines.py), written out as our
+# own data: the V1 engine's PrometheusStatLogger in vllm-project/vllm vllm/v1/metrics/loggers.py (read at commit
+# 005a810bc40f) and the metric list of docs/design/metrics.md (read at commit 0328b592a3d3, which also names
+# the API server's `http_requests_total` from prometheus_fastapi_instrumentator). The v0.31.0 tag itself was
+# not readable here (the repository snapshot is too large to fetch); every name below is in both readings.
+# Name -> Prometheus type; a counter is exported as <name>_total, a histogram as _bucket, _sum and _count.
+VLLM_METRICS = {
+    "vllm:num_requests_running": "gauge",
+    "vllm:num_requests_waiting": "gauge",
+    "vllm:kv_cache_usage_perc": "gauge",
+    "vllm:prompt_tokens": "counter",
+    "vllm:generation_tokens": "counter",
+    "vllm:request_success": "counter",  # label finished_reason
+    "vllm:num_preemptions": "counter",
+    "vllm:prefix_cache_queries": "counter",
+    "vllm:prefix_cache_hits": "counter",
+    "vllm:request_prompt_tokens": "histogram",
+    "vllm:request_generation_tokens": "histogram",
+    "vllm:time_to_first_token_seconds": "histogram",
+    "vllm:inter_token_latency_seconds": "histogram",
+    "vllm:e2e_request_latency_seconds": "histogram",
+    "vllm:request_queue_time_seconds": "histogram",
+    "vllm:request_prefill_time_seconds": "histogram",
+    "vllm:request_decode_time_seconds": "histogram",
+    "http_requests": "counter",  # labels handler, method, status ("2xx", ...)
+}
+SERIES_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+VLLM_EXPORTED = {name + suffix for name, kind in VLLM_METRICS.items() for suffix in SERIES_SUFFIXES[kind]}
 METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
 PROMQL_WORDS = {"sum", "rate", "count", "avg", "by", "histogram_quantile", "vector", "le"}
 
@@ -67,6 +96,32 @@ def dashboard_queries(dashboard: dict) -> list[tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
+def queries_by_api(dashboard: dict) -> dict[str, list[tuple[str, str]]]:
+    """Each API's row (a row panel "API <name>" and the panels after it) and its panels' queries."""
+    rows: dict[str, list[tuple[str, str]]] = {}
+    current = None
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            current = rows.setdefault(panel["title"].removeprefix("API "), [])
+        else:
+            assert current is not None, panel
+            current += [(panel["title"], target["expr"]) for target in panel.get("targets", [])]
+    return rows
+
+
+def unknown_metrics(dashboard: dict, engine_apis: set[str], runtime_exported: set[str]) -> list[str]:
+    """Panels naming a series their API's server does not export: vLLM's list for engine APIs, the runtime's page for the rest."""
+    from mlkit.render.dashboard import EXTERNAL_METRICS
+
+    found = []
+    for api, queries in queries_by_api(dashboard).items():
+        exported = VLLM_EXPORTED if api in engine_apis else runtime_exported
+        for title, expr in queries:
+            if unknown := metric_names(expr) - exported - EXTERNAL_METRICS:
+                found.append(f"API {api}, panel {title!r} queries {sorted(unknown)}, which its server does not export: {expr}")
+    return found
+
+
 def rendered(proj: Path) -> tuple[dict, list[dict], dict]:
     """The dashboard, the ScaledObjects and the first Deployment of a rendered project."""
     board = json.loads(next((proj / "infra/dashboards").glob("*.json")).read_text())
@@ -75,9 +130,8 @@ def rendered(proj: Path) -> tuple[dict, list[dict], dict]:
     return board, scaled, deployment
 
 
-@pytest.mark.parametrize("name", EXAMPLE_NAMES)
-def test_every_panel_names_a_metric_the_runtime_exports(project, name):
-    """A renamed runtime metric, or a panel typo, fails here: names are checked against a real /metrics page."""
+def runtime_exported() -> set[str]:
+    """Every series name the runtime's real /metrics page holds once it has served and monitored."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     from mlkit_runtime.metrics import Metrics, PredictionMonitor
@@ -94,21 +148,55 @@ def test_every_panel_names_a_metric_the_runtime_exports(project, name):
         registry = CollectorRegistry()
         PredictionMonitor(registry, key, kind).observe({key: value})
         exported |= exported_names(generate_latest(registry).decode())
-    from mlkit.render.dashboard import EXTERNAL_METRICS
+    return exported
 
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_every_panel_names_a_metric_its_server_exports(project, name):
+    """A renamed runtime metric, a vLLM name the pinned engine does not export, or a panel typo fails here:
+    runtime rows are checked against a real /metrics page, engine rows against vLLM's list above."""
     proj = project(name)
     assert mlkit("render", cwd=proj).returncode == 0
     board = json.loads(next((proj / "infra/dashboards").glob("*.json")).read_text())
-    queries = dashboard_queries(board)
-    assert queries
-    for title, expr in queries:
-        unknown = metric_names(expr) - exported - EXTERNAL_METRICS
-        assert not unknown, f"panel {title!r} queries {unknown}, which nothing exports: {expr}"
+    assert dashboard_queries(board)
+    engine_apis = {api.name for api in load(proj / "mlkit.yaml").apis if api.engine is not None}
+    assert not unknown_metrics(board, engine_apis, runtime_exported())
 
 
 def test_the_metric_check_catches_a_name_nothing_exports():
     assert metric_names('sum(rate(mlkit_requests_totl{namespace="x"}[2m]))') == {"mlkit_requests_totl"}
     assert "mlkit_requests_totl" not in exported_names("mlkit_requests_total{route=\"p\",status=\"200\"} 1.0\n")
+    assert metric_names('sum(vllm:num_requests_running{a="b"}) / count(up{a="b"} == 1)') == {"vllm:num_requests_running", "up"}
+
+
+def test_engine_rows_plot_vllms_metrics_and_are_checked_against_vllms_list(project):
+    """The llm example's vLLM API: its row asks vLLM's series only; a runtime name there, or a vLLM name
+    vLLM does not export (its older `gpu_cache_usage_perc`), or a vLLM name in a runtime row, is caught."""
+    proj = project("llm")
+    assert mlkit("render", cwd=proj).returncode == 0
+    board = json.loads((proj / "infra/dashboards/llm-demo.json").read_text())
+    rows = queries_by_api(board)
+    engine = rows["chat-gpu"]
+    assert [t for t, _ in engine][:1] == ["Requests by finish reason and status"]
+    assert {t for t, _ in engine} >= {
+        "Latency p50 / p99", "Time to first token p50 / p99", "Running and waiting per replica vs targets", "Tokens/s", "KV cache usage",
+        "Replicas", "GPU utilisation",
+    }
+    names = {n for _, expr in engine for n in metric_names(expr)}
+    assert not {n for n in names if n.startswith("mlkit_")} and "vllm:time_to_first_token_seconds_bucket" in names
+    assert not {n for _, expr in rows["chat"] for n in metric_names(expr) if n.startswith("vllm:")}
+    # The targets drawn are the ScaledObject's thresholds.
+    scaled = yaml.safe_load((proj / "infra/k8s/chat-gpu/scaledobject.yaml").read_text())
+    thresholds = {t["name"]: t["metadata"]["threshold"] for t in scaled["spec"]["triggers"]}
+    targets = {e for t, e in engine if t.startswith("Running and waiting")}
+    assert {f"vector({thresholds['running']})", f"vector({thresholds['waiting']})"} <= targets
+    runtime = runtime_exported()
+    assert not unknown_metrics(board, {"chat-gpu"}, runtime)
+    for bad in ("vllm:gpu_cache_usage_perc", "mlkit_requests_in_flight"):
+        broken = json.loads(json.dumps(board).replace("vllm:kv_cache_usage_perc", bad))
+        assert any(bad in line and "chat-gpu" in line for line in unknown_metrics(broken, {"chat-gpu"}, runtime)), bad
+    swapped = json.loads(json.dumps(board).replace("mlkit_batch_size_bucket", "vllm:request_generation_tokens_bucket"))
+    assert any("API chat," in line for line in unknown_metrics(swapped, {"chat-gpu"}, runtime))
 
 
 def test_dashboard_configmap_carries_the_same_json_for_grafanas_sidecar(project):
