@@ -167,10 +167,12 @@ class Cluster:
         items = self._call("GET", by_name("Event").collection(namespace), params={"fieldSelector": f"involvedObject.name={name}"}).json()["items"]
         return [e for e in items if e.get("involvedObject", {}).get("name") == name]
 
-    def proxy(self, namespace: str, service: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    def proxy(self, namespace: str, service: str, path: str, body: bytes, headers: dict[str, str], timeout: float | None = None) -> httpx.Response:
         """POST to a Service through the API server, which reaches ClusterIP Services from outside the cluster."""
         url = f"/api/v1/namespaces/{namespace}/services/{service}:http/proxy/{path.lstrip('/')}"
         try:
+            if timeout is not None:  # longer than the client's own, for an answer that takes a while to generate
+                return self.http.post(url, content=body, headers=headers, timeout=timeout)
             return self.http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise ToolError(f"cannot reach {service} through the Kubernetes API: {exc}") from None
