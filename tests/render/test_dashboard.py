@@ -256,43 +256,7 @@ def test_prometheus_scraping_the_runtime_answers_every_rendered_query(project, p
         url = f"http://127.0.0.1:{port}"
         _wait(lambda: httpx.get(url + "/readyz", timeout=1).status_code == 200, server, tmp_path / "serve.log")
 
-        # The pod as Kubernetes service discovery describes it, with the port mapped to the local one.
-        target = {f"__meta_kubernetes_pod_label_{meta_label(k)}": v for k, v in template["metadata"]["labels"].items()}
-        target |= {f"__meta_kubernetes_pod_annotation_{meta_label(k)}": v for k, v in annotations.items()}
-        target |= {
-            "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
-            "__meta_kubernetes_pod_ip": "127.0.0.1",
-            "__meta_kubernetes_namespace": deployment["metadata"]["namespace"],
-            "__meta_kubernetes_pod_name": "sentiment-5d9f7c-abcde",
-            "__meta_kubernetes_pod_phase": "Running",
-            "__meta_kubernetes_pod_node_name": "node-1",
-        }
-        (tmp_path / "targets.json").write_text(json.dumps([{"targets": ["127.0.0.1:1"], "labels": target}]))
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "kubernetes-pods",
-                    "honor_labels": True,
-                    "file_sd_configs": [{"files": [str(tmp_path / "targets.json")]}],
-                    "relabel_configs": KUBERNETES_PODS_RELABEL,
-                }
-            ],
-        }
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prom_port = free_port()
-        prom = subprocess.Popen(
-            [
-                prometheus_bin,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "prometheus.log", "w"),
-        )
-        api = f"http://127.0.0.1:{prom_port}/api/v1/query"
-        _wait(lambda: httpx.get(f"http://127.0.0.1:{prom_port}/-/ready", timeout=1).status_code == 200, prom, tmp_path / "prometheus.log")
+        prom, api = start_prometheus(prometheus_bin, tmp_path, deployment, port, "sentiment-5d9f7c-abcde")
 
         stop = threading.Event()
         load = [threading.Thread(target=_drive, args=(url, stop, i)) for i in range(4)]
@@ -327,6 +291,119 @@ def test_prometheus_scraping_the_runtime_answers_every_rendered_query(project, p
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=15)
+
+
+def start_prometheus(prometheus_bin: str, tmp_path: Path, deployment: dict, port: int, pod_name: str) -> tuple[subprocess.Popen, str]:
+    """A real Prometheus scraping 127.0.0.1:`port` as the `kubernetes-pods` job would scrape a pod of `deployment`
+    (its template's labels and annotations, with the port mapped to the local one); its query URL."""
+    template = deployment["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    target = {f"__meta_kubernetes_pod_label_{meta_label(k)}": v for k, v in template["metadata"]["labels"].items()}
+    target |= {f"__meta_kubernetes_pod_annotation_{meta_label(k)}": v for k, v in annotations.items()}
+    target |= {
+        "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
+        "__meta_kubernetes_pod_ip": "127.0.0.1",
+        "__meta_kubernetes_namespace": deployment["metadata"]["namespace"],
+        "__meta_kubernetes_pod_name": pod_name,
+        "__meta_kubernetes_pod_phase": "Running",
+        "__meta_kubernetes_pod_node_name": "node-1",
+    }
+    (tmp_path / "targets.json").write_text(json.dumps([{"targets": ["127.0.0.1:1"], "labels": target}]))
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "kubernetes-pods",
+                "honor_labels": True,
+                "file_sd_configs": [{"files": [str(tmp_path / "targets.json")]}],
+                "relabel_configs": KUBERNETES_PODS_RELABEL,
+            }
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prom_port = free_port()
+    prom = subprocess.Popen(
+        [
+            prometheus_bin,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "prometheus.log", "w"),
+    )
+    try:
+        _wait(lambda: httpx.get(f"http://127.0.0.1:{prom_port}/-/ready", timeout=1).status_code == 200, prom, tmp_path / "prometheus.log")
+    except BaseException:
+        prom.kill()
+        raise
+    return prom, f"http://127.0.0.1:{prom_port}/api/v1/query"
+
+
+def vllm_exposition(n: int, model: str) -> str:
+    """A /metrics page with every series of VLLM_METRICS as vLLM labels it (model_name, engine; finished_reason;
+    the HTTP counter's handler, method and status), values growing with `n` so that rate() sees traffic."""
+    base = f'model_name="{model}",engine="0"'
+    lines = []
+    for name, kind in VLLM_METRICS.items():
+        if name == "http_requests":
+            lines += [f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="{s}"}} {n * w}' for s, w in (("2xx", 3), ("4xx", 1))]
+        elif name == "vllm:request_success":
+            lines += [f'{name}_total{{{base},finished_reason="{r}"}} {n * w}' for r, w in (("stop", 2), ("length", 1))]
+        elif kind == "gauge":
+            lines.append(f"{name}{{{base}}} {n % 7 + 1}")
+        elif kind == "counter":
+            lines.append(f"{name}_total{{{base}}} {n * 5}")
+        else:
+            lines += [f'{name}_bucket{{{base},le="{le}"}} {n * c}' for le, c in (("0.1", 1), ("1.0", 3), ("+Inf", 4))]
+            lines += [f"{name}_sum{{{base}}} {n * 1.7}", f"{name}_count{{{base}}} {n * 4}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_prometheus_answers_every_engine_query_over_vllms_series_as_the_pod_is_scraped(project, prometheus_bin, tmp_path):
+    """The llm example's vLLM API: its dashboard row and its ScaledObject queried on a real Prometheus that scrapes
+    an exposition of vLLM's series (VLLM_METRICS, labelled as vLLM labels them) through the rendered pod's labels.
+    Catches a query that does not parse, a selector label the scrape does not add, a suffix vLLM does not export."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    proj = project("llm")
+    assert mlkit("render", cwd=proj).returncode == 0
+    board = json.loads((proj / "infra/dashboards/llm-demo.json").read_text())
+    deployment = next(d for d in yaml.safe_load_all((proj / "infra/k8s/chat-gpu/deployment.yaml").read_text()) if d)
+    scaled = yaml.safe_load((proj / "infra/k8s/chat-gpu/scaledobject.yaml").read_text())
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    scrapes = [0]
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            scrapes[0] += 1
+            body = vllm_exposition(scrapes[0], "chat-gpu").encode() if self.path == "/metrics" else b""
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    prom = None
+    try:
+        prom, api = start_prometheus(prometheus_bin, tmp_path, deployment, exporter.server_address[1], "chat-gpu-7c9d4-xyz12")
+        _wait(lambda: len(_series(api, 'rate(vllm:generation_tokens_total[1m])')) > 0, prom, tmp_path / "prometheus.log", 30)
+        time.sleep(3)
+        queries = [(f"panel {title!r}", expr) for title, expr in queries_by_api(board)["chat-gpu"] if "DCGM_FI_DEV_GPU_UTIL" not in expr]
+        queries += [(f"trigger {tr['name']}", tr["metadata"]["query"]) for tr in scaled["spec"]["triggers"]]
+        empty = [f"{where}: {expr}" for where, expr in queries if not _series(api, expr)]
+        assert not empty, "queries that returned no series:\n" + "\n".join(empty)
+        reasons = next(e for w, e in queries if "finish reason" in w and "finished_reason" in e)
+        assert {s["metric"]["finished_reason"] for s in _series(api, reasons)} == {"stop", "length"}
+    finally:
+        exporter.shutdown()
+        if prom is not None:
+            prom.terminate()
+            prom.wait(timeout=15)
 
 
 def _drive(url: str, stop: threading.Event, worker: int) -> None:
