@@ -78,9 +78,7 @@ class Scraped:
 
     def series(self, expr: str) -> list[dict]:
         """The non-NaN series of an instant query."""
-        body = httpx.get(self.query_api, params={"query": expr}, timeout=5).json()
-        assert body["status"] == "success", (expr, body)
-        return [s for s in body["data"]["result"] if s["value"][1] not in ("NaN",)]
+        return series(self.query_api, expr)
 
     @contextlib.contextmanager
     def load(self) -> Iterator[None]:
@@ -122,49 +120,69 @@ def start(prometheus_bin: str, workdir: Path) -> Scraped:
     scraped = Scraped(proj, f"http://127.0.0.1:{port}", "", workdir, [server])
     try:
         wait(lambda: httpx.get(scraped.url + "/readyz", timeout=1).status_code == 200, server, workdir / "serve.log")
-        # The pod as Kubernetes service discovery describes it, with the port mapped to the local one.
-        target = {f"__meta_kubernetes_pod_label_{meta_label(k)}": v for k, v in template["metadata"]["labels"].items()}
-        target |= {f"__meta_kubernetes_pod_annotation_{meta_label(k)}": v for k, v in annotations.items()}
-        target |= {
-            "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
-            "__meta_kubernetes_pod_ip": "127.0.0.1",
-            "__meta_kubernetes_namespace": deployment["metadata"]["namespace"],
-            "__meta_kubernetes_pod_name": "sentiment-5d9f7c-abcde",
-            "__meta_kubernetes_pod_phase": "Running",
-            "__meta_kubernetes_pod_node_name": "node-1",
-        }
-        (workdir / "targets.json").write_text(json.dumps([{"targets": ["127.0.0.1:1"], "labels": target}]))
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "kubernetes-pods",
-                    "honor_labels": True,
-                    "file_sd_configs": [{"files": [str(workdir / "targets.json")]}],
-                    "relabel_configs": KUBERNETES_PODS_RELABEL,
-                }
-            ],
-        }
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prom_port = free_port()
-        prom = subprocess.Popen(
-            [
-                prometheus_bin,
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "prometheus.log", "w"),
-        )
+        prom, scraped.prometheus = start_prometheus(prometheus_bin, workdir, deployment, port, "sentiment-5d9f7c-abcde")
         scraped.procs.append(prom)
-        scraped.prometheus = f"http://127.0.0.1:{prom_port}"
-        wait(lambda: httpx.get(f"{scraped.prometheus}/-/ready", timeout=1).status_code == 200, prom, workdir / "prometheus.log")
         wait(lambda: scraped.series('up{job="kubernetes-pods"}') != [], prom, workdir / "prometheus.log")  # scraped once
     except BaseException:
         scraped.close()
         raise
     return scraped
+
+
+def start_prometheus(prometheus_bin: str, workdir: Path, deployment: dict, port: int, pod_name: str) -> tuple[subprocess.Popen, str]:
+    """A real Prometheus scraping 127.0.0.1:`port` every second as the `kubernetes-pods` job would scrape a pod
+    named `pod_name` of `deployment` (its template's labels and annotations, the port mapped to the local one);
+    the process and its base URL, once it is ready."""
+    template = deployment["spec"]["template"]
+    # The pod as Kubernetes service discovery describes it.
+    target = {f"__meta_kubernetes_pod_label_{meta_label(k)}": v for k, v in template["metadata"]["labels"].items()}
+    target |= {f"__meta_kubernetes_pod_annotation_{meta_label(k)}": v for k, v in template["metadata"]["annotations"].items()}
+    target |= {
+        "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
+        "__meta_kubernetes_pod_ip": "127.0.0.1",
+        "__meta_kubernetes_namespace": deployment["metadata"]["namespace"],
+        "__meta_kubernetes_pod_name": pod_name,
+        "__meta_kubernetes_pod_phase": "Running",
+        "__meta_kubernetes_pod_node_name": "node-1",
+    }
+    (workdir / "targets.json").write_text(json.dumps([{"targets": ["127.0.0.1:1"], "labels": target}]))
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "kubernetes-pods",
+                "honor_labels": True,
+                "file_sd_configs": [{"files": [str(workdir / "targets.json")]}],
+                "relabel_configs": KUBERNETES_PODS_RELABEL,
+            }
+        ],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prom_port = free_port()
+    prom = subprocess.Popen(
+        [
+            prometheus_bin,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "prometheus.log", "w"),
+    )
+    base = f"http://127.0.0.1:{prom_port}"
+    try:
+        wait(lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200, prom, workdir / "prometheus.log")
+    except BaseException:
+        prom.kill()
+        raise
+    return prom, base
+
+
+def series(query_api: str, expr: str) -> list[dict]:
+    """The non-NaN series of an instant query."""
+    body = httpx.get(query_api, params={"query": expr}, timeout=5).json()
+    assert body["status"] == "success", (expr, body)
+    return [s for s in body["data"]["result"] if s["value"][1] not in ("NaN",)]
 
 
 def _drive(url: str, stop: threading.Event, worker: int) -> None:

@@ -1,4 +1,9 @@
-"""`mlkit predict`: call an API on the cluster."""
+"""`mlkit predict`: call an API on the cluster.
+
+A runtime API takes the payload on /predict. An engine API (vLLM) serves OpenAI's routes only, so the
+payload goes to /v1/chat/completions when it holds `messages` and /v1/completions when it holds
+`prompt`, with `model` set to the name the engine serves (the API's name, its --served-model-name).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,11 +21,23 @@ from ..options import DEFAULT_SPEC, ApiName, SpecFile
 if TYPE_CHECKING:
     import httpx
 
+    from ..spec.schema import Api
+
+# Generation takes longer than a prediction: a long answer from a busy engine is not a failure.
+ENGINE_TIMEOUT_S = 300.0
+
 
 def command(
     api: ApiName,
     payload: Annotated[str, typer.Argument(help="JSON request body, @file.json, or - for standard input.")],
-    route: Annotated[str, typer.Option("--route", help="Route to call: /predict, /v1/models/NAME:predict or /v2/models/NAME/infer.")] = "/predict",
+    route: Annotated[
+        str | None,
+        typer.Option(
+            "--route",
+            help="Route to call: /predict (the default), /v1/models/NAME:predict or /v2/models/NAME/infer. For an engine API the default is "
+            "/v1/chat/completions for a payload with `messages`, /v1/completions for one with `prompt`.",
+        ),
+    ] = None,
     canary: Annotated[bool, typer.Option("--canary", help="Call the canary version instead of the stable one.")] = False,
     api_key: Annotated[
         str | None, typer.Option("--api-key", envvar="MLKIT_API_KEY", help="API key; by default the first key of the API's Secret, if it has one.")
@@ -35,11 +52,15 @@ def command(
     from ..render.k8s import SYSTEM_NAMESPACE
     from ..spec import load
 
-    body = _payload(payload)
+    body, where = _payload(payload)
     spec = load(file)
     target = api_named(spec, api)
     if canary and not target.canary:
         raise UserError(f"API {api} has no canary in mlkit.yaml; drop --canary or add `canary:` to the API")
+    timeout = None
+    if target.engine is not None:
+        route, body = engine_request(target, json.loads(body), where, route)
+        timeout = ENGINE_TIMEOUT_S
     cluster = connect(spec)
     try:
         headers = {"Content-Type": "application/json"}
@@ -52,15 +73,14 @@ def command(
                     raise UserError(f"API {api} needs a key and its Secret {api}-api-keys has none; pass --api-key") from None
             headers["Authorization"] = f"Bearer {api_key}"
         namespace, service = spec.k8s_namespace, f"{api}-canary" if canary else api
-        timeout = None
         if wake.scales_to_zero(target) and not canary:
             # The API's own Service is an ExternalName, which the service proxy cannot reach; its front
             # Service beside the interceptor can, and the header picks the route (the proxy sets its own Host).
             namespace, service = SYSTEM_NAMESPACE, wake.front_service(api, spec.k8s_namespace)
             headers[wake.ROUTE_HEADER] = wake.route_value(api, spec.k8s_namespace)
             # The interceptor may hold the request for the whole cold start before anything answers.
-            timeout = wake.client_timeout_s(target)
-        response = cluster.proxy(namespace, service, route, body, headers, timeout)
+            timeout = max(timeout or 0.0, wake.client_timeout_s(target))
+        response = cluster.proxy(namespace, service, route or "/predict", body, headers, timeout)
     finally:
         cluster.close()
     if response.status_code >= 400:
@@ -69,7 +89,26 @@ def command(
     sys.stdout.write(response.text if response.text.endswith("\n") else response.text + "\n")
 
 
-def _payload(payload: str) -> bytes:
+def engine_request(api: Api, payload: Any, where: str, route: str | None) -> tuple[str, bytes]:
+    """The route and body an engine API takes the payload on: OpenAI's, for the model name it serves."""
+    served = api.name  # render.k8s.engine_args passes it as --served-model-name
+    if not isinstance(payload, dict):
+        raise UserError(f"{where}: API {api.name} runs {api.engine}, which takes a JSON object; e.g. '{{\"prompt\": \"Hello\"}}'")
+    if route is None:
+        has = [key for key in ("messages", "prompt") if key in payload]
+        if len(has) != 1:
+            raise UserError(
+                f"{where}: API {api.name} runs {api.engine}, which serves OpenAI's routes; give `messages` (/v1/chat/completions) or `prompt` "
+                f"(/v1/completions), {'not both' if has else 'not neither'}, or pass --route"
+            )
+        route = "/v1/chat/completions" if has == ["messages"] else "/v1/completions"
+    model = payload.setdefault("model", served)
+    if model != served:
+        raise UserError(f"{where}: model {model!r} is not what API {api.name} serves; its engine serves {served!r} (leave `model` out)")
+    return route, json.dumps(payload).encode()
+
+
+def _payload(payload: str) -> tuple[bytes, str]:
     if payload == "-":
         text = sys.stdin.read()
         where = "standard input"
@@ -86,9 +125,7 @@ def _payload(payload: str) -> bytes:
         json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); e.g. '{{\"text\": \"great\"}}'") from None
-    return text.encode()
-
-
+    return text.encode(), where
 
 
 def _reason(response: httpx.Response) -> str:

@@ -1,4 +1,5 @@
-"""The project's Grafana dashboard: one row per API, every query over metrics the runtime exports.
+"""The project's Grafana dashboard: one row per API, every query over metrics its server exports (the
+runtime's, or for an engine API the engine's own, e.g. vLLM's `vllm:*`).
 
 Rendered twice: `infra/dashboards/<project>.json` to import by hand, and a ConfigMap labelled
 `grafana_dashboard: "1"` under `infra/k8s/_shared/`, which Grafana's dashboard sidecar (the
@@ -18,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import labels, placement
-from ..spec import Spec
+from ..spec import Spec, engines
 from ..spec.schema import Api
 
 if TYPE_CHECKING:
@@ -53,8 +54,98 @@ def api_selector(spec: Spec, api: str) -> str:
 def panels(spec: Spec, api: Api) -> list[PanelSpec]:
     """The panels of one API's row, decided; `dashboard()` lays them out."""
     sel = api_selector(spec, api.name)
+    out = _engine_panels(sel, api) if api.engine is not None else _runtime_panels(sel, api)
+    kind, _ = placement.api_demand(api)
+    if kind == "nvidia":
+        out.append(
+            PanelSpec(
+                "GPU utilisation",
+                "percent",
+                (Query(f'avg by (pod) (DCGM_FI_DEV_GPU_UTIL{{namespace="{spec.k8s_namespace}",pod=~"{api.name}-.*"}})', "{{pod}}"),),
+                "From NVIDIA's DCGM exporter, where the cluster runs one; empty elsewhere.",
+            )
+        )
+    return out
+
+
+WINDOW = "2m"  # at least four scrapes of the chart's 30 s interval: rate() needs two
+
+
+def _replicas(sel: str) -> PanelSpec:
     track = labels.prometheus_label(labels.TRACK)
-    window = "2m"  # at least four scrapes of the chart's 30 s interval: rate() needs two
+    return PanelSpec(
+        "Replicas",
+        "short",
+        (Query(f"count by ({track}) (up{{{sel}}} == 1)", f"{{{{{track}}}}}"),),
+        "Pods of the API that Prometheus scrapes successfully, by track (stable, canary).",
+    )
+
+
+def _quantiles(histogram: str, sel: str) -> tuple[Query, ...]:
+    return tuple(
+        Query(f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{{{sel}}}[{WINDOW}])))", f"p{round(q * 100)}") for q in (0.5, 0.99)
+    )
+
+
+def _engine_panels(sel: str, api: Api) -> list[PanelSpec]:
+    """vLLM's own metrics (its PrometheusStatLogger, and the HTTP counter of its API server): the engine
+    API's pods carry the API's labels, so the same selector finds them."""
+    running, waiting = engines.autoscaling_targets(api.autoscaling)
+    per_replica = f"count(up{{{sel}}} == 1)"
+    return [
+        PanelSpec(
+            "Requests by finish reason and status",
+            "reqps",
+            (
+                Query(f"sum by (finished_reason) (rate(vllm:request_success_total{{{sel}}}[{WINDOW}]))", "{{finished_reason}}"),
+                Query(f"sum by (status) (rate(http_requests_total{{{sel}}}[{WINDOW}]))", "HTTP {{status}}"),
+            ),
+            "Requests the engine finished per second, by why they ended (stop, length, abort), and HTTP answers by status class.",
+        ),
+        PanelSpec(
+            "Latency p50 / p99",
+            "s",
+            _quantiles("vllm:e2e_request_latency_seconds", sel),
+            "End-to-end request latency inside the engine, arrival to last token.",
+        ),
+        PanelSpec(
+            "Time to first token p50 / p99",
+            "s",
+            _quantiles("vllm:time_to_first_token_seconds", sel),
+            "Arrival to the first generated token: queueing plus prefill.",
+        ),
+        PanelSpec(
+            "Running and waiting per replica vs targets",
+            "short",
+            (
+                Query(f"sum(vllm:num_requests_running{{{sel}}}) / {per_replica}", "running per replica"),
+                Query(f"vector({running})", "running target"),
+                Query(f"sum(vllm:num_requests_waiting{{{sel}}}) / {per_replica}", "waiting per replica"),
+                Query(f"vector({waiting})", "waiting target"),
+            ),
+            "Sequences in the engine's batch and requests queued for it per replica: the two signals KEDA scales on, against their targets.",
+        ),
+        PanelSpec(
+            "Tokens/s",
+            "short",
+            (
+                Query(f"sum(rate(vllm:generation_tokens_total{{{sel}}}[{WINDOW}]))", "generated"),
+                Query(f"sum(rate(vllm:prompt_tokens_total{{{sel}}}[{WINDOW}]))", "prompt (prefill)"),
+            ),
+            "Tokens generated, and prompt tokens processed, per second over all replicas.",
+        ),
+        PanelSpec(
+            "KV cache usage",
+            "percentunit",
+            (Query(f"max by (pod) (vllm:kv_cache_usage_perc{{{sel}}})", "{{pod}}"),),
+            "Share of the KV cache blocks in use per replica; near 1, new requests wait and running ones may be preempted.",
+        ),
+        _replicas(sel),
+    ]
+
+
+def _runtime_panels(sel: str, api: Api) -> list[PanelSpec]:
+    window = WINDOW
     out = [
         PanelSpec(
             "Requests by status",
@@ -65,10 +156,7 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
         PanelSpec(
             "Latency p50 / p99",
             "s",
-            tuple(
-                Query(f"histogram_quantile({q}, sum by (le) (rate(mlkit_request_duration_seconds_bucket{{{sel}}}[{window}])))", f"p{round(q * 100)}")
-                for q in (0.5, 0.99)
-            ),
+            _quantiles("mlkit_request_duration_seconds", sel),
             "Time from arrival to response in the runtime, over every route.",
         ),
         PanelSpec(
@@ -80,12 +168,7 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
             ),
             "Requests executing plus queued per replica: the signal KEDA scales on, against target_in_flight.",
         ),
-        PanelSpec(
-            "Replicas",
-            "short",
-            (Query(f"count by ({track}) (up{{{sel}}} == 1)", f"{{{{{track}}}}}"),),
-            "Pods of the API that Prometheus scrapes successfully, by track (stable, canary).",
-        ),
+        _replicas(sel),
         PanelSpec(
             "Batch size",
             "short",
@@ -112,16 +195,6 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
         unmonitored = Query(f"sum(rate(mlkit_predictions_unmonitored_total{{{sel}}}[{window}]))", f"predictions without a usable {api.monitoring.key!r}")
         out[at] = PanelSpec(errors.title, errors.unit, (*errors.queries, unmonitored), errors.description + " With monitoring: predictions it could not read.")
         out.append(_monitoring_panel(sel, window, api.monitoring.key, api.monitoring.type))
-    kind, _ = placement.api_demand(api)
-    if kind == "nvidia":
-        out.append(
-            PanelSpec(
-                "GPU utilisation",
-                "percent",
-                (Query(f'avg by (pod) (DCGM_FI_DEV_GPU_UTIL{{namespace="{spec.k8s_namespace}",pod=~"{api.name}-.*"}})', "{{pod}}"),),
-                "From NVIDIA's DCGM exporter, where the cluster runs one; empty elsewhere.",
-            )
-        )
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .. import clouds, labels, placement
-from ..spec import Spec
+from ..spec import Spec, engines
 from ..spec import accelerators as acc
 from ..spec.engines import ENGINES
 from ..spec.schema import Api, NodePool
@@ -379,9 +379,6 @@ ENGINE_OBJECTS = ("serviceaccount", "deployment", "service", "scaledobject", "po
 ENGINE_STARTUP_BASE_S = {"nvidia": 300, "tpu": 900, "neuron": 1800}
 ENGINE_STARTUP_S_PER_GB = 20
 ENGINE_STARTUP_PERIOD_S = 10
-# Autoscaling targets per replica when the spec leaves them out: an engine batches dozens of sequences.
-ENGINE_TARGET_RUNNING = 32
-ENGINE_TARGET_WAITING = 4
 ENGINE_CHECKOV_SKIPS = {
     "checkov.io/skip1": CHECKOV_SKIPS["checkov.io/skip1"],
     "checkov.io/skip2": "CKV_K8S_15=The engine image is pinned by its release tag, which its publisher does not move",
@@ -413,7 +410,7 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
     track.env = _engine_env(api, kind)
     size_gb = serving.model_size_gb if serving else 16.0
     budget = ENGINE_STARTUP_BASE_S.get(kind, 300) + int(size_gb * ENGINE_STARTUP_S_PER_GB)
-    auto = api.autoscaling
+    target_running, target_waiting = engines.autoscaling_targets(api.autoscaling)
     selector = _metric_selector(spec.k8s_namespace, track)
     view.update(
         engine=engine,
@@ -432,8 +429,8 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         hf_token_dir=HF_TOKEN_DIR,
         running_query=f"sum(vllm:num_requests_running{{{selector}}})",
         waiting_query=f"sum(vllm:num_requests_waiting{{{selector}}})",
-        target_running=auto.target_in_flight if "target_in_flight" in auto.model_fields_set else ENGINE_TARGET_RUNNING,
-        target_waiting=auto.target_waiting or ENGINE_TARGET_WAITING,
+        target_running=target_running,
+        target_waiting=target_waiting,
     )
     return view
 

@@ -7,8 +7,12 @@ the manifests read everything engine-specific from here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .accelerators import Kind
+
+if TYPE_CHECKING:
+    from .schema import Autoscaling
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,14 @@ VLLM = Engine(
 )
 
 ENGINES: dict[str, Engine] = {VLLM.name: VLLM}
+
+
+# Autoscaling targets per replica when the spec leaves them out: an engine batches dozens of sequences.
+TARGET_RUNNING = 32
+TARGET_WAITING = 4
+
+
+def autoscaling_targets(auto: Autoscaling) -> tuple[int, int]:
+    """Running and waiting requests per replica an engine API scales on (its ScaledObject and dashboard)."""
+    running = auto.target_in_flight if "target_in_flight" in auto.model_fields_set else TARGET_RUNNING
+    return running, auto.target_waiting or TARGET_WAITING

