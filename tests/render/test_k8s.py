@@ -211,8 +211,10 @@ def test_every_api_gets_its_objects_and_every_object_its_namespace():
         for api in spec.apis:
             kinds = {d["kind"] for rel, d in manifests(files) if rel.startswith(f"infra/k8s/{api.name}/")}
             wakes = {"InterceptorRoute"} if api.autoscaling.min_replicas == 0 else set()
-            # A ConfigMap for the predictor's config, or the S3 model fetcher's (an engine takes no predictor config).
-            config = {"ConfigMap"} if not api.engine or (spec.cloud == "aws" and api.model_access == "copy") else set()
+            # A ConfigMap for the predictor's config, or the S3 model fetcher's (an engine takes no predictor config,
+            # and one that loads a Hugging Face id fetches nothing).
+            fetches = spec.cloud == "aws" and api.model_access == "copy" and api.model is not None
+            config = {"ConfigMap"} if not api.engine or fetches else set()
             mounts = {"PersistentVolume", "PersistentVolumeClaim"} if spec.cloud == "aws" and api.model_access == "mount" else set()
             assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | config | wakes | mounts
         for rel, doc in manifests(files):
