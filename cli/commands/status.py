@@ -127,6 +127,9 @@ WATCHED = {
     "p99": ("Latency p50 / p99", "p99"),
     "errors": ("Errors", "5xx answered"),
 }
+# An engine API's row plots vLLM's own metrics (dashboard.py): its HTTP answers by status class, and its
+# end-to-end latency inside the engine.
+WATCHED_ENGINE = WATCHED | {"requests": ("Requests by finish reason and status", "HTTP {{status}}")}
 
 
 def watched_queries(spec, api) -> dict[str, str | None]:
@@ -134,7 +137,8 @@ def watched_queries(spec, api) -> dict[str, str | None]:
     from ..render.dashboard import panels
 
     found = {(p.title, q.legend): q.expr for p in panels(spec, api) for q in p.queries}
-    return {column: found.get(at) for column, at in WATCHED.items()}
+    watched = WATCHED if api.engine is None else WATCHED_ENGINE
+    return {column: found.get(at) for column, at in watched.items()}
 
 
 def live(file, json_out: bool, interval: float, count: int | None) -> None:

@@ -103,6 +103,15 @@ def _engine_panels(sel: str, api: Api) -> list[PanelSpec]:
             "Requests the engine finished per second, by why they ended (stop, length, abort), and HTTP answers by status class.",
         ),
         PanelSpec(
+            "Errors",
+            "reqps",
+            (
+                Query(f'sum(rate(http_requests_total{{{sel},status="5xx"}}[{WINDOW}]))', "5xx answered"),
+                Query(f'sum(rate(vllm:request_success_total{{{sel},finished_reason="abort"}}[{WINDOW}]))', "aborted"),
+            ),
+            "Server errors the engine's API server answered, and requests the engine aborted (a client gone, or an engine error).",
+        ),
+        PanelSpec(
             "Latency p50 / p99",
             "s",
             _quantiles("vllm:e2e_request_latency_seconds", sel),

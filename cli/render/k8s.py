@@ -88,7 +88,11 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     for api in spec.apis:
         if api.engine is not None:
             view = engine_view(spec, api, facts)
-            for name in [*ENGINE_OBJECTS, *models.objects(view)]:
+            names = [*ENGINE_OBJECTS, *models.objects(view)]
+            if view["wake"]:  # scale to zero: the same holding path as a runtime API's, on the engine's running target
+                names.append("interceptorroute")
+                woken.append(api)
+            for name in names:
                 template = f"k8s/engine-{name}.yaml.j2" if name in ("deployment", "scaledobject") else f"k8s/{name}.yaml.j2"
                 files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(template).render(**view)
             continue

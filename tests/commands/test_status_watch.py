@@ -177,7 +177,7 @@ def test_every_watched_column_is_a_query_of_the_dashboard(name):
 
     spec = load(EXAMPLES / name / "mlkit.yaml")
     on_board = {target["expr"] for panel in dashboard(spec)["panels"] for target in panel.get("targets", [])}
-    for api in spec.apis:
-        if api.engine is None:  # the runtime's metrics; an engine API's cells show "-" until its dashboard row covers them
-            queries = watched_queries(spec, api)
-            assert None not in queries.values() and set(queries.values()) <= on_board, (api.name, queries)
+    for api in spec.apis:  # the runtime's metrics, or for an engine API vLLM's
+        queries = watched_queries(spec, api)
+        assert None not in queries.values() and set(queries.values()) <= on_board, (api.name, queries)
+        assert all(("vllm:" in q or "http_requests_total" in q) == (api.engine is not None) for q in queries.values()), (api.name, queries)

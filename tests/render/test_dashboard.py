@@ -234,9 +234,10 @@ def vllm_exposition(n: int, model: str) -> str:
     lines = []
     for name, kind in VLLM_METRICS.items():
         if name == "http_requests":
-            lines += [f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="{s}"}} {n * w}' for s, w in (("2xx", 3), ("4xx", 1))]
+            classes = (("2xx", 3), ("4xx", 1), ("5xx", 1))
+            lines += [f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="{s}"}} {n * w}' for s, w in classes]
         elif name == "vllm:request_success":
-            lines += [f'{name}_total{{{base},finished_reason="{r}"}} {n * w}' for r, w in (("stop", 2), ("length", 1))]
+            lines += [f'{name}_total{{{base},finished_reason="{r}"}} {n * w}' for r, w in (("stop", 2), ("length", 1), ("abort", 1))]
         elif kind == "gauge":
             lines.append(f"{name}{{{base}}} {n % 7 + 1}")
         elif kind == "counter":
@@ -286,7 +287,7 @@ def test_prometheus_answers_every_engine_query_over_vllms_series_as_the_pod_is_s
         empty = [f"{where}: {expr}" for where, expr in queries if not scraped.series(api, expr)]
         assert not empty, "queries that returned no series:\n" + "\n".join(empty)
         reasons = next(e for w, e in queries if "finish reason" in w and "finished_reason" in e)
-        assert {s["metric"]["finished_reason"] for s in scraped.series(api, reasons)} == {"stop", "length"}
+        assert {s["metric"]["finished_reason"] for s in scraped.series(api, reasons)} == {"stop", "length", "abort"}
     finally:
         exporter.shutdown()
         if prom is not None:

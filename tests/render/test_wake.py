@@ -330,3 +330,37 @@ def test_the_fallback_answers_any_request_and_keeps_a_sensible_request_id(tmp_pa
         assert sent.json()["request_id"] == sent.headers["x-request-id"] == "job-7/step:2"  # as the runtime keeps it
         hostile = client.post("/predict", json={}, headers={"X-Request-ID": 'x", "error": "pwned'})
         assert hostile.json()["error"].startswith("a is starting") and re.fullmatch(r"[0-9a-f]{32}", hostile.json()["request_id"])
+
+
+ENGINE_AT_ZERO = """
+project: zero-llm
+cloud: aws
+region: us-east-1
+cluster:
+  node_pools:
+    - {name: cpu, instance_type: m6i.large}
+    - {name: gpu, instance_type: g6.xlarge, min_nodes: 0, max_nodes: 2}
+apis:
+  - name: chat
+    engine: vllm
+    hf_model: HuggingFaceTB/SmolLM2-135M-Instruct
+    compute: {gpu: 1, memory: 12Gi}
+    autoscaling: {min_replicas: 0, scale_down_delay_s: 600, cold_start_timeout_s: 420, target_in_flight: 24}
+"""
+
+
+def test_an_engine_api_at_zero_gets_the_same_holding_path_on_its_running_target():
+    """Scale to zero is the GPU's largest saving: an engine API at min_replicas 0 is routed, held and woken
+    like a runtime API, the interceptor aiming at the engine's running target."""
+    objs = objects(ENGINE_AT_ZERO)
+    route = objs[("InterceptorRoute", "zero-llm", "chat")]
+    interceptor_route_check(route)
+    so = objs[("ScaledObject", "zero-llm", "chat")]
+    assert so["spec"]["minReplicaCount"] == 0 and so["spec"]["cooldownPeriod"] == 600
+    assert [t.get("name", t["type"]) for t in so["spec"]["triggers"]] == ["running", "waiting", "external-push"]
+    assert so["spec"]["triggers"][2]["metadata"]["interceptorRoute"] == "chat"
+    running = next(t for t in so["spec"]["triggers"] if t.get("name") == "running")
+    assert route["spec"]["scalingMetric"] == {"concurrency": {"targetValue": int(running["metadata"]["threshold"])}} == {"concurrency": {"targetValue": 24}}
+    assert route["spec"]["timeouts"]["readiness"] == "420s"
+    assert route["spec"]["target"]["service"] in {name for kind, _, name in objs if kind == "Service"}
+    assert ("Deployment", "zero-llm", wake.FALLBACK) in objs  # past the bound, 503 + Retry-After
