@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from .errors import NotFound, PredictorFault, PredictorLoadError, PredictorRaised
-from .tensors import format_of
+from .tensor_formats import format_of
 
 
 def load_class(spec: str, base_dir: Path | None = None) -> type:

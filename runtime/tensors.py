@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import struct
-import weakref
 from typing import Any
 
 import numpy as np
@@ -26,9 +25,6 @@ DTYPES: dict[str, np.dtype] = {
 # Which numpy kinds JSON data may hold for each datatype: no strings for numbers, no floats for integers.
 _JSON_KINDS = {"BOOL": "b", "FP16": "iuf", "FP32": "iuf", "FP64": "iuf"}
 _KIND_NAMES = {"b": "booleans", "i": "integers", "u": "integers", "f": "non-integer numbers", "U": "strings", "O": "mixed or out-of-range values"}
-
-FORMATS = ("numpy", "torch", "list")
-DEFAULT_FORMAT = "numpy"
 
 
 def from_json(data: list[Any], datatype: str, shape: list[int], where: str) -> tuple[np.ndarray, list[Any] | None]:
@@ -122,27 +118,6 @@ def _bytes_elements(buffer: np.ndarray, offset: int, size: int, count: int, wher
     if pos != size:
         raise BadRequest(f"{where}: parameters.binary_data_size is {size} bytes, but its {count} BYTES elements take {pos}")
     return elements
-
-
-# The form each predictor asked for, read once per predictor instance.
-_formats: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
-
-
-def input_format(predictor: Any) -> str:
-    """`oip_tensors` of the predictor class: "numpy" (the default), "torch" or "list"."""
-    cls = type(predictor)
-    found = _formats.get(cls)
-    if found is None:
-        found = _formats[cls] = format_of(cls)
-    return found
-
-
-def format_of(cls: type) -> str:
-    """The class's `oip_tensors`, checked: the predictor loader calls it too, so a bad value stops start-up."""
-    found = getattr(cls, "oip_tensors", DEFAULT_FORMAT)
-    if not isinstance(found, str) or found not in FORMATS:
-        raise PredictorFault(f"{cls.__name__}.oip_tensors is {found!r:.80}; it must be one of {', '.join(map(repr, FORMATS))}")
-    return found
 
 
 def for_predictor(array: np.ndarray, sent: list[Any] | None, form: str) -> Any:

@@ -13,9 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..app import runtime_of
-from ..oip_messages import read_request, response
 from ..oip_schema import InferenceErrorBody, InferenceRequest, InferenceResponse, ServerMetadata, inline_schema
-from ..tensors import input_format
+from ..tensor_formats import input_format
 from .kserve_v1 import check_name
 
 router = APIRouter(tags=["open-inference-protocol-v2"])
@@ -87,6 +86,10 @@ async def respond(request: Request, name: str) -> Response:
     rt = runtime_of(request)
 
     async def call() -> Response:
+        # numpy comes with oip_messages: imported here, not at start-up, so a predictor that does not use
+        # it is ready sooner (after the first time this is a dictionary lookup; app.py imports it once ready).
+        from ..oip_messages import read_request, response
+
         check_name(request, name)
         assert rt.predictor is not None
         decoded = await read_request(request, rt.settings.max_body_bytes, input_format(rt.predictor.instance))

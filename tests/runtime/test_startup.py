@@ -85,6 +85,31 @@ def test_runtime_never_imports_mlkit():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
+AFTER_READY = f"""
+import asyncio, sys, time
+import mlkit_runtime.server
+from mlkit_runtime.app import create_app
+from mlkit_runtime.settings import Settings
+app = create_app(Settings(predictor="{PREDICTORS / 'echo.py'}:Echo"))
+runtime = app.state.runtime
+runtime.load()
+print("numpy before ready:", "numpy" in sys.modules)
+asyncio.run(runtime.start())
+deadline = time.monotonic() + 20
+while "mlkit_runtime.oip_messages" not in sys.modules and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.2)
+print("numpy after ready:", "numpy" in sys.modules and "mlkit_runtime.oip_messages" in sys.modules)
+"""
+
+
+def test_numpy_waits_until_after_ready():
+    """Nothing before ready that can come after (issue: cold start cut): a predictor that does not use numpy
+    starts without it (about 0.1 s), and the runtime imports the OIP tensor code once it is ready."""
+    out = subprocess.run([sys.executable, "-c", AFTER_READY], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines() == ["numpy before ready: False", "numpy after ready: True"], out.stdout + out.stderr
+
+
 def startup_gauges(metrics: str) -> dict[str, float]:
     found = {m.group(1): float(m.group(2)) for m in re.finditer(r'^mlkit_startup_phase_seconds\{phase="(\w+)"\} (\S+)$', metrics, re.M)}
     total = re.search(r"^mlkit_startup_seconds (\S+)$", metrics, re.M)
