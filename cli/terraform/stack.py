@@ -23,8 +23,19 @@ class Stack:
     terraform: Terraform
 
     @property
+    def planfile_rel(self) -> str:
+        return f"{PLANS}/{self.workdir.name}.tfplan"
+
+    @property
     def planfile(self) -> Path:
-        return self.root / ".mlkit" / "plans" / f"{self.workdir.name}.tfplan"
+        return self.root / self.planfile_rel
+
+
+# Where terraform writes its plan files. `.mlkit/` comes from pull requests like the rest of the project:
+# a link planted there could make terraform write the plan (which holds every planned value) outside
+# the project, so the folders are made with projectfs (refusing links) and a file already in the plan's
+# place (a stale plan, or a link) is removed, never followed, before terraform writes a fresh one.
+PLANS = ".mlkit/plans"
 
 
 def open_stack(file: Path, which: str) -> Stack:
@@ -51,12 +62,15 @@ def open_stack(file: Path, which: str) -> Stack:
 @contextlib.contextmanager
 def planned(stack: Stack, json_out: bool, destroy: bool = False) -> Iterator[RunResult]:
     """init and plan, show the plan, and yield it; the plan file is removed however the block ends."""
+    from .. import projectfs
+
     tf = stack.terraform
+    projectfs.make_dirs(stack.root, PLANS)  # before terraform runs: a planted link is one line, and nothing is touched
+    projectfs.remove(stack.root, stack.planfile_rel)
     tf.check_version()
     say(f"terraform init in {stack.workdir.relative_to(stack.root)} ...")
     tf.init()
     say("terraform plan" + (" -destroy" if destroy else "") + " ...")
-    stack.planfile.parent.mkdir(parents=True, exist_ok=True)
     try:
         progress = Progress(json_mode=json_out)
         try:
@@ -69,7 +83,7 @@ def planned(stack: Stack, json_out: bool, destroy: bool = False) -> Iterator[Run
         say(f"Plan: {result.changes}" if result.changes.total else "No changes: the infrastructure matches the configuration.")
         yield result
     finally:
-        stack.planfile.unlink(missing_ok=True)
+        projectfs.remove(stack.root, stack.planfile_rel)
 
 
 def run_apply(stack: Stack, total: int, json_out: bool) -> RunResult:
