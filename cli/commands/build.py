@@ -44,6 +44,8 @@ def command(
     wanted = images.built(wanted)
     if context_dir is not None:
         images.check_context_dir(root, context_dir)
+        for api in wanted:  # every folder checked before any is written: nothing half-written
+            images.check_replaceable(context_dir / api.name)
     if context_dir is None:
         problem = images.docker_problem()
         if problem:

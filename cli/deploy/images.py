@@ -39,6 +39,7 @@ BASES = {
 # The spec reaches pods through the manifests (MLKIT_* variables, the ConfigMap); in the image it
 # would only make every replica-count change a new tag and a rebuild.
 SPEC_FILE = "mlkit.yaml"
+CONTEXT_MARKER = ".mlkit-build-context"  # in every context mlkit writes: only such a folder is replaced
 INSTALL_SCRIPT = "build/install.sh"
 LARGE_BYTES = 100 * 1024 * 1024  # a file this big in an image is usually a model or data set that belongs in the bucket
 
@@ -63,14 +64,25 @@ class Context:
         return [(path, len(data)) for path, data in sorted(self.files.items()) if len(data) > LARGE_BYTES]
 
     def write(self, folder: Path) -> None:
-        if folder.is_symlink() or folder.is_file():
-            folder.unlink()
-        elif folder.exists():
+        """The context into `folder`, replacing a context mlkit wrote there before, and nothing else: a
+        folder of the user's (no marker file), a file or a link in its place is one line, left as it is."""
+        check_replaceable(folder)
+        if folder.exists():
             shutil.rmtree(folder)
         for rel, data in self.files.items():
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (folder / rel).write_bytes(data)
         (folder / INSTALL_SCRIPT).chmod(0o755)
+        # Outside build/ and app/, the only folders the Dockerfile copies: it never enters the image.
+        (folder / CONTEXT_MARKER).write_text("a build context written by mlkit; the next `mlkit build --context-dir` replaces this folder\n")
+
+
+def check_replaceable(folder: Path) -> None:
+    """`folder` is free for a build context: absent, empty, or a context mlkit wrote (its marker file)."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise UserError(f"{folder}: not a folder mlkit wrote (a link or a file); move it away or choose another --context-dir")
+    if folder.exists() and any(folder.iterdir()) and not (folder / CONTEXT_MARKER).is_file():
+        raise UserError(f"{folder}: holds files mlkit did not write (no {CONTEXT_MARKER}); move it away or choose another --context-dir")
 
 
 def built(apis: list[Api]) -> list[Api]:

@@ -218,7 +218,7 @@ def test_build_context_dir_says_what_each_context_holds_and_warns_of_large_files
     out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), "--json", cwd=root)
     assert out.returncode == 0, out.stderr
     built = json.loads(out.stdout)["images"][0]
-    written = [p for p in (tmp_path / "ctx" / "sentiment").rglob("*") if p.is_file()]
+    written = [p for p in (tmp_path / "ctx" / "sentiment").rglob("*") if p.is_file() and p.name != images.CONTEXT_MARKER]
     assert built["files"] == len(written) and built["bytes"] == sum(p.stat().st_size for p in written)
     assert f"sentiment: context in {tmp_path / 'ctx' / 'sentiment'}: {built['files']} files, {built['bytes']:,} bytes" in out.stderr
     assert "warning: sentiment: app/lib/big.bin is 106 MB" in out.stderr
@@ -299,3 +299,26 @@ def test_the_llm_example_builds_its_predictor_image_and_not_its_engine_apis(tmp_
     assert [b["api"] for b in json.loads(out.stdout)["images"]] == ["chat"]
     assert "chat-gpu: runs engine vllm's published image; nothing to build" in out.stderr
     assert (tmp_path / "ctx" / "chat" / "Dockerfile").is_file() and not (tmp_path / "ctx" / "chat-gpu").exists()
+
+
+def test_a_context_dir_never_replaces_what_mlkit_did_not_write(tmp_path, sentinel):
+    """--context-dir DIR writes DIR/<api>: a folder of the user's by that name, a file or a link there is one
+    line and stays as it was; a context mlkit wrote before is replaced."""
+    root, _ = example(tmp_path)
+    ctx = tmp_path / "ctx"
+    (ctx / "sentiment").mkdir(parents=True)
+    (ctx / "sentiment" / "keep.txt").write_text("the team's\n")
+    out = mlkit("build", "sentiment", "--context-dir", str(ctx), cwd=root)
+    assert_one_line_error(out, f"{ctx / 'sentiment'}: holds files mlkit did not write")
+    assert (ctx / "sentiment" / "keep.txt").read_text() == "the team's\n"
+    (ctx / "sentiment" / "keep.txt").unlink()
+    (ctx / "sentiment").rmdir()
+    (ctx / "sentiment").symlink_to(sentinel.root)
+    out = mlkit("build", "sentiment", "--context-dir", str(ctx), cwd=root)
+    assert_one_line_error(out, f"{ctx / 'sentiment'}: not a folder mlkit wrote")
+    sentinel.assert_untouched()
+    (ctx / "sentiment").unlink()
+    for _ in range(2):  # the second run replaces the first's context
+        out = mlkit("build", "sentiment", "--context-dir", str(ctx), cwd=root)
+        assert out.returncode == 0, out.stderr
+    assert (ctx / "sentiment" / images.CONTEXT_MARKER).is_file() and (ctx / "sentiment" / "Dockerfile").is_file()
