@@ -39,11 +39,15 @@ def test_a_lone_request_does_not_wait_for_a_batch_that_cannot_fill(serve):
 
 
 def test_a_failing_batch_fails_only_its_requests(serve):
-    s = serve("echo.py:BatchEcho", "--max-batch-size", "4", "--max-wait-ms", "100")
+    s = serve("echo.py:BatchEcho", "--max-batch-size", "4", "--max-wait-ms", "300")
     bodies = [{"i": 0, "raise": True}, {"i": 1}, {"i": 2}, {"i": 3}]
     responses = asyncio.run(burst(s.url, bodies))
-    assert all(r.status_code == 500 for r in responses)
-    assert all("RuntimeError: batch failed" in r.json()["error"] and r.json()["request_id"] for r in responses)
+    # The raising request's batch fails, each of its requests with the error; on a loaded machine a request
+    # can miss the 300 ms window and land in a later batch, which must then succeed.
+    assert responses[0].status_code == 500
+    failed = [r for r in responses if r.status_code == 500]
+    assert all("RuntimeError: batch failed" in r.json()["error"] and r.json()["request_id"] for r in failed)
+    assert all(r.status_code == 200 and r.json()["echo"] == body for r, body in zip(responses, bodies, strict=True) if r not in failed)
     after = httpx.post(s.url + "/predict", json={"i": 9})
     assert after.status_code == 200 and after.json()["echo"] == {"i": 9}
 
