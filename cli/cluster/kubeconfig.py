@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ToolError, UserError
+from ..spec import yamlsafe
 from .client import Credentials
 
 
@@ -29,9 +30,14 @@ def _load(file: Path) -> dict:
     if not file.exists():
         return {}
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{file}: not a kubeconfig mlkit can read ({exc})") from None
+        # Bounded like the spec (aliases, depth): a kubeconfig can come from anyone's `KUBECONFIG` or a pull request.
+        data = yamlsafe.compose(file.read_text(encoding="utf-8"))[1] or {}
+    except UnicodeDecodeError:
+        raise UserError(f"{file}: not a kubeconfig mlkit can read (not UTF-8 text)") from None
+    except yaml.YAMLError as exc:  # one line: the problem and where, not PyYAML's multi-line excerpt
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{file}: not a kubeconfig mlkit can read ({problem}{f' at line {mark.line + 1}' if mark else ''})") from None
     if not isinstance(data, dict):
         raise UserError(f"{file}: not a kubeconfig (expected a mapping at the top)")
     return data

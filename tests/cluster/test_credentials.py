@@ -183,3 +183,24 @@ def test_merge_keeps_a_stricter_mode_and_tightens_a_looser_one(tmp_path, before,
     assert kubeconfig.merge_context("mlkit-demo", "https://eks", "Q0E=", ARGS, file) is True
     assert stat.S_IMODE(file.stat().st_mode) == after
     assert "mlkit-demo" in file.read_text()
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        # A "billion laughs": 10 aliases of 10 aliases, ... expands to billions of nodes if built naively.
+        (LAUGHS, "aliases expand"),
+        ("contexts: " + "[" * 200 + "]" * 200 + "\n", "nested more than"),
+        ("\xff\xfe", "not UTF-8"),
+    ],
+    ids=["aliases", "depth", "not-utf8"],
+)
+def test_a_hostile_kubeconfig_is_one_error_not_a_hang(tmp_path, text, fragment):
+    file = tmp_path / "config"
+    file.write_bytes(text.encode("latin-1") if text.startswith("\xff") else text.encode())
+    with pytest.raises(UserError, match="not a kubeconfig mlkit can read") as raised:
+        kubeconfig.credentials("demo", file)
+    assert fragment in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
