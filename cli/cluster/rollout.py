@@ -205,7 +205,15 @@ def _prune(cluster: Cluster, spec: Spec, keep: set, extra: list[Kind], namespace
 
 def _owned(cluster: Cluster, spec: Spec, kind: Kind, namespaces: set[str], selector: dict[str, str]) -> list[dict]:
     if not kind.namespaced:
-        return cluster.list(kind, None, selector)
+        # Cluster-wide objects carry the project's labels but may belong to the same project deployed to
+        # another namespace (`namespace:`: staging beside prod on one cluster): a PersistentVolume is this
+        # deployment's only when its claim is in this namespace, a Namespace only when it is one of ours.
+        found = cluster.list(kind, None, selector)
+        if kind.kind == "PersistentVolume":
+            return [o for o in found if (o.get("spec", {}).get("claimRef") or {}).get("namespace", spec.k8s_namespace) == spec.k8s_namespace]
+        if kind.kind == "Namespace":
+            return [o for o in found if o["metadata"]["name"] in {spec.k8s_namespace, *namespaces}]
+        return found
     return [obj for ns in [spec.k8s_namespace, *sorted(namespaces - {spec.k8s_namespace})] for obj in cluster.list(kind, ns, selector)]
 
 

@@ -64,7 +64,7 @@ def command(
             raise UserError("rollback cancelled; nothing was changed")
         new = revisions.roll_back(root, spec, facts, entry, goal)
         report = apis.Report(revisions={api: new.number})
-        report.rendered = apis.rerender(root, spec, facts, say)
+        report.rendered = apis.rerender(root, spec, facts, say, rerun=f"mlkit rollback {api} --to {goal.number}")
         # The record is saved once the cluster holds the rollback: a run that cannot reach it changes
         # nothing there, and running the same rollback again is the way on.
         apis.roll_out(root, spec, timeout, say, report, applied_hook=lambda: facts_mod.save(root, facts))

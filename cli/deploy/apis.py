@@ -140,8 +140,10 @@ def in_registry(spec: Spec, ref: str, api: str, tag: str) -> bool:
     return clouds.of(spec).has_image(spec, ref, api, tag)
 
 
-def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[str]:
-    """Write the deploy facts into infra/ through the usual three-way merge; the changed files are what a deploy looks like in review."""
+def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, rerun: str = "mlkit apply --only apis") -> list[str]:
+    """Write the deploy facts into infra/ through the usual three-way merge; the changed files are what a deploy looks like in review.
+
+    `rerun`: the command to run once conflicts are resolved (a rollback's own, since apply would deploy mlkit.yaml instead)."""
     from ..render import merge
     from ..render.infra import MACHINE_OWNED, render
 
@@ -150,7 +152,7 @@ def rerender(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say) -> list[s
     if result.conflicts:
         names = ", ".join(o.path for o in result.conflicts)
         raise UserError(
-            f"writing the deploy values into infra/ met your edits in {names}; resolve the <<<<<<< markers, then run `mlkit apply --only apis` again"
+            f"writing the deploy values into infra/ met your edits in {names}; resolve the <<<<<<< markers, then run `{rerun}` again"
         )
     changed = [o.path for o in result.outcomes if o.action in merge.CHANGING]
     for path in changed:

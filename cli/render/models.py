@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import clouds
-from ..spec import Spec
+from ..errors import UserError
+from ..spec import Spec, rules
 
 GCSFUSE_ANNOTATION = "gke-gcsfuse/volumes"  # GKE's webhook adds the FUSE sidecar to pods with it
 MODEL_VOLUME_SIZE = "1Gi"  # a PV and its PVC must state a size; the bucket driver ignores it
@@ -70,6 +71,14 @@ def mount(spec: Spec, name: str, uri: str, uid: int) -> Mount:
     """
     cloud = clouds.of(spec)
     bucket, _, prefix = uri.partition("://")[2].partition("/")
+    if not rules.mountable(prefix):
+        # mlkit.yaml's models are checked by the spec rules; this one may come from a rollback pin in
+        # .mlkit/deploy.json (a pull request), and a comma or space would become mount options of its own.
+        raise UserError(
+            f"{name}: the model prefix {prefix!r:.80} cannot be mounted (model_access: mount takes letters, digits, '_', '.', '-' and '/'); "
+            "if it comes from a pinned revision in .mlkit/deploy.json, run `mlkit apply --only apis` to deploy mlkit.yaml as written, "
+            "or use model_access: copy"
+        )
     options = cloud.mount_options(spec, prefix, uid)
     if not cloud.mount_needs_volume:
         return Mount(cloud.mount_driver, bucket, options)

@@ -590,6 +590,11 @@ def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Prob
 MOUNT_PREFIX = re.compile(r"(?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]*", re.ASCII)
 
 
+def mountable(prefix: str) -> bool:
+    """Whether a bucket prefix can be handed to the bucket driver as a mount option as it is."""
+    return bool(MOUNT_PREFIX.fullmatch(prefix)) and not any(part in (".", "..") for part in prefix.split("/"))
+
+
 def _model_access(spec: Spec) -> Iterator[Problem]:
     for i, api in enumerate(spec.apis):
         if api.model_access != "mount":
@@ -607,7 +612,7 @@ def _model_access(spec: Spec) -> Iterator[Problem]:
             if model is None or "://" not in model:
                 continue  # a local folder goes to a prefix mlkit names (api/digest/)
             prefix = model.partition("://")[2].partition("/")[2]
-            if not MOUNT_PREFIX.fullmatch(prefix) or any(part in (".", "..") for part in prefix.split("/")):
+            if not mountable(prefix):
                 yield Problem(where, (
                     f"with model_access: mount the prefix {prefix!r:.80} is passed to the bucket driver as a mount option: use letters, "
                     "digits, '_', '.', '-' and '/' (no '.' or '..' folder, no '//'), or model_access: copy"

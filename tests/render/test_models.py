@@ -184,3 +184,28 @@ def test_the_cluster_stack_installs_the_driver_only_when_an_api_mounts(example, 
     for api in spec.apis:
         api.model_access = "copy"
     assert tfvars(render(spec))[variable] is False
+
+
+def test_a_pinned_model_that_would_inject_mount_options_is_refused_in_one_line(project, sentinel):
+    """A rollback pin comes from .mlkit/deploy.json (a pull request): its model must meet the same rule as
+    mlkit.yaml's before it becomes a mount option (a comma would add options such as uid=0 or o=rw)."""
+    from tests.conftest import assert_one_line_error, mlkit
+
+    proj = project("gcp-l4")
+    hostile = "gs://bkt-models/x,uid=0,gid=0,file-mode=777,o=rw/"
+    revision = {"time": "2026-11-29T23:10:00Z", "image": "abc", "config_hash": "0123456789abcdef", "spec_hash": "0123456789abcdef", "git_commit": None}
+    record = {
+        "aws_account_id": None, "images": {}, "models": {},
+        "revisions": {"sentiment-l4": [
+            {"number": 1, "model": hostile, **revision},
+            {"number": 2, "model": "gs://bkt-models/y/", **revision, "image": "abd"},
+            {"number": 3, "model": hostile, **revision, "rolled_back_from": 2, "rolled_back_to": 1},
+        ]},
+        "pins": {"sentiment-l4": 3},
+    }
+    (proj / ".mlkit").mkdir(exist_ok=True)
+    (proj / ".mlkit/deploy.json").write_text(json.dumps(record))
+    result = mlkit("render", cwd=proj)
+    assert_one_line_error(result, "sentiment-l4", "cannot be mounted", "deploy.json")
+    assert not (proj / "infra").exists()
+    sentinel.assert_untouched()
