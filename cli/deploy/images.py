@@ -81,7 +81,11 @@ def check_replaceable(folder: Path) -> None:
     """`folder` is free for a build context: absent, empty, or a context mlkit wrote (its marker file)."""
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise UserError(f"{folder}: not a folder mlkit wrote (a link or a file); move it away or choose another --context-dir")
-    if folder.exists() and any(folder.iterdir()) and not (folder / CONTEXT_MARKER).is_file():
+    try:
+        foreign = folder.exists() and any(folder.iterdir()) and not (folder / CONTEXT_MARKER).is_file()
+    except OSError as exc:  # an unreadable folder: not one mlkit wrote
+        raise UserError(f"{folder}: cannot look inside it ({exc.strerror}); move it away or choose another --context-dir") from None
+    if foreign:
         raise UserError(f"{folder}: holds files mlkit did not write (no {CONTEXT_MARKER}); move it away or choose another --context-dir")
 
 

@@ -322,3 +322,17 @@ def test_a_context_dir_never_replaces_what_mlkit_did_not_write(tmp_path, sentine
         out = mlkit("build", "sentiment", "--context-dir", str(ctx), cwd=root)
         assert out.returncode == 0, out.stderr
     assert (ctx / "sentiment" / images.CONTEXT_MARKER).is_file() and (ctx / "sentiment" / "Dockerfile").is_file()
+
+
+def test_an_unreadable_context_folder_is_one_line(tmp_path, monkeypatch):
+    """A folder mlkit may not list (mode 0 for a non-root user; root here, so the OS refusal is raised
+    in its place) is not one mlkit wrote: a UserError naming it, not a PermissionError traceback."""
+    folder = tmp_path / "ctx" / "sentiment"
+    folder.mkdir(parents=True)
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(folder), "iterdir", refuse)
+    with pytest.raises(UserError, match="cannot look inside it .Permission denied"):
+        images.check_replaceable(folder)
