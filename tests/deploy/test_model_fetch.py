@@ -108,19 +108,19 @@ def test_a_killed_fetch_resumes_with_the_files_it_had_and_leaves_no_part_files(c
     command, env = rendered_fetch(cloud, tmp_path)
     env |= endpoint
 
-    # A kill that lands after the last file, or between files, proves less: try again on a fresh volume.
+    # A kill that lands after the last file, between files, or before two were done proves less: try again on a fresh volume.
     for attempt in range(5):
         dest = tmp_path / f"models-{attempt}"
         dest.mkdir()
         first = start(command, env, dest)
         deadline = time.monotonic() + 120
-        while not complete(dest, set(bodies)) and first.poll() is None and time.monotonic() < deadline:
+        while len(complete(dest, set(bodies))) < 2 and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         os.killpg(first.pid, signal.SIGKILL)  # what the kubelet does to a container past its memory limit
         first.wait()
         had = complete(dest, set(bodies))
         left = {p.name for p in dest.iterdir()} - set(had)  # part-files, and files begun but not finished
-        if 0 < len(had) < FILES and left - set(bodies):
+        if 1 < len(had) < FILES and left - set(bodies):  # two or more done: one kept at least, as said below
             break
     else:
         pytest.fail(f"could not kill the fetch in the middle of a file ({len(had)} of {FILES} done, {sorted(left)[:3]})")
@@ -132,5 +132,8 @@ def test_a_killed_fetch_resumes_with_the_files_it_had_and_leaves_no_part_files(c
     assert {p.name for p in dest.iterdir()} == set(bodies)  # nothing the killed run left half-written stays
     for name, body in bodies.items():
         assert (dest / name).read_bytes() == body, name
-    # The files the first run finished were kept, not fetched again (a new download is a new file).
-    assert {name: (dest / name).stat().st_ino for name in had} == had
+    # The files the first run finished were kept, not fetched again (a new download is a new file). One may
+    # be fetched again: the CLI renames a file into place and then sets its time, and a kill between the
+    # two leaves a whole file whose time the next sync does not trust (seen with gcloud on a loaded machine).
+    again = [name for name, inode in had.items() if (dest / name).stat().st_ino != inode]
+    assert len(again) <= 1, (again, had)
