@@ -16,6 +16,18 @@ if TYPE_CHECKING:
 
 AMI = {"nvidia": "AL2023_x86_64_NVIDIA", "neuron": "AL2023_x86_64_NEURON"}
 TAINT = {"nvidia": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
+# Scale from zero: the cluster autoscaler builds a pool's template node from its instance table (cpu,
+# memory and nvidia.com/gpu only), the EKS DescribeNodegroup answer (labels, taints) and the node group's
+# tags `k8s.io/cluster-autoscaler/node-template/resources/<resource>` for every other resource
+# (cluster-autoscaler 1.35.0 cloudprovider/aws/aws_manager.go, buildNodeFromTemplate). Without the tags an
+# inf2/trn pool at zero offers no Neuron cores, and a pod asking for one never triggers a scale-up.
+# The Neuron device plugin advertises all three resources; mlkit's pods ask for cores.
+NODE_TEMPLATE_RESOURCE = "k8s.io/cluster-autoscaler/node-template/resources/"
+# The label the autoscaler's AWS provider reads as "this node has a GPU" (aws_cloud_provider.go GPULabel):
+# until the device plugin advertises nvidia.com/gpu, a node with it counts as still starting instead of
+# as a node that cannot take the pod, so the autoscaler does not scale out again (its AWS README, "Special
+# note on GPU instances").
+GPU_LABEL = "k8s.amazonaws.com/accelerator"
 # Graviton families put a "g" right after the generation: m7g, c7gn, r6gd, x2gd, t4g, i4g, im4gn, is4gen,
 # hpc7g. An x86 AMI type on them fails when EKS creates the node group.
 GRAVITON = re.compile(r"^(a1|[a-z]+[0-9]+g[a-z]*)\.")
@@ -103,6 +115,9 @@ class Aws(Cloud):
         taints = nodes.taints(pool)
         if accel.kind in TAINT:
             taints.insert(0, {"key": TAINT[accel.kind], "value": "true", "effect": "NO_SCHEDULE"})
+        node_labels = nodes.node_labels(pool, accel)
+        if accel.kind == "nvidia":
+            node_labels = {GPU_LABEL: accel.device, **node_labels}
         return {
             "instance_types": [itype],
             "ami_type": ami,
@@ -110,8 +125,9 @@ class Aws(Cloud):
             "min_size": pool.min_nodes,
             "max_size": pool.max_nodes,
             "disk_size": pool.disk_size_gb,
-            "labels": nodes.node_labels(pool, accel),
+            "labels": node_labels,
             "taints": taints,
+            "autoscaler_tags": node_template_tags(accel),
         }
 
     def addons_location(self, spec: Spec) -> dict[str, Any]:
@@ -169,6 +185,17 @@ class Aws(Cloud):
         from ..deploy import images
 
         return images.ecr_has(spec.region, spec.project, f"{api}-{tag}")
+
+
+def node_template_tags(accel: Accelerator) -> dict[str, str]:
+    """The node group tags that tell the cluster autoscaler what a node at zero offers beyond its instance table."""
+    if accel.kind != "neuron":
+        return {}
+    return {
+        f"{NODE_TEMPLATE_RESOURCE}aws.amazon.com/neuroncore": str(accel.neuron_cores),
+        f"{NODE_TEMPLATE_RESOURCE}aws.amazon.com/neuron": str(accel.count),
+        f"{NODE_TEMPLATE_RESOURCE}aws.amazon.com/neurondevice": str(accel.count),
+    }
 
 
 def role_name(spec: Spec, api: str) -> str:

@@ -68,7 +68,7 @@ resource "aws_eks_node_group" "this" {
     }
   }
 
-  tags = merge(var.tags, { Name = "${var.cluster_name}-${var.name}" })
+  tags = merge(var.tags, var.autoscaler_tags, { Name = "${var.cluster_name}-${var.name}" })
 
   lifecycle {
     create_before_destroy = true

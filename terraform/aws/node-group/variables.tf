@@ -84,6 +84,12 @@ variable "taints" {
   default = []
 }
 
+variable "autoscaler_tags" {
+  description = "Tags on the node group that the cluster autoscaler reads through DescribeNodegroup when the group is at zero: `k8s.io/cluster-autoscaler/node-template/resources/<resource>` for resources its instance table lacks (Neuron cores). Labels and taints it reads from the group itself."
+  type        = map(string)
+  default     = {}
+}
+
 variable "max_unavailable_percentage" {
   description = "Share of nodes replaced at once during a node group update."
   type        = number
