@@ -247,6 +247,7 @@ def _wake(spec: Spec, api: Api) -> dict[str, Any]:
         "proxy_port": wake.PROXY_PORT_NAME,
         "scaler_address": wake.scaler_address(SYSTEM_NAMESPACE),
         "fallback": wake.FALLBACK,
+        "cold_start_timeout_s": wake.cold_start_timeout_s(api),
     }
 
 
@@ -380,9 +381,22 @@ ENGINE_OBJECTS = ("serviceaccount", "deployment", "service", "scaledobject", "po
 # Startup probe budget: a fixed part per accelerator (CUDA graph capture; XLA precompilation on TPU;
 # Neuron compiles the model on first start, tens of minutes for 8B models), plus seconds per GB of
 # weights (read from the volume or downloaded from Hugging Face at about 100 MB/s, then loaded).
-ENGINE_STARTUP_BASE_S = {"nvidia": 300, "tpu": 900, "neuron": 1800}
-ENGINE_STARTUP_S_PER_GB = 20
 ENGINE_STARTUP_PERIOD_S = 10
+# Readiness and liveness wait this long for /health: a saturated vLLM answers it late (its event loop is
+# busy with the batch), and the kubelet's default of 1 s made liveness kill a busy engine after 3 misses,
+# losing every generation in flight and paying a full cold start. llm-d-benchmark raised its probes to
+# timeoutSeconds 15 for this (llm-d/llm-d-benchmark, its vLLM standup probes).
+ENGINE_PROBE_TIMEOUT_S = 15
+# The Inf2/Trn1 image's Neuron plugin (vllm-project/vllm-neuron 0.2.x, vllm_neuron/worker/
+# neuronx_distributed_model_loader.py _get_compiled_model_path) compiles into $NEURON_COMPILED_ARTIFACTS,
+# else into `<model path>/neuron-compiled-artifacts/` or, for a hub id, `local-models/` under the working
+# directory (where _save_pretrained_model also writes the weights): the model volume and the root
+# filesystem are read-only here, so both go to the tmp volume (the working directory is /tmp). Its README's known issues: the engine needs
+# `num_gpu_blocks_override = ceil(max_model_len // block_size) * max_num_seqs` (else an out-of-bounds error),
+# and its scheduler turns chunked prefill off; it compiles for max_num_seqs x max_model_len (platform.py:
+# max_num_seqs defaults to 32, block_size to max_model_len unless prefix caching is on).
+NEURON_WORK_DIR = "/tmp"
+NEURON_MAX_NUM_SEQS = 32
 ENGINE_CHECKOV_SKIPS = {
     "checkov.io/skip1": CHECKOV_SKIPS["checkov.io/skip1"],
     "checkov.io/skip2": "CKV_K8S_15=The engine image is pinned by its release tag, which its publisher does not move",
@@ -413,7 +427,7 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
     track = view["tracks"][0]
     track.env = _engine_env(api, kind)
     size_gb = serving.model_size_gb if serving else 16.0
-    budget = ENGINE_STARTUP_BASE_S.get(kind, 300) + int(size_gb * ENGINE_STARTUP_S_PER_GB)
+    budget = engines.startup_budget_s(kind, size_gb)
     target_running, target_waiting = engines.autoscaling_targets(api.autoscaling)
     selector = _metric_selector(spec.k8s_namespace, track)
     view.update(
@@ -421,7 +435,9 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         engine_image=engine.image(kind, accel.device),
         engine_command=list(engine.command),
         key_command=["/bin/sh", "-c", api_key_script(engine.key_env), "engine", *engine.command],
-        engine_args=engine_args(api, amount),
+        engine_args=engine_args(api, amount, accel.device if kind == "neuron" else ""),
+        engine_working_dir=NEURON_WORK_DIR if kind == "neuron" else None,
+        probe_timeout_s=ENGINE_PROBE_TIMEOUT_S,
         tensor_parallel_size=amount,
         accelerator_words=" ".join(filter(None, [str(amount), accel.device, ENGINE_UNITS[kind]])),
         model_size_gb=f"{size_gb:g}",
@@ -439,10 +455,11 @@ def engine_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
     return view
 
 
-def engine_args(api: Api, tensor_parallel_size: int) -> list[str]:
+def engine_args(api: Api, tensor_parallel_size: int, neuron_device: str = "") -> list[str]:
     """The engine's flags, from the spec: weights, name, sharding, serving options, then the extra flags.
 
-    vLLM's flag names; an engine that spells them otherwise maps them here.
+    vLLM's flag names; an engine that spells them otherwise maps them here. `neuron_device`: the Neuron
+    device the API runs on, whose image may need flags of its own (neuron_args).
     """
     serving = api.serving
     args = ["--model", api.hf_model or MODEL_DIR, "--served-model-name", api.name, "--host", "0.0.0.0", "--port", str(PORT)]
@@ -457,7 +474,41 @@ def engine_args(api: Api, tensor_parallel_size: int) -> list[str]:
         if serving.quantization is not None:
             args += ["--quantization", serving.quantization]
         args += serving.extra_args
+    if neuron_device in engines.NEURON_LEGACY_DEVICES and serving is not None and serving.max_model_len is not None:
+        args += neuron_args(serving.max_model_len, serving.extra_args)
     return args
+
+
+def neuron_args(max_model_len: int, extra_args: list[str]) -> list[str]:
+    """The flags the Inf2/Trn1 image's known issues ask for (NEURON_WORK_DIR's comment), unless extra_args sets them."""
+    given = _flag_values(extra_args)
+    out = []
+    max_num_seqs = NEURON_MAX_NUM_SEQS
+    if "--max-num-seqs" in given and given["--max-num-seqs"].isdigit():
+        max_num_seqs = int(given["--max-num-seqs"])
+    else:
+        out += ["--max-num-seqs", str(max_num_seqs)]
+    block_size = max_model_len  # the plugin's own choice without prefix caching
+    if "--block-size" in given and given["--block-size"].isdigit() and int(given["--block-size"]) > 0:
+        block_size = int(given["--block-size"])
+    if "--num-gpu-blocks-override" not in given:
+        # The README writes ceil(max_model_len // block_size); rounding the true quotient up never gives fewer blocks.
+        out += ["--num-gpu-blocks-override", str(-(-max_model_len // block_size) * max_num_seqs)]
+    if "--enable-chunked-prefill" not in given:
+        out.append("--no-enable-chunked-prefill")
+    return out
+
+
+def _flag_values(args: list[str]) -> dict[str, str]:
+    """`--flag value` and `--flag=value` of a flag list, by flag ("" for a flag without a value)."""
+    out: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        if arg.startswith("--"):
+            flag, eq, value = arg.partition("=")
+            if not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value = args[i + 1]
+            out[flag] = value
+    return out
 
 
 def _engine_env(api: Api, kind: str) -> dict[str, str]:
@@ -474,6 +525,7 @@ def _engine_env(api: Api, kind: str) -> dict[str, str]:
         env["HF_TOKEN_PATH"] = f"{HF_TOKEN_DIR}/token"  # huggingface_hub reads the token from this file
     if kind == "neuron":
         env["NEURON_COMPILE_CACHE_URL"] = "/tmp/neuron-compile-cache"
+        env["NEURON_COMPILED_ARTIFACTS"] = f"{NEURON_WORK_DIR}/neuron-compiled-artifacts"
     return env
 
 

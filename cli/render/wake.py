@@ -77,6 +77,8 @@ from __future__ import annotations
 
 import hashlib
 
+from .. import placement
+from ..spec import engines
 from ..spec.schema import Api
 
 # The add-on's chart (kedacore/charts http-add-on) names its Services after the chart, not the
@@ -102,6 +104,10 @@ FALLBACK_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim"
 FALLBACK_PORT = 8080
 FALLBACK_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
 RETRY_AFTER_S = 10
+# Before an engine's own start: a node from zero (EKS and GKE: one to three minutes) and its image
+# (the vLLM images are 8 to 20 GB). COLD_START_MAX_S is the spec's bound on cold_start_timeout_s.
+ENGINE_NODE_AND_IMAGE_S = 300
+COLD_START_MAX_S = 3600
 CLIENT_MARGIN_S = 30  # past the hold: the fallback's answer, through the interceptor and the API server's proxy
 FALLBACK_CHECKOV_SKIPS = {
     "checkov.io/skip1": "CKV_K8S_15=A pinned nginx release; a rebuild of the same tag (base image fixes) answers the same fixed 503",
@@ -150,4 +156,19 @@ def header_variable(header: str) -> str:
 
 def client_timeout_s(api: Api) -> float:
     """How long `mlkit predict` waits for an API that scales to zero: the longest hold, then the fallback's answer."""
-    return api.autoscaling.cold_start_timeout_s + CLIENT_MARGIN_S
+    return cold_start_timeout_s(api) + CLIENT_MARGIN_S
+
+
+def cold_start_timeout_s(api: Api) -> int:
+    """How long the interceptor holds a request while the first replica starts.
+
+    The spec's value when it gives one. An engine API's default covers its own startup budget (the
+    startup probe's) and the node and image that come before it; the predictor default (300 s) is below
+    every engine's budget, so the first request after idling would always get the fallback's 503.
+    """
+    auto = api.autoscaling
+    if api.engine is None or "cold_start_timeout_s" in auto.model_fields_set:
+        return auto.cold_start_timeout_s
+    kind, _ = placement.api_demand(api)
+    size_gb = api.serving.model_size_gb if api.serving else 16.0
+    return min(COLD_START_MAX_S, max(auto.cold_start_timeout_s, engines.startup_budget_s(kind, size_gb) + ENGINE_NODE_AND_IMAGE_S))

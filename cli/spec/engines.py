@@ -79,6 +79,20 @@ VLLM = Engine(
 )
 
 ENGINES: dict[str, Engine] = {VLLM.name: VLLM}
+# The Neuron devices NEURON_LEGACY serves: its plugin needs the flags and paths that
+# cli/render/k8s.py neuron_args and NEURON_WORK_DIR describe, and `serving.max_model_len` to compile for.
+NEURON_LEGACY_DEVICES = ("inferentia2", "trainium")
+
+# Startup budget: a fixed part per accelerator (CUDA graph capture; XLA precompilation on TPU; Neuron
+# compiles the model on first start, tens of minutes for 8B models), plus seconds per GB of weights (read
+# from the volume or downloaded from Hugging Face at about 100 MB/s, then loaded). The startup probe
+# allows it; a request held at zero waits for it too.
+STARTUP_BASE_S = {"nvidia": 300, "tpu": 900, "neuron": 1800}
+STARTUP_S_PER_GB = 20
+
+
+def startup_budget_s(kind: str, model_size_gb: float) -> int:
+    return STARTUP_BASE_S.get(kind, 300) + int(model_size_gb * STARTUP_S_PER_GB)
 
 
 # Autoscaling targets per replica when the spec leaves them out: an engine batches dozens of sequences.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import placement
 from . import accelerators as acc
-from . import syntax
+from . import engines, syntax
 from .engines import ENGINES
 from .schema import Api, NodePool, Spec
 
@@ -573,6 +573,15 @@ def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Prob
         yield Problem(
             loc + ("compute", _COMPUTE_FIELD[kind]),
             f"pool '{pool.name}' has {have.device}, which engine {engine.name} does not run on; it runs on {engine.supported()}",
+        )
+    needs_length = have.kind == "neuron" and have.device in engines.NEURON_LEGACY_DEVICES and placement.fits(have, kind, amount)
+    if needs_length and (serving is None or serving.max_model_len is None):
+        # The Inf2/Trn1 image compiles for max_num_seqs x max_model_len at start; the model's own length
+        # (often 128k tokens) takes hours to compile and does not fit the cores' memory.
+        yield Problem(
+            loc + ("serving", "max_model_len"),
+            f"set it for an engine API on {have.device}: the Neuron engine compiles the model for this length at start, e.g. "
+            "`serving: {max_model_len: 4096}`",
         )
     if pool.tpu is not None and acc.tpu_slice(pool.tpu.version, pool.tpu.topology).multi_host:
         yield Problem(

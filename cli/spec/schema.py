@@ -254,7 +254,8 @@ class Autoscaling(Strict):
         ge=1,
         le=3600,
         description="With `min_replicas: 0`: longest a request is held while the first replica starts (node, image, model, "
-        "warm-up); past it the request gets 503 with Retry-After from the project's cold-start fallback.",
+        "warm-up); past it the request gets 503 with Retry-After from the project's cold-start fallback. Default 300; for an engine API, "
+        "its startup budget (see serving.model_size_gb) plus 300 s for the node and image, at most 3600.",
     )
     target_waiting: int | None = Field(
         None,

@@ -75,6 +75,7 @@ apis:
     node_pool: inf
     compute: {cpu: 8, memory: 96Gi, neuron_cores: 8}
     autoscaling: {min_replicas: 1, max_replicas: 4, target_in_flight: 16, target_waiting: 2}
+    serving: {max_model_len: 4096}
   - name: trn
     engine: vllm
     model: s3://acme-models/llama-3.1-70b/
@@ -464,6 +465,55 @@ def test_engine_probes_ask_its_health_route_with_a_startup_budget_sized_from_the
         assert c["readinessProbe"]["httpGet"]["path"] == c["livenessProbe"]["httpGet"]["path"] == c["startupProbe"]["httpGet"]["path"] == "/health"
     budget = lambda c: c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"]  # noqa: E731
     assert budget(small) >= 300 + 16 * 20 and budget(big) >= 1800 + 140 * 20 > budget(small)
+
+
+def test_engine_probes_outwait_a_saturated_engines_late_health_answer():
+    # The kubelet's default timeout is 1 s; a busy vLLM answers /health later, and three missed liveness
+    # checks killed it with every generation in flight (llm-d-benchmark uses 15 s).
+    for cloud, apis in ENGINE_APIS.items():
+        for api in apis:
+            container = engine_pod(cloud, api)["containers"][0]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert container[probe].get("timeoutSeconds", 1) >= 10, (cloud, api, probe)
+
+
+def test_neuron_engines_compile_and_save_into_the_tmp_volume_with_the_flags_their_image_needs():
+    # vllm-neuron's loader compiles into <model>/neuron-compiled-artifacts (the model volume is read-only) or
+    # local-models/ under the working directory (the root filesystem is read-only) unless told otherwise.
+    container = engine_pod("aws", "inf")["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["NEURON_COMPILED_ARTIFACTS"].startswith("/tmp/") and container["workingDir"] == "/tmp"
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"] and container["securityContext"]["readOnlyRootFilesystem"]
+    f = flags(container)
+    # block_size is max_model_len without prefix caching, so one block per sequence: 1 x 32.
+    assert (f["--max-model-len"], f["--max-num-seqs"], f["--num-gpu-blocks-override"]) == ("4096", "32", "32")
+    assert "--no-enable-chunked-prefill" in f
+    # Trainium2 runs the newer image, whose plugin lists none of these known issues (it still works in /tmp);
+    # NVIDIA and TPU neither.
+    assert "--num-gpu-blocks-override" not in flags(engine_pod("aws", "trn")["containers"][0])
+    for cloud, api in (("aws", "chat"), ("gcp", "tpu")):
+        other = engine_pod(cloud, api)["containers"][0]
+        assert "--num-gpu-blocks-override" not in flags(other) and "workingDir" not in other
+
+
+def test_neuron_blocks_follow_the_users_own_sequences_and_block_size():
+    from mlkit.render.k8s import neuron_args
+
+    assert neuron_args(4096, []) == ["--max-num-seqs", "32", "--num-gpu-blocks-override", "32", "--no-enable-chunked-prefill"]
+    assert neuron_args(4096, ["--max-num-seqs", "8", "--enable-prefix-caching", "--block-size=32"]) == [
+        "--num-gpu-blocks-override", str(128 * 8), "--no-enable-chunked-prefill",
+    ]
+    assert neuron_args(1000, ["--block-size", "32", "--num-gpu-blocks-override", "5", "--enable-chunked-prefill"]) == ["--max-num-seqs", "32"]
+
+
+def test_neuron_engine_apis_must_say_what_length_to_compile_for():
+    from mlkit.errors import SpecError
+
+    text = ENGINE_AWS_SPEC.replace("    serving: {max_model_len: 4096}\n", "")
+    with pytest.raises(SpecError) as caught:
+        loads(text)
+    assert len(caught.value.problems) == 1 and "apis[1].serving.max_model_len" in caught.value.problems[0]
+    assert "inferentia2" in caught.value.problems[0] and "max_model_len: 4096" in caught.value.problems[0]
 
 
 def test_engine_weights_come_from_the_bucket_through_the_model_init_container():

@@ -364,3 +364,28 @@ def test_an_engine_api_at_zero_gets_the_same_holding_path_on_its_running_target(
     assert route["spec"]["timeouts"]["readiness"] == "420s"
     assert route["spec"]["target"]["service"] in {name for kind, _, name in objs if kind == "Service"}
     assert ("Deployment", "zero-llm", wake.FALLBACK) in objs  # past the bound, 503 + Retry-After
+
+
+@pytest.mark.parametrize(("compute", "size_gb", "hold_s"), [
+    ("{gpu: 1, memory: 12Gi}", 16, 300 + 16 * 20 + 300),  # NVIDIA: graphs, weights, then a node and the image first
+    ("{gpu: 1, memory: 12Gi}", 3, 300 + 3 * 20 + 300),
+    ("{neuron_cores: 2, memory: 12Gi}", 16, 1800 + 16 * 20 + 300),
+])
+def test_an_engine_at_zero_holds_the_first_request_through_its_own_startup_budget(compute, size_gb, hold_s):
+    # The predictor default (300 s) is below every engine's startup budget: the first request after idling
+    # always got the fallback's 503 while the engine was still loading.
+    pool = "{name: gpu, instance_type: g6.xlarge, min_nodes: 0, max_nodes: 2}" if "gpu" in compute else "{name: inf, instance_type: inf2.xlarge, min_nodes: 0}"
+    text = (ENGINE_AT_ZERO.replace("    - {name: gpu, instance_type: g6.xlarge, min_nodes: 0, max_nodes: 2}", f"    - {pool}")
+            .replace("compute: {gpu: 1, memory: 12Gi}", f"compute: {compute}\n    serving: {{model_size_gb: {size_gb}, max_model_len: 2048}}")
+            .replace(", cold_start_timeout_s: 420", ""))
+    objs = objects(text)
+    route = objs[("InterceptorRoute", "zero-llm", "chat")]
+    deployment = objs[("Deployment", "zero-llm", "chat")]
+    startup = deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    assert int(route["spec"]["timeouts"]["readiness"].rstrip("s")) == hold_s > startup["periodSeconds"] * startup["failureThreshold"]
+    api = loads(text).apis[0]
+    assert wake.client_timeout_s(api) == hold_s + wake.CLIENT_MARGIN_S  # mlkit predict outwaits it
+    # A value the spec gives is kept, and a runtime API keeps the predictor default.
+    assert objects(ENGINE_AT_ZERO)[("InterceptorRoute", "zero-llm", "chat")]["spec"]["timeouts"]["readiness"] == "420s"
+    assert wake.cold_start_timeout_s(loads(spec_text(autoscaling="{min_replicas: 0}")).apis[0]) == 300
+
