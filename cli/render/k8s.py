@@ -79,7 +79,16 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
         prometheus_query=prometheus_query,
     )
     ns = spec.k8s_namespace
-    shared = {"namespace": ns, "labels": _labels(spec), "gateway_class": f"mlkit-{spec.project}"}
+    shared = {
+        "namespace": ns,
+        "labels": _labels(spec),
+        "gateway_class": f"mlkit-{spec.project}",
+        # The Gateway's load balancer is public (rules.py: a canary needs `expose: public`). Envoy Gateway
+        # copies spec.infrastructure.annotations onto its proxy Service (v1.9.0 internal/gatewayapi/
+        # translator.go buildIR, proxy/resource_provider.go): without them the AWS Load Balancer
+        # Controller's webhook takes the Service and makes its NLB internal, its default scheme.
+        "gateway_annotations": clouds.of(spec).service_annotations("public"),
+    }
     files = {str(SHARED / "namespace.yaml"): HEADER + env.get_template("k8s/namespace.yaml.j2").render(**shared)}
     if any(api.canary for api in spec.apis):
         files[str(SHARED / "gateway.yaml")] = HEADER + env.get_template("k8s/gateway.yaml.j2").render(**shared)
@@ -248,6 +257,7 @@ def _wake(spec: Spec, api: Api) -> dict[str, Any]:
         "scaler_address": wake.scaler_address(SYSTEM_NAMESPACE),
         "fallback": wake.FALLBACK,
         "cold_start_timeout_s": wake.cold_start_timeout_s(api),
+        "response_header_timeout": wake.response_header_timeout(api),
     }
 
 

@@ -159,6 +159,17 @@ def client_timeout_s(api: Api) -> float:
     return cold_start_timeout_s(api) + CLIENT_MARGIN_S
 
 
+def response_header_timeout(api: Api) -> str | None:
+    """The route's `timeouts.responseHeader`: None keeps the interceptor's (KEDA_HTTP_RESPONSE_HEADER_TIMEOUT, 300 s).
+
+    An engine sends no header of a non-streamed completion until the last token, which may take longer
+    than 300 s: the interceptor answered 504 while vLLM was still generating. "0s" lifts the deadline on
+    that route (operator/apis/http/v1beta1/interceptorroute_types.go, v0.15.0); the engine bounds a
+    request itself (max_tokens within max_model_len), and its liveness probe ends a hung one.
+    """
+    return "0s" if api.engine is not None else None
+
+
 def cold_start_timeout_s(api: Api) -> int:
     """How long the interceptor holds a request while the first replica starts.
 

@@ -364,6 +364,18 @@ def test_canary_splits_traffic_by_weight_through_the_gateway():
     assert "infra/k8s/_shared/gateway.yaml" in files
 
 
+def test_the_canary_gateways_load_balancer_is_public_as_its_apis_service_would_be():
+    # On EKS the load balancer controller's webhook takes every new LoadBalancer Service and makes its NLB
+    # internal unless annotated; Envoy Gateway copies the Gateway's infrastructure annotations onto its
+    # proxy Service, the load balancer.
+    gateway = next(d for d in yaml.safe_load_all(render(loads(CANARY_SPEC))["infra/k8s/_shared/gateway.yaml"]) if d["kind"] == "Gateway")
+    plain = yaml.safe_load(render(loads(CANARY_SPEC.replace("    canary: {weight: 10, model: s3://models/sentiment/v4/, config: {threshold: 0.7}}\n", "")))[
+        "infra/k8s/sentiment/service.yaml"])
+    assert gateway["spec"]["infrastructure"]["annotations"] == plain["metadata"]["annotations"]
+    assert gateway["spec"]["infrastructure"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    jsonschema.validate(gateway, json.loads((SCHEMAS / "gateway.networking.k8s.io_v1_gateway.json").read_text()))
+
+
 @pytest.mark.parametrize(
     ("cloud", "expose", "annotations"),
     [

@@ -389,3 +389,13 @@ def test_an_engine_at_zero_holds_the_first_request_through_its_own_startup_budge
     assert objects(ENGINE_AT_ZERO)[("InterceptorRoute", "zero-llm", "chat")]["spec"]["timeouts"]["readiness"] == "420s"
     assert wake.cold_start_timeout_s(loads(spec_text(autoscaling="{min_replicas: 0}")).apis[0]) == 300
 
+
+def test_an_engine_route_waits_for_a_long_completions_headers():
+    # A non-streamed completion sends its headers with its last token; the interceptor's 300 s default
+    # (KEDA_HTTP_RESPONSE_HEADER_TIMEOUT) answered 504 while vLLM was still generating.
+    engine = objects(ENGINE_AT_ZERO)[("InterceptorRoute", "zero-llm", "chat")]
+    assert engine["spec"]["timeouts"]["responseHeader"] == "0s"  # no deadline on this route (v1beta1 InterceptorRouteTimeouts)
+    interceptor_route_check(engine)
+    runtime = objects(spec_text())[("InterceptorRoute", "zero-demo", "a")]
+    assert "responseHeader" not in runtime["spec"]["timeouts"]
+

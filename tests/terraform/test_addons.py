@@ -127,3 +127,32 @@ def test_cluster_autoscaler_minor_follows_the_cluster():
     with pytest.raises(SpecError) as info:
         loads(spec.format(v="1.27"))
     assert "no Cluster Autoscaler release for Kubernetes 1.27" in info.value.problems[0]
+
+
+def chart_values(example: str, release: str) -> dict:
+    from tests.terraform.test_chart_values import releases as chart_releases
+    from tests.terraform.test_chart_values import yamlencode_object
+
+    values = chart_releases(example)[release]["values"]
+    return yamlencode_object(values[0] if isinstance(values, list) else values)
+
+
+def test_the_interceptor_drains_long_streams_before_it_stops():
+    # The chart gives a stopping interceptor 30 s (drainTimeout 30s, grace 45): every longer stream of an API
+    # at zero was cut whenever the interceptor scaled in, rolled or drained.
+    interceptor = chart_values("aws-accelerators", "http_add_on")["interceptor"]
+    drain = int(interceptor["drainTimeout"].removesuffix("s"))
+    assert drain >= 600
+    assert interceptor["terminationGracePeriodSeconds"] >= 5 + drain  # shutdownDelay (5s) + drainTimeout, as values.yaml asks
+
+
+def test_gpu_nodes_run_a_dcgm_exporter_that_the_addons_prometheus_scrapes():
+    # The dashboard's GPU panel reads DCGM_FI_DEV_GPU_UTIL; the add-ons' Prometheus scrapes pods by annotation,
+    # which the dcgm-exporter chart leaves commented out, and its default ServiceMonitor needs a CRD nobody installs.
+    values = chart_values("aws-accelerators", "dcgm_exporter")
+    assert values["podAnnotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "9400"}
+    assert values["serviceMonitor"] == {"enabled": False}
+    assert values["nodeSelector"] == {"mlkit.dev/accelerator-kind": "nvidia"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
+    text = render(load(EXAMPLES / "aws-accelerators" / "mlkit.yaml"))["infra/terraform/addons/main.tf"]
+    assert re.search(r'resource "helm_release" "dcgm_exporter" \{\n  count = var.enable_nvidia_device_plugin \? 1 : 0', text)
