@@ -49,7 +49,6 @@ def command(
     from ..cluster.connect import api_named, connect
     from ..cluster.kinds import by_name
     from ..render import wake
-    from ..render.k8s import SYSTEM_NAMESPACE
     from ..spec import load
 
     body, where = _payload(payload)
@@ -74,11 +73,8 @@ def command(
             headers["Authorization"] = f"Bearer {api_key}"
         namespace, service = spec.k8s_namespace, f"{api}-canary" if canary else api
         if wake.scales_to_zero(target) and not canary:
-            # The API's own Service is an ExternalName, which the service proxy cannot reach; its front
-            # Service beside the interceptor can, and the header picks the route (the proxy sets its own Host).
-            namespace, service = SYSTEM_NAMESPACE, wake.front_service(api, spec.k8s_namespace)
-            headers[wake.ROUTE_HEADER] = wake.route_value(api, spec.k8s_namespace)
-            # The interceptor may hold the request for the whole cold start before anything answers.
+            # The API's Service leads to its front, which names the API to the interceptor (render/wake.py);
+            # the interceptor may hold the request for the whole cold start before anything answers.
             timeout = max(timeout or 0.0, wake.client_timeout_s(target))
         response = cluster.proxy(namespace, service, route or "/predict", body, headers, timeout)
     finally:

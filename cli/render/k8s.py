@@ -123,16 +123,27 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
 def wake_fallback_view(spec: Spec, woken: list[Api], env: Any) -> dict[str, Any]:
     """The answer past the cold-start bound of the APIs that scale to zero (wake.py): its nginx.conf and pod."""
     ns = spec.k8s_namespace
+    ports = wake.front_ports(spec.apis)
     apis = [
-        {"name": api.name, "hosts": wake.hosts(api.name, ns), "route": wake.route_value(api.name, ns), "retry_after_s": wake.retry_after_s(api)}
-        for api in woken
+        {
+            "name": api.name,
+            "hosts": wake.hosts(api.name, ns),
+            "route": wake.route_value(api.name, ns),
+            "retry_after_s": wake.retry_after_s(api),
+            "front_port": ports[api.name],
+            "expose": api.expose,
+            "read_timeout_s": wake.front_read_timeout_s(api),
+        }
+        for api in sorted(woken, key=lambda a: a.name)
     ]
     nginx_conf = env.get_template("k8s/wake-nginx.conf.j2").render(
         name=wake.FALLBACK,
         apis=apis,
+        header=wake.ROUTE_HEADER,
         header_variable=wake.header_variable(wake.ROUTE_HEADER),
         default_retry_after_s=wake.RETRY_AFTER_S,
         port=wake.FALLBACK_PORT,
+        interceptor=wake.interceptor_proxy(SYSTEM_NAMESPACE),
     )
     selector = {labels.NAME: wake.FALLBACK, labels.PART_OF: spec.project}
     return {
@@ -141,6 +152,12 @@ def wake_fallback_view(spec: Spec, woken: list[Api], env: Any) -> dict[str, Any]
         "labels": {**_labels(spec), labels.NAME: wake.FALLBACK},
         "selector": selector,
         "api_names": [api.name for api in woken],
+        "fronts": apis,
+        # Front ports whose clients arrive from outside the cluster: a load balancer forwards them.
+        "open_fronts": [a["front_port"] for a in apis if a["expose"] != "cluster"],
+        "cluster_fronts": [a["front_port"] for a in apis if a["expose"] == "cluster"],
+        "replicas": wake.FALLBACK_REPLICAS,
+        "interceptor_port": wake.INTERCEPTOR_PROXY_PORT,
         "nginx_conf": nginx_conf,
         "config_hash": hashlib.sha256(nginx_conf.encode()).hexdigest()[:16],
         "image": wake.FALLBACK_IMAGE,
@@ -199,8 +216,8 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
             track.mount = models.mount(spec, track.name, track.model, RUN_AS)
     # A canary API is reached through the Gateway; its Services stay inside the cluster.
     balanced = api.expose != "cluster" and not api.canary
-    # Scale to zero (wake.py): the load balancer moves in front of the interceptor, and the pods are
-    # reached through it, so they take requests from pods of the cluster only.
+    # Scale to zero (wake.py): the API's Service leads to its front, which pins the route to the
+    # interceptor, and the pods are reached through it, so they take requests from pods of the cluster only.
     woken = wake.scales_to_zero(api) and not api.canary  # the rules refuse the pair; a canary keeps its Services
     return {
         "spec": spec,
@@ -246,14 +263,12 @@ def _wake(spec: Spec, api: Api) -> dict[str, Any]:
     ns = spec.k8s_namespace
     return {
         "system_namespace": SYSTEM_NAMESPACE,
-        "front": wake.front_service(api.name, ns),
-        "front_labels": {**_labels(spec, api.name), labels.TRACK: "stable"},
         "backend": api.name + wake.BACKEND_SUFFIX,
+        "front_port": wake.front_ports(spec.apis)[api.name],
+        "front_selector": {labels.NAME: wake.FALLBACK, labels.PART_OF: spec.project},
         "hosts": wake.hosts(api.name, ns),
         "header": wake.ROUTE_HEADER,
         "route": wake.route_value(api.name, ns),
-        "interceptor_selector": wake.INTERCEPTOR_SELECTOR,
-        "proxy_port": wake.PROXY_PORT_NAME,
         "scaler_address": wake.scaler_address(SYSTEM_NAMESPACE),
         "fallback": wake.FALLBACK,
         "cold_start_timeout_s": wake.cold_start_timeout_s(api),

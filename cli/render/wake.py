@@ -11,23 +11,28 @@ What mlkit renders for such an API (k8s.py lays it out, the templates name each 
   v0.14): requests for the API go to `<api>-backend`, held up to `cold_start_timeout_s`
   (`timeouts.readiness`), and counted per replica against `target_in_flight`.
 - `Service <api>-backend` (ClusterIP): the pods, the interceptor's target.
-- `Service <api>-<ns>-<hash>` in the add-on's namespace, selecting the interceptor pods, port 80 to the
-  interceptor's proxy port: ClusterIP for `expose: cluster`, else the API's load balancer (type,
-  class and annotations as a plain API's Service has them). It sits beside the interceptor because
-  a Service selects pods of its own namespace only.
-- `Service <api>` (ExternalName to the front Service): in-cluster clients keep calling
-  `http://<api>.<ns>.svc/...` on port 80; DNS answers with the front Service, whose port 80 leads
-  to the interceptor. (An ExternalName Service maps no ports, hence the front Service.)
+- `Service <api>`: the API's own name and exposure (ClusterIP, or the load balancer with the type,
+  class and annotations a plain API's Service has), selecting the project's wake nginx
+  (`mlkit-wake-fallback`, below) on the API's own front port.
 - The API's ScaledObject gains the `external-push` trigger and `cooldownPeriod`.
 
-How the interceptor tells APIs apart: one interceptor fleet serves every route of the cluster, so
-it routes on the request (pkg/routing/tablememory.go: exact host, then wildcard, then catch-all,
-each filtered by header matches). A route matches the in-cluster host names of the API
-(`<api>.<ns>`, `<api>.<ns>.svc`, `<api>.<ns>.svc.cluster.local`; the port is stripped), or any
-host with the header `X-Mlkit-Api: <api>.<ns>`. The header is what `mlkit predict` sends, since
-the API server's service proxy sets its own Host, and what clients of a load balancer send: the
-load balancer's DNS name is known only after apply, and every such load balancer leads to the
-same interceptor pods, so the host alone cannot say which API was meant.
+The front: one interceptor fleet serves every route of the cluster, and it routes on the request
+alone (pkg/routing/tablememory.go: exact host, then wildcard, then catch-all, each filtered by header
+matches). A load balancer in front of the interceptor itself would let its clients pick any route
+of the cluster by Host or header: a request that came in through a public API's load balancer could
+reach an `expose: cluster` API of any namespace (issue 22). So nothing but the wake nginx selects the
+interceptor's pods: the nginx listens on one front port per API (`front_ports`), and each port's
+server proxies to the interceptor's Service with `Host: <api>.<ns>` and `X-Mlkit-Api: <api>.<ns>`
+set by nginx, whatever the client sent (nginx drops a client's own headers of those names and
+ignores header names with underscores). The port a request arrived on is its API, and no header can
+change that. In-cluster clients that call `http://<api>/` from the API's namespace (Host `<api>`,
+which no route could list without clashing with another namespace's API of the same name) land on
+the same port and are pinned the same way. The interceptor's own Service stays inside the cluster,
+where any pod may already reach any `expose: cluster` API.
+
+The route still lists the API's in-cluster host names (`<api>.<ns>`, `<api>.<ns>.svc`,
+`<api>.<ns>.svc.cluster.local`; the port is stripped) and the header `X-Mlkit-Api: <api>.<ns>`: the
+front sets both, and a pod that talks to the interceptor's Service directly names its API either way.
 
 Past the bound: 503 with Retry-After, from a fallback. The interceptor's EndpointResolver
 (interceptor/middleware/endpoint_resolver.go, v0.15.0, ServeHTTP lines 47-93) waits for a ready
@@ -60,22 +65,21 @@ honours it still makes at most one request per `cold_start_timeout_s` + 10 s. Th
 end before KEDA's `cooldownPeriod` (`scale_down_delay_s`) runs out: nothing is held during it, and
 once the cooldown passes without a held request KEDA scales the starting replica back to zero.
 
-`mlkit predict` waits `cold_start_timeout_s` + 30 s for its answer (its client's default is 30 s),
-so it gets the fallback's 503 and prints it on one line with the seconds.
+`mlkit predict` calls `Service <api>` through the API server's proxy, as for any API, and waits
+`cold_start_timeout_s` + 30 s for its answer (its client's default is 30 s), so it gets the
+fallback's 503 and prints it on one line with the seconds.
 
 While the fallback pod itself is down (one replica; a node drain moves it) the interceptor cannot
 reach it and answers 502 (interceptor/handler/upstream.go, its ErrorHandler).
 
-The cost: one pod of 10m CPU and 16 MiB requested while an API of the project scales to zero, on
-a node without an accelerator (it has no accelerator toleration, and prefers `mlkit.dev/accelerator:
-none` nodes). The interceptor itself is a Go binary no package index here ships, so the tests run
+The cost: two pods (the front is on the path of every request) of 50m CPU and 32 MiB requested
+while an API of the project scales to zero, on nodes without an accelerator (no accelerator
+toleration, and a preference for `mlkit.dev/accelerator: none` nodes). The interceptor itself is a Go binary no package index here ships, so the tests run
 the rendered nginx.conf in a real nginx and check the route against the add-on's CRD schema, but
 not the interceptor's hand-off to the fallback.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 from .. import placement
 from ..spec import engines
@@ -85,7 +89,6 @@ from ..spec.schema import Api
 # release: keda-add-ons-http-interceptor-proxy, keda-add-ons-http-external-scaler.
 CHART = "keda-add-ons-http"
 SCALER_PORT = 9090  # scaler.grpcPort
-PROXY_PORT_NAME = "proxy"  # the interceptor container's port name (interceptor.proxy.port, 8080)
 # The interceptor pods' labels: app.kubernetes.io/{component,name} and the chart's matchLabels
 # (part-of is the chart name, instance the release name: serving.tf.j2 names the release after the chart).
 INTERCEPTOR_SELECTOR = {
@@ -102,7 +105,16 @@ BACKEND_SUFFIX = "-backend"
 FALLBACK = "mlkit-wake-fallback"
 FALLBACK_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim"
 FALLBACK_PORT = 8080
-FALLBACK_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
+FALLBACK_RESOURCES = {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}}
+FALLBACK_REPLICAS = 2  # it is the front of every API at zero, not only the answer past the bound
+# One front port per API at zero, from here in the order of the API names.
+FRONT_PORT_BASE = 8081
+# The interceptor's proxy Service (the chart's keda-add-ons-http-interceptor-proxy) and its pods' port
+# (interceptor.proxy.port, 8080): the only way into the interceptor, from the fronts.
+INTERCEPTOR_PROXY_PORT = 8080
+# How long nginx waits between two reads from the interceptor: the hold, then the API's answer (the
+# interceptor's own header deadline for a predictor, 300 s; an engine's completion may take far longer).
+FRONT_ANSWER_S = {"runtime": 300, "engine": 3600}
 RETRY_AFTER_S = 10
 # Before an engine's own start: a node from zero (EKS and GKE: one to three minutes) and its image
 # (the vLLM images are 8 to 20 GB). COLD_START_MAX_S is the spec's bound on cold_start_timeout_s.
@@ -129,15 +141,18 @@ def hosts(api: str, namespace: str) -> list[str]:
     return [short, f"{short}.svc", f"{short}.svc.cluster.local"]
 
 
-def front_service(api: str, namespace: str) -> str:
-    """The API's Service in the add-on's namespace: `<api>-<ns>-<hash>`, a DNS label of at most 63 characters.
+def front_ports(apis: list[Api]) -> dict[str, int]:
+    """The wake nginx's port for each API at zero (no canary: the rules refuse the pair), by name."""
+    names = sorted(api.name for api in apis if scales_to_zero(api) and api.canary is None)
+    return {name: FRONT_PORT_BASE + i for i, name in enumerate(names)}
 
-    Every project's front Services share that namespace. `<api>-<ns>` alone is ambiguous (API
-    `a-b` of namespace `c` and API `a` of `b-c`) and can pass 63 characters (both are labels of up
-    to 40), so a hash of the pair keeps it unique and the readable part is cut to fit.
-    """
-    digest = hashlib.sha256(f"{namespace}/{api}".encode()).hexdigest()[:6]
-    return f"{f'{api}-{namespace}'[:56].rstrip('-')}-{digest}"
+
+def interceptor_proxy(system_namespace: str) -> str:
+    return f"{CHART}-interceptor-proxy.{system_namespace}.svc.cluster.local:{INTERCEPTOR_PROXY_PORT}"
+
+
+def front_read_timeout_s(api: Api) -> int:
+    return cold_start_timeout_s(api) + FRONT_ANSWER_S["engine" if api.engine is not None else "runtime"]
 
 
 def scaler_address(system_namespace: str) -> str:

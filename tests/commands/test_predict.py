@@ -61,31 +61,40 @@ def route_for(routes: list[dict], host: str, headers: dict[str, str]) -> dict | 
     return None
 
 
-def test_predict_reaches_a_scale_to_zero_api_through_the_interceptor_with_the_routing_header(proj, k8s, tmp_path):
+def front_host(root) -> str:
+    """The Host the API's front (its Service's port on the rendered wake nginx) hands the interceptor."""
+    from tests.render.test_wake import pinned
+
+    service = yaml.safe_load((root / "infra/k8s/sentiment/service.yaml").read_text().split("\n---\n")[0])
+    docs = {d["kind"]: d for d in yaml.safe_load_all((root / "infra/k8s/_shared/wake-fallback.yaml").read_text()) if d}
+    return pinned(docs["ConfigMap"]["data"]["nginx.conf"], service["spec"]["ports"][0]["targetPort"])["Host"]
+
+
+def test_predict_reaches_a_scale_to_zero_api_through_its_front_and_the_interceptor(proj, k8s, tmp_path):
     root, env = proj
     route = yaml.safe_load((root / "infra/k8s/sentiment/interceptorroute.yaml").read_text())
     httpx.post(f"{k8s.url}/apis/http.keda.sh/v1beta1/namespaces/{NS}/interceptorroutes", json=route).raise_for_status()
-    front = wake.front_service("sentiment", NS)
+    host = front_host(root)
     seen: list[dict] = []
     runtime = start_runtime(tmp_path, f"{EXAMPLES / 'sentiment' / 'predictor.py'}:Predictor", "--model-dir", str(EXAMPLES / "sentiment" / "model"))
 
     def interceptor(request):
-        # The API server's proxy sends its own Host (the pod's address); the header must pick the route.
+        # The API server's proxy sends its own Host (the pod's address); the front replaces it with the API's.
         headers = {k.lower(): v for k, v in request.headers.items()}
         seen.append(headers)
-        chosen = route_for(k8s.objects("interceptorroutes"), "10.0.0.7:8080", headers)
+        chosen = route_for(k8s.objects("interceptorroutes"), host, {})
         if chosen is None:
             return kmock.Response(status=404, payload=b"Not Found\n")
         assert chosen["spec"]["target"] == {"service": "sentiment-backend", "port": 80}
         return httpx.post(runtime.url + "/predict", content=request.body, headers={"content-type": "application/json"}).json()
 
     try:
-        k8s.emulator[f"post /api/v1/namespaces/mlkit-system/services/{front}:http/proxy/predict"] << interceptor
+        k8s.emulator[f"post /api/v1/namespaces/{NS}/services/sentiment:http/proxy/predict"] << interceptor
         answer = mlkit("predict", "sentiment", '{"text": "a great, wonderful film"}', cwd=root, env=env)
         assert answer.returncode == 0, answer.stderr
         assert json.loads(answer.stdout)["label"] == "positive"
-        assert seen[-1][wake.ROUTE_HEADER.lower()] == f"sentiment.{NS}"
-        # Without the header the interceptor would not know the API: the route check can fail.
+        assert host == f"sentiment.{NS}" and wake.ROUTE_HEADER.lower() not in seen[-1]  # the front names the API, not the client
+        # Without the front the interceptor would not know the API: the route check can fail.
         assert route_for(k8s.objects("interceptorroutes"), "10.0.0.7:8080", {}) is None
         assert route_for(k8s.objects("interceptorroutes"), f"sentiment.{NS}.svc:80", {})["metadata"]["name"] == "sentiment"
     finally:
@@ -104,31 +113,29 @@ def test_predict_says_when_to_retry_an_api_still_starting_past_the_bound(proj, k
     (endpoint_resolver.go, v0.15.0). The project's fallback, its rendered nginx.conf in a real nginx,
     answers 503 with Retry-After; predict says so on one line with the seconds, exit 3."""
     root, env = proj
-    front = wake.front_service("sentiment", NS)
+    host = front_host(root)
     route = yaml.safe_load((root / "infra/k8s/sentiment/interceptorroute.yaml").read_text())
     assert route["spec"]["coldStart"]["fallback"]["service"]["name"] == wake.FALLBACK
     seen: list[int] = []
     with fallback_server((root / "infra/k8s/_shared/wake-fallback.yaml").read_text(), tmp_path / "fallback") as fallback:
 
         def interceptor(request):
-            # No replica became ready in time: the request goes on to the fallback as it came (its Host is the
-            # API server's, so the routing header names the API).
-            headers = {k: v for k, v in request.headers.items() if k.lower() in {"content-type", wake.ROUTE_HEADER.lower()}}
-            answer = httpx.post(fallback + "/predict", content=request.body, headers=headers)
+            # No replica became ready in time: the request goes on to the fallback as the front sent it (the API's Host).
+            headers = {k: v for k, v in request.headers.items() if k.lower() == "content-type"}
+            answer = httpx.post(fallback + "/predict", content=request.body, headers={**headers, "Host": host})
             seen.append(answer.status_code)
             return kmock.Response(status=answer.status_code, payload=answer.content, headers={"Retry-After": answer.headers["retry-after"]})
 
-        k8s.emulator[f"post /api/v1/namespaces/mlkit-system/services/{front}:http/proxy/predict"] << interceptor
+        k8s.emulator[f"post /api/v1/namespaces/{NS}/services/sentiment:http/proxy/predict"] << interceptor
         result = mlkit("predict", "sentiment", '{"text": "hi"}', cwd=root, env=env)
     assert seen == [503]
     assert_one_line_error(result, "sentiment answered 503: sentiment is starting from zero; retry after 10 s (request ", code=3)
 
 
 def test_predict_adds_the_seconds_of_retry_after_when_the_answer_does_not_say_them(proj, k8s):
-    front = wake.front_service("sentiment", NS)
     root, env = proj
     busy = kmock.Response(status=503, payload={"error": "server is at capacity; retry shortly", "request_id": "r1"}, headers={"Retry-After": "1"})
-    k8s.emulator[f"post /api/v1/namespaces/mlkit-system/services/{front}:http/proxy/predict"] << busy
+    k8s.emulator[f"post /api/v1/namespaces/{NS}/services/sentiment:http/proxy/predict"] << busy
     result = mlkit("predict", "sentiment", "{}", cwd=root, env=env)
     assert_one_line_error(result, "sentiment answered 503: server is at capacity; retry shortly; retry after 1 s (request r1)", code=3)
 
@@ -136,7 +143,6 @@ def test_predict_adds_the_seconds_of_retry_after_when_the_answer_does_not_say_th
 def test_predict_says_when_the_interceptor_gave_up_waiting(proj, k8s):
     """Without a fallback, or with its request's own deadline gone, the interceptor answers 504: an external failure, exit 3."""
     root, env = proj
-    front = wake.front_service("sentiment", NS)
-    k8s.emulator[f"post /api/v1/namespaces/mlkit-system/services/{front}:http/proxy/predict"] << kmock.Response(status=504, payload=b"Gateway Timeout\n")
+    k8s.emulator[f"post /api/v1/namespaces/{NS}/services/sentiment:http/proxy/predict"] << kmock.Response(status=504, payload=b"Gateway Timeout\n")
     result = mlkit("predict", "sentiment", "{}", cwd=root, env=env)
     assert_one_line_error(result, "sentiment answered 504: Gateway Timeout", code=3)

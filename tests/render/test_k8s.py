@@ -13,7 +13,7 @@ import yaml
 
 from mlkit.render.facts import Facts
 from mlkit.render.infra import render
-from mlkit.render.k8s import PRESTOP_S, SYSTEM_NAMESPACE
+from mlkit.render.k8s import PRESTOP_S
 from mlkit.render.wake import INTERCEPTOR_SELECTOR
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
@@ -220,9 +220,9 @@ def test_every_api_gets_its_objects_and_every_object_its_namespace():
             assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | config | wakes | mounts
         for rel, doc in manifests(files):
             if doc["kind"] not in ("Namespace", "GatewayClass", "PersistentVolume"):
-                # The one exception: a scale-to-zero API's front Service beside the interceptor (render/wake.py).
-                beside_interceptor = doc["kind"] == "Service" and doc["spec"].get("selector") == INTERCEPTOR_SELECTOR
-                assert doc["metadata"]["namespace"] == (SYSTEM_NAMESPACE if beside_interceptor else spec.project), rel
+                # Nothing goes to the add-on's namespace: no Service there selects the interceptor (render/wake.py).
+                assert doc["metadata"]["namespace"] == spec.project, rel
+                assert doc["kind"] != "Service" or doc["spec"].get("selector") != INTERCEPTOR_SELECTOR, rel
 
 
 def pod(files, api, track_suffix=""):

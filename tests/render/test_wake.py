@@ -100,30 +100,46 @@ def test_the_route_check_can_fail(breaks):
         interceptor_route_check(doc)
 
 
+def front_server(conf: str, port: int) -> str:
+    """The server block of the wake nginx.conf that listens on `port`."""
+    found = re.search(rf"^    server {{\n        listen {port};\n(.*?)^    }}$", conf, re.M | re.S)
+    assert found, port
+    return found.group(1)
+
+
+def pinned(conf: str, port: int) -> dict[str, str]:
+    """The request headers a front port sets, whatever the client sent."""
+    return dict(re.findall(r'proxy_set_header (\S+) "([^"$]+)";', front_server(conf, port)))
+
+
 @pytest.mark.parametrize(("cloud", "expose"), [(c, e) for c in ("aws", "gcp") for e in ("cluster", "internal", "public")])
 def test_a_request_finds_its_way_from_the_client_to_the_pods(cloud, expose):
     objs = objects(spec_text(cloud, expose))
     ns = "zero-demo"
-    front_name = wake.front_service("a", ns)
     client = objs[("Service", ns, "a")]
-    front = objs[("Service", SYSTEM_NAMESPACE, front_name)]
     backend = objs[("Service", ns, "a-backend")]
     route = objs[("InterceptorRoute", ns, "a")]
     deployment = objs[("Deployment", ns, "a")]
+    front = objs[("Deployment", ns, wake.FALLBACK)]
+    conf = objs[("ConfigMap", ns, wake.FALLBACK)]["data"]["nginx.conf"]
     interceptor_route_check(route)
 
-    # In-cluster clients: the API's own name resolves to the front Service, port 80 leads to the interceptor.
-    assert client["spec"] == {"type": "ExternalName", "externalName": f"{front_name}.{SYSTEM_NAMESPACE}.svc.cluster.local"}
-    assert DNS_LABEL.match(front_name) and len(front_name) <= 63
-    assert front["spec"]["selector"] == wake.INTERCEPTOR_SELECTOR
-    assert front["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "proxy", "protocol": "TCP"}]
-    # Clients of a load balancer: the front Service is it, as a plain API's Service would be.
+    # The API's own Service keeps its name and exposure (as a plain API's Service: type, class, annotations)...
     plain = objs[("Service", ns, "b")]
     for key in ("type", "loadBalancerClass"):
-        assert front["spec"].get(key) == plain["spec"].get(key)
-    assert front["metadata"].get("annotations") == plain["metadata"].get("annotations")
-    assert front["spec"]["type"] == ("ClusterIP" if expose == "cluster" else "LoadBalancer")
-    # The interceptor routes the API's in-cluster host names and the header mlkit predict sends.
+        assert client["spec"].get(key) == plain["spec"].get(key)
+    assert client["metadata"].get("annotations") == plain["metadata"].get("annotations")
+    assert client["spec"]["type"] == ("ClusterIP" if expose == "cluster" else "LoadBalancer")
+    # ...and leads to the API's own front port of the wake nginx, a port its container has.
+    assert client["spec"]["selector"].items() <= front["spec"]["template"]["metadata"]["labels"].items()
+    (port,) = [p["targetPort"] for p in client["spec"]["ports"]]
+    assert port in [p["containerPort"] for p in front["spec"]["template"]["spec"]["containers"][0]["ports"]]
+    # Nothing in the cluster but the fronts selects the interceptor's pods: no load balancer leads to them.
+    assert not [o for o in objs.values() if o["kind"] == "Service" and o["spec"].get("selector") == wake.INTERCEPTOR_SELECTOR]
+    # The front hands the request to the interceptor's proxy Service as a request for API a.
+    assert f"proxy_pass http://{wake.interceptor_proxy(SYSTEM_NAMESPACE)};" in front_server(conf, port)
+    assert pinned(conf, port) == {"Host": f"a.{ns}", wake.ROUTE_HEADER: f"a.{ns}"}
+    # The interceptor routes the API's in-cluster host names (what the front sets) and the header.
     hosts = [h for rule in route["spec"]["rules"] for h in rule.get("hosts", [])]
     assert {f"a.{ns}", f"a.{ns}.svc", f"a.{ns}.svc.cluster.local"} <= set(hosts)
     header_rules = [rule for rule in route["spec"]["rules"] if "headers" in rule]
@@ -136,6 +152,10 @@ def test_a_request_finds_its_way_from_the_client_to_the_pods(cloud, expose):
     # The pods take requests from pods of the cluster (the interceptor) only, whatever the exposure.
     policy = objs[("NetworkPolicy", ns, "a")]
     assert policy["spec"]["ingress"][0]["from"] == [{"namespaceSelector": {}}]
+    # The front port takes what the API's Service would: anyone behind a load balancer, else cluster pods.
+    front_policy = objs[("NetworkPolicy", ns, wake.FALLBACK)]
+    rule = next(r for r in front_policy["spec"]["ingress"] if {"port": port, "protocol": "TCP"} in r["ports"])
+    assert rule.get("from") == ([{"namespaceSelector": {}}] if expose == "cluster" else None)
     # The API without min_replicas 0 beside it keeps its plain path.
     assert ("InterceptorRoute", ns, "b") not in objs and ("Service", ns, "b-backend") not in objs
 
@@ -170,12 +190,11 @@ def test_the_add_on_is_installed_only_when_an_api_scales_to_zero():
     assert 'variable "enable_http_add_on"' in gcp["infra/terraform/addons/variables.tf"]
 
 
-def test_front_service_names_are_labels_and_tell_ambiguous_pairs_apart():
-    assert wake.front_service("a-b", "c") != wake.front_service("a", "b-c")
-    longest = wake.front_service("a" * 40, "b" * 40)
-    assert len(longest) <= 63 and DNS_LABEL.match(longest)
-    assert wake.front_service("a" * 40, "b" * 40) != wake.front_service("a" * 40, "b" * 39 + "c")
-    assert DNS_LABEL.match(wake.front_service("a" * 39 + "-x", "n" * 16))  # a cut never ends in '-'
+def test_each_api_at_zero_has_its_own_front_port_beside_the_fallbacks():
+    apis = loads(ZERO_APIS.replace("  - {name: c, predictor: p.py:P}", "  - {name: c, predictor: p.py:P, autoscaling: {min_replicas: 0}}")).apis
+    ports = wake.front_ports(apis)
+    assert ports == {"a": 8081, "b": 8082, "c": 8083} and wake.FALLBACK_PORT not in ports.values()
+    assert wake.front_ports(loads(ZERO_APIS).apis) == {"a": 8081, "b": 8082}  # c keeps a replica: no front
 
 
 
@@ -200,7 +219,7 @@ def test_past_the_bound_the_route_falls_back_to_a_pod_that_answers():
     assert container["command"][-2:] == ["-c", f"{mount['mountPath']}/nginx.conf"]
     configmap = next(v for v in pod["spec"]["volumes"] if v["name"] == "config")["configMap"]["name"]
     conf = objs[("ConfigMap", ns, configmap)]["data"]["nginx.conf"]
-    assert f"listen {container['ports'][0]['containerPort']};" in conf
+    assert all(f"listen {p['containerPort']};" in conf for p in container["ports"])
     # Read-only root: everything nginx writes is under the tmp volume.
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -209,13 +228,18 @@ def test_past_the_bound_the_route_falls_back_to_a_pod_that_answers():
     # Small, and never on an accelerator node: no vendor toleration, no pool selector.
     assert container["resources"] == wake.FALLBACK_RESOURCES
     assert "tolerations" not in pod["spec"] and "nodeSelector" not in pod["spec"]
-    # Only the interceptor pods reach it, and it reaches nothing.
+    # Only the interceptor pods reach the fallback port; it reaches the interceptor's proxy port and DNS only.
     policy = objs[("NetworkPolicy", ns, ref["name"])]
     assert policy["spec"]["podSelector"]["matchLabels"] == service["spec"]["selector"]
     system = {"kubernetes.io/metadata.name": SYSTEM_NAMESPACE}
     interceptor = {"namespaceSelector": {"matchLabels": system}, "podSelector": {"matchLabels": wake.INTERCEPTOR_SELECTOR}}
-    assert policy["spec"]["ingress"][0]["from"] == [interceptor]
-    assert policy["spec"]["egress"] == [] and set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert policy["spec"]["ingress"][0] == {"ports": [{"port": "http", "protocol": "TCP"}], "from": [interceptor]}
+    assert policy["spec"]["egress"] == [
+        {"ports": [{"port": wake.INTERCEPTOR_PROXY_PORT, "protocol": "TCP"}], "to": [interceptor]},
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+    ]
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert deployment["spec"]["replicas"] == 2  # the front of every request, so it survives a node drain
     assert objs[("PodDisruptionBudget", ns, ref["name"])]["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
     # Apply owns and prunes it with the project's objects.
     assert deployment["metadata"]["labels"].items() >= labels.owner_labels("zero-demo").items()
@@ -241,46 +265,61 @@ def test_retry_after_ends_before_the_cooldown_drops_the_starting_replica():
     assert wake.client_timeout_s(loads(spec_text()).apis[0]) > 90
 
 
-# The fallback's nginx.conf in a real nginx. What the test substitutes, and only that: the listen
-# address (127.0.0.1 and a free port instead of 8080), the pid file and the five temporary paths (a
-# test folder instead of /tmp); every other line, and the Deployment's command, run as rendered.
+# The wake nginx.conf in a real nginx. What the test substitutes, and only that: each listen address
+# (127.0.0.1 and a free port instead of 8080 and the front ports), the interceptor's address (a server
+# of the test's, or a closed port), the pid file and the five temporary paths (a test folder instead of
+# /tmp); every other line, and the Deployment's command, run as rendered.
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
 
 
 @contextlib.contextmanager
-def fallback_server(manifest: str, where: Path) -> Iterator[str]:
-    """Run the fallback of a rendered `wake-fallback.yaml` on loopback; yield its base URL."""
+def wake_nginx(manifest: str, where: Path, interceptor: str | None = None) -> Iterator[dict[int, str]]:
+    """Run the nginx of a rendered `wake-fallback.yaml` on loopback; yield its base URL by rendered port."""
     if NGINX is None:
         pytest.skip("nginx is not installed (scripts/setup.sh installs nginx-light from apt when run as root)")
     docs = {d["kind"]: d for d in yaml.safe_load_all(manifest) if d}
     conf = docs["ConfigMap"]["data"]["nginx.conf"]
-    command = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    command = container["command"]
     where.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    for old, new in {f"listen {wake.FALLBACK_PORT};": f"listen 127.0.0.1:{port};", "pid /tmp/nginx.pid;": f"pid {where}/nginx.pid;"}.items():
+    ports = {p["containerPort"]: free_port() for p in container["ports"]}
+    for rendered, port in ports.items():
+        old = f"listen {rendered};"
         assert conf.count(old) == 1, old
-        conf = conf.replace(old, new)
+        conf = conf.replace(old, f"listen 127.0.0.1:{port};")
+    upstream = wake.interceptor_proxy(SYSTEM_NAMESPACE)
+    conf = conf.replace(f"proxy_pass http://{upstream};", f"proxy_pass http://{interceptor or f'127.0.0.1:{free_port()}'};")
+    assert conf.count("pid /tmp/nginx.pid;") == 1
+    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {where}/nginx.pid;")
     conf, temp_paths = re.subn(r"^(\s*\w+_temp_path) /tmp/", rf"\1 {where}/", conf, flags=re.M)
-    assert temp_paths == 5 and "/tmp/" not in conf.replace(str(where), "")
+    assert temp_paths == 5 and "/tmp/" not in conf.replace(str(where), "") and upstream not in conf
     (where / "nginx.conf").write_text(conf)
     assert command[0] == "nginx" and command[-2] == "-c"
     log = open(where / "nginx.log", "w")
     proc = subprocess.Popen([NGINX, *command[1:-1], str(where / "nginx.conf")], stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"nginx did not start: {(where / 'nginx.log').read_text()}")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        for port in ports.values():
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"nginx did not start: {(where / 'nginx.log').read_text()}")
+                    time.sleep(0.05)
+        yield {rendered: f"http://127.0.0.1:{port}" for rendered, port in ports.items()}
     finally:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@contextlib.contextmanager
+def fallback_server(manifest: str, where: Path) -> Iterator[str]:
+    """Run the nginx of a rendered `wake-fallback.yaml` on loopback; yield its fallback's base URL."""
+    with wake_nginx(manifest, where) as urls:
+        yield urls[wake.FALLBACK_PORT]
 
 
 ZERO_APIS = """project: zero-demo
@@ -399,3 +438,140 @@ def test_an_engine_route_waits_for_a_long_completions_headers():
     runtime = objects(spec_text())[("InterceptorRoute", "zero-demo", "a")]
     assert "responseHeader" not in runtime["spec"]["timeouts"]
 
+
+
+def interceptor_route(routes: list[dict], host: str, headers: list[tuple[str, str]]) -> str | None:
+    """The InterceptorRoute the interceptor picks for a request, as pkg/routing/tablememory.go (v0.15.0)
+    Route does: rules listing the host first, then rules without hosts (catch-all); a rule's header
+    matches hold when any of the request's values of that header equals the rule's."""
+    host = host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
+
+    def matches(rule: dict) -> bool:
+        return all(any(k.lower() == h["name"].lower() and v == h["value"] for k, v in headers) for h in rule.get("headers", []))
+
+    for want_hosts in (True, False):
+        for route in routes:
+            for rule in route["spec"]["rules"]:
+                listed = [h.lower() for h in rule.get("hosts", [])]
+                if (host in listed if want_hosts else not listed) and matches(rule):
+                    return str(route["metadata"]["name"])
+    return None
+
+
+class Interceptor:
+    """A stand-in for the interceptor's proxy port on loopback: it records what arrives, header by header."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                seen.append((self.path, list(self.headers.items())))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_GET = do_POST = _any
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+PUBLIC_AND_PRIVATE = """project: shop
+cloud: aws
+region: us-east-1
+cluster: {node_pools: [{name: cpu, instance_type: m6i.large}]}
+apis:
+  - {name: storefront, predictor: p.py:P, expose: public, autoscaling: {min_replicas: 0}}
+  - {name: internal-admin, predictor: p.py:P, expose: cluster, autoscaling: {min_replicas: 0}}
+"""
+
+
+def raw_request(url: str, lines: list[str]) -> bytes:
+    """Send a request exactly as written (duplicate headers, odd names, an absolute URI) and read the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        close = [] if lines[0].endswith("HTTP/1.0") else ["Connection: close"]
+        sock.sendall(("\r\n".join(lines + close) + "\r\n\r\n").encode())
+        return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+@pytest.mark.parametrize(
+    ("lines", "direct"),
+    [
+        (["POST /predict HTTP/1.1", "Host: lb.example", f"{wake.ROUTE_HEADER}: internal-admin.shop", "Content-Length: 0"], {"internal-admin"}),
+        (["POST /predict HTTP/1.1", "Host: internal-admin.shop", "Content-Length: 0"], {"internal-admin"}),
+        (["POST /predict HTTP/1.1", "Host: internal-admin.shop.svc.cluster.local:80", f"{wake.ROUTE_HEADER}: x", "Content-Length: 0"], {"internal-admin"}),
+        # Two values: the interceptor's header match takes any of them (slices.Contains), so either route.
+        (["POST /predict HTTP/1.1", "Host: lb.example", f"{wake.ROUTE_HEADER}: storefront.shop", f"{wake.ROUTE_HEADER}: internal-admin.shop",
+          "Content-Length: 0"], {"internal-admin", "storefront"}),
+        (["POST /predict HTTP/1.1", "Host: lb.example", "x-mlkit-api: internal-admin.shop", "X_Mlkit_Api: internal-admin.shop", "Content-Length: 0"],
+         {"internal-admin"}),
+        (["POST http://internal-admin.shop/predict HTTP/1.1", "Host: internal-admin.shop", "Content-Length: 0"], {"internal-admin"}),  # absolute form
+        (["GET /v1/models HTTP/1.0"], {None}),  # no Host at all
+    ],
+    ids=["header", "host", "host-wins", "two-headers", "case-and-underscore", "absolute-uri", "http-1.0"],
+)
+def test_a_request_through_a_public_apis_load_balancer_reaches_that_api_only(tmp_path, lines, direct):
+    """Issue 22: the public API's load balancer led to the interceptor, which routes on Host or X-Mlkit-Api
+    alone, so a client of it could name a private API of any namespace. The routing as rendered: the
+    public Service's port on the rendered nginx, then the interceptor's choice among the rendered routes."""
+    files = render(loads(PUBLIC_AND_PRIVATE))
+    public = yaml.safe_load(files["infra/k8s/storefront/service.yaml"].split("\n---\n")[0])
+    scheme = public["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"]
+    assert public["spec"]["type"] == "LoadBalancer" and scheme == "internet-facing"
+    (port,) = [p["targetPort"] for p in public["spec"]["ports"]]
+    routes = [yaml.safe_load(files[f"infra/k8s/{api}/interceptorroute.yaml"]) for api in ("storefront", "internal-admin")]
+    # Sent to the interceptor as it came (what the public load balancer did before), it reached the private API:
+    sent = [tuple(line.split(": ", 1)) for line in lines[1:] if ": " in line]
+    host = next((v for k, v in sent if k.lower() == "host"), "")
+    assert interceptor_route(routes, host, sent) in direct
+    interceptor = Interceptor()
+    try:
+        with wake_nginx(files[f"infra/k8s/_shared/{FALLBACK_FILE}"], tmp_path / "nginx", interceptor.address) as urls:
+            answer = raw_request(urls[port], lines)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        (path, headers), = interceptor.seen
+        routing = [(k, v) for k, v in headers if k.lower() in ("host", wake.ROUTE_HEADER.lower(), "x_mlkit_api")]
+        assert sorted(routing) == [("Host", "storefront.shop"), (wake.ROUTE_HEADER, "storefront.shop")]
+        assert interceptor_route(routes, "storefront.shop", headers) == "storefront"
+        assert path.startswith("/")
+    finally:
+        interceptor.close()
+
+
+def test_a_bare_service_name_in_the_apis_namespace_reaches_it_at_zero(tmp_path):
+    """Issue 23: `http://sentiment/` from the API's namespace sends `Host: sentiment`, which no route lists
+    (a bare name would clash with another namespace's API of the same name). The API's Service leads to
+    its front, which names the API whatever Host came."""
+    files = render(loads(PUBLIC_AND_PRIVATE))
+    service = yaml.safe_load(files["infra/k8s/internal-admin/service.yaml"].split("\n---\n")[0])
+    assert service["metadata"]["name"] == "internal-admin" and service["spec"]["type"] == "ClusterIP"
+    (port,) = [p["targetPort"] for p in service["spec"]["ports"]]
+    routes = [yaml.safe_load(files[f"infra/k8s/{api}/interceptorroute.yaml"]) for api in ("storefront", "internal-admin")]
+    assert interceptor_route(routes, "internal-admin", []) is None  # what the interceptor alone would do: 404
+    interceptor = Interceptor()
+    try:
+        with wake_nginx(files[f"infra/k8s/_shared/{FALLBACK_FILE}"], tmp_path / "nginx", interceptor.address) as urls:
+            answer = raw_request(urls[port], ["GET /healthz HTTP/1.1", "Host: internal-admin"])
+        assert answer.startswith(b"HTTP/1.1 200")
+        (_, headers), = interceptor.seen
+        assert interceptor_route(routes, dict(headers)["Host"], headers) == "internal-admin"
+    finally:
+        interceptor.close()
