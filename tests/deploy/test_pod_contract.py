@@ -183,7 +183,7 @@ class Deployed:
 
     def objects(self, api: str) -> dict[str, dict]:
         """The API's objects by kind; the Service is the one that selects its pods (a scale-to-zero API
-        also has an ExternalName Service and a front Service for the KEDA interceptor)."""
+        also has its own Service, which leads to its front on the wake nginx)."""
         folder = f"infra/k8s/{api}/"
         docs = [d for path, text in self.rendered.items() if path.startswith(folder) for d in yaml.safe_load_all(text) if d]
         by_kind = {d["kind"]: d for d in docs if d["kind"] != "Service"}
