@@ -54,7 +54,7 @@ def _marker(x: float, y: float, colour: str, point: Point) -> str:
     title = (
         f"{point.offered_rps:.0f} req/s offered: served {point.served_rps:.0f}, p50 {point.p50_ms:.1f} ms, p99 {point.p99_ms:.1f} ms, "
         f"{point.success:.1%} answered 2xx; {MISSED[point.missed]}; {point.windows} window{'s' if point.windows != 1 else ''}"
-        f"{'' if point.settled else ', not settled'}"
+        f"{'' if point.settled else ', not settled'}{'; second look' if point.look == 2 else ''}"
     )
     attrs = f'class="point {point.missed or "met"}" data-offered="{point.offered_rps:.1f}"'
     return f"<g {attrs}><title>{escape(title)}</title>{_shape(x, y, colour, point.missed)}</g>"

@@ -8,7 +8,7 @@ stability tolerance of each other (three at most).
 
 Each rate is measured the way Triton's perf_analyzer measures a load level: in consecutive windows
 (of `seconds`, longer where a window would hold fewer than 50 requests, as its count_windows mode asks
-for) until the last three agree, or `max_windows` were measured (its --max-trials, default 10: the
+for, up to 10 s) until the last three agree, or `max_windows` were measured (its --max-trials, default 10: the
 time bound). perf_analyzer calls three windows stable when max/min of their throughput and of their
 latency are within its stability percentage (default 10%); here the throughput must agree within the
 tolerance and the three must give the same verdict on the targets. The verdict, not the latency
@@ -16,14 +16,18 @@ figure, is what a capacity is read from, and a p99 of a few milliseconds on a sh
 multiples from window to window while far below the target. A rate whose windows settled is judged
 on those three together; one that did not settle in `max_windows` is judged on all its windows
 together, and says so.
+
+After every configuration's search, `second_look` measures each capacity rate once more (see there):
+a capacity is the highest rate that passed every time, and its spread covers how far the edge moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import UserError
@@ -36,6 +40,7 @@ STEP_UP, STEP_DOWN = 1.25, 0.6
 MAX_BISECTIONS = 3
 SETTLE_WINDOWS = 3  # perf_analyzer's: the last three measurements agree
 MIN_REQUESTS = 50  # per window: perf_analyzer's --measurement-request-count default
+MAX_WINDOW_S = 10.0  # ...but no longer than this: a model that serves 1 req/s would otherwise take 50 s a window
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Point:
     passed: bool
     windows: int = 1
     settled: bool = True
+    look: int = 1  # 2: the second look at a capacity, after every configuration had its first
 
     @property
     def missed(self) -> str:
@@ -75,22 +81,27 @@ class Outcome:
 
     @property
     def capacity(self) -> Point | None:
-        passing = [p for p in self.points if p.passed]
-        return max(passing, key=lambda p: p.offered_rps) if passing else None
+        """The highest rate that passed every time it was measured."""
+        failed = {p.offered_rps for p in self.points if not p.passed}
+        passing = [p for p in self.points if p.passed and p.offered_rps not in failed]
+        return max(passing, key=lambda p: (p.offered_rps, p.look)) if passing else None
 
     @property
     def spread_rps(self) -> float:
-        """How far the capacity may move: the edge lies between the best pass and the lowest failure
-        above it, so a repeat may land anywhere in that gap; a failure below the best pass (the
-        measurements disagree with each other) widens it to that failure; never less than the
+        """How far the capacity may move. The edge lies between the highest rate that ever passed and
+        the lowest failure above that, so a repeat may land anywhere from the capacity up to that
+        failure; where the second look failed a rate that passed before, that whole range is the
+        spread (the machine moved the edge that far during the run). A failure below the capacity
+        (the measurements disagree with each other) widens it to that failure; never less than the
         tolerance the windows were held to. With no failure above, the step not taken (25%)."""
         cap = self.capacity
         if cap is None:
             return 0.0
         rate = cap.offered_rps
-        above = [p.offered_rps for p in self.points if not p.passed and p.offered_rps > rate]
+        top = max(p.offered_rps for p in self.points if p.passed)
+        above = [p.offered_rps for p in self.points if not p.passed and p.offered_rps > top]
         below = [p.offered_rps for p in self.points if not p.passed and p.offered_rps < rate]
-        gaps = [min(above) - rate if above else (STEP_UP - 1) * rate, self.tolerance * rate]
+        gaps = [(min(above) if above else STEP_UP * top) - rate, self.tolerance * rate]
         if below:
             gaps.append(rate - max(below))
         return max(gaps)
@@ -190,7 +201,41 @@ class Windows:
         return self.max_windows == 1
 
     def length(self, rate: float) -> float:
-        return max(self.seconds, MIN_REQUESTS / rate)
+        return max(self.seconds, min(MIN_REQUESTS / rate, MAX_WINDOW_S))
+
+
+def _runner(url: str, body: bytes, connections: int, windows: Windows, p99_target_ms: float, progress: Callable[[str], None]) -> Callable[..., Point]:
+    """Measure one rate in windows (see the module docstring) and say how it went."""
+    # A request unanswered this long after its window counts as over the target: judge a window
+    # once the target has passed since its end (the load goes on meanwhile).
+    lag_s = p99_target_ms / 1000 + 0.05
+    grace = max(2.0, 10 * p99_target_ms / 1000)
+
+    def enough(so_far: list[loadgen.Window]) -> bool:
+        return windows.rough or agree(so_far, p99_target_ms, windows.tolerance)
+
+    def run(rate: float, look: int = 1) -> Point:
+        measured = asyncio.run(
+            loadgen.run_windows(url, body, rate, windows.length(rate), enough, windows.max_windows, lag_s, connections=connections, grace_s=grace)
+        )
+        settled = not windows.rough and agree(measured, p99_target_ms, windows.tolerance)
+        point = replace(measure(measured, p99_target_ms, settled), look=look)
+        misses = {"p99": "p99 over target", "2xx": f"only {point.success:.1%} answered 2xx"}
+        verdict_text = " and ".join(misses[m] for m in point.missed.split("+")) if not point.passed else "ok"
+        how = "" if windows.rough else (f"  ({point.windows} windows, settled)" if settled else f"  ({point.windows} windows, did not settle)")
+        progress(f"  {rate:8.1f} req/s offered: served {point.served_rps:8.1f}, p50 {point.p50_ms:7.1f} ms, p99 {point.p99_ms:7.1f} ms  {verdict_text}{how}")
+        return point
+
+    return run
+
+
+@contextmanager
+def _serving(target: Target, config: Config, route: str, body: bytes) -> Iterator[tuple[str, int]]:
+    """The runtime with `config`, warmed up (imports, first batches, connection setup) before anything is timed."""
+    with running(target, config) as base:
+        url = base + route
+        asyncio.run(loadgen.saturate(url, body, min(config.max_in_flight, 64), 0.3))
+        yield url, config.max_in_flight + target.max_queue + 16  # more connections than the server admits: its own limits shed, not ours
 
 
 def bench_config(
@@ -203,38 +248,37 @@ def bench_config(
     progress: Callable[[str], None],
 ) -> Outcome:
     """Start the runtime with `config`, find its capacity, stop it."""
-    with running(target, config) as base:
-        url = base + route
-        connections = config.max_in_flight + target.max_queue + 16  # more than the server admits: its own limits shed, not ours
-        # Warm up (imports, first batches, connection setup) before anything is timed.
-        asyncio.run(loadgen.saturate(url, body, min(config.max_in_flight, 64), 0.3))
+    with _serving(target, config, route, body) as (url, connections):
         ceiling = asyncio.run(loadgen.saturate(url, body, config.max_in_flight, max(0.5, windows.seconds)))
         if ceiling == 0:
             raise UserError(f"{target.name} answered no request with 2xx ({config.label()}): try the payload with `mlkit serve` and curl, then fix --payload")
         # --quick measures each rate once: its capacity is rough, and its spread says at least a step.
         outcome = Outcome(config, ceiling, tolerance=STEP_UP - 1 if windows.rough else windows.tolerance)
         progress(f"  closed-loop ceiling {ceiling:.0f} req/s")
-        # A request unanswered this long after its window counts as over the target: judge a window
-        # once the target has passed since its end (the load goes on meanwhile).
-        lag_s = p99_target_ms / 1000 + 0.05
-        grace = max(2.0, 10 * p99_target_ms / 1000)
-
-        def run(rate: float) -> Point:
-            def enough(so_far: list[loadgen.Window]) -> bool:
-                return windows.rough or agree(so_far, p99_target_ms, windows.tolerance)
-
-            measured = asyncio.run(
-                loadgen.run_windows(url, body, rate, windows.length(rate), enough, windows.max_windows, lag_s, connections=connections, grace_s=grace)
-            )
-            settled = not windows.rough and agree(measured, p99_target_ms, windows.tolerance)
-            point = measure(measured, p99_target_ms, settled)
-            misses = {"p99": "p99 over target", "2xx": f"only {point.success:.1%} answered 2xx"}
-            verdict_text = " and ".join(misses[m] for m in point.missed.split("+")) if not point.passed else "ok"
-            how = "" if windows.rough else (f"  ({point.windows} windows, settled)" if settled else f"  ({point.windows} windows, did not settle)")
-            progress(
-                f"  {rate:8.1f} req/s offered: served {point.served_rps:8.1f}, p50 {point.p50_ms:7.1f} ms, p99 {point.p99_ms:7.1f} ms  {verdict_text}{how}"
-            )
-            return point
-
+        run = _runner(url, body, connections, windows, p99_target_ms, progress)
         outcome.points = search(run, ceiling, resolution=STEP_UP - 1 if windows.rough else windows.tolerance)
     return outcome
+
+
+def second_look(
+    target: Target,
+    outcome: Outcome,
+    route: str,
+    body: bytes,
+    windows: Windows,
+    p99_target_ms: float,
+    progress: Callable[[str], None],
+) -> None:
+    """Measure a configuration's capacity rate again, once every configuration has had its first look.
+
+    The windows of one rate agree over a few seconds; what moves a capacity between runs is the
+    machine changing over minutes (other work starting and stopping). Coming back to each capacity a
+    configuration-search later samples that drift within the run: if the rate fails now, the
+    capacity falls to the highest rate that passed every time, and the spread covers the range the
+    edge wandered over (Outcome.spread_rps). Either way the configurations are compared on the
+    machine as it was for all of them."""
+    cap = outcome.capacity
+    if cap is None:
+        return
+    with _serving(target, outcome.config, route, body) as (url, connections):
+        outcome.points.append(_runner(url, body, connections, windows, p99_target_ms, progress)(cap.offered_rps, 2))

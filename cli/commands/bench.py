@@ -106,10 +106,11 @@ def command(
     """
     from .. import placement
     from ..bench import chart as charts
+    from ..bench import machine
     from ..bench import prices as price_table
     from ..bench.recommend import Demand, quantity, recommend
     from ..bench.server import Config, Target
-    from ..bench.sweep import Windows, bench_config
+    from ..bench.sweep import Windows, bench_config, second_look
     from ..spec import accelerators
     from .serve import create_file, local_api, project_folder
 
@@ -148,12 +149,21 @@ def command(
     windows = Windows(seconds, 1, 1) if quick else Windows(seconds, stability / 100, max_windows)
     if quick:
         say(f"note: {ROUGH}")
+    busy = machine.load()
+    if machine.warning(busy):
+        say(f"note: {machine.warning(busy)}")
 
     started = time.monotonic()
     outcomes = []
     for i, config in enumerate(configs, start=1):
         say(f"[{i}/{len(configs)}] {chosen.name}: {config.label()}")
         outcomes.append(bench_config(target, config, route, body, windows, p99_ms, say))
+    if not quick:
+        say("second look at each capacity, now that every configuration has had its first (the machine may have changed since)")
+        for outcome in outcomes:
+            if outcome.capacity is not None:
+                say(f"  {outcome.config.label()}:")
+                second_look(target, outcome, route, body, windows, p99_ms, say)
     wall_s = time.monotonic() - started
 
     result: dict[str, Any] = {
@@ -163,6 +173,7 @@ def command(
         "stability_percent": None if quick else stability,
         "max_windows": windows.max_windows,
         "rough": quick,
+        "machine": busy,
         "wall_seconds": round(wall_s, 1),
         "configs": [o.as_json() for o in outcomes],
     }
@@ -192,12 +203,17 @@ def command(
 
 
 def _text(result: dict[str, Any]) -> str:
+    from ..bench import machine
+
     lines = [f"{result['api']}: capacity of one replica at p99 <= {result['p99_target_ms']:g} ms with 99% answered", ""]
     if result["rough"]:
         lines[1:1] = [f"rough: {result['note']}"]
     else:
         settle = f"until 3 agreed within {result['stability_percent']:g}% (at most {result['max_windows']})"
         lines[1:1] = [f"each rate measured in windows of {result['window_seconds']:g} s or more {settle}"]
+    busy = machine.warning(result["machine"])
+    if busy:
+        lines[1:1] = [f"note: {busy}"]
     lines.append(f"  {'max_batch_size':>14} {'max_wait_ms':>11} {'max_in_flight':>13} {'capacity req/s':>18} {'p50 ms':>7} {'p99 ms':>7}")
     for c in result["configs"]:
         cfg = c["config"]

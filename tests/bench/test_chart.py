@@ -11,7 +11,7 @@ TARGET = 50.0
 
 
 def point(rate: float, p99: float, success: float = 1.0) -> Point:
-    return Point(rate, rate * min(1.0, success), p99 / 3, p99, p99 / 2, success, success >= 0.99 and p99 <= TARGET, 3, True, TARGET)
+    return Point(rate, rate * min(1.0, success), p99 / 3, p99, p99 / 2, success, success >= 0.99 and p99 <= TARGET, windows=3, p99_limit_ms=TARGET)
 
 
 def outcomes() -> list[Outcome]:

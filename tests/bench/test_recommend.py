@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -73,6 +74,19 @@ def test_spread_is_the_gap_to_the_edge_and_never_below_the_tolerance():
     # A failure below the best pass: the measurements disagree, and the spread says by how much.
     assert Outcome(config, 0, [point(300, 5, passed=False), point(400, 5), point(420, 5, passed=False)]).spread_rps == 100
     assert Outcome(config, 0, [point(300, 5, passed=False)]).spread_rps == 0 and Outcome(config, 0).capacity is None
+
+
+def test_a_second_look_that_fails_lowers_the_capacity_and_widens_the_spread():
+    config = Config(16, 5, 32)
+    first = [point(400, 5), point(500, 5), point(600, 5, passed=False)]
+    confirmed = Outcome(config, 0, [*first, replace(point(500, 6), look=2)])
+    assert confirmed.capacity is not None and (confirmed.capacity.offered_rps, confirmed.capacity.look) == (500, 2)
+    assert confirmed.spread_rps == 100
+    # The machine got busier: 500 fails now. The capacity is the highest rate that always passed, and
+    # the spread reaches the lowest failure above the highest rate that ever passed.
+    moved = Outcome(config, 0, [*first, replace(point(500, 60, passed=False), look=2)])
+    assert moved.capacity is not None and moved.capacity.offered_rps == 400
+    assert moved.spread_rps == 200
 
 
 def test_ranking_respects_the_spread_and_prefers_the_simpler():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -104,14 +105,13 @@ def test_three_runs_of_a_known_cost_agree(project):
 def test_quick_is_quick_and_says_it_is_rough(project):
     proj = project("sentiment")
     (proj / "predictor.py").write_text(KNOWN_COST)
-    result = mlkit("bench", "--quick", "--batch-sizes", "16", "--p99-ms", "200", "--json", cwd=proj, timeout=120)
+    result = mlkit("bench", "--quick", "--batch-sizes", "16", "--p99-ms", "200", cwd=proj, timeout=120)
     assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
-    assert out["rough"] is True and "rough answer" in out["note"] and "rough answer" in result.stderr
-    assert all(p["windows"] == 1 and p["settled"] is False for p in out["configs"][0]["points"])
-    assert out["configs"][0]["spread_rps"] >= 0.25 * out["configs"][0]["capacity_rps"] - 0.1  # a step at least (to rounding): measured once
-    text = mlkit("bench", "--quick", "--batch-sizes", "16", "--p99-ms", "200", cwd=proj, timeout=120)
-    assert text.returncode == 0 and "rough: --quick measures each rate once" in text.stdout, text.stdout
+    assert "rough: --quick measures each rate once" in result.stdout and "rough answer" in result.stderr
+    assert "settle" not in result.stderr and "second look" not in result.stderr  # one window a rate, no second look
+    row = re.search(r"^ +16 +5 +32 +(\d+) ± (\d+) ", result.stdout, re.M)
+    assert row, result.stdout
+    assert int(row.group(2)) >= 0.25 * int(row.group(1)) - 1  # a step at least (to rounding): each rate measured once
 
 
 def test_sentiment_prints_a_recommendation_in_about_a_minute(project, tmp_path):
