@@ -269,16 +269,22 @@ def second_look(
     p99_target_ms: float,
     progress: Callable[[str], None],
 ) -> None:
-    """Measure a configuration's capacity rate again, once every configuration has had its first look.
+    """Measure a configuration's capacity rate, and the lowest failure above it, again once every
+    configuration has had its first look.
 
     The windows of one rate agree over a few seconds; what moves a capacity between runs is the
-    machine changing over minutes (other work starting and stopping). Coming back to each capacity a
-    configuration-search later samples that drift within the run: if the rate fails now, the
-    capacity falls to the highest rate that passed every time, and the spread covers the range the
-    edge wandered over (Outcome.spread_rps). Either way the configurations are compared on the
-    machine as it was for all of them."""
+    machine changing over minutes (other work starting and stopping). Coming back to the edge a
+    configuration-search later samples that drift within the run, both ways: if the capacity rate
+    fails now, the capacity falls to the highest rate that passed every time; if the failure above
+    passes now, the edge was higher than it looked. The spread covers the range the edge wandered
+    over (Outcome.spread_rps), and the configurations are compared on the machine as it was for all
+    of them."""
     cap = outcome.capacity
     if cap is None:
         return
+    above = [p.offered_rps for p in outcome.points if not p.passed and p.offered_rps > cap.offered_rps]
     with _serving(target, outcome.config, route, body) as (url, connections):
-        outcome.points.append(_runner(url, body, connections, windows, p99_target_ms, progress)(cap.offered_rps, 2))
+        run = _runner(url, body, connections, windows, p99_target_ms, progress)
+        outcome.points.append(run(cap.offered_rps, 2))
+        if above:
+            outcome.points.append(run(min(above), 2))

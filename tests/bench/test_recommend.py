@@ -87,6 +87,11 @@ def test_a_second_look_that_fails_lowers_the_capacity_and_widens_the_spread():
     moved = Outcome(config, 0, [*first, replace(point(500, 60, passed=False), look=2)])
     assert moved.capacity is not None and moved.capacity.offered_rps == 400
     assert moved.spread_rps == 200
+    # The machine got quieter: 600, which failed, passes now. 500 stays the capacity (600 did not pass
+    # every time), and the spread reaches past 600 by the step not taken, nothing above it having failed.
+    freed = Outcome(config, 0, [*first, replace(point(500, 6), look=2), replace(point(600, 6), look=2)])
+    assert freed.capacity is not None and freed.capacity.offered_rps == 500
+    assert freed.spread_rps == 1.25 * 600 - 500
 
 
 def test_ranking_respects_the_spread_and_prefers_the_simpler():
