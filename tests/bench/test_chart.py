@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mlkit.bench import chart
 from mlkit.bench.server import Config
 from mlkit.bench.sweep import Outcome, Point
@@ -45,6 +47,16 @@ def test_chart_elements_and_rendering(tmp_path):
     assert kinds.count("met") == 9 and (kinds.count("p99"), kinds.count("2xx"), kinds.count("p99+2xx")) == (2, 1, 1)
     report = check_rendered(path, tmp_path / "chart.png")
     assert report["entries"] >= 4 + 4 + 2 + 4
+    # The rendered check sees a legend cut off at the right edge (the fault issue 28 found).
+    width = root.get("width")
+    cut = tmp_path / "cut.svg"
+    cut.write_text(
+        path.read_text()
+        .replace(f'width="{width}" height=', f'width="{float(width or 0) - 120:g}" height=', 1)
+        .replace(f'viewBox="0 0 {width} ', f'viewBox="0 0 {float(width or 0) - 120:g} ', 1)
+    )
+    with pytest.raises(AssertionError, match="legend-entry|outside|text"):
+        check_rendered(cut, tmp_path / "cut.png")
 
 
 def test_ticks_are_round_and_enough():
