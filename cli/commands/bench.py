@@ -158,7 +158,7 @@ def command(
     for i, config in enumerate(configs, start=1):
         say(f"[{i}/{len(configs)}] {chosen.name}: {config.label()}")
         outcomes.append(bench_config(target, config, route, body, windows, p99_ms, say))
-    if not quick:
+    if not quick and any(o.capacity is not None for o in outcomes):
         say("second look at each capacity, now that every configuration has had its first (the machine may have changed since)")
         for outcome in outcomes:
             if outcome.capacity is not None:
