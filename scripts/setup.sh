@@ -26,11 +26,13 @@ if ! command -v hey > /dev/null; then
 fi
 
 # Prometheus (Debian's package) runs the dashboard and autoscaling queries in tests/render/test_dashboard.py,
-# and nginx (nginx-light) the rendered cold-start fallback in tests/render/test_wake.py; without them
-# (not root, no apt) those tests skip and say why.
+# nginx (nginx-light) the rendered cold-start fallback in tests/render/test_wake.py, and headless
+# chromium lays out the `mlkit bench` chart in tests/bench/test_chart.py; without them (not root, no
+# apt) those tests skip and say why.
 missing=""
 command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # shellcheck disable=SC2086 # one word per package
   (apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $missing >/dev/null 2>&1; }) \

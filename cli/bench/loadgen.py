@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -194,3 +195,147 @@ async def saturate(url: str, body: bytes, concurrency: int, seconds: float, head
     start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     return done / (time.perf_counter() - start)
+
+
+@dataclass
+class Window:
+    """One window of a continuous open-loop run: the requests scheduled within it, judged `lag_s` after
+    it ended while the load goes on. A request still unanswered then enters the latencies with its
+    age so far (at least `lag_s`, which is more than the target) but not the share of 2xx answers:
+    it is late, which the latency says, not refused."""
+
+    offered_rps: float
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    unanswered: int = 0
+
+    @property
+    def answered(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def ok(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status.startswith("2"))
+
+    @property
+    def success(self) -> float:
+        return self.ok / self.answered if self.answered else 0.0
+
+    @property
+    def served_rps(self) -> float:
+        """2xx answers to the window's own requests per second of window: the offered rate when the
+        replica keeps up, less what it shed or left waiting when it does not. Counting answers by
+        arrival time instead would make a batching server's figure jump by a whole batch per window."""
+        return self.ok / self.seconds
+
+    def percentile_ms(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        return self.latencies[min(len(self.latencies) - 1, int(p * len(self.latencies)))] * 1000
+
+    @property
+    def mean_ms(self) -> float:
+        return sum(self.latencies) / len(self.latencies) * 1000 if self.latencies else float("nan")
+
+
+def pool(windows: list[Window]) -> Window:
+    """Several windows at one rate as one: their latencies and statuses together."""
+    merged = Window(windows[0].offered_rps, sum(w.seconds for w in windows))
+    for w in windows:
+        merged.latencies.extend(w.latencies)
+        merged.unanswered += w.unanswered
+        for status, n in w.statuses.items():
+            merged.statuses[status] = merged.statuses.get(status, 0) + n
+    merged.latencies.sort()
+    return merged
+
+
+async def run_windows(
+    url: str,
+    body: bytes,
+    rate: float,
+    window_s: float,
+    enough: Callable[[list[Window]], bool],
+    max_windows: int,
+    lag_s: float,
+    connections: int = 256,
+    seed: int = 0,
+    grace_s: float = 5.0,
+) -> list[Window]:
+    """Offer `rate` requests per second without a break, in windows of `window_s`, until `enough(windows)`
+    says the windows so far suffice or `max_windows` were measured. Window k is judged `lag_s` after it
+    ends, while window k+1 is under way, so the replica never idles between windows (a queue that grows
+    from window to window shows, instead of draining in a pause). Each window's arrivals follow
+    `schedule` (Poisson gaps, exactly rate x window_s of them). Afterwards the answers still owed
+    are awaited for at most `grace_s`, so that the next rate starts on an idle replica."""
+    host, port, raw = request_bytes(url, body)
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await Connection.open(host, port))
+    rng = random.Random(seed)
+    # Per window: scheduled send times of its requests, and what came back for each (status, latency).
+    sent_at: list[list[float]] = []
+    answers: list[dict[int, tuple[str, float]]] = []
+    tasks: set[asyncio.Task[None]] = set()
+    stop = asyncio.Event()  # set once the last window is judged: the sender sends no more
+
+    async def one(k: int, i: int, scheduled: float) -> None:
+        conn = await idle.get()
+        try:
+            key = str(await conn.request(raw))
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            key = type(exc).__name__
+            conn.close()
+            conn = await Connection.open(host, port)
+        finally:
+            idle.put_nowait(conn)
+        answers[k][i] = (key, time.perf_counter() - scheduled)
+
+    start = time.perf_counter()
+
+    async def send() -> None:
+        for k in range(max_windows + 1):  # one window more than is judged: the load goes on during the last lag
+            times = [start + k * window_s + t for t in schedule(rate, window_s, True, rng)]
+            sent_at.append(times)
+            answers.append({})
+            for i, scheduled in enumerate(times):
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if stop.is_set():
+                    return
+                task = asyncio.create_task(one(k, i, scheduled))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    sender = asyncio.create_task(send())
+    windows: list[Window] = []
+    try:
+        for k in range(max_windows):
+            await asyncio.sleep(max(0.0, start + (k + 1) * window_s + lag_s - time.perf_counter()))
+            now = time.perf_counter()
+            window = Window(rate, window_s)
+            for i, scheduled in enumerate(sent_at[k]):
+                if i in answers[k]:
+                    key, latency = answers[k][i]
+                    window.statuses[key] = window.statuses.get(key, 0) + 1
+                    window.latencies.append(latency)
+                else:
+                    window.unanswered += 1
+                    window.latencies.append(now - scheduled)
+            window.latencies.sort()
+            windows.append(window)
+            if enough(windows):
+                break
+    finally:
+        stop.set()
+        await sender
+        if tasks:
+            _, pending = await asyncio.wait(set(tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        while not idle.empty():
+            idle.get_nowait().close()
+    return windows

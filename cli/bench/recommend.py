@@ -1,6 +1,9 @@
 """From measured capacities to settings, replicas, nodes and cost: the arithmetic of `mlkit bench --rps`.
 
-- The configuration: the one whose replica serves the most at the latency target (fewest replicas).
+- The configuration: the one whose replica serves the most at the latency target (fewest replicas),
+  but only when it beats the others by more than their spreads together (the capacity intervals do
+  not overlap). Among those it does not clearly beat, the simplest wins (smaller batch, then shorter
+  wait, then fewer in flight: less latency added, less to go wrong), and the answer says they tie.
 - replicas = ceil(R / capacity per replica).
 - target_in_flight, by Little's law: requests in flight per replica = arrival rate per replica x mean
   time in the system, with the mean latency measured at the lowest passing rate at or above R / replicas
@@ -54,12 +57,24 @@ def replicas_per_node(node: NodeType, demand: Demand) -> int:
     return max(0, min(fits))
 
 
-def best(outcomes: list[Outcome]) -> Outcome | None:
-    """The configuration with the highest capacity; ties go to the lower p99 at capacity."""
+def simplicity(outcome: Outcome) -> tuple[int, float, int]:
+    config = outcome.config
+    return (config.max_batch_size, config.max_wait_ms, config.max_in_flight)
+
+
+def rank(outcomes: list[Outcome]) -> tuple[Outcome | None, list[Outcome]]:
+    """The configuration to recommend, and the others it ties with (see the module docstring)."""
     measured = [o for o in outcomes if o.capacity is not None]
     if not measured:
-        return None
-    return max(measured, key=lambda o: (o.capacity.offered_rps, -o.capacity.p99_ms))  # type: ignore[union-attr]
+        return None, []
+    top = max(measured, key=lambda o: (_rate(o), -o.capacity.p99_ms))  # type: ignore[union-attr]
+    tied = [o for o in measured if _rate(top) - _rate(o) <= top.spread_rps + o.spread_rps]
+    chosen = min(tied, key=simplicity)
+    return chosen, sorted((o for o in tied if o is not chosen), key=lambda o: -_rate(o))
+
+
+def _rate(outcome: Outcome) -> float:
+    return outcome.capacity.offered_rps if outcome.capacity else 0.0
 
 
 def latency_at(outcome: Outcome, rate: float) -> Point:
@@ -71,7 +86,7 @@ def latency_at(outcome: Outcome, rate: float) -> Point:
 def recommend(
     outcomes: list[Outcome], rps: float, p99_ms: float, demand: Demand, node: NodeType | None, node_type: str | None, prices: Table | None
 ) -> dict[str, Any]:
-    chosen = best(outcomes)
+    chosen, ties = rank(outcomes)
     if chosen is None:
         return {"error": f"no configuration kept p99 within {p99_ms:g} ms with 99% answered at any rate tried: raise --p99-ms, or time the predictor alone"}
     capacity = chosen.capacity
@@ -87,6 +102,8 @@ def recommend(
         "max_wait_ms": chosen.config.max_wait_ms,
         "max_in_flight": chosen.config.max_in_flight,
         "capacity_per_replica_rps": round(capacity.offered_rps, 1),
+        "capacity_spread_rps": round(chosen.spread_rps, 1),
+        "ties": [{"config": o.config.label(), "capacity_rps": round(_rate(o), 1), "spread_rps": round(o.spread_rps, 1)} for o in ties],
         "replicas": replicas,
         "rps_per_replica": round(per_replica, 1),
         "mean_latency_ms": round(point.mean_ms, 2),

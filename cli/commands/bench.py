@@ -2,9 +2,11 @@
 
 Each configuration of the sweep (max_batch_size x max_wait_ms x max_in_flight) gets a fresh
 `python -m mlkit_runtime` with the API's predictor, model and config, driven by the open-loop load
-generator (Poisson arrivals, latency from the scheduled send time). The capacity of a configuration
-is the highest offered rate with p99 within --p99-ms and at least 99% answered 2xx. With --rps, the
-best configuration becomes settings, replicas, nodes of the API's pool and a monthly cost.
+generator (Poisson arrivals, latency from the scheduled send time). Each rate is measured in windows
+until three agree (mlkit.bench.sweep). The capacity of a configuration is the highest offered rate
+with p99 within --p99-ms and at least 99% answered 2xx, with its spread. With --rps, the best
+configuration (by more than the spreads, else the simplest of those that tie) becomes settings,
+replicas, nodes of the API's pool and a monthly cost.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from ..errors import UserError
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
 
 MAX_PAYLOAD_BYTES = 10 * 2**20  # the runtime's default max_body_bytes: a larger body would only measure 413s
-MAX_CONFIGS = 12  # each costs a server start and about five runs: more is a long afternoon, not a bench
+MAX_CONFIGS = 12  # each costs a server start and five to eight rates: more is a long afternoon, not a bench
+ROUGH = "--quick measures each rate once, without waiting for windows to agree: a rough answer, whose capacities may move by tens of percent from run to run"
 
 
 def _numbers(text: str | None, option: str, kind: type, minimum: float) -> list[Any]:
@@ -79,11 +82,19 @@ def command(
     batch_sizes: Annotated[str | None, typer.Option("--batch-sizes", metavar="N,N", help="max_batch_size values to try. Default: 1, spec's, 2x that.")] = None,
     wait_ms: Annotated[str | None, typer.Option("--wait-ms", metavar="MS,MS", help="max_wait_ms values to try. Default: the spec's.")] = None,
     in_flight: Annotated[str | None, typer.Option("--max-in-flight", metavar="N,N", help="max_in_flight values to try. Default: the spec's.")] = None,
-    seconds: Annotated[float, typer.Option("--seconds", min=0.2, max=600, help="Length of each open-loop run.")] = 1.0,
-    quick: Annotated[bool, typer.Option("--quick", help="Half-second runs: a rough answer in about half the time.")] = False,
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=0.1, max=600, help="Length of each measurement window (longer where it would hold under 50 requests).")
+    ] = 0.5,
+    stability: Annotated[
+        float, typer.Option("--stability", min=1, max=100, help="Percent within which three consecutive windows' throughput must agree (as perf_analyzer's).")
+    ] = 10.0,
+    max_windows: Annotated[
+        int, typer.Option("--max-windows", min=3, max=100, help="Windows at most per rate: the time bound; a rate that has not settled by then says so.")
+    ] = 10,
+    quick: Annotated[bool, typer.Option("--quick", help="One window per rate, no settling: a rough answer in about a third of the time.")] = False,
     route: Annotated[str, typer.Option("--route", help="Route to load: /predict, or e.g. /v1/models/NAME:predict with a KServe body.")] = "/predict",
     chart: Annotated[
-        Path | None, typer.Option("--chart", help="SVG chart of latency against throughput. Default: .mlkit/bench/<api>.svg in the project.", dir_okay=False)
+        Path | None, typer.Option("--chart", help="SVG chart of latency against offered load. Default: .mlkit/bench/<api>.svg in the project.", dir_okay=False)
     ] = None,
     prices: Annotated[Path | None, typer.Option("--prices", help="Price table to use (layout of the kit's cli/bench/prices.yaml).", dir_okay=False)] = None,
     model_dir: Annotated[Path | None, typer.Option("--model-dir", help="Local model folder instead of the spec's `model` (for s3:// or gs://).")] = None,
@@ -95,10 +106,11 @@ def command(
     """
     from .. import placement
     from ..bench import chart as charts
+    from ..bench import machine
     from ..bench import prices as price_table
     from ..bench.recommend import Demand, quantity, recommend
     from ..bench.server import Config, Target
-    from ..bench.sweep import bench_config
+    from ..bench.sweep import Windows, bench_config, second_look
     from ..spec import accelerators
     from .serve import create_file, local_api, project_folder
 
@@ -134,22 +146,39 @@ def command(
         raise UserError(f"{chosen.name} runs engine {chosen.engine}: mlkit bench measures predictor APIs; use the engine's own benchmark tools")
     file_part, _, class_name = chosen.predictor.partition(":")
     target = Target(f"{root / file_part}:{class_name}", model_dir, chosen.name, json.dumps(chosen.config), chosen.concurrency.max_queue)
-    run_s = 0.5 if quick else seconds
+    windows = Windows(seconds, 1, 1) if quick else Windows(seconds, stability / 100, max_windows)
+    if quick:
+        say(f"note: {ROUGH}")
+    busy = machine.load()
+    if machine.warning(busy):
+        say(f"note: {machine.warning(busy)}")
 
     started = time.monotonic()
     outcomes = []
     for i, config in enumerate(configs, start=1):
         say(f"[{i}/{len(configs)}] {chosen.name}: {config.label()}")
-        outcomes.append(bench_config(target, config, route, body, run_s, p99_ms, say))
+        outcomes.append(bench_config(target, config, route, body, windows, p99_ms, say))
+    if not quick and any(o.capacity is not None for o in outcomes):
+        say("second look at each capacity, now that every configuration has had its first (the machine may have changed since)")
+        for outcome in outcomes:
+            if outcome.capacity is not None:
+                say(f"  {outcome.config.label()}:")
+                second_look(target, outcome, route, body, windows, p99_ms, say)
     wall_s = time.monotonic() - started
 
     result: dict[str, Any] = {
         "api": chosen.name,
         "p99_target_ms": p99_ms,
-        "run_seconds": run_s,
+        "window_seconds": seconds,
+        "stability_percent": None if quick else stability,
+        "max_windows": windows.max_windows,
+        "rough": quick,
+        "machine": busy,
         "wall_seconds": round(wall_s, 1),
         "configs": [o.as_json() for o in outcomes],
     }
+    if quick:
+        result["note"] = ROUGH
     if rps is not None:
         kind, amount = placement.api_demand(chosen)
         demand = Demand(quantity(chosen.compute.cpu), quantity(chosen.compute.memory) / 2**30, kind, amount)
@@ -164,7 +193,7 @@ def command(
             rec["cost_note"] = "no node pool in the spec runs this API (an existing cluster?): nodes and cost not estimated"
         result["recommendation"] = rec
     chart_path = chart if chart is not None else project_folder(root, "bench", chart_fix) / f"{chosen.name}.svg"
-    create_file(chart_path, charts.svg(outcomes, p99_ms, f"mlkit bench {chosen.name}: latency against throughput"), replace=True)
+    create_file(chart_path, charts.svg(outcomes, p99_ms, f"mlkit bench {chosen.name}: latency against offered load"), replace=True)
     result["chart"] = str(chart_path)
     say(f"chart: {chart_path} ({wall_s:.0f} s of measuring)")
     if as_json:
@@ -174,13 +203,24 @@ def command(
 
 
 def _text(result: dict[str, Any]) -> str:
+    from ..bench import machine
+
     lines = [f"{result['api']}: capacity of one replica at p99 <= {result['p99_target_ms']:g} ms with 99% answered", ""]
-    lines.append(f"  {'max_batch_size':>14} {'max_wait_ms':>11} {'max_in_flight':>13} {'capacity req/s':>14} {'p50 ms':>7} {'p99 ms':>7}")
+    if result["rough"]:
+        lines[1:1] = [f"rough: {result['note']}"]
+    else:
+        settle = f"until 3 agreed within {result['stability_percent']:g}% (at most {result['max_windows']})"
+        lines[1:1] = [f"each rate measured in windows of {result['window_seconds']:g} s or more {settle}"]
+    busy = machine.warning(result["machine"])
+    if busy:
+        lines[1:1] = [f"note: {busy}"]
+    lines.append(f"  {'max_batch_size':>14} {'max_wait_ms':>11} {'max_in_flight':>13} {'capacity req/s':>18} {'p50 ms':>7} {'p99 ms':>7}")
     for c in result["configs"]:
         cfg = c["config"]
         cap = c["at_capacity"]
         p50, p99 = (f"{cap['p50_ms']:.1f}", f"{cap['p99_ms']:.1f}") if cap else ("-", "-")
-        lines.append(f"  {cfg['max_batch_size']:>14} {cfg['max_wait_ms']:>11g} {cfg['max_in_flight']:>13} {c['capacity_rps']:>14.0f} {p50:>7} {p99:>7}")
+        capacity = f"{c['capacity_rps']:.0f} ± {c['spread_rps']:.0f}" if cap else "none"
+        lines.append(f"  {cfg['max_batch_size']:>14} {cfg['max_wait_ms']:>11g} {cfg['max_in_flight']:>13} {capacity:>18} {p50:>7} {p99:>7}")
     rec = result.get("recommendation")
     if rec:
         lines.append("")
@@ -188,6 +228,12 @@ def _text(result: dict[str, Any]) -> str:
             lines.append(f"no recommendation: {rec['error']}")
         else:
             lines.append(f"for {rec['rps']:g} req/s at p99 <= {rec['p99_ms']:g} ms:")
+            if rec["ties"]:
+                others = "; ".join(f"{t['config']} ({t['capacity_rps']:.0f} ± {t['spread_rps']:.0f} req/s)" for t in rec["ties"])
+                lines.append(
+                    f"  tie:         {others} within the spreads of this one "
+                    f"({rec['capacity_per_replica_rps']:.0f} ± {rec['capacity_spread_rps']:.0f}): the simpler configuration is recommended"
+                )
             lines.append(f"  batching:    {{max_batch_size: {rec['max_batch_size']}, max_wait_ms: {rec['max_wait_ms']:g}}}")
             lines.append(f"  concurrency: {{max_in_flight: {rec['max_in_flight']}}}")
             lines.append(
