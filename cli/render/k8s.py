@@ -97,6 +97,12 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
                 files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(template).render(**view)
             continue
         view = api_view(spec, api, facts)
+        if api.kind != "realtime":
+            # Batch and task APIs run only in Jobs (`mlkit job submit`): between jobs nothing runs, so only
+            # their identity and settings are standing objects.
+            for name in ("serviceaccount", "configmap"):
+                files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(f"k8s/{name}.yaml.j2").render(**view)
+            continue
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
         names += models.objects(view)
         if api.canary:
