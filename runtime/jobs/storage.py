@@ -98,7 +98,16 @@ class LocalStore:
             raise StorageError(f"{path}: {exc.strerror or exc}") from None
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        # Folders exist only for their files here, as prefixes do in a bucket: an emptied one goes too.
+        for parent in path.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def list(self, prefix: str = "") -> list[str]:
         base = self.root / prefix if prefix else self.root
