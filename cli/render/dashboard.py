@@ -260,7 +260,7 @@ def dashboard(spec: Spec) -> dict[str, Any]:
     # Round-trip through the SDK's encoder into plain JSON types. The SDK leaves unset fields as null
     # and every panel id 0; Grafana wants fields absent rather than null, and ids unique.
     model: dict[str, Any] = _without_nulls(json.loads(json.dumps(board.build(), cls=JSONEncoder)))
-    for number, panel in enumerate(model["panels"], start=1):
+    for number, panel in enumerate(model.get("panels", []), start=1):
         panel["id"] = number
     return model
 
