@@ -188,3 +188,12 @@ def run(
 
 
 app.command("run")(run)
+
+# The cluster side, in their own modules (imported here so that `mlkit job --help` lists them all).
+from . import job_status, job_submit  # noqa: E402
+
+app.command("submit")(job_submit.submit)
+app.command("status")(job_status.status)
+app.command("list")(job_status.list_jobs)
+app.command("logs")(job_status.logs)
+app.command("cancel")(job_status.cancel)

@@ -36,6 +36,10 @@ TTL_AFTER_FINISHED_S = 7 * 24 * 3600
 WORKER_ENV = ("MLKIT_PREDICTOR", "MLKIT_MODEL_DIR", "MLKIT_CONFIG", "HOME")
 
 
+# Where the job's files are, on the Job itself: `mlkit job status` reads its progress there.
+OUTPUT_ANNOTATION = "mlkit.dev/job-output"
+
+
 def job_labels(spec: Spec, api: Api, job_id: str) -> dict[str, str]:
     # Not the owner labels mlkit apply prunes by (managed-by): a job is not in infra/, and apply must never delete one.
     return {labels.NAME: api.name, labels.API: api.name, labels.PART_OF: spec.project, labels.JOB: job_id}
@@ -59,6 +63,7 @@ def render_job(spec: Spec, api: Api, facts: Facts, job_id: str, output: str, sha
         output=output,
         worker_env={name: track.env[name] for name in WORKER_ENV},
         ttl_s=TTL_AFTER_FINISHED_S,
+        job_annotations={**view["checkov_skips"], OUTPUT_ANNOTATION: output},
     )
     text: str = template_environment().get_template("k8s/job.yaml.j2").render(**view)
     return HEADER + text
