@@ -636,6 +636,9 @@ def _kinds(spec: Spec) -> Iterator[Problem]:
                 yield Problem(loc + (block,), f"only for `kind: {block}` (this API is `kind: {api.kind}`); set the kind or remove it")
         if api.kind == "realtime":
             continue
+        if api.kind == "task":
+            # The field and its schedule are the contract; running them (a Job, a CronJob) is not built yet.
+            yield Problem(loc + ("kind",), "`kind: task` is not supported by this version of mlkit yet; use `kind: batch` (jobs over a dataset) or `realtime`")
         if api.engine is not None:
             yield Problem(loc + ("engine",), f"`kind: {api.kind}` runs the predictor class in Jobs, not an engine's server; remove engine")
         for name in _SERVICE_ONLY:

@@ -538,8 +538,8 @@ class Api(Strict):
         "realtime",
         description=(
             "`realtime` (default): a service that answers each request. `batch`: no service; `mlkit job submit` runs the predictor over a "
-            "dataset's items as an Indexed Job, one index per shard (`batch:` settings). `task`: no service; the predictor class's `run()` "
-            "runs to completion as a Job, once or on `task.schedule`."
+            "dataset's items as an Indexed Job, one index per shard (`batch:` settings). `task` (not supported yet: refused with a message): "
+            "a callable run to completion as a Job, once or on `task.schedule`."
         ),
     )
     engine: Literal["vllm"] | None = Field(

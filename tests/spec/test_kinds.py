@@ -62,7 +62,6 @@ def test_a_batch_block_takes_the_defaults_when_left_out():
         (("retries: 1", "retries: -1"), "apis[0].batch.retries", "0"),
         (("workers: 3", "workers: 0"), "apis[0].batch.workers", "1"),
         (("kind: batch", "kind: realtime"), "apis[0].batch", "only for `kind: batch`"),
-        (("kind: batch", "kind: task"), "apis[0].batch", "only for `kind: batch`"),
     ],
 )
 def test_bad_batch_settings_are_one_line_at_their_field(change: tuple[str, str], where: str, words: str):
@@ -81,16 +80,18 @@ def test_service_settings_are_refused_on_a_batch_api(setting: str):
     assert any(f"apis[0].{name}" in line and "kind: batch" in line for line in found), found
 
 
-def test_a_task_takes_a_cron_schedule_and_refuses_anything_else():
+def test_a_task_is_refused_for_now_and_its_schedule_must_be_cron():
     text = SPEC.replace("kind: batch", "kind: task").replace(
         "    batch: {batch_size: 64, workers: 3, on_error: skip, retries: 1, fatal_errors: [MemoryError, mymodule.BadModel], queue: team-a}\n",
         "    task: {schedule: '0 3 * * *'}\n",
     )
-    api = loads(text).apis[0]
-    assert api.task is not None and api.task.schedule == "0 3 * * *"
-    assert loads(text.replace("'0 3 * * *'", "'@daily'")).apis[0].task is not None
-    assert "not a cron schedule" in only(text.replace("'0 3 * * *'", "'0 3 * *'"))
-    assert "apis[0].task.schedule" in only(text.replace("'0 3 * * *'", "'0 3 * * *; rm -rf /'"))
+    not_yet = "apis[0].kind: `kind: task` is not supported by this version of mlkit yet"
+    assert not_yet in only(text)
+    assert not_yet in only(text.replace("'0 3 * * *'", "'@daily'"))
+    found = problems(text.replace("'0 3 * * *'", "'0 3 * *'"))
+    assert any("apis[0].task.schedule" in line and "not a cron schedule" in line for line in found), found
+    found = problems(text.replace("'0 3 * * *'", "'0 3 * * *; rm -rf /'"))
+    assert any("apis[0].task.schedule" in line for line in found), found
     assert "only for `kind: task`" in only(text.replace("kind: task", "kind: batch"))
 
 
