@@ -14,6 +14,7 @@ import sys
 import time
 
 import boto3
+import httpx
 import kubernetes_validate
 import pytest
 
@@ -138,7 +139,17 @@ def test_cancel_deletes_the_job_and_keeps_finished_shards(proj, k8s):
     job_id = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/c", cwd=root, env=env).stdout.strip()
     [job] = k8s.objects("jobs")
     done = pod(root, env, job, 0)
-    assert done.wait(timeout=120) == 0
+    _, err = done.communicate(timeout=120)
+    assert done.returncode == 0, err
+    # The Job controller's pod for index 0, with what the worker wrote to stderr as its log.
+    name = f"{job_id}-0-abcde"
+    httpx.post(f"{k8s.url}/api/v1/namespaces/{NS}/pods", json={"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": name, "namespace": NS, "labels": job["spec"]["template"]["metadata"]["labels"],
+        "annotations": {"batch.kubernetes.io/job-completion-index": "0"}}})
+    k8s.emulator[f"get /api/v1/namespaces/{NS}/pods/{name}/log"] << err.encode()
+    logs = mlkit("job", "logs", "scorer", job_id, cwd=root, env=env)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines()[-1].startswith("[shard 0] shard 0: done, 125 results, 0 skipped"), logs.stdout
     cancelled = mlkit("job", "cancel", "scorer", job_id, cwd=root, env=env)
     assert cancelled.returncode == 0, cancelled.stderr
     assert "1 of 8 shards were done and stay in s3://team-jobs/c/results/" in cancelled.stderr
