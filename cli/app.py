@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .commands import apply, bench, build, delete, destroy, history, init, logs, plan, predict, render, rollback, schema, serve, status, token, validate
+from .commands import apply, bench, build, delete, destroy, history, init, job, logs, plan, predict, render, rollback, schema, serve, status, token, validate
 
 
 @dataclass
@@ -69,3 +69,4 @@ app.command("destroy")(destroy.command)
 app.command("serve")(serve.command)
 app.command("token")(token.command)
 app.command("bench")(bench.command)
+app.add_typer(job.app, name="job")

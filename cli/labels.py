@@ -18,6 +18,10 @@ CAPACITY = "mlkit.dev/capacity"
 API = "mlkit.dev/api"
 TRACK = "mlkit.dev/track"
 CONFIG_HASH = "mlkit.dev/config-hash"
+# On a batch job's Job and pods: its id (`mlkit job status API JOB` selects by it).
+JOB = "mlkit.dev/job"
+# Kueue's label that puts a Job in a LocalQueue (kueue.x-k8s.io/queue-name, Kueue's own name for it).
+KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 # On the project's Namespace: the kinds and namespaces apply has written to beyond mlkit's own, so
 # that prune finds a team's objects again once their files are gone (kubectl's ApplySet records alike).
 APPLIED_KINDS = "mlkit.dev/applied-kinds"

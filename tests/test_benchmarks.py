@@ -33,6 +33,14 @@ def bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return result
 
 
+def test_batch_bench_alternates_a_job_with_the_bare_loop(tmp_path):
+    out_file = tmp_path / "batch.json"
+    out = bench("benchmarks/batch/bench.py", "--model", "sentiment", "--items", "300", "--batch-size", "16", "--shard-size", "100",
+                "--rounds", "1", "--out", str(out_file))
+    summary = json.loads(out_file.read_text())
+    assert summary["rounds"][0]["bare"] > 0 and summary["rounds"][0]["job"] > 0 and "| sentiment | 300 | 16 |" in out.stdout
+
+
 def test_cli_speed_measures_help_and_render():
     out = bench("benchmarks/cli_speed.py", "--runs", "1")
     assert "--help" in out.stdout + out.stderr and "render" in out.stdout + out.stderr

@@ -48,7 +48,9 @@ KINDS = [
     Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
 ]
 READ_ONLY = [Kind("v1", "Pod", "pods"), Kind("v1", "Event", "events")]
-BY_KIND = {(k.api_version, k.kind): k for k in KINDS + READ_ONLY}
+# Created by `mlkit job submit`, not rendered into infra/: apply neither writes nor prunes them.
+JOB = Kind("batch/v1", "Job", "jobs")
+BY_KIND = {(k.api_version, k.kind): k for k in KINDS + READ_ONLY + [JOB]}
 ORDER = {(k.api_version, k.kind): i for i, k in enumerate(KINDS)}
 
 

@@ -50,7 +50,7 @@ def command(
     spec, cluster = open_project(file)
     rows: list[dict[str, Any]] = []
     try:
-        for api in spec.apis:
+        for api in services(spec):
             for name in [api.name] + ([f"{api.name}-canary"] if api.canary else []):
                 try:
                     d = cluster.get(by_name("Deployment"), spec.k8s_namespace, name)
@@ -132,6 +132,11 @@ WATCHED = {
 WATCHED_ENGINE = WATCHED | {"requests": ("Requests by finish reason and status", "HTTP {{status}}")}
 
 
+def services(spec: Any) -> list[Any]:
+    """The APIs that run as services: batch and task APIs have no Deployment (`mlkit job status` shows their jobs)."""
+    return [api for api in spec.apis if api.kind == "realtime"]
+
+
 def watched_queries(spec, api) -> dict[str, str | None]:
     """The dashboard's PromQL for each watched column of one API; None where its dashboard has no such panel."""
     from ..render.dashboard import panels
@@ -148,7 +153,7 @@ def live(file, json_out: bool, interval: float, count: int | None) -> None:
 
     spec, cluster = open_project(file)
     prometheus = Prometheus(cluster)
-    queries = {api.name: watched_queries(spec, api) for api in spec.apis}
+    queries = {api.name: watched_queries(spec, api) for api in services(spec)}
     out = sys.stdout
     tty = out.isatty() and not json_out  # in place on a terminal; one table per refresh for pipes and files
     drawn = 0  # lines the last refresh drew, to move back over
@@ -192,7 +197,7 @@ def snapshot(spec, cluster, prometheus: Prometheus, queries: dict[str, dict[str,
 
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")  # when the refresh began
     rows = []
-    for api in spec.apis:
+    for api in services(spec):
         ready = desired = 0
         deployed = False
         for name in [api.name] + ([f"{api.name}-canary"] if api.canary else []):  # the metrics cover both tracks

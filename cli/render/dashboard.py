@@ -250,7 +250,7 @@ def dashboard(spec: Spec) -> dict[str, Any]:
         .readonly()
         .with_variable(DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
     )
-    for api in spec.apis:
+    for api in services(spec):
         board = board.with_row(Row(f"API {api.name}"))
         for p in panels(spec, api):
             panel = Panel().title(p.title).description(p.description).unit(p.unit).height(8).span(8).datasource(source)
@@ -260,7 +260,7 @@ def dashboard(spec: Spec) -> dict[str, Any]:
     # Round-trip through the SDK's encoder into plain JSON types. The SDK leaves unset fields as null
     # and every panel id 0; Grafana wants fields absent rather than null, and ids unique.
     model: dict[str, Any] = _without_nulls(json.loads(json.dumps(board.build(), cls=JSONEncoder)))
-    for number, panel in enumerate(model["panels"], start=1):
+    for number, panel in enumerate(model.get("panels", []), start=1):
         panel["id"] = number
     return model
 
@@ -273,9 +273,14 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def services(spec: Spec) -> list[Api]:
+    """The APIs that serve requests: batch and task APIs export no serving metrics, so they get no row."""
+    return [api for api in spec.apis if api.kind == "realtime"]
+
+
 def render(spec: Spec, env: jinja2.Environment, header: str, shared: PurePosixPath, owner: dict[str, str]) -> dict[str, str]:
     """`infra/dashboards/<project>.json` and the sidecar ConfigMap beside the namespace."""
-    if not spec.apis:
+    if not services(spec):
         return {}
     text = json.dumps(dashboard(spec), indent=2, sort_keys=True) + "\n"
     configmap = env.get_template("k8s/dashboard.yaml.j2").render(

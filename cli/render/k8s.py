@@ -66,7 +66,8 @@ class Track:
     mount: models.Mount | None = None  # model_access: mount; None: the model is copied by the init container
 
 
-def render(spec: Spec, facts: Facts) -> dict[str, str]:
+def template_environment() -> Any:
+    """The Jinja environment of the manifests, with the filters and globals their templates use."""
     env = environment()
     env.filters["q"] = json.dumps  # a JSON string is a YAML double-quoted scalar: always safe
     env.filters["combine"] = lambda a, b: {**a, **b}
@@ -78,6 +79,11 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
         fetch_image=lambda uri: FETCH_IMAGE[uri.split("://", 1)[0]],
         prometheus_query=prometheus_query,
     )
+    return env
+
+
+def render(spec: Spec, facts: Facts) -> dict[str, str]:
+    env = template_environment()
     ns = spec.k8s_namespace
     shared = {
         "namespace": ns,
@@ -106,6 +112,12 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
                 files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(template).render(**view)
             continue
         view = api_view(spec, api, facts)
+        if api.kind != "realtime":
+            # Batch and task APIs run only in Jobs (`mlkit job submit`): between jobs nothing runs, so only
+            # their identity and settings are standing objects.
+            for name in ("serviceaccount", "configmap", *models.objects(view)):
+                files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(f"k8s/{name}.yaml.j2").render(**view)
+            continue
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
         names += models.objects(view)
         if api.canary:

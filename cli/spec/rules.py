@@ -49,6 +49,7 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from _gcp_apply_time(spec)
     yield from _engines(spec)
     yield from _model_access(spec)
+    yield from _kinds(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
@@ -626,3 +627,29 @@ def _model_access(spec: Spec) -> Iterator[Problem]:
                     f"with model_access: mount the prefix {prefix!r:.80} is passed to the bucket driver as a mount option: use letters, "
                     "digits, '_', '.', '-' and '/' (no '.' or '..' folder, no '//'), or model_access: copy"
                 ))
+
+
+################################################################################
+# Workload kinds: a batch or task API runs the predictor in Jobs, not behind a Service, so the
+# settings of a service mean nothing there; each kind's own block belongs to that kind alone.
+################################################################################
+
+_SERVICE_ONLY = ("autoscaling", "batching", "concurrency", "rollout", "expose", "api_keys", "canary", "monitoring")
+
+
+def _kinds(spec: Spec) -> Iterator[Problem]:
+    for i, api in enumerate(spec.apis):
+        loc: Loc = ("apis", i)
+        for block in ("batch", "task"):
+            if getattr(api, block) is not None and api.kind != block:
+                yield Problem(loc + (block,), f"only for `kind: {block}` (this API is `kind: {api.kind}`); set the kind or remove it")
+        if api.kind == "realtime":
+            continue
+        if api.kind == "task":
+            # The field and its schedule are the contract; running them (a Job, a CronJob) is not built yet.
+            yield Problem(loc + ("kind",), "`kind: task` is not supported by this version of mlkit yet; use `kind: batch` (jobs over a dataset) or `realtime`")
+        if api.engine is not None:
+            yield Problem(loc + ("engine",), f"`kind: {api.kind}` runs the predictor class in Jobs, not an engine's server; remove engine")
+        for name in _SERVICE_ONLY:
+            if name in api.model_fields_set:
+                yield Problem(loc + (name,), f"a setting of a service (`kind: realtime`); `kind: {api.kind}` runs Jobs: remove it")

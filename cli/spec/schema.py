@@ -476,10 +476,73 @@ class Serving(Strict):
         return value
 
 
+# A Python exception class as the predictor raises it: `ValueError`, or dotted, `mymodule.BadImage`.
+EXCEPTION_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+# Five cron fields (minute hour day-of-month month day-of-week) of digits, `*`, `/`, `,`, `-`, or a @macro.
+CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,A-Za-z-]{1,40}( [0-9*/,A-Za-z-]{1,40}){4})$"
+
+
+class BatchSpec(Strict):
+    """`kind: batch`: how a job runs the predictor over a dataset's items, shard by shard."""
+
+    batch_size: int = Field(
+        32, strict=True, ge=1, le=4096, description="Items per `predict_batch` call (or per group of `predict` calls); `--batch-size` overrides it."
+    )
+    workers: int = Field(
+        1, strict=True, ge=1, le=1000, description="Shards processed at once (pods of the job, processes of `mlkit job run`); `--workers` overrides it."
+    )
+    shard_size: int = Field(
+        1000,
+        strict=True,
+        ge=1,
+        le=10_000_000,
+        description="Items per shard: the unit of retry and of output (one JSONL per shard); the input is split by it.",
+    )
+    on_error: Literal["fail", "skip"] = Field(
+        "fail",
+        description=(
+            "An item the predictor raises on, or a malformed input line: `fail` fails its shard (retried up to `retries` times), `skip` writes "
+            "it to the shard's errors file with the message and goes on."
+        ),
+    )
+    retries: int = Field(2, strict=True, ge=0, le=100, description="Retries of a failed shard before the job counts it failed (`backoffLimitPerIndex`).")
+    fatal_errors: list[Annotated[str, Field(pattern=EXCEPTION_NAME, max_length=200)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "Exception class names (e.g. `MemoryError`, `mymodule.BadModel`) that fail a shard at once, without retries, whatever `on_error` "
+            "says: an error that would happen again on every try."
+        ),
+    )
+    queue: Name | None = Field(
+        None,
+        description="Kueue LocalQueue (in the APIs' namespace) the job waits in, for clusters that share accelerators through Kueue; left out, a plain Job.",
+    )
+
+
+class TaskSpec(Strict):
+    """`kind: task`: a callable run to completion, once per `mlkit job submit` or on a schedule."""
+
+    schedule: str | None = Field(
+        None,
+        pattern=CRON,
+        max_length=200,
+        description="A cron schedule (five fields, UTC, e.g. `0 3 * * *`, or `@daily`) that runs the task as a CronJob; left out, it runs only when submitted.",
+    )
+
+
 class Api(Strict):
     """A model API: one predictor, or one serving engine, behind one endpoint."""
 
     name: Name = Field(description="API name, a DNS label; names its Kubernetes objects and its route.")
+    kind: Literal["realtime", "batch", "task"] = Field(
+        "realtime",
+        description=(
+            "`realtime` (default): a service that answers each request. `batch`: no service; `mlkit job submit` runs the predictor over a "
+            "dataset's items as an Indexed Job, one index per shard (`batch:` settings). `task` (not supported yet: refused with a message): "
+            "a callable run to completion as a Job, once or on `task.schedule`."
+        ),
+    )
     engine: Literal["vllm"] | None = Field(
         None,
         description=(
@@ -550,6 +613,8 @@ class Api(Strict):
     )
     canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
     monitoring: Monitoring | None = Field(None, description="Prediction monitoring: a metric from one key of each prediction, and a dashboard panel for it.")
+    batch: BatchSpec | None = Field(None, description="`kind: batch` only: batch size, workers, shard size, error handling and queue of its jobs.")
+    task: TaskSpec | None = Field(None, description="`kind: task` only: its schedule.")
 
     @field_validator("config")
     @classmethod

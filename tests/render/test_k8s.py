@@ -217,6 +217,9 @@ def test_every_api_gets_its_objects_and_every_object_its_namespace():
             fetches = spec.cloud == "aws" and api.model_access == "copy" and api.model is not None
             config = {"ConfigMap"} if not api.engine or fetches else set()
             mounts = {"PersistentVolume", "PersistentVolumeClaim"} if spec.cloud == "aws" and api.model_access == "mount" else set()
+            if api.kind != "realtime":  # jobs bring their pods: between them only the identity and the settings stand
+                assert kinds == {"ServiceAccount", "ConfigMap"} | mounts, (name, api.name, kinds)
+                continue
             assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | config | wakes | mounts
         for rel, doc in manifests(files):
             if doc["kind"] not in ("Namespace", "GatewayClass", "PersistentVolume"):
@@ -271,7 +274,7 @@ def test_cpu_apis_never_land_on_accelerator_pools(name):
     files = render(spec)
     accelerated = {p.name for p in spec.cluster.node_pools if p.tpu or p.gpu or (p.instance_type or "").split(".")[0] in ("g5", "inf2", "g2-standard-8")}
     for api in spec.apis:
-        if api.compute.gpu or api.compute.neuron_cores or api.compute.tpu_chips:
+        if api.compute.gpu or api.compute.neuron_cores or api.compute.tpu_chips or api.kind != "realtime":  # batch and task APIs: pods come with jobs
             continue
         p = pod(files, api.name)
         assert p["nodeSelector"]["mlkit.dev/pool"] not in accelerated

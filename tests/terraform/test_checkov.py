@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from mlkit.spec import load
 from tests.conftest import EXAMPLE_NAMES, cloud_of, mlkit
 
 ALLOWED_SKIPS = {
@@ -65,6 +66,8 @@ def test_no_failed_checks_and_only_justified_skips(project, checkov, name, part)
     results = report["results"]
     failed = [(c["check_id"], c["resource"], c["file_path"]) for c in results["failed_checks"]]
     assert failed == [], failed
+    if part == "manifests" and all(api.kind != "realtime" for api in load(proj / "mlkit.yaml").apis):
+        fewest = 0  # batch and task APIs stand as a ServiceAccount and a ConfigMap only: few checks apply
     assert report["summary"]["passed"] > fewest
     skipped = results["skipped_checks"]
     assert {c["check_id"] for c in skipped} <= ALLOWED_SKIPS

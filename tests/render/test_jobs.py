@@ -1,0 +1,78 @@
+"""The Indexed Job of a batch job: strictly valid, and carrying the job's rules in Kubernetes' own fields."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from mlkit.render.facts import Facts
+from mlkit.render.jobs import render_job
+from mlkit.spec import load, loads
+from mlkit_runtime.jobs.worker import FATAL_EXIT
+from tests.conftest import EXAMPLES
+from tests.render.test_k8s import KUBERNETES_VERSION
+
+GPU_SPEC = """\
+project: batch-demo
+cloud: aws
+region: us-east-1
+cluster:
+  node_pools:
+    - {name: cpu, instance_type: m6i.large}
+    - {name: gpu, instance_type: g5.xlarge, min_nodes: 0, spot: true}
+apis:
+  - name: embed
+    kind: batch
+    predictor: predictor.py:Predictor
+    model: s3://acme-models/embed/v1/
+    compute: {gpu: 1, memory: 8Gi}
+    batch: {retries: 3, queue: team-a, fatal_errors: [MemoryError]}
+"""
+
+
+def job_of(spec, name: str, shards: int = 8, workers: int = 3) -> dict:
+    api = next(a for a in spec.apis if a.name == name)
+    text = render_job(spec, api, Facts(), f"{name}-20261206-110000-abcdef", "s3://acme-out/jobs/x", shards, workers)
+    return yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("version", ["1.31.0", KUBERNETES_VERSION])
+def test_the_job_passes_strict_schema_validation(version):
+    kubernetes_validate.validate(job_of(load(EXAMPLES / "batch" / "mlkit.yaml"), "reviews"), version, strict=True)
+    kubernetes_validate.validate(job_of(loads(GPU_SPEC), "embed"), version, strict=True)
+
+
+def test_an_indexed_job_one_index_per_shard_with_the_jobs_rules():
+    job = job_of(load(EXAMPLES / "batch" / "mlkit.yaml"), "reviews", shards=8, workers=3)
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"], spec["backoffLimitPerIndex"]) == ("Indexed", 8, 3, 2)
+    assert spec["podReplacementPolicy"] == "Failed" and "suspend" not in spec
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "FailIndex", "onExitCodes": {"containerName": "worker", "operator": "In", "values": [FATAL_EXIT]}}
+    assert rules[1] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "reviews"
+    worker = pod["containers"][0]
+    assert worker["command"] == ["python", "-m", "mlkit_runtime.jobs", "--job", "s3://acme-out/jobs/x"]
+    assert {e["name"]: e["value"] for e in worker["env"]} == {
+        "MLKIT_PREDICTOR": "predictor.py:Predictor", "MLKIT_MODEL_DIR": "/models", "MLKIT_CONFIG": "@/etc/mlkit/config/stable.json", "HOME": "/tmp",
+    }
+    assert job["metadata"]["labels"]["mlkit.dev/job"] == "reviews-20261206-110000-abcdef"
+    # apply prunes by the owner labels; a job is not in infra/ and must never be pruned.
+    assert "app.kubernetes.io/managed-by" not in job["metadata"]["labels"]
+
+
+def test_more_workers_than_shards_run_one_pod_per_shard():
+    assert job_of(load(EXAMPLES / "batch" / "mlkit.yaml"), "reviews", shards=2, workers=10)["spec"]["parallelism"] == 2
+
+
+def test_a_gpu_job_lands_on_the_gpu_pool_fetches_its_model_and_waits_in_its_kueue_queue():
+    job = job_of(loads(GPU_SPEC), "embed")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a" and job["spec"]["suspend"] is True
+    assert job["spec"]["backoffLimitPerIndex"] == 3
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"]["mlkit.dev/pool"] == "gpu"
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+    assert pod["initContainers"][0]["name"] == "fetch-model" and "s3://acme-models/embed/v1/" in pod["initContainers"][0]["command"]
