@@ -58,6 +58,28 @@ resource "helm_release" "nvidia_device_plugin" {
   })]
 }
 
+# GPU utilisation for the dashboard's GPU panel, on the same nodes. The chart leaves Prometheus' scrape
+# annotations commented out (its values.yaml: "required for prometheus scraping") and turns on a
+# ServiceMonitor, a prometheus-operator kind the add-ons' Prometheus neither has nor reads: it scrapes
+# pods by annotation. Its series carry the pod and namespace using each GPU, which the scrape keeps
+# (the prometheus chart's kubernetes-pods job sets honor_labels: true).
+resource "helm_release" "dcgm_exporter" {
+  count = var.enable_nvidia_device_plugin ? 1 : 0
+
+  name       = "dcgm-exporter"
+  repository = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+  chart      = "dcgm-exporter"
+  version    = "4.8.2" # checked 2026-12-06: NVIDIA/dcgm-exporter tag 4.5.3-4.8.2, deployment/Chart.yaml
+  namespace  = "kube-system"
+
+  values = [yamlencode({
+    podAnnotations = { "prometheus.io/scrape" = "true", "prometheus.io/port" = "9400" }
+    serviceMonitor = { enabled = false }
+    nodeSelector   = { "mlkit.dev/accelerator-kind" = "nvidia" }
+    tolerations    = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]
+  })]
+}
+
 resource "helm_release" "neuron_device_plugin" {
   count = var.enable_neuron_device_plugin ? 1 : 0
 

@@ -68,6 +68,12 @@ resource "helm_release" "http_add_on" {
       # The interceptor is in the path of every request of a scale-to-zero API: two replicas
       # survive a node drain (the chart's default is 3, scaled by KEDA on pending requests).
       replicas = { min = 2 }
+      # It scales itself in (up to 50 replicas by default), rolls and drains like any pod: the chart
+      # gives a stopping interceptor 30 s for what it holds (drainTimeout 30s, grace 45), which cuts
+      # every longer stream, an LLM's generation most of all. A stopping pod takes no new request
+      # (shutdownDelay, 5 s), so the wait costs only the pod's own lifetime.
+      drainTimeout                  = "900s"
+      terminationGracePeriodSeconds = 910 # at least shutdownDelay + drainTimeout (values.yaml)
     }
   })]
 

@@ -72,6 +72,8 @@ module "node_group" {
   disk_size      = each.value.disk_size
   labels         = each.value.labels
   taints         = each.value.taints
+  # What a node offers beyond its instance type, for the cluster autoscaler's template node at zero.
+  autoscaler_tags = each.value.autoscaler_tags
 }
 
 ################################################################################

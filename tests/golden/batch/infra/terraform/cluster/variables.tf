@@ -65,6 +65,7 @@ variable "node_groups" {
       value  = optional(string)
       effect = string
     })), [])
+    autoscaler_tags = optional(map(string), {})
   }))
 }
 
