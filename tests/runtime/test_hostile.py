@@ -311,3 +311,52 @@ def test_a_predictor_error_is_counted_once_and_logged_bounded(server, client, ki
     grown = server.output()[before:]
     assert predictor_errors(client) == errors + 1
     assert "Traceback" in grown and len(grown) < 12_000, len(grown)
+
+
+def test_slow_binary_oip_bodies_are_408_at_the_body_timeout_and_free_their_slots(tmp_path):
+    """Issue 22: binary OIP bodies (read_body_into) had no body timeout; three sockets that sent the
+    headers and one byte held every admission slot until they closed."""
+    s = start(tmp_path, "echo.py:Echo", "--body-timeout-s", "1", "--max-in-flight", "3", "--max-queue", "0")
+    parts = urlsplit(s.url)
+    head = (b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            b"Inference-Header-Content-Length: 40\r\nContent-Length: 10485760\r\n\r\n{")
+    socks = []
+    try:
+        started = time.perf_counter()
+        for _ in range(3):
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+            sock.sendall(head)
+            socks.append(sock)
+        time.sleep(0.3)
+        # the three hold every slot while their bodies are due...
+        assert httpx.post(s.url + "/predict", json={"x": 1}, timeout=10).status_code == 503
+        # ...and each is answered 408 at the body timeout, not when the client gives up
+        for sock in socks:
+            answer = b""
+            while not _whole_response(answer):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer, answer[:300]
+        assert time.perf_counter() - started < 5
+        assert httpx.post(s.url + "/predict", json={"x": 1}, timeout=10).status_code == 200
+        assert "mlkit_requests_in_flight 0.0" in httpx.get(s.url + "/metrics").text
+    finally:
+        for sock in socks:
+            sock.close()
+        stop(s)
+
+
+# Starlette reads header bytes as latin-1, where \xb2 and \xb9 are '²' and '¹': str.isdigit() says yes, int() says no.
+@pytest.mark.parametrize(
+    "length", [b"\xb2", b"1\xb9", b"9" * 5000, b"-1", b"1e3", b"0x10"], ids=["superscript", "digit-superscript", "5000-digits", "negative", "float", "hex"]
+)
+def test_odd_inference_header_content_lengths_are_400(server, client, length):
+    with contained(server, client):
+        headers = {"content-type": "application/octet-stream", "inference-header-content-length": length}
+        r = client.post("/v2/models/echo/infer", content=b'{"inputs":[]}', headers=headers)
+        if length == b"9" * 5000:
+            assert_error(r, 400, "larger than the")
+        else:
+            assert_error(r, 400, "must be a byte count")
