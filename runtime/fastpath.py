@@ -18,12 +18,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
-from .app import error_response
 from .errors import HeadersTooLarge
+from .http_limits import MAX_HEADER_BYTES, MAX_HEADERS, error_document
+from .payloads import dumps
 from .routes import kserve_v1, oip_v2, predict
-
-MAX_HEADERS = 100  # what h11 and most proxies allow
-MAX_HEADER_BYTES = 64 * 1024
 
 
 def check_headers(scope: Scope) -> HeadersTooLarge | None:
@@ -44,7 +42,9 @@ class FastPath:
         if scope["type"] == "http":
             error = check_headers(scope)
             if error is not None:
-                response = error_response(error.status, error.message, logs.request_id(None), {"connection": "close"})
+                request_id = logs.request_id(None)
+                document = error_document(error.status, error.message, request_id, scope["path"])
+                response = Response(dumps(document), error.status, {"connection": "close", "x-request-id": request_id}, "application/json")
                 await response(scope, receive, send)
                 return
         if scope["type"] == "http" and scope["method"] == "POST":

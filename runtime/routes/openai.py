@@ -22,6 +22,7 @@ from .. import logs
 from ..app import Runtime, runtime_of
 from ..errors import HTTPError, NotFound, PredictorRaised
 from ..generate import Generation, Generator, ParamError
+from ..http_limits import openai_error_type
 from ..openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -39,7 +40,6 @@ Sampling_T = TypeVar("Sampling_T", bound=BaseModel)
 
 DEFAULT_CHAT_MAX_TOKENS = 512  # OpenAI's default is "up to the context"; a bound keeps a slot from being held forever
 MAX_STOPS = 4
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error", 413: "invalid_request_error", 503: "server_error"}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": OpenAIErrorBody, "description": "A malformed request, or a parameter this model cannot honour (named in error.param)"},
     401: {"model": OpenAIErrorBody, "description": "Missing or wrong API key"},
@@ -52,7 +52,7 @@ def error_body(error: HTTPError, request_id: str, headers: dict[str, str]) -> Re
     """The runtime's errors in OpenAI's shape."""
     detail = {
         "message": error.message,
-        "type": ERROR_TYPES.get(error.status, "server_error"),
+        "type": openai_error_type(error.status),
         "param": getattr(error, "param", None),
         "code": getattr(error, "code", None),
     }
