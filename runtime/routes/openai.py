@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from .. import logs
 from ..app import Runtime, runtime_of
+from ..client_gone import until_gone
 from ..errors import HTTPError, NotFound, PredictorRaised
 from ..generate import Generation, Generator, ParamError
 from ..http_limits import openai_error_type
@@ -213,13 +214,15 @@ async def respond(request: Request, chat: bool) -> Response:
         stops = stops_of(parsed)
         if isinstance(parsed, ChatCompletionRequest):
             prompt: Any = chat_prompt(parsed)
-            limit = parsed.max_completion_tokens if parsed.max_completion_tokens is not None else parsed.max_tokens
-            max_tokens = DEFAULT_CHAT_MAX_TOKENS if limit is None else limit
+            param = "max_completion_tokens" if parsed.max_completion_tokens is not None else "max_tokens"
+            asked = parsed.max_completion_tokens if parsed.max_completion_tokens is not None else parsed.max_tokens
+            default, prompt_param = DEFAULT_CHAT_MAX_TOKENS, "messages"
         else:
             prompt = completion_prompt(parsed)
-            max_tokens = 16 if parsed.max_tokens is None else parsed.max_tokens  # OpenAI's default for completions
+            param, asked, default, prompt_param = "max_tokens", parsed.max_tokens, 16, "prompt"  # 16: OpenAI's default for completions
         sampling = generator.sampling(parsed.model_dump())
         prompt_tokens = await generator.count(prompt)
+        max_tokens = generator.max_tokens(asked, default, prompt_tokens, param, prompt_param)
         source = generator.start(prompt, max_tokens, sampling)
         generation = Generation(source, max_tokens, stops, rt.metrics, started)
         ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
@@ -227,8 +230,12 @@ async def respond(request: Request, chat: bool) -> Response:
         if parsed.stream:
             include_usage = parsed.stream_options is not None and parsed.stream_options.include_usage
             return streamed(generation, chat, ident, created, parsed.model, prompt_tokens if include_usage else None, request)
+
+        async def whole() -> str:
+            return "".join([piece async for piece in generation.pieces()])
+
         try:
-            text = "".join([piece async for piece in generation.pieces()])
+            text = await until_gone(request, whole())  # a client that leaves stops the generation
         finally:
             await source.aclose()
         if chat:
