@@ -129,7 +129,8 @@ def test_prompts_and_max_tokens_the_model_cannot_take_are_400s(url):
     assert caught.value.body["param"] == "prompt" and "empty" in caught.value.body["message"]
     with pytest.raises(openai.BadRequestError) as caught:
         client(url).completions.create(model="chat", prompt="word " * (9 * 1024 * 1024 // 5), max_tokens=1)
-    assert caught.value.body["param"] == "prompt" and "tokens; this model reads at most 8192, prompt and answer together" in caught.value.body["message"], caught.value.body
+    error = caught.value.body
+    assert error["param"] == "prompt" and "tokens; this model reads at most 8192, prompt and answer together" in error["message"], error
     with pytest.raises(openai.BadRequestError) as caught:
         client(url).chat.completions.create(model="chat", messages=FRANCE, max_tokens=10**7)
     assert caught.value.body["param"] == "max_tokens" and "this model reads at most 8192 tokens" in caught.value.body["message"]
