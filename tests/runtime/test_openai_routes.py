@@ -302,3 +302,11 @@ def test_a_non_streamed_request_stops_generating_when_its_client_leaves(serve, t
         assert metric(server, "mlkit_requests_in_flight") == 0
         assert f'mlkit_requests_total{{route="{route}",status="499"}} 1.0' in httpx.get(server.url + "/metrics").text
     assert metric(server, "mlkit_predictor_errors_total") == 0
+
+
+def test_stop_sequences_are_bounded_in_length(server):
+    """Found past issue 22's list: StopMatcher's hold-back grows as the square of a stop's length."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server).completions.create(model="echo", prompt="count", max_tokens=3, stop=["one", "a" * 257])
+    assert caught.value.body["param"] == "stop" and "at most 256 characters" in caught.value.body["message"]
+    assert client(server).completions.create(model="echo", prompt="count", max_tokens=3, stop=["a" * 256]).choices[0].text == "one two three"
