@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return serve(settings)
+    except SettingsError as exc:  # a file a setting names changed after the check (an API keys file emptied)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except PredictorLoadError as exc:
         if settings.debug:
             traceback.print_exception(exc)

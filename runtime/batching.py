@@ -1,5 +1,6 @@
 """Dynamic batching: gather requests until `max_batch_size` or until the oldest has waited
-`max_wait_ms`, run one `predict_batch`, and hand each caller its own result."""
+`max_wait_ms`, run one `predict_batch`, and hand each caller its own result; when it raises, each
+request is run alone, so that only the ones the predictor cannot take fail."""
 
 from __future__ import annotations
 
@@ -99,11 +100,27 @@ class Batcher:
             self.metrics.batch_size.observe(len(batch))
             try:
                 results = await self.predictor.predict_batch([payload for _, payload, _ in batch])
-            except Exception as exc:  # the batch's callers fail; the server goes on
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception as exc:
+                await self._alone(batch, exc)
                 continue
             for (_, _, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result((result, len(batch)))
+
+    async def _alone(self, batch: list[tuple[float, Any, asyncio.Future[tuple[Any, int]]]], exc: Exception) -> None:
+        """A batch whose predict_batch raised. Rule: a request's bad parameters fail that request
+        only: one payload the predictor cannot take would fail every request batched with it, so
+        each is run again alone (at once, side by side), and only those that fail alone fail."""
+        if len(batch) == 1:
+            _, _, future = batch[0]
+            if not future.done():
+                future.set_exception(exc)
+            return
+        outcomes = await asyncio.gather(*(self.predictor.predict_batch([payload]) for _, payload, _ in batch), return_exceptions=True)
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result((outcome[0], 1))

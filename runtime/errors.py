@@ -49,6 +49,12 @@ class HeadersTooLarge(HTTPError):
     status = 431
 
 
+class ClientClosed(HTTPError):
+    """The client left before its answer: the work stopped; the status (nginx's) is for the log and metrics."""
+
+    status = 499
+
+
 class PredictorFailed(HTTPError):
     """The predictor raised; the traceback goes to the log, the response carries the request id."""
 

@@ -5,7 +5,8 @@ checks on the path: it takes about a fifth off the server's time per request, wh
 the model is small. Everything else goes on to FastAPI.
 
 Being the outermost app, it also bounds what no route should see (too many or too large headers,
-which httptools accepts without limit), and keeps a predictor that fails to warm up from filling
+which httptools accepts without limit), asks for the API key on the routes that do not go through
+Runtime.handle (auth.py says which routes are open), and keeps a predictor that fails to warm up from filling
 the log with uvicorn's traceback of the lifespan: serve() reports it as one line.
 """
 
@@ -13,17 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
-from .app import error_response
-from .errors import HeadersTooLarge
+from .auth import HANDLED_PATHS, OPEN_PATHS
+from .errors import HeadersTooLarge, HTTPError
+from .http_limits import MAX_HEADER_BYTES, MAX_HEADERS, error_document
+from .payloads import dumps
 from .routes import kserve_v1, oip_v2, predict
-
-MAX_HEADERS = 100  # what h11 and most proxies allow
-MAX_HEADER_BYTES = 64 * 1024
 
 
 def check_headers(scope: Scope) -> HeadersTooLarge | None:
@@ -44,8 +45,7 @@ class FastPath:
         if scope["type"] == "http":
             error = check_headers(scope)
             if error is not None:
-                response = error_response(error.status, error.message, logs.request_id(None), {"connection": "close"})
-                await response(scope, receive, send)
+                await refuse(error, {"connection": "close"}, scope, receive, send)
                 return
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
@@ -65,7 +65,24 @@ class FastPath:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, _quiet_startup_failure(send))
             return
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS and scope["path"] not in HANDLED_PATHS:
+            # Routes that do not go through Runtime.handle (which checks keys itself, and counts the 401s).
+            keys = self.app.state.runtime.api_keys  # type: ignore[attr-defined]
+            if keys is not None:
+                try:
+                    keys.check(Headers(scope=scope))
+                except HTTPError as refused:
+                    await refuse(refused, refused.headers, scope, receive, send)
+                    return
         await self.app(scope, receive, send)
+
+
+async def refuse(error: HTTPError, headers: dict[str, str], scope: Scope, receive: Receive, send: Send) -> None:
+    """An error answered before any route: in the shape of the route the path names."""
+    request_id = logs.request_id(None)
+    document = error_document(error.status, error.message, request_id, scope["path"])
+    response = Response(dumps(document), error.status, headers | {"x-request-id": request_id}, "application/json")
+    await response(scope, receive, send)
 
 
 def _quiet_startup_failure(send: Send) -> Send:

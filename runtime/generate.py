@@ -9,7 +9,10 @@ always passed; each sampling parameter a request sets is passed only if `generat
 `**kwargs`): a request that sets one it does not name is a 400 that names it, since ignoring it would
 answer a different question. The runtime itself enforces `max_tokens` and `stop` sequences (it
 closes the generator), so every predictor honours them. An optional `count_tokens(self, prompt) ->
-int` gives the prompt's token count for usage; without it, responses carry no usage.
+int` gives the prompt's token count for usage; without it, responses carry no usage. An optional
+`context_length` attribute (an int) is the most tokens the model reads, prompt and answer together:
+it bounds `max_tokens` (otherwise MAX_TOKENS_WITHOUT_CONTEXT does), and with `count_tokens` a prompt
+that leaves no room is a 400 before generate() is called.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from .streaming import Source
 
 # Sampling parameters handed to generate() when a request sets them and generate() names them.
 SAMPLING = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
+# Rule: every number parsed from a client is range-checked before use. max_tokens 10^7 held a slot
+# for minutes; where a model does not say its context, this is the most one request may ask for.
+MAX_TOKENS_WITHOUT_CONTEXT = 32768
 
 
 class ParamError(BadRequest):
@@ -49,6 +55,31 @@ class Generator:
         self.names = {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
         if not self.any_keyword and "max_tokens" not in self.names:
             raise PredictorLoadError(f"{type(instance).__name__}.generate must take max_tokens: def generate(self, prompt, *, max_tokens, ...)")
+        context = getattr(instance, "context_length", None)
+        if context is not None and (not isinstance(context, int) or isinstance(context, bool) or context < 1):
+            raise PredictorLoadError(f"{type(instance).__name__}.context_length must be a positive int (the most tokens the model reads), not {context!r}")
+        self.context: int | None = context
+
+    def max_tokens(self, asked: int | None, default: int, prompt_tokens: int | None, param: str, prompt_param: str) -> int:
+        """How many tokens this request may generate: what it asked for (`param`), or `default` cut to
+        what fits, checked against the model's context with the prompt where it is counted."""
+        if prompt_tokens == 0:
+            raise ParamError(f"{prompt_param}: the prompt is empty (0 tokens); a model needs some text to continue", prompt_param)
+        if self.context is None:
+            room, why = MAX_TOKENS_WITHOUT_CONTEXT, f"the most this server generates for one request is {MAX_TOKENS_WITHOUT_CONTEXT}"
+        else:
+            if prompt_tokens is not None and prompt_tokens >= self.context:
+                raise ParamError(
+                    f"{prompt_param}: the prompt is {prompt_tokens} tokens; this model reads at most {self.context}, prompt and answer together", prompt_param
+                )
+            room = self.context - (prompt_tokens or 0)
+            prompt = f", and the prompt takes {prompt_tokens}" if prompt_tokens else ""
+            why = f"this model reads at most {self.context} tokens{prompt}"
+        if asked is None:
+            return min(default, room)
+        if asked > room:
+            raise ParamError(f"{param}: {asked} is more than can be generated here: at most {room} ({why})", param)
+        return asked
 
     def sampling(self, request: dict[str, Any]) -> dict[str, Any]:
         """The sampling parameters the request set, checked against what generate() takes."""

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from . import tensors
 from .errors import BadRequest, PredictorFault, UnsupportedMediaType
 from .oip_schema import InferenceRequest, validate_request
-from .payloads import FORM_TYPES, JSON_TYPES, dumps, media_type, parse_json, payload, read_body_into
+from .payloads import FORM_TYPES, JSON_TYPES, byte_count, clip, dumps, media_type, parse_json, payload, read_body_into
 
 HEADER_LENGTH = "inference-header-content-length"
 OFF_LOOP_BYTES = 256 * 1024  # bodies from this size on are decoded in a thread
@@ -46,9 +46,10 @@ async def read_request(request: Request, limit: int, form: str) -> Decoded:
         kind = media_type(request)
         if kind in FORM_TYPES or kind not in BINARY_TYPES:
             raise UnsupportedMediaType(f"content type {kind} is not supported with Inference-Header-Content-Length; send application/octet-stream")
-        if not header_length.isdigit():
-            raise BadRequest(f"Inference-Header-Content-Length must be a byte count, got {header_length[:40]!r}")
-        binary_at = int(header_length)
+        count = byte_count(header_length)
+        if count is None:
+            raise BadRequest(f"Inference-Header-Content-Length must be a byte count, got {clip(header_length, 40)!r}")
+        binary_at = count
         raw = await read_body_into(request, limit, lambda size: _aligned(size, binary_at))
         buffer = np.frombuffer(raw, dtype=np.uint8) if len(raw) else np.empty(0, np.uint8)
         if binary_at > len(raw):
@@ -58,7 +59,7 @@ async def read_request(request: Request, limit: int, form: str) -> Decoded:
         body = parse_json(bytes(raw[:binary_at]))
     model = validate_request(body)
     _check_parameters(model)
-    if int(request.headers.get("content-length") or 0) >= OFF_LOOP_BYTES:
+    if (byte_count(request.headers.get("content-length")) or 0) >= OFF_LOOP_BYTES:
         # Large tensors become arrays in a thread, so that the event loop goes on serving meanwhile
         # (BYTES elements are a Python loop; a megabyte of JSON numbers is milliseconds of numpy).
         await asyncio.to_thread(_decode_inputs, body, model, buffer, binary_at, form)

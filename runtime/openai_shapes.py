@@ -4,7 +4,8 @@ models: requests are validated with them and the OpenAPI document shows them.
 Fields follow OpenAI's API reference (openai-python's types: `completion_create_params`,
 `chat/completion_create_params`, `completion`, `chat/chat_completion(_chunk)`, `model`). Parameters
 the runtime cannot honour are listed, so a request that sets one gets a 400 naming it rather than
-an answer that silently ignored it.
+an answer that silently ignored it. Types are strict, as OpenAI's are: `"max_tokens": "5"` and
+`"stream": "yes"` are 400s, not coerced.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class StreamOptions(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     include_usage: bool = False
 
 
 class Sampling(BaseModel):
     """What both requests share."""
 
-    model_config = ConfigDict(extra="allow")  # unknown fields are rejected by name in the route
+    model_config = ConfigDict(extra="allow", strict=True)  # unknown fields are rejected by name in the route
 
     model: str = Field(description="The served model's name (GET /v1/models).")
     max_tokens: int | None = Field(None, ge=0, description="Most tokens to generate.")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="An int64, as OpenAI's.")
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     n: int = Field(1, ge=1, description="Only 1: choices are not generated in parallel.")
@@ -48,7 +51,7 @@ class CompletionRequest(Sampling):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None

@@ -25,34 +25,59 @@ def clip(text: str, most: int = 80) -> str:
     return text if len(text) <= most else f"{text[:most]}... ({len(text)} characters)"
 
 
+def byte_count(text: str | None) -> int | None:
+    """A client-sent byte count (Content-Length, Inference-Header-Content-Length), or None when it is
+    not one. Rule: every number parsed from a client is range-checked before use. Only ASCII digits
+    ('²'.isdigit() is true and int() refuses it), and at most 18 of them (int() of thousands of
+    digits raises, and costs): a longer count is over any limit, so it reads as the largest int64."""
+    if text is None or not text.isascii() or not text.isdigit():
+        return None
+    return int(text) if len(text) <= 18 else 2**63 - 1
+
+
+class BodyTimer:
+    """The body timeout: a client that stalls mid-body would hold its admission slot for good, so
+    reading a body is cancelled after `body_timeout_s` and answered 408. Rule: every byte read from a
+    client is bounded in size and time. asyncio.timeout() is 3.11+, and images may run 3.10: the same
+    thing by hand, a timer that cancels the reading task."""
+
+    def __init__(self, request: Request):
+        self.timeout: float = request.app.state.runtime.settings.body_timeout_s
+        self.task = asyncio.current_task()
+        assert self.task is not None
+        self.expired: list[bool] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.received = 0  # bytes so far, for the message
+
+    def __enter__(self) -> BodyTimer:
+        task = self.task
+        assert task is not None
+        self.timer = asyncio.get_running_loop().call_later(self.timeout, lambda: self.expired.append(task.cancel()))
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        assert self.timer is not None
+        self.timer.cancel()
+        if isinstance(exc, asyncio.CancelledError) and self.expired:
+            if hasattr(self.task, "uncancel"):
+                self.task.uncancel()  # type: ignore[union-attr]
+            raise RequestTimeout(
+                f"the request body did not arrive within {self.timeout:g} s (--body-timeout-s / MLKIT_BODY_TIMEOUT_S); {self.received} bytes came"
+            ) from None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
-    # int() of thousands of digits raises (and costs): a length longer than the limit's own digits is over it.
-    if length is not None and length.isdigit() and (len(length) > len(str(limit)) or int(length) > limit):
-        raise PayloadTooLarge(f"request body is {clip(length, 20)} bytes; the limit is {limit} (MLKIT_MAX_BODY_BYTES)")
+    declared = byte_count(length)
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"request body is {clip(length or '', 20)} bytes; the limit is {limit} (MLKIT_MAX_BODY_BYTES)")
     chunks = []
-    size = 0
-    # A client that stalls mid-body would hold its admission slot for good. asyncio.timeout() is
-    # 3.11+, and images may run 3.10: the same thing by hand, a timer that cancels this task.
-    timeout = request.app.state.runtime.settings.body_timeout_s
-    task = asyncio.current_task()
-    assert task is not None
-    expired = []
-    timer = asyncio.get_running_loop().call_later(timeout, lambda: expired.append(task.cancel()))
-    try:
+    with BodyTimer(request) as timer:
         async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
+            timer.received += len(chunk)
+            if timer.received > limit:
                 raise PayloadTooLarge(f"request body is over the limit of {limit} bytes (MLKIT_MAX_BODY_BYTES)")
             chunks.append(chunk)
-    except asyncio.CancelledError:
-        if not expired:
-            raise
-        if hasattr(task, "uncancel"):
-            task.uncancel()
-        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s (--body-timeout-s / MLKIT_BODY_TIMEOUT_S); {size} bytes came") from None
-    finally:
-        timer.cancel()
     return b"".join(chunks)
 
 
@@ -144,23 +169,25 @@ def _tolist(value: Any) -> Any:
 
 async def read_body_into(request: Request, limit: int, allocate: Callable[[int], memoryview]) -> memoryview:
     """The body read straight into `allocate(size)` (binary tensors: a buffer arrays can view without a
-    copy), under the same limit as read_body; without a Content-Length it is read first, then copied."""
+    copy), under the same limit and body timeout as read_body; without a Content-Length it is read
+    first, then copied."""
     length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
+    size = byte_count(length)
+    if size is None:
         body = await read_body(request, limit)
         buffer = allocate(len(body))
         buffer[:] = body
         return buffer
-    size = int(length)
     if size > limit:
-        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit} (MLKIT_MAX_BODY_BYTES)")
+        raise PayloadTooLarge(f"request body is {clip(length or '', 20)} bytes; the limit is {limit} (MLKIT_MAX_BODY_BYTES)")
     buffer = allocate(size)
-    filled = 0
-    async for chunk in request.stream():
-        if filled + len(chunk) > size:
-            raise BadRequest(f"request body is longer than its Content-Length of {size} bytes")
-        buffer[filled : filled + len(chunk)] = chunk
-        filled += len(chunk)
-    if filled != size:
-        raise BadRequest(f"request body ended after {filled} of its Content-Length of {size} bytes")
+    with BodyTimer(request) as timer:
+        async for chunk in request.stream():
+            filled = timer.received
+            if filled + len(chunk) > size:
+                raise BadRequest(f"request body is longer than its Content-Length of {size} bytes")
+            buffer[filled : filled + len(chunk)] = chunk
+            timer.received += len(chunk)
+    if timer.received != size:
+        raise BadRequest(f"request body ended after {timer.received} of its Content-Length of {size} bytes")
     return buffer

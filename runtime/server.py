@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from . import logs
 from .app import Runtime, create_app
 from .fastpath import FastPath
+from .http_limits import MAX_HEAD_BYTES
 from .settings import Settings
 
 
@@ -47,12 +48,16 @@ class DrainingServer(uvicorn.Server):
 
 def build_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
     fast = importlib.util.find_spec("uvloop") is not None and importlib.util.find_spec("httptools") is not None
+    if fast:
+        from .bounded_head import bounded_protocol
     return uvicorn.Config(
         FastPath(app),
         host=settings.host,
         port=settings.port,
         loop="uvloop" if fast else "asyncio",
-        http="httptools" if fast else "h11",
+        # Request heads bounded in size and time as they arrive (http_limits.py); h11 bounds their size itself.
+        http=bounded_protocol(settings.body_timeout_s) if fast else "h11",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         lifespan="on",
         access_log=False,  # we write our own JSON access log
         log_level=settings.log_level,

@@ -102,6 +102,8 @@ def command(
 
         try:
             code = serve(settings, announce)
+        except SettingsError as exc:  # a keys file emptied or made unreadable after Settings.load checked it
+            raise UserError(str(exc)) from None
         except PredictorLoadError as exc:
             raise UserError(str(exc)) from exc
     if code:

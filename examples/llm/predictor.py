@@ -9,6 +9,10 @@ comes from the model folder if it is there, otherwise from the installed package
 Concurrent requests are decoded together: one engine thread gathers the requests that arrive within
 `batch_wait_ms` (the whole wait only when requests have been coming together) and runs one forward pass per token for all of them (left-padded, with a shared KV
 cache), which on CPU gives more tokens per second in total than one request after another.
+
+Rule: a request's bad parameters fail that request only. Whatever is per request (its seed's
+generator, its sampling) is set up or computed for that request alone, and an error there ends that
+request, never the batch it shares.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ class Job:
     max_tokens: int
     temperature: float
     top_p: float
-    seed: int | None
+    generator: torch.Generator | None
     tokens: queue.Queue[Any] = field(default_factory=queue.Queue)
     cancelled: bool = False
 
@@ -68,7 +72,8 @@ class Predictor:
         torch.manual_seed(0)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
         self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32).eval()
-        self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))  # prompt + answer
+        # prompt + answer; the runtime bounds max_tokens and prompts by it (a 400 rather than a failed generation)
+        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.max_batch = int(config.get("max_batch", 8))
         self.batch_wait = float(config.get("batch_wait_ms", 5)) / 1000
         self.ends = {i for i in (self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")) if isinstance(i, int) and i >= 0}
@@ -96,10 +101,12 @@ class Predictor:
     def generate(self, prompt: str | list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None):
         """Yields the text of each generated token. temperature 0 (the default) is greedy decoding."""
         ids = self._ids(prompt)
-        room = self.context - len(ids)
-        if room <= 0:
-            raise ValueError(f"the prompt is {len(ids)} tokens; this model reads at most {self.context}")
-        job = Job(ids, min(max_tokens, room), temperature, top_p, seed)
+        room = self.context_length - len(ids)
+        if room <= 0 or not ids:
+            raise ValueError(f"the prompt is {len(ids)} tokens; this model reads 1 to {self.context_length}")
+        # The seed's generator is made here, for this request: a seed torch refuses fails it alone.
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        job = Job(ids, min(max_tokens, room), temperature, top_p, generator)
         self.jobs.put(job)
         try:
             while True:
@@ -160,7 +167,6 @@ class Predictor:
         mask = torch.tensor([[0] * (width - len(job.ids)) + [1] * len(job.ids) for job in batch])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         padded = any(len(job.ids) != width for job in batch)
-        generators = [torch.Generator().manual_seed(job.seed) if job.seed is not None else None for job in batch]
         produced: list[list[int]] = [[] for _ in batch]
         sent = [""] * len(batch)
         live = [job.max_tokens > 0 for job in batch]
@@ -172,7 +178,15 @@ class Predictor:
             out = self.model(input_ids=ids, use_cache=True, **masks, **{self.cache_name: past})
             past = getattr(out, self.cache_name)
             logits = out.logits[:, -1, :].float()
-            chosen = [self._pick(logits[row], job, generators[row]) if live[row] else self.pad for row, job in enumerate(batch)]
+            chosen = [self.pad] * len(batch)
+            for row, job in enumerate(batch):
+                if not live[row]:
+                    continue
+                try:
+                    chosen[row] = self._pick(logits[row], job)
+                except Exception as exc:  # this request's sampling failed: it ends, the batch goes on
+                    job.tokens.put(exc)
+                    live[row] = False
             for row, job in enumerate(batch):
                 if not live[row]:
                     continue
@@ -191,12 +205,15 @@ class Predictor:
             positions = positions[:, -1:] + 1
 
     @staticmethod
-    def _pick(logits: torch.Tensor, job: Job, generator: torch.Generator | None) -> int:
+    def _pick(logits: torch.Tensor, job: Job) -> int:
         if job.temperature <= 0:
             return int(logits.argmax())
-        probs = torch.softmax(logits / job.temperature, dim=-1)
+        # Shifted so that the largest is 0 before dividing: any temperature > 0 gives finite
+        # probabilities (1e-40 divided raw overflowed to inf, and softmax gave nan); a tiny one
+        # gives the largest all of them, which is greedy decoding, as it should be.
+        probs = torch.softmax((logits - logits.max()) / job.temperature, dim=-1)
         if job.top_p < 1:
             ordered, order = probs.sort(descending=True)
             keep = ordered.cumsum(-1) - ordered < job.top_p
             probs = torch.zeros_like(probs).scatter(0, order[keep], ordered[keep])
-        return int(torch.multinomial(probs, 1, generator=generator))
+        return int(torch.multinomial(probs, 1, generator=job.generator))

@@ -20,8 +20,10 @@ from starlette.responses import Response
 
 from .. import logs
 from ..app import Runtime, runtime_of
+from ..client_gone import until_gone
 from ..errors import HTTPError, NotFound, PredictorRaised
 from ..generate import Generation, Generator, ParamError
+from ..http_limits import openai_error_type
 from ..openai_shapes import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -39,7 +41,7 @@ Sampling_T = TypeVar("Sampling_T", bound=BaseModel)
 
 DEFAULT_CHAT_MAX_TOKENS = 512  # OpenAI's default is "up to the context"; a bound keeps a slot from being held forever
 MAX_STOPS = 4
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error", 413: "invalid_request_error", 503: "server_error"}
+MAX_STOP_CHARS = 256
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": OpenAIErrorBody, "description": "A malformed request, or a parameter this model cannot honour (named in error.param)"},
     401: {"model": OpenAIErrorBody, "description": "Missing or wrong API key"},
@@ -52,7 +54,7 @@ def error_body(error: HTTPError, request_id: str, headers: dict[str, str]) -> Re
     """The runtime's errors in OpenAI's shape."""
     detail = {
         "message": error.message,
-        "type": ERROR_TYPES.get(error.status, "server_error"),
+        "type": openai_error_type(error.status),
         "param": getattr(error, "param", None),
         "code": getattr(error, "code", None),
     }
@@ -134,6 +136,12 @@ def stops_of(request: CompletionRequest | ChatCompletionRequest) -> list[str]:
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     if len(stops) > MAX_STOPS:
         raise ParamError(f"stop: at most {MAX_STOPS} sequences, got {len(stops)}", "stop")
+    # Rule: every value from a client is bounded before use. StopMatcher holds back text that could
+    # start a stop sequence and compares each tail of it to each: on the event loop, a 20,000-character
+    # stop cost 0.12 s for one token after text that almost matched it, and that grows as its square.
+    for stop in stops:
+        if len(stop) > MAX_STOP_CHARS:
+            raise ParamError(f"stop: a stop sequence is at most {MAX_STOP_CHARS} characters, got one of {len(stop)}", "stop")
     return stops
 
 
@@ -213,13 +221,15 @@ async def respond(request: Request, chat: bool) -> Response:
         stops = stops_of(parsed)
         if isinstance(parsed, ChatCompletionRequest):
             prompt: Any = chat_prompt(parsed)
-            limit = parsed.max_completion_tokens if parsed.max_completion_tokens is not None else parsed.max_tokens
-            max_tokens = DEFAULT_CHAT_MAX_TOKENS if limit is None else limit
+            param = "max_completion_tokens" if parsed.max_completion_tokens is not None else "max_tokens"
+            asked = parsed.max_completion_tokens if parsed.max_completion_tokens is not None else parsed.max_tokens
+            default, prompt_param = DEFAULT_CHAT_MAX_TOKENS, "messages"
         else:
             prompt = completion_prompt(parsed)
-            max_tokens = 16 if parsed.max_tokens is None else parsed.max_tokens  # OpenAI's default for completions
+            param, asked, default, prompt_param = "max_tokens", parsed.max_tokens, 16, "prompt"  # 16: OpenAI's default for completions
         sampling = generator.sampling(parsed.model_dump())
         prompt_tokens = await generator.count(prompt)
+        max_tokens = generator.max_tokens(asked, default, prompt_tokens, param, prompt_param)
         source = generator.start(prompt, max_tokens, sampling)
         generation = Generation(source, max_tokens, stops, rt.metrics, started)
         ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
@@ -227,8 +237,12 @@ async def respond(request: Request, chat: bool) -> Response:
         if parsed.stream:
             include_usage = parsed.stream_options is not None and parsed.stream_options.include_usage
             return streamed(generation, chat, ident, created, parsed.model, prompt_tokens if include_usage else None, request)
+
+        async def whole() -> str:
+            return "".join([piece async for piece in generation.pieces()])
+
         try:
-            text = "".join([piece async for piece in generation.pieces()])
+            text = await until_gone(request, whole())  # a client that leaves stops the generation
         finally:
             await source.aclose()
         if chat:

@@ -62,3 +62,17 @@ def test_kserve_instances_are_batched_together(serve):
     s = serve("echo.py:BatchEcho", "--max-batch-size", "16", "--max-wait-ms", "50")
     r = httpx.post(s.url + "/v1/models/echo:predict", json={"instances": [1, 2, 3]})
     assert r.json() == {"predictions": [{"echo": 1, "batch": 3}, {"echo": 2, "batch": 3}, {"echo": 3, "batch": 3}]}
+
+
+def test_one_payload_that_fails_its_batch_fails_only_its_own_request(serve):
+    """Found past issue 22's list (a request's bad parameters fail that request only): a payload
+    predict_batch raised on failed every request batched with it."""
+    s = serve("echo.py:BatchEcho", "--max-batch-size", "4", "--max-wait-ms", "300")
+    bodies = [{"i": 0, "raise": True}, {"i": 1}, {"i": 2}, {"i": 3}]
+    for _ in range(3):
+        responses = asyncio.run(burst(s.url, bodies))
+        assert responses[0].status_code == 500 and "RuntimeError: batch failed" in responses[0].json()["error"]
+        assert [r.status_code for r in responses[1:]] == [200, 200, 200], [r.text for r in responses]
+        assert [r.json()["echo"] for r in responses[1:]] == bodies[1:]
+    metrics = httpx.get(s.url + "/metrics").text
+    assert re.search(r"^mlkit_predictor_errors_total 3\.0$", metrics, re.M), metrics  # the one request, once a round

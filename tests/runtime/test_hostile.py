@@ -5,6 +5,7 @@ classes: sizes, nesting, encodings, numbers, headers, paths, methods, broken fra
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -311,3 +312,127 @@ def test_a_predictor_error_is_counted_once_and_logged_bounded(server, client, ki
     grown = server.output()[before:]
     assert predictor_errors(client) == errors + 1
     assert "Traceback" in grown and len(grown) < 12_000, len(grown)
+
+
+def test_slow_binary_oip_bodies_are_408_at_the_body_timeout_and_free_their_slots(tmp_path):
+    """Issue 22: binary OIP bodies (read_body_into) had no body timeout; three sockets that sent the
+    headers and one byte held every admission slot until they closed."""
+    s = start(tmp_path, "echo.py:Echo", "--body-timeout-s", "1", "--max-in-flight", "3", "--max-queue", "0")
+    parts = urlsplit(s.url)
+    head = (b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            b"Inference-Header-Content-Length: 40\r\nContent-Length: 10485760\r\n\r\n{")
+    socks = []
+    try:
+        started = time.perf_counter()
+        for _ in range(3):
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+            sock.sendall(head)
+            socks.append(sock)
+        time.sleep(0.3)
+        # the three hold every slot while their bodies are due...
+        assert httpx.post(s.url + "/predict", json={"x": 1}, timeout=10).status_code == 503
+        # ...and each is answered 408 at the body timeout, not when the client gives up
+        for sock in socks:
+            answer = b""
+            while not _whole_response(answer):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer, answer[:300]
+        assert time.perf_counter() - started < 5
+        assert httpx.post(s.url + "/predict", json={"x": 1}, timeout=10).status_code == 200
+        assert "mlkit_requests_in_flight 0.0" in httpx.get(s.url + "/metrics").text
+    finally:
+        for sock in socks:
+            sock.close()
+        stop(s)
+
+
+# Starlette reads header bytes as latin-1, where \xb2 and \xb9 are '²' and '¹': str.isdigit() says yes, int() says no.
+@pytest.mark.parametrize(
+    "length", [b"\xb2", b"1\xb9", b"9" * 5000, b"-1", b"1e3", b"0x10"], ids=["superscript", "digit-superscript", "5000-digits", "negative", "float", "hex"]
+)
+def test_odd_inference_header_content_lengths_are_400(server, client, length):
+    with contained(server, client):
+        headers = {"content-type": "application/octet-stream", "inference-header-content-length": length}
+        r = client.post("/v2/models/echo/infer", content=b'{"inputs":[]}', headers=headers)
+        if length == b"9" * 5000:
+            assert_error(r, 400, "larger than the")
+        else:
+            assert_error(r, 400, "must be a byte count")
+
+
+def _send_until_refused(url: str, head: bytes, filler: bytes, most: int) -> tuple[int, bytes]:
+    """Send `head`, then `filler` until `most` bytes went or the server closed; what was sent and answered."""
+    parts = urlsplit(url)
+    sent = 0
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        try:
+            sock.sendall(head)
+            while sent < most:
+                sock.sendall(filler)
+                sent += len(filler)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return sent, answer
+
+
+@pytest.mark.parametrize(
+    "head", [b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", b"GET /healthz?", b"POST /predict HTTP/1.1\r\nHost: x\r\n"],
+    ids=["unterminated-header", "unterminated-url", "endless-headers"],
+)
+def test_an_endless_request_head_is_cut_off_at_the_protocol(server, client, head):
+    """Issue 22 item 4: httptools buffered an unterminated header until it ended (300 MiB grew the
+    server by 380 MiB before the 431). Now the connection closes past 64 KiB of head."""
+    import psutil
+
+    filler = b"X-A: b\r\n" * 8192 if head.endswith(b"\r\n") else b"a" * 65536
+    with contained(server, client):
+        rss = psutil.Process(server.proc.pid).memory_info().rss
+        sent, answer = _send_until_refused(server.url, head, filler, 64 * 1024 * 1024)
+        growth = psutil.Process(server.proc.pid).memory_info().rss - rss
+        assert sent < 8 * 1024 * 1024, f"the server read {sent} bytes of head"
+        assert growth < 16 * 1024 * 1024, f"the server grew by {growth / 2**20:.0f} MiB"
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 431"), answer[:300]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_the_431_names_the_limit_and_comes_in_openai_shape_on_openai_routes(server, client):
+    _, answer = _send_until_refused(server.url, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Big: ", b"a" * 16384, 200_000)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:300]
+    error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+    assert error["type"] == "invalid_request_error" and "over 73728 bytes" in error["message"], error
+    _, answer = _send_until_refused(server.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Big: ", b"a" * 16384, 200_000)
+    assert set(json.loads(answer.partition(b"\r\n\r\n")[2])) == {"error", "request_id"}, answer[:300]
+    # and a head under the protocol's bound but over the header limit: the app's 431, in the same shapes
+    r = client.post("/v1/chat/completions", json={}, headers={"X-Big": "v" * 70_000})
+    assert r.status_code == 431 and r.json()["error"]["type"] == "invalid_request_error", r.text[:300]
+    assert_error(client.post("/predict", json={}, headers={"X-Big": "v" * 70_000}), 431, "headers are")
+
+
+def test_a_head_that_never_ends_is_408_at_the_body_timeout(tmp_path):
+    s = start(tmp_path, "echo.py:Echo", "--body-timeout-s", "1")
+    parts = urlsplit(s.url)
+    try:
+        started = time.perf_counter()
+        address = (parts.hostname, parts.port)
+        with socket.create_connection(address, timeout=10) as slow, socket.create_connection(address, timeout=10) as silent:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            answer = slow.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer, answer[:300]
+            assert silent.recv(65536).startswith(b"HTTP/1.1 408")  # a connection that says nothing is closed too
+        assert time.perf_counter() - started < 5
+        # a kept-alive connection between requests is uvicorn's keep-alive timeout's, not this one's
+        with httpx.Client(base_url=s.url) as c:
+            assert c.get("/healthz").status_code == 200
+            time.sleep(1.5)
+            assert c.get("/healthz").status_code == 200
+    finally:
+        stop(s)

@@ -4,8 +4,10 @@ and a client that goes away mid-stream. One real server for the module: loading 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
@@ -91,3 +93,45 @@ def test_predict_streams_the_answer_as_server_sent_events(url):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         pieces = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
     assert len(pieces) > 1 and "Paris" in "".join(pieces)
+
+
+def predictor_errors(url: str) -> float:
+    text = httpx.get(url + "/metrics").text
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("mlkit_predictor_errors_total ")))
+
+
+def test_one_request_s_sampling_parameters_fail_no_other_in_its_batch(url):
+    """Issue 22 item 3: temperature 1e-40 made _pick divide logits to inf, softmax gave nan, and
+    torch.multinomial's error went to every request of the batch (4 of 4 got 500, three rounds)."""
+    errors = predictor_errors(url)
+    odd = [{"temperature": 1e-40}, {"temperature": 1e-40, "top_p": 1e-9}, {"temperature": 2, "top_p": 1, "seed": -(2**63)}, {"seed": 2**63 - 1}]
+    for _ in range(3):
+        barrier = threading.Barrier(len(odd))
+
+        def ask(extra: dict, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()  # together, so that the engine decodes them in one batch
+            return client(url).chat.completions.create(model="chat", messages=FRANCE, max_tokens=8, **extra).choices[0].message.content
+
+        with ThreadPoolExecutor(len(odd)) as pool:
+            answers = list(pool.map(ask, odd))
+        # a tiny temperature is greedy decoding (prompts of one length: no padding, the same rows)
+        assert answers[0] == answers[1] and "Paris" in answers[0], answers
+        assert all(isinstance(a, str) and a for a in answers), answers
+    assert predictor_errors(url) == errors
+
+
+def test_prompts_and_max_tokens_the_model_cannot_take_are_400s(url):
+    """Issue 22: an empty prompt and a 9 MiB prompt were 500s counted as predictor errors; max_tokens
+    was not bounded by the model's context (8192 tokens, prompt included)."""
+    errors = predictor_errors(url)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(url).completions.create(model="chat", prompt="")
+    assert caught.value.body["param"] == "prompt" and "empty" in caught.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(url).completions.create(model="chat", prompt="word " * (9 * 1024 * 1024 // 5), max_tokens=1)
+    error = caught.value.body
+    assert error["param"] == "prompt" and "tokens; this model reads at most 8192, prompt and answer together" in error["message"], error
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(url).chat.completions.create(model="chat", messages=FRANCE, max_tokens=10**7)
+    assert caught.value.body["param"] == "max_tokens" and "this model reads at most 8192 tokens" in caught.value.body["message"]
+    assert predictor_errors(url) == errors

@@ -219,3 +219,94 @@ def test_generate_without_max_tokens_stops_the_server_in_one_line(tmp_path):
     )
     assert result.returncode == 1
     assert "NoMaxTokens.generate must take max_tokens" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"max_tokens": "5"}, "max_tokens"),
+        ({"max_tokens": 5.0}, "max_tokens"),
+        ({"stream": "yes"}, "stream"),
+        ({"stream": 1}, "stream"),
+        ({"temperature": "0.5"}, "temperature"),
+        ({"seed": 2**64}, "seed"),
+        ({"stream_options": {"include_usage": "true"}}, "stream_options.include_usage"),
+    ],
+)
+def test_types_are_strict_as_openai_s_are(server, extra, param):
+    """Issue 22: `"max_tokens": "5"` and `"stream": "yes"` were coerced and accepted."""
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": "echo", "messages": COUNT} | extra)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert (error["param"], error["type"]) == (param, "invalid_request_error"), error
+    assert error["message"].startswith(param), error
+
+
+def test_a_415_is_an_invalid_request_error(server):
+    r = httpx.post(server.url + "/v1/chat/completions", content=b"hi", headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["error"]["type"] == "invalid_request_error", r.text
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(server).chat.completions.create(model="echo", messages=COUNT, extra_headers={"content-type": "application/x-www-form-urlencoded"})
+    assert caught.value.status_code == 415 and caught.value.body["type"] == "invalid_request_error"
+
+
+def test_max_tokens_is_bounded_without_a_context(server):
+    """Issue 22 item 6: max_tokens 10^7 was taken as asked, and held a slot for minutes."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server).chat.completions.create(model="echo", messages=COUNT, max_tokens=10**7)
+    assert caught.value.body["param"] == "max_tokens" and "at most 32768" in caught.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server).chat.completions.create(model="echo", messages=COUNT, max_completion_tokens=32769)
+    assert caught.value.body["param"] == "max_completion_tokens"
+    assert client(server).completions.create(model="echo", prompt="count", max_tokens=32768, stop=["three"]).choices[0].text == "one two "
+
+
+def test_max_tokens_and_the_prompt_are_bounded_by_the_model_s_context(serve):
+    server = serve("tokens.py:WithContext")
+    five = [{"role": "user", "content": "a b c d e"}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server).chat.completions.create(model="echo", messages=five, max_tokens=16)
+    assert caught.value.body["param"] == "max_tokens"
+    assert "at most 15 (this model reads at most 20 tokens, and the prompt takes 5)" in caught.value.body["message"]
+    assert client(server).chat.completions.create(model="echo", messages=five, max_tokens=15).usage.completion_tokens == 15
+    # without max_tokens, chat's default of 512 is cut to what fits
+    reply = client(server).chat.completions.create(model="echo", messages=five)
+    assert (reply.usage.completion_tokens, reply.choices[0].finish_reason) == (15, "length")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server).completions.create(model="echo", prompt=" ".join(["w"] * 20))
+    assert caught.value.body["param"] == "prompt" and "the prompt is 20 tokens; this model reads at most 20" in caught.value.body["message"]
+    assert metric(server, "mlkit_predictor_errors_total") == 0
+
+
+def test_an_empty_prompt_is_a_400_not_a_predictor_error(server):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server).completions.create(model="echo", prompt="")
+    assert caught.value.body["param"] == "prompt" and "empty" in caught.value.body["message"]
+    assert metric(server, "mlkit_predictor_errors_total") == 0
+
+
+def test_a_non_streamed_request_stops_generating_when_its_client_leaves(serve, tmp_path: Path):
+    """Issue 22 item 6: a non-streamed request went on generating for nobody, its slot held."""
+    server = serve("tokens.py:Predictor", "--config", '{"delay": 0.05}')
+    url = urlparse(server.url)
+    for route, body in (("/v1/chat/completions", {"messages": COUNT}), ("/v1/completions", {"prompt": "count"})):
+        payload = json.dumps({"model": "echo", "max_tokens": 30000} | body).encode()
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (route.encode(), len(payload))
+            sock.sendall(head + payload)
+            assert wait_for(lambda: metric(server, "mlkit_generated_tokens_total") >= 3)
+        assert wait_for(lambda: events(tmp_path)[-1:] == ["closed"]), events(tmp_path)
+        generated = metric(server, "mlkit_generated_tokens_total")
+        time.sleep(0.5)
+        assert metric(server, "mlkit_generated_tokens_total") == generated  # nothing more is generated
+        assert metric(server, "mlkit_requests_in_flight") == 0
+        assert f'mlkit_requests_total{{route="{route}",status="499"}} 1.0' in httpx.get(server.url + "/metrics").text
+    assert metric(server, "mlkit_predictor_errors_total") == 0
+
+
+def test_stop_sequences_are_bounded_in_length(server):
+    """Found past issue 22's list: StopMatcher's hold-back grows as the square of a stop's length."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server).completions.create(model="echo", prompt="count", max_tokens=3, stop=["one", "a" * 257])
+    assert caught.value.body["param"] == "stop" and "at most 256 characters" in caught.value.body["message"]
+    assert client(server).completions.create(model="echo", prompt="count", max_tokens=3, stop=["a" * 256]).choices[0].text == "one two three"

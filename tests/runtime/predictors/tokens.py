@@ -86,3 +86,9 @@ class NoMaxTokens:
 
     def generate(self, prompt):
         yield "x"
+
+
+class WithContext(Predictor):
+    """The same tokens from a model that reads at most 20 tokens, prompt and answer together."""
+
+    context_length = 20

@@ -1,0 +1,87 @@
+"""uvicorn's httptools protocol with each request's head bounded in size and time as it arrives
+(the limits and the reasons: http_limits.py). Imported only where httptools is installed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from . import logs
+from .http_limits import MAX_HEAD_BYTES, MAX_HEADER_BYTES, error_document
+
+
+def bounded_protocol(head_timeout_s: float) -> type[HttpToolsProtocol]:
+    """The protocol class for uvicorn's `http`, with the server's body timeout as the head's."""
+    return type("BoundedHeadProtocol", (BoundedHeadProtocol,), {"head_timeout_s": head_timeout_s})
+
+
+class BoundedHeadProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the head of each request bounded in size and time as it arrives."""
+
+    head_timeout_s = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_bytes = 0
+        self.in_head = True
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.start_head_timer()  # a connection that sends nothing at all is a head that never ends
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_head_timer()
+        super().connection_lost(exc)
+
+    def start_head_timer(self) -> None:
+        if self.head_timer is None:
+            self.head_timer = self.loop.call_later(self.head_timeout_s, self.head_timed_out)
+
+    def stop_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.in_head and not self.transport.is_closing():
+            message = f"the request line and headers did not arrive within {self.head_timeout_s:g} s (--body-timeout-s / MLKIT_BODY_TIMEOUT_S)"
+            self.refuse(408, b"Request Timeout", message)
+
+    def data_received(self, data: bytes) -> None:
+        if self.in_head:
+            self.head_bytes += len(data)
+            self.start_head_timer()  # the next request on a kept-alive connection: its head starts now
+        super().data_received(data)
+        # Checked after the parser has seen this chunk: a head that ended in it is whole, and the
+        # app checks it; one that has not ended cost at most one read (uvloop's 256 KiB) over the limit.
+        if self.in_head and self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+            message = f"the request line and headers are over {MAX_HEAD_BYTES} bytes and have not ended; the limit for headers is {MAX_HEADER_BYTES}"
+            self.refuse(431, b"Request Header Fields Too Large", message)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.in_head, self.head_bytes = True, 0  # the next request on this connection
+
+    def refuse(self, status: int, reason: bytes, message: str) -> None:
+        """Answer a head that cannot be parsed whole, and close: the rest of the connection is unreadable."""
+        self.in_head = False
+        self.stop_head_timer()
+        request_id = logs.request_id(None)
+        url = getattr(self, "url", b"")  # set once the parser has seen the request line begin
+        path = url.partition(b"?")[0].decode("latin-1") if isinstance(url, bytes) else ""
+        body = orjson.dumps(error_document(status, message, request_id, path))
+        head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nx-request-id: %s\r\nconnection: close\r\n\r\n" % (
+            status, reason, len(body), request_id.encode()
+        )
+        self.transport.write(head + body)
+        self.transport.close()
