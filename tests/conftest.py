@@ -203,8 +203,8 @@ SHORT_BLOCK = 20
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, code: int = 1) -> None:
     """A user error as the contract says: the exit code, and in stderr exactly one line that starts with
-    `error`, holding every fragment, no traceback anywhere. After it only a short indented list may follow
-    (files a merge left conflicted); a message with a newline prints as `error:` and then one line. Lines
+    `error`, every fragment in it (or in the list under it), no traceback anywhere. After it only a
+    short indented list may follow (files a merge left conflicted); a message with a newline prints as `error:` and then one line. Lines
     before it (progress) are allowed, but none may look like a traceback frame or a raised exception."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
@@ -216,12 +216,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, 
     block = lines[starts[0]:]
     if block[0].rstrip() == "error:":  # a message with a newline: `error:`, then its first line
         block = [block[0] + " " + block[1].strip(), *block[2:]] if len(block) > 1 else block
-    message, rest = block[0], block[1:]
+    rest = block[1:]
     assert all(line.startswith("  ") for line in rest) and len(rest) <= SHORT_BLOCK, f"more than one error line: {result.stderr!r}"
     shaped = [line for line in lines if _TRACEBACK_LINE.search(line)]
     assert not shaped, f"traceback-shaped lines in stderr: {shaped}"
-    for fragment in fragments:
-        assert fragment in message, (fragment, message)
+    for fragment in fragments:  # in the error or the list under it, not in what came before
+        assert fragment in "\n".join(block), (fragment, block)
 
 
 @pytest.fixture(scope="session")
