@@ -33,6 +33,9 @@ missing=""
 command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+# aws-cli v2 (Debian's awscli is 2.x; PyPI's awscli is version 1, another program) runs the rendered
+# model fetch in tests/deploy/test_model_fetch.py, as the init container's aws-cli 2.17 image does.
+/usr/bin/aws --version 2>/dev/null | grep -q '^aws-cli/2\.' || missing="$missing awscli"
 if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # shellcheck disable=SC2086 # one word per package
   (apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $missing >/dev/null 2>&1; }) \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -192,12 +193,35 @@ def sentinel(tmp_path: Path) -> Sentinel:
     return Sentinel(tmp_path / "outside")
 
 
+# What a leaked traceback or a raw exception looks like on a line of its own.
+_TRACEBACK_LINE = re.compile(
+    r'^\s*(Traceback \(most recent call last\)|File ".*", line \d+|raise\b|\^+\s*$)'
+    r"|^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)(: |$)"
+)
+SHORT_BLOCK = 20
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, code: int = 1) -> None:
-    """A user error as the contract says: the exit code, one line (or a short block) naming the problem, no traceback."""
+    """A user error as the contract says: the exit code, and in stderr exactly one line that starts with
+    `error`, every fragment in it (or in the list under it), no traceback anywhere. After it only a
+    short indented list may follow (files a merge left conflicted); a message with a newline prints as `error:` and then one line. Lines
+    before it (progress) are allowed, but none may look like a traceback frame or a raised exception."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
+    # A confirmation prompt ends without a newline: on a terminal the user's answer supplies it.
+    stderr = re.sub(r"(\[y/N\]: ?)", "\\1\n", result.stderr)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("error")]
+    assert len(starts) == 1, f"want exactly one line starting with 'error', got {len(starts)}: {result.stderr!r}"
+    block = lines[starts[0]:]
+    if block[0].rstrip() == "error:":  # a message with a newline: `error:`, then its first line
+        block = [block[0] + " " + block[1].strip(), *block[2:]] if len(block) > 1 else block
+    rest = block[1:]
+    assert all(line.startswith("  ") for line in rest) and len(rest) <= SHORT_BLOCK, f"more than one error line: {result.stderr!r}"
+    shaped = [line for line in lines if _TRACEBACK_LINE.search(line)]
+    assert not shaped, f"traceback-shaped lines in stderr: {shaped}"
+    for fragment in fragments:  # in the error or the list under it, not in what came before
+        assert fragment in "\n".join(block), (fragment, block)
 
 
 @pytest.fixture(scope="session")

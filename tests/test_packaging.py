@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -153,4 +152,17 @@ def post_when_ready(base: str, payload: dict, server: subprocess.Popen, timeout:
 def test_packaging_sources_carry_no_hand_written_package_list():
     # setup.py discovers; a `packages = [...]` list in pyproject.toml would silently win over it.
     assert "packages = [" not in (REPO / "pyproject.toml").read_text()
-    assert os.path.isfile(REPO / "setup.py")
+    # and setup.py is what lists them: its packages come from find_packages over both source roots.
+    listed = subprocess.run([sys.executable, "-c", DISCOVERED], cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    subpackages = sorted(str(p.parent.relative_to(REPO)).replace("/", ".") for root in ("cli", "runtime") for p in (REPO / root).rglob("__init__.py"))
+    named = {"cli": "mlkit", "runtime": "mlkit_runtime"}
+    assert sorted(p for p in listed if not p.startswith("mlkit._kit")) == sorted(named[s.split(".")[0]] + s[len(s.split(".")[0]):] for s in subpackages)
+
+
+# setup.py's own package list, without building: run its module with setup() captured.
+DISCOVERED = """
+import setuptools, sys
+setuptools.setup = lambda **kw: print(*kw["packages"])
+sys.argv = ["setup.py"]
+exec(compile(open("setup.py").read(), "setup.py", "exec"), {"__file__": "setup.py", "__name__": "__main__"})
+"""

@@ -18,6 +18,11 @@ the env, the command and workingDir is rewritten into it by one function, and ev
 containerPort is mapped to a free local port by one table (env values equal to a declared port
 follow), so a mismatch stays a mismatch. Whatever does not fit the contract raises ContractError
 with a message that names the manifest field.
+
+Not modelled: init containers run by the semantics of their command with the client libraries, not
+the CLI in its image (tests/deploy/test_model_fetch.py runs the rendered command with the CLI);
+`readOnlyRootFilesystem`, resource limits and capabilities are not enforced; SIGTERM arrives with no
+request in flight (tests/runtime/test_load.py drains under load).
 """
 
 from __future__ import annotations

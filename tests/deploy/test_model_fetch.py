@@ -4,18 +4,28 @@ again over the same volumes, it keeps the files the first run finished, fetches 
 nothing of the killed run behind (aws-cli's `<name>.<random>` part-files, gcloud's `_.gstmp` ones).
 
 The pod contract (test_pod_contract.py) fetches with the client libraries instead, because it runs
-every example and the CLIs are not packages of this project; here they are the ones on PATH, skipped
-where there are none. Only the endpoint (and, for the emulator, no credentials) is added to the
-rendered environment.
+every example and the CLIs are not packages of this project. Here the aws CLI must have the major
+version of the rendered image's (aws-cli 2.17.0 there; Debian's awscli 2.9 here, which
+scripts/setup.sh installs: `pip install awscli` is version 1, another program); gcloud is the one on
+PATH, at least the image's release. The files include one above the rendered multipart (32 MB) and
+sliced-download (64 MiB) thresholds, and the CLI runs as the pod's user (10001) when the test runs as
+root. A missing or wrong CLI skips, and fails where CI=true. Only the endpoint (and, for the
+emulator, no credentials) is added to the rendered environment, and for aws an `--endpoint-url` flag
+(Debian's 2.9 predates AWS_ENDPOINT_URL).
+
+Not modelled: the image's own Python and libraries (the CLI comes from this machine), and Linux
+capabilities beyond the user id.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +34,7 @@ import pytest
 import yaml
 
 from mlkit.render.infra import render
-from mlkit.render.k8s import MODEL_DIR
+from mlkit.render.k8s import FETCH_IMAGE, MODEL_DIR
 from mlkit.spec import loads
 from tests.conftest import aws_env, local_server
 
@@ -37,6 +47,39 @@ SPECS = {
 CLI = {"aws": "aws", "gcp": "gcloud"}
 FILES = 40  # more than the rendered concurrency (32 either way): a kill after the first file leaves most undone
 SIZE = 2 * 1024 * 1024
+# One file above the rendered thresholds (cli/render/models.py): aws-cli's multipart_threshold of 32 MB and
+# gcloud's sliced-download threshold of 64 MiB, so the copy of a large model's way is the one tested.
+BIG = {"aws": 40 * 1024 * 1024, "gcp": 72 * 1024 * 1024}
+
+
+def the_cli(cloud: str) -> str:
+    """The CLI the init container runs, or a skip (a failure where CI=true) that says why not."""
+    pinned = FETCH_IMAGE["s3" if cloud == "aws" else "gs"].rsplit(":", 1)[1]
+    if cloud == "aws":
+        candidates = [c for c in dict.fromkeys([shutil.which("aws"), "/usr/bin/aws"]) if c and os.access(c, os.X_OK)]
+        versions = {c: version_of([c, "--version"], r"aws-cli/(\d+)\.") for c in candidates}
+        found = [c for c, v in versions.items() if v == int(pinned.split(".")[0])]
+        if found:
+            return found[0]
+        major = pinned.split(".")[0]
+        return missing(f"no aws CLI of major version {major} (the image's {pinned}); found {versions or 'none'} (Debian: apt-get install awscli)")
+    gcloud = shutil.which("gcloud")
+    release = version_of([gcloud, "--version"], r"Google Cloud SDK (\d+)\.") if gcloud else None
+    if release is not None and release >= int(pinned.split(".")[0]):
+        return gcloud  # type: ignore[return-value]
+    return missing(f"no gcloud of release {pinned} or newer (the image's); found {release}")
+
+
+def version_of(argv: list[str], pattern: str) -> int | None:
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    match = re.search(pattern, out.stdout + out.stderr)
+    return int(match.group(1)) if match else None
+
+
+def missing(why: str) -> str:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {why}")
+    pytest.skip(why)
 
 
 def rendered_fetch(cloud: str, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
@@ -85,55 +128,99 @@ def fill(request, stack: contextlib.ExitStack, cloud: str, tmp_path: Path) -> tu
             "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
             "CLOUDSDK_CORE_PROJECT": "test",
         }
-    bodies = {f"shard-{i:02d}.bin": os.urandom(SIZE) for i in range(FILES)}
+    bodies = {f"shard-{i:02d}.bin": os.urandom(SIZE) for i in range(FILES)} | {"big.bin": os.urandom(BIG[cloud])}
     for name, body in bodies.items():
         put(name, body)
     return bodies, env
 
 
-def start(command: list[str], env: dict[str, str], dest: Path) -> subprocess.Popen:
+POD_USER = 10001  # the rendered pods' runAsUser
+
+
+def start(command: list[str], env: dict[str, str], dest: Path, cli: str) -> subprocess.Popen:
     argv = [str(dest) if arg == MODEL_DIR else arg for arg in command]
-    return subprocess.Popen(argv, env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert argv[0] == os.path.basename(cli), argv  # the rendered command names the CLI; run the one chosen
+    argv[0] = cli
+    if "AWS_ENDPOINT_URL" in env:
+        # aws-cli reads AWS_ENDPOINT_URL from 2.13 (the image has 2.17; Debian's is 2.9): the flag reaches moto on both.
+        argv.insert(1, f"--endpoint-url={env['AWS_ENDPOINT_URL']}")
+    become = None
+    if os.geteuid() == 0:
+        def become() -> None:
+            os.setgroups([POD_USER])
+            os.setgid(POD_USER)
+            os.setuid(POD_USER)
+    return subprocess.Popen(argv, env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=become)
 
 
-def complete(dest: Path, names: set[str]) -> dict[str, int]:
-    return {p.name: p.stat().st_ino for p in dest.iterdir() if p.name in names and p.stat().st_size == SIZE}
+def complete(dest: Path, sizes: dict[str, int]) -> dict[str, int]:
+    return {p.name: p.stat().st_ino for p in dest.iterdir() if p.name in sizes and p.stat().st_size == sizes[p.name]}
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp"])
-def test_a_killed_fetch_resumes_with_the_files_it_had_and_leaves_no_part_files(cloud, bucket, tmp_path):
-    if shutil.which(CLI[cloud]) is None:
-        pytest.skip(f"no {CLI[cloud]} on PATH (the fetch-model image's CLI)")
+@pytest.fixture
+def pod():
+    """A folder the pod's user can reach (pytest's tmp_path is root's alone): its volumes and HOME live here."""
+    root = Path(tempfile.mkdtemp(prefix="mlkit-fetch-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def own(path: Path) -> Path:
+    if os.geteuid() == 0:
+        for p in [path, *path.rglob("*")]:
+            os.lchown(p, POD_USER, POD_USER)
+    return path
+
+
+# Found by running gcloud as the pod's user: with no passwd entry for uid 10001 (none in the
+# google-cloud-cli image either, as far as this test knows) `gcloud storage rsync` crashes in its worker
+# processes with "KeyError: 'getpwuid(): uid not found: 10001'". Strict: a fix turns this red, to be removed.
+GCLOUD_AS_POD_USER = pytest.mark.xfail(os.geteuid() == 0, reason="gcloud crashes as a uid without a passwd entry (getpwuid)", strict=True)
+
+
+@pytest.mark.parametrize("cloud", ["aws", pytest.param("gcp", marks=GCLOUD_AS_POD_USER)])
+def test_a_killed_fetch_resumes_with_the_files_it_had_and_leaves_no_part_files(cloud, bucket, pod):
+    cli = the_cli(cloud)
     bodies, endpoint = bucket
-    command, env = rendered_fetch(cloud, tmp_path)
+    sizes = {name: len(body) for name, body in bodies.items()}
+    command, env = rendered_fetch(cloud, pod)
+    own(pod)
     env |= endpoint
 
     # A kill that lands after the last file, between files, or before two were done proves less: try again on a fresh volume.
     for attempt in range(5):
-        dest = tmp_path / f"models-{attempt}"
-        dest.mkdir()
-        first = start(command, env, dest)
+        dest = pod / f"models-{attempt}"
+        own(dest.mkdir() or dest)
+        began = time.time()
+        first = start(command, env, dest, cli)
         deadline = time.monotonic() + 120
-        while len(complete(dest, set(bodies))) < 2 and first.poll() is None and time.monotonic() < deadline:
+        while len(complete(dest, sizes)) < 2 and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        os.killpg(first.pid, signal.SIGKILL)  # what the kubelet does to a container past its memory limit
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)  # what the kubelet does to a container past its memory limit
+        elif first.returncode != 0:
+            pytest.fail(f"{cli} as uid {POD_USER} failed before the kill: {first.stderr.read()[-2000:]}")  # type: ignore[union-attr]
         first.wait()
-        had = complete(dest, set(bodies))
+        had = complete(dest, sizes)
+        # Settled: whole and with the object's time set (before this fetch began), which the CLI does after
+        # renaming a file into place; a kill between the two leaves a whole file the next sync may not trust.
+        settled = {name for name in had if (dest / name).stat().st_mtime < began}
         left = {p.name for p in dest.iterdir()} - set(had)  # part-files, and files begun but not finished
-        if 1 < len(had) < FILES and left - set(bodies):  # two or more done: one kept at least, as said below
+        if settled and len(had) < FILES and left - set(bodies):
             break
     else:
         pytest.fail(f"could not kill the fetch in the middle of a file ({len(had)} of {FILES} done, {sorted(left)[:3]})")
-    print(f"{CLI[cloud]} killed with {len(had)} of {FILES} files complete; also there: {sorted(left)[:4]}")
+    print(f"{cli} killed with {len(had)} of {FILES} files complete; also there: {sorted(left)[:4]}")
 
-    second = start(command, env, dest)
+    second = start(command, env, dest, cli)
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err
     assert {p.name for p in dest.iterdir()} == set(bodies)  # nothing the killed run left half-written stays
     for name, body in bodies.items():
         assert (dest / name).read_bytes() == body, name
-    # The files the first run finished were kept, not fetched again (a new download is a new file). One may
-    # be fetched again: the CLI renames a file into place and then sets its time, and a kill between the
-    # two leaves a whole file whose time the next sync does not trust (seen with gcloud on a loaded machine).
+    # The settled files the first run finished were kept, not fetched again (a new download is a new file);
+    # whole files without their time may be (seen with gcloud, and with aws-cli 2 for two files at once).
     again = [name for name, inode in had.items() if (dest / name).stat().st_ino != inode]
-    assert len(again) <= 1, (again, had)
+    assert not set(again) & settled, (again, sorted(settled))

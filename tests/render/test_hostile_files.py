@@ -18,12 +18,24 @@ DEPLOYMENT = "infra/k8s/sentiment/deployment.yaml"
 TFVARS = "infra/terraform/cluster/mlkit.auto.tfvars.json"
 
 
-@pytest.fixture
-def rendered(project) -> Path:
-    root = project("sentiment")
-    result = mlkit("render", cwd=root)
+@pytest.fixture(scope="module")
+def rendered_once(tmp_path_factory) -> Path:
+    """`mlkit init` and `mlkit render` of the sentiment example, once for the module (two CLI runs a case
+    were most of this file's time); each case gets its own copy."""
+    where = tmp_path_factory.mktemp("rendered-once")
+    assert mlkit("init", "proj", "--example", "sentiment", cwd=where).returncode == 0
+    result = mlkit("render", cwd=where / "proj")
     assert result.returncode == 0, result.stderr
-    return root
+    return where / "proj"
+
+
+@pytest.fixture
+def rendered(rendered_once, tmp_path) -> Path:
+    """A freshly rendered project at tmp_path/proj (beside the sentinel's tmp_path/outside), copied with
+    its files' times from the module's one render: the same bytes `project` + `mlkit render` would give."""
+    import shutil
+
+    return Path(shutil.copytree(rendered_once, tmp_path / "proj", symlinks=True))
 
 
 def one_error(result, *fragments: str) -> None:

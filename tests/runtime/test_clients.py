@@ -105,18 +105,19 @@ def test_triton_sees_our_400s(triton):
         triton.infer("other", triton_inputs(["fp32"], binary=True))
 
 
-kserve = pytest.importorskip("kserve", reason="kserve comes with the test extra")
-
-
-def kserve_client(protocol: str):
-    return kserve.InferenceRESTClient(kserve.RESTConfig(protocol=protocol, timeout=30))
+@pytest.fixture
+def kserve_client():
+    """KServe's REST client for a protocol; a skip of the KServe tests only (a module-level importorskip
+    here skipped the Triton tests above it as well)."""
+    kserve = pytest.importorskip("kserve", reason="kserve comes with the test extra")
+    return lambda protocol: kserve.InferenceRESTClient(kserve.RESTConfig(protocol=protocol, timeout=30))
 
 
 # The KServe client decodes binary BYTES outputs as UTF-8 (it keeps every output as JSON data).
 SENT = ARRAYS | {"bytes": np.array([b"hello", "caf\u00e9".encode()], dtype=np.object_)}
 
 
-def test_kserve_v2_client(server):
+def test_kserve_v2_client(server, kserve_client):
     from kserve import InferInput, InferRequest
     from kserve.protocol.infer_type import RequestedOutput
 
@@ -145,7 +146,7 @@ def test_kserve_v2_client(server):
     assert [str(v) for v in got["bytes"].reshape(-1)] == ["hello", "caf\u00e9"]
 
 
-def test_kserve_v1_client(server):
+def test_kserve_v1_client(server, kserve_client):
     async def run():
         client = kserve_client("v1")
         ready = await client.is_model_ready(server.url, "echo")
