@@ -123,7 +123,7 @@ ALL = example_manifests()
 ENGINE_FILES = {"aws": render(loads(ENGINE_AWS_SPEC)), "gcp": render(loads(ENGINE_GCP_SPEC))}
 ENGINE = [(f"engine-{cloud}", rel, doc) for cloud, files in ENGINE_FILES.items() for rel, doc in manifests(files)]
 ENGINE_APIS = {"aws": ("chat", "inf", "trn"), "gcp": ("chat", "tpu", "trillium")}
-CUSTOM = {"keda.sh/v1alpha1", "gateway.networking.k8s.io/v1", "http.keda.sh/v1beta1"}
+CUSTOM = {"keda.sh/v1alpha1", "gateway.networking.k8s.io/v1", "http.keda.sh/v1beta1", "karpenter.sh/v1", "karpenter.k8s.aws/v1"}  # Karpenter: test_nodepools.py
 
 
 def by_kind(docs, kind):
@@ -218,7 +218,7 @@ def test_every_api_gets_its_objects_and_every_object_its_namespace():
             mounts = {"PersistentVolume", "PersistentVolumeClaim"} if spec.cloud == "aws" and api.model_access == "mount" else set()
             assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | config | wakes | mounts
         for rel, doc in manifests(files):
-            if doc["kind"] not in ("Namespace", "GatewayClass", "PersistentVolume"):
+            if doc["kind"] not in ("Namespace", "GatewayClass", "PersistentVolume", "EC2NodeClass", "NodePool"):
                 # The one exception: a scale-to-zero API's front Service beside the interceptor (render/wake.py).
                 beside_interceptor = doc["kind"] == "Service" and doc["spec"].get("selector") == INTERCEPTOR_SELECTOR
                 assert doc["metadata"]["namespace"] == (SYSTEM_NAMESPACE if beside_interceptor else spec.project), rel

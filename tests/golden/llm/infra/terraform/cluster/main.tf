@@ -54,6 +54,21 @@ module "eks" {
   enabled_log_types       = var.enabled_log_types
 }
 
+################################################################################
+# Nodes: Karpenter launches them for pending pods, one NodePool and EC2NodeClass per pool
+# (infra/k8s/_shared/nodepools/); the controller runs on the small `system` node group below
+################################################################################
+
+module "karpenter" {
+  source = "./modules/karpenter"
+
+  cluster_name      = module.eks.cluster_name
+  oidc_provider_arn = module.eks.oidc_provider_arn
+
+  discovery_subnet_ids         = local.private_subnet_ids
+  discovery_security_group_ids = [module.eks.cluster_security_group_id]
+}
+
 module "node_group" {
   source   = "./modules/node-group"
   for_each = var.node_groups
