@@ -45,7 +45,7 @@ variable "enable_interruption_handling" {
 }
 
 variable "discovery_subnet_ids" {
-  description = "Subnets to tag `karpenter.sh/discovery = <cluster_name>`; the EC2NodeClasses launch nodes in subnets with that tag."
+  description = "Subnets to tag `karpenter.sh/discovery = <cluster_name>`; the EC2NodeClasses launch nodes in subnets with that tag. Only subnets this configuration does not manage: an aws_subnet here sets the tag in its own tags."
   type        = list(string)
   default     = []
 }
