@@ -201,13 +201,13 @@ class ClusterSpec(Strict):
         ["api", "audit", "authenticator"], description="Control-plane logs to keep (EKS)."
     )
     node_pools: list[NodePool] = Field(default_factory=list, max_length=64, description="Node pools; at least one unless `existing` is set.")
-    node_provisioning: Literal["node-groups", "karpenter", "auto-mode"] = Field(
+    node_provisioning: Literal["node-groups", "karpenter"] = Field(
         "node-groups",
-        description="AWS only: how pools get nodes. `karpenter`: each pool is a Karpenter NodePool and EC2NodeClass (any of its "
-        "instance types, spot with on-demand fallback, consolidation), the controller on a small `system` node group; what "
-        "`mlkit init` writes for a new project. `auto-mode`: EKS Auto Mode runs Karpenter, load balancing and block storage for "
-        "you (a fee per managed instance). `node-groups`: one EKS managed node group per pool, scaled by the Cluster Autoscaler. "
-        "Left out it is `node-groups`, so a project rendered before the field existed keeps its nodes on upgrade.",
+        description="AWS only: how pools get nodes. `karpenter`: each pool is a Karpenter NodePool and EC2NodeClass (spot with "
+        "on-demand fallback where the pool says spot, consolidation one node at a time), the controller on a small `system` node "
+        "group; what `mlkit init` writes for a new project. `node-groups`: one EKS managed node group per pool, scaled by the "
+        "Cluster Autoscaler. Left out it is `node-groups`, so a project rendered before the field existed keeps its nodes on "
+        "upgrade. (EKS Auto Mode is not rendered yet.)",
     )
     existing: ExistingCluster | None = Field(None, description="Use an existing cluster: no cluster stack is rendered.")
 
