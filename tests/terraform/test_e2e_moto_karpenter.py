@@ -27,7 +27,8 @@ KARPENTER_OVERRIDES = {
 
 def write_overrides(stack) -> None:
     for rel, text in (OVERRIDES | KARPENTER_OVERRIDES).items():
-        (stack / rel).write_text(text)
+        if (stack / rel).parent.is_dir():  # a node-groups stack has no modules/karpenter
+            (stack / rel).write_text(text)
 
 
 def test_karpenter_stack_applies_replans_clean_and_destroys(project, tf_env, moto, tmp_path):
@@ -88,3 +89,45 @@ def test_karpenter_stack_applies_replans_clean_and_destroys(project, tf_env, mot
     assert destroy.returncode == 0, destroy.stderr[-4000:]
     assert eks.list_clusters()["clusters"] == []
     assert not any(r["RoleName"].startswith("sentiment-demo-karpenter") for r in iam.list_roles()["Roles"])
+
+
+def test_moving_from_node_groups_to_karpenter_keeps_the_old_groups_until_the_pods_moved(project, tf_env, moto, tmp_path):
+    """Step 1 of the README's sequence, planned against a node-groups cluster on moto: with the old groups
+    kept by `zz-migration.auto.tfvars.json`, the plan adds Karpenter and the system group and deletes nothing;
+    without it, the same plan would delete the pool's group before Karpenter could take its pods."""
+    from tests.terraform.test_e2e_moto import planned_changes
+
+    proj = project("sentiment")
+    spec = proj / "mlkit.yaml"
+    karpenter_text = spec.read_text()
+    spec.write_text(karpenter_text.replace("  node_provisioning: karpenter\n", ""))
+    assert mlkit("render", cwd=proj).returncode == 0
+    stack = proj / "infra/terraform/cluster"
+    write_overrides(stack)
+    env = tf_env | aws_env(moto) | {"KUBECONFIG": str(tmp_path / "kubeconfig")}
+    apply = mlkit("apply", "--only", "cluster", "--auto-approve", cwd=proj, env=env)
+    assert apply.returncode == 0, apply.stderr[-4000:]
+    old_groups = json.loads((stack / "mlkit.auto.tfvars.json").read_text())["node_groups"]
+    assert list(old_groups) == ["cpu"]
+
+    spec.write_text(karpenter_text)
+    assert mlkit("render", cwd=proj).returncode == 0
+    write_overrides(stack)
+    new_groups = json.loads((stack / "mlkit.auto.tfvars.json").read_text())["node_groups"]
+    assert list(new_groups) == ["system"]
+
+    import os
+    import subprocess
+
+    # The new module needs an init before a bare `terraform plan` (mlkit apply runs init itself).
+    init = subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=stack, env=os.environ | env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr[-3000:]
+    unsafe = planned_changes(stack, os.environ | env, tmp_path / "unsafe.tfplan")
+    assert unsafe['module.node_group["cpu"].aws_eks_node_group.this']["actions"] == ["delete"]
+
+    (stack / "zz-migration.auto.tfvars.json").write_text(json.dumps({"node_groups": old_groups | new_groups}))
+    changes = planned_changes(stack, os.environ | env, tmp_path / "migrate.tfplan")
+    acting = {address: c["actions"] for address, c in changes.items() if c["actions"] not in (["no-op"], ["read"])}
+    assert not [a for a, actions in acting.items() if "delete" in actions], acting
+    assert acting['module.node_group["system"].aws_eks_node_group.this'] == ["create"]
+    assert acting["module.karpenter.aws_sqs_queue.this[0]"] == ["create"] and acting["module.karpenter.aws_iam_role.controller[0]"] == ["create"]
