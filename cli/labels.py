@@ -14,6 +14,8 @@ POOL = "mlkit.dev/pool"
 ACCELERATOR = "mlkit.dev/accelerator"
 ACCELERATOR_KIND = "mlkit.dev/accelerator-kind"
 CAPACITY = "mlkit.dev/capacity"
+# On the `system` node group of a Karpenter cluster, where the controller and the add-ons run.
+SYSTEM = "mlkit.dev/system"
 # On an API's objects and pods.
 API = "mlkit.dev/api"
 TRACK = "mlkit.dev/track"

@@ -98,13 +98,20 @@ class Aws(Cloud):
             "endpoint_private_access": cluster.endpoint_private_access,
             "public_access_cidrs": cluster.public_access_cidrs,
             "enabled_log_types": cluster.log_types,
-            "node_groups": {pool.name: self._node_group(pool) for pool in cluster.node_pools},
+            "node_groups": self._node_groups(spec),
             "namespace": spec.k8s_namespace,
             "api_names": [api.name for api in spec.apis],
             "enable_mountpoint_s3_csi_driver": any(api.model_access == "mount" for api in spec.apis),
             "tags": spec.tags,
         }
         return out
+
+    def _node_groups(self, spec: Spec) -> dict[str, Any]:
+        from ..render import nodepools
+
+        if nodepools.enabled(spec):  # the pools are Karpenter NodePools; only the controller's nodes are a group
+            return {nodepools.SYSTEM_GROUP: nodepools.system_node_group()}
+        return {pool.name: self._node_group(pool) for pool in spec.cluster.node_pools}
 
     def _node_group(self, pool: NodePool) -> dict[str, Any]:
         from ..render import nodes
@@ -152,8 +159,12 @@ class Aws(Cloud):
         }
         if existing is None or existing.name:
             out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis)
-            # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one.
-            out["enable_cluster_autoscaler"] = existing is None
+            # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one,
+            # Karpenter's NodePools need its controller instead.
+            karpenter = existing is None and spec.cluster.node_provisioning == "karpenter"
+            out["enable_cluster_autoscaler"] = existing is None and not karpenter
+            if karpenter:
+                out["enable_karpenter"] = True
             if existing is None:
                 out["cluster_autoscaler_image_tag"] = rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
         return out

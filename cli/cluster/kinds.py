@@ -31,6 +31,10 @@ class Kind:
 KINDS = [
     Kind("v1", "Namespace", "namespaces", namespaced=False),
     Kind("gateway.networking.k8s.io/v1", "GatewayClass", "gatewayclasses", namespaced=False),
+    # Karpenter (node_provisioning: karpenter): the node class a NodePool names, then the NodePool; both before
+    # the Deployments whose pending pods they provision nodes for.
+    Kind("karpenter.k8s.aws/v1", "EC2NodeClass", "ec2nodeclasses", namespaced=False),
+    Kind("karpenter.sh/v1", "NodePool", "nodepools", namespaced=False),
     Kind("v1", "ServiceAccount", "serviceaccounts"),
     Kind("v1", "Secret", "secrets"),
     Kind("v1", "ConfigMap", "configmaps"),

@@ -17,7 +17,7 @@ from ..spec import Spec, engines
 from ..spec import accelerators as acc
 from ..spec.engines import ENGINES
 from ..spec.schema import Api, NodePool
-from . import dashboard, models, wake
+from . import dashboard, models, nodepools, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -99,6 +99,7 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     if any(api.canary for api in spec.apis):
         files[str(SHARED / "gateway.yaml")] = HEADER + env.get_template("k8s/gateway.yaml.j2").render(**shared)
     files |= dashboard.render(spec, env, HEADER, SHARED, owner_labels(spec))
+    files |= nodepools.render(spec, HEADER, SHARED)
     woken: list[Api] = []
     for api in spec.apis:
         if api.engine is not None:

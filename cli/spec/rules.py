@@ -63,7 +63,14 @@ def _cloud(spec: Spec) -> Iterator[Problem]:
         for name in ("zone", "release_channel"):
             if name in spec.cluster.model_fields_set:
                 yield Problem(("cluster", name), "GCP only; remove it (EKS control planes span the region's zones)")
+        if spec.cluster.existing is not None and spec.cluster.node_provisioning != "node-groups":
+            yield Problem(
+                ("cluster", "node_provisioning"),
+                "provisions the nodes of a cluster mlkit creates; an existing cluster keeps its own; remove it",
+            )
     else:
+        if "node_provisioning" in spec.cluster.model_fields_set:
+            yield Problem(("cluster", "node_provisioning"), "AWS only; remove it (GKE node pools autoscale on their own)")
         if problem := syntax.gcp_region(spec.region):
             yield Problem(("region",), problem)
         if spec.gcp_project is None:

@@ -131,7 +131,8 @@ class NodePool(Strict):
         description="EC2 instance type (`m6i.large`, `g5.xlarge`, `inf2.xlarge`) or GCE machine type (`n2-standard-4`, "
                     "`g2-standard-8`). Accelerators are inferred from it. Optional for TPU pools.",
     )
-    min_nodes: int = Field(0, strict=True, ge=0, le=1000, description="Fewest nodes; 0 lets an accelerator pool cost nothing while idle.")
+    min_nodes: int = Field(0, strict=True, ge=0, le=1000, description="Fewest nodes; 0 lets an accelerator pool cost nothing while idle. "
+                                                              "Node groups only: Karpenter and Auto Mode start nodes for pending pods and keep no idle floor.")
     max_nodes: int = Field(3, strict=True, ge=1, le=1000, description="Most nodes the autoscaler may run.")
     spot: bool = Field(False, description="Run on spot capacity: much cheaper, can be reclaimed at short notice.")
     disk_size_gb: int = Field(100, strict=True, ge=20, le=16384, description="Root disk per node in GiB; accelerator images are large.")
@@ -200,6 +201,14 @@ class ClusterSpec(Strict):
         ["api", "audit", "authenticator"], description="Control-plane logs to keep (EKS)."
     )
     node_pools: list[NodePool] = Field(default_factory=list, max_length=64, description="Node pools; at least one unless `existing` is set.")
+    node_provisioning: Literal["node-groups", "karpenter"] = Field(
+        "node-groups",
+        description="AWS only: how pools get nodes. `karpenter`: each pool is a Karpenter NodePool and EC2NodeClass (spot with "
+        "on-demand fallback where the pool says spot, consolidation one node at a time), the controller on a small `system` node "
+        "group; what `mlkit init` writes for a new project. `node-groups`: one EKS managed node group per pool, scaled by the "
+        "Cluster Autoscaler. Left out it is `node-groups`, so a project rendered before the field existed keeps its nodes on "
+        "upgrade. (EKS Auto Mode is not rendered yet.)",
+    )
     existing: ExistingCluster | None = Field(None, description="Use an existing cluster: no cluster stack is rendered.")
 
     @field_validator("kubernetes_version", mode="before")

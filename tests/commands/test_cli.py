@@ -119,8 +119,9 @@ def test_render_check_and_conflict_exit_codes(project):
     check = mlkit("render", "--check", "--json", cwd=proj)
     assert check.returncode == 1
     changed = {f["path"]: f["action"] for f in json.loads(check.stdout)["files"] if f["action"] != "unchanged"}
-    assert changed == {"infra/terraform/cluster/mlkit.auto.tfvars.json": "updated"}
-    assert '"max_size": 5' in (proj / "infra/terraform/cluster/mlkit.auto.tfvars.json").read_text()  # --check wrote nothing
+    # The example's pools are Karpenter NodePools: max_nodes is the NodePool's node limit.
+    assert changed == {"infra/k8s/_shared/nodepools/cpu.yaml": "updated"}
+    assert "nodes: 5\n" in (proj / "infra/k8s/_shared/nodepools/cpu.yaml").read_text()  # --check wrote nothing
 
 
 def test_render_conflict_reports_and_exits_1(project):

@@ -125,7 +125,7 @@ ALL = example_manifests()
 ENGINE_FILES = {"aws": render(loads(ENGINE_AWS_SPEC)), "gcp": render(loads(ENGINE_GCP_SPEC))}
 ENGINE = [(f"engine-{cloud}", rel, doc) for cloud, files in ENGINE_FILES.items() for rel, doc in manifests(files)]
 ENGINE_APIS = {"aws": ("chat", "inf", "trn"), "gcp": ("chat", "tpu", "trillium")}
-CUSTOM = {"keda.sh/v1alpha1", "gateway.networking.k8s.io/v1", "http.keda.sh/v1beta1"}
+CUSTOM = {"keda.sh/v1alpha1", "gateway.networking.k8s.io/v1", "http.keda.sh/v1beta1", "karpenter.sh/v1", "karpenter.k8s.aws/v1"}  # Karpenter: test_nodepools.py
 
 
 def by_kind(docs, kind):
@@ -223,7 +223,7 @@ def test_every_api_gets_its_objects_and_every_object_its_namespace():
                 continue
             assert kinds == {"ServiceAccount", "Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy"} | config | wakes | mounts
         for rel, doc in manifests(files):
-            if doc["kind"] not in ("Namespace", "GatewayClass", "PersistentVolume"):
+            if doc["kind"] not in ("Namespace", "GatewayClass", "PersistentVolume", "EC2NodeClass", "NodePool"):
                 # Nothing goes to the add-on's namespace: no Service there selects the interceptor (render/wake.py).
                 assert doc["metadata"]["namespace"] == spec.project, rel
                 assert doc["kind"] != "Service" or doc["spec"].get("selector") != INTERCEPTOR_SELECTOR, rel

@@ -37,3 +37,8 @@ output "kms_key_arn" {
   description = "ARN of the KMS key that encrypts Kubernetes secrets and control-plane logs."
   value       = aws_kms_key.this.arn
 }
+
+output "cluster_security_group_id" {
+  description = "Security group EKS creates for the control plane and managed nodes; Karpenter's nodes join it too."
+  value       = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+}

@@ -50,7 +50,7 @@ resource "aws_subnet" "private" {
   cidr_block        = local.private_cidrs[count.index]
   availability_zone = var.azs[count.index]
 
-  tags = merge(var.tags, {
+  tags = merge(var.tags, var.private_subnet_tags, {
     Name                                = "${var.name}-private-${var.azs[count.index]}"
     "kubernetes.io/role/internal-elb"   = "1"
     "kubernetes.io/cluster/${var.name}" = "shared"

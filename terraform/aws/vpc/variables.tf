@@ -42,6 +42,12 @@ variable "flow_log_retention_days" {
   default     = 365
 }
 
+variable "private_subnet_tags" {
+  description = "Extra tags on the private subnets only, such as Karpenter's discovery tag."
+  type        = map(string)
+  default     = {}
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -173,6 +173,46 @@ resource "helm_release" "cluster_autoscaler" {
 }
 
 ################################################################################
+# Karpenter (cluster.node_provisioning: karpenter): launches nodes for pending pods from the NodePools
+# under infra/k8s/_shared/nodepools/; its IAM, interruption queue and discovery tags are in the cluster stack
+################################################################################
+
+data "aws_iam_role" "karpenter_controller" {
+  count = var.enable_karpenter ? 1 : 0
+
+  name = "${var.cluster_name}-karpenter-controller" # made by the cluster stack's karpenter module
+}
+
+resource "helm_release" "karpenter" {
+  count = var.enable_karpenter ? 1 : 0
+
+  name       = "karpenter"
+  repository = "oci://public.ecr.aws/karpenter"
+  chart      = "karpenter"
+  version    = "1.14.1" # checked 2026-12-06: the newest release (aws/karpenter-provider-aws v1.14.1); its CRDs come with it
+  namespace  = "kube-system"
+
+  values = [yamlencode({
+    settings = {
+      clusterName       = var.cluster_name
+      interruptionQueue = var.cluster_name # the queue is named after the cluster
+    }
+    serviceAccount = {
+      name        = "karpenter"
+      annotations = { "eks.amazonaws.com/role-arn" = data.aws_iam_role.karpenter_controller[0].arn }
+    }
+    # On the cluster stack's `system` node group: never on a node Karpenter itself launched and could remove.
+    nodeSelector = { "mlkit.dev/system" = "true" }
+    controller = {
+      resources = {
+        requests = { cpu = "500m", memory = "1Gi" }
+        limits   = { memory = "1Gi" }
+      }
+    }
+  })]
+}
+
+################################################################################
 # Resource metrics (kubectl top, CPU-based autoscalers): EKS does not ship a metrics server
 ################################################################################
 

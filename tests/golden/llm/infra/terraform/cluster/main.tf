@@ -35,6 +35,9 @@ module "vpc" {
   cidr = var.vpc_cidr
   azs  = slice(data.aws_availability_zones.available.names, 0, var.az_count)
   nat  = var.nat
+
+  # Karpenter's EC2NodeClasses launch nodes in the subnets with this tag.
+  private_subnet_tags = { "karpenter.sh/discovery" = var.project }
 }
 
 ################################################################################
@@ -52,6 +55,23 @@ module "eks" {
   endpoint_private_access = var.endpoint_private_access
   public_access_cidrs     = var.public_access_cidrs
   enabled_log_types       = var.enabled_log_types
+}
+
+################################################################################
+# Nodes: Karpenter launches them for pending pods, one NodePool and EC2NodeClass per pool
+# (infra/k8s/_shared/nodepools/); the controller runs on the small `system` node group below
+################################################################################
+
+module "karpenter" {
+  source = "./modules/karpenter"
+
+  cluster_name      = module.eks.cluster_name
+  oidc_provider_arn = module.eks.oidc_provider_arn
+
+  # Subnets this stack creates carry the tag from the vpc module (a second owner of their tags would be
+  # undone on every apply); existing subnets get it here. The cluster security group is made by EKS.
+  discovery_subnet_ids         = []
+  discovery_security_group_ids = [module.eks.cluster_security_group_id]
 }
 
 module "node_group" {

@@ -63,6 +63,12 @@ variable "enable_cluster_autoscaler" {
   default     = true
 }
 
+variable "enable_karpenter" {
+  description = "Install Karpenter, which launches nodes for the NodePools of `cluster.node_provisioning: karpenter`."
+  type        = bool
+  default     = false
+}
+
 variable "cluster_autoscaler_image_tag" {
   description = "Cluster Autoscaler image tag; its minor version must equal the cluster's Kubernetes minor (mlkit sets it from cluster.kubernetes_version)."
   type        = string

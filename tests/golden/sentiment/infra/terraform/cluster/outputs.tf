@@ -24,6 +24,15 @@ output "oidc_provider_arn" {
   value       = module.eks.oidc_provider_arn
 }
 
+output "karpenter" {
+  description = "What the Karpenter chart and the EC2NodeClasses refer to: the node role, the controller role and the interruption queue."
+  value = {
+    node_iam_role_name      = module.karpenter.node_iam_role_name
+    controller_iam_role_arn = module.karpenter.controller_iam_role_arn
+    queue_name              = module.karpenter.queue_name
+  }
+}
+
 output "node_groups" {
   description = "Node group names and the labels their nodes carry, keyed by pool name."
   value = {
