@@ -14,7 +14,9 @@ import json
 import pytest
 import yaml
 
+from mlkit.render.facts import Facts
 from mlkit.render.infra import render
+from mlkit.render.jobs import render_job
 from mlkit.spec import accelerators as acc
 from mlkit.spec import load, loads
 from tests import template_nodes
@@ -34,14 +36,19 @@ def template_for(spec, files: dict[str, str]) -> dict[str, template_nodes.Node]:
     return {name: template_nodes.gke_node_pool(name, pool, gcp) for name, pool in tfvars["node_pools"].items()}
 
 
-def pods(files: dict[str, str]) -> dict[str, dict]:
-    """Pod spec of every Deployment rendered under infra/k8s, by `<file>/<name>`."""
+def pods(files: dict[str, str], spec=None) -> dict[str, dict]:
+    """Pod spec of every Deployment rendered under infra/k8s, by `<file>/<name>`, and with `spec` the pod of
+    each batch API's Job (rendered at submit time, so not under infra/: `<api>/job`)."""
     out = {}
     for rel, text in files.items():
         if rel.startswith("infra/k8s/") and rel.endswith(".yaml"):
             for doc in yaml.safe_load_all(text):
                 if doc and doc.get("kind") == "Deployment":
                     out[f"{rel}/{doc['metadata']['name']}"] = doc["spec"]["template"]["spec"]
+    for api in spec.apis if spec is not None else ():
+        if api.kind == "batch":
+            job = yaml.safe_load(render_job(spec, api, Facts(), f"{api.name}-20261206-110000-abcdef", "s3://out/jobs/x", 4, 2))
+            out[f"{api.name}/job"] = job["spec"]["template"]["spec"]
     return out
 
 
@@ -50,7 +57,7 @@ def unplaceable(spec) -> list[str]:
     files = render(spec)
     nodes = template_for(spec, files)
     problems = []
-    for where, pod in pods(files).items():
+    for where, pod in pods(files, spec).items():
         pool = (pod.get("nodeSelector") or {}).get(POOL)
         candidates = [nodes[pool]] if pool else list(nodes.values())
         reasons = {node.name: template_nodes.fits(pod, node) for node in candidates}
@@ -64,6 +71,10 @@ def test_every_example_api_fits_its_pool_at_zero(name):
     spec = load(EXAMPLES / name / "mlkit.yaml")
     if spec.cluster.existing is not None:
         pytest.skip("a cluster someone else runs: its pools are not mlkit's")
+    if spec.cloud == "aws":
+        # Every AWS example's pools, as managed node groups under the cluster autoscaler, whichever mode it
+        # names; Karpenter's own check (test_scale_from_zero_karpenter.py) takes the same examples in its mode.
+        spec.cluster.node_provisioning = "node-groups"
     assert unplaceable(spec) == []
 
 

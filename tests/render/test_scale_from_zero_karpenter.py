@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlkit.render.facts import Facts
 from mlkit.render.infra import render
+from mlkit.render.jobs import render_job
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, cloud_of
 
@@ -141,9 +143,14 @@ def objects(files: dict[str, str]) -> tuple[dict[str, dict], dict[str, dict]]:
     return pools, pods
 
 
-def placements(files: dict[str, str]) -> dict[str, dict[str, str | None]]:
-    """API Deployment -> NodePool/instance type -> why it does not fit (None: it fits)."""
+def placements(files: dict[str, str], spec=None) -> dict[str, dict[str, str | None]]:
+    """API Deployment (and with `spec`, each batch API's Job) -> NodePool/instance type -> why it does not fit
+    (None: it fits)."""
     pools, pods = objects(files)
+    for api in spec.apis if spec is not None else ():
+        if api.kind == "batch":  # its pods come with each job, rendered at submit time
+            job = yaml.safe_load(render_job(spec, api, Facts(), f"{api.name}-20261206-110000-abcdef", "s3://out/jobs/x", 4, 2))
+            pods[f"{api.name}/job"] = job["spec"]["template"]["spec"]
     assert pools and pods
     return {
         name: {f"{pool}/{node['name']}": misfit(pod, node) for pool, np in pools.items() for node in template_nodes(np)}
@@ -151,20 +158,25 @@ def placements(files: dict[str, str]) -> dict[str, dict[str, str | None]]:
     }
 
 
-def assert_every_api_fits(files: dict[str, str]) -> None:
-    for deployment, options in placements(files).items():
+def assert_every_api_fits(files: dict[str, str], spec=None) -> None:
+    for deployment, options in placements(files, spec).items():
         assert any(why is None for why in options.values()), f"{deployment} gets no node from zero: {options}"
 
 
-def karpenter_files(example: str) -> dict[str, str]:
+def karpenter_spec(example: str):
     spec = load(EXAMPLES / example / "mlkit.yaml")
     spec.cluster.node_provisioning = "karpenter"
-    return render(spec)
+    return spec
+
+
+def karpenter_files(example: str) -> dict[str, str]:
+    return render(karpenter_spec(example))
 
 
 @pytest.mark.parametrize("example", AWS_EXAMPLES)
 def test_every_api_of_every_aws_example_gets_a_node_from_zero(example):
-    assert_every_api_fits(karpenter_files(example))
+    spec = karpenter_spec(example)
+    assert_every_api_fits(render(spec), spec)
 
 
 def test_gpu_and_neuron_apis_land_on_their_own_pool():
