@@ -15,7 +15,7 @@ from .. import placement
 from . import accelerators as acc
 from . import syntax
 from .engines import ENGINES
-from .schema import Api, NodePool, Spec
+from .schema import Api, AsyncQueue, NodePool, Spec
 
 if TYPE_CHECKING:
     import ipaddress
@@ -49,6 +49,7 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from _gcp_apply_time(spec)
     yield from _engines(spec)
     yield from _model_access(spec)
+    yield from _kinds(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
@@ -617,3 +618,38 @@ def _model_access(spec: Spec) -> Iterator[Problem]:
                     f"with model_access: mount the prefix {prefix!r:.80} is passed to the bucket driver as a mount option: use letters, "
                     "digits, '_', '.', '-' and '/' (no '.' or '..' folder, no '//'), or model_access: copy"
                 ))
+
+
+################################################################################
+# Workload kinds: what an async API (queue, workers, results by id) can and cannot take.
+################################################################################
+
+# Pub/Sub's limits: an ack deadline of at most 600 s, a dead-letter policy of 5 to 100 attempts.
+PUBSUB_MAX_ACK_S = 600
+PUBSUB_MIN_ATTEMPTS = 5
+
+
+def _kinds(spec: Spec) -> Iterator[Problem]:
+    for i, api in enumerate(spec.apis):
+        loc: Loc = ("apis", i)
+        if api.kind != "async":
+            if api.queue is not None:
+                yield Problem(loc + ("queue",), f"only for `kind: async` (this API is {api.kind}); remove it or set `kind: async`")
+            if api.autoscaling.target_queued is not None:
+                yield Problem(loc + ("autoscaling", "target_queued"), "only for `kind: async` (it reads the queue's depth); remove it or set `kind: async`")
+            continue
+        if api.engine is not None:
+            yield Problem(loc + ("kind",), "an engine API answers while the client waits; `kind: async` runs a predictor class: remove engine or kind")
+        if api.canary is not None:
+            yield Problem(loc + ("canary",), "an async API has no canary (its requests go through a queue, not the Gateway); remove the canary")
+        q = api.queue or AsyncQueue()
+        if spec.cloud == "gcp" and q.visibility_timeout_s > PUBSUB_MAX_ACK_S:
+            yield Problem(
+                loc + ("queue", "visibility_timeout_s"),
+                f"{q.visibility_timeout_s} is above Pub/Sub's longest ack deadline, {PUBSUB_MAX_ACK_S} s; workers extend it while they predict",
+            )
+        if spec.cloud == "gcp" and q.max_attempts < PUBSUB_MIN_ATTEMPTS:
+            yield Problem(
+                loc + ("queue", "max_attempts"),
+                f"{q.max_attempts} is below Pub/Sub's fewest delivery attempts before dead-lettering, {PUBSUB_MIN_ATTEMPTS}; use 5 to 100",
+            )
