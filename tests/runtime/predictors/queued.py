@@ -13,10 +13,10 @@ class Predictor:
     def predict_batch(self, payloads):
         if any(isinstance(p, dict) and p.get("poison") for p in payloads):
             raise ValueError("poison request")
-        time.sleep(self.sleep_s + max((p.get("sleep_s", 0) for p in payloads if isinstance(p, dict)), default=0))
-        if self.log:
+        if self.log:  # before the sleep: a test that sees a slow request here knows this worker is mid-batch
             with open(self.log, "a") as f:
                 f.writelines(f"{p['n']}\n" for p in payloads if isinstance(p, dict) and "n" in p)
+        time.sleep(self.sleep_s + max((p.get("sleep_s", 0) for p in payloads if isinstance(p, dict)), default=0))
         return [{"y": p["x"] * 2, "n": p.get("n")} if isinstance(p, dict) else {"bytes": len(p)} for p in payloads]
 
     def predict(self, payload):
