@@ -214,7 +214,7 @@ def _tpu_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
 
 
 def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
-    from ..render.wake import FALLBACK  # here: cli.render.wake imports the spec package
+    from ..render.wake import FALLBACK, scales_to_zero  # here: cli.render.wake imports the spec package
 
     for index in _repeats([a.name for a in spec.apis]):
         yield Problem(("apis", index, "name"), f"duplicate API name '{spec.apis[index].name}'; API names must be unique")
@@ -238,9 +238,9 @@ def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
                 loc + ("autoscaling", "min_replicas"), "an API with a canary cannot scale to zero: set min_replicas to 1 or more, or remove the canary"
             )
         woken = api.name.removesuffix("-backend")
-        if woken != api.name and woken in {x.name for x in spec.apis if x.autoscaling.min_replicas == 0}:
+        if woken != api.name and woken in {x.name for x in spec.apis if scales_to_zero(x)}:
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the backend Service of API '{woken}', which scales to zero; pick another name")
-        if api.name == FALLBACK and any(x.autoscaling.min_replicas == 0 for x in spec.apis):
+        if api.name == FALLBACK and any(scales_to_zero(x) for x in spec.apis):
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the cold-start fallback of the APIs that scale to zero; pick another name")
         asked = [k for k in ("gpu", "neuron_cores", "tpu_chips") if getattr(api.compute, k)]
         if len(asked) > 1:
