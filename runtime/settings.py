@@ -60,8 +60,8 @@ class Settings:
                                       "pubsub:projects/P/topics/T/subscriptions/S (the topic the front publishes to, the subscription workers pull)."}
     )
     dead_letter: str = field(
-        default="", metadata={"help": "Async modes: where a request that failed every attempt goes: an SQS queue URL (sqs:URL); Pub/Sub and "
-                                      "local queues dead-letter by their own policy. Empty: failed requests are only recorded as failed."}
+        default="", metadata={"help": "Async modes: where a request that failed every attempt goes: an SQS queue (sqs:URL) or a Pub/Sub topic "
+                                      "(pubsub:projects/P/topics/T); the local queue keeps its own. Empty: failed requests are only recorded."}
     )
     results: str = field(
         default="", metadata={"help": "Async modes: where results are kept, by id: a folder (file:/path), s3://bucket/prefix or gs://bucket/prefix."}
@@ -128,8 +128,19 @@ class Settings:
             raise SettingsError(f"--queue / MLKIT_QUEUE: {self.queue[:100]!r} is not local, sqs:QUEUE_URL or pubsub:projects/P/topics/T/subscriptions/S")
         if not self.results.startswith(("file:", "s3://", "gs://")):
             raise SettingsError(f"--results / MLKIT_RESULTS: {self.results[:100]!r} is not file:/folder, s3://bucket/prefix or gs://bucket/prefix")
-        if self.dead_letter and not self.dead_letter.startswith("sqs:"):
-            raise SettingsError(f"--dead-letter / MLKIT_DEAD_LETTER: {self.dead_letter[:100]!r} is not sqs:QUEUE_URL")
+        backend = self.queue.split(":", 1)[0]
+        if self.dead_letter and (backend == "local" or not self.dead_letter.startswith(backend + ":")):
+            raise SettingsError(
+                f"--dead-letter / MLKIT_DEAD_LETTER: {self.dead_letter[:100]!r} does not go with --queue {backend}: "
+                "give sqs:QUEUE_URL with an SQS queue, pubsub:projects/P/topics/T with Pub/Sub (the local queue keeps its own)"
+            )
+        if self.queue.startswith("pubsub:"):
+            from .asyncq.pubsub_paths import check
+
+            try:
+                check(self.queue[len("pubsub:"):], self.dead_letter[len("pubsub:"):] if self.dead_letter else None)
+            except ValueError as exc:
+                raise SettingsError(f"--queue / --dead-letter: {exc}") from None
         if self.visibility_timeout_s < 1 or self.max_attempts < 1:
             raise SettingsError("--visibility-timeout-s and --max-attempts must be at least 1")
 

@@ -61,7 +61,8 @@ def open_backend(settings: Settings, visibility_s: float) -> tuple[Queue, Store]
     else:
         from .gcp import PubSubQueue
 
-        queue = PubSubQueue(settings.queue[len("pubsub:"):], visibility_s)
+        dead_topic = settings.dead_letter[len("pubsub:"):] if settings.dead_letter else None
+        queue = PubSubQueue(settings.queue[len("pubsub:"):], dead_topic, visibility_s)
     if settings.results.startswith("file:"):
         from .local import FileStore
 
