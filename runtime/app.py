@@ -79,7 +79,10 @@ class Runtime:
         if s.mode != "realtime":
             from .asyncq.backend import open_backend
 
-            queue, store = await asyncio.get_running_loop().run_in_executor(self.executor, open_backend, s, s.visibility_timeout_s)
+            try:
+                queue, store = await asyncio.get_running_loop().run_in_executor(self.executor, open_backend, s, s.visibility_timeout_s)
+            except Exception as exc:  # no credentials, a malformed path: one line and exit 1, like a predictor that cannot load
+                raise PredictorLoadError(f"--queue {s.queue[:100]} / --results {s.results[:100]}: {describe(exc, None)}") from exc
             if s.mode in ("front", "async"):
                 from .asyncq.front import Front
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+# A bucket name as both clouds allow it (the cloud checks the rest when it is used).
+BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
 
 class SettingsError(ValueError):
@@ -126,7 +130,8 @@ class Settings:
             raise SettingsError("--queue local is an in-process queue: it works only with --mode async (front and worker in one process)")
         if not (self.queue == "local" or self.queue.startswith(("sqs:", "pubsub:"))):
             raise SettingsError(f"--queue / MLKIT_QUEUE: {self.queue[:100]!r} is not local, sqs:QUEUE_URL or pubsub:projects/P/topics/T/subscriptions/S")
-        if not self.results.startswith(("file:", "s3://", "gs://")):
+        bucket = self.results.split("://", 1)[1].split("/", 1)[0] if self.results.startswith(("s3://", "gs://")) else None
+        if not (self.results.startswith("file:") and len(self.results) > len("file:")) and not (bucket and BUCKET.fullmatch(bucket)):
             raise SettingsError(f"--results / MLKIT_RESULTS: {self.results[:100]!r} is not file:/folder, s3://bucket/prefix or gs://bucket/prefix")
         backend = self.queue.split(":", 1)[0]
         if self.dead_letter and (backend == "local" or not self.dead_letter.startswith(backend + ":")):

@@ -69,6 +69,11 @@ class Worker:
                 await self._process(messages)
             except Unreachable as exc:  # not written, not deleted: the queue hands them out again after the timeout
                 logs.log.warning("worker: %d requests left for another attempt: %s", len(messages), exc)
+            except Exception as exc:  # the worker's own fault: the batch comes back after its timeout; keep pulling
+                logs.log.error(
+                    "worker: internal error on a batch of %d; it returns after the visibility timeout\n%s", len(messages), logs.format_exception(exc)
+                )
+                await asyncio.sleep(1)
             finally:
                 keeper.cancel()
                 self.held = []

@@ -103,6 +103,10 @@ def test_api_keys_guard_submitting_and_reading(serve, tmp_path):
         (("--mode", "front"), "needs --queue"),
         (("--mode", "async", "--queue", "kafka:x", "--results", "file:/tmp/x"), "is not local, sqs:"),
         (("--mode", "batch"), "is not one of"),
+        (("--mode", "front", "--queue", "sqs:https://sqs.us-west-2.amazonaws.com/1/q", "--results", "s3://"), "is not file:/folder, s3://"),
+        (("--mode", "front", "--queue", "sqs:https://q", "--results", "file:"), "is not file:/folder, s3://"),
+        (("--mode", "front", "--queue", "pubsub:projects/p/topics/t", "--results", "file:/tmp/x"), "is not projects/PROJECT/topics/TOPIC/subscriptions"),
+        (("--mode", "front", "--queue", "sqs:https://q", "--dead-letter", "pubsub:projects/p/topics/t", "--results", "file:/tmp/x"), "does not go with"),
     ],
 )
 def test_bad_async_settings_are_one_line_and_exit_2(serve, tmp_path, flags, says):
@@ -110,3 +114,15 @@ def test_bad_async_settings_are_one_line_and_exit_2(serve, tmp_path, flags, says
     assert server.proc.wait(timeout=30) == 2
     out = server.output()
     assert says in out and "Traceback" not in out and len(out.strip().splitlines()) == 1
+
+
+def test_a_backend_that_cannot_be_opened_is_one_line_and_exit_1(serve, tmp_path):
+    # No credentials anywhere: the Cloud Storage client cannot be made, and the server must not start.
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing.json"), "STORAGE_EMULATOR_HOST": "", "PUBSUB_EMULATOR_HOST": ""}
+    server = serve(
+        "queued.py:Predictor", "--mode", "front", "--queue", "pubsub:projects/test-project/topics/ocr-requests/subscriptions/ocr-workers",
+        "--results", "gs://models/results", env=env, wait=False,
+    )
+    assert server.proc.wait(timeout=60) == 1
+    out = server.output()
+    assert "Traceback" not in out and "--queue pubsub:projects/test-project" in out and "missing.json" in out, out
