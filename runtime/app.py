@@ -132,7 +132,8 @@ class Runtime:
             await self.worker.stop(self.settings.drain_timeout_s)
         if self.batcher is not None:
             await self.batcher.stop()
-        self.executor.shutdown(wait=True)
+        # A worker's released requests belong to another worker now: do not wait for the predictor call that still runs.
+        self.executor.shutdown(wait=not (self.worker is not None and self.worker.abandoned), cancel_futures=True)
 
     async def predict_one(self, payload: Any) -> Any:
         if self.settings.mode != "realtime":

@@ -45,6 +45,7 @@ class Worker:
         self.io = ThreadPoolExecutor(max_workers=max(4, min(32, s.max_batch_size)), thread_name_prefix="queue-io")
         self.held: list[Message] = []
         self.task: asyncio.Task[None] | None = None
+        self.abandoned = False  # a predictor call outlived the drain timeout: its requests were released, its thread runs on
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.run(), name="async-worker")
@@ -85,6 +86,7 @@ class Worker:
         done, _ = await asyncio.wait({self.task}, timeout=timeout)
         if not done:
             held = list(self.held)
+            self.abandoned = True
             self.task.cancel()
             if held:
                 logs.log.warning("worker: drain timeout; releasing %d requests for another worker", len(held))

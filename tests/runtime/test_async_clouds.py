@@ -280,3 +280,31 @@ def test_the_front_answers_503_with_retry_after_when_the_queue_cannot_be_reached
             assert client.get(f"/predict/{'0' * 32}").status_code == 503
     finally:
         stop(front)
+
+
+def test_a_worker_stopped_past_its_drain_timeout_releases_what_it_holds(tmp_path, moto, monkeypatch):
+    cloud = _aws(moto, monkeypatch)
+    front = process(tmp_path, cloud, "front")
+    log = tmp_path / "held.predicted"
+    log.touch()
+    # A visibility timeout far longer than the test: the request can only come back this soon if it was released.
+    held = start(
+        tmp_path, "queued.py:Predictor", "--mode", "worker", *cloud.flags, "--visibility-timeout-s", "120", "--drain-timeout-s", "1",
+        "--config", json.dumps({"log": str(log)}), env=cloud.env,
+    )
+    try:
+        with httpx.Client(base_url=front.url, timeout=20) as client:
+            location = client.post("/predict", json={"n": 7, "x": 7, "sleep_s": 30}).headers["location"]
+            wait_for("the worker took the request", lambda: log.read_text().strip(), 30)
+            started = time.monotonic()
+            held.proc.send_signal(signal.SIGTERM)
+            assert held.proc.wait(timeout=30) == 0 and time.monotonic() - started < 15
+            assert "drain timeout; releasing 1 requests" in held.output()
+            sqs = __import__("boto3").client("sqs")
+            queue = cloud.flags[1][len("sqs:"):]
+            attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+            assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("1", "0")
+            assert client.get(location).json()["status"] == "running"  # not failed, not lost: another worker will take it
+    finally:
+        stop(held)
+        stop(front)
