@@ -6,6 +6,7 @@ Every flag has an MLKIT_* environment variable (see settings.py); flags win.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from dataclasses import MISSING, fields
@@ -45,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     from .server import serve
 
     try:
-        return serve(settings)
+        code = serve(settings)
+        if settings.mode != "realtime":
+            # An async worker stopped past its drain timeout released what it held, but the predictor call it
+            # abandoned runs on in a thread, which the interpreter would wait for at exit: nothing needs its answer.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except SettingsError as exc:  # a file a setting names changed after the check (an API keys file emptied)
         print(f"error: {exc}", file=sys.stderr)
         return 2

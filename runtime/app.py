@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,13 +21,17 @@ from . import __version__, logs, streaming
 from .admission import Admission
 from .auth import ApiKeys
 from .batching import Batcher, RequestState, current
-from .errors import HTTPError, Overloaded, PredictorFailed, PredictorFault, PredictorLoadError, PredictorRaised, Unavailable, from_exception
+from .errors import HTTPError, NotFound, Overloaded, PredictorFailed, PredictorFault, PredictorLoadError, PredictorRaised, Unavailable, from_exception
 from .generate import Generator
 from .metrics import Metrics, PredictionMonitor
 from .payloads import clip, dumps, to_response
 from .predictor import Predictor, construct, describe, load_class
 from .settings import Settings
 from .startup import Startup
+
+if TYPE_CHECKING:
+    from .asyncq.front import Front
+    from .asyncq.worker import Worker
 
 
 class Runtime:
@@ -52,6 +56,9 @@ class Runtime:
         self.ready = False
         self.draining = False
         self.api_keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
+        # Async modes (runtime/asyncq/): the front queues and reads results, the worker runs the predictor from the queue.
+        self.front: Front | None = None
+        self.worker: Worker | None = None
         # Enough threads that every admitted request can run; sync predictors release the GIL in native code.
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
 
@@ -59,6 +66,8 @@ class Runtime:
         """Import and construct the predictor. The server calls it before it starts listening, so
         that a predictor that cannot load is one line and exit 1, not a server that fails to start."""
         s = self.settings
+        if s.mode == "front":  # the front never runs the predictor: no import, no model
+            return
         self.startup.begin()
         cls = load_class(s.predictor)
         self.startup.end("imports")
@@ -67,6 +76,21 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        if s.mode != "realtime":
+            from .asyncq.backend import open_backend
+
+            try:
+                queue, store = await asyncio.get_running_loop().run_in_executor(self.executor, open_backend, s, s.visibility_timeout_s)
+            except Exception as exc:  # no credentials, a malformed path: one line and exit 1, like a predictor that cannot load
+                raise PredictorLoadError(f"--queue {s.queue[:100]} / --results {s.results[:100]}: {describe(exc, None)}") from exc
+            if s.mode in ("front", "async"):
+                from .asyncq.front import Front
+
+                self.front = Front(self, queue, store)
+            if s.mode == "front":
+                self.ready = True
+                logs.log.info("async front ready: queue %s, results %s", s.queue, s.results)
+                return
         if self.instance is None:  # an app served by someone else's server (or a TestClient)
             await asyncio.get_running_loop().run_in_executor(self.executor, self.load)
         self.predictor = Predictor(self.instance, self.executor)
@@ -82,6 +106,14 @@ class Runtime:
         except Exception as exc:
             where = s.predictor.rpartition(":")[0]
             raise PredictorLoadError(f"{where}: warmup() failed: {describe(exc, where)}") from exc
+        if s.mode != "realtime":
+            from .asyncq.worker import Worker
+
+            self.worker = Worker(self, queue, store)
+            self.worker.start()
+            self.ready = True
+            logs.log.info("async worker ready: pulling up to %d requests from %s; results to %s", s.max_batch_size, s.queue, s.results)
+            return
         if self.predictor.batches:
             self.batcher = Batcher(self.predictor, s.max_batch_size, s.max_wait_ms, self.metrics)
             self.batcher.start()
@@ -95,11 +127,17 @@ class Runtime:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.worker is not None:
+            self.draining = True  # a stop without SIGTERM (a test's lifespan) stops pulling too
+            await self.worker.stop(self.settings.drain_timeout_s)
         if self.batcher is not None:
             await self.batcher.stop()
-        self.executor.shutdown(wait=True)
+        # A worker's released requests belong to another worker now: do not wait for the predictor call that still runs.
+        self.executor.shutdown(wait=not (self.worker is not None and self.worker.abandoned), cancel_futures=True)
 
     async def predict_one(self, payload: Any) -> Any:
+        if self.settings.mode != "realtime":
+            raise NotFound("this is an async API: POST /predict queues a request and answers its id; GET /predict/{id} answers its result")
         assert self.predictor is not None
         if self.batcher is not None:
             result = await self.batcher.submit(payload)

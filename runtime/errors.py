@@ -75,6 +75,10 @@ class Overloaded(Unavailable):
         super().__init__(message)
 
 
+class Unreachable(Exception):
+    """An async API's queue or result bucket did not answer: the request is not queued, so 503 with Retry-After."""
+
+
 class PredictorLoadError(Exception):
     """The predictor could not be imported or constructed; the server must not start."""
 
@@ -96,6 +100,8 @@ def from_exception(exc: BaseException) -> HTTPError | None:
     from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect
 
+    if isinstance(exc, Unreachable):
+        return Unavailable(f"the request was not queued: {exc}; retry after Retry-After")
     if isinstance(exc, ClientDisconnect):
         return BadRequest("the connection closed before the whole body (Content-Length bytes) arrived")
     if isinstance(exc, HTTPException):

@@ -32,6 +32,11 @@ class Metrics:
         self.queue_depth = Gauge("mlkit_queue_depth", "Admitted requests waiting for an execution slot.", registry=self.registry)
         self.batch_size = Histogram("mlkit_batch_size", "Requests per predict_batch call.", buckets=BATCH_BUCKETS, registry=self.registry)
         self.predictor_errors = Counter("mlkit_predictor_errors", "Predictor calls that raised.", registry=self.registry)
+        # Async APIs: the front counts what it queued, workers what they finished, retried and failed for good.
+        self.async_submitted = Counter("mlkit_async_submitted", "Async requests queued (answered 202).", registry=self.registry)
+        self.async_completed = Counter("mlkit_async_completed", "Async requests whose result a worker wrote.", registry=self.registry)
+        self.async_retried = Counter("mlkit_async_retried", "Async attempts that failed and were released for another.", registry=self.registry)
+        self.async_failed = Counter("mlkit_async_failed", "Async requests that failed their last attempt (dead-lettered).", registry=self.registry)
         self.rejected = Counter("mlkit_requests_rejected", "Requests refused with 503 because the server was full.", registry=self.registry)
         # Generation (the OpenAI routes): what an LLM server is judged and scaled on.
         self.time_to_first_token = Histogram(

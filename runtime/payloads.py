@@ -127,6 +127,15 @@ def parse_json(body: bytes, max_depth: int = 64) -> Any:
 
 async def payload(request: Request, limit: int, json_only: bool = False) -> Any:
     """JSON arrives parsed; other content types arrive as bytes (or 415 where only JSON makes sense)."""
+    body, is_json = await checked_body(request, limit, json_only)
+    if is_json:
+        return parse_json(body, request.app.state.runtime.settings.max_json_depth)
+    return body
+
+
+async def checked_body(request: Request, limit: int, json_only: bool = False, parse: bool = False) -> tuple[bytes, bool]:
+    """The body as sent and whether it is JSON, after the same checks as payload(); with `parse`, JSON is
+    also checked whole (depth, syntax), for a body kept as bytes (an async API's queued request)."""
     kind = media_type(request)
     if kind in FORM_TYPES:
         raise UnsupportedMediaType(
@@ -137,11 +146,11 @@ async def payload(request: Request, limit: int, json_only: bool = False) -> Any:
     if json_only and not is_json:
         raise UnsupportedMediaType(f"content type {clip(kind)} is not supported here; this route takes application/json")
     body = await read_body(request, limit)
-    if is_json:
-        if not body:
-            raise BadRequest("empty request body; send a JSON document")
-        return parse_json(body, request.app.state.runtime.settings.max_json_depth)
-    return body
+    if is_json and not body:
+        raise BadRequest("empty request body; send a JSON document")
+    if is_json and parse:
+        parse_json(body, request.app.state.runtime.settings.max_json_depth)
+    return body, is_json
 
 
 def to_response(result: Any, headers: dict[str, str]) -> Response:

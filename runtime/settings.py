@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+# A bucket name as both clouds allow it (the cloud checks the rest when it is used).
+BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
 
 class SettingsError(ValueError):
@@ -49,6 +53,27 @@ class Settings:
     monitor_key: str = field(default="", metadata={"help": "Prediction monitoring: the key of each prediction (an object) to export; empty: off."})
     monitor_type: str = field(default="", metadata={"help": "classification (a count per predicted class) or regression (a histogram of values)."})
     monitor_buckets: str = field(default="", metadata={"help": "Regression only: histogram bucket bounds, comma-separated, increasing; empty: defaults."})
+    # Async APIs (runtime/asyncq/): the front queues requests and reads results; workers run the predictor from the queue.
+    mode: str = field(
+        default="realtime",
+        metadata={"help": "realtime (answer while the client waits); front (async: queue requests, read results); worker (async: run the "
+                          "predictor on queued requests); async (front and worker in one process, for `mlkit serve`)."},
+    )
+    queue: str = field(
+        default="", metadata={"help": "Async modes: local (an in-process queue; --mode async only), sqs:QUEUE_URL, or "
+                                      "pubsub:projects/P/topics/T/subscriptions/S (the topic the front publishes to, the subscription workers pull)."}
+    )
+    dead_letter: str = field(
+        default="", metadata={"help": "Async modes: where a request that failed every attempt goes: an SQS queue (sqs:URL) or a Pub/Sub topic "
+                                      "(pubsub:projects/P/topics/T); the local queue keeps its own. Empty: failed requests are only recorded."}
+    )
+    results: str = field(
+        default="", metadata={"help": "Async modes: where results are kept, by id: a folder (file:/path), s3://bucket/prefix or gs://bucket/prefix."}
+    )
+    visibility_timeout_s: float = field(
+        default=300.0, metadata={"help": "Async worker: seconds one attempt holds a request; extended while the predictor runs."}
+    )
+    max_attempts: int = field(default=5, metadata={"help": "Async worker: attempts before a request ends failed (and is dead-lettered)."})
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
     debug: bool = field(default=False, metadata={"help": "Show the traceback when the predictor fails to load (otherwise one line)."})
@@ -75,8 +100,9 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        if not self.predictor:
+        if not self.predictor and self.mode != "front":  # the front queues and reads; it never runs the predictor
             raise SettingsError("no predictor given: pass --predictor predictor.py:Predictor or set MLKIT_PREDICTOR")
+        self.check_async()
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"--port / MLKIT_PORT must be 0 to 65535, got {self.port}")
         for name in ("max_batch_size", "max_in_flight", "max_json_depth", "max_instances", "body_timeout_s"):
@@ -91,6 +117,37 @@ class Settings:
             from .auth import ApiKeys  # reads the file now, so a missing or empty one stops start-up
 
             ApiKeys(self.api_keys_file)
+
+    def check_async(self) -> None:
+        modes = ("realtime", "front", "worker", "async")
+        if self.mode not in modes:
+            raise SettingsError(f"--mode / MLKIT_MODE: {self.mode!r} is not one of {', '.join(modes)}")
+        if self.mode == "realtime":
+            return
+        if not self.queue or not self.results:
+            raise SettingsError(f"--mode {self.mode} needs --queue / MLKIT_QUEUE and --results / MLKIT_RESULTS")
+        if self.queue == "local" and self.mode != "async":
+            raise SettingsError("--queue local is an in-process queue: it works only with --mode async (front and worker in one process)")
+        if not (self.queue == "local" or self.queue.startswith(("sqs:", "pubsub:"))):
+            raise SettingsError(f"--queue / MLKIT_QUEUE: {self.queue[:100]!r} is not local, sqs:QUEUE_URL or pubsub:projects/P/topics/T/subscriptions/S")
+        bucket = self.results.split("://", 1)[1].split("/", 1)[0] if self.results.startswith(("s3://", "gs://")) else None
+        if not (self.results.startswith("file:") and len(self.results) > len("file:")) and not (bucket and BUCKET.fullmatch(bucket)):
+            raise SettingsError(f"--results / MLKIT_RESULTS: {self.results[:100]!r} is not file:/folder, s3://bucket/prefix or gs://bucket/prefix")
+        backend = self.queue.split(":", 1)[0]
+        if self.dead_letter and (backend == "local" or not self.dead_letter.startswith(backend + ":")):
+            raise SettingsError(
+                f"--dead-letter / MLKIT_DEAD_LETTER: {self.dead_letter[:100]!r} does not go with --queue {backend}: "
+                "give sqs:QUEUE_URL with an SQS queue, pubsub:projects/P/topics/T with Pub/Sub (the local queue keeps its own)"
+            )
+        if self.queue.startswith("pubsub:"):
+            from .asyncq.pubsub_paths import check
+
+            try:
+                check(self.queue[len("pubsub:"):], self.dead_letter[len("pubsub:"):] if self.dead_letter else None)
+            except ValueError as exc:
+                raise SettingsError(f"--queue / --dead-letter: {exc}") from None
+        if self.visibility_timeout_s < 1 or self.max_attempts < 1:
+            raise SettingsError("--visibility-timeout-s and --max-attempts must be at least 1")
 
     def monitoring(self) -> tuple[str, str, tuple[float, ...]] | None:
         """(key, type, buckets) when prediction monitoring is on, else None; every value checked."""

@@ -15,7 +15,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mlkit.yaml").is_file())
+# examples/async is served locally only (tests/commands/test_serve_async.py): the cluster objects of async
+# APIs are not rendered yet, so the golden, validate, checkov and pod-contract tests cannot take it.
+SERVE_ONLY_EXAMPLES = {"async"}
+ALL_EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mlkit.yaml").is_file())
+EXAMPLE_NAMES = [name for name in ALL_EXAMPLE_NAMES if name not in SERVE_ONLY_EXAMPLES]
 
 
 def mlkit(*args: str, cwd: Path, env: dict | None = None, input: str | None = None, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -178,12 +178,12 @@ class Cluster:
         except httpx.HTTPError as exc:
             raise ToolError(f"cannot reach {service} through the Kubernetes API: {exc}") from None
 
-    def proxy_get(self, namespace: str, service_port: str, path: str, params: dict[str, str]) -> httpx.Response:
+    def proxy_get(self, namespace: str, service_port: str, path: str, params: dict[str, str], headers: dict[str, str] | None = None) -> httpx.Response:
         """GET from a Service ("name:port") through the API server, whatever the status: the caller tells the
         Service's own answers from the API server's (no such Service, no endpoints, no right to the proxy)."""
         url = f"/api/v1/namespaces/{namespace}/services/{service_port}/proxy/{path.lstrip('/')}"
         try:
-            return self.http.get(url, params=params)
+            return self.http.get(url, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise ToolError(f"cannot reach the Kubernetes API at {self.creds.server} ({self.creds.name}): {exc}") from None
 

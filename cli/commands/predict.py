@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..errors import ToolError, UserError
-from ..options import DEFAULT_SPEC, ApiName, SpecFile
+from ..options import DEFAULT_SPEC, ApiName, SpecFile, say
 
 if TYPE_CHECKING:
     import httpx
 
+    from ..cluster.client import Cluster
     from ..spec.schema import Api
 
+# An async API's request ids (runtime/asyncq/records.py): 128 random bits in hex.
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 # Generation takes longer than a prediction: a long answer from a busy engine is not a failure.
 ENGINE_TIMEOUT_S = 300.0
 
@@ -42,9 +47,18 @@ def command(
     api_key: Annotated[
         str | None, typer.Option("--api-key", envvar="MLKIT_API_KEY", help="API key; by default the first key of the API's Secret, if it has one.")
     ] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Async APIs: print the request's id once it is queued, and do not wait for the result.")
+    ] = False,
+    wait_s: Annotated[
+        float, typer.Option("--wait-s", min=1, max=86400, help="Async APIs: longest to wait for the result, in seconds; then print the id and exit 3.")
+    ] = 600.0,
     file: SpecFile = DEFAULT_SPEC,
 ) -> None:
-    """Send PAYLOAD to API through the Kubernetes API server (which reaches private APIs too) and print the answer."""
+    """Send PAYLOAD to API through the Kubernetes API server (which reaches private APIs too) and print the answer.
+
+    An async API answers with an id at once: mlkit predict then waits for the result (progress on stderr) and prints it.
+    """
     from ..cluster.client import NotFound
     from ..cluster.connect import api_named, connect
     from ..cluster.kinds import by_name
@@ -77,12 +91,55 @@ def command(
             # the interceptor may hold the request for the whole cold start before anything answers.
             timeout = max(timeout or 0.0, wake.client_timeout_s(target))
         response = cluster.proxy(namespace, service, route or "/predict", body, headers, timeout)
+        if target.kind == "async" and response.status_code == 202:
+            polled = _await_result(cluster, namespace, service, response, headers, no_wait, wait_s)
+            if polled is None:  # printed: the id, or the result
+                return
+            response = polled
     finally:
         cluster.close()
     if response.status_code >= 400:
         message = f"{api} answered {response.status_code}: {_reason(response)}"
         raise UserError(message) if response.status_code < 500 else ToolError(message)
     sys.stdout.write(response.text if response.text.endswith("\n") else response.text + "\n")
+
+
+def _await_result(
+    cluster: Cluster, namespace: str, service: str, accepted: httpx.Response, headers: dict[str, str], no_wait: bool, wait_s: float
+) -> httpx.Response | None:
+    """Poll an async API's GET /predict/{id} until its request is completed or failed (then that answer), or the bound passes."""
+    try:
+        request_id = accepted.json()["id"]
+    except (ValueError, KeyError, TypeError):
+        request_id = None
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+        raise ToolError(f"{service} answered 202 without a request id: {' '.join(accepted.text.split())[:200]}")
+    if no_wait:
+        sys.stdout.write(request_id + "\n")
+        return None
+    start = time.monotonic()
+    said, pause = "", 0.1
+    while True:
+        response = cluster.proxy_get(namespace, f"{service}:http", f"/predict/{request_id}", {}, headers=headers)
+        if response.status_code != 200:
+            return response
+        record = response.json()
+        status = record.get("status")
+        if status == "completed":
+            # The prediction, as a realtime API's answer would print it (bytes come back as base64 in the record).
+            result = record["result"] if "result" in record else record
+            sys.stdout.write(json.dumps(result) + "\n")
+            return None
+        if status == "failed":
+            error = " ".join(str(record.get("error")).split())[:500]
+            raise ToolError(f"{service}: request {request_id} failed after {record.get('attempt')} attempts: {error}")
+        if status != said:
+            say(f"{service}: request {request_id} {status} ({time.monotonic() - start:.0f} s)")
+            said = status
+        if time.monotonic() - start > wait_s:
+            raise ToolError(f"{service}: request {request_id} is still {status} after {wait_s:g} s; its result stays readable by id: GET /predict/{request_id}")
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)  # quick answers come back quickly; long ones cost a call every 2 s
 
 
 def engine_request(api: Api, payload: Any, where: str, route: str | None) -> tuple[str, bytes]:

@@ -88,6 +88,11 @@ def command(
     }
     if chosen.monitoring is not None:
         overrides |= chosen.monitoring.runtime_settings()
+    results: Path | None = None
+    if chosen.kind == "async":
+        overrides |= async_overrides(chosen)
+        results = local_results(root, chosen.name)
+        overrides["results"] = f"file:{results}"
     with _keys(chosen.name, chosen.api_keys, api_key or [], api_keys_file, root) as keys_file:
         if keys_file is not None:
             overrides["api_keys_file"] = str(keys_file)
@@ -97,6 +102,10 @@ def command(
             raise UserError(str(exc)) from None
 
         def announce() -> None:
+            if results is not None:
+                say(f"serving {chosen.name} (async) on http://{host}:{port}: POST /predict answers 202 with an id, GET /predict/{{id}} its "
+                    f"result; front and worker in this process, on an in-process queue, results in {results}")
+                return
             say(f"serving {chosen.name} on http://{host}:{port} (POST /predict, "
                 f"/v1/models/{chosen.name}:predict, /v2/models/{chosen.name}/infer; docs at /docs)")
 
@@ -108,6 +117,31 @@ def command(
             raise UserError(str(exc)) from exc
     if code:
         raise typer.Exit(code)
+
+
+def async_overrides(api: Api) -> dict[str, object]:
+    """An async API's runtime settings on a laptop: front and worker in one process on the embedded queue."""
+    from ..spec.schema import AsyncQueue
+
+    q = api.queue or AsyncQueue()
+    return {
+        "mode": "async",
+        "queue": "local",
+        "visibility_timeout_s": q.visibility_timeout_s,
+        "max_attempts": q.max_attempts,
+        "max_body_bytes": q.max_payload_bytes,
+    }
+
+
+def local_results(root: Path, api: str) -> Path:
+    """`.mlkit/serve/<api>-results/`: the results folder of an async API served here (gitignored, like made keys)."""
+    folder = project_folder(root, "serve", "remove it")
+    create_file(folder / ".gitignore", "# keys and results made by `mlkit serve`: never commit them\n*\n", replace=False)
+    results = folder / f"{api}-results"
+    if results.is_symlink() or (results.exists() and not results.is_dir()):
+        raise UserError(f"{results} is a symlink or not a folder; mlkit writes only inside the project: remove it")
+    results.mkdir(mode=0o700, exist_ok=True)
+    return results
 
 
 def local_api(file: Path, api: str | None, model_dir: Path | None, verb: str) -> tuple[Spec, Api, Path, Path]:
@@ -194,7 +228,7 @@ def _made_key(api: str, root: Path) -> str:
 def write_local_key(root: Path, api: str, key: str) -> Path:
     """Write `.mlkit/serve/<api>.key` (0600 from its first byte), never through a symlink."""
     folder = project_folder(root, "serve", "remove it, or pass --api-key")
-    create_file(folder / ".gitignore", "# keys made by `mlkit serve`: never commit them\n*\n", replace=False)
+    create_file(folder / ".gitignore", "# keys and results made by `mlkit serve`: never commit them\n*\n", replace=False)
     target = folder / f"{api}.key"
     create_file(target, key + "\n", replace=True)
     return target

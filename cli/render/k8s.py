@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .. import clouds, labels, placement
+from ..errors import UserError
 from ..spec import Spec, engines
 from ..spec import accelerators as acc
 from ..spec.engines import ENGINES
@@ -101,7 +102,14 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     files |= dashboard.render(spec, env, HEADER, SHARED, owner_labels(spec))
     files |= nodepools.render(spec, HEADER, SHARED)
     woken: list[Api] = []
-    for api in spec.apis:
+    for i, api in enumerate(spec.apis):
+        if api.kind == "async":
+            # The runtime serves async APIs (`mlkit serve`); their cluster objects (queue, front and worker
+            # Deployments, queue-depth triggers) are not rendered yet, and a realtime Deployment would be a lie.
+            raise UserError(
+                f"mlkit.yaml: apis[{i}].kind: async API '{api.name}' runs on a laptop with `mlkit serve`; rendering it for a cluster "
+                "is not supported yet: remove it from the spec you render, or set `kind: realtime`"
+            )
         if api.engine is not None:
             view = engine_view(spec, api, facts)
             names = [*ENGINE_OBJECTS, *models.objects(view)]

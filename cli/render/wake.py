@@ -128,7 +128,8 @@ FALLBACK_CHECKOV_SKIPS = {
 
 
 def scales_to_zero(api: Api) -> bool:
-    return api.autoscaling.min_replicas == 0
+    """Whether requests need the holding path: an async API's front always runs (its workers scale to zero on the queue)."""
+    return api.autoscaling.min_replicas == 0 and api.kind != "async"
 
 
 def route_value(api: str, namespace: str) -> str:

@@ -15,7 +15,7 @@ from .. import placement
 from . import accelerators as acc
 from . import engines, syntax
 from .engines import ENGINES
-from .schema import Api, NodePool, Spec
+from .schema import Api, AsyncQueue, NodePool, Spec
 
 if TYPE_CHECKING:
     import ipaddress
@@ -221,7 +221,7 @@ def _tpu_pool(pool: NodePool, loc: Loc) -> Iterator[Problem]:
 
 
 def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
-    from ..render.wake import FALLBACK  # here: cli.render.wake imports the spec package
+    from ..render.wake import FALLBACK, scales_to_zero  # here: cli.render.wake imports the spec package
 
     for index in _repeats([a.name for a in spec.apis]):
         yield Problem(("apis", index, "name"), f"duplicate API name '{spec.apis[index].name}'; API names must be unique")
@@ -245,9 +245,9 @@ def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
                 loc + ("autoscaling", "min_replicas"), "an API with a canary cannot scale to zero: set min_replicas to 1 or more, or remove the canary"
             )
         woken = api.name.removesuffix("-backend")
-        if woken != api.name and woken in {x.name for x in spec.apis if x.autoscaling.min_replicas == 0}:
+        if woken != api.name and woken in {x.name for x in spec.apis if scales_to_zero(x)}:
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the backend Service of API '{woken}', which scales to zero; pick another name")
-        if api.name == FALLBACK and any(x.autoscaling.min_replicas == 0 for x in spec.apis):
+        if api.name == FALLBACK and any(scales_to_zero(x) for x in spec.apis):
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the cold-start fallback of the APIs that scale to zero; pick another name")
         asked = [k for k in ("gpu", "neuron_cores", "tpu_chips") if getattr(api.compute, k)]
         if len(asked) > 1:
@@ -638,10 +638,14 @@ def _model_access(spec: Spec) -> Iterator[Problem]:
 
 ################################################################################
 # Workload kinds: a batch or task API runs the predictor in Jobs, not behind a Service, so the
-# settings of a service mean nothing there; each kind's own block belongs to that kind alone.
+# settings of a service mean nothing there; each kind's own block belongs to that kind alone. An async API
+# (queue, workers, results by id) takes the queue's settings and none of the Gateway's.
 ################################################################################
 
 _SERVICE_ONLY = ("autoscaling", "batching", "concurrency", "rollout", "expose", "api_keys", "canary", "monitoring")
+# Pub/Sub's limits: an ack deadline of at most 600 s, a dead-letter policy of 5 to 100 attempts.
+PUBSUB_MAX_ACK_S = 600
+PUBSUB_MIN_ATTEMPTS = 5
 
 
 def _kinds(spec: Spec) -> Iterator[Problem]:
@@ -650,6 +654,13 @@ def _kinds(spec: Spec) -> Iterator[Problem]:
         for block in ("batch", "task"):
             if getattr(api, block) is not None and api.kind != block:
                 yield Problem(loc + (block,), f"only for `kind: {block}` (this API is `kind: {api.kind}`); set the kind or remove it")
+        if api.kind == "async":
+            yield from _async(spec, api, loc)
+            continue
+        if api.queue is not None:
+            yield Problem(loc + ("queue",), f"only for `kind: async` (this API is {api.kind}); remove it or set `kind: async`")
+        if api.autoscaling.target_queued is not None:
+            yield Problem(loc + ("autoscaling", "target_queued"), "only for `kind: async` (it reads the queue's depth); remove it or set `kind: async`")
         if api.kind == "realtime":
             continue
         if api.kind == "task":
@@ -658,5 +669,23 @@ def _kinds(spec: Spec) -> Iterator[Problem]:
         if api.engine is not None:
             yield Problem(loc + ("engine",), f"`kind: {api.kind}` runs the predictor class in Jobs, not an engine's server; remove engine")
         for name in _SERVICE_ONLY:
-            if name in api.model_fields_set:
+            if name in api.model_fields_set and not (name == "autoscaling" and api.autoscaling.target_queued is not None):
                 yield Problem(loc + (name,), f"a setting of a service (`kind: realtime`); `kind: {api.kind}` runs Jobs: remove it")
+
+
+def _async(spec: Spec, api: Api, loc: Loc) -> Iterator[Problem]:
+    if api.engine is not None:
+        yield Problem(loc + ("kind",), "an engine API answers while the client waits; `kind: async` runs a predictor class: remove engine or kind")
+    if api.canary is not None:
+        yield Problem(loc + ("canary",), "an async API has no canary (its requests go through a queue, not the Gateway); remove the canary")
+    q = api.queue or AsyncQueue()
+    if spec.cloud == "gcp" and q.visibility_timeout_s > PUBSUB_MAX_ACK_S:
+        yield Problem(
+            loc + ("queue", "visibility_timeout_s"),
+            f"{q.visibility_timeout_s} is above Pub/Sub's longest ack deadline, {PUBSUB_MAX_ACK_S} s; workers extend it while they predict",
+        )
+    if spec.cloud == "gcp" and q.max_attempts < PUBSUB_MIN_ATTEMPTS:
+        yield Problem(
+            loc + ("queue", "max_attempts"),
+            f"{q.max_attempts} is below Pub/Sub's fewest delivery attempts before dead-lettering, {PUBSUB_MIN_ATTEMPTS}; use 5 to 100",
+        )

@@ -266,6 +266,14 @@ class Autoscaling(Strict):
         "warm-up); past it the request gets 503 with Retry-After from the project's cold-start fallback. Default 300; for an engine API, "
         "its startup budget (see serving.model_size_gb) plus 300 s for the node and image, at most 3600.",
     )
+    target_queued: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        le=100000,
+        description="`kind: async` only: requests waiting in the queue per worker the autoscaler aims for (KEDA's queue scalers); default 5. "
+        "With `min_replicas: 0` the workers scale to zero when the queue is empty.",
+    )
     target_waiting: int | None = Field(
         None,
         strict=True,
@@ -283,6 +291,42 @@ class Batching(Strict):
 
     max_batch_size: int = Field(8, strict=True, ge=1, le=4096, description="Most requests in one batch.")
     max_wait_ms: float = Field(10, allow_inf_nan=False, ge=0, le=10000, description="Longest a request waits for its batch to fill.")
+
+
+# Workload kinds of an API. Another kind is one more value here and its rules in rules.py.
+ApiKind = Literal["realtime", "async", "batch", "task"]
+
+
+class AsyncQueue(Strict):
+    """`kind: async` only: how requests wait in the cloud's queue and how long their results are kept."""
+
+    result_retention_days: int = Field(
+        7, strict=True, ge=1, le=3650, description="Days a result (and a large payload) is kept in the bucket before a lifecycle rule deletes it."
+    )
+    visibility_timeout_s: int = Field(
+        300,
+        strict=True,
+        ge=10,
+        le=43200,
+        description="Seconds one attempt holds a request before the queue hands it to another worker (SQS visibility timeout, Pub/Sub ack "
+        "deadline: at most 600 on GCP). Workers extend it while a long prediction runs, so it bounds how soon a crashed worker's requests "
+        "are retried, not how long a prediction may take.",
+    )
+    max_attempts: int = Field(
+        5,
+        strict=True,
+        ge=1,
+        le=100,
+        description="Attempts before a request ends `failed` with the predictor's error and its message goes to the dead-letter queue "
+        "(SQS maxReceiveCount; Pub/Sub max delivery attempts, 5 to 100).",
+    )
+    max_payload_bytes: int = Field(
+        10 * 1024 * 1024,
+        strict=True,
+        ge=1024,
+        le=512 * 1024 * 1024,
+        description="Largest request body the front accepts; a larger one gets 413. Payloads too large for a queue message travel through the bucket.",
+    )
 
 
 class Concurrency(Strict):
@@ -544,14 +588,17 @@ class Api(Strict):
     """A model API: one predictor, or one serving engine, behind one endpoint."""
 
     name: Name = Field(description="API name, a DNS label; names its Kubernetes objects and its route.")
-    kind: Literal["realtime", "batch", "task"] = Field(
+    kind: ApiKind = Field(
         "realtime",
         description=(
-            "`realtime` (default): a service that answers each request. `batch`: no service; `mlkit job submit` runs the predictor over a "
+            "`realtime` (default): each request is answered while the client waits. `async`: `POST /predict` answers 202 with an id once the request is "
+            "queued, workers run the predictor from the queue (scaled on its depth, to zero), and `GET /predict/{id}` answers its status and "
+            "result (see the README's async section). `batch`: no service; `mlkit job submit` runs the predictor over a "
             "dataset's items as an Indexed Job, one index per shard (`batch:` settings). `task` (not supported yet: refused with a message): "
             "a callable run to completion as a Job, once or on `task.schedule`."
         ),
     )
+    queue: AsyncQueue | None = Field(None, description="`kind: async` only: queue and result settings; defaults apply when left out.")
     engine: Literal["vllm"] | None = Field(
         None,
         description=(

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..app import runtime_of
+from ..errors import NotFound
 from ..payloads import payload
 
 router = APIRouter(tags=["predict"])
@@ -31,8 +32,22 @@ async def predict(request: Request) -> Response:
     return await respond(request)
 
 
+@router.get(
+    "/predict/{request_id}",
+    summary="Async APIs: the status and result of a queued request",
+    responses={404: {"description": "No request has this id (or this API is realtime)"}, 503: {"description": "The result store cannot be reached"}},
+)
+async def result(request: Request, request_id: str) -> Response:
+    rt = runtime_of(request)
+    if rt.front is None:
+        raise NotFound("this API answers POST /predict at once; GET /predict/{id} is for async APIs")
+    return await rt.front.status(request, request_id)
+
+
 async def respond(request: Request) -> Response:
     rt = runtime_of(request)
+    if rt.front is not None:  # an async API: queue it, answer 202 with its id
+        return await rt.front.submit(request)
 
     async def call() -> Any:
         return await rt.predict_one(await payload(request, rt.settings.max_body_bytes))

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import EXAMPLE_NAMES, mlkit
+from tests.conftest import ALL_EXAMPLE_NAMES, EXAMPLE_NAMES, mlkit
 
 
 def test_help_lists_every_command(tmp_path):
@@ -66,7 +66,7 @@ def test_init_refuses_a_non_empty_folder_unless_forced(tmp_path):
 def test_init_unknown_example_lists_the_valid_ones(tmp_path):
     result = mlkit("init", "p", "--example", "nope", cwd=tmp_path)
     assert result.returncode == 1
-    assert f"no such example (valid: {', '.join(EXAMPLE_NAMES)})" in result.stderr
+    assert f"no such example (valid: {', '.join(ALL_EXAMPLE_NAMES)})" in result.stderr
     assert not (tmp_path / "p").exists()
 
 

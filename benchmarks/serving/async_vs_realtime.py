@@ -1,0 +1,191 @@
+"""Async API worker throughput against the realtime runtime on the same predictor, alternating in one run.
+
+Each round starts the runtime twice with the same torch predictor (benchmarks/serving/mlkit_predictor.py)
+and batching settings:
+- realtime: closed-loop load of --concurrency clients (hey) on POST /predict for --duration seconds; req/s.
+- async (--mode async: front and worker in one process, on the embedded queue and a results folder):
+  --requests requests submitted by --concurrency clients (hey), then every result awaited; the
+  worker's req/s = requests / (last finished_at - first started_at), from the result records.
+Then, one request at a time (--sequential of each): realtime latency, and async submit-to-result
+latency (POST sent to a GET that sees `completed`, polled every 2 ms), p50 and p99; the difference is
+the async path's overhead per request. Rounds alternate realtime and async so drift hits both.
+
+    python benchmarks/serving/async_vs_realtime.py --model cnn --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+PREDICTOR = f"{HERE / 'mlkit_predictor.py'}:Predictor"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: argparse.Namespace, *flags: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = os.environ | {"PYTHONPATH": str(HERE)}
+    cores = os.cpu_count() or 1
+    pin = ["taskset", "-c", f"0-{max(0, cores - 2)}"] if cores > 1 and shutil.which("taskset") else []  # the last core is hey's
+    proc = subprocess.Popen(
+        [*pin, sys.executable, "-m", "mlkit_runtime", "--predictor", PREDICTOR, "--config", json.dumps({"model": args.model}), "--model-dir", str(HERE),
+         "--port", str(port), "--max-batch-size", str(args.batch), "--max-wait-ms", "5", "--max-in-flight", "256", "--max-queue", "4096",
+         "--no-access-log", *flags],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the runtime exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the runtime did not become ready in 120 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(30)
+
+
+def payload(model: str) -> dict:
+    sys.path.insert(0, str(HERE))
+    import models  # benchmarks/serving/models.py: the payload shape of each model
+
+    return models.payload(model)
+
+
+def hey(url: str, body: dict, concurrency: int, *amount: str) -> tuple[float, int]:
+    """hey's Requests/sec and responses for POSTs of `body` (`amount`: -z 10s or -n 2000); the load pinned to the last core."""
+    cores = os.cpu_count() or 1
+    pin = ["taskset", "-c", str(cores - 1)] if cores > 1 and shutil.which("taskset") else []
+    out = subprocess.run(
+        [*pin, "hey", *amount, "-c", str(concurrency), "-m", "POST", "-T", "application/json", "-d", json.dumps(body), url + "/predict"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
+    if any(code not in ("200", "202") for code, _ in codes):
+        raise SystemExit(f"hey saw other statuses: {codes}")
+    found = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    assert found, out
+    return float(found.group(1)), sum(int(n) for _, n in codes)
+
+
+def async_throughput(url: str, body: dict, concurrency: int, requests: int, results: Path) -> float:
+    """Submit `requests` with hey, wait for every record to complete, and read the worker's rate from the records."""
+    # hey sends n/c per client, so the count is what it reports, not `requests`.
+    _, requests = hey(url, body, concurrency, "-n", str(requests))
+    deadline = time.monotonic() + 600
+    while True:
+        records = [json.loads(p.read_bytes()) for p in results.glob("*.json")]
+        if len(records) >= requests and all(r["status"] == "completed" for r in records):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("the async results did not all complete within 600 s")
+        time.sleep(0.2)
+    first = min(datetime.fromisoformat(r["started_at"].replace("Z", "+00:00")) for r in records)
+    last = max(datetime.fromisoformat(r["finished_at"].replace("Z", "+00:00")) for r in records)
+    return requests / (last - first).total_seconds()
+
+
+def latencies_realtime(url: str, body: dict, n: int) -> list[float]:
+    out = []
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for _ in range(n):
+            t = time.perf_counter()
+            c.post("/predict", json=body).raise_for_status()
+            out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def latencies_async(url: str, body: dict, n: int) -> list[float]:
+    out = []
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for _ in range(n):
+            t = time.perf_counter()
+            rid = c.post("/predict", json=body).json()["id"]
+            while c.get(f"/predict/{rid}").json()["status"] != "completed":
+                time.sleep(0.002)
+            out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="cnn", help="benchmarks/serving/models.py model: mlp, cnn, encoder, image")
+    ap.add_argument("--batch", type=int, default=16, help="max_batch_size of both paths")
+    ap.add_argument("--concurrency", type=int, default=32, help="clients at saturation")
+    ap.add_argument("--duration", type=float, default=10, help="seconds of realtime load per round")
+    ap.add_argument("--requests", type=int, default=2000, help="async requests per round")
+    ap.add_argument("--sequential", type=int, default=200, help="one-at-a-time requests per path per round, for latency")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path, help="write the raw figures here as JSON")
+    args = ap.parse_args()
+    body = payload(args.model)
+    runs: list[dict] = []
+    for round_ in range(1, args.rounds + 1):
+        proc, url = start(args)
+        try:
+            rt, _ = hey(url, body, args.concurrency, "-z", f"{args.duration:g}s")
+            rt_lat = latencies_realtime(url, body, args.sequential)
+        finally:
+            stop(proc)
+        with tempfile.TemporaryDirectory() as results:
+            proc, url = start(args, "--mode", "async", "--queue", "local", "--results", f"file:{results}")
+            try:
+                aw = async_throughput(url, body, args.concurrency, args.requests, Path(results))
+                aw_lat = latencies_async(url, body, args.sequential)
+            finally:
+                stop(proc)
+        run = {
+            "round": round_, "realtime_rps": round(rt, 1), "async_worker_rps": round(aw, 1), "ratio": round(aw / rt, 3),
+            "realtime_p50_ms": round(pct(rt_lat, 50), 2), "realtime_p99_ms": round(pct(rt_lat, 99), 2),
+            "async_p50_ms": round(pct(aw_lat, 50), 2), "async_p99_ms": round(pct(aw_lat, 99), 2),
+        }
+        runs.append(run)
+        print(json.dumps(run), file=sys.stderr, flush=True)
+    keys = [k for k in runs[0] if k != "round"]
+    median = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
+    print(f"model {args.model}, max_batch_size {args.batch}, {args.concurrency} clients, {args.rounds} alternating rounds (medians):")
+    print("| path | req/s at saturation | p50 ms (one at a time) | p99 ms |")
+    print("| --- | --- | --- | --- |")
+    print(f"| realtime | {median['realtime_rps']} | {median['realtime_p50_ms']} | {median['realtime_p99_ms']} |")
+    print(f"| async (embedded queue, results folder) | {median['async_worker_rps']} | {median['async_p50_ms']} | {median['async_p99_ms']} |")
+    print(f"worker/realtime throughput: {median['ratio']}; async overhead per request: p50 +{median['async_p50_ms'] - median['realtime_p50_ms']:.2f} ms, "
+          f"p99 +{median['async_p99_ms'] - median['realtime_p99_ms']:.2f} ms")
+    if args.out:
+        args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "runs": runs, "median": median}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
