@@ -52,7 +52,7 @@ def command(
     Then: curl -H 'Content-Type: application/json' -d '{"text": "great"}' http://127.0.0.1:8080/predict
     """
     spec, chosen, root = chosen_api(file, api, "serve")
-    if chosen.kind != "realtime":
+    if chosen.kind in ("batch", "task"):
         raise UserError(f"{chosen.name} is `kind: {chosen.kind}`: it runs as jobs, not a service; try `mlkit job run {chosen.name} --input ... --output DIR`")
     if chosen.engine is not None:
         # An engine API runs the engine's own server, as its pods do: vLLM where it is installed.
