@@ -221,7 +221,8 @@ def _pydantic_problem(name: str, pos: Positions, err: ErrorDetails) -> str:
         help_ = _PATTERN_HELP.get(ctx.get("pattern", ""), f"does not match {ctx.get('pattern')}")
         return f"{name}:{_at(pos, loc)}: {dotted(loc)}: {err['input']!r} {help_}"
     if kind in _BOUND_WORDS:
-        limit = next(iter(ctx.values()), "")
+        # The bound itself, not the other context pydantic adds (`too_long` also carries field_type: List).
+        limit = next((v for k, v in ctx.items() if k in ("le", "ge", "lt", "gt", "max_length", "min_length")), "")
         given = err["input"]
         shown = f"{len(given)} items" if isinstance(given, (list, dict)) else f"{len(given)} characters" if isinstance(given, str) else repr(given)
         return f"{name}:{_at(pos, loc)}: {dotted(loc)}: {shown} is {_BOUND_WORDS[kind]} {limit})"

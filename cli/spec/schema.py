@@ -453,7 +453,6 @@ class Serving(Strict):
     def _flags(cls, value: list[str]) -> list[str]:
         from .engines import ENGINES
 
-        owned = {flag for engine in ENGINES.values() for flag in engine.owned_flags}
         for i, item in enumerate(value):
             if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in item):
                 raise PydanticCustomError("engine_arg", "item {i} holds a control character (a newline, tab, ...); one flag or value per item", {"i": i})
@@ -464,12 +463,12 @@ class Serving(Strict):
                             "item {i} {item} is not a flag: write `--name` or `--name=value` (lowercase letters, digits and '-')"
                         ), {"i": i, "item": repr(item)}
                     )
-                if (flag := item.split("=", 1)[0]) in owned:
-                    raise PydanticCustomError(
-                        "engine_arg",
-                        "item {i}: {flag} is set by mlkit from the spec; use the API's fields (serving.*, model, hf_model, api_keys) instead",
-                        {"i": i, "flag": flag},
-                    )
+                flag = item.split("=", 1)[0]
+                for engine in ENGINES.values():
+                    if claimed := engine.claims(flag):
+                        owned, why = claimed
+                        said = flag if flag == owned else f"{flag} (a prefix of {owned}, which {engine.name} reads it as)"
+                        raise PydanticCustomError("engine_arg", "item {i}: {said} {why}", {"i": i, "said": said, "why": why})
             elif i == 0:
                 raise PydanticCustomError("engine_arg", "item 0 {item} is a value without a flag before it; start with a `--flag`", {"item": repr(item)})
         return value

@@ -131,6 +131,17 @@ def test_an_engine_replica_lives_on_one_tpu_vm():
     (["--port=9000"], "--port is set by mlkit from the spec"),
     (["--api-key", "x"], "--api-key is set by mlkit from the spec"),
     (["--model=/etc"], "--model is set by mlkit"),
+    # vLLM's argparse takes any unique prefix of a flag: each of these would set one of mlkit's.
+    (["--api-k=KEY"], "item 0: --api-k (a prefix of --api-key, which vllm reads it as) is set by mlkit from the spec; set it with api_keys"),
+    (["--max-num-seqs", "8", "--served-model", "x"], "item 2: --served-model (a prefix of --served-model-name, which vllm reads it as) is set by mlkit"),
+    (["--served-model-name", "x"], "item 0: --served-model-name is set by mlkit from the spec; set it with name"),
+    (["--hos=0.0.0.0"], "--hos (a prefix of --host, which vllm reads it as)"),
+    (["--max-model=9"], "set it with serving.max_model_len"),
+    (["--dtype", "half"], "item 0: --dtype is set by mlkit from the spec; set it with serving.dtype"),
+    (["--config", "/tmp/x.yaml"], "item 0: --config reads flags from a file that mlkit cannot check; give each flag in extra_args instead"),
+    (["--conf=x.yaml"], "--conf (a prefix of --config, which vllm reads it as) reads flags from a file"),
+    (["--enable-prefix-caching"] * 65, "65 items is too many (valid: at most 64)"),  # once "at most List"
+    (["--config-format", "hf", "--model-impl=vllm", "--max-num-batched-tokens=8192"], None),  # longer flags, not prefixes: allowed
 ])
 def test_extra_args_are_flags_and_values_and_leave_mlkits_flags_alone(args, expected):
     quoted = ", ".join(f'"{a}"' for a in args).replace("\n", "\\n")
