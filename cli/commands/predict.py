@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -50,16 +49,17 @@ def command(
     from ..cluster.kinds import by_name
     from ..render import wake
     from ..render.k8s import SYSTEM_NAMESPACE
+    from ..requestbody import read
     from ..spec import load
 
-    body, where = _payload(payload)
+    body, value, where = read(payload, "PAYLOAD")
     spec = load(file)
     target = api_named(spec, api)
     if canary and not target.canary:
         raise UserError(f"API {api} has no canary in mlkit.yaml; drop --canary or add `canary:` to the API")
     timeout = None
     if target.engine is not None:
-        route, body = engine_request(target, json.loads(body), where, route)
+        route, body = engine_request(target, value, where, route)
         timeout = ENGINE_TIMEOUT_S
     cluster = connect(spec)
     try:
@@ -106,26 +106,6 @@ def engine_request(api: Api, payload: Any, where: str, route: str | None) -> tup
     if model != served:
         raise UserError(f"{where}: model {model!r} is not what API {api.name} serves; its engine serves {served!r} (leave `model` out)")
     return route, json.dumps(payload).encode()
-
-
-def _payload(payload: str) -> tuple[bytes, str]:
-    if payload == "-":
-        text = sys.stdin.read()
-        where = "standard input"
-    elif payload.startswith("@"):
-        path = Path(payload[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"PAYLOAD {payload}: cannot read {path}: {exc.strerror}") from None
-        where = str(path)
-    else:
-        text, where = payload, "PAYLOAD"
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); e.g. '{{\"text\": \"great\"}}'") from None
-    return text.encode(), where
 
 
 def _reason(response: httpx.Response) -> str:
