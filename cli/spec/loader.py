@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 from ..errors import SpecError
 from . import naming, paths, rules, syntax
 from .schema import DNS_LABEL, PERCENT_OR_INT, QUANTITY, Spec
-from .yamlsafe import compose
+from .yamlsafe import ValueOutOfRange, compose
 
 Loc = tuple[str | int, ...]
 
@@ -142,7 +142,8 @@ def loads(text: str, name: str = "mlkit.yaml", root: Path | None = None) -> Spec
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([f"{where}: YAML syntax: {problem}"]) from None
+        kind = "YAML value" if isinstance(exc, ValueOutOfRange) else "YAML syntax"
+        raise SpecError([f"{where}: {kind}: {problem}"]) from None
     pos = Positions(node)
     if data is None:
         raise SpecError([f"{name}: the spec is empty; run `mlkit init DIR` for a commented example"])

@@ -194,3 +194,30 @@ def test_an_engine_api_validates_and_renders_through_the_cli(project):
     assert rendered.returncode == 0, rendered.stderr
     assert "vllm/vllm-openai:v0.31.0-cu129" in (proj / "infra/k8s/chat/deployment.yaml").read_text()
     assert not (proj / "infra/k8s/chat/configmap.yaml").exists()
+
+
+def test_fields_an_engine_would_drop_or_cannot_honour_are_refused():
+    """Each was accepted: monitoring silently dropped, a /dev/shm larger than the pod's memory limit."""
+    found = only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, monitoring: {key: label, type: classification}"))
+    assert "apis[0].monitoring: prediction monitoring" in found and "not used with `engine: vllm`; remove it" in found
+    found = only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {shm_size: 128Gi}"))
+    assert "apis[0].serving.shm_size: 128Gi is more than compute.memory (64Gi), which /dev/shm counts against" in found
+    assert "apis[0].serving.shm_size: '1e99' is out of range for /dev/shm" in only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {shm_size: 1e99}"))
+    assert loads(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {shm_size: 64Gi}")).apis[0].serving.shm_size == "64Gi"
+
+
+@pytest.mark.parametrize("repo", ["a..b/c--d", "org/name--x", "org/x..y", "org/model.git", "meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-0.5B", "a/b"])
+def test_hf_model_ids_follow_the_hubs_own_rules(repo):
+    """The Hub's client decides: mlkit accepts exactly the ids huggingface_hub's validate_repo_id accepts (of `org/name` form)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+        hub_ok = True
+    except HFValidationError:
+        hub_ok = False
+    text = AWS.replace("meta-llama/Llama-3.1-8B-Instruct", repo)
+    if hub_ok:
+        assert loads(text).apis[0].hf_model == repo
+    else:
+        assert "apis[0].hf_model: " + repr(repo) + " is not a Hugging Face model id" in only(text)
