@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import ToolError, UserError
+from ..errors import ToolError, UserError, shown
 from ..options import DEFAULT_SPEC, ApiName, SpecFile
 
 if TYPE_CHECKING:
@@ -119,10 +119,10 @@ def _reason(response: httpx.Response) -> str:
     if isinstance(body, dict):
         error = body.get("error") if isinstance(body.get("error"), str) else None
         request_id = body.get("request_id") if isinstance(body.get("request_id"), str) else None
-    reason = " ".join((error or response.text).split())[:500]
+    reason = shown(" ".join((error or response.text).split()), 500)  # an answer can hold terminal escapes
     retry = response.headers.get("retry-after", "")
     if retry.isdigit() and f"retry after {retry} s" not in reason:
         reason += f"; retry after {retry} s"
     if error and request_id:
-        reason += f" (request {' '.join(request_id.split())[:128]})"
+        reason += f" (request {shown(' '.join(request_id.split()), 128)})"
     return reason
