@@ -256,8 +256,8 @@ class ClusterSpec(Strict):
 class Compute(Strict):
     """Resources each replica of an API asks for."""
 
-    cpu: str = Field("1", pattern=QUANTITY, description="CPU request as a Kubernetes quantity: `500m`, `1`, `2`.")
-    memory: str = Field("2Gi", pattern=QUANTITY, description="Memory request and limit: `512Mi`, `2Gi`.")
+    cpu: str = Field("1", pattern=QUANTITY, description="CPU request as a Kubernetes quantity: `500m`, `1`, `2` (from 1m to 1024).")
+    memory: str = Field("2Gi", pattern=QUANTITY, description="Memory request and limit: `512Mi`, `2Gi` (from 1Mi to 64Ti).")
     gpu: int = Field(0, strict=True, ge=0, le=16, description="NVIDIA GPUs per replica.")
     neuron_cores: int = Field(0, strict=True, ge=0, le=256, description="AWS Neuron cores per replica (Inferentia, Trainium).")
     tpu_chips: int = Field(0, strict=True, ge=0, le=8, description="TPU chips per replica; must equal the chips of one VM of its pool.")
@@ -482,7 +482,8 @@ class Serving(Strict):
     )
     shm_size: str = Field(
         "2Gi", pattern=QUANTITY, description=(
-            "Size of `/dev/shm`, a memory-backed volume the engine's workers share tensors through; it counts against compute.memory."
+            "Size of `/dev/shm`, a memory-backed volume the engine's workers share tensors through; it counts against compute.memory, so it "
+            "may not exceed it."
         )
     )
     extra_args: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
@@ -491,7 +492,8 @@ class Serving(Strict):
         description=(
             "More engine flags, passed through as given, e.g. `[--max-num-seqs, \"128\", --enable-prefix-caching]`: each item a `--flag`, "
             "`--flag=value` or the value of the flag before it; no control characters. Flags mlkit sets from the spec (`--model`, `--port`, "
-            "`--api-key`, ...) are refused."
+            "`--api-key`, ...) and any prefix of one (the engine's parser reads `--api-k` as `--api-key`) are refused, and so is `--config`, "
+            "which reads flags from a file."
         ),
     )
 
