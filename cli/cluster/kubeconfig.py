@@ -27,12 +27,31 @@ def path() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".kube" / "config"
 
 
+# A kubeconfig with many clusters is some KiB; every byte read is bounded.
+MAX_BYTES = 16 * 2**20
+
+
 def _load(file: Path) -> dict:
     if not file.exists():
         return {}
     try:
+        # A regular file, bounded: KUBECONFIG=/dev/zero or a FIFO once read (or waited) for ever.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise UserError(f"{file}: not a regular file; point KUBECONFIG at a kubeconfig file")
+            if info.st_size > MAX_BYTES:
+                raise UserError(f"{file}: {info.st_size:,} bytes; a kubeconfig is at most {MAX_BYTES // 2**20} MiB")
+            with os.fdopen(os.dup(fd), "rb") as f:
+                raw = f.read(MAX_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise UserError(f"{file}: cannot read the kubeconfig ({exc.strerror})") from None
+    try:
         # Bounded like the spec (aliases, depth): a kubeconfig can come from anyone's `KUBECONFIG` or a pull request.
-        data = yamlsafe.compose(file.read_text(encoding="utf-8"))[1] or {}
+        data = yamlsafe.compose(raw.decode("utf-8"))[1] or {}
     except UnicodeDecodeError:
         raise UserError(f"{file}: not a kubeconfig mlkit can read (not UTF-8 text)") from None
     except yaml.YAMLError as exc:  # one line: the problem and where, not PyYAML's multi-line excerpt

@@ -278,3 +278,14 @@ def test_mlkit_status_with_a_wrongly_shaped_kubeconfig_is_one_line(tmp_path):
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(_config(cluster={"insecure-skip-tls-verify": "false"})))
     out = mlkit("status", cwd=tmp_path, env={"KUBECONFIG": str(tmp_path / "kubeconfig")}, timeout=120)
     assert_one_line_error(out, "insecure-skip-tls-verify: 'false' is not true or false")
+
+
+def test_a_kubeconfig_that_is_not_a_regular_file_is_one_line_not_an_endless_read(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo")  # a read would wait for a writer for ever
+    for file in (Path("/dev/zero"), tmp_path / "fifo"):
+        with pytest.raises(UserError, match=f"^{file}: not a regular file; point KUBECONFIG at a kubeconfig file$"):
+            kubeconfig.credentials("ctx", file)
+        with pytest.raises(UserError, match="not a regular file"):
+            kubeconfig.merge_context("mlkit-demo", "https://eks", "Q0E=", ARGS, file)
