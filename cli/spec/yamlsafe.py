@@ -109,3 +109,17 @@ def compose(text: str) -> tuple[yaml.Node | None, object]:
     finally:
         loader.dispose()
     return node, data
+
+
+def load_all(text: str) -> list[object]:
+    """The Python data of every document of a YAML stream (Kubernetes manifests), under the same bounds
+    as one spec, counted over the whole stream: yaml.safe_load_all expands a billion laughs."""
+    loader = _BoundedLoader(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            docs.append(loader.construct_document(node) if node is not None else None)
+        return docs
+    finally:
+        loader.dispose()
