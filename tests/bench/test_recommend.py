@@ -23,6 +23,7 @@ def point(rate: float, mean_ms: float, passed: bool = True) -> Point:
 
 def test_quantities():
     assert quantity("500m") == 0.5 and quantity("2") == 2 and quantity("512Mi") == 512 * 2**20 and quantity("1.5Gi") == 1.5 * 2**30
+    assert quantity("1e2") == 100 and quantity("2k") == 2000 and quantity("1Ei") == 2**60  # what the spec accepts, read the same way
     with pytest.raises(ValueError):
         quantity("lots")
 
