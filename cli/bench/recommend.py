@@ -26,15 +26,17 @@ from .prices import NodeType, Table
 from .sweep import Outcome, Point
 
 ALLOCATABLE = 0.9
-_SUFFIX = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3}
 
 
 def quantity(text: str) -> float:
-    """A Kubernetes quantity (`500m`, `2`, `512Mi`, `1.5Gi`) as a plain number."""
-    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", text.strip())
-    if not match or match.group(2) not in _SUFFIX:
+    """A Kubernetes quantity (`500m`, `2`, `512Mi`, `1.5Gi`, `1e2`) as a plain number, read as the spec reads it
+    (`1e2` and `2k` once raised ValueError here after the spec had accepted them)."""
+    from ..spec.schema import QUANTITY, quantity_value
+
+    value = quantity_value(text.strip()) if re.fullmatch(QUANTITY, text.strip()) else None
+    if value is None:
         raise ValueError(f"not a quantity: {text!r}")
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
+    return float(value)
 
 
 @dataclass(frozen=True)

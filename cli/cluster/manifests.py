@@ -6,7 +6,9 @@ naming its file (and document) instead of a traceback or a half-applied cluster.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +16,11 @@ import yaml
 
 from ..errors import UserError
 from ..render.k8s import owner_labels
-from ..spec import Spec
+from ..spec import Spec, yamlsafe
 from .kinds import KINDS, ORDER
 
+# Every byte read is bounded: the largest rendered manifest (the dashboard's ConfigMap) is some 100 KiB.
+MAX_BYTES = 16 * 2**20
 SUFFIXES = (".yaml", ".yml", ".json")  # what `kubectl apply -f DIR` reads
 API_VERSION = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$")
 KIND = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -78,13 +82,25 @@ def _objects(root: Path, file: Path, rel: str) -> list[tuple[str, dict]]:
     if file.is_symlink() and not file.resolve().is_relative_to(root.resolve()):
         raise UserError(f"{rel}: a symlink leading outside the project; mlkit applies only files inside it (replace the link with the file)")
     try:
-        text = file.read_text(encoding="utf-8")
+        # infra/ may come from a pull request: a regular file (a FIFO would block the read for ever),
+        # bounded in size, and YAML composed with bounds (yaml.safe_load_all expands a billion laughs).
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise UserError(f"{rel}: not a regular file; infra/k8s holds YAML files (remove it)")
+            if info.st_size > MAX_BYTES:
+                raise UserError(f"{rel}: {info.st_size:,} bytes; a manifest file is at most {MAX_BYTES // 2**20} MiB")
+            with os.fdopen(os.dup(fd), "rb") as f:
+                text = f.read(MAX_BYTES).decode("utf-8")
+        finally:
+            os.close(fd)
     except UnicodeDecodeError:
         raise UserError(f"{rel}: not UTF-8 text; save it as UTF-8 YAML") from None
     except OSError as exc:
         raise UserError(f"{rel}: cannot be read ({exc.strerror})") from None
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = yamlsafe.load_all(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{rel}: not valid YAML ({_yaml_problem(exc)}); fix it") from None
     docs = [d for d in docs if d is not None]  # an empty document (a stray ---) is nothing

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import labels
-from ..errors import ToolError, UserError
+from ..errors import ToolError, UserError, shown
 from ..render.k8s import owner_labels
 from ..spec import Spec
 from .client import Cluster, NotFound
@@ -240,7 +240,7 @@ def rollout_state(deployment: dict) -> tuple[bool, str]:
     updated, ready, total = status.get("updatedReplicas", 0), status.get("availableReplicas", 0), status.get("replicas", 0)
     for condition in status.get("conditions", []):
         if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return False, f"failed: {condition.get('message', 'progress deadline exceeded')}"
+            return False, f"failed: {shown(condition.get('message', 'progress deadline exceeded'), 300)}"
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return False, "waiting for the controller to see the new version"
     if want == 0:
@@ -288,10 +288,11 @@ def diagnose(cluster: Cluster, spec: Spec, deployment: str, events: int = 5, lin
         phase = pod.get("status", {}).get("phase", "Unknown")
         out.append(f"pod {name} ({phase}):")
         for event in cluster.events(spec.k8s_namespace, name)[-events:]:
-            out.append(f"  event {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}")
+            # What the cluster and the pod say is shown escaped: an event or log line can hold terminal escapes.
+            out.append(f"  event {shown(event.get('type', ''), 40)} {shown(event.get('reason', ''), 80)}: {shown(event.get('message', ''), 300)}")
         for container in ("fetch-model", "predictor"):
             text = cluster.pod_logs(spec.k8s_namespace, name, container, tail=lines).rstrip()
             if text:
                 out.append(f"  last log lines of {container}:")
-                out += [f"    {line}" for line in text.splitlines()[-lines:]]
+                out += [f"    {shown(line, 300)}" for line in text.splitlines()[-lines:]]
     return "\n".join(out) or f"no pods of {deployment} yet: check the ReplicaSet events (quota, admission, pod security)"

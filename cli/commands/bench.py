@@ -22,7 +22,6 @@ import typer
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
 
-MAX_PAYLOAD_BYTES = 10 * 2**20  # the runtime's default max_body_bytes: a larger body would only measure 413s
 MAX_CONFIGS = 12  # each costs a server start and five to eight rates: more is a long afternoon, not a bench
 ROUGH = "--quick measures each rate once, without waiting for windows to agree: a rough answer, whose capacities may move by tens of percent from run to run"
 
@@ -45,7 +44,6 @@ def _numbers(text: str | None, option: str, kind: type, minimum: float) -> list[
 
 def _payload(payload: str | None, root: Path) -> bytes:
     """The request body: --payload JSON, --payload @file, or payload.json beside mlkit.yaml."""
-    where = "--payload"
     if payload is None:
         default = root / "payload.json"
         if default.is_symlink():  # project data, maybe from someone else's pull request: never followed
@@ -53,22 +51,10 @@ def _payload(payload: str | None, root: Path) -> bytes:
         if not default.exists():
             raise UserError(f"no payload to send: pass --payload '{{\"text\": \"great\"}}' or --payload @file.json, or put a payload.json in {root}")
         payload = "@" + str(default)
-    if payload.startswith("@"):
-        path = Path(payload[1:])
-        where = str(path)
-        if path.exists() and not path.is_file():
-            raise UserError(f"--payload {where}: not a regular file; give a JSON file or inline JSON")
-        try:
-            if path.stat().st_size > MAX_PAYLOAD_BYTES:
-                raise UserError(f"--payload {where}: larger than {MAX_PAYLOAD_BYTES // 2**20} MiB, the runtime's default max_body_bytes; give a smaller body")
-            payload = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"--payload {where}: cannot read it ({getattr(exc, 'strerror', None) or exc}); give a JSON file or inline JSON") from None
-    try:
-        json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); the body is sent as application/json") from None
-    return payload.encode()
+    from ..requestbody import read
+
+    body, _, _ = read(payload, "--payload", stdin=False)
+    return body
 
 
 def command(

@@ -12,12 +12,11 @@ import json
 import re
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import ToolError, UserError
+from ..errors import ToolError, UserError, shown
 from ..options import DEFAULT_SPEC, ApiName, SpecFile, say
 
 if TYPE_CHECKING:
@@ -63,16 +62,17 @@ def command(
     from ..cluster.connect import api_named, connect
     from ..cluster.kinds import by_name
     from ..render import wake
+    from ..requestbody import read
     from ..spec import load
 
-    body, where = _payload(payload)
+    body, value, where = read(payload, "PAYLOAD")
     spec = load(file)
     target = api_named(spec, api)
     if canary and not target.canary:
         raise UserError(f"API {api} has no canary in mlkit.yaml; drop --canary or add `canary:` to the API")
     timeout = None
     if target.engine is not None:
-        route, body = engine_request(target, json.loads(body), where, route)
+        route, body = engine_request(target, value, where, route)
         timeout = ENGINE_TIMEOUT_S
     cluster = connect(spec)
     try:
@@ -161,26 +161,6 @@ def engine_request(api: Api, payload: Any, where: str, route: str | None) -> tup
     return route, json.dumps(payload).encode()
 
 
-def _payload(payload: str) -> tuple[bytes, str]:
-    if payload == "-":
-        text = sys.stdin.read()
-        where = "standard input"
-    elif payload.startswith("@"):
-        path = Path(payload[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"PAYLOAD {payload}: cannot read {path}: {exc.strerror}") from None
-        where = str(path)
-    else:
-        text, where = payload, "PAYLOAD"
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); e.g. '{{\"text\": \"great\"}}'") from None
-    return text.encode(), where
-
-
 def _reason(response: httpx.Response) -> str:
     """The answer's reason on one line: the `error` of the runtime's JSON (the cold-start fallback's too), else the
     start of the body; then when to retry, from Retry-After, and the request id the API logged it under."""
@@ -192,10 +172,10 @@ def _reason(response: httpx.Response) -> str:
     if isinstance(body, dict):
         error = body.get("error") if isinstance(body.get("error"), str) else None
         request_id = body.get("request_id") if isinstance(body.get("request_id"), str) else None
-    reason = " ".join((error or response.text).split())[:500]
+    reason = shown(" ".join((error or response.text).split()), 500)  # an answer can hold terminal escapes
     retry = response.headers.get("retry-after", "")
     if retry.isdigit() and f"retry after {retry} s" not in reason:
         reason += f"; retry after {retry} s"
     if error and request_id:
-        reason += f" (request {' '.join(request_id.split())[:128]})"
+        reason += f" (request {shown(' '.join(request_id.split()), 128)})"
     return reason

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..errors import shown
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ def command(
         return
     header = ["API", "READY", "ENDPOINT", "ROLLOUT", "UPDATED", "LAST COLD START", "IMAGE"]
     table = [[r["api"], f"{r['ready']}/{r['desired']}", r["endpoint"], r["rollout"], r["updated"], summary(r["cold_start"]), r["image"]] for r in rows]
+    # Cells come from cluster objects (a Service's hostname, an image, a time): shown escaped, one line each.
+    table = [[shown(str(cell), 300) for cell in row] for row in table]
     for line in columns(header, table):
         print(line)
 

@@ -51,6 +51,18 @@ def api_selector(spec: Spec, api: str) -> str:
     return f'namespace="{spec.k8s_namespace}",{labels.prometheus_label(labels.API)}="{api}"'
 
 
+# Kubernetes names a Deployment's pods <deployment>-<ReplicaSet hash>-<suffix>, both drawn from the
+# vowel-free alphabet of k8s.io/apimachinery pkg/util/rand (rand.go, `alphanums`): the hash up to 10
+# characters (SafeEncodeString of a 32-bit hash), the suffix 5. `chat-.*` also matched API chat-gpu's pods.
+_RAND = "[bcdfghjklmnpqrstvwxz2456789]"
+
+
+def api_pods(api: Api) -> str:
+    """A PromQL regex (anchored by PromQL) for the pods of `api` and of its canary, and no other API's."""
+    deployments = f"{api.name}(-canary)?" if api.canary else api.name
+    return f"{deployments}-{_RAND}{{1,10}}-{_RAND}{{5}}"
+
+
 def panels(spec: Spec, api: Api) -> list[PanelSpec]:
     """The panels of one API's row, decided; `dashboard()` lays them out."""
     sel = api_selector(spec, api.name)
@@ -61,7 +73,7 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
             PanelSpec(
                 "GPU utilisation",
                 "percent",
-                (Query(f'avg by (pod) (DCGM_FI_DEV_GPU_UTIL{{namespace="{spec.k8s_namespace}",pod=~"{api.name}-.*"}})', "{{pod}}"),),
+                (Query(f'avg by (pod) (DCGM_FI_DEV_GPU_UTIL{{namespace="{spec.k8s_namespace}",pod=~"{api_pods(api)}"}})', "{{pod}}"),),
                 "From NVIDIA's DCGM exporter, where the cluster runs one; empty elsewhere.",
             )
         )

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 
-from .. import projectfs
+from .. import jsonbounds, projectfs
 from ..errors import UserError
 
 REL = ".mlkit/deploy.json"
@@ -197,9 +197,9 @@ def load(root: Path) -> Facts:
     if len(text) > MAX_BYTES:
         raise _bad(f"{len(text)} characters, far more than a deploy record holds")
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise _bad(f"not valid JSON ({exc})") from None
+        data = jsonbounds.loads(text)  # numbers and nesting bounded: a 5000-digit integer was a traceback
+    except jsonbounds.BadJson as exc:
+        raise _bad(str(exc)) from None
     return _check(data)
 
 

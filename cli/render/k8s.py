@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -67,10 +68,26 @@ class Track:
     mount: models.Mount | None = None  # model_access: mount; None: the model is copied by the init container
 
 
+# Kubernetes expands `$(NAME)` in a container's command, args and env values, and reads `$$` as `$`
+# (k8s.io/kubernetes third_party/forked/golang/expansion/expand.go): a model URI or an extra_args
+# value holding `$(HOME)` would reach the process as another string. Doubling each `$` that starts
+# `$(` or `$$` makes the process see exactly the rendered value; any other `$` is literal already.
+_EXPANDABLE = re.compile(r"\$(?=[$(])")
+
+
+def container_value(value: object) -> str:
+    """A string (or list of strings) for a container's command, args or env value: quoted as q, and
+    inert to Kubernetes' $(VAR) expansion. Every such value in templates/k8s goes through it."""
+    if isinstance(value, (list, tuple)):
+        return json.dumps([_EXPANDABLE.sub("$$", str(v)) for v in value])
+    return json.dumps(_EXPANDABLE.sub("$$", str(value)))
+
+
 def template_environment() -> Any:
     """The Jinja environment of the manifests, with the filters and globals their templates use."""
     env = environment()
     env.filters["q"] = json.dumps  # a JSON string is a YAML double-quoted scalar: always safe
+    env.filters["cq"] = container_value
     env.filters["combine"] = lambda a, b: {**a, **b}
     env.globals.update(
         keys=labels,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import merge3
 
-from .. import kit, projectfs
+from .. import jsonbounds, kit, projectfs
 from ..errors import UserError
 
 RECORD_DIR = ".mlkit"
@@ -105,9 +105,9 @@ def load_record(root: Path) -> dict[str, str]:
     if text is None:
         return {}
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise _corrupt(f"not valid JSON ({exc})") from None
+        data = jsonbounds.loads(text, object_pairs_hook=_no_duplicates)  # numbers and nesting bounded
+    except jsonbounds.BadJson as exc:
+        raise _corrupt(str(exc)) from None
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
         raise _corrupt('expected an object with "files": {path: sha256}')

@@ -26,11 +26,28 @@ class Engine:
     # The server's command in every image, and the environment variable it reads its API key from.
     command: tuple[str, ...] = ()
     key_env: str = ""
-    # Flags mlkit sets from the spec: passing them again in serving.extra_args would contradict it.
-    owned_flags: tuple[str, ...] = ()
+    # Flags mlkit sets, each with the spec field that sets it: passing one again in serving.extra_args
+    # would contradict the spec (or replace the Secret's API key with a literal one).
+    owned_flags: dict[str, str] = field(default_factory=dict)
+    # Flags that read more flags from elsewhere (a file), which no spec check could see.
+    indirect_flags: tuple[str, ...] = ()
 
     def image(self, kind: Kind, device: str) -> str:
         return self.by_device.get(device) or self.images[kind]
+
+    def claims(self, flag: str) -> tuple[str, str] | None:
+        """The flag of mlkit's (and the spec field that sets it) which `flag` would set, or None.
+
+        The engines parse with argparse's allow_abbrev: any unique prefix of a flag sets it, so
+        `--api-k=KEY` is `--api-key`; a prefix of an indirect flag (`--conf`) is refused the same way.
+        """
+        for owned, spec_field in self.owned_flags.items():
+            if owned.startswith(flag):
+                return owned, f"is set by mlkit from the spec; set it with {spec_field}"
+        for indirect in self.indirect_flags:
+            if indirect.startswith(flag):
+                return indirect, "reads flags from a file that mlkit cannot check; give each flag in extra_args instead"
+        return None
 
     def supported(self) -> str:
         """The accelerators it runs on, for error messages."""
@@ -72,10 +89,20 @@ VLLM = Engine(
     # The module, not `vllm serve`: the Neuron images document it, and every image has it.
     command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
     key_env="VLLM_API_KEY",
-    owned_flags=(
-        "--model", "--served-model-name", "--tensor-parallel-size", "--max-model-len", "--dtype",
-        "--quantization", "--port", "--host", "--api-key", "--download-dir",
-    ),
+    owned_flags={
+        "--model": "model or hf_model",
+        "--served-model-name": "name",
+        "--tensor-parallel-size": "serving.tensor_parallel_size",
+        "--max-model-len": "serving.max_model_len",
+        "--dtype": "serving.dtype",
+        "--quantization": "serving.quantization",
+        "--port": "the pod's port (mlkit's own)",
+        "--host": "the pod's address (mlkit's own)",
+        "--api-key": "api_keys",
+        "--download-dir": "model (the pod's model volume)",
+    },
+    # vLLM's --config reads flags from a YAML file: a key there would pass every check above.
+    indirect_flags=("--config",),
 )
 
 ENGINES: dict[str, Engine] = {VLLM.name: VLLM}

@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 from ..errors import SpecError
 from . import naming, paths, rules, syntax
 from .schema import CRON, DNS_LABEL, EXCEPTION_NAME, PERCENT_OR_INT, QUANTITY, Spec
-from .yamlsafe import compose
+from .yamlsafe import ValueOutOfRange, compose
 
 Loc = tuple[str | int, ...]
 
@@ -144,7 +144,8 @@ def loads(text: str, name: str = "mlkit.yaml", root: Path | None = None) -> Spec
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([f"{where}: YAML syntax: {problem}"]) from None
+        kind = "YAML value" if isinstance(exc, ValueOutOfRange) else "YAML syntax"
+        raise SpecError([f"{where}: {kind}: {problem}"]) from None
     pos = Positions(node)
     if data is None:
         raise SpecError([f"{name}: the spec is empty; run `mlkit init DIR` for a commented example"])
@@ -223,7 +224,8 @@ def _pydantic_problem(name: str, pos: Positions, err: ErrorDetails) -> str:
         help_ = _PATTERN_HELP.get(ctx.get("pattern", ""), f"does not match {ctx.get('pattern')}")
         return f"{name}:{_at(pos, loc)}: {dotted(loc)}: {err['input']!r} {help_}"
     if kind in _BOUND_WORDS:
-        limit = next(iter(ctx.values()), "")
+        # The bound itself, not the other context pydantic adds (`too_long` also carries field_type: List).
+        limit = next((v for k, v in ctx.items() if k in ("le", "ge", "lt", "gt", "max_length", "min_length")), "")
         given = err["input"]
         shown = f"{len(given)} items" if isinstance(given, (list, dict)) else f"{len(given)} characters" if isinstance(given, str) else repr(given)
         return f"{name}:{_at(pos, loc)}: {dotted(loc)}: {shown} is {_BOUND_WORDS[kind]} {limit})"

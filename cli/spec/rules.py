@@ -15,7 +15,7 @@ from .. import placement
 from . import accelerators as acc
 from . import engines, syntax
 from .engines import ENGINES
-from .schema import Api, AsyncQueue, NodePool, Spec
+from .schema import Api, AsyncQueue, NodePool, Serving, Spec, quantity_value
 
 if TYPE_CHECKING:
     import ipaddress
@@ -511,6 +511,7 @@ _RUNTIME_ONLY = {
     "batching": "server-side batching (the engine batches continuously)",
     "concurrency": "admission control (the engine queues itself)",
     "canary": "a canary",
+    "monitoring": "prediction monitoring (the runtime's metric of each prediction; the engine exports its own vllm:* metrics)",
 }
 _ENGINE_ONLY = ("hf_model", "hf_token_secret", "serving")
 
@@ -557,6 +558,13 @@ def _engine_api(spec: Spec, api: Api, loc: Loc, pools_ok: bool) -> Iterator[Prob
     if kind not in engine.devices:
         yield Problem(loc + ("compute", _COMPUTE_FIELD[kind]), f"engine {engine.name} does not run on {_KIND_WORDS[kind]}; it runs on {engine.supported()}")
         return
+    shm_size = (api.serving or Serving()).shm_size
+    shm, memory = quantity_value(shm_size), quantity_value(api.compute.memory)
+    if shm is not None and memory is not None and shm > memory:
+        yield Problem(
+            loc + ("serving", "shm_size"),
+            f"{shm_size} is more than compute.memory ({api.compute.memory}), which /dev/shm counts against; lower it or raise memory",
+        )
     if "memory" not in api.compute.model_fields_set:
         yield Problem(
             loc + ("compute", "memory"),

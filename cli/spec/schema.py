@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,6 +18,42 @@ DNS_LABEL = r"^[a-z]([a-z0-9-]*[a-z0-9])?$"
 # Kubernetes resource quantities: 500m, 1, 1.5, 2Gi, 512Mi, 1e3 ...
 QUANTITY = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"
 PERCENT_OR_INT = r"^([0-9]+%?)$"
+_QUANTITY_SUFFIX: dict[str, int | Fraction] = {
+    "": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+
+
+def quantity_value(text: str) -> Fraction | None:
+    """A Kubernetes quantity that matched QUANTITY as an exact number; None when its exponent alone makes
+    it absurd (`1e999999`), so that no caller computes 10**999999. Rule: every number parsed is
+    range-checked before use; the callers compare this with their bounds."""
+    match = re.fullmatch(r"([0-9.]+)(.*)", text)
+    if match is None:
+        return None
+    number, suffix = match.groups()
+    if suffix.startswith("e"):
+        if len(suffix) > 3:  # e99 is already 10**99
+            return None
+        factor: int | Fraction = 10 ** int(suffix[1:])
+    else:
+        factor = _QUANTITY_SUFFIX[suffix]
+    return Fraction(number) * factor
+
+
+# What one replica may ask: Kubernetes takes any quantity, but no node has more than a few hundred
+# CPUs or tens of TiB; a zero request would be no request at all.
+CPU_RANGE = (Fraction(1, 1000), Fraction(1024))
+MEMORY_RANGE = (Fraction(2**20), Fraction(64 * 2**40))
+
+
+def _in_range(value: str, bounds: tuple[Fraction, Fraction], what: str, lowest: str, highest: str) -> str:
+    parsed = quantity_value(value)
+    if parsed is None or not bounds[0] <= parsed <= bounds[1]:
+        raise PydanticCustomError("quantity_range", "{value} is out of range for {what} (valid: {lowest} to {highest})", {
+            "value": repr(value), "what": what, "lowest": lowest, "highest": highest,
+        })
+    return value
 
 
 class Strict(BaseModel):
@@ -228,8 +265,8 @@ class ClusterSpec(Strict):
 class Compute(Strict):
     """Resources each replica of an API asks for."""
 
-    cpu: str = Field("1", pattern=QUANTITY, description="CPU request as a Kubernetes quantity: `500m`, `1`, `2`.")
-    memory: str = Field("2Gi", pattern=QUANTITY, description="Memory request and limit: `512Mi`, `2Gi`.")
+    cpu: str = Field("1", pattern=QUANTITY, description="CPU request as a Kubernetes quantity: `500m`, `1`, `2` (from 1m to 1024).")
+    memory: str = Field("2Gi", pattern=QUANTITY, description="Memory request and limit: `512Mi`, `2Gi` (from 1Mi to 64Ti).")
     gpu: int = Field(0, strict=True, ge=0, le=16, description="NVIDIA GPUs per replica.")
     neuron_cores: int = Field(0, strict=True, ge=0, le=256, description="AWS Neuron cores per replica (Inferentia, Trainium).")
     tpu_chips: int = Field(0, strict=True, ge=0, le=8, description="TPU chips per replica; must equal the chips of one VM of its pool.")
@@ -241,6 +278,16 @@ class Compute(Strict):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_range(cls, value: str) -> str:
+        return _in_range(value, CPU_RANGE, "a CPU request", "1m", "1024")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_range(cls, value: str) -> str:
+        return _in_range(value, MEMORY_RANGE, "a memory request", "1Mi", "64Ti")
 
 
 class Autoscaling(Strict):
@@ -489,7 +536,8 @@ class Serving(Strict):
     )
     shm_size: str = Field(
         "2Gi", pattern=QUANTITY, description=(
-            "Size of `/dev/shm`, a memory-backed volume the engine's workers share tensors through; it counts against compute.memory."
+            "Size of `/dev/shm`, a memory-backed volume the engine's workers share tensors through; it counts against compute.memory, so it "
+            "may not exceed it."
         )
     )
     extra_args: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
@@ -498,16 +546,21 @@ class Serving(Strict):
         description=(
             "More engine flags, passed through as given, e.g. `[--max-num-seqs, \"128\", --enable-prefix-caching]`: each item a `--flag`, "
             "`--flag=value` or the value of the flag before it; no control characters. Flags mlkit sets from the spec (`--model`, `--port`, "
-            "`--api-key`, ...) are refused."
+            "`--api-key`, ...) and any prefix of one (the engine's parser reads `--api-k` as `--api-key`) are refused, and so is `--config`, "
+            "which reads flags from a file."
         ),
     )
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm_range(cls, value: str) -> str:
+        return _in_range(value, MEMORY_RANGE, "/dev/shm", "1Mi", "64Ti")
 
     @field_validator("extra_args")
     @classmethod
     def _flags(cls, value: list[str]) -> list[str]:
         from .engines import ENGINES
 
-        owned = {flag for engine in ENGINES.values() for flag in engine.owned_flags}
         for i, item in enumerate(value):
             if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in item):
                 raise PydanticCustomError("engine_arg", "item {i} holds a control character (a newline, tab, ...); one flag or value per item", {"i": i})
@@ -518,12 +571,12 @@ class Serving(Strict):
                             "item {i} {item} is not a flag: write `--name` or `--name=value` (lowercase letters, digits and '-')"
                         ), {"i": i, "item": repr(item)}
                     )
-                if (flag := item.split("=", 1)[0]) in owned:
-                    raise PydanticCustomError(
-                        "engine_arg",
-                        "item {i}: {flag} is set by mlkit from the spec; use the API's fields (serving.*, model, hf_model, api_keys) instead",
-                        {"i": i, "flag": flag},
-                    )
+                flag = item.split("=", 1)[0]
+                for engine in ENGINES.values():
+                    if claimed := engine.claims(flag):
+                        owned, why = claimed
+                        said = flag if flag == owned else f"{flag} (a prefix of {owned}, which {engine.name} reads it as)"
+                        raise PydanticCustomError("engine_arg", "item {i}: {said} {why}", {"i": i, "said": said, "why": why})
             elif i == 0:
                 raise PydanticCustomError("engine_arg", "item 0 {item} is a value without a flag before it; start with a `--flag`", {"item": repr(item)})
         return value
@@ -640,6 +693,18 @@ class Api(Strict):
         max_length=193,
         description="Engine APIs: a Hugging Face model id, `org/name`, that the engine downloads when it starts (instead of `model`).",
     )
+
+    @field_validator("hf_model")
+    @classmethod
+    def _hf_repo(cls, value: str | None) -> str | None:
+        # The Hub's own rules beyond the characters (huggingface_hub 2.4.0, utils/_validators.py validate_repo_id):
+        # no "--" or ".." anywhere, and no ".git" ending; the engine's download would fail on such an id at start.
+        if value is not None and ("--" in value or ".." in value or value.endswith(".git")):
+            raise PydanticCustomError(
+                "hf_repo", "{value} is not a Hugging Face model id: '--', '..' and a '.git' ending are not allowed", {"value": repr(value)}
+            )
+        return value
+
     hf_token_secret: SecretKeyRef | None = Field(
         None, description=(
             "Engine APIs with `hf_model`: the Secret that holds a Hugging Face token, for gated or private models; "

@@ -14,6 +14,7 @@ from typing import cast
 
 import yaml
 from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 from yaml.error import Mark
 from yaml.events import AliasEvent, Event
 
@@ -21,6 +22,13 @@ from yaml.events import AliasEvent, Event
 MAX_NODES = 200_000
 # Nesting of mappings and sequences; a spec is about 6 deep.
 MAX_DEPTH = 64
+# Every number parsed is range-checked before use: digits of a YAML integer. Python refuses to convert
+# more than 4300 (a ValueError traceback); no count, size or port needs more than a handful.
+MAX_INT_DIGITS = 100
+
+
+class ValueOutOfRange(ConstructorError):
+    """A well-formed YAML value past a bound (not a syntax error)."""
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -58,6 +66,12 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        digits = sum(ch.isdigit() for ch in node.value)
+        if digits > MAX_INT_DIGITS:
+            raise ValueOutOfRange(None, None, f"a number of {digits} digits; numbers here have at most {MAX_INT_DIGITS}", node.start_mark)
+        return super().construct_yaml_int(node)
+
     def _count(self, n: int, mark: Mark | None) -> None:
         self._expanded += n
         if self._expanded > MAX_NODES:
@@ -83,6 +97,9 @@ class _BoundedLoader(yaml.SafeLoader):
         return self._shape[key]
 
 
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
 def compose(text: str) -> tuple[yaml.Node | None, object]:
     """The node tree (for line numbers) and the Python data of one YAML document, both bounded."""
     loader = _BoundedLoader(text)
@@ -92,3 +109,17 @@ def compose(text: str) -> tuple[yaml.Node | None, object]:
     finally:
         loader.dispose()
     return node, data
+
+
+def load_all(text: str) -> list[object]:
+    """The Python data of every document of a YAML stream (Kubernetes manifests), under the same bounds
+    as one spec, counted over the whole stream: yaml.safe_load_all expands a billion laughs."""
+    loader = _BoundedLoader(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            docs.append(loader.construct_document(node) if node is not None else None)
+        return docs
+    finally:
+        loader.dispose()

@@ -8,7 +8,6 @@ all that is needed: terraform writes one JSON object per line (its "machine-read
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ToolError
+from .. import jsonbounds
+from ..errors import ToolError, shown
 
 Event = dict
 OnEvent = Callable[[Event], None]
@@ -69,8 +69,11 @@ class Terraform:
 
     def check_version(self) -> str:
         proc = self._run_plain(["version", "-json"])
-        version = json.loads(proc.stdout).get("terraform_version", "0.0.0")
-        major, minor = (int(x) for x in version.split(".")[:2])
+        try:
+            version = str(jsonbounds.loads(proc.stdout).get("terraform_version", "0.0.0"))
+            major, minor = (int(x) for x in version.split(".")[:2])
+        except (jsonbounds.BadJson, AttributeError, ValueError):
+            raise ToolError(f"`terraform version -json` printed no version mlkit can read: {shown(proc.stdout.strip(), 200)}") from None
         if (major, minor) < MIN_VERSION:
             raise ToolError(f"terraform {version} is too old; mlkit needs {MIN_VERSION[0]}.{MIN_VERSION[1]} or newer")
         return version
@@ -90,7 +93,11 @@ class Terraform:
 
     def output(self) -> dict:
         proc = self._run_plain(["output", "-json"])
-        return {k: v.get("value") for k, v in json.loads(proc.stdout or "{}").items()}
+        try:
+            outputs = jsonbounds.loads(proc.stdout or "{}")
+            return {k: v.get("value") for k, v in outputs.items()}
+        except (jsonbounds.BadJson, AttributeError) as exc:  # numbers and nesting bounded: tool output is data too
+            raise ToolError(f"`terraform output -json` in {self.workdir} printed what mlkit cannot read ({shown(str(exc), 200)})") from None
 
     def _run_plain(self, args: list[str]) -> subprocess.CompletedProcess:
         try:
@@ -113,9 +120,12 @@ class Terraform:
         assert proc.stdout is not None and proc.stderr is not None
         for line in proc.stdout:
             try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
+                event = jsonbounds.loads(line)
+            except jsonbounds.BadJson:
                 errors.append(line.rstrip())  # terraform prints some failures as plain text even with -json
+                continue
+            if not isinstance(event, dict):
+                errors.append(line.rstrip())
                 continue
             _collect(event, result, errors)
             on_event(event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from mlkit.bench.loadgen import Window
 from mlkit.bench.recommend import Demand, quantity, rank, recommend, replicas_per_node
 from mlkit.bench.server import Config
 from mlkit.bench.sweep import Outcome, Point, agree, search
+from mlkit.errors import UserError
 from mlkit.spec import accelerators, load
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
@@ -23,6 +25,7 @@ def point(rate: float, mean_ms: float, passed: bool = True) -> Point:
 
 def test_quantities():
     assert quantity("500m") == 0.5 and quantity("2") == 2 and quantity("512Mi") == 512 * 2**20 and quantity("1.5Gi") == 1.5 * 2**30
+    assert quantity("1e2") == 100 and quantity("2k") == 2000 and quantity("1Ei") == 2**60  # what the spec accepts, read the same way
     with pytest.raises(ValueError):
         quantity("lots")
 
@@ -143,3 +146,31 @@ def test_every_example_pool_has_a_price(name):
         node, acc = table.types[machine], placement.pool_accelerator(pool, spec.cloud)
         if acc.kind != "none":
             assert node.accelerators.get(acc.kind) == (acc.neuron_cores if acc.kind == "neuron" else acc.count), (machine, acc)
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("taken: x\ntypes:\n  m6i.large: {vcpu: 2, memory_gib: 8, on_demand: .nan, spot: 0.1}\n", "on_demand must be a finite number of at least 0, got nan"),
+    ("taken: x\nhours_per_month: .inf\ntypes: {}\n", "hours_per_month must be a number of hours in a month (above 0, at most 744), got inf"),
+    ("taken: x\ntypes:\n  \"\\e[2J\": {vcpu: 2, memory_gib: 8, on_demand: x, spot: 0.1}\n", "types.\\x1b[2J.on_demand"),
+    (LAUGHS, "aliases expand"),
+    ("taken: x\nhours_per_month: " + "7" * 5000 + "\ntypes: {}\n", "a number of 5000 digits"),
+])
+def test_a_hostile_price_table_is_one_line(tmp_path, text, fragment):
+    """--prices once went through yaml.safe_load: a billion laughs, 5000 digits, NaN costs and terminal escapes all passed or crashed."""
+    path = tmp_path / "prices.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as raised:
+        prices.load(path)
+    assert fragment in str(raised.value) and "\n" not in str(raised.value) and "\x1b" not in str(raised.value), str(raised.value)
+
+
+def test_a_price_table_that_is_not_a_regular_file_is_one_line(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.yaml")  # a read would block for ever
+    for path in (tmp_path / "fifo.yaml", Path("/dev/zero"), tmp_path):
+        with pytest.raises(UserError, match="not a regular file"):
+            prices.load(path)

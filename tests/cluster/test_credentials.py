@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mlkit.cluster import credentials, kubeconfig
-from mlkit.errors import UserError
+from mlkit.errors import ToolError, UserError
 from tests.conftest import aws_env, mlkit
 
 
@@ -204,3 +204,88 @@ def test_a_hostile_kubeconfig_is_one_error_not_a_hang(tmp_path, text, fragment):
     with pytest.raises(UserError, match="not a kubeconfig mlkit can read") as raised:
         kubeconfig.credentials("demo", file)
     assert fragment in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
+
+
+def _config(cluster: dict | None = None, user: dict | None = None, **sections) -> dict:
+    """A kubeconfig of context `ctx`, with the given cluster and user bodies, or whole sections replaced."""
+    config = {
+        "clusters": [{"name": "c", "cluster": {"server": "https://k8s", **(cluster or {})}}],
+        "users": [{"name": "u", "user": user or {"token": "t"}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+    }
+    return config | sections
+
+
+SHAPES = [
+    ("contexts-mapping", _config(contexts={"ctx": {"cluster": "c"}}), "contexts: a dict, where kubectl expects a list of {name, context} entries"),
+    ("contexts-strings", _config(contexts=["ctx"]), "contexts[0]: 'ctx' is not an entry with a name"),
+    ("context-without-context", _config(contexts=[{"name": "ctx"}]), "context 'ctx': context: None is not a mapping"),
+    ("ca-not-base64", _config(cluster={"certificate-authority-data": "not base64!"}), "cluster 'c': certificate-authority-data: not base64"),
+    ("cert-without-key", _config(user={"client-certificate-data": "UEVN"}), "user 'u': client-certificate-data: a client certificate without client-key-data"),
+    ("exec-without-command", _config(user={"exec": {"args": ["x"]}}), "user 'u': exec.command: None is not a non-empty string"),
+    ("env-without-value", _config(user={"exec": {"command": "true", "env": [{"name": "A"}]}}), "exec.env[0]: {'name': 'A'} is not {name: NAME, value: VALUE}"),
+    ("server-number", _config(cluster={"server": 5}), "cluster 'c': server: 5 is not a non-empty string"),
+    ("server-not-url", _config(cluster={"server": "k8s.local"}), "cluster 'c': server: 'k8s.local' is not an http(s):// URL"),
+    ("clusters-mapping", _config(clusters={"c": {}}), "clusters: a dict, where kubectl expects a list"),
+    ("user-body-string", _config(users=[{"name": "u", "user": "token"}]), "user 'u': 'token' is not a mapping"),
+    ("insecure-string-false", _config(cluster={"insecure-skip-tls-verify": "false"}), "verify: 'false' is not true or false (a YAML boolean, unquoted)"),
+    ("insecure-number", _config(cluster={"insecure-skip-tls-verify": 1}), "insecure-skip-tls-verify: 1 is not true or false"),
+    ("name-with-escape", _config(contexts=[{"name": "\x1b]0;owned\x07", "context": {"cluster": "c"}}]), "(contexts: \\x1b]0;owned\\x07)"),
+]
+
+
+@pytest.mark.parametrize(("config", "fragment"), [s[1:] for s in SHAPES], ids=[s[0] for s in SHAPES])
+def test_a_wrongly_shaped_kubeconfig_is_one_line_naming_the_field(tmp_path, config, fragment):
+    """Each of these was a traceback (or, for a quoted "false", TLS verification turned off: bool("false") is True)."""
+    file = tmp_path / "config"
+    file.write_text(yaml.safe_dump(config))
+    with pytest.raises(UserError) as raised:
+        kubeconfig.credentials("ctx", file)
+    message = str(raised.value)
+    assert fragment in message and "\n" not in message and "\x1b" not in message, message
+
+
+@pytest.mark.parametrize(("script", "fragment"), [
+    ("print('nope')", "did not print an ExecCredential with a token (not valid JSON"),
+    ("print('{\"status\": {}}')", "did not print an ExecCredential with a token (no status.token)"),
+    ("print('[1]')", "did not print an ExecCredential with a token"),
+    ("print('{\"status\": {\"token\": 5}}')", "printed a status.token that is not a non-empty string"),
+])
+def test_an_exec_plugin_printing_no_credential_is_one_line(tmp_path, script, fragment):
+    file = tmp_path / "config"
+    file.write_text(yaml.safe_dump(_config(user={"exec": {"command": sys.executable, "args": ["-c", script]}})))
+    with pytest.raises(ToolError) as raised:
+        kubeconfig.credentials("ctx", file)
+    assert fragment in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
+
+
+def test_only_a_yaml_true_turns_tls_verification_off(tmp_path):
+    file = tmp_path / "config"
+    for value, insecure in ((True, True), (False, False), (None, False)):
+        cluster = {} if value is None else {"insecure-skip-tls-verify": value}
+        file.write_text(yaml.safe_dump(_config(cluster=cluster)))
+        assert kubeconfig.credentials("ctx", file).insecure is insecure
+
+
+def test_mlkit_status_with_a_wrongly_shaped_kubeconfig_is_one_line(tmp_path):
+    from tests.conftest import assert_one_line_error, mlkit
+
+    (tmp_path / "mlkit.yaml").write_text(
+        "project: shape-demo\ncloud: aws\nregion: us-west-2\ncluster: {existing: {name: prod, context: ctx}}\n"
+        "apis: [{name: a, predictor: predictor.py:Predictor, model: s3://models-m/a/}]\n"
+    )
+    (tmp_path / "predictor.py").write_text("class Predictor:\n    def __init__(self, c, m): pass\n    def predict(self, p): return p\n")
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(_config(cluster={"insecure-skip-tls-verify": "false"})))
+    out = mlkit("status", cwd=tmp_path, env={"KUBECONFIG": str(tmp_path / "kubeconfig")}, timeout=120)
+    assert_one_line_error(out, "insecure-skip-tls-verify: 'false' is not true or false")
+
+
+def test_a_kubeconfig_that_is_not_a_regular_file_is_one_line_not_an_endless_read(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo")  # a read would wait for a writer for ever
+    for file in (Path("/dev/zero"), tmp_path / "fifo"):
+        with pytest.raises(UserError, match=f"^{file}: not a regular file; point KUBECONFIG at a kubeconfig file$"):
+            kubeconfig.credentials("ctx", file)
+        with pytest.raises(UserError, match="not a regular file"):
+            kubeconfig.merge_context("mlkit-demo", "https://eks", "Q0E=", ARGS, file)

@@ -75,6 +75,15 @@ BAD = [
     ("emptylist.yaml", "apiVersion: v1\nkind: List\n", "infra/k8s/team/emptylist.yaml: a List without an items list"),
     ("two.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\nkind: Secret\n", "infra/k8s/team/two.yaml, document 2: has no apiVersion"),
     ("latin1.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9}\n".encode("latin-1"), "infra/k8s/team/latin1.yaml: not UTF-8 text"),
+    # infra/ may come from a pull request: yaml.safe_load_all expanded a billion laughs, and int() raised past 4300 digits.
+    (
+        "laughs.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"  {c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
+        "aliases expand the document past",
+    ),
+    ("digits.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec: {replicas: " + "9" * 5000 + "}\n", "a number of 5000 digits"),
+    ("laughs2.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n" + "kind: Secret\n", "laughs2.yaml, document 2: has no apiVersion"),
 ]
 
 
@@ -86,6 +95,16 @@ def test_what_is_not_a_kubernetes_object_is_one_line_naming_the_file(tmp_path, n
         load_manifests(tmp_path, spec)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_manifest_that_is_not_a_regular_file_is_one_line_not_a_hang(tmp_path):
+    import os
+
+    spec = project(tmp_path)
+    (tmp_path / "infra/k8s/team").mkdir(parents=True, exist_ok=True)
+    os.mkfifo(tmp_path / "infra/k8s/team/fifo.yaml")  # a read would wait for a writer for ever
+    with pytest.raises(UserError, match="^infra/k8s/team/fifo.yaml: not a regular file"):
+        load_manifests(tmp_path, spec)
 
 
 def test_the_same_object_in_two_files_names_both(tmp_path):

@@ -155,12 +155,12 @@ def test_a_stuck_rollout_shows_the_pods_events_and_last_log_lines(tmp_path, clus
             "involvedObject": {"kind": "Pod", "name": "sentiment-7d9f-x2"},
             "type": "Warning",
             "reason": "Unhealthy",
-            "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+            "message": "Readiness probe failed\x1b[2J: HTTP probe failed with statuscode: 503",  # an escape: shown, not obeyed
         },
     )
     (
         k8s.emulator["get /api/v1/namespaces/ops-demo/pods/sentiment-7d9f-x2/log"]
-        << b'{"level":"error","msg":"predictor.py: Predictor(config, model_dir) failed: FileNotFoundError: weights.json"}\n'
+        << b'{"level":"error","msg":"predictor.py: Predictor(config, model_dir) failed: FileNotFoundError: weights.json"}\n\x1b]0;owned\x07\n'
     )
     with pytest.raises(ToolError) as caught:
         rollout.wait(
@@ -169,8 +169,8 @@ def test_a_stuck_rollout_shows_the_pods_events_and_last_log_lines(tmp_path, clus
     message = str(caught.value)
     assert "rollout of sentiment did not finish in 0.5 s" in message
     assert "pod sentiment-7d9f-x2 (Running)" in message
-    assert "Readiness probe failed" in message
-    assert "FileNotFoundError: weights.json" in message
+    assert "Readiness probe failed\\x1b[2J: HTTP probe failed" in message
+    assert "FileNotFoundError: weights.json" in message and "\\x1b]0;owned\\x07" in message and "\x1b" not in message
 
 
 def test_remove_one_api_leaves_the_others(tmp_path, cluster, k8s):

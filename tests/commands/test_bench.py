@@ -137,6 +137,11 @@ def test_sentiment_prints_a_recommendation_in_about_a_minute(project, tmp_path):
     [
         (["--payload", "{not json"], ["--payload", "not valid JSON"]),
         (["--payload", "@missing.json"], ["missing.json", "cannot read"]),
+        # Checked as the runtime would, before the first server starts (NaN once failed only after the whole run).
+        (["--payload", '{"text": NaN}'], ["--payload: NaN is not JSON"]),
+        (["--payload", "[" + "1" * 5000 + "]"], ["--payload: an integer of 5000 digits"]),
+        (["--payload", "[" * 70 + "]" * 70], ["--payload: nested more than 64 levels deep"]),
+        (["--payload", "@/dev/zero"], ["--payload @/dev/zero: not a regular file"]),
         (["--batch-sizes", "1,x"], ["--batch-sizes", "'x' is not a whole number"]),
         (["--batch-sizes", "0"], ["--batch-sizes", "below 1"]),
         (["--batch-sizes", "1,2,3,4,5", "--wait-ms", "1,2,3"], ["15 configurations", "at most 12"]),

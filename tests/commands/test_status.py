@@ -149,3 +149,16 @@ def test_a_pod_whose_events_expired_shows_what_its_status_keeps(deployed, k8s):
     assert rows["spam"]["cold_start"] is None, "no pods: no cold start to show"
     start = rows["sentiment"]["cold_start"]
     assert (start["scheduled_s"], start["initialized_s"], start["image_pulled_s"], start["started_s"], start["ready_s"]) == (None, 41.0, None, 58.0, 72.0)
+
+
+def test_status_shows_what_the_cluster_holds_escaped(deployed, k8s):
+    """A Deployment's condition time or a Service's hostname is the cluster's text: an ESC sequence in it is shown, not obeyed."""
+    root, env = deployed
+    status = {"status": {"conditions": [{"type": "Progressing", "status": "True", "lastUpdateTime": "2026\x1b]0;owned\x07"}]}}
+    response = httpx.patch(
+        f"{k8s.url}/apis/apps/v1/namespaces/{NS}/deployments/sentiment/status", json=status, headers={"Content-Type": "application/merge-patch+json"}
+    )
+    assert response.status_code < 300, response.text
+    table = mlkit("status", cwd=root, env=env)
+    assert table.returncode == 0, table.stderr
+    assert "2026\\x1b]0;owned\\x07" in table.stdout and "\x1b" not in table.stdout

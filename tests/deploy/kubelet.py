@@ -43,6 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.kube_expand import expand
+
 STARTUP_CAP_S = 30.0  # the manifests allow minutes for a big model; the examples' models load in a second
 
 
@@ -264,9 +266,11 @@ class Pod:
             (target / key).chmod(0o644)
 
     def _init(self, init: dict) -> None:
-        argv = init.get("command", []) + init.get("args", [])
+        env: dict[str, str] = {}
+        for e in init.get("env", []):  # each value may refer to the ones before it, as Kubernetes expands them
+            env[e["name"]] = expand(e.get("value", ""), env)
+        argv = [expand(a, env) for a in init.get("command", []) + init.get("args", [])]
         positional = [a for a in argv if not a.startswith("--")]
-        env = {e["name"]: e.get("value", "") for e in init.get("env", [])}
         if positional[:3] in (["aws", "s3", "sync"], ["gcloud", "storage", "rsync"]) and len(positional) == 5:
             source, dest = positional[3], positional[4]
             target = Path(self.host(dest, init))
@@ -279,10 +283,11 @@ class Pod:
     # --- the container ---------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         env = dict(self.image.env) | {"PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
+        declared: dict[str, str] = {}  # the kubelet expands $(VAR) from the container's own earlier variables, not the image's
         for item in self.container.get("env", []):
             if "value" not in item:
                 raise ContractError(f"Deployment {self.name}: env {item['name']} has no plain value ({sorted(item)}); the contract covers values")
-            env[item["name"]] = item["value"]
+            env[item["name"]] = declared[item["name"]] = expand(item["value"], declared)
         env = {k: self._rewrite(v, self.container) if k != "PATH" else v for k, v in env.items()}
         env["TMPDIR"] = self.host("/tmp", self.container)  # the container's /tmp is the mounted tmp volume
         return env

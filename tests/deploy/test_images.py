@@ -248,6 +248,73 @@ def test_a_symlink_leading_outside_the_project_is_refused_naming_it(tmp_path, se
     sentinel.assert_untouched()
 
 
+@pytest.mark.parametrize(("link", "target", "is_dir", "shown"), [
+    ("app/settings.txt", ".env", False, "a symlink to .env"),
+    ("app/repo_meta/config", ".git/config", False, "a symlink to .git/config"),
+    ("app/meta", ".git", True, "a symlink to .git"),
+    ("app/record.json", ".mlkit/deploy.json", False, "a symlink to .mlkit/deploy.json"),
+    ("app/notebook.json", "notebooks/scratch.ipynb", False, "a symlink to notebooks/scratch.ipynb"),  # .mlkitignore's own rule
+])
+def test_a_link_inside_the_project_ships_only_what_the_rules_let_through_under_its_own_path(tmp_path, link, target, is_dir, shown):
+    """The rules once matched a link's own path only: `app/settings.txt -> .env` shipped the .env. A link whose
+    target the rules leave out is refused, naming both (a model or app silently missing a file is worse)."""
+    root, _ = example(tmp_path)
+    plant_secrets(root)  # .env, .git/config, .mlkit/deploy.json, notebooks/ (which .mlkitignore leaves out), ...
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(root / target, target_is_directory=is_dir)
+    out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / link}: {shown}, which mlkit leaves out", ".mlkitignore")
+    assert not (tmp_path / "ctx").exists()
+    (root / ".mlkitignore").write_text((root / ".mlkitignore").read_text() + f"{link}\n")  # the way out the line names
+    out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    shipped = {p.relative_to(tmp_path / "ctx" / "sentiment").as_posix() for p in (tmp_path / "ctx" / "sentiment").rglob("*")}
+    assert not any(p.startswith(f"app/{link.removeprefix('app/')}") for p in shipped)
+
+
+def test_a_file_reached_through_a_linked_folder_is_checked_under_its_own_path(tmp_path):
+    """`lib -> conf` where conf/ holds `secrets/` that .mlkitignore leaves out by its anchored path."""
+    root, _ = example(tmp_path)
+    (root / "conf" / "secrets").mkdir(parents=True)
+    (root / "conf" / "secrets" / "token.txt").write_text("planted\n")
+    (root / "conf" / "ok.txt").write_text("fine\n")
+    (root / ".mlkitignore").write_text("/conf/secrets/\n")
+    (root / "lib").symlink_to(root / "conf")
+    out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / 'lib' / 'secrets'}: through a symlinked folder, conf/secrets, which mlkit leaves out")
+    (root / "conf" / "secrets" / "token.txt").unlink()
+    (root / "conf" / "secrets").rmdir()
+    out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "ctx" / "sentiment" / "app" / "lib" / "ok.txt").read_text() == "fine\n"
+
+
+def test_a_backtracking_ignore_pattern_costs_milliseconds(tmp_path):
+    """`*a*a*a*a*a*a*a*a*b` against a 60-character name took 51 s of CPU with Python's re; RE2 is linear."""
+    import time
+
+    from mlkit.deploy import files
+
+    root, _ = example(tmp_path)
+    (root / ".mlkitignore").write_text("*a*a*a*a*a*a*a*a*b\n" * 20 + "**/*a*a*a*a*a*a*a*a*a*a*a*a*c/**\n")
+    (root / ("a" * 60)).write_text("x\n")
+    (root / ("a" * 60 + "b")).write_text("left out\n")
+    started = time.process_time()
+    rules = files.rules(root)
+    assert not rules.match_file("a" * 60) and rules.match_file("a" * 60 + "b") and not rules.match_file("a" * 200 + "/x")
+    assert time.process_time() - started < 1.0
+    out = mlkit("build", "sentiment", "--context-dir", str(tmp_path / "ctx"), cwd=root, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "ctx" / "sentiment" / "app" / ("a" * 60)).is_file() and not (tmp_path / "ctx" / "sentiment" / "app" / ("a" * 60 + "b")).exists()
+
+
+def test_an_ignore_file_is_bounded(tmp_path):
+    root, _ = example(tmp_path)
+    (root / ".mlkitignore").write_text("# padding\n" * 40_000)
+    out = mlkit("build", "--context-dir", str(tmp_path / "ctx"), cwd=root)
+    assert_one_line_error(out, f"{root / '.mlkitignore'}: 400,000 bytes; an ignore file is at most 256 KiB")
+
+
 def test_a_context_dir_inside_the_project_is_refused_unless_ignored(tmp_path):
     root, _ = example(tmp_path)
     (root / "sentiment").mkdir()

@@ -28,6 +28,7 @@ from mlkit.render import k8s
 from mlkit.spec import load
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, cloud_of
 from tests.deploy.kubelet import ContractError, Pod
+from tests.kube_expand import expand
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the kubelet stand-in needs Linux users and signals")
 PAYLOAD = {"text": "I love how fast this is"}
@@ -324,6 +325,7 @@ def test_engine_api_pods_hold_the_engines_contract(example, api, request, tmp_pa
         assert {"name": "api-keys", "mountPath": "/etc/mlkit/api-keys", "readOnly": True} in container["volumeMounts"]
         shell, dash_c, script, *rest = container["command"]
         assert (shell, dash_c) == ("/bin/sh", "-c") and rest == ["engine", *engine.command]
+        script = expand(script, {})  # what the kubelet hands the shell: $$( is a literal $(
         assert f'{engine.key_env}="$(grep -m1 . /etc/mlkit/api-keys/keys)"' in script.split("; ")[0] and f"export {engine.key_env}" in script
     else:
         assert container["command"] == list(engine.command)

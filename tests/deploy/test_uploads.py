@@ -82,3 +82,26 @@ def test_upload_leaves_secrets_out_and_refuses_links_leading_outside(s3, tmp_pat
     with pytest.raises(UserError, match=rf"^mlkit.yaml: apis\[0\].model: {project / 'linked'} leads through a symlink to {sentinel.root}"):
         uploads.folder_files(project / "linked", "mlkit.yaml: apis[0].model", project)
     sentinel.assert_untouched()
+
+
+def test_a_link_in_the_model_folder_to_a_secret_of_the_project_is_refused(s3, tmp_path):
+    """`model/vocab.bin -> .mlkit/secrets/API.key` once uploaded the key: the rules matched the link's path only."""
+    project = tmp_path / "proj"
+    folder = project / "model"
+    folder.mkdir(parents=True)
+    (folder / "weights.bin").write_bytes(b"\x00" * 16)
+    (project / ".mlkit" / "secrets").mkdir(parents=True)
+    (project / ".mlkit" / "secrets" / "API.key").write_text("sk-planted\n")
+    (folder / "vocab.bin").symlink_to(project / ".mlkit" / "secrets" / "API.key")
+    with pytest.raises(UserError, match=rf"^{folder / 'vocab.bin'}: a symlink to .mlkit/secrets/API.key, which mlkit leaves out"):
+        uploads.upload("aws", "models", "sentiment", folder, "w", lambda _: None, root=project)
+    assert "Contents" not in s3.list_objects_v2(Bucket="models")
+    (folder / "tokenizer").symlink_to(project / ".git", target_is_directory=True)  # a folder link: checked as a folder
+    (project / ".git").mkdir()
+    (project / ".git" / "config").write_text("[remote]\n")
+    (project / ".mlkitignore").write_text("model/vocab.bin\n")
+    with pytest.raises(UserError, match=rf"^{folder / 'tokenizer'}: a symlink to .git, which mlkit leaves out"):
+        uploads.upload("aws", "models", "sentiment", folder, "w", lambda _: None, root=project)
+    (folder / "tokenizer").unlink()
+    result = uploads.upload("aws", "models", "sentiment", folder, "w", lambda _: None, root=project)
+    assert [o["Key"].removeprefix(result.uri.removeprefix("s3://models/")) for o in s3.list_objects_v2(Bucket="models")["Contents"]] == ["weights.bin"]

@@ -297,3 +297,30 @@ def test_prometheus_answers_every_engine_query_over_vllms_series_as_the_pod_is_s
             prom.terminate()
             prom.wait(timeout=15)
 
+
+
+def test_the_gpu_panel_of_an_api_selects_its_own_pods_and_no_other_apis(tmp_path):
+    """`pod=~"chat-.*"` also summed API chat-gpu's pods. Pod names are <deployment>-<ReplicaSet hash>-<suffix>
+    (k8s.io/apimachinery pkg/util/rand alphabet); PromQL anchors its regexes and runs them with RE2, as here."""
+    import re2
+
+    from mlkit.render import dashboard
+    from mlkit.spec import loads
+
+    spec = loads(
+        "project: gpu-demo\ncloud: aws\nregion: us-west-2\ncluster: {existing: {name: prod}}\napis:\n"
+        "  - {name: chat, predictor: p.py:P, compute: {gpu: 1}, expose: public, canary: {weight: 10}}\n"
+        "  - {name: chat-gpu, predictor: p.py:P, compute: {gpu: 1}}\n"
+        "  - {name: chat-b2, predictor: p.py:P, compute: {gpu: 1}}\n"  # a name drawn from the hash alphabet itself
+    )
+    pods = {
+        "chat": ["chat-7d9f8b6c5d-x2x7k", "chat-5bd4f9c7-8kzq2", "chat-canary-6c8f7d9b4-2rt5w"],
+        "chat-gpu": ["chat-gpu-7d9f8b6c5d-x2x7k", "chat-gpu-canary-5bd4f9c7-8kzq2"],
+        "chat-b2": ["chat-b2-7d9f8b6c5d-x2x7k"],
+    }
+    for api in spec.apis:
+        query = next(q.expr for p in dashboard.panels(spec, api) if p.title == "GPU utilisation" for q in p.queries)
+        pattern = re.search(r'pod=~"([^"]+)"', query).group(1)
+        selected = sorted(pod for names in pods.values() for pod in names if re2.fullmatch(pattern, pod))
+        expected = sorted(pods[api.name]) if api.canary else sorted(p for p in pods[api.name] if "-canary-" not in p)
+        assert selected == expected, (api.name, pattern)

@@ -136,7 +136,9 @@ def test_a_record_path_differing_in_case_from_the_machine_owned_tfvars_is_refuse
         ('{"files": ["infra/a.tf"]}', '"files": {path: sha256}'),
         ("[]", '"files": {path: sha256}'),
         ('{"files": {"infra/a.tf": 7}}', "not a sha256"),
-        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested more than 64 levels deep"),
+        ('{"files": {}, "n": ' + "9" * 5000 + "}", "an integer of 5000 digits"),  # int()'s digit limit: a traceback once
+        ('{"files": {}, "n": NaN}', "NaN is not JSON"),
     ],
 )
 def test_a_corrupt_record_is_one_line_with_the_way_out(rendered, text, says):
@@ -351,6 +353,9 @@ REVISION = {
     ("facts", "says"),
     [
         ("{oops", "not valid JSON"),
+        ('{"aws_account_id": ' + "1" * 5000 + "}", "an integer of 5000 digits"),  # int()'s digit limit: a traceback once
+        ('{"pins": {"sentiment": ' + "7" * 300 + "}}", "pins.sentiment must be the number of a rollback revision"),
+        ('{"aws_account_id": Infinity}', "Infinity is not JSON"),
         ("[1, 2]", "expected an object"),
         ('{"images": ["a"]}', "images must be an object"),
         ('{"colour": "blue"}', "unknown field 'colour'"),

@@ -11,6 +11,7 @@ from mlkit.render.jobs import render_job
 from mlkit.spec import load, loads
 from mlkit_runtime.jobs.worker import FATAL_EXIT
 from tests.conftest import EXAMPLES
+from tests.kube_expand import expand
 from tests.render.test_k8s import KUBERNETES_VERSION
 
 GPU_SPEC = """\
@@ -76,3 +77,15 @@ def test_a_gpu_job_lands_on_the_gpu_pool_fetches_its_model_and_waits_in_its_kueu
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
     assert pod["initContainers"][0]["name"] == "fetch-model" and "s3://acme-models/embed/v1/" in pod["initContainers"][0]["command"]
+
+
+def test_the_jobs_output_reaches_the_worker_as_written_whatever_it_holds():
+    """The output URI comes from `mlkit job submit --output`: Kubernetes would expand a `$(VAR)` in it (found
+    when merging the $(VAR) escaping with batch jobs, whose template quoted it with q)."""
+    spec = loads(GPU_SPEC)
+    api = spec.apis[0]
+    output = "s3://acme-out/jobs/$(HOME)/$$x"
+    job = yaml.safe_load(render_job(spec, api, Facts(), "embed-20261206-110000-abcdef", output, 8, 3))
+    worker = job["spec"]["template"]["spec"]["containers"][0]
+    variables = {e["name"]: e["value"] for e in worker["env"]} | {"HOME": "/root", "x": "y"}
+    assert [expand(a, variables) for a in worker["command"]][-1] == output

@@ -18,6 +18,7 @@ from mlkit.render.k8s import PRESTOP_S
 from mlkit.render.wake import INTERCEPTOR_SELECTOR
 from mlkit.spec import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
+from tests.kube_expand import expand
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 KUBERNETES_VERSION = "1.34.0"  # a current release; the examples ask for 1.31, checked too
@@ -583,7 +584,7 @@ def test_engine_api_keys_come_from_the_apis_secret_through_the_engines_key_varia
     import subprocess
 
     keys = tmp_path / "keys"
-    script = command[2].replace("/etc/mlkit/api-keys/keys", str(keys))
+    script = expand(command[2], {}).replace("/etc/mlkit/api-keys/keys", str(keys))  # as the kubelet hands it to the shell
     fake = ["sh", "-c", 'echo "$VLLM_API_KEY|$*"', "engine"]
     keys.write_text("mlk_first\nmlk_second\n")
     run = subprocess.run(["/bin/sh", "-c", script, "engine", *fake, "--model", "x; rm -rf /"], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
@@ -626,3 +627,23 @@ def test_a_predictor_api_beside_engine_apis_renders_as_before():
     for name in ("deployment", "configmap", "scaledobject", "service"):
         rel = f"infra/k8s/sentiment/{name}.yaml"
         assert ENGINE_FILES["gcp"][rel] == alone[rel]
+
+
+def test_container_commands_args_and_env_reach_the_process_as_written_whatever_they_hold():
+    """Kubernetes expands $(VAR) in command, args and env values: `$(HOME)` in an extra_args value or a model
+    URI was written verbatim and reached the process as another string. Rendered values expand to the spec's."""
+    spec = ENGINE_AWS_SPEC.replace(
+        "extra_args: [--max-num-seqs, \"128\", --enable-prefix-caching]",
+        'extra_args: [--max-num-seqs, "128", --chat-template, "$(HOME)/t.jinja", --override-generation-config, "{\\"x\\": \\"$$(id)\\"}"]',
+    )
+    assert spec != ENGINE_AWS_SPEC
+    container = pod(render(loads(spec)), "chat")["containers"][0]
+    variables = {e["name"]: e["value"] for e in container["env"]} | {"HOME": "/root", "id": "x"}
+    args = [expand(a, variables) for a in container["args"]]
+    assert args[args.index("--chat-template") + 1] == "$(HOME)/t.jinja"
+    assert args[args.index("--override-generation-config") + 1] == '{"x": "$$(id)"}'
+    assert [expand(c, variables) for c in container["command"]][-3:] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    model = "s3://acme-models/m$(HOME)/"
+    files = render(loads(ENGINE_AWS_SPEC.replace("model: s3://acme-models/llama-3.1-8b/", f'model: "{model}"', 1)))
+    (init,) = pod(files, "inf")["initContainers"]
+    assert [expand(a, {"HOME": "/root"}) for a in init["command"]][-2] == model

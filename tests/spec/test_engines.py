@@ -131,6 +131,17 @@ def test_an_engine_replica_lives_on_one_tpu_vm():
     (["--port=9000"], "--port is set by mlkit from the spec"),
     (["--api-key", "x"], "--api-key is set by mlkit from the spec"),
     (["--model=/etc"], "--model is set by mlkit"),
+    # vLLM's argparse takes any unique prefix of a flag: each of these would set one of mlkit's.
+    (["--api-k=KEY"], "item 0: --api-k (a prefix of --api-key, which vllm reads it as) is set by mlkit from the spec; set it with api_keys"),
+    (["--max-num-seqs", "8", "--served-model", "x"], "item 2: --served-model (a prefix of --served-model-name, which vllm reads it as) is set by mlkit"),
+    (["--served-model-name", "x"], "item 0: --served-model-name is set by mlkit from the spec; set it with name"),
+    (["--hos=0.0.0.0"], "--hos (a prefix of --host, which vllm reads it as)"),
+    (["--max-model=9"], "set it with serving.max_model_len"),
+    (["--dtype", "half"], "item 0: --dtype is set by mlkit from the spec; set it with serving.dtype"),
+    (["--config", "/tmp/x.yaml"], "item 0: --config reads flags from a file that mlkit cannot check; give each flag in extra_args instead"),
+    (["--conf=x.yaml"], "--conf (a prefix of --config, which vllm reads it as) reads flags from a file"),
+    (["--enable-prefix-caching"] * 65, "65 items is too many (valid: at most 64)"),  # once "at most List"
+    (["--config-format", "hf", "--model-impl=vllm", "--max-num-batched-tokens=8192"], None),  # longer flags, not prefixes: allowed
 ])
 def test_extra_args_are_flags_and_values_and_leave_mlkits_flags_alone(args, expected):
     quoted = ", ".join(f'"{a}"' for a in args).replace("\n", "\\n")
@@ -183,3 +194,30 @@ def test_an_engine_api_validates_and_renders_through_the_cli(project):
     assert rendered.returncode == 0, rendered.stderr
     assert "vllm/vllm-openai:v0.31.0-cu129" in (proj / "infra/k8s/chat/deployment.yaml").read_text()
     assert not (proj / "infra/k8s/chat/configmap.yaml").exists()
+
+
+def test_fields_an_engine_would_drop_or_cannot_honour_are_refused():
+    """Each was accepted: monitoring silently dropped, a /dev/shm larger than the pod's memory limit."""
+    found = only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, monitoring: {key: label, type: classification}"))
+    assert "apis[0].monitoring: prediction monitoring" in found and "not used with `engine: vllm`; remove it" in found
+    found = only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {shm_size: 128Gi}"))
+    assert "apis[0].serving.shm_size: 128Gi is more than compute.memory (64Gi), which /dev/shm counts against" in found
+    assert "apis[0].serving.shm_size: '1e99' is out of range for /dev/shm" in only(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {shm_size: 1e99}"))
+    assert loads(AWS.replace("memory: 64Gi}", "memory: 64Gi}, serving: {shm_size: 64Gi}")).apis[0].serving.shm_size == "64Gi"
+
+
+@pytest.mark.parametrize("repo", ["a..b/c--d", "org/name--x", "org/x..y", "org/model.git", "meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-0.5B", "a/b"])
+def test_hf_model_ids_follow_the_hubs_own_rules(repo):
+    """The Hub's client decides: mlkit accepts exactly the ids huggingface_hub's validate_repo_id accepts (of `org/name` form)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+        hub_ok = True
+    except HFValidationError:
+        hub_ok = False
+    text = AWS.replace("meta-llama/Llama-3.1-8B-Instruct", repo)
+    if hub_ok:
+        assert loads(text).apis[0].hf_model == repo
+    else:
+        assert "apis[0].hf_model: " + repr(repo) + " is not a Hugging Face model id" in only(text)

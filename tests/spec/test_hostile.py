@@ -112,6 +112,15 @@ CASES = [
     ("bidi-override", _sub("name: sentiment", 'name: "sentiment\\u202e"'), r"apis\[0\]\.name: .*U\+202E"),
     ("very-long-string", _sub("region: us-west-2", "region: " + "a" * 5000), r"mlkit\.yaml:6:9: region: the value is 5000 characters long; at most 1024"),
     ("huge-integer", _sub("max_nodes: 5", "max_nodes: 1" + "0" * 40), r"node_pools\[0\]\.max_nodes: 1(0)+ is too large \(valid: at most 1000\)"),
+    # Python's int() refuses more than 4300 digits: a traceback once, from the YAML loader itself.
+    ("int-5000-digits", _sub("max_nodes: 5", "max_nodes: " + "9" * 5000), r"mlkit\.yaml:16:\d+: YAML value: a number of 5000 digits; numbers here"),
+    ("int-5000-digits-config", _sub(CONFIG, "config: {seed: -" + "1" * 5000 + "}"), r"mlkit\.yaml:25:\d+: YAML value: a number of 5000 digits"),
+    # Quantities matching the pattern but no request at all, or past every node (1e999999 bytes).
+    ("memory-exponent", _sub("memory: 512Mi", "memory: 1e999999"), r"compute\.memory: .1e999999. is out of range for a memory request \(valid: 1Mi to 64Ti\)"),
+    ("memory-zero", _sub("memory: 512Mi", 'memory: "0"'), r"apis\[0\]\.compute\.memory: '0' is out of range for a memory request"),
+    ("memory-petabytes", _sub("memory: 512Mi", "memory: 2Ei"), r"apis\[0\]\.compute\.memory: '2Ei' is out of range"),
+    ("cpu-zero", _sub("cpu: 500m", 'cpu: "0"'), r"apis\[0\]\.compute\.cpu: '0' is out of range for a CPU request \(valid: 1m to 1024\)"),
+    ("cpu-huge", _sub("cpu: 500m", "cpu: 1e9"), r"apis\[0\]\.compute\.cpu: '1e9' is out of range for a CPU request"),
     ("duplicate-pool", _sub(POOL, POOL + "\n    " + POOL), r"node_pools\[1\]\.name: duplicate pool name 'cpu'"),
     ("not-a-mapping", lambda text: "- project: x\n", r"mlkit\.yaml:1:1: the spec must be a mapping"),
     ("namespace-kube-system", _sub("cloud: aws", "cloud: aws\nnamespace: kube-system"), r"namespace: 'kube-system' belongs to Kubernetes itself"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.conftest import assert_one_line_error, mlkit
 
 
@@ -32,3 +34,25 @@ def test_a_link_in_the_plan_files_place_is_removed_never_written_through(project
     assert_one_line_error(result, "terraform", code=3)  # a missing tool: exit 3
     assert not planted.is_symlink()
     sentinel.assert_untouched()
+
+
+@pytest.mark.parametrize(("printed", "fragment"), [
+    ('{"terraform_version": ' + "9" * 5000 + "}", "`terraform version -json` printed no version mlkit can read"),
+    ("[1, 2]", "`terraform version -json` printed no version mlkit can read"),
+])
+def test_a_terraform_printing_what_mlkit_cannot_read_is_one_line(tmp_path, monkeypatch, printed, fragment):
+    """Tool output is data too: a 5000-digit number once raised ValueError (int()'s digit limit) from json.loads."""
+    from mlkit.errors import ToolError
+    from mlkit.terraform.runner import Terraform
+
+    fake = tmp_path / "terraform"
+    (tmp_path / "out.json").write_text(printed)
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'out.json'}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MLKIT_TERRAFORM", str(fake))
+    with pytest.raises(ToolError) as raised:
+        Terraform(tmp_path).check_version()
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+    (tmp_path / "out.json").write_text('{"x": {"value": ' + "9" * 5000 + "}}" if printed.startswith("{") else "[1, 2]")
+    with pytest.raises(ToolError, match="`terraform output -json` in .* printed what mlkit cannot read"):
+        Terraform(tmp_path).output()
