@@ -9,13 +9,11 @@ so a FIFO with no writer cannot hang the check); every number parsed is range-ch
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import jsonbounds
+from . import jsonbounds, regularfile
 from .errors import UserError
 
 # The runtime's default max_body_bytes: a larger body would only earn a 413.
@@ -25,25 +23,14 @@ LIMIT = f"{MAX_BYTES // 2**20} MiB"
 
 def _read_file(path: Path, option: str) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return regularfile.read(path, MAX_BYTES)
+    except regularfile.NotRegular as exc:
+        kind = "a folder, not a file" if exc.folder else "not a regular file (a device, pipe or socket)"
+        raise UserError(f"{option}: {kind}; give a JSON file or inline JSON") from None
+    except regularfile.TooLarge as exc:
+        raise UserError(f"{option}: larger than {LIMIT} ({exc.size:,} bytes), the runtime's default max_body_bytes; give a smaller body") from None
     except OSError as exc:
         raise UserError(f"{option}: cannot read {path} ({exc.strerror}); give a JSON file or inline JSON") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a folder, not a file" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, pipe or socket)"
-            raise UserError(f"{option}: {kind}; give a JSON file or inline JSON")
-        if info.st_size > MAX_BYTES:
-            raise UserError(f"{option}: larger than {LIMIT} ({info.st_size:,} bytes), the runtime's default max_body_bytes; give a smaller body")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(MAX_BYTES + 1)  # the file may grow after fstat
-    except OSError as exc:
-        raise UserError(f"{option}: cannot read {path} ({exc.strerror}); give a JSON file or inline JSON") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_BYTES:
-        raise UserError(f"{option}: grew larger than {LIMIT} while being read, the runtime's default max_body_bytes; give a smaller body")
-    return data
 
 
 def _read_stdin(option: str) -> bytes:

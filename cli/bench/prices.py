@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,24 +35,18 @@ def load(path: Path = DEFAULT) -> Table:
     """Read and check a price table; a bad entry is one line naming the file, the type and the field."""
     import yaml
 
+    from .. import regularfile
     from ..spec import yamlsafe
 
     # Rules: a path option is a regular file where one is expected (a FIFO or /dev/zero is one line,
     # opened without blocking), every byte read is bounded, and the YAML is composed with the spec's
     # bounds (aliases, depth, digits), not yaml.safe_load.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the price table: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UserError(f"{path}: not a regular file; --prices takes a YAML file laid out like mlkit's cli/bench/prices.yaml")
-        if info.st_size > MAX_BYTES:
-            raise UserError(f"{path}: {info.st_size:,} bytes; a price table is at most {MAX_BYTES // 2**20} MiB")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-        raw = yamlsafe.compose(data[:MAX_BYTES].decode("utf-8"))[1]
+        raw = yamlsafe.compose(regularfile.read(path, MAX_BYTES).decode("utf-8"))[1]
+    except regularfile.NotRegular:
+        raise UserError(f"{path}: not a regular file; --prices takes a YAML file laid out like mlkit's cli/bench/prices.yaml") from None
+    except regularfile.TooLarge as exc:
+        raise UserError(f"{path}: {exc.size:,} bytes; a price table is at most {MAX_BYTES // 2**20} MiB") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read the price table: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -62,8 +54,6 @@ def load(path: Path = DEFAULT) -> Table:
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{path}: not valid YAML ({problem})") from None
-    finally:
-        os.close(fd)
     if not isinstance(raw, dict) or not isinstance(raw.get("types"), dict):
         raise UserError(f"{path}: a price table needs `taken`, `hours_per_month` and a `types:` mapping (see mlkit's cli/bench/prices.yaml)")
     types = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .. import jsonbounds
+from .. import jsonbounds, regularfile
 from ..errors import ToolError, UserError, quoted, shown
 from ..spec import yamlsafe
 from .client import Credentials
@@ -36,17 +36,11 @@ def _load(file: Path) -> dict:
         return {}
     try:
         # A regular file, bounded: KUBECONFIG=/dev/zero or a FIFO once read (or waited) for ever.
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise UserError(f"{file}: not a regular file; point KUBECONFIG at a kubeconfig file")
-            if info.st_size > MAX_BYTES:
-                raise UserError(f"{file}: {info.st_size:,} bytes; a kubeconfig is at most {MAX_BYTES // 2**20} MiB")
-            with os.fdopen(os.dup(fd), "rb") as f:
-                raw = f.read(MAX_BYTES)
-        finally:
-            os.close(fd)
+        raw = regularfile.read(file, MAX_BYTES)
+    except regularfile.NotRegular:
+        raise UserError(f"{file}: not a regular file; point KUBECONFIG at a kubeconfig file") from None
+    except regularfile.TooLarge as exc:
+        raise UserError(f"{file}: {exc.size:,} bytes; a kubeconfig is at most {MAX_BYTES // 2**20} MiB") from None
     except OSError as exc:
         raise UserError(f"{file}: cannot read the kubeconfig ({exc.strerror})") from None
     try:

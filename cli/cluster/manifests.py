@@ -6,14 +6,13 @@ naming its file (and document) instead of a traceback or a half-applied cluster.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .. import regularfile
 from ..errors import UserError
 from ..render.k8s import owner_labels
 from ..spec import Spec, yamlsafe
@@ -84,17 +83,11 @@ def _objects(root: Path, file: Path, rel: str) -> list[tuple[str, dict]]:
     try:
         # infra/ may come from a pull request: a regular file (a FIFO would block the read for ever),
         # bounded in size, and YAML composed with bounds (yaml.safe_load_all expands a billion laughs).
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise UserError(f"{rel}: not a regular file; infra/k8s holds YAML files (remove it)")
-            if info.st_size > MAX_BYTES:
-                raise UserError(f"{rel}: {info.st_size:,} bytes; a manifest file is at most {MAX_BYTES // 2**20} MiB")
-            with os.fdopen(os.dup(fd), "rb") as f:
-                text = f.read(MAX_BYTES).decode("utf-8")
-        finally:
-            os.close(fd)
+        text = regularfile.read(file, MAX_BYTES).decode("utf-8")
+    except regularfile.NotRegular:
+        raise UserError(f"{rel}: not a regular file; infra/k8s holds YAML files (remove it)") from None
+    except regularfile.TooLarge as exc:
+        raise UserError(f"{rel}: {exc.size:,} bytes; a manifest file is at most {MAX_BYTES // 2**20} MiB") from None
     except UnicodeDecodeError:
         raise UserError(f"{rel}: not UTF-8 text; save it as UTF-8 YAML") from None
     except OSError as exc:
