@@ -77,7 +77,7 @@ class Runtime:
     async def start(self) -> None:
         s = self.settings
         if s.mode != "realtime":
-            from .asyncq.backend import open_backend
+            from .asyncq.opening import open_backend
 
             try:
                 queue, store = await asyncio.get_running_loop().run_in_executor(self.executor, open_backend, s, s.visibility_timeout_s)
