@@ -1,9 +1,10 @@
 """`mlkit apply`, `plan` and `destroy` end to end against a local moto server on 127.0.0.1.
 
 Moto stands in for AWS; the stack, the terraform binary and the mlkit CLI are the real ones. Moto
-answers node groups with `remote_access`, an old version and no `update_config`, drops the
-cluster's `access_config` and has no EKS add-ons; the test writes override files ignoring those, as a platform team
-would add its own files, so the re-plan can be clean. Nothing test-only reaches what users get.
+answers node groups with `remote_access` and no `update_config`, drops the cluster's `access_config` and
+has no EKS add-ons; the test writes override files ignoring those, as a platform team would add its own
+files, so the re-plan can be clean, and also plans without them to show that they hide exactly those gaps
+(MOTO_GAPS, GROUP_GAPS) and no other drift. Nothing test-only reaches what users get.
 """
 
 from __future__ import annotations
@@ -24,12 +25,28 @@ OVERRIDES = {
     "modules/eks/moto_override.tf": 'resource "aws_eks_cluster" "this" {\n  lifecycle {\n    ignore_changes = [access_config]\n  }\n}\n',
     "modules/node-group/moto_override.tf": (
         'resource "aws_eks_node_group" "this" {\n  lifecycle {\n'
-        "    ignore_changes = [scaling_config[0].desired_size, remote_access, version, update_config]\n  }\n}\n"
+        "    ignore_changes = [scaling_config[0].desired_size, remote_access, update_config]\n  }\n}\n"
     ),
     "moto_override.tf": 'provider "aws" {\n  s3_use_path_style = true\n}\n',
     # Moto has no EKS add-ons (CreateAddon); the example's `model_access: mount` API asks for one.
     "moto_addon_override.tf": 'resource "aws_eks_addon" "mountpoint_s3_csi_driver" {\n  count = 0\n}\n',
 }
+
+
+# What moto answers differently from EKS, as a plan without the override files shows it: the cluster comes back
+# without access_config and each node group with a remote_access block, both of which force a replacement
+# (and the cluster's, a new OIDC provider, whose ARN the API roles trust); the add-on was never created.
+POOLS = ("cpu", "gpu", "inf")
+MOTO_GAPS = {
+    "module.eks.aws_eks_cluster.this": ["replace: access_config"],
+    "module.eks.aws_iam_openid_connect_provider.this": ["replace: url"],
+    **{f'module.api_role["{api}"].aws_iam_role.this': ["update: assume_role_policy", "update: managed_policy_arns"]
+       for api in ("sentiment", "sentiment-gpu", "sentiment-neuron")},
+    **{f'module.node_group["{pool}"].aws_eks_node_group.this': ["replace: remote_access"] for pool in POOLS},
+    "aws_eks_addon.mountpoint_s3_csi_driver[0]": ["create"],
+}
+# With remote_access ignored, what else moto answers differently for a node group.
+GROUP_GAPS = {f'module.node_group["{pool}"].aws_eks_node_group.this': ["update: update_config"] for pool in POOLS}
 
 
 def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
@@ -94,6 +111,27 @@ def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
     summary = [line for line in plan.stdout.splitlines() if '"mlkit_plan"' in line]
     assert summary and '"add": 0, "change": 0, "remove": 0' in summary[0]
 
+    # The overrides hide moto's gaps, and must hide nothing else: planned without them (the provider's path-style
+    # S3, which moto needs to be reached at all, stays), the diff is exactly the gaps the docstring lists.
+    hiding = [rel for rel in OVERRIDES if rel != "moto_override.tf"]
+    for rel in hiding:
+        (stack / rel).unlink()
+    drift = {address: drifted(change) for address, change in planned_changes(stack, os.environ | env, tmp_path / "bare.tfplan").items()
+             if change["actions"] not in (["no-op"], ["read"])}
+    assert drift == MOTO_GAPS, json.dumps(drift, indent=1)
+    # A replaced node group shows only what forces the replacement; with remote_access alone ignored (besides the
+    # module's own desired_size, which an override's ignore_changes replaces whole, and with the cluster's override
+    # back), what else moto answers differently is planned as an in-place update.
+    for rel in hiding:
+        (stack / rel).write_text(OVERRIDES[rel])
+    (stack / "modules/node-group/moto_override.tf").write_text(
+        'resource "aws_eks_node_group" "this" {\n  lifecycle {\n    ignore_changes = [scaling_config[0].desired_size, remote_access]\n  }\n}\n'
+    )
+    drift = {address: drifted(change) for address, change in planned_changes(stack, os.environ | env, tmp_path / "groups.tfplan").items()
+             if change["actions"] not in (["no-op"], ["read"])}
+    assert drift == GROUP_GAPS, json.dumps(drift, indent=1)
+    (stack / "modules/node-group/moto_override.tf").write_text(OVERRIDES["modules/node-group/moto_override.tf"])
+
     # A pool change that forces a new node group creates the new one before the old one goes.
     spec = proj / "mlkit.yaml"
     spec.write_text(spec.read_text().replace("instance_type: m6i.large", "instance_type: m7i.large"))
@@ -117,6 +155,17 @@ def test_apply_replan_destroy(project, tf_env, moto, tmp_path):
     assert all(b["Name"] != bucket for b in s3.list_buckets()["Buckets"])
     assert session.client("ec2", **kw).describe_vpcs(Filters=[{"Name": "tag:mlkit.dev/project", "Values": ["accel-demo"]}])["Vpcs"] == []
     assert not any(Path(proj).rglob("*.tfplan"))
+
+
+def drifted(change: dict) -> list[str]:
+    """What a planned change does: "create", "replace: <attribute that forces it>", or "update: <attribute>"."""
+    actions = change["actions"]
+    if actions == ["create"]:
+        return ["create"]
+    if "create" in actions and "delete" in actions:
+        return sorted({"replace: " + str(path[0]) for path in change.get("replace_paths", [])})
+    before, after, unknown = change.get("before") or {}, change.get("after") or {}, change.get("after_unknown") or {}
+    return sorted("update: " + k for k in set(before) | set(after) if before.get(k) != after.get(k) or unknown.get(k))
 
 
 def planned_changes(stack: Path, env: dict, plan_file: Path) -> dict[str, dict]:
