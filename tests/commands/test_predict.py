@@ -150,10 +150,9 @@ def test_predict_says_when_the_interceptor_gave_up_waiting(proj, k8s):
 
 def test_an_answer_holding_terminal_escapes_is_shown_escaped(proj, k8s):
     """The API's (or anything's behind the proxy) error text reaches the terminal: ESC sequences and bidi overrides are shown as escapes."""
-    front = wake.front_service("sentiment", NS)
     root, env = proj
     hostile = kmock.Response(status=400, payload={"error": "bad\x1b]0;owned\x07 input\u202e", "request_id": "r\x1b[2J1"})
-    k8s.emulator[f"post /api/v1/namespaces/mlkit-system/services/{front}:http/proxy/predict"] << hostile
+    k8s.emulator[f"post /api/v1/namespaces/{NS}/services/sentiment:http/proxy/predict"] << hostile
     result = mlkit("predict", "sentiment", "{}", cwd=root, env=env)
     assert_one_line_error(result, "sentiment answered 400: bad\\x1b]0;owned\\x07 input\\u202e (request r\\x1b[2J1)")
     assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
