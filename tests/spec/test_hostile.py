@@ -114,7 +114,7 @@ CASES = [
     ("huge-integer", _sub("max_nodes: 5", "max_nodes: 1" + "0" * 40), r"node_pools\[0\]\.max_nodes: 1(0)+ is too large \(valid: at most 1000\)"),
     # Python's int() refuses more than 4300 digits: a traceback once, from the YAML loader itself.
     ("int-5000-digits", _sub("max_nodes: 5", "max_nodes: " + "9" * 5000), r"mlkit\.yaml:16:\d+: YAML value: a number of 5000 digits; numbers here"),
-    ("int-5000-digits-config", _sub(CONFIG, "config: {seed: -" + "1" * 5000 + "}"), r"mlkit\.yaml:25:\d+: YAML value: a number of 5000 digits"),
+    ("int-5000-digits-config", _sub(CONFIG, "config: {seed: -" + "1" * 5000 + "}"), r"mlkit\.yaml:27:\d+: YAML value: a number of 5000 digits"),
     # Quantities matching the pattern but no request at all, or past every node (1e999999 bytes).
     ("memory-exponent", _sub("memory: 512Mi", "memory: 1e999999"), r"compute\.memory: .1e999999. is out of range for a memory request \(valid: 1Mi to 64Ti\)"),
     ("memory-zero", _sub("memory: 512Mi", 'memory: "0"'), r"apis\[0\]\.compute\.memory: '0' is out of range for a memory request"),
