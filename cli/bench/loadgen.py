@@ -43,6 +43,18 @@ class Connection:
         self.writer.close()
 
 
+def ok_count(statuses: dict[str, int]) -> int:
+    """The 2xx answers among counts by status: what a run (or a window of one) served."""
+    return sum(n for status, n in statuses.items() if status.startswith("2"))
+
+
+def percentile_ms(latencies: list[float], p: float) -> float:
+    """The p-th quantile (0-1) of sorted latencies in seconds, in ms; NaN when there are none."""
+    if not latencies:
+        return float("nan")
+    return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+
 @dataclass
 class Result:
     """What one run measured. Latencies are sorted, in seconds, from each request's scheduled time."""
@@ -58,7 +70,7 @@ class Result:
 
     @property
     def ok(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status.startswith("2"))
+        return ok_count(self.statuses)
 
     @property
     def success(self) -> float:
@@ -69,9 +81,7 @@ class Result:
         return self.ok / self.elapsed_s if self.elapsed_s else 0.0
 
     def percentile_ms(self, p: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        return self.latencies[min(len(self.latencies) - 1, int(p * len(self.latencies)))] * 1000
+        return percentile_ms(self.latencies, p)
 
     @property
     def mean_ms(self) -> float:
@@ -216,7 +226,7 @@ class Window:
 
     @property
     def ok(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status.startswith("2"))
+        return ok_count(self.statuses)
 
     @property
     def success(self) -> float:
@@ -230,9 +240,7 @@ class Window:
         return self.ok / self.seconds
 
     def percentile_ms(self, p: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        return self.latencies[min(len(self.latencies) - 1, int(p * len(self.latencies)))] * 1000
+        return percentile_ms(self.latencies, p)
 
     @property
     def mean_ms(self) -> float:
