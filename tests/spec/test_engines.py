@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlkit.errors import SpecError
 from mlkit.spec import loads
 from mlkit.spec.engines import ENGINES
+from tests.spec.refusals import only, problems
 
 AWS = """\
 project: llm-demo
@@ -36,18 +36,6 @@ cluster:
 apis:
   - {name: chat, engine: vllm, model: gs://acme-models/llama/, compute: {gpu: 2, memory: 32Gi}}
 """
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(SpecError) as info:
-        loads(text)
-    return info.value.problems
-
-
-def only(text: str) -> str:
-    found = problems(text)
-    assert len(found) == 1, found
-    return found[0]
 
 
 def test_an_engine_api_loads_without_a_predictor():

@@ -5,18 +5,12 @@ from __future__ import annotations
 import hcl2
 import pytest
 
-from mlkit.errors import SpecError
 from mlkit.spec import loads, rules
 from tests.conftest import REPO
+from tests.spec.refusals import problems
 from tests.terraform.test_gcp_static import plain
 
 GCP = "project: acme\ncloud: gcp\nregion: us-central1\ngcp_project: acme-ml\n"
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(SpecError) as info:
-        loads(text)
-    return info.value.problems
 
 
 def pools(*lines: str, cluster: str = "") -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mlkit.errors import SpecError, UserError
+from mlkit.errors import UserError
 from mlkit.render.facts import Facts
 from mlkit.render.k8s import render
 from mlkit.spec import loads
+from tests.spec.refusals import only
 
 AWS = """\
 project: docs-demo
@@ -35,18 +36,6 @@ apis:
     predictor: predictor.py:Predictor
     kind: async
 """
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(SpecError) as info:
-        loads(text)
-    return info.value.problems
-
-
-def only(text: str) -> str:
-    found = problems(text)
-    assert len(found) == 1, found
-    return found[0]
 
 
 def test_kind_defaults_to_realtime_and_async_takes_queue_defaults():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mlkit.errors import SpecError
 from mlkit.render.dashboard import dashboard
 from mlkit.render.facts import Facts
 from mlkit.render.k8s import render
 from mlkit.spec import loads
+from tests.spec.refusals import only, problems
 
 SPEC = """\
 project: batch-demo
@@ -24,18 +24,6 @@ apis:
     batch: {batch_size: 64, workers: 3, on_error: skip, retries: 1, fatal_errors: [MemoryError, mymodule.BadModel], queue: team-a}
   - {name: web, predictor: predictor.py:Predictor}
 """
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(SpecError) as info:
-        loads(text)
-    return info.value.problems
-
-
-def only(text: str) -> str:
-    found = problems(text)
-    assert len(found) == 1, found
-    return found[0]
 
 
 def test_a_batch_api_loads_with_its_settings_and_a_realtime_one_keeps_the_default_kind():
