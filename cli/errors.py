@@ -1,4 +1,4 @@
-"""Errors mlkit reports to users, each with its exit code (see README: Exit codes)."""
+"""Errors mlkit reports to users, each with its exit code (docs/troubleshooting.md lists them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The spec reference in Markdown, generated from the models' field descriptions (README section)."""
+"""The spec reference in Markdown, generated from the models' field descriptions (the docs site's reference/spec page, built by scripts/docs_reference.py)."""
 
 from __future__ import annotations
 

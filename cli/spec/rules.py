@@ -379,7 +379,7 @@ def _eks_node_groups(spec: Spec) -> Iterator[Problem]:
 
 ################################################################################
 # GCP: combinations that `terraform validate` accepts and GKE refuses at apply. Each rule names the
-# document it comes from; the README lists them.
+# document it comes from; docs/concepts/stacks.md lists them.
 ################################################################################
 
 # Ranges the kit's modules give GCP on a new network (terraform/gcp/gke and terraform/gcp/network

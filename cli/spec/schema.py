@@ -530,7 +530,7 @@ class Serving(Strict):
         gt=0,
         le=10000,
         description=(
-            "Size of the weights in GB: sizes the startup probe's budget (download, load and compile; see the README's engine section). Default 16, an "
+            "Size of the weights in GB: sizes the startup probe's budget (download, load and compile; see the docs' LLM engines guide). Default 16, an "
             "8B model in bfloat16."
         ),
     )
@@ -646,7 +646,7 @@ class Api(Strict):
         description=(
             "`realtime` (default): each request is answered while the client waits. `async`: `POST /predict` answers 202 with an id once the request is "
             "queued, workers run the predictor from the queue (scaled on its depth, to zero), and `GET /predict/{id}` answers its status and "
-            "result (see the README's async section). `batch`: no service; `mlkit job submit` runs the predictor over a "
+            "result (see the docs' async APIs guide). `batch`: no service; `mlkit job submit` runs the predictor over a "
             "dataset's items as an Indexed Job, one index per shard (`batch:` settings). `task` (not supported yet: refused with a message): "
             "a callable run to completion as a Job, once or on `task.schedule`."
         ),
@@ -683,8 +683,8 @@ class Api(Strict):
             "pod (in parallel, resuming after a restart) before the server starts, and the server reads local disk. `mount`: the "
             "cloud's CSI bucket driver mounts the prefix read-only at the model folder (Mountpoint for Amazon S3 on EKS, Cloud "
             "Storage FUSE on GKE; mlkit's cluster stack installs it), so the pod starts without a copy and reads stream from the "
-            "bucket on first use: for very large models, many replicas starting at once, or scale to zero (see the README's cold "
-            "start section). Needs `model:` (a bucket prefix or a local folder, uploaded on apply), not `hf_model`."
+            "bucket on first use: for very large models, many replicas starting at once, or scale to zero (see the docs' cold "
+            "starts guide). Needs `model:` (a bucket prefix or a local folder, uploaded on apply), not `hf_model`."
         ),
     )
     hf_model: str | None = Field(

@@ -87,7 +87,7 @@ def document(app: FastAPI) -> None:
 
 def generator_of(rt: Runtime) -> Generator:
     if rt.generator is None:
-        raise NotFound(f"{rt.settings.predictor} has no generate() method, so it serves no OpenAI routes; see the README's predictor section")
+        raise NotFound(f"{rt.settings.predictor} has no generate() method, so it serves no OpenAI routes; see the docs' predictor page")
     return rt.generator
 
 

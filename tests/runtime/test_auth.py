@@ -50,7 +50,7 @@ def test_missing_or_empty_key_file_stops_start_up_with_the_fix(tmp_path):
         assert "MLKIT_API_KEYS_FILE" in result.stderr and words in result.stderr
 
 
-# Issue 22: with keys on, these answered without a key while the README said keys apply on every route.
+# Issue 22: with keys on, these answered without a key while the README (now docs/concepts/manifests.md) said keys apply on every route.
 NEEDS_KEY = [
     ("GET", "/v2"), ("GET", "/v2/models/echo"), ("GET", "/v2/models/other"), ("GET", "/v2/models/echo/ready"),
     ("GET", "/v1/models/echo"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/redoc"), ("GET", "/no-such-route"),
@@ -63,7 +63,7 @@ OPEN = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v2/health/live"), ("G
 def test_which_routes_need_a_key(tmp_path):
     from mlkit_runtime.auth import OPEN_PATHS
 
-    assert {path for _, path in OPEN} == OPEN_PATHS  # the README's list, the code's and this test's are one
+    assert {path for _, path in OPEN} == OPEN_PATHS  # the docs' list (docs/concepts/manifests.md), the code's and this test's are one
     keys = tmp_path / "keys"
     keys.write_text("k-one\n")
     server = start(tmp_path, "tokens.py:Predictor", "--api-keys-file", str(keys))
@@ -81,9 +81,9 @@ def test_which_routes_need_a_key(tmp_path):
                 assert keyed.status_code != 401, (path, keyed.status_code)
             for method, path in OPEN:
                 assert c.request(method, path).status_code == 200, path
-        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+        manifests = (Path(__file__).resolve().parents[2] / "docs/concepts/manifests.md").read_text()
         for _, path in OPEN:
-            assert f"`{path}`" in readme.split("open without a key:", 1)[1].split("\n\n", 1)[0], path
+            assert f"`{path}`" in manifests.split("open without a key:", 1)[1].split("\n\n", 1)[0], path
     finally:
         stop(server)
 

@@ -92,7 +92,7 @@ def test_karpenter_stack_applies_replans_clean_and_destroys(project, tf_env, mot
 
 
 def test_moving_from_node_groups_to_karpenter_keeps_the_old_groups_until_the_pods_moved(project, tf_env, moto, tmp_path):
-    """Step 1 of the README's sequence, planned against a node-groups cluster on moto: with the old groups
+    """Step 1 of the migration in docs/guides/aws-node-provisioning.md, planned against a node-groups cluster on moto: with the old groups
     kept by `zz-migration.auto.tfvars.json`, the plan adds Karpenter and the system group and deletes nothing;
     without it, the same plan would delete the pool's group before Karpenter could take its pods."""
     from tests.terraform.test_e2e_moto import planned_changes
