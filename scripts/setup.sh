@@ -27,7 +27,8 @@ fi
 
 # Prometheus (Debian's package) runs the dashboard and autoscaling queries in tests/render/test_dashboard.py,
 # nginx (nginx-light) the rendered cold-start fallback in tests/render/test_wake.py, and headless
-# chromium lays out the `mlkit bench` chart in tests/bench/test_chart.py; without them (not root, no
+# chromium lays out the `mlkit bench` chart in tests/bench/test_chart.py and opens the docs site in
+# tests/docs/test_site.py (over the DevTools protocol: no chromedriver); without them (not root, no
 # apt) those tests skip and say why.
 missing=""
 command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
