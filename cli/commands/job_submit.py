@@ -13,7 +13,7 @@ import typer
 
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
-from .job import BatchSize, ConfigOption, InputOption, Overwrite, Workers, batch_api, items_of, job_config, prepare_job
+from .job_inputs import BatchSize, ConfigOption, InputOption, Overwrite, Workers, batch_api, items_of, job_config, prepare_job
 
 
 def submit(
