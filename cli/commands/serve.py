@@ -70,7 +70,7 @@ def command(
 
     from mlkit_runtime.errors import PredictorLoadError
 
-    from ..app import state
+    from ..options import state
 
     file_part, _, class_name = (chosen.predictor or "").partition(":")
     overrides = {
