@@ -30,7 +30,7 @@ def command(
     from ..deploy import apis as deploy_apis
     from ..deploy import images
     from ..render import k8s
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     root = file.resolve().parent

@@ -15,8 +15,7 @@ import typer
 from ..errors import UserError
 
 if TYPE_CHECKING:
-    from ..spec import Spec
-    from ..spec.schema import Api, BatchSpec
+    from ..spec.schema import Api, BatchSpec, Spec
 
 InputOption = Annotated[
     str,

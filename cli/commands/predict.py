@@ -63,7 +63,7 @@ def command(
     from ..cluster.kinds import by_name
     from ..render import wake
     from ..requestbody import read
-    from ..spec import load
+    from ..spec.loader import load
 
     body, value, where = read(payload, "PAYLOAD")
     spec = load(file)

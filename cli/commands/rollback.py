@@ -41,7 +41,7 @@ def command(
     from ..lock import project_lock
     from ..render import facts as facts_mod
     from ..render import k8s
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     root = file.resolve().parent

@@ -11,7 +11,7 @@ from .. import clouds
 from ..errors import ToolError, UserError
 from ..render import facts as facts_mod
 from ..render import k8s
-from ..spec import Spec
+from ..spec.schema import Spec
 from . import images, uploads
 
 Say = Callable[[str], None]

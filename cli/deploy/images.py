@@ -19,8 +19,7 @@ from pathlib import Path
 from .. import kit, placement
 from ..errors import ToolError, UserError
 from ..render.jinja import environment
-from ..spec import Spec
-from ..spec.schema import Api
+from ..spec.schema import Api, Spec
 from . import files as project_files
 from . import runtime_wheel
 

@@ -18,8 +18,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..render import k8s
 from ..render.facts import KEEP, Facts, Revision
-from ..spec import Spec
-from ..spec.schema import Api
+from ..spec.schema import Api, Spec
 
 __all__ = ["KEEP", "Values", "check_changes", "current", "git_commit", "numbers", "record", "roll_back", "target", "values"]
 

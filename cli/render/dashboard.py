@@ -19,8 +19,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import labels, placement
-from ..spec import Spec, engines
-from ..spec.schema import Api
+from ..spec import engines
+from ..spec.schema import Api, Spec
 
 if TYPE_CHECKING:
     import jinja2

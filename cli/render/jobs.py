@@ -24,8 +24,7 @@ from typing import Any
 from mlkit_runtime.jobs.worker import FATAL_EXIT
 
 from .. import labels
-from ..spec import Spec
-from ..spec.schema import Api, BatchSpec
+from ..spec.schema import Api, BatchSpec, Spec
 from .facts import Facts
 from .jinja import HEADER
 from .k8s import api_view, template_environment

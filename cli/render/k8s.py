@@ -15,10 +15,10 @@ from typing import Any
 
 from .. import clouds, labels, placement
 from ..errors import UserError
-from ..spec import Spec, engines
 from ..spec import accelerators as acc
+from ..spec import engines
 from ..spec.engines import ENGINES
-from ..spec.schema import Api, NodePool
+from ..spec.schema import Api, NodePool, Spec
 from . import dashboard, models, nodepools, wake
 from .facts import Facts
 from .jinja import HEADER, environment

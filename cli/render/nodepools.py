@@ -26,8 +26,7 @@ from typing import Any
 import yaml
 
 from .. import clouds, labels
-from ..spec import Spec
-from ..spec.schema import NodePool
+from ..spec.schema import NodePool, Spec
 from . import nodes
 
 KARPENTER_API = "karpenter.sh/v1"

@@ -11,7 +11,7 @@ import pytest
 
 from mlkit.deploy import images, runtime_wheel
 from mlkit.errors import ToolError, UserError
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import EXAMPLES, REPO, assert_one_line_error, aws_env, mlkit
 
 

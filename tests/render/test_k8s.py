@@ -16,7 +16,7 @@ from mlkit.render.facts import Facts
 from mlkit.render.infra import render
 from mlkit.render.k8s import PRESTOP_S
 from mlkit.render.wake import INTERCEPTOR_SELECTOR
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 from tests.kube_expand import expand
 

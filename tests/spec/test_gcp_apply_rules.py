@@ -5,7 +5,8 @@ from __future__ import annotations
 import hcl2
 import pytest
 
-from mlkit.spec import loads, rules
+from mlkit.spec import rules
+from mlkit.spec.loader import loads
 from tests.conftest import REPO
 from tests.spec.refusals import problems
 from tests.terraform.test_gcp_static import plain

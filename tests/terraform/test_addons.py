@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from mlkit.render.infra import render
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, mlkit
 from tests.terraform.test_gcp_static import parse_all
 
