@@ -102,6 +102,15 @@ class Cloud:
         """What each node of a pool carries, from its instance or machine type (TPU blocks aside)."""
         raise NotImplementedError
 
+    def pool_accelerator(self, pool: NodePool) -> Accelerator:
+        """What each node of a valid pool carries, a `tpu:` block included."""
+        from ..spec import accelerators as acc
+
+        if pool.tpu is not None:
+            s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
+            return acc.Accelerator("tpu", s.accelerator, s.chips_per_vm)
+        return self.node_accelerator(pool)
+
     # Deploying: the account images and roles live in, the registry, model uploads.
 
     def account(self, outputs: dict[str, Any]) -> str | None:

@@ -103,12 +103,11 @@ class Gcp(Cloud):
         return out
 
     def _node_pool(self, pool: NodePool) -> dict[str, Any]:
-        from .. import placement
         from ..render import nodes
         from ..spec import accelerators as acc
         from ..spec import rules
 
-        accel = placement.pool_accelerator(pool, self.name)
+        accel = self.pool_accelerator(pool)
         machine_type = pool.instance_type
         tpu_topology = None
         slice_nodes = 1
@@ -159,17 +158,22 @@ class Gcp(Cloud):
         return acc.NONE
 
     def registry_login(self, spec: Spec) -> tuple[str, str, str]:
-        from ..deploy import images
-
-        user, password = images.gar_login()
+        user, password = gar_login()
         return user, password, self.registry(spec, None)
 
     def has_image(self, spec: Spec, ref: str, api: str, tag: str) -> bool:
-        from ..deploy import images
+        from .registry import registry_has
 
-        return images.registry_has(ref, *images.gar_login())
+        return registry_has(ref, *gar_login())
 
 
 def serving_account(spec: Spec) -> str:
     """The read-only service account of the project's serving pods (Workload Identity)."""
     return f"{spec.project}-serving@{spec.gcp_project}.iam.gserviceaccount.com"
+
+
+def gar_login() -> tuple[str, str]:
+    from ..cluster.credentials import gke_token
+
+    token, _ = gke_token()
+    return "oauth2accesstoken", token
