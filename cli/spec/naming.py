@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from . import syntax
-from .rules import Loc, Problem
+from .problem import Loc, Problem
 from .schema import Spec
 
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

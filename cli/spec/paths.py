@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from . import syntax
-from .rules import Loc, Problem
+from .problem import Loc, Problem
 from .schema import Spec
 
 SCHEMES = {"aws": "s3", "gcp": "gs"}

@@ -8,30 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import placement
 from . import accelerators as acc
 from . import engines, syntax
 from .engines import ENGINES
+from .problem import Loc, Problem
 from .schema import Api, AsyncQueue, NodePool, Serving, Spec, quantity_value
 
 if TYPE_CHECKING:
     import ipaddress
 
-Loc = tuple[str | int, ...]
-
 # Whole-string patterns (re.fullmatch): `re.match` with `$` would let "us-west-2\n" through.
 AWS_INSTANCE = syntax.AWS_INSTANCE
 GCP_MACHINE = syntax.GCP_MACHINE
-
-
-@dataclass(frozen=True)
-class Problem:
-    loc: Loc
-    message: str
-    key: bool = False  # point at the mapping key (a label or tag name), not its value
 
 
 def check(spec: Spec) -> list[Problem]:
