@@ -6,13 +6,16 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .. import labels
-from . import Cloud
+from . import aws_rules
+from .base import Cloud
 
 if TYPE_CHECKING:
     import datetime
+    from collections.abc import Iterator
 
     from ..cluster.credentials import Endpoint
-    from ..spec.accelerators import Accelerator
+    from ..spec.accelerators import Accelerator, Kind
+    from ..spec.problem import Loc, Problem
     from ..spec.schema import NodePool, Spec
 
 AMI = {"nvidia": "AL2023_x86_64_NVIDIA", "neuron": "AL2023_x86_64_NEURON"}
@@ -145,7 +148,6 @@ class Aws(Cloud):
         return out
 
     def addons_features(self, spec: Spec) -> dict[str, Any]:
-        from ..spec import rules
 
         existing = spec.cluster.existing
         kinds = {self.pool_accelerator(pool).kind for pool in spec.cluster.node_pools}
@@ -164,7 +166,7 @@ class Aws(Cloud):
             if karpenter:
                 out["enable_karpenter"] = True
             if existing is None:
-                out["cluster_autoscaler_image_tag"] = rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
+                out["cluster_autoscaler_image_tag"] = aws_rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
         return out
 
     def addons_templates(self, named: bool) -> dict[str, str]:
@@ -190,6 +192,27 @@ class Aws(Cloud):
 
     def has_image(self, spec: Spec, ref: str, api: str, tag: str) -> bool:
         return ecr_has(spec.region, spec.project, f"{api}-{tag}")
+
+    # The spec's rules of this cloud, in aws_rules.py.
+
+    def spec_problems(self, spec: Spec) -> Iterator[Problem]:
+        return aws_rules.spec_problems(spec)
+
+    def network_problems(self, spec: Spec) -> Iterator[Problem]:
+        return aws_rules.network_problems(spec)
+
+    def existing_cluster_problems(self, spec: Spec) -> Iterator[Problem]:
+        return aws_rules.existing_cluster_problems(spec)
+
+    def pool_problems(self, spec: Spec, pool: NodePool, loc: Loc) -> Iterator[Problem]:
+        return aws_rules.pool_problems(spec, pool, loc)
+
+    def demand_problem(self, kind: Kind) -> str | None:
+        return aws_rules.demand_problem(kind)
+
+    def cluster_problems(self, spec: Spec) -> Iterator[Problem]:
+        return aws_rules.cluster_problems(spec)
+
 
 
 def node_template_tags(accel: Accelerator) -> dict[str, str]:

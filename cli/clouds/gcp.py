@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import Cloud
+from . import gcp_rules
+from .base import Cloud
 
 if TYPE_CHECKING:
     import datetime
+    from collections.abc import Iterator
 
     from ..cluster.credentials import Endpoint
-    from ..spec.accelerators import Accelerator
-    from ..spec.schema import NodePool, Spec
+    from ..spec.accelerators import Accelerator, Kind
+    from ..spec.problem import Loc, Problem
+    from ..spec.schema import AsyncQueue, NodePool, Spec
 
 
 class Gcp(Cloud):
@@ -105,7 +108,6 @@ class Gcp(Cloud):
     def _node_pool(self, pool: NodePool) -> dict[str, Any]:
         from ..render import nodes
         from ..spec import accelerators as acc
-        from ..spec import rules
 
         accel = self.pool_accelerator(pool)
         machine_type = pool.instance_type
@@ -124,7 +126,7 @@ class Gcp(Cloud):
             "max_nodes": pool.max_nodes,
             "spot": pool.spot,
             "disk_size_gb": pool.disk_size_gb,
-            "disk_type": rules.gcp_boot_disk(pool),
+            "disk_type": gcp_rules.gcp_boot_disk(pool),
             "zones": pool.zones,
             "labels": nodes.node_labels(pool, accel),
             "taints": nodes.taints(pool),
@@ -165,6 +167,27 @@ class Gcp(Cloud):
         from .registry import registry_has
 
         return registry_has(ref, *gar_login())
+
+    # The spec's rules of this cloud, in gcp_rules.py.
+
+    def spec_problems(self, spec: Spec) -> Iterator[Problem]:
+        return gcp_rules.spec_problems(spec)
+
+    def network_problems(self, spec: Spec) -> Iterator[Problem]:
+        return gcp_rules.network_problems(spec)
+
+    def pool_problems(self, spec: Spec, pool: NodePool, loc: Loc) -> Iterator[Problem]:
+        return gcp_rules.pool_problems(spec, pool, loc)
+
+    def demand_problem(self, kind: Kind) -> str | None:
+        return gcp_rules.demand_problem(kind)
+
+    def cluster_problems(self, spec: Spec) -> Iterator[Problem]:
+        return gcp_rules.cluster_problems(spec)
+
+    def queue_problems(self, queue: AsyncQueue, loc: Loc) -> Iterator[Problem]:
+        return gcp_rules.queue_problems(queue, loc)
+
 
 
 def serving_account(spec: Spec) -> str:
