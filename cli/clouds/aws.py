@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .. import labels
+from ..spec import syntax
 from . import aws_rules
 from .base import Cloud
 
@@ -40,6 +41,10 @@ GRAVITON = re.compile(r"^(a1|[a-z]+[0-9]+g[a-z]*)\.")
 class Aws(Cloud):
     name = "aws"
     bucket_scheme = "s3"
+    state_backend = "s3"
+    tag_word = "tags"
+    own_tags = ("mlkit.dev/project", "managed-by")
+    max_tags = 50 - len(own_tags)
     cluster_modules = ("vpc", "eks", "node-group", "ecr", "model-bucket", "irsa-role")
     addons_modules = ("irsa-role",)
     load_balancer_class = "service.k8s.aws/nlb"
@@ -193,7 +198,18 @@ class Aws(Cloud):
     def has_image(self, spec: Spec, ref: str, api: str, tag: str) -> bool:
         return ecr_has(spec.region, spec.project, f"{api}-{tag}")
 
-    # The spec's rules of this cloud, in aws_rules.py.
+    # The spec's names and rules of this cloud (the rules in aws_rules.py).
+
+    def bucket_problem(self, bucket: str) -> str | None:
+        return syntax.s3_bucket(bucket)
+
+    def tag_problems(self, key: str, value: str) -> tuple[str | None, str | None]:
+        return syntax.aws_tag(key, value)
+
+    def cluster_name_problem(self, name: str) -> str | None:
+        if syntax.EKS_CLUSTER.fullmatch(name):
+            return None
+        return f"{name!r} is not an EKS cluster name: 1 to 100 letters, digits, '-' and '_', starting with a letter or digit"
 
     def spec_problems(self, spec: Spec) -> Iterator[Problem]:
         return aws_rules.spec_problems(spec)

@@ -21,6 +21,14 @@ class Cloud:
     name: ClassVar[str]
     # URI scheme of the cloud's object store (model locations, state buckets).
     bucket_scheme: ClassVar[str]
+    # The Terraform state backend that keeps state in that store (`state.backend`).
+    state_backend: ClassVar[str]
+    # What the cloud calls the key-value pairs on its resources (`tags:`), the keys mlkit merges over the
+    # spec's own (templates/terraform/*/cluster/main.tf.j2: a user tag with such a key is silently
+    # replaced), and how many a resource may carry besides them.
+    tag_word: ClassVar[str]
+    own_tags: ClassVar[tuple[str, ...]]
+    max_tags: ClassVar[int]
     # The kit's Terraform modules of the cluster stack, network first (left out for an existing network).
     cluster_modules: ClassVar[tuple[str, ...]]
     # Modules the add-ons stack calls (IAM roles for add-ons on AWS).
@@ -122,7 +130,24 @@ class Cloud:
         raise NotImplementedError
 
 
-    # The spec's rules of this cloud: cli/spec/rules.py calls each where its problems belong in the report.
+    # The spec's names (cli/spec/naming.py) and rules (cli/spec/rules.py) of this cloud: each is called
+    # where its problems belong in the report.
+
+    def bucket_problem(self, bucket: str) -> str | None:
+        """What is wrong with a bucket name of the cloud's object store, or None."""
+        raise NotImplementedError
+
+    def tag_problems(self, key: str, value: str) -> tuple[str | None, str | None]:
+        """What is wrong with a tag's key and with its value."""
+        raise NotImplementedError
+
+    def project_problems(self, spec: Spec) -> Iterator[Problem]:
+        """The names that place the project in the cloud's account structure (a GCP project)."""
+        return iter(())
+
+    def cluster_name_problem(self, name: str) -> str | None:
+        """What is wrong with the name of an existing cluster, or None."""
+        return None
 
     def spec_problems(self, spec: Spec) -> Iterator[Problem]:
         """The top-level fields: region, the fields of other clouds, the state backend."""

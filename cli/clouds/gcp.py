@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..spec import syntax
+from ..spec.problem import Problem
 from . import gcp_rules
 from .base import Cloud
 
@@ -13,13 +15,17 @@ if TYPE_CHECKING:
 
     from ..cluster.credentials import Endpoint
     from ..spec.accelerators import Accelerator, Kind
-    from ..spec.problem import Loc, Problem
+    from ..spec.problem import Loc
     from ..spec.schema import AsyncQueue, NodePool, Spec
 
 
 class Gcp(Cloud):
     name = "gcp"
     bucket_scheme = "gs"
+    state_backend = "gcs"
+    tag_word = "labels"
+    own_tags = ("mlkit-project", "managed-by")
+    max_tags = 64 - len(own_tags)
     cluster_modules = ("network", "gke", "node-pool", "artifact-registry", "model-bucket")
     identity_annotation = "iam.gke.io/gcp-service-account"
 
@@ -168,7 +174,26 @@ class Gcp(Cloud):
 
         return registry_has(ref, *gar_login())
 
-    # The spec's rules of this cloud, in gcp_rules.py.
+    # The spec's names and rules of this cloud (the rules in gcp_rules.py).
+
+    def bucket_problem(self, bucket: str) -> str | None:
+        return syntax.gcs_bucket(bucket)
+
+    def tag_problems(self, key: str, value: str) -> tuple[str | None, str | None]:
+        return syntax.gcp_label(key, value)
+
+    def project_problems(self, spec: Spec) -> Iterator[Problem]:
+        if spec.gcp_project is not None and not syntax.GCP_PROJECT.fullmatch(spec.gcp_project):
+            yield Problem(
+                ("gcp_project",),
+                f"{spec.gcp_project!r} is not a GCP project ID: 6 to 30 lowercase letters, "
+                "digits and '-', starting with a letter, not ending with '-' (e.g. acme-ml-prod)",
+            )
+
+    def cluster_name_problem(self, name: str) -> str | None:
+        if syntax.GKE_CLUSTER.fullmatch(name):
+            return None
+        return f"{name!r} is not a GKE cluster name: 1 to 40 lowercase letters, digits and '-', starting with a letter"
 
     def spec_problems(self, spec: Spec) -> Iterator[Problem]:
         return gcp_rules.spec_problems(spec)
