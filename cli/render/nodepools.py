@@ -34,7 +34,7 @@ from . import nodes
 KARPENTER_API = "karpenter.sh/v1"
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
 DISCOVERY_TAG = "karpenter.sh/discovery"
-# Vendor taints, as the node groups set them: pods that ask for the device tolerate them (render/k8s.py).
+# Vendor taints, as the node groups set them: pods that ask for the device tolerate them (render/runtime_view.py).
 VENDOR_TAINT = {"nvidia": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
 # Nodes a pool may lose at once to consolidation, drift or expiry: one, so that a replacement of every
 # node of a pool (a new AMI) moves one node at a time and the APIs on it keep serving.
