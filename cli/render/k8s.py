@@ -1,7 +1,8 @@
 """The Kubernetes manifests of every API: `infra/k8s/<api>/` and the project's shared objects.
 
-All decisions are made here, in Python, into plain values; the templates under `templates/k8s/`
-only lay them out as YAML that a reviewer reads top to bottom.
+All decisions are made in Python into plain values, in the view of each API (runtime_view.py for the
+predictor runtime, engine_view.py for an engine); here, which objects each API gets; the templates under
+`templates/k8s/` only lay them out as YAML that a reviewer reads top to bottom.
 """
 
 from __future__ import annotations
