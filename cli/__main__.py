@@ -6,8 +6,9 @@ import sys
 
 
 def main() -> None:
-    from .app import app, state
+    from .app import app
     from .errors import MlkitError
+    from .options import state
 
     try:
         app(prog_name="mlkit")

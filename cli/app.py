@@ -6,21 +6,13 @@ Command modules import their heavy dependencies (pydantic, jinja2) inside the co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 
 from . import __version__
 from .commands import apply, bench, build, delete, destroy, history, init, job, logs, plan, predict, render, rollback, schema, serve, status, token, validate
-
-
-@dataclass
-class State:
-    debug: bool = False
-
-
-state = State()
+from .options import state
 
 app = typer.Typer(
     name="mlkit",

@@ -20,7 +20,7 @@ from .spec.schema import Api
 def command_line(api: Api, model: str, host: str, port: int) -> list[str]:
     """The engine's command: the cluster's flags, with this machine's model, address and port."""
     from .placement import api_demand
-    from .render.k8s import engine_args
+    from .render.engine_view import engine_args
 
     _, amount = api_demand(api)
     args = engine_args(api, amount)

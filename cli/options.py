@@ -1,7 +1,9 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once; and `state`, the global options' values (app.py's
+callback sets them; __main__ and the commands read them here, not from app.py, which imports them)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,14 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Write machine-readable JS
 AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Do not ask before changing anything (for automation).")]
 
 DEFAULT_SPEC = Path("mlkit.yaml")
+
+
+@dataclass
+class State:
+    debug: bool = False
+
+
+state = State()
 
 
 def say(message: str) -> None:

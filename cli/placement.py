@@ -11,13 +11,10 @@ from .spec.schema import Api, NodePool, Spec
 
 
 def pool_accelerator(pool: NodePool, cloud: str) -> acc.Accelerator:
-    """What each node of a valid pool carries."""
-    if pool.tpu is not None:
-        s = acc.tpu_slice(pool.tpu.version, pool.tpu.topology)
-        return acc.Accelerator("tpu", s.accelerator, s.chips_per_vm)
+    """What each node of a valid pool carries (the cloud module reads it)."""
     from . import clouds
 
-    return clouds.named(cloud).node_accelerator(pool)
+    return clouds.named(cloud).pool_accelerator(pool)
 
 
 def api_demand(api: Api) -> tuple[acc.Kind, int]:

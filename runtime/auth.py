@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import logs
-from .errors import Unauthorized
-from .settings import SettingsError
+from .errors import SettingsError, Unauthorized
 
 RECHECK_S = 5.0
 

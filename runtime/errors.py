@@ -1,6 +1,11 @@
-"""One exception type per HTTP status the runtime answers with; each carries a message naming the fix."""
+"""One exception type per HTTP status the runtime answers with; each carries a message naming the fix.
+And SettingsError, the one a setting raises before anything listens (settings.py and auth.py both raise it)."""
 
 from __future__ import annotations
+
+
+class SettingsError(ValueError):
+    """A setting has a value the runtime cannot use; the message names the flag and the variable."""
 
 
 class HTTPError(Exception):

@@ -17,7 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from . import logs
-from .app import Runtime, create_app
+from .app import create_app
+from .core import Runtime
 from .fastpath import FastPath
 from .http_limits import MAX_HEAD_BYTES
 from .settings import Settings

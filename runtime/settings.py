@@ -15,12 +15,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import SettingsError as SettingsError  # raised here; importers of settings still find it here
+
 # A bucket name as both clouds allow it (the cloud checks the rest when it is used).
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
-
-
-class SettingsError(ValueError):
-    """A setting has a value the runtime cannot use; the message names the flag and the variable."""
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from . import Cloud
+from .. import labels
+from ..spec import syntax
+from . import aws_rules
+from .base import Cloud
 
 if TYPE_CHECKING:
     import datetime
+    from collections.abc import Iterator
 
     from ..cluster.credentials import Endpoint
-    from ..spec.accelerators import Accelerator
+    from ..spec.accelerators import Accelerator, Kind
+    from ..spec.problem import Loc, Problem
     from ..spec.schema import NodePool, Spec
 
 AMI = {"nvidia": "AL2023_x86_64_NVIDIA", "neuron": "AL2023_x86_64_NEURON"}
@@ -36,6 +41,10 @@ GRAVITON = re.compile(r"^(a1|[a-z]+[0-9]+g[a-z]*)\.")
 class Aws(Cloud):
     name = "aws"
     bucket_scheme = "s3"
+    state_backend = "s3"
+    tag_word = "tags"
+    own_tags = ("mlkit.dev/project", "managed-by")
+    max_tags = 50 - len(own_tags)
     cluster_modules = ("vpc", "eks", "node-group", "ecr", "model-bucket", "irsa-role")
     addons_modules = ("irsa-role",)
     load_balancer_class = "service.k8s.aws/nlb"
@@ -107,10 +116,8 @@ class Aws(Cloud):
         return out
 
     def _node_groups(self, spec: Spec) -> dict[str, Any]:
-        from ..render import nodepools
-
-        if nodepools.enabled(spec):  # the pools are Karpenter NodePools; only the controller's nodes are a group
-            return {nodepools.SYSTEM_GROUP: nodepools.system_node_group()}
+        if enabled(spec):  # the pools are Karpenter NodePools (render/nodepools.py); only the controller's nodes are a group
+            return {SYSTEM_GROUP: system_node_group()}
         return {pool.name: self._node_group(pool) for pool in spec.cluster.node_pools}
 
     def _node_group(self, pool: NodePool) -> dict[str, Any]:
@@ -146,11 +153,9 @@ class Aws(Cloud):
         return out
 
     def addons_features(self, spec: Spec) -> dict[str, Any]:
-        from .. import placement
-        from ..spec import rules
 
         existing = spec.cluster.existing
-        kinds = {placement.pool_accelerator(pool, self.name).kind for pool in spec.cluster.node_pools}
+        kinds = {self.pool_accelerator(pool).kind for pool in spec.cluster.node_pools}
         out: dict[str, Any] = {
             "enable_nvidia_device_plugin": "nvidia" in kinds,
             "enable_neuron_device_plugin": "neuron" in kinds,
@@ -166,7 +171,7 @@ class Aws(Cloud):
             if karpenter:
                 out["enable_karpenter"] = True
             if existing is None:
-                out["cluster_autoscaler_image_tag"] = rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
+                out["cluster_autoscaler_image_tag"] = aws_rules.CLUSTER_AUTOSCALER[spec.cluster.kubernetes_version]
         return out
 
     def addons_templates(self, named: bool) -> dict[str, str]:
@@ -188,14 +193,42 @@ class Aws(Cloud):
             return str(boto3.client("sts").get_caller_identity()["Account"])
 
     def registry_login(self, spec: Spec) -> tuple[str, str, str]:
-        from ..deploy import images
-
-        return images.ecr_login(spec.region)
+        return ecr_login(spec.region)
 
     def has_image(self, spec: Spec, ref: str, api: str, tag: str) -> bool:
-        from ..deploy import images
+        return ecr_has(spec.region, spec.project, f"{api}-{tag}")
 
-        return images.ecr_has(spec.region, spec.project, f"{api}-{tag}")
+    # The spec's names and rules of this cloud (the rules in aws_rules.py).
+
+    def bucket_problem(self, bucket: str) -> str | None:
+        return syntax.s3_bucket(bucket)
+
+    def tag_problems(self, key: str, value: str) -> tuple[str | None, str | None]:
+        return syntax.aws_tag(key, value)
+
+    def cluster_name_problem(self, name: str) -> str | None:
+        if syntax.EKS_CLUSTER.fullmatch(name):
+            return None
+        return f"{name!r} is not an EKS cluster name: 1 to 100 letters, digits, '-' and '_', starting with a letter or digit"
+
+    def spec_problems(self, spec: Spec) -> Iterator[Problem]:
+        return aws_rules.spec_problems(spec)
+
+    def network_problems(self, spec: Spec) -> Iterator[Problem]:
+        return aws_rules.network_problems(spec)
+
+    def existing_cluster_problems(self, spec: Spec) -> Iterator[Problem]:
+        return aws_rules.existing_cluster_problems(spec)
+
+    def pool_problems(self, spec: Spec, pool: NodePool, loc: Loc) -> Iterator[Problem]:
+        return aws_rules.pool_problems(spec, pool, loc)
+
+    def demand_problem(self, kind: Kind) -> str | None:
+        return aws_rules.demand_problem(kind)
+
+    def cluster_problems(self, spec: Spec) -> Iterator[Problem]:
+        return aws_rules.cluster_problems(spec)
+
 
 
 def node_template_tags(accel: Accelerator) -> dict[str, str]:
@@ -212,3 +245,57 @@ def node_template_tags(accel: Accelerator) -> dict[str, str]:
 def role_name(spec: Spec, api: str) -> str:
     """The IRSA role of an API, made by the cluster stack's irsa-role module."""
     return f"{spec.project}-{api}"
+
+
+def ecr_login(region: str) -> tuple[str, str, str]:
+    """User, password and registry URL for ECR, from boto3 (what `aws ecr get-login-password` does)."""
+    import base64
+
+    from ..cluster.credentials import aws_call, require_boto3
+
+    boto3 = require_boto3()
+    with aws_call(f"ECR GetAuthorizationToken in {region}"):
+        data = boto3.client("ecr", region_name=region).get_authorization_token()["authorizationData"][0]
+    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    return user, password, data["proxyEndpoint"]
+
+
+def ecr_has(region: str, repository: str, tag: str) -> bool:
+    from ..cluster.credentials import aws_call, require_boto3
+
+    boto3 = require_boto3()
+    from botocore.exceptions import ClientError
+
+    with aws_call(f"ECR DescribeImages {repository}:{tag}"):
+        try:
+            boto3.client("ecr", region_name=region).describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                return False
+            raise
+
+
+# Karpenter (`cluster.node_provisioning: karpenter`, render/nodepools.py). The controller's own nodes:
+# two for the chart's two replicas (spread over zones), one more for a node replacement. On-demand,
+# because the controller that replaces interrupted nodes must not be interrupted.
+SYSTEM_GROUP = "system"
+SYSTEM_INSTANCE_TYPE = "m6i.large"
+
+
+def enabled(spec: Spec) -> bool:
+    return spec.cluster.existing is None and spec.cluster.node_provisioning == "karpenter"
+
+
+def system_node_group() -> dict[str, Any]:
+    """The `system` managed node group of a Karpenter cluster, in the cluster stack's node_groups shape."""
+    return {
+        "instance_types": [SYSTEM_INSTANCE_TYPE],
+        "ami_type": "AL2023_x86_64_STANDARD",
+        "spot": False,
+        "min_size": 2,
+        "max_size": 3,
+        "disk_size": 50,
+        "labels": {labels.SYSTEM: "true"},
+        "taints": [],
+    }

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import Cloud
+from ..spec import syntax
+from ..spec.problem import Problem
+from . import gcp_rules
+from .base import Cloud
 
 if TYPE_CHECKING:
     import datetime
+    from collections.abc import Iterator
 
     from ..cluster.credentials import Endpoint
-    from ..spec.accelerators import Accelerator
-    from ..spec.schema import NodePool, Spec
+    from ..spec.accelerators import Accelerator, Kind
+    from ..spec.problem import Loc
+    from ..spec.schema import AsyncQueue, NodePool, Spec
 
 
 class Gcp(Cloud):
     name = "gcp"
     bucket_scheme = "gs"
+    state_backend = "gcs"
+    tag_word = "labels"
+    own_tags = ("mlkit-project", "managed-by")
+    max_tags = 64 - len(own_tags)
     cluster_modules = ("network", "gke", "node-pool", "artifact-registry", "model-bucket")
     identity_annotation = "iam.gke.io/gcp-service-account"
 
@@ -103,12 +112,10 @@ class Gcp(Cloud):
         return out
 
     def _node_pool(self, pool: NodePool) -> dict[str, Any]:
-        from .. import placement
         from ..render import nodes
         from ..spec import accelerators as acc
-        from ..spec import rules
 
-        accel = placement.pool_accelerator(pool, self.name)
+        accel = self.pool_accelerator(pool)
         machine_type = pool.instance_type
         tpu_topology = None
         slice_nodes = 1
@@ -125,7 +132,7 @@ class Gcp(Cloud):
             "max_nodes": pool.max_nodes,
             "spot": pool.spot,
             "disk_size_gb": pool.disk_size_gb,
-            "disk_type": rules.gcp_boot_disk(pool),
+            "disk_type": gcp_rules.gcp_boot_disk(pool),
             "zones": pool.zones,
             "labels": nodes.node_labels(pool, accel),
             "taints": nodes.taints(pool),
@@ -159,17 +166,62 @@ class Gcp(Cloud):
         return acc.NONE
 
     def registry_login(self, spec: Spec) -> tuple[str, str, str]:
-        from ..deploy import images
-
-        user, password = images.gar_login()
+        user, password = gar_login()
         return user, password, self.registry(spec, None)
 
     def has_image(self, spec: Spec, ref: str, api: str, tag: str) -> bool:
-        from ..deploy import images
+        from .registry import registry_has
 
-        return images.registry_has(ref, *images.gar_login())
+        return registry_has(ref, *gar_login())
+
+    # The spec's names and rules of this cloud (the rules in gcp_rules.py).
+
+    def bucket_problem(self, bucket: str) -> str | None:
+        return syntax.gcs_bucket(bucket)
+
+    def tag_problems(self, key: str, value: str) -> tuple[str | None, str | None]:
+        return syntax.gcp_label(key, value)
+
+    def project_problems(self, spec: Spec) -> Iterator[Problem]:
+        if spec.gcp_project is not None and not syntax.GCP_PROJECT.fullmatch(spec.gcp_project):
+            yield Problem(
+                ("gcp_project",),
+                f"{spec.gcp_project!r} is not a GCP project ID: 6 to 30 lowercase letters, "
+                "digits and '-', starting with a letter, not ending with '-' (e.g. acme-ml-prod)",
+            )
+
+    def cluster_name_problem(self, name: str) -> str | None:
+        if syntax.GKE_CLUSTER.fullmatch(name):
+            return None
+        return f"{name!r} is not a GKE cluster name: 1 to 40 lowercase letters, digits and '-', starting with a letter"
+
+    def spec_problems(self, spec: Spec) -> Iterator[Problem]:
+        return gcp_rules.spec_problems(spec)
+
+    def network_problems(self, spec: Spec) -> Iterator[Problem]:
+        return gcp_rules.network_problems(spec)
+
+    def pool_problems(self, spec: Spec, pool: NodePool, loc: Loc) -> Iterator[Problem]:
+        return gcp_rules.pool_problems(spec, pool, loc)
+
+    def demand_problem(self, kind: Kind) -> str | None:
+        return gcp_rules.demand_problem(kind)
+
+    def cluster_problems(self, spec: Spec) -> Iterator[Problem]:
+        return gcp_rules.cluster_problems(spec)
+
+    def queue_problems(self, queue: AsyncQueue, loc: Loc) -> Iterator[Problem]:
+        return gcp_rules.queue_problems(queue, loc)
+
 
 
 def serving_account(spec: Spec) -> str:
     """The read-only service account of the project's serving pods (Workload Identity)."""
     return f"{spec.project}-serving@{spec.gcp_project}.iam.gserviceaccount.com"
+
+
+def gar_login() -> tuple[str, str]:
+    from ..cluster.credentials import gke_token
+
+    token, _ = gke_token()
+    return "oauth2accesstoken", token

@@ -7,7 +7,7 @@ import base64
 from pathlib import Path
 
 from .. import clouds
-from ..spec import Spec
+from ..spec.schema import Spec
 from .client import Cluster, Credentials
 
 
@@ -36,7 +36,7 @@ def credentials_for(spec: Spec) -> Credentials:
 
 def open_project(file: Path) -> tuple[Spec, Cluster]:
     """The spec of a project and a connection to its cluster, for the commands that operate APIs."""
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     return spec, connect(spec)

@@ -15,7 +15,8 @@ import yaml
 from .. import regularfile
 from ..errors import UserError
 from ..render.k8s import owner_labels
-from ..spec import Spec, yamlsafe
+from ..spec import yamlsafe
+from ..spec.schema import Spec
 from .kinds import KINDS, ORDER
 
 # Every byte read is bounded: the largest rendered manifest (the dashboard's ConfigMap) is some 100 KiB.

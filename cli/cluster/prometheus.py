@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from ..errors import UserError
-from ..render.k8s import SYSTEM_NAMESPACE
+from ..render.runtime_view import SYSTEM_NAMESPACE
 from .client import Cluster, _message
 
 SERVICE = "prometheus-server"  # the chart's server Service: `<release>-server`, release `prometheus`

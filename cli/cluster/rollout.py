@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .. import labels
 from ..errors import ToolError, UserError, shown
 from ..render.k8s import owner_labels
-from ..spec import Spec
+from ..spec.schema import Spec
 from .client import Cluster, NotFound
 from .kinds import KINDS, Kind, by_name
 from .manifests import NAMESPACE, Manifest, load_manifests

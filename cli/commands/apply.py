@@ -42,7 +42,7 @@ def command(
     has, and waits for the rollouts; a rollout that does not finish shows its pods' events and logs.
     """
     from ..lock import project_lock
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     root = file.resolve().parent

@@ -29,8 +29,8 @@ def command(
     """
     from ..deploy import apis as deploy_apis
     from ..deploy import images
-    from ..render import k8s
-    from ..spec import load
+    from ..render import runtime_view
+    from ..spec.loader import load
 
     spec = load(file)
     root = file.resolve().parent
@@ -57,7 +57,7 @@ def command(
     results = []
     for api in wanted:
         ctx = images.context(root, spec, api)
-        ref = k8s.image_ref(spec, api.name, ctx.tag, account)
+        ref = runtime_view.image_ref(spec, api.name, ctx.tag, account)
         for path, size in ctx.large():
             say(f"warning: {api.name}: {path} is {size / 1e6:,.0f} MB; a model or data set belongs in the bucket (`model:`), or list it in .mlkitignore")
         if context_dir is not None:

@@ -18,7 +18,7 @@ def command(file: SpecFile = DEFAULT_SPEC, only: Only = None, auto_approve: Auto
     Asks you to type the project name first. Each Terraform step shows what it will destroy.
     """
     from ..lock import project_lock
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     root = file.resolve().parent

@@ -21,7 +21,7 @@ def command(api: ApiName, file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = Fal
     """
     from ..deploy import revisions as revisions_mod
     from ..render import facts as facts_mod
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     facts = facts_mod.load(file.resolve().parent)

@@ -5,109 +5,20 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
-
-if TYPE_CHECKING:
-    from ..spec import Spec
-    from ..spec.schema import Api, BatchSpec
+from .job_inputs import BatchSize, ConfigOption, InputOption, Overwrite, Workers, batch_api, items_of, job_config, prepare_job
 
 app = typer.Typer(
     help="Batch jobs of `kind: batch` APIs: a dataset's items through the predictor, shard by shard.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-InputOption = Annotated[
-    str,
-    typer.Option(
-        "--input",
-        "-i",
-        help="The items: a JSONL file (one JSON item per line; `@items.jsonl`, a path, or s3://.../x.jsonl, gs://.../x.jsonl), "
-        "or a folder or bucket prefix of files, each an item the predictor gets as bytes.",
-    ),
-]
-BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, max=4096, help="Items per predict_batch call; default: the API's batch.batch_size.")]
-Workers = Annotated[int | None, typer.Option("--workers", "-w", min=1, max=1000, help="Shards at once; default: the API's batch.workers.")]
-ConfigOption = Annotated[str | None, typer.Option("--config", help="Predictor config for this job, a JSON object replacing the API's `config`.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the results of an earlier job under the output prefix.")]
-
-
-@dataclass(frozen=True)
-class Items:
-    form: str  # jsonl | files
-    uri: str  # what the worker reads: a file or object (jsonl), a folder or prefix (files)
-
-
-def items_of(value: str) -> Items:
-    """`@file.jsonl` or a local file: JSONL; a local folder: files; a bucket URI: JSONL if it ends in .jsonl, else a prefix of files."""
-    if value.startswith("@"):
-        path = Path(value[1:])
-        if not path.is_file():
-            raise UserError(f"--input {value}: no such file; give a JSONL file with one item per line")
-        return Items("jsonl", str(path.resolve()))
-    if "://" in value:
-        return Items("jsonl" if value.endswith(".jsonl") else "files", value.rstrip("/") if not value.endswith(".jsonl") else value)
-    path = Path(value)
-    if path.is_file():
-        return Items("jsonl", str(path.resolve()))
-    if path.is_dir():
-        return Items("files", str(path.resolve()))
-    raise UserError(f"--input {value}: no such file or folder")
-
-
-def job_config(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--config: not JSON ({exc.msg} at column {exc.colno}); give an object, e.g. '{{\"threshold\": 0.7}}'") from None
-    if not isinstance(value, dict):
-        raise UserError("--config: must be a JSON object, e.g. '{\"threshold\": 0.7}'")
-    return value
-
-
-def batch_api(file: Path, api: str | None, verb: str) -> tuple[Spec, Api, BatchSpec, Path]:
-    from ..spec.schema import BatchSpec
-    from .serve import chosen_api
-
-    spec, chosen, root = chosen_api(file, api, verb)
-    if chosen.kind != "batch":
-        raise UserError(f"{chosen.name} is `kind: {chosen.kind}`; jobs run `kind: batch` APIs (set `kind: batch` on it in {file})")
-    return spec, chosen, chosen.batch or BatchSpec(), root
-
-
-def prepare_job(api: Api, batch: BatchSpec, items: Items, output: str, batch_size: int | None, config: dict[str, Any] | None, overwrite: bool) -> Any:
-    """Split the input into shards under the output prefix and write job.json: every check before any work."""
-    from mlkit_runtime.jobs.layout import Job, JobError, input_files, input_lines, new_id, prepare
-    from mlkit_runtime.jobs.storage import StorageError, open_store
-
-    try:
-        lines = input_lines(items.uri) if items.form == "jsonl" else input_files(items.uri)
-        job = Job(
-            id=new_id(api.name),
-            api=api.name,
-            form=items.form,
-            input=items.uri,
-            items=len(lines),
-            shard_size=batch.shard_size,
-            batch_size=batch_size or batch.batch_size,
-            on_error=batch.on_error,
-            fatal_errors=list(batch.fatal_errors),
-            config=config,
-            created=round(time.time(), 3),
-        )
-        prepare(open_store(output), job, lines, overwrite)
-    except (JobError, StorageError) as exc:
-        raise UserError(str(exc)) from None
-    return job
 
 
 def run(

@@ -15,7 +15,7 @@ import typer
 
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
-from .job import batch_api
+from .job_inputs import batch_api
 
 JobId = Annotated[str, typer.Argument(help="The job's id, as `mlkit job submit` printed it (`mlkit job list API` lists them).")]
 ApiArg = Annotated[str, typer.Argument(help="A `kind: batch` API.")]

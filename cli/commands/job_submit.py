@@ -13,7 +13,7 @@ import typer
 
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
-from .job import BatchSize, ConfigOption, InputOption, Overwrite, Workers, batch_api, items_of, job_config, prepare_job
+from .job_inputs import BatchSize, ConfigOption, InputOption, Overwrite, Workers, batch_api, items_of, job_config, prepare_job
 
 
 def submit(
@@ -32,6 +32,7 @@ def submit(
     """Run a batch job on the cluster: shards in the bucket, an Indexed Job with one pod per shard; prints the job's id."""
     import yaml
 
+    from .. import clouds
     from ..cluster.connect import connect
     from ..cluster.kinds import JOB
     from ..render import facts
@@ -40,7 +41,7 @@ def submit(
     spec, chosen, batch, root = batch_api(file, api, "job submit")
     if not output.startswith(("s3://", "gs://")):
         raise UserError(f"--output {output}: the job's pods write to a bucket; give s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")
-    wanted = "s3://" if spec.cloud == "aws" else "gs://"
+    wanted = f"{clouds.of(spec).bucket_scheme}://"
     if not output.startswith(wanted):
         raise UserError(f"--output {output}: a {spec.cloud} cluster's pods write to {wanted} buckets")
     known = facts.load(root)

@@ -63,7 +63,7 @@ def command(
     from ..cluster.kinds import by_name
     from ..render import wake
     from ..requestbody import read
-    from ..spec import load
+    from ..spec.loader import load
 
     body, value, where = read(payload, "PAYLOAD")
     spec = load(file)
@@ -144,7 +144,7 @@ def _await_result(
 
 def engine_request(api: Api, payload: Any, where: str, route: str | None) -> tuple[str, bytes]:
     """The route and body an engine API takes the payload on: OpenAI's, for the model name it serves."""
-    served = api.name  # render.k8s.engine_args passes it as --served-model-name
+    served = api.name  # render.engine_view.engine_args passes it as --served-model-name
     if not isinstance(payload, dict):
         raise UserError(f"{where}: API {api.name} runs {api.engine}, which takes a JSON object; e.g. '{{\"prompt\": \"Hello\"}}'")
     if route is None:

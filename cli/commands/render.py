@@ -46,7 +46,7 @@ def command(
     from ..lock import project_lock
     from ..render import facts, merge
     from ..render.infra import MACHINE_OWNED, render
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     root = file.resolve().parent

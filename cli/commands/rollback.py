@@ -40,8 +40,8 @@ def command(
     from ..deploy import apis, revisions
     from ..lock import project_lock
     from ..render import facts as facts_mod
-    from ..render import k8s
-    from ..spec import load
+    from ..render import runtime_view
+    from ..spec.loader import load
 
     spec = load(file)
     root = file.resolve().parent
@@ -55,7 +55,7 @@ def command(
         warnings = _differences(goal, revisions.values(spec, entry, facts))
         for line in warnings:
             say(f"warning: {line}")
-        image = k8s.image_ref(spec, api, goal.image, facts.aws_account_id) if goal.image else "the engine's image"
+        image = runtime_view.image_ref(spec, api, goal.image, facts.aws_account_id) if goal.image else "the engine's image"
         if goal.image and not apis.in_registry(spec, image, api, goal.image):
             raise UserError(f"the image of revision {goal.number} ({image}) is no longer in the registry; "
                             f"pick another revision (`mlkit history {api}`) or push it again (`mlkit build {api}` from that commit)")

@@ -23,7 +23,7 @@ def command(
 
         print(markdown(), end="")
         return
-    from ..spec import Spec
+    from ..spec.schema import Spec
 
     schema = Spec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

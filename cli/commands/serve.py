@@ -23,8 +23,7 @@ from ..errors import UserError
 from ..options import DEFAULT_SPEC, SpecFile, say
 
 if TYPE_CHECKING:
-    from ..spec import Spec
-    from ..spec.schema import Api
+    from ..spec.schema import Api, Spec
 
 
 def command(
@@ -70,7 +69,7 @@ def command(
 
     from mlkit_runtime.errors import PredictorLoadError
 
-    from ..app import state
+    from ..options import state
 
     file_part, _, class_name = (chosen.predictor or "").partition(":")
     overrides = {
@@ -152,7 +151,7 @@ def local_api(file: Path, api: str | None, model_dir: Path | None, verb: str) ->
 
 def chosen_api(file: Path, api: str | None, verb: str) -> tuple[Spec, Api, Path]:
     """The spec, the API named (or the only one) and the project folder."""
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     root = file.resolve().parent

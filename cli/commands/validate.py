@@ -9,7 +9,7 @@ from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
 
 def command(file: SpecFile = DEFAULT_SPEC, json_out: JsonOut = False) -> None:
     """Check mlkit.yaml: fields, types, clouds, accelerators and pools. Exit 1 lists every problem."""
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     if json_out:

@@ -10,8 +10,8 @@ from pathlib import Path
 from .. import clouds
 from ..errors import ToolError, UserError
 from ..render import facts as facts_mod
-from ..render import k8s
-from ..spec import Spec
+from ..render import runtime_view
+from ..spec.schema import Spec
 from . import images, uploads
 
 Say = Callable[[str], None]
@@ -103,7 +103,7 @@ def _ensure_images(root: Path, spec: Spec, facts: facts_mod.Facts, say: Say, rep
     for api in images.built(spec.apis):  # engine APIs run their engine's published image
         ctx = images.context(root, spec, api)
         tag = ctx.tag
-        ref = k8s.image_ref(spec, api.name, tag, facts.aws_account_id)
+        ref = runtime_view.image_ref(spec, api.name, tag, facts.aws_account_id)
         report.images[api.name] = ref
         if in_registry(spec, ref, api.name, tag):
             say(f"image of {api.name}: {ref} is in the registry")

@@ -19,8 +19,7 @@ from pathlib import Path
 from .. import kit, placement
 from ..errors import ToolError, UserError
 from ..render.jinja import environment
-from ..spec import Spec
-from ..spec.schema import Api
+from ..spec.schema import Api, Spec
 from . import files as project_files
 from . import runtime_wheel
 
@@ -146,75 +145,6 @@ def docker_problem() -> str | None:
     if ping.returncode != 0:
         return "no Docker engine is running (`docker info` failed)"
     return None
-
-
-def ecr_login(region: str) -> tuple[str, str, str]:
-    """User, password and registry URL for ECR, from boto3 (what `aws ecr get-login-password` does)."""
-    import base64
-
-    from ..cluster.credentials import aws_call, require_boto3
-
-    boto3 = require_boto3()
-    with aws_call(f"ECR GetAuthorizationToken in {region}"):
-        data = boto3.client("ecr", region_name=region).get_authorization_token()["authorizationData"][0]
-    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    return user, password, data["proxyEndpoint"]
-
-
-def gar_login() -> tuple[str, str]:
-    from ..cluster.credentials import gke_token
-
-    token, _ = gke_token()
-    return "oauth2accesstoken", token
-
-
-def ecr_has(region: str, repository: str, tag: str) -> bool:
-    from ..cluster.credentials import aws_call, require_boto3
-
-    boto3 = require_boto3()
-    from botocore.exceptions import ClientError
-
-    with aws_call(f"ECR DescribeImages {repository}:{tag}"):
-        try:
-            boto3.client("ecr", region_name=region).describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
-                return False
-            raise
-
-
-def registry_has(image: str, user: str, password: str, scheme: str = "https") -> bool:
-    """Whether a registry holds `host/name:tag`, through the Docker Registry v2 API with its token
-    handshake (a 401 names the realm that trades the login for a bearer token), as docker does."""
-    import httpx
-
-    host, _, rest = image.partition("/")
-    name, _, tag = rest.rpartition(":")
-    url = f"{scheme}://{host}/v2/{name}/manifests/{tag}"
-    manifests = (
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    )
-    accept = {"Accept": ", ".join(manifests)}
-    try:
-        with httpx.Client(timeout=30) as http:
-            response = http.head(url, headers=accept, auth=(user, password))
-            challenge = response.headers.get("www-authenticate", "")
-            if response.status_code == 401 and challenge.lower().startswith("bearer "):
-                fields = dict(part.split("=", 1) for part in challenge[7:].split(","))
-                fields = {k.strip(): v.strip().strip('"') for k, v in fields.items()}
-                params = {k: fields[k] for k in ("service", "scope") if k in fields}
-                grant = http.get(fields["realm"], params=params, auth=(user, password))
-                grant.raise_for_status()
-                token = grant.json().get("token") or grant.json().get("access_token")
-                response = http.head(url, headers=accept | {"Authorization": f"Bearer {token}"})
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise ToolError(f"asking {host} whether it has {image}: {exc}") from None
-    if response.status_code in (200, 404):
-        return response.status_code == 200
-    raise ToolError(f"asking {host} whether it has {image}: HTTP {response.status_code}")
 
 
 def build_and_push(folder: Path, image: str, registry: str, user: str, password: str) -> None:

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..render import k8s
+from ..render import runtime_view
 from ..render.facts import KEEP, Facts, Revision
-from ..spec import Spec
-from ..spec.schema import Api
+from ..spec.schema import Api, Spec
 
 __all__ = ["KEEP", "Values", "check_changes", "current", "git_commit", "numbers", "record", "roll_back", "target", "values"]
 
@@ -39,9 +38,9 @@ def values(spec: Spec, api: Api, facts: Facts) -> Values:
     return Values(
         image=facts.images.get(api.name),
         model=_model(api, facts),
-        config_hash=k8s.short_hash(k8s.config_json(api.config)),
+        config_hash=runtime_view.short_hash(runtime_view.config_json(api.config)),
         # The entry as written (defaults left out): a kit upgrade that adds a field is not a new revision.
-        spec_hash=k8s.short_hash(k8s.config_json(api.model_dump(mode="json", exclude_unset=True))),
+        spec_hash=runtime_view.short_hash(runtime_view.config_json(api.model_dump(mode="json", exclude_unset=True))),
     )
 
 

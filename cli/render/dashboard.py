@@ -19,8 +19,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import labels, placement
-from ..spec import Spec, engines
-from ..spec.schema import Api
+from ..spec.schema import Api, Spec
+from .engine_view import autoscaling_targets
 
 if TYPE_CHECKING:
     import jinja2
@@ -102,7 +102,7 @@ def _quantiles(histogram: str, sel: str) -> tuple[Query, ...]:
 def _engine_panels(sel: str, api: Api) -> list[PanelSpec]:
     """vLLM's own metrics (its PrometheusStatLogger, and the HTTP counter of its API server): the engine
     API's pods carry the API's labels, so the same selector finds them."""
-    running, waiting = engines.autoscaling_targets(api.autoscaling)
+    running, waiting = autoscaling_targets(api.autoscaling)
     per_replica = f"count(up{{{sel}}} == 1)"
     return [
         PanelSpec(

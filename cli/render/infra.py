@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .. import clouds, kit
-from ..spec import Spec
+from ..spec.schema import Spec
 from . import k8s, nodepools, wake
 from .facts import Facts
 from .jinja import HEADER, environment

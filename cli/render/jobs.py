@@ -24,11 +24,11 @@ from typing import Any
 from mlkit_runtime.jobs.worker import FATAL_EXIT
 
 from .. import labels
-from ..spec import Spec
-from ..spec.schema import Api, BatchSpec
+from ..spec.schema import Api, BatchSpec, Spec
 from .facts import Facts
 from .jinja import HEADER
-from .k8s import api_view, template_environment
+from .k8s import template_environment
+from .runtime_view import api_view
 
 # A finished Job (and its pods' logs) stays a week for `mlkit job status` and `logs`, then Kubernetes removes it.
 TTL_AFTER_FINISHED_S = 7 * 24 * 3600

@@ -14,7 +14,8 @@ from typing import Any
 
 from .. import clouds
 from ..errors import UserError
-from ..spec import Spec, rules
+from ..spec import rules
+from ..spec.schema import Spec
 
 GCSFUSE_ANNOTATION = "gke-gcsfuse/volumes"  # GKE's webhook adds the FUSE sidecar to pods with it
 MODEL_VOLUME_SIZE = "1Gi"  # a PV and its PVC must state a size; the bucket driver ignores it

@@ -26,19 +26,16 @@ from typing import Any
 import yaml
 
 from .. import clouds, labels
-from ..spec import Spec
-from ..spec.schema import NodePool
+from ..clouds.aws import GRAVITON
+from ..clouds.aws import enabled as enabled  # whether the pools are Karpenter's: infra.py asks here too
+from ..spec.schema import NodePool, Spec
 from . import nodes
 
 KARPENTER_API = "karpenter.sh/v1"
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
 DISCOVERY_TAG = "karpenter.sh/discovery"
-# Vendor taints, as the node groups set them: pods that ask for the device tolerate them (render/k8s.py).
+# Vendor taints, as the node groups set them: pods that ask for the device tolerate them (render/runtime_view.py).
 VENDOR_TAINT = {"nvidia": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
-# The controller's own nodes: two for the chart's two replicas (spread over zones), one more for a node
-# replacement. On-demand, because the controller that replaces interrupted nodes must not be interrupted.
-SYSTEM_GROUP = "system"
-SYSTEM_INSTANCE_TYPE = "m6i.large"
 # Nodes a pool may lose at once to consolidation, drift or expiry: one, so that a replacement of every
 # node of a pool (a new AMI) moves one node at a time and the APIs on it keep serving.
 DISRUPTION_BUDGET = "1"
@@ -49,32 +46,12 @@ CONSOLIDATE_AFTER = "5m"
 EXPIRE_AFTER = "720h"
 
 
-def enabled(spec: Spec) -> bool:
-    return spec.cluster.existing is None and spec.cluster.node_provisioning == "karpenter"
-
-
 def node_role_name(spec: Spec) -> str:
     """The node role the cluster stack's karpenter module creates (terraform/aws/karpenter)."""
     return f"{spec.project}-karpenter-node"
 
 
-def system_node_group() -> dict[str, Any]:
-    """The `system` managed node group of a Karpenter cluster, in the cluster stack's node_groups shape."""
-    return {
-        "instance_types": [SYSTEM_INSTANCE_TYPE],
-        "ami_type": "AL2023_x86_64_STANDARD",
-        "spot": False,
-        "min_size": 2,
-        "max_size": 3,
-        "disk_size": 50,
-        "labels": {labels.SYSTEM: "true"},
-        "taints": [],
-    }
-
-
 def arch(instance_type: str) -> str:
-    from ..clouds.aws import GRAVITON
-
     return "arm64" if GRAVITON.match(instance_type) else "amd64"
 
 

@@ -1,6 +1,4 @@
-"""The mlkit.yaml spec: models, accelerator table, cross-field rules and the loader."""
+"""The mlkit.yaml spec: models (schema.py), accelerator table, cross-field rules and the loader (loader.py).
 
-from .loader import load, loads
-from .schema import Spec
-
-__all__ = ["Spec", "load", "loads"]
+Nothing is re-exported here: importing any module of the package runs this file, and a re-export of
+the loader would make every importer of the models run the rules, the clouds and placement too."""

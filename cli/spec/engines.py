@@ -7,12 +7,8 @@ the manifests read everything engine-specific from here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .accelerators import Kind
-
-if TYPE_CHECKING:
-    from .schema import Autoscaling
 
 
 @dataclass(frozen=True)
@@ -107,7 +103,7 @@ VLLM = Engine(
 
 ENGINES: dict[str, Engine] = {VLLM.name: VLLM}
 # The Neuron devices NEURON_LEGACY serves: its plugin needs the flags and paths that
-# cli/render/k8s.py neuron_args and NEURON_WORK_DIR describe, and `serving.max_model_len` to compile for.
+# cli/render/engine_view.py neuron_args and NEURON_WORK_DIR describe, and `serving.max_model_len` to compile for.
 NEURON_LEGACY_DEVICES = ("inferentia2", "trainium")
 
 # Startup budget: a fixed part per accelerator (CUDA graph capture; XLA precompilation on TPU; Neuron
@@ -120,14 +116,3 @@ STARTUP_S_PER_GB = 20
 
 def startup_budget_s(kind: str, model_size_gb: float) -> int:
     return STARTUP_BASE_S.get(kind, 300) + int(model_size_gb * STARTUP_S_PER_GB)
-
-
-# Autoscaling targets per replica when the spec leaves them out: an engine batches dozens of sequences.
-TARGET_RUNNING = 32
-TARGET_WAITING = 4
-
-
-def autoscaling_targets(auto: Autoscaling) -> tuple[int, int]:
-    """Running and waiting requests per replica an engine API scales on (its ScaledObject and dashboard)."""
-    running = auto.target_in_flight if "target_in_flight" in auto.model_fields_set else TARGET_RUNNING
-    return running, auto.target_waiting or TARGET_WAITING

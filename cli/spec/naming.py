@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .. import clouds
 from . import syntax
-from .rules import Loc, Problem
+from .problem import Loc, Problem
 from .schema import Spec
 
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -35,26 +36,21 @@ def _all(spec: Spec) -> Iterator[Problem]:
 def _state(spec: Spec) -> Iterator[Problem]:
     state = spec.state
     if state.bucket is not None:
-        backend = state.backend if state.backend != "local" else ("s3" if spec.cloud == "aws" else "gcs")
+        backend = state.backend if state.backend != "local" else clouds.of(spec).state_backend
         problem = syntax.s3_bucket(state.bucket) if backend == "s3" else syntax.gcs_bucket(state.bucket)
         if problem:
             yield Problem(("state", "bucket"), f"{state.bucket!r} {problem}")
     if problem := syntax.key_prefix(state.key_prefix):
         yield Problem(("state", "key_prefix"), f"{state.key_prefix!r} {problem}")
     if state.region is not None:
-        if spec.cloud != "aws":
+        if clouds.of(spec).state_backend != "s3":
             yield Problem(("state", "region"), "used with `backend: s3` only (a GCS bucket needs no region); remove it")
         elif problem := syntax.aws_region(state.region):
             yield Problem(("state", "region"), problem)
 
 
 def _cloud_names(spec: Spec) -> Iterator[Problem]:
-    if spec.cloud == "gcp" and spec.gcp_project is not None and not syntax.GCP_PROJECT.fullmatch(spec.gcp_project):
-        yield Problem(
-            ("gcp_project",),
-            f"{spec.gcp_project!r} is not a GCP project ID: 6 to 30 lowercase letters, "
-            "digits and '-', starting with a letter, not ending with '-' (e.g. acme-ml-prod)",
-        )
+    yield from clouds.of(spec).project_problems(spec)
     net = spec.network
     for field in ("existing_network", "existing_subnetwork"):
         value = getattr(net, field)
@@ -62,24 +58,20 @@ def _cloud_names(spec: Spec) -> Iterator[Problem]:
             yield Problem(("network", field), f"{value!r} is not a GCP resource name: 1 to 63 lowercase letters, "
                                               "digits and '-', starting with a letter (the name, not a URL)")
     existing = spec.cluster.existing
-    if existing is not None and existing.name is not None:
-        if spec.cloud == "aws" and not syntax.EKS_CLUSTER.fullmatch(existing.name):
-            yield Problem(("cluster", "existing", "name"), f"{existing.name!r} is not an EKS cluster name: "
-                                                           "1 to 100 letters, digits, '-' and '_', starting with a letter or digit")
-        if spec.cloud == "gcp" and not syntax.GKE_CLUSTER.fullmatch(existing.name):
-            yield Problem(("cluster", "existing", "name"), f"{existing.name!r} is not a GKE cluster name: "
-                                                           "1 to 40 lowercase letters, digits and '-', starting with a letter")
+    if existing is not None and existing.name is not None and (problem := clouds.of(spec).cluster_name_problem(existing.name)):
+        yield Problem(("cluster", "existing", "name"), problem)
 
 
 def _tags(spec: Spec) -> Iterator[Problem]:
-    check = syntax.aws_tag if spec.cloud == "aws" else syntax.gcp_label
-    word = "tags" if spec.cloud == "aws" else "labels"
-    limit = syntax.MAX_TAGS[spec.cloud]
+    cloud = clouds.of(spec)
+    check = cloud.tag_problems
+    word = cloud.tag_word
+    limit = cloud.max_tags
     if len(spec.tags) > limit:
-        yield Problem(("tags",), f"{len(spec.tags)} {word}; {spec.cloud.upper()} allows {limit} besides the {len(syntax.OWN_TAGS[spec.cloud])} mlkit adds")
+        yield Problem(("tags",), f"{len(spec.tags)} {word}; {spec.cloud.upper()} allows {limit} besides the {len(cloud.own_tags)} mlkit adds")
     for key, value in spec.tags.items():
         loc: Loc = ("tags", key)
-        if key in syntax.OWN_TAGS[spec.cloud]:
+        if key in cloud.own_tags:
             yield Problem(loc, f"mlkit sets the {word[:-1]} {key!r} on every resource itself and would replace yours; pick another key", key=True)
             continue
         key_problem, value_problem = check(key, value)

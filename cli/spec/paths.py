@@ -13,11 +13,10 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from . import syntax
-from .rules import Loc, Problem
+from .. import clouds
+from .problem import Loc, Problem
 from .schema import Spec
 
-SCHEMES = {"aws": "s3", "gcp": "gs"}
 PREDICTOR_MAX_BYTES = 4 * 1024 * 1024
 
 
@@ -107,7 +106,7 @@ def _top_level_names(module: ast.Module) -> set[str]:
 
 
 def _model(root: Path | None, value: str, cloud: str) -> str | None:
-    scheme = SCHEMES[cloud]
+    scheme = clouds.named(cloud).bucket_scheme
     choices = f"valid on {cloud}: {scheme}://bucket/prefix, or a folder inside the project such as model/"
     if not value.strip():
         return f"is empty ({choices})"
@@ -120,7 +119,7 @@ def _model(root: Path | None, value: str, cloud: str) -> str | None:
             why = f"{given}:// is {other} bucket, which a cluster on {cloud} cannot read" if other else f"{given}:// is not a model location"
             return f"{why} ({choices})"
         bucket = rest.split("/", 1)[0]
-        problem = syntax.s3_bucket(bucket) if scheme == "s3" else syntax.gcs_bucket(bucket)
+        problem = clouds.named(cloud).bucket_problem(bucket)
         if problem:
             return f"bucket {bucket!r} {problem}"
         return None

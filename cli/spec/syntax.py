@@ -45,12 +45,6 @@ RESERVED_DOMAINS = {
     "nvidia.com": "reserved by NVIDIA's device plugin: mlkit taints GPU nodes with nvidia.com/gpu and the plugin sets nvidia.com/ labels",
 }
 
-# Tags mlkit merges over the spec's own (templates/terraform/*/cluster/main.tf.j2): a user tag with
-# the same key is silently replaced.
-OWN_TAGS = {"aws": ("mlkit.dev/project", "managed-by"), "gcp": ("mlkit-project", "managed-by")}
-MAX_TAGS = {"aws": 50 - len(OWN_TAGS["aws"]), "gcp": 64 - len(OWN_TAGS["gcp"])}
-
-
 _CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\0": "NUL"}
 
 

@@ -42,7 +42,7 @@ def open_stack(file: Path, which: str) -> Stack:
     """Load the spec and check that infra/ is rendered and current before terraform sees it."""
     from ..render import facts, merge
     from ..render.infra import ADDONS, CLUSTER, MACHINE_OWNED, render
-    from ..spec import load
+    from ..spec.loader import load
 
     spec = load(file)
     if which == "cluster" and spec.cluster.existing is not None:

@@ -16,11 +16,11 @@ from . import records
 from .backend import Queue, Store
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from .host import Host
 
 
 class Front:
-    def __init__(self, runtime: Runtime, queue: Queue, store: Store):
+    def __init__(self, runtime: Host, queue: Queue, store: Store):
         self.runtime = runtime
         self.queue = queue
         self.store = store

@@ -24,7 +24,7 @@ from . import records
 from .backend import Message, Queue, Store
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from .host import Host
 
 POLL_S = 1.0  # longest receive wait: bounds how long SIGTERM waits for the pull in progress
 
@@ -34,7 +34,7 @@ class Failed(Exception):
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, queue: Queue, store: Store):
+    def __init__(self, runtime: Host, queue: Queue, store: Store):
         self.runtime = runtime
         self.queue = queue
         self.store = store

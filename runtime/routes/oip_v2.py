@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..app import runtime_of
+from ..core import runtime_of
 from ..oip_schema import InferenceErrorBody, InferenceRequest, InferenceResponse, ServerMetadata, inline_schema
 from ..tensor_formats import input_format
 from .kserve_v1 import check_name

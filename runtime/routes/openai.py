@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import logs
-from ..app import Runtime, runtime_of
 from ..client_gone import until_gone
+from ..core import Runtime, runtime_of
 from ..errors import HTTPError, NotFound, PredictorRaised
 from ..generate import Generation, Generator, ParamError
 from ..http_limits import openai_error_type

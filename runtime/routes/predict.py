@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..app import runtime_of
+from ..core import runtime_of
 from ..errors import NotFound
 from ..payloads import payload
 

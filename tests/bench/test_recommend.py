@@ -15,7 +15,8 @@ from mlkit.bench.recommend import Demand, quantity, rank, recommend, replicas_pe
 from mlkit.bench.server import Config
 from mlkit.bench.sweep import Outcome, Point, agree, search
 from mlkit.errors import UserError
-from mlkit.spec import accelerators, load
+from mlkit.spec import accelerators
+from mlkit.spec.loader import load
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
 

@@ -116,7 +116,7 @@ def test_closing_the_cluster_removes_the_pem_files_its_credentials_wrote(tmp_pat
 
 def test_connect_to_an_eks_cluster_mlkit_made_uses_describe_and_a_fresh_token(aws):
     from mlkit.cluster.connect import credentials_for, token_args
-    from mlkit.spec import loads
+    from mlkit.spec.loader import loads
 
     eks = boto3.client("eks", region_name="us-west-2")
     described = eks.create_cluster(name="made-demo", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []})["cluster"]

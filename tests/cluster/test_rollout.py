@@ -13,7 +13,7 @@ from mlkit.cluster.kinds import by_name
 from mlkit.errors import ToolError
 from mlkit.render import wake
 from mlkit.render.infra import render
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 
 SPEC = """
 project: ops-demo

@@ -18,7 +18,7 @@ import httpx
 import kubernetes_validate
 import pytest
 
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import assert_one_line_error, aws_env, emulator_kubeconfig, mlkit
 from tests.render.test_k8s import KUBERNETES_VERSION
 from tests.runtime.conftest import PREDICTORS

@@ -52,7 +52,7 @@ def push_images(root, moto):
     import boto3
 
     from mlkit.deploy.images import context
-    from mlkit.spec import load
+    from mlkit.spec.loader import load
 
     spec = load(root / "mlkit.yaml")
     ecr = boto3.client("ecr", region_name="us-west-2", endpoint_url=moto, aws_access_key_id="testing", aws_secret_access_key="testing")

@@ -11,7 +11,7 @@ import pytest
 
 from mlkit.cluster import rollout
 from mlkit.cluster.client import Cluster, Credentials
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.commands import test_operate
 from tests.conftest import mlkit
 

@@ -173,7 +173,7 @@ def test_every_watched_column_is_a_query_of_the_dashboard(name):
     """The table reads the dashboard's own queries: a panel renamed or dropped fails here, not in front of a user."""
     from mlkit.commands.status import watched_queries
     from mlkit.render.dashboard import dashboard
-    from mlkit.spec import load
+    from mlkit.spec.loader import load
 
     spec = load(EXAMPLES / name / "mlkit.yaml")
     on_board = {target["expr"] for panel in dashboard(spec).get("panels", []) for target in panel.get("targets", [])}

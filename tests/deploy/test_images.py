@@ -9,9 +9,11 @@ import shutil
 import boto3
 import pytest
 
+from mlkit.clouds import aws
+from mlkit.clouds.registry import registry_has
 from mlkit.deploy import images, runtime_wheel
 from mlkit.errors import ToolError, UserError
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import EXAMPLES, REPO, assert_one_line_error, aws_env, mlkit
 
 
@@ -87,11 +89,11 @@ def test_tag_is_stable_and_follows_the_code(tmp_path):
 def test_ecr_login_comes_from_boto3(moto, monkeypatch):
     for key, value in aws_env(moto).items():
         monkeypatch.setenv(key, value)
-    user, password, endpoint = images.ecr_login("us-west-2")
+    user, password, endpoint = aws.ecr_login("us-west-2")
     assert user == "AWS" and password and endpoint.startswith("https://")
     boto3.client("ecr", region_name="us-west-2").create_repository(repositoryName="demo")
-    assert images.ecr_has("us-west-2", "demo", "api-123") is False
-    assert images.ecr_has("us-west-2", "absent", "api-123") is False
+    assert aws.ecr_has("us-west-2", "demo", "api-123") is False
+    assert aws.ecr_has("us-west-2", "absent", "api-123") is False
 
 
 def test_build_writes_contexts_for_ci_and_explains_a_missing_docker(tmp_path):
@@ -157,11 +159,11 @@ def test_registry_lookup_follows_the_token_handshake():
     registry = FakeRegistry({"abc123"}, "oauth2accesstoken", "ya29.token")
     try:
         host = f"127.0.0.1:{registry.port}"
-        assert images.registry_has(f"{host}/p/r/api:abc123", "oauth2accesstoken", "ya29.token", scheme="http") is True
-        assert images.registry_has(f"{host}/p/r/api:def456", "oauth2accesstoken", "ya29.token", scheme="http") is False
+        assert registry_has(f"{host}/p/r/api:abc123", "oauth2accesstoken", "ya29.token", scheme="http") is True
+        assert registry_has(f"{host}/p/r/api:def456", "oauth2accesstoken", "ya29.token", scheme="http") is False
         assert registry.grants == 2
         with pytest.raises(ToolError, match="asking 127.0.0.1"):
-            images.registry_has(f"{host}/p/r/api:abc123", "oauth2accesstoken", "wrong", scheme="http")
+            registry_has(f"{host}/p/r/api:abc123", "oauth2accesstoken", "wrong", scheme="http")
     finally:
         registry.server.shutdown()
 
@@ -173,7 +175,7 @@ def test_ecr_calls_without_aws_credentials_say_how_to_provide_them(tmp_path, mon
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # earlier tests' session holds their credentials
-    for call in (lambda: images.ecr_has("us-west-2", "demo", "api-123"), lambda: images.ecr_login("us-west-2")):
+    for call in (lambda: aws.ecr_has("us-west-2", "demo", "api-123"), lambda: aws.ecr_login("us-west-2")):
         with pytest.raises(UserError, match=r"^no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID"):
             call()
 

@@ -34,8 +34,8 @@ import pytest
 import yaml
 
 from mlkit.render.infra import render
-from mlkit.render.k8s import FETCH_IMAGE, MODEL_DIR
-from mlkit.spec import loads
+from mlkit.render.runtime_view import FETCH_IMAGE, MODEL_DIR
+from mlkit.spec.loader import loads
 from tests.conftest import aws_env, local_server
 
 SPECS = {

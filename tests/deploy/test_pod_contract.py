@@ -25,7 +25,7 @@ import yaml
 from mlkit.deploy import images, uploads
 from mlkit.render import facts as facts_mod
 from mlkit.render import k8s
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, cloud_of
 from tests.deploy.kubelet import ContractError, Pod
 from tests.kube_expand import expand

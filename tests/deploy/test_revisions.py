@@ -13,7 +13,7 @@ from mlkit.deploy import revisions
 from mlkit.errors import UserError
 from mlkit.render import facts as facts_mod
 from mlkit.render.infra import render
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import mlkit
 
 DEPLOYMENT = "infra/k8s/sentiment/deployment.yaml"

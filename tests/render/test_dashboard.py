@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests import scraped
 from tests.conftest import EXAMPLE_NAMES, mlkit
 from tests.scraped import rendered
@@ -305,7 +305,7 @@ def test_the_gpu_panel_of_an_api_selects_its_own_pods_and_no_other_apis(tmp_path
     import re2
 
     from mlkit.render import dashboard
-    from mlkit.spec import loads
+    from mlkit.spec.loader import loads
 
     spec = loads(
         "project: gpu-demo\ncloud: aws\nregion: us-west-2\ncluster: {existing: {name: prod}}\napis:\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlkit.render.infra import render
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.render.test_k8s import ENGINE_AWS_SPEC, ENGINE_GCP_SPEC
 from tests.terraform.test_checkov import ALLOWED_SKIPS
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlkit.render.infra import render
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, REPO
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -64,7 +64,7 @@ def test_render_is_byte_identical_from_run_to_run(name):
 RENDER_DIGESTS = """
 import hashlib, json, sys
 from mlkit.render.infra import render
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, REPO
 out = {}
 for name in EXAMPLE_NAMES:

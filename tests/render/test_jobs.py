@@ -8,7 +8,7 @@ import yaml
 
 from mlkit.render.facts import Facts
 from mlkit.render.jobs import render_job
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from mlkit_runtime.jobs.worker import FATAL_EXIT
 from tests.conftest import EXAMPLES
 from tests.kube_expand import expand

@@ -14,9 +14,9 @@ import yaml
 
 from mlkit.render.facts import Facts
 from mlkit.render.infra import render
-from mlkit.render.k8s import PRESTOP_S
+from mlkit.render.runtime_view import PRESTOP_S
 from mlkit.render.wake import INTERCEPTOR_SELECTOR
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 from tests.kube_expand import expand
 
@@ -520,7 +520,7 @@ def test_neuron_engines_compile_and_save_into_the_tmp_volume_with_the_flags_thei
 
 
 def test_neuron_blocks_follow_the_users_own_sequences_and_block_size():
-    from mlkit.render.k8s import neuron_args
+    from mlkit.render.engine_view import neuron_args
 
     assert neuron_args(4096, []) == ["--max-num-seqs", "32", "--num-gpu-blocks-override", "32", "--no-enable-chunked-prefill"]
     assert neuron_args(4096, ["--max-num-seqs", "8", "--enable-prefix-caching", "--block-size=32"]) == [

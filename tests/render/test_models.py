@@ -14,7 +14,7 @@ from mlkit.cluster.kinds import ORDER
 from mlkit.render import models
 from mlkit.render.facts import Facts
 from mlkit.render.infra import render
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLES
 
 AWS = """

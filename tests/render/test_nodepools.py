@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mlkit.render.infra import render
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, cloud_of
 from tests.render.test_k8s import strict
 

@@ -18,7 +18,7 @@ from mlkit.render.facts import Facts
 from mlkit.render.infra import render
 from mlkit.render.jobs import render_job
 from mlkit.spec import accelerators as acc
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests import template_nodes
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 

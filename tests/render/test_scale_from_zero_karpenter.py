@@ -25,7 +25,7 @@ import yaml
 from mlkit.render.facts import Facts
 from mlkit.render.infra import render
 from mlkit.render.jobs import render_job
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, cloud_of
 
 FACTS = json.loads((Path(__file__).resolve().parents[1] / "terraform" / "data" / "karpenter" / "instance-types.json").read_text())

@@ -27,8 +27,8 @@ import yaml
 from mlkit import labels
 from mlkit.render import wake
 from mlkit.render.infra import addons_tfvars, render
-from mlkit.render.k8s import SYSTEM_NAMESPACE
-from mlkit.spec import loads
+from mlkit.render.runtime_view import SYSTEM_NAMESPACE
+from mlkit.spec.loader import loads
 from tests.conftest import free_port
 from tests.render.test_k8s import ALL, manifests, strict
 

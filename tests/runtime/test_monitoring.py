@@ -167,7 +167,7 @@ def test_the_regression_panel_reads_the_runtime_through_a_real_prometheus(mirror
     import yaml
 
     from mlkit.render.dashboard import panels
-    from mlkit.spec import loads
+    from mlkit.spec.loader import loads
     from tests.conftest import free_port
 
     binary = shutil.which("prometheus")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlkit.spec import loads
 from mlkit.spec.engines import ENGINES
+from mlkit.spec.loader import loads
 from tests.spec.refusals import only, problems
 
 AWS = """\

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hcl2
 import pytest
 
-from mlkit.spec import loads, rules
+from mlkit.clouds import gcp_rules
+from mlkit.spec.loader import loads
 from tests.conftest import REPO
 from tests.spec.refusals import problems
 from tests.terraform.test_gcp_static import plain
@@ -75,7 +76,7 @@ def test_boot_disk_follows_the_machine_type_unless_given():
             "{name: n2d, instance_type: n2d-standard-8, disk_type: hyperdisk-balanced}",
         )
     )
-    assert [rules.gcp_boot_disk(p) for p in spec.cluster.node_pools] == ["hyperdisk-balanced", "hyperdisk-balanced", "pd-balanced", "hyperdisk-balanced"]
+    assert [gcp_rules.gcp_boot_disk(p) for p in spec.cluster.node_pools] == ["hyperdisk-balanced", "hyperdisk-balanced", "pd-balanced", "hyperdisk-balanced"]
 
 
 def test_private_endpoint_takes_internal_ranges_only():
@@ -102,9 +103,9 @@ def test_the_ranges_the_rules_know_are_the_modules_defaults():
             return {name: body.get("default") for block in plain(hcl2.load(f))["variable"] for name, body in block.items()}
 
     gke, network = defaults("gke"), defaults("network")
-    assert gke["master_cidr"] == rules.GKE_MASTER_CIDR
-    assert network["pods_cidr"] == rules.GKE_POD_CIDR
-    assert network["services_cidr"] == rules.GKE_SERVICE_CIDR
+    assert gke["master_cidr"] == gcp_rules.GKE_MASTER_CIDR
+    assert network["pods_cidr"] == gcp_rules.GKE_POD_CIDR
+    assert network["services_cidr"] == gcp_rules.GKE_SERVICE_CIDR
 
 
 def test_tpu_v6e_needs_a_recent_gke():

@@ -16,7 +16,7 @@ import hcl2
 import pytest
 
 from mlkit.render.infra import render
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.conftest import assert_one_line_error, mlkit, tree_snapshot
 
 # The exploit of issue 12: a quote and newlines in state.bucket closed the string and the block and

@@ -7,7 +7,7 @@ import pytest
 from mlkit.errors import UserError
 from mlkit.render.facts import Facts
 from mlkit.render.k8s import render
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.spec.refusals import only
 
 AWS = """\

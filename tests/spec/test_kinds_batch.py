@@ -7,7 +7,7 @@ import pytest
 from mlkit.render.dashboard import dashboard
 from mlkit.render.facts import Facts
 from mlkit.render.k8s import render
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.spec.refusals import only, problems
 
 SPEC = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlkit.errors import SpecError
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
 BASE = """\

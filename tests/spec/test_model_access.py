@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from mlkit.errors import SpecError
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.conftest import EXAMPLES, assert_one_line_error, mlkit
 
 AWS = """\

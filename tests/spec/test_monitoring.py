@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlkit.errors import SpecError
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 
 SPEC = """project: demo
 cloud: aws

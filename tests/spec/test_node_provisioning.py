@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlkit.errors import SpecError
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 
 AWS = """\
 project: acme

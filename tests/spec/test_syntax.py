@@ -7,7 +7,8 @@ import pytest
 
 from mlkit.errors import SpecError
 from mlkit.render.jinja import hcl_string
-from mlkit.spec import loads, syntax
+from mlkit.spec import syntax
+from mlkit.spec.loader import loads
 
 GOOD_S3 = ["my-state", "acme.tf.state", "a1b", "x" * 63]
 BAD_S3 = [

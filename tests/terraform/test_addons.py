@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from mlkit.render.infra import render
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES, mlkit
 from tests.terraform.test_gcp_static import parse_all
 
@@ -112,18 +112,18 @@ def test_gke_addons_leave_device_plugins_and_autoscaling_to_gke():
 
 def test_cluster_autoscaler_minor_follows_the_cluster():
     """Upstream supports each autoscaler release only on its own Kubernetes minor."""
+    from mlkit.clouds import aws_rules
     from mlkit.errors import SpecError
-    from mlkit.spec import rules
     from mlkit.spec.schema import ClusterSpec
 
     spec = ("project: ca-demo\ncloud: aws\nregion: us-east-1\n"
             "cluster: {{kubernetes_version: '{v}', node_pools: [{{name: cpu, instance_type: m6i.large}}]}}\napis: [{{name: a, predictor: p.py:P}}]\n")
-    for version, tag in rules.CLUSTER_AUTOSCALER.items():
+    for version, tag in aws_rules.CLUSTER_AUTOSCALER.items():
         assert tag.startswith(f"v{version}."), tag
         assert addons_tfvars(spec.format(v=version))["cluster_autoscaler_image_tag"] == tag
     default = ClusterSpec.model_fields["kubernetes_version"].default
     variables = (EXAMPLES.parent / "templates/terraform/aws/addons/variables.tf.j2").read_text()
-    assert f'default     = "{rules.CLUSTER_AUTOSCALER[default]}"' in variables
+    assert f'default     = "{aws_rules.CLUSTER_AUTOSCALER[default]}"' in variables
     with pytest.raises(SpecError) as info:
         loads(spec.format(v="1.27"))
     assert "no Cluster Autoscaler release for Kubernetes 1.27" in info.value.problems[0]

@@ -16,7 +16,7 @@ import hcl2
 import pytest
 
 from mlkit.render.infra import render
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import EXAMPLES
 from tests.terraform.test_chart_values import releases
 from tests.terraform.test_gcp_static import plain

@@ -13,7 +13,7 @@ import pytest
 
 from mlkit.errors import SpecError
 from mlkit.render.infra import render
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.conftest import REPO, assert_one_line_error, mlkit
 from tests.terraform.test_gcp_static import plain
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import EXAMPLE_NAMES, cloud_of, mlkit
 
 ALLOWED_SKIPS = {

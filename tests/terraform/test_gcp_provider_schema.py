@@ -19,7 +19,7 @@ import hcl2
 import pytest
 
 from mlkit.render import infra
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
 DATA = Path(__file__).parent / "data/gcp_provider"
