@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import placement
 from . import accelerators as acc
-from . import engines, syntax
+from . import engines, jobaccess, syntax
 from .engines import ENGINES
 from .schema import Api, AsyncQueue, NodePool, Serving, Spec, quantity_value
 
@@ -671,6 +671,8 @@ def _kinds(spec: Spec) -> Iterator[Problem]:
             yield Problem(loc + ("autoscaling", "target_queued"), "only for `kind: async` (it reads the queue's depth); remove it or set `kind: async`")
         if api.kind == "realtime":
             continue
+        if api.batch is not None and api.batch.output is not None and (bad := jobaccess.problem(api.batch.output, spec.cloud)):
+            yield Problem(loc + ("batch", "output"), bad)
         if api.kind == "task":
             # The field and its schedule are the contract; running them (a Job, a CronJob) is not built yet.
             yield Problem(loc + ("kind",), "`kind: task` is not supported by this version of mlkit yet; use `kind: batch` (jobs over a dataset) or `realtime`")

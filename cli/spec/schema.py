@@ -624,6 +624,15 @@ class BatchSpec(Strict):
         None,
         description="Kueue LocalQueue (in the APIs' namespace) the job waits in, for clusters that share accelerators through Kueue; left out, a plain Job.",
     )
+    output: str | None = Field(
+        None,
+        max_length=1000,
+        description=(
+            "Bucket prefix (`s3://BUCKET/PREFIX/` or `gs://BUCKET/PREFIX/`) the job pods may read and write, and nothing else beside the "
+            "models: the cluster stack grants it to this API's identity, and `mlkit job submit` writes each job under it (`--output` "
+            "defaults to `<prefix><job id>/` and must lie under it). Left out: `jobs/<api>/` in the model bucket."
+        ),
+    )
 
 
 class TaskSpec(Strict):
