@@ -84,7 +84,9 @@ def batch_api(file: Path, api: str | None, verb: str) -> tuple[Spec, Api, BatchS
     return spec, chosen, chosen.batch or BatchSpec(), root
 
 
-def prepare_job(api: Api, batch: BatchSpec, items: Items, output: str, batch_size: int | None, config: dict[str, Any] | None, overwrite: bool) -> Any:
+def prepare_job(
+    api: Api, batch: BatchSpec, items: Items, output: str, batch_size: int | None, config: dict[str, Any] | None, overwrite: bool, job_id: str | None = None
+) -> Any:
     """Split the input into shards under the output prefix and write job.json: every check before any work."""
     from mlkit_runtime.jobs.layout import Job, JobError, input_files, input_lines, new_id, prepare
     from mlkit_runtime.jobs.storage import StorageError, open_store
@@ -92,7 +94,7 @@ def prepare_job(api: Api, batch: BatchSpec, items: Items, output: str, batch_siz
     try:
         lines = input_lines(items.uri) if items.form == "jsonl" else input_files(items.uri)
         job = Job(
-            id=new_id(api.name),
+            id=job_id or new_id(api.name),
             api=api.name,
             form=items.form,
             input=items.uri,
