@@ -180,6 +180,7 @@ class Deployed:
             facts.images[api.name] = ctx.tag
             ctx.write(tmp_path / "contexts" / api.name)
             self.contexts[api.name] = tmp_path / "contexts" / api.name
+        self.facts = facts
         self.rendered = {path: text for path, text in k8s.render(self.spec, facts).items()}
 
     def objects(self, api: str) -> dict[str, dict]:
