@@ -74,13 +74,14 @@ def job_config(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-def batch_api(file: Path, api: str | None, verb: str) -> tuple[Spec, Api, BatchSpec, Path]:
+def batch_api(file: Path, api: str | None, verb: str, kinds: tuple[str, ...] = ("batch",)) -> tuple[Spec, Api, BatchSpec, Path]:
     from ..spec.schema import BatchSpec
     from .serve import chosen_api
 
     spec, chosen, root = chosen_api(file, api, verb)
-    if chosen.kind != "batch":
-        raise UserError(f"{chosen.name} is `kind: {chosen.kind}`; jobs run `kind: batch` APIs (set `kind: batch` on it in {file})")
+    if chosen.kind not in kinds:
+        runs = " or ".join(f"`kind: {k}`" for k in kinds)
+        raise UserError(f"{chosen.name} is `kind: {chosen.kind}`; `mlkit {verb}` runs {runs} APIs (set the kind on it in {file})")
     return spec, chosen, chosen.batch or BatchSpec(), root
 
 

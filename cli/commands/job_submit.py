@@ -19,12 +19,19 @@ if TYPE_CHECKING:
     from ..spec import Spec
     from ..spec.schema import Api
 
-from .job import BatchSize, ConfigOption, InputOption, Overwrite, Workers, batch_api, items_of, job_config, prepare_job
+from .job import BatchSize, ConfigOption, Overwrite, Workers, batch_api, items_of, job_config, prepare_job
+
+INPUT_HELP = (
+    "The items of a batch API's job: a JSONL file (one JSON item per line; `@items.jsonl`, a path, or s3://.../x.jsonl, gs://.../x.jsonl), "
+    "or a bucket prefix of files, each an item the predictor gets as bytes. A task takes none."
+)
+# A task's --config travels in its Job (an argument of the pod's command), which the API server stores whole.
+MAX_TASK_CONFIG = 64 * 1024
 
 
 def submit(
     api: Annotated[str | None, typer.Argument(help="A `kind: batch` API; may be left out when the spec has one API.")] = None,
-    input: InputOption = ...,  # type: ignore[assignment]
+    input: Annotated[str | None, typer.Option("--input", "-i", help=INPUT_HELP)] = None,
     output: Annotated[
         str | None,
         typer.Option(
@@ -41,7 +48,7 @@ def submit(
     file: SpecFile = DEFAULT_SPEC,
     as_json: JsonOut = False,
 ) -> None:
-    """Run a batch job on the cluster: shards in the bucket, an Indexed Job with one pod per shard; prints the job's id."""
+    """Run a job on the cluster: a batch API's (shards in the bucket, an Indexed Job, one pod per shard) or a task's (one run of run()); prints its id."""
     import yaml
 
     from mlkit_runtime.jobs.layout import new_id
@@ -51,7 +58,15 @@ def submit(
     from ..render import facts
     from ..render.jobs import render_job
 
-    spec, chosen, batch, root = batch_api(file, api, "job submit")
+    spec, chosen, batch, root = batch_api(file, api, "job submit", kinds=("batch", "task"))
+    if chosen.kind == "task":
+        given = [flag for flag, value in (("--input", input), ("--output", output), ("--workers", workers), ("--batch-size", batch_size)) if value]
+        if given or overwrite:
+            raise UserError(f"{', '.join(given or ['--overwrite'])}: {chosen.name} is a task (one run of its class's run()); give only --config")
+        submit_task(spec, chosen, root, config, as_json)
+        return
+    if input is None:
+        raise UserError(f"--input: {chosen.name} is a batch API; give the items (a JSONL file or a bucket prefix of files)")
     if output is not None and not output.startswith(("s3://", "gs://")):
         raise UserError(f"--output {output}: the job's pods write to a bucket; give s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")
     wanted = "s3://" if spec.cloud == "aws" else "gs://"
@@ -116,3 +131,28 @@ def readable(spec: Spec, api: Api, file: Path, account: str | None, uri: str) ->
         f"--input {uri}: {api.name}'s pods may read only the model bucket and {granted or 'its batch.output'} (`batch.output` in {file}); "
         "copy the files under it, or give a JSONL file (the CLI reads it and writes the shards)"
     )
+
+
+def submit_task(spec: Spec, api: Api, root: Path, config: str | None, as_json: bool) -> None:
+    """A task's run: one Job running the class's run() once, with --config in place of the API's config."""
+    import yaml
+
+    from mlkit_runtime.jobs.layout import new_id
+
+    from ..cluster.connect import connect
+    from ..cluster.kinds import JOB
+    from ..render import facts
+    from ..render.jobs import render_task
+
+    known = facts.load(root)
+    if not known.image_tag(api.name):
+        raise UserError(f"{api.name} has no image yet: `mlkit apply --only apis` builds and pushes it (and its ServiceAccount and ConfigMap)")
+    settings = job_config(config)
+    text = json.dumps(settings, separators=(",", ":")) if settings is not None else None
+    if text is not None and len(text.encode()) > MAX_TASK_CONFIG:
+        raise UserError(f"--config: {len(text.encode())} bytes; a task's config travels in its Job, at most {MAX_TASK_CONFIG} bytes: put data in the bucket")
+    cluster = connect(spec)
+    job_id = new_id(api.name)
+    cluster.apply(yaml.safe_load(render_task(spec, api, known, job_id, text)), JOB)
+    say(f"task {job_id}: one run of {api.predictor}'s run(); `mlkit job logs {api.name} {job_id}`")
+    typer.echo(json.dumps({"id": job_id, "kind": "task"}) if as_json else job_id)

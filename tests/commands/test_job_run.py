@@ -70,7 +70,7 @@ def test_bad_input_is_one_line_before_any_work(project, tmp_path):
 
 def test_a_realtime_api_is_not_a_job_and_a_batch_api_is_not_served(project):
     web = project("sentiment")
-    assert_one_line_error(mlkit("job", "run", "--input", "payload.json", "--output", "out", cwd=web), "is `kind: realtime`; jobs run `kind: batch` APIs")
+    assert_one_line_error(mlkit("job", "run", "--input", "payload.json", "--output", "out", cwd=web), "`mlkit job run` runs `kind: batch` APIs")
     batch = web.parent / "batch"
     assert mlkit("init", str(batch), "--example", "batch", cwd=web.parent).returncode == 0
     assert_one_line_error(mlkit("serve", cwd=batch), "reviews is `kind: batch`: it runs as jobs, not a service")
