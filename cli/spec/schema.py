@@ -754,7 +754,7 @@ class Api(Strict):
     canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
     monitoring: Monitoring | None = Field(None, description="Prediction monitoring: a metric from one key of each prediction, and a dashboard panel for it.")
     batch: BatchSpec | None = Field(None, description="`kind: batch` only: batch size, workers, shard size, error handling and queue of its jobs.")
-    task: TaskSpec | None = Field(None, description="`kind: task` only: its schedule.")
+    task: TaskSpec | None = Field(None, description="`kind: task` only: its retries (and a schedule, not supported yet).")
 
     @field_validator("config")
     @classmethod
