@@ -24,8 +24,8 @@ from .errors import NotFound, PredictorFault, PredictorLoadError, PredictorRaise
 from .tensor_formats import format_of
 
 
-def load_class(spec: str, base_dir: Path | None = None) -> type:
-    """`predictor.py:Predictor` (a file, relative to base_dir) or `package.module:Predictor`."""
+def load_class(spec: str, base_dir: Path | None = None, task: bool = False) -> type:
+    """`predictor.py:Predictor` (a file, relative to base_dir) or `package.module:Predictor`; with `task`, a task's class (it has run())."""
     target, sep, class_name = spec.rpartition(":")
     if not sep or not target or not class_name:
         raise PredictorLoadError(f"--predictor {spec!r}: expected FILE.py:ClassName, e.g. predictor.py:Predictor")
@@ -55,6 +55,10 @@ def load_class(spec: str, base_dir: Path | None = None) -> type:
     if cls is None:
         found = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__)
         raise PredictorLoadError(f"{where}: has no class {class_name!r} (classes defined there: {', '.join(found) or 'none'})")
+    if task:
+        if not callable(getattr(cls, "run", None)):
+            raise PredictorLoadError(f"{where}: {class_name} has no run(self) method; a task's class is constructed, then run() is called once")
+        return cast(type, cls)
     if not callable(getattr(cls, "predict", None)) and not callable(getattr(cls, "generate", None)):
         raise PredictorLoadError(
             f"{where}: {class_name} has no predict(self, payload) method (nor generate(self, prompt, ...), for text generation)"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import labels
 from ..spec import syntax
-from . import aws_rules
+from . import aws_rules, jobaccess
 from .base import Cloud
 
 if TYPE_CHECKING:
@@ -111,6 +111,8 @@ class Aws(Cloud):
             "namespace": spec.k8s_namespace,
             "api_names": [api.name for api in spec.apis],
             "enable_mountpoint_s3_csi_driver": any(api.model_access == "mount" for api in spec.apis),
+            # Only where the spec has batch APIs, so that other stacks render as before.
+            **({"batch_apis": jobaccess.tfvars(spec)} if jobaccess.batch_apis(spec) else {}),
             "tags": spec.tags,
         }
         return out

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..spec import syntax
 from ..spec.problem import Problem
-from . import gcp_rules
+from . import gcp_rules, jobaccess
 from .base import Cloud
 
 if TYPE_CHECKING:
@@ -50,7 +50,10 @@ class Gcp(Cloud):
         return f"{self.registry(spec, account)}/{spec.gcp_project}/{spec.project}/{api}:{tag}"
 
     def identity(self, spec: Spec, api: str, account: str | None) -> str:
-        # Every API's pods act as the one read-only serving account of the project.
+        # Every API's pods act as the one read-only serving account of the project, but a batch API's, which
+        # write job results: each has an account of its own, granted its job prefix (spec/jobaccess.py).
+        if any(a.name == api and a.kind == "batch" for a in spec.apis):
+            return jobaccess.gcp_identity(spec, api)
         return serving_account(spec)
 
     def service_annotations(self, expose: str) -> dict[str, str]:
@@ -107,6 +110,8 @@ class Gcp(Cloud):
             "namespace": spec.k8s_namespace,
             "api_names": [api.name for api in spec.apis],
             "enable_gcs_fuse_csi_driver": any(api.model_access == "mount" for api in spec.apis),
+            # Only where the spec has batch APIs, so that other stacks render as before.
+            **({"batch_apis": jobaccess.tfvars(spec)} if jobaccess.batch_apis(spec) else {}),
             "labels": spec.tags,
         }
         return out

@@ -67,17 +67,20 @@ def job_config(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-def batch_api(file: Path, api: str | None, verb: str) -> tuple[Spec, Api, BatchSpec, Path]:
+def batch_api(file: Path, api: str | None, verb: str, kinds: tuple[str, ...] = ("batch",)) -> tuple[Spec, Api, BatchSpec, Path]:
     from ..spec.schema import BatchSpec
     from .serve import chosen_api
 
     spec, chosen, root = chosen_api(file, api, verb)
-    if chosen.kind != "batch":
-        raise UserError(f"{chosen.name} is `kind: {chosen.kind}`; jobs run `kind: batch` APIs (set `kind: batch` on it in {file})")
+    if chosen.kind not in kinds:
+        runs = " or ".join(f"`kind: {k}`" for k in kinds)
+        raise UserError(f"{chosen.name} is `kind: {chosen.kind}`; `mlkit {verb}` runs {runs} APIs (set the kind on it in {file})")
     return spec, chosen, chosen.batch or BatchSpec(), root
 
 
-def prepare_job(api: Api, batch: BatchSpec, items: Items, output: str, batch_size: int | None, config: dict[str, Any] | None, overwrite: bool) -> Any:
+def prepare_job(
+    api: Api, batch: BatchSpec, items: Items, output: str, batch_size: int | None, config: dict[str, Any] | None, overwrite: bool, job_id: str | None = None
+) -> Any:
     """Split the input into shards under the output prefix and write job.json: every check before any work."""
     from mlkit_runtime.jobs.layout import Job, JobError, input_files, input_lines, new_id, prepare
     from mlkit_runtime.jobs.storage import StorageError, open_store
@@ -85,7 +88,7 @@ def prepare_job(api: Api, batch: BatchSpec, items: Items, output: str, batch_siz
     try:
         lines = input_lines(items.uri) if items.form == "jsonl" else input_files(items.uri)
         job = Job(
-            id=new_id(api.name),
+            id=job_id or new_id(api.name),
             api=api.name,
             form=items.form,
             input=items.uri,

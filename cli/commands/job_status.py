@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..cluster import jobstate
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
 from .job_inputs import batch_api
@@ -38,7 +39,7 @@ def _find(file: Any, api: str, job_id: str) -> tuple[Any, Any, dict]:
     from ..cluster.connect import connect
     from ..cluster.kinds import JOB
 
-    spec, chosen, _, _ = batch_api(file, api, "job")
+    spec, chosen, _, _ = batch_api(file, api, "job", kinds=("batch", "task"))
     cluster = connect(spec)
     try:
         job = cluster.get(JOB, spec.k8s_namespace, job_id)
@@ -74,9 +75,7 @@ def figures(job: dict) -> dict[str, Any]:
     elapsed = max(time.time() - started, 0.001)
     rate = (items_done + items_failed) / elapsed
     left = described.items - sum(m["items"] for m in markers)
-    state = "cancelled" if job["metadata"].get("deletionTimestamp") else next(
-        (c["type"].lower() for c in status.get("conditions", []) if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), "running"
-    )
+    state = jobstate.job_state(job)
     return {
         "id": described.id,
         "state": state,
@@ -95,24 +94,84 @@ def figures(job: dict) -> dict[str, Any]:
     }
 
 
+def task_figures(job: dict) -> dict[str, Any]:
+    """A task run: its state and pods, from the Job (a task has no files of its own)."""
+    status = job.get("status", {})
+    return {"id": job["metadata"]["name"], "kind": "task", "state": jobstate.job_state(job), "active": int(status.get("active", 0)),
+            "succeeded": int(status.get("succeeded", 0)), "failed": int(status.get("failed", 0))}
+
+
+def current(spec: Any, cluster: Any, job: dict) -> dict[str, Any]:
+    """What `job status` shows of a job now: its figures and, while work waits, why."""
+    from ..cluster.kinds import by_name
+    from ..render.jobs import OUTPUT_ANNOTATION
+
+    is_batch = OUTPUT_ANNOTATION in job["metadata"].get("annotations", {})
+    f = figures(job) if is_batch else task_figures(job)
+    # A pod the scheduler cannot place counts as active in the Job's status: only the pods say whether work waits.
+    waiting = f["state"] == "running"
+    pods = cluster.list(by_name("Pod"), spec.k8s_namespace, {"mlkit.dev/job": job["metadata"]["name"]}) if waiting else []
+    f["pending_reason"] = jobstate.pending_reason(job, pods) if waiting else None
+    return f
+
+
+def line(f: dict[str, Any]) -> str:
+    waiting = f"; pending: {f['pending_reason']}" if f.get("pending_reason") else ""
+    if f.get("kind") == "task":
+        return f"{f['id']}: {f['state']}; pods {f['active']} running, {f['succeeded']} succeeded, {f['failed']} failed{waiting}"
+    eta = f"{f['eta_s']} s" if f["eta_s"] is not None else "-"
+    return (
+        f"{f['id']}: {f['state']}; shards {f['shards_done']} done, {f['shards_running']} running, {f['shards_failed']} failed, "
+        f"{f['shards_pending']} pending of {f['shards']}; items {f['items_done']} done, {f['items_failed']} skipped of {f['items']}; "
+        f"{f['items_per_s']} items/s; ETA {eta}; results in {f['output']}/results/{waiting}"
+    )
+
+
+def bar(f: dict[str, Any], width: int = 30) -> str:
+    """A terminal's progress bar: items done of all, then the status line."""
+    total = f.get("items") or 0
+    share = (f.get("items_done", 0) + f.get("items_failed", 0)) / total if total else (1.0 if f["state"] == "complete" else 0.0)
+    filled = round(share * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {share:6.1%}  {line(f)}"
+
+
 def status(
     api: ApiArg,
     job_id: JobId,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the job until it completes, fails or is cancelled: a live bar on a terminal, "
+                                        "one line (or JSON object with --json) per change otherwise.")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.2, max=600, help="Seconds between looks with --watch.")] = 2.0,
     file: SpecFile = DEFAULT_SPEC,
     as_json: JsonOut = False,
 ) -> None:
-    """A job's shards (done, running, failed, pending), items done and skipped, items/s and ETA."""
-    _, _, job = _find(file, api, job_id)
-    f = figures(job)
-    if as_json:
-        typer.echo(json.dumps(f))
-        return
-    eta = f"{f['eta_s']} s" if f["eta_s"] is not None else "-"
-    typer.echo(
-        f"{f['id']}: {f['state']}; shards {f['shards_done']} done, {f['shards_running']} running, {f['shards_failed']} failed, "
-        f"{f['shards_pending']} pending of {f['shards']}; items {f['items_done']} done, {f['items_failed']} skipped of {f['items']}; "
-        f"{f['items_per_s']} items/s; ETA {eta}; results in {f['output']}/results/"
-    )
+    """A job's shards (done, running, failed, pending), items done and skipped, items/s, ETA, and why work waits (a pool at zero, Kueue)."""
+    import sys
+
+    from ..cluster.client import NotFound
+    from ..cluster.kinds import JOB
+
+    spec, cluster, job = _find(file, api, job_id)
+    tty = sys.stdout.isatty() and not as_json
+    last = None
+    while True:
+        f = current(spec, cluster, job)
+        shown = json.dumps(f) if as_json else (bar(f) if tty and watch else line(f))
+        changed = {k: v for k, v in f.items() if k not in ("items_per_s", "eta_s")}
+        if not watch or tty or changed != last:
+            typer.echo(("\r\x1b[2K" + shown) if tty and watch else shown, nl=not (tty and watch))
+        last = changed
+        if not watch or f["state"] != "running":
+            break
+        time.sleep(interval)
+        try:
+            job = cluster.get(JOB, spec.k8s_namespace, job_id)
+        except NotFound:  # cancelled and gone (or its TTL passed) while watched
+            say(f"job {job_id} is no longer on the cluster (cancelled, or removed a week after it finished)")
+            break
+    if tty and watch:
+        typer.echo("")
+    if watch and f["state"] == "failed":
+        raise typer.Exit(1)
 
 
 def list_jobs(api: ApiArg, file: SpecFile = DEFAULT_SPEC, as_json: JsonOut = False) -> None:
@@ -120,7 +179,7 @@ def list_jobs(api: ApiArg, file: SpecFile = DEFAULT_SPEC, as_json: JsonOut = Fal
     from ..cluster.connect import connect
     from ..cluster.kinds import JOB
 
-    spec, chosen, _, _ = batch_api(file, api, "job list")
+    spec, chosen, _, _ = batch_api(file, api, "job list", kinds=("batch", "task"))
     jobs = connect(spec).list(JOB, spec.k8s_namespace, {"mlkit.dev/api": chosen.name})
     rows = [{
         "id": j["metadata"]["name"],
@@ -158,6 +217,12 @@ def cancel(api: ApiArg, job_id: JobId, file: SpecFile = DEFAULT_SPEC) -> None:
     from ..cluster.kinds import JOB
 
     spec, cluster, job = _find(file, api, job_id)
+    from ..render.jobs import OUTPUT_ANNOTATION
+
+    if OUTPUT_ANNOTATION not in job["metadata"].get("annotations", {}):  # a task run: nothing of its own in the bucket
+        cluster.delete(JOB, spec.k8s_namespace, job_id)
+        say(f"cancelled task run {job_id}")
+        return
     f = figures(job)
     cluster.delete(JOB, spec.k8s_namespace, job_id)
     say(f"cancelled {job_id}: {f['shards_done']} of {f['shards']} shards were done and stay in {f['output']}/results/")

@@ -11,6 +11,7 @@ something in it changed, and a registry that already has the tag is left alone.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -93,6 +94,25 @@ def built(apis: list[Api]) -> list[Api]:
     return [api for api in apis if api.engine is None]
 
 
+# A batch API's worker reads and writes its job in the bucket, an async API's its queue and results
+# (runtime/jobs/storage.py, runtime/asyncq): their image needs the cloud's client, which the runtime
+# wheel leaves out (a realtime image never imports it). The packages are pyproject's extras for them.
+_KIND_EXTRAS = {("batch", "aws"): ("jobs", "boto3"), ("batch", "gcp"): ("jobs", "google-cloud-storage"),
+                ("async", "aws"): ("runtime-aws", ""), ("async", "gcp"): ("runtime-gcp", "")}
+
+
+def with_kind_requirements(project: bytes, cloud: str, api: Api) -> bytes:
+    """The project's requirements.txt, plus the cloud client its API's kind needs unless the project names it already; realtime: as is."""
+    extra, only = _KIND_EXTRAS.get((api.kind, cloud), ("", ""))
+    named = {re.split(r"[\s\[<>=!~;]", line.strip(), maxsplit=1)[0].lower() for line in project.decode(errors="replace").splitlines()}
+    wanted = runtime_wheel.runtime_requirements(extra) if extra else []
+    packages = [r for r in wanted if r.startswith(only) and re.split(r"[\[<>=!~;]", r)[0].lower() not in named]
+    if not packages:
+        return project
+    added = f"# Added by mlkit: the cloud client a `kind: {api.kind}` worker needs\n" + "".join(p + "\n" for p in packages)
+    return project + (b"" if not project or project.endswith(b"\n") else b"\n") + added.encode()
+
+
 def context(root: Path, spec: Spec, api: Api) -> Context:
     if api.predictor is None:
         raise UserError(f"apis.{api.name}: runs engine {api.engine}'s published image; there is no predictor image to build")
@@ -105,7 +125,7 @@ def context(root: Path, spec: Spec, api: Api) -> Context:
         INSTALL_SCRIPT: (kit.templates() / "docker" / "install.sh").read_bytes(),
         f"build/{runtime_wheel.filename()}": runtime_wheel.build(),
         "build/accelerator-requirements.txt": "".join(p + "\n" for p in packages).encode(),
-        "build/requirements.txt": requirements.read_bytes() if requirements.is_file() else b"",
+        "build/requirements.txt": with_kind_requirements(requirements.read_bytes() if requirements.is_file() else b"", spec.cloud, api),
     }
     models = {(root / a.model).resolve() for a in spec.apis if a.model and "://" not in a.model}
     models |= {(root / a.canary.model).resolve() for a in spec.apis if a.canary and a.canary.model and "://" not in a.canary.model}

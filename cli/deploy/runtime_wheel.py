@@ -29,9 +29,9 @@ def filename() -> str:
     return f"{DIST}-{__version__}-py3-none-any.whl"
 
 
-def runtime_requirements() -> list[str]:
-    """The runtime's dependencies as the `runtime` extra of this mlkit declares them: one source of truth."""
-    marker = 'extra == "runtime"'
+def runtime_requirements(extra: str = "runtime") -> list[str]:
+    """The runtime's dependencies as an extra of this mlkit declares them (`runtime`, or a kind's: `jobs`, `runtime-aws`): one source of truth."""
+    marker = f'extra == "{extra}"'
     return [r.split(";")[0].strip() for r in requires("mlkit") or [] if marker in r.replace("'", '"')]
 
 

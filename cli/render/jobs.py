@@ -61,9 +61,36 @@ def render_job(spec: Spec, api: Api, facts: Facts, job_id: str, output: str, sha
         retries=batch.retries,
         fatal_exit=FATAL_EXIT,
         output=output,
+        worker_command=["python", "-m", "mlkit_runtime.jobs", "--job", output],
         worker_env={name: track.env[name] for name in WORKER_ENV},
         ttl_s=TTL_AFTER_FINISHED_S,
         job_annotations={**view["checkov_skips"], OUTPUT_ANNOTATION: output},
     )
     text: str = template_environment().get_template("k8s/job.yaml.j2").render(**view)
+    return HEADER + text
+
+
+def render_task(spec: Spec, api: Api, facts: Facts, job_id: str, config: str | None) -> str:
+    """A `kind: task` API's run: a Job of one pod running the class's run() once (`python -m mlkit_runtime.jobs.task`).
+
+    No retries unless the task asks for them (a task that half-ran may not be safe to run again); a pod
+    disrupted by its node (spot reclaim, drain) is run again without counting. `config` (JSON text)
+    replaces the API's config for this run.
+    """
+    view: dict[str, Any] = api_view(spec, api, facts)
+    track = view["tracks"][0]
+    job_meta = job_labels(spec, api, job_id)
+    command = ["python", "-m", "mlkit_runtime.jobs.task", *(["--config", config] if config is not None else [])]
+    view.update(
+        track=track,
+        job_name=job_id,
+        job_labels=job_meta,
+        pod_labels=job_meta,
+        retries=(api.task.retries if api.task is not None else 0),
+        worker_command=command,
+        worker_env={name: track.env[name] for name in WORKER_ENV},
+        ttl_s=TTL_AFTER_FINISHED_S,
+        job_annotations=view["checkov_skips"],
+    )
+    text: str = template_environment().get_template("k8s/task.yaml.j2").render(**view)
     return HEADER + text

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 
 from .. import clouds, placement
+from ..clouds import jobaccess
 from . import accelerators as acc
 from . import engines
 from .engines import ENGINES
@@ -325,9 +326,12 @@ def _kinds(spec: Spec) -> Iterator[Problem]:
             yield Problem(loc + ("autoscaling", "target_queued"), "only for `kind: async` (it reads the queue's depth); remove it or set `kind: async`")
         if api.kind == "realtime":
             continue
-        if api.kind == "task":
-            # The field and its schedule are the contract; running them (a Job, a CronJob) is not built yet.
-            yield Problem(loc + ("kind",), "`kind: task` is not supported by this version of mlkit yet; use `kind: batch` (jobs over a dataset) or `realtime`")
+        if api.batch is not None and api.batch.output is not None and (bad := jobaccess.problem(api.batch.output, spec.cloud)):
+            yield Problem(loc + ("batch", "output"), bad)
+        if api.kind == "task" and api.task is not None and api.task.schedule is not None:
+            # A run per `mlkit job submit` is built; a CronJob (and what apply and delete would do with it) is not yet.
+            yield Problem(loc + ("task", "schedule"), "running a task on a schedule is not supported by this version of mlkit yet; "
+                          "remove it and run the task with `mlkit job submit` (from your own scheduler or CI)")
         if api.engine is not None:
             yield Problem(loc + ("engine",), f"`kind: {api.kind}` runs the predictor class in Jobs, not an engine's server; remove engine")
         for name in _SERVICE_ONLY:

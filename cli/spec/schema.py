@@ -624,6 +624,15 @@ class BatchSpec(Strict):
         None,
         description="Kueue LocalQueue (in the APIs' namespace) the job waits in, for clusters that share accelerators through Kueue; left out, a plain Job.",
     )
+    output: str | None = Field(
+        None,
+        max_length=1000,
+        description=(
+            "Bucket prefix (`s3://BUCKET/PREFIX/` or `gs://BUCKET/PREFIX/`) the job pods may read and write, and nothing else beside the "
+            "models: the cluster stack grants it to this API's identity, and `mlkit job submit` writes each job under it (`--output` "
+            "defaults to `<prefix><job id>/` and must lie under it). Left out: `jobs/<api>/` in the model bucket."
+        ),
+    )
 
 
 class TaskSpec(Strict):
@@ -633,7 +642,17 @@ class TaskSpec(Strict):
         None,
         pattern=CRON,
         max_length=200,
-        description="A cron schedule (five fields, UTC, e.g. `0 3 * * *`, or `@daily`) that runs the task as a CronJob; left out, it runs only when submitted.",
+        description=(
+            "A cron schedule (five fields, UTC, e.g. `0 3 * * *`, or `@daily`) that would run the task as a CronJob: not supported yet (refused "
+            "with a message); left out, the task runs when `mlkit job submit` runs it."
+        ),
+    )
+    retries: int = Field(
+        0,
+        strict=True,
+        ge=0,
+        le=100,
+        description="Runs again after a failed run (`backoffLimit`); 0 by default, as a task that half-ran may not be safe to run twice.",
     )
 
 
@@ -647,8 +666,8 @@ class Api(Strict):
             "`realtime` (default): each request is answered while the client waits. `async`: `POST /predict` answers 202 with an id once the request is "
             "queued, workers run the predictor from the queue (scaled on its depth, to zero), and `GET /predict/{id}` answers its status and "
             "result (see the docs' async APIs guide). `batch`: no service; `mlkit job submit` runs the predictor over a "
-            "dataset's items as an Indexed Job, one index per shard (`batch:` settings). `task` (not supported yet: refused with a message): "
-            "a callable run to completion as a Job, once or on `task.schedule`."
+            "dataset's items as an Indexed Job, one index per shard (`batch:` settings). `task`: the class's `run()` run to completion as a "
+            "Job, once per `mlkit job submit` (Cortex's TaskAPI; `task.schedule` is not supported yet)."
         ),
     )
     queue: AsyncQueue | None = Field(None, description="`kind: async` only: queue and result settings; defaults apply when left out.")
@@ -735,7 +754,7 @@ class Api(Strict):
     canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
     monitoring: Monitoring | None = Field(None, description="Prediction monitoring: a metric from one key of each prediction, and a dashboard panel for it.")
     batch: BatchSpec | None = Field(None, description="`kind: batch` only: batch size, workers, shard size, error handling and queue of its jobs.")
-    task: TaskSpec | None = Field(None, description="`kind: task` only: its schedule.")
+    task: TaskSpec | None = Field(None, description="`kind: task` only: its retries (and a schedule, not supported yet).")
 
     @field_validator("config")
     @classmethod

@@ -69,6 +69,10 @@ def split_uri(uri: str) -> tuple[Store, str]:
     return LocalStore(path.parent), check_key(path.name)
 
 
+# Tries of a local write whose folder another writer's delete prunes meanwhile (each try is a few syscalls).
+_PRUNE_RACE_TRIES = 50
+
+
 class LocalStore:
     def __init__(self, root: Path):
         self.root = root
@@ -88,14 +92,23 @@ class LocalStore:
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "xb") as out:
-                out.write(data)
-            os.replace(tmp, path)  # a reader sees the old file or the new one, never a part
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StorageError(f"{path}: {exc.strerror or exc}") from None
+        for attempt in range(_PRUNE_RACE_TRIES):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp, "xb") as out:
+                    out.write(data)
+                os.replace(tmp, path)  # a reader sees the old file or the new one, never a part
+                return
+            except (FileNotFoundError, FileExistsError):
+                # Another worker's delete pruned a folder it had emptied (work/, say) while this one made it or before
+                # the file went in (mkdir's exist_ok then finds no folder and raises FileExistsError); once the file is
+                # in it, the folder is not empty and stays: make it again. (The temporary name is random: never a clash.)
+                tmp.unlink(missing_ok=True)
+                if attempt == _PRUNE_RACE_TRIES - 1:
+                    raise StorageError(f"{path}: its folder kept vanishing while written") from None
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise StorageError(f"{path}: {exc.strerror or exc}") from None
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -70,7 +70,23 @@ def test_bad_input_is_one_line_before_any_work(project, tmp_path):
 
 def test_a_realtime_api_is_not_a_job_and_a_batch_api_is_not_served(project):
     web = project("sentiment")
-    assert_one_line_error(mlkit("job", "run", "--input", "payload.json", "--output", "out", cwd=web), "is `kind: realtime`; jobs run `kind: batch` APIs")
+    assert_one_line_error(mlkit("job", "run", "--input", "payload.json", "--output", "out", cwd=web), "`mlkit job run` runs `kind: batch` APIs")
     batch = web.parent / "batch"
     assert mlkit("init", str(batch), "--example", "batch", cwd=web.parent).returncode == 0
     assert_one_line_error(mlkit("serve", cwd=batch), "reviews is `kind: batch`: it runs as jobs, not a service")
+
+
+def test_ten_thousand_items_in_eight_shards_with_three_workers_each_result_once(project):
+    """The issue's scale: 10,000 items, 8 shards, 3 worker processes, the example's real predictor."""
+    proj = project("batch")
+    reviews = (proj / "reviews.jsonl").read_text().splitlines()
+    (proj / "many.jsonl").write_text("".join(reviews[i % len(reviews)] + "\n" for i in range(10_000)))
+    spec = proj / "mlkit.yaml"
+    spec.write_text(spec.read_text().replace("shard_size: 100", "shard_size: 1250"))
+    result = mlkit("job", "run", "--input", "many.jsonl", "--output", "out", "--workers", "3", "--json", cwd=proj, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["items"], summary["results"], summary["shards"], summary["shards_done"]) == (10_000, 10_000, 8, 8)
+    found = read_jsonl(proj / "out" / "results")
+    assert sorted(r["index"] for r in found) == list(range(10_000))
+    assert all(r["result"]["label"] == ("positive" if (r["index"] % len(reviews)) % 2 else "negative") for r in found)

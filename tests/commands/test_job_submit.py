@@ -34,9 +34,10 @@ apis:
     predictor: predictor.py:Predictor
     model: s3://team-models/scorer/v1/
     config: {poison: [777]}
-    batch: {shard_size: 125, batch_size: 16, workers: 3, on_error: skip, retries: 2, fatal_errors: [MemoryError]}
+    batch: {shard_size: 125, batch_size: 16, workers: 3, on_error: skip, retries: 2, fatal_errors: [MemoryError], output: "s3://team-jobs/runs/"}
 """
 NS = "jobs-demo"
+RUNS = "runs/"  # the API's batch.output in team-jobs: what its pods may write
 ITEMS = 1000
 
 
@@ -72,14 +73,15 @@ def pod(root, env, job: dict, index: int) -> subprocess.Popen:
 
 
 def s3_objects(env, prefix: str) -> dict[str, bytes]:
+    """The objects under runs/<prefix> (the spec's batch.output), keyed without runs/."""
     s3 = boto3.client("s3", region_name="us-west-2", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="testing", aws_secret_access_key="testing")
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="team-jobs", Prefix=prefix) for o in page.get("Contents", [])]
-    return {k: s3.get_object(Bucket="team-jobs", Key=k)["Body"].read() for k in keys}
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket="team-jobs", Prefix=RUNS + prefix)
+    return {o["Key"][len(RUNS):]: s3.get_object(Bucket="team-jobs", Key=o["Key"])["Body"].read() for page in pages for o in page.get("Contents", [])}
 
 
 def test_submit_runs_shards_with_workers_survives_a_kill_and_status_matches_the_outputs(proj, k8s):
     root, env = proj
-    submitted = mlkit("job", "submit", "scorer", "--input", "@items.jsonl", "--output", "s3://team-jobs/run1", "--json", cwd=root, env=env)
+    submitted = mlkit("job", "submit", "scorer", "--input", "@items.jsonl", "--output", "s3://team-jobs/runs/run1", "--json", cwd=root, env=env)
     assert submitted.returncode == 0, submitted.stderr
     out = json.loads(submitted.stdout)
     assert (out["items"], out["shards"]) == (ITEMS, 8)
@@ -124,7 +126,7 @@ def test_a_fatal_item_fails_its_shard_with_the_exit_code_the_job_fails_the_index
     root, env = proj
     spec = root / "mlkit.yaml"
     spec.write_text(spec.read_text().replace("config: {poison: [777]}", "config: {fatal: [5]}"))
-    submitted = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/fatal", cwd=root, env=env)
+    submitted = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/fatal", cwd=root, env=env)
     assert submitted.returncode == 0, submitted.stderr
     [job] = k8s.objects("jobs")
     rule = job["spec"]["podFailurePolicy"]["rules"][0]
@@ -136,7 +138,7 @@ def test_a_fatal_item_fails_its_shard_with_the_exit_code_the_job_fails_the_index
 
 def test_cancel_deletes_the_job_and_keeps_finished_shards(proj, k8s):
     root, env = proj
-    job_id = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/c", cwd=root, env=env).stdout.strip()
+    job_id = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/c", cwd=root, env=env).stdout.strip()
     [job] = k8s.objects("jobs")
     done = pod(root, env, job, 0)
     _, err = done.communicate(timeout=120)
@@ -152,7 +154,7 @@ def test_cancel_deletes_the_job_and_keeps_finished_shards(proj, k8s):
     assert logs.stdout.splitlines()[-1].startswith("[shard 0] shard 0: done, 125 results, 0 skipped"), logs.stdout
     cancelled = mlkit("job", "cancel", "scorer", job_id, cwd=root, env=env)
     assert cancelled.returncode == 0, cancelled.stderr
-    assert "1 of 8 shards were done and stay in s3://team-jobs/c/results/" in cancelled.stderr
+    assert "1 of 8 shards were done and stay in s3://team-jobs/runs/c/results/" in cancelled.stderr
     assert k8s.objects("jobs") == []
     assert list(s3_objects(env, "c/results/")) == ["c/results/00000.jsonl"]
     assert_one_line_error(mlkit("job", "status", "scorer", job_id, cwd=root, env=env), f"no job {job_id} of scorer")
@@ -160,17 +162,45 @@ def test_cancel_deletes_the_job_and_keeps_finished_shards(proj, k8s):
 
 def test_bad_input_is_one_line_before_any_job_is_created(proj, k8s):
     root, env = proj
-    assert_one_line_error(mlkit("job", "submit", "--input", "nope.jsonl", "--output", "s3://team-jobs/x", cwd=root, env=env), "no such file or folder")
-    assert_one_line_error(mlkit("job", "submit", "--input", "s3://team-jobs/none.jsonl", "--output", "s3://team-jobs/x", cwd=root, env=env),
+    assert_one_line_error(mlkit("job", "submit", "--input", "nope.jsonl", "--output", "s3://team-jobs/runs/x", cwd=root, env=env), "no such file or folder")
+    assert_one_line_error(mlkit("job", "submit", "--input", "s3://team-jobs/none.jsonl", "--output", "s3://team-jobs/runs/x", cwd=root, env=env),
                           "--input s3://team-jobs/none.jsonl: no such file")
     assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", "/tmp/out", cwd=root, env=env), "give s3://BUCKET/PREFIX")
     assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", "gs://b/p", cwd=root, env=env), "write to s3:// buckets")
-    assert_one_line_error(mlkit("job", "submit", "--input", str(root), "--output", "s3://team-jobs/x", cwd=root, env=env), "upload it to a bucket")
+    assert_one_line_error(mlkit("job", "submit", "--input", str(root), "--output", "s3://team-jobs/runs/x", cwd=root, env=env), "upload it to a bucket")
     assert k8s.objects("jobs") == [] and not s3_objects(env, "x/")
-    first = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/x", cwd=root, env=env)
+    first = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/x", cwd=root, env=env)
     assert first.returncode == 0, first.stderr
-    assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/x", cwd=root, env=env),
+    assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/x", cwd=root, env=env),
                           f"already holds job {first.stdout.strip()}'s results", "--overwrite")
     assert len(k8s.objects("jobs")) == 1
     (root / ".mlkit/deploy.json").unlink()
-    assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/y", cwd=root, env=env), "has no image yet")
+    assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/y", cwd=root, env=env), "has no image yet")
+
+
+def test_without_output_the_job_goes_under_the_apis_grant_and_one_outside_it_is_refused(proj, k8s):
+    root, env = proj
+    submitted = mlkit("job", "submit", "--input", "items.jsonl", "--json", cwd=root, env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    answer = json.loads(submitted.stdout)
+    assert answer["output"] == f"s3://team-jobs/runs/{answer['id']}/"
+    assert f"{answer['id']}/job.json" in s3_objects(env, f"{answer['id']}/")
+    job = k8s.objects("jobs")[0]
+    assert job["metadata"]["annotations"]["mlkit.dev/job-output"] == answer["output"]
+    # Outside batch.output the pods would meet AccessDenied on a real cluster: refused before anything is written.
+    for outside in ("s3://team-jobs/other/x", "s3://team-jobs/runsX/x", "s3://elsewhere/runs/x", "s3://team-jobs/runs/../x"):
+        assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", outside, cwd=root, env=env),
+                              f"--output {outside}: scorer's pods may write only under s3://team-jobs/runs/", "batch.output")
+    # A prefix of files is read by the pods themselves: outside what they may read, refused too.
+    assert_one_line_error(mlkit("job", "submit", "--input", "s3://team-jobs/images/", cwd=root, env=env),
+                          "--input s3://team-jobs/images: scorer's pods may read only the model bucket and s3://team-jobs/runs/")
+    assert len(k8s.objects("jobs")) == 1 and set(s3_objects(env, "")) == set(s3_objects(env, f"{answer['id']}/"))
+
+
+def test_the_default_grant_is_the_model_buckets_jobs_prefix(proj, k8s):
+    root, env = proj
+    spec = root / "mlkit.yaml"
+    spec.write_text(spec.read_text().replace(', output: "s3://team-jobs/runs/"', ""))
+    assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/x", cwd=root, env=env),
+                          "may write only under s3://jobs-demo-models-123456789012/jobs/scorer/")
+    assert k8s.objects("jobs") == []

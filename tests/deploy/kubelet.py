@@ -123,6 +123,9 @@ class Pod:
     persistent_volumes: dict[str, dict] = field(default_factory=dict)  # PersistentVolumes by name
     ports: dict[int, int] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    # Env the control plane adds to the container, not the manifest: an Indexed Job's JOB_COMPLETION_INDEX, the
+    # credentials the cloud's identity webhook injects for the ServiceAccount (here the emulated bucket's).
+    injected: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         self.name = self.deployment["metadata"]["name"]
@@ -289,6 +292,7 @@ class Pod:
                 raise ContractError(f"Deployment {self.name}: env {item['name']} has no plain value ({sorted(item)}); the contract covers values")
             env[item["name"]] = declared[item["name"]] = expand(item["value"], declared)
         env = {k: self._rewrite(v, self.container) if k != "PATH" else v for k, v in env.items()}
+        env |= self.injected
         env["TMPDIR"] = self.host("/tmp", self.container)  # the container's /tmp is the mounted tmp volume
         return env
 

@@ -405,3 +405,26 @@ def test_an_unreadable_context_folder_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(type(folder), "iterdir", refuse)
     with pytest.raises(UserError, match="cannot look inside it .Permission denied"):
         images.check_replaceable(folder)
+
+
+@pytest.mark.parametrize(
+    ("example", "wanted"),
+    [("batch", "boto3>=1.34"), ("async", "boto3>=1.34")],
+)
+def test_a_worker_kinds_image_carries_its_clouds_client_from_the_extras(example, wanted):
+    """A batch or async worker talks to the bucket (and queue) itself: without the client the pod fails on its first read."""
+    spec = load(EXAMPLES / example / "mlkit.yaml")
+    requirements = images.context(EXAMPLES / example, spec, spec.apis[0]).files["build/requirements.txt"].decode()
+    project = (EXAMPLES / example / "requirements.txt").read_text()
+    assert requirements.startswith(project) and requirements.splitlines()[-1] == wanted
+    assert wanted in runtime_wheel.runtime_requirements("jobs" if example == "batch" else "runtime-aws")
+
+
+def test_the_kinds_client_comes_once_and_realtime_images_get_none():
+    batch = load(EXAMPLES / "batch" / "mlkit.yaml").apis[0]
+    assert images.with_kind_requirements(b"Boto3[crt]==1.35\n", "aws", batch) == b"Boto3[crt]==1.35\n"
+    assert images.with_kind_requirements(b"numpy", "gcp", batch) == (
+        b"numpy\n# Added by mlkit: the cloud client a `kind: batch` worker needs\ngoogle-cloud-storage>=2.16\n"
+    )
+    realtime = load(EXAMPLES / "sentiment" / "mlkit.yaml").apis[0]
+    assert images.with_kind_requirements(b"torch\n", "aws", realtime) == b"torch\n"

@@ -180,6 +180,7 @@ class Deployed:
             facts.images[api.name] = ctx.tag
             ctx.write(tmp_path / "contexts" / api.name)
             self.contexts[api.name] = tmp_path / "contexts" / api.name
+        self.facts = facts
         self.rendered = {path: text for path, text in k8s.render(self.spec, facts).items()}
 
     def objects(self, api: str) -> dict[str, dict]:
@@ -272,7 +273,8 @@ def test_every_api_serves_as_its_pod_is_rendered(example, request, tmp_path, pod
     # checked by test_engine_api_pods_hold_the_engines_contract instead.
     apis = [api.name for api in deployed.spec.apis if api.engine is None and api.kind == "realtime"]
     if not apis:
-        pytest.skip(f"{example}: no API is a service here (an engine's needs its image and an accelerator; a batch API's pods come with its jobs)")
+        pytest.skip(f"{example}: no API is a service here (an engine's needs its image and an accelerator; a batch API's pods come with its "
+                    "jobs: tests/deploy/test_job_pod.py runs one)")
     with ThreadPoolExecutor(len(apis)) as pool:  # replicas of different APIs start side by side, as on nodes
         records = list(pool.map(lambda api: run_pod(deployed, api, image_venvs, pod_dir, tmp_path), apis))
     for record in records:

@@ -68,12 +68,13 @@ def test_service_settings_are_refused_on_a_batch_api(setting: str):
     assert any(f"apis[0].{name}" in line and "kind: batch" in line for line in found), found
 
 
-def test_a_task_is_refused_for_now_and_its_schedule_must_be_cron():
+def test_a_task_runs_when_submitted_its_schedule_is_refused_for_now_and_must_be_cron():
     text = SPEC.replace("kind: batch", "kind: task").replace(
         "    batch: {batch_size: 64, workers: 3, on_error: skip, retries: 1, fatal_errors: [MemoryError, mymodule.BadModel], queue: team-a}\n",
         "    task: {schedule: '0 3 * * *'}\n",
     )
-    not_yet = "apis[0].kind: `kind: task` is not supported by this version of mlkit yet"
+    assert loads(text.replace("task: {schedule: '0 3 * * *'}", "task: {retries: 1}")).apis[0].task.retries == 1
+    not_yet = "apis[0].task.schedule: running a task on a schedule is not supported by this version of mlkit yet"
     assert not_yet in only(text)
     assert not_yet in only(text.replace("'0 3 * * *'", "'@daily'"))
     found = problems(text.replace("'0 3 * * *'", "'0 3 * *'"))

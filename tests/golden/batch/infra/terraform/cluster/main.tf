@@ -108,6 +108,46 @@ module "api_role" {
 }
 
 ################################################################################
+# Batch identities: a batch API's pods also read and write their jobs' files, under one prefix
+# (`batch.output`, by default jobs/<api>/ in the model bucket) and nowhere else
+################################################################################
+
+locals {
+  batch_buckets = { for name, api in var.batch_apis : name => coalesce(api.bucket, module.model_bucket.bucket_name) }
+}
+
+data "aws_iam_policy_document" "batch_output" {
+  for_each = var.batch_apis
+
+  statement {
+    sid       = "JobFiles"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["arn:aws:s3:::${local.batch_buckets[each.key]}/${each.value.prefix}*"]
+  }
+
+  # Listing names only what is under the prefix: the worker lists its shard's committed parts, the CLI its markers.
+  statement {
+    sid       = "JobListing"
+    actions   = ["s3:ListBucket"]
+    resources = ["arn:aws:s3:::${local.batch_buckets[each.key]}"]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${each.value.prefix}*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "batch_output" {
+  for_each = var.batch_apis
+
+  name   = "${var.project}-${each.key}-jobs"
+  role   = module.api_role[each.key].role_name
+  policy = data.aws_iam_policy_document.batch_output[each.key].json
+}
+
+################################################################################
 # Model mounts: Mountpoint for Amazon S3, for APIs with `model_access: mount`
 ################################################################################
 

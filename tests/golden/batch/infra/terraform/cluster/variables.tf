@@ -86,6 +86,15 @@ variable "api_names" {
   default     = []
 }
 
+variable "batch_apis" {
+  description = "Batch APIs and the prefix their pods may read and write (bucket null: the model bucket); prefix ends in '/'."
+  type = map(object({
+    bucket = optional(string)
+    prefix = string
+  }))
+  default = {}
+}
+
 variable "enable_mountpoint_s3_csi_driver" {
   description = "Install the Mountpoint for Amazon S3 CSI driver (EKS add-on), for APIs with model_access: mount."
   type        = bool
