@@ -107,8 +107,10 @@ class Aws(Cloud):
         return out
 
     def _node_groups(self, spec: Spec) -> dict[str, Any]:
-        from ..render import nodepools
+        from ..render import automode, nodepools
 
+        if automode.enabled(spec):  # EKS Auto Mode launches every node, its own controllers' included
+            return {}
         if nodepools.enabled(spec):  # the pools are Karpenter NodePools; only the controller's nodes are a group
             return {nodepools.SYSTEM_GROUP: nodepools.system_node_group()}
         return {pool.name: self._node_group(pool) for pool in spec.cluster.node_pools}
@@ -151,18 +153,22 @@ class Aws(Cloud):
 
         existing = spec.cluster.existing
         kinds = {placement.pool_accelerator(pool, self.name).kind for pool in spec.cluster.node_pools}
+        # EKS Auto Mode's nodes come with the device plugins (and the load balancer controller, block storage
+        # and node autoscaling are part of the cluster), so the add-ons stack installs none of them.
+        auto = existing is None and spec.cluster.node_provisioning == "auto-mode"
         out: dict[str, Any] = {
-            "enable_nvidia_device_plugin": "nvidia" in kinds,
-            "enable_neuron_device_plugin": "neuron" in kinds,
+            "enable_nvidia_device_plugin": "nvidia" in kinds and not auto,
+            "enable_dcgm_exporter": "nvidia" in kinds,
+            "enable_neuron_device_plugin": "neuron" in kinds and not auto,
             "enable_metrics_server": existing is None,  # a cluster someone runs has its own, or chose not to
             "tags": spec.tags,
         }
         if existing is None or existing.name:
-            out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis)
+            out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis) and not auto
             # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one,
             # Karpenter's NodePools need its controller instead.
             karpenter = existing is None and spec.cluster.node_provisioning == "karpenter"
-            out["enable_cluster_autoscaler"] = existing is None and not karpenter
+            out["enable_cluster_autoscaler"] = existing is None and not karpenter and not auto
             if karpenter:
                 out["enable_karpenter"] = True
             if existing is None:

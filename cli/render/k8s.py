@@ -19,7 +19,7 @@ from ..spec import Spec, engines
 from ..spec import accelerators as acc
 from ..spec.engines import ENGINES
 from ..spec.schema import Api, NodePool
-from . import dashboard, models, nodepools, wake
+from . import automode, dashboard, models, nodepools, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -278,7 +278,7 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         "model_dir": MODEL_DIR,
         "service_type": "LoadBalancer" if balanced else "ClusterIP",
         "service_annotations": cloud.service_annotations(api.expose) if balanced else {},
-        "load_balancer_class": cloud.load_balancer_class if balanced else None,
+        "load_balancer_class": automode.load_balancer_class(spec, cloud.load_balancer_class) if balanced else None,
         "max_surge": _int_or_percent(api.rollout.max_surge),
         "max_unavailable": _int_or_percent(api.rollout.max_unavailable),
         "prometheus_url": PROMETHEUS_URL,

@@ -140,6 +140,10 @@ def node_class(spec: Spec, pool: NodePool) -> dict[str, Any]:
 
 def render(spec: Spec, header: str, shared: PurePosixPath) -> dict[str, str]:
     """`<shared>/nodepools/<pool>.yaml`: the EC2NodeClass, then the NodePool that names it."""
+    from . import automode  # it builds on this module's NodePool
+
+    if automode.enabled(spec):
+        return automode.render(spec, header, shared)
     if not enabled(spec):
         return {}
     out = {}

@@ -238,13 +238,15 @@ class ClusterSpec(Strict):
         ["api", "audit", "authenticator"], description="Control-plane logs to keep (EKS)."
     )
     node_pools: list[NodePool] = Field(default_factory=list, max_length=64, description="Node pools; at least one unless `existing` is set.")
-    node_provisioning: Literal["node-groups", "karpenter"] = Field(
+    node_provisioning: Literal["node-groups", "karpenter", "auto-mode"] = Field(
         "node-groups",
         description="AWS only: how pools get nodes. `karpenter`: each pool is a Karpenter NodePool and EC2NodeClass (spot with "
         "on-demand fallback where the pool says spot, consolidation one node at a time), the controller on a small `system` node "
-        "group; what `mlkit init` writes for a new project. `node-groups`: one EKS managed node group per pool, scaled by the "
-        "Cluster Autoscaler. Left out it is `node-groups`, so a project rendered before the field existed keeps its nodes on "
-        "upgrade. (EKS Auto Mode is not rendered yet.)",
+        "group; what `mlkit init` writes for a new project. `auto-mode`: EKS Auto Mode runs Karpenter, load balancing, block "
+        "storage and the device plugins itself; each pool is an Auto Mode NodePool and NodeClass, with no node groups and no "
+        "such add-ons (an extra per-instance fee; AWS picks the AMIs and the controller version). `node-groups`: one EKS managed "
+        "node group per pool, scaled by the Cluster Autoscaler. Left out it is `node-groups`, so a project rendered before the "
+        "field existed keeps its nodes on upgrade. Moving between modes: docs/guides/aws-node-provisioning.md.",
     )
     existing: ExistingCluster | None = Field(None, description="Use an existing cluster: no cluster stack is rendered.")
 
