@@ -45,6 +45,12 @@ def enabled(spec: Spec) -> bool:
     return spec.cluster.existing is None and spec.cluster.node_provisioning == "auto-mode"
 
 
+def object_name(pool: NodePool) -> str:
+    """The NodePool's and NodeClass's name: the pool's with `-auto`, so that while a cluster moves from Karpenter
+    (whose NodePool has the pool's name, and whose `nodeClassRef.group` cannot change) both can exist."""
+    return f"{pool.name}-auto"
+
+
 def node_role_name(spec: Spec) -> str:
     """The node role the cluster stack's auto-mode module creates (terraform/aws/auto-mode)."""
     return f"{spec.project}-auto-node"
@@ -57,8 +63,9 @@ def load_balancer_class(spec: Spec, default: str | None) -> str | None:
 
 def node_pool(spec: Spec, pool: NodePool) -> dict[str, Any]:
     out = nodepools.node_pool(spec, pool)
+    out["metadata"]["name"] = object_name(pool)
     template = out["spec"]["template"]["spec"]
-    template["nodeClassRef"] = {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": pool.name}
+    template["nodeClassRef"] = {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": object_name(pool)}
     template["requirements"] = [r for r in template["requirements"] if r["key"] not in UNSUPPORTED_REQUIREMENTS]
     template["expireAfter"] = EXPIRE_AFTER
     return out
@@ -76,7 +83,7 @@ def node_class(spec: Spec, pool: NodePool) -> dict[str, Any]:
     return {
         "apiVersion": NODE_CLASS_API,
         "kind": "NodeClass",
-        "metadata": {"name": pool.name, "labels": labels.owner_labels(spec.project)},
+        "metadata": {"name": object_name(pool), "labels": labels.owner_labels(spec.project)},
         "spec": {
             "role": node_role_name(spec),
             "subnetSelectorTerms": _subnet_terms(spec),

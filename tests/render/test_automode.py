@@ -74,6 +74,8 @@ def test_each_pool_is_a_nodeclass_and_a_nodepool_that_names_it():
         pools = {d["metadata"]["name"]: d for _, d in docs if d["kind"] == "NodePool"}
         assert classes == set(pools) and classes, name
         for pool_name, pool in pools.items():
+            # `-auto`: a Karpenter NodePool of the pool's own name can stay beside it while a cluster moves.
+            assert pool_name.endswith("-auto") and pool["spec"]["template"]["metadata"]["labels"]["mlkit.dev/pool"] == pool_name[:-5]
             assert pool["spec"]["template"]["spec"]["nodeClassRef"] == {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": pool_name}
         assert not [d for _, d in docs if d["kind"] == "EC2NodeClass"]
 
@@ -100,7 +102,7 @@ def test_nodepools_ask_only_for_labels_auto_mode_takes():
 
 def test_the_pool_says_what_the_nodepool_and_nodeclass_carry():
     docs = {(d["kind"], d["metadata"]["name"]): d for _, d in auto_objects(RENDERED["matrix"])}
-    gpu, gpu_class = docs[("NodePool", "gpu")], docs[("NodeClass", "gpu")]
+    gpu, gpu_class = docs[("NodePool", "gpu-auto")], docs[("NodeClass", "gpu-auto")]
     req = {r["key"]: r["values"] for r in gpu["spec"]["template"]["spec"]["requirements"]}
     assert req["node.kubernetes.io/instance-type"] == ["g5.xlarge"] and req["karpenter.sh/capacity-type"] == ["spot", "on-demand"]
     assert gpu["spec"]["template"]["spec"]["expireAfter"] == FACTS["nodepool_default_expire_after"]  # under Auto Mode's 21 days
@@ -110,12 +112,12 @@ def test_the_pool_says_what_the_nodepool_and_nodeclass_carry():
     assert gpu_class["spec"]["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "acme"}}]
     # The cluster security group EKS creates carries the cluster's name; no tag of ours is needed.
     assert gpu_class["spec"]["securityGroupSelectorTerms"] == [{"tags": {"aws:eks:cluster-name": "acme"}}]
-    arm = docs[("NodePool", "arm")]
+    arm = docs[("NodePool", "arm-auto")]
     assert {r["key"]: r["values"] for r in arm["spec"]["template"]["spec"]["requirements"]}["kubernetes.io/arch"] == ["arm64"]
     assert arm["spec"]["template"]["metadata"]["labels"]["team"] == "ml"
     # An existing network's subnets are in the spec, so they are named by id.
     existing = {(d["kind"], d["metadata"]["name"]): d for _, d in auto_objects(RENDERED["existing-network"])}
-    assert existing[("NodeClass", "cpu")]["spec"]["subnetSelectorTerms"] == [{"id": "subnet-0aa"}, {"id": "subnet-0bb"}]
+    assert existing[("NodeClass", "cpu-auto")]["spec"]["subnetSelectorTerms"] == [{"id": "subnet-0aa"}, {"id": "subnet-0bb"}]
 
 
 def test_the_role_the_nodeclasses_name_is_the_one_the_module_creates():

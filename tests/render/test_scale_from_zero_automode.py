@@ -63,8 +63,8 @@ def test_a_matrix_of_pools(case):
 
 def test_gpu_and_neuron_apis_land_on_their_own_pool():
     fits = karpenter.placements(render(auto_spec("aws-accelerators")))
-    assert [k for k, why in fits["sentiment-gpu"].items() if why is None] == ["gpu/g5.xlarge"]
-    assert [k for k, why in fits["sentiment-neuron"].items() if why is None] == ["inf/inf2.xlarge"]
+    assert [k for k, why in fits["sentiment-gpu"].items() if why is None] == ["gpu-auto/g5.xlarge"]
+    assert [k for k, why in fits["sentiment-neuron"].items() if why is None] == ["inf-auto/inf2.xlarge"]
 
 
 def test_a_pod_that_selects_a_karpenter_label_gets_no_auto_mode_node():
@@ -72,7 +72,7 @@ def test_a_pod_that_selects_a_karpenter_label_gets_no_auto_mode_node():
     would catch a render that selected GPUs the Karpenter way."""
     pools, pods = karpenter.objects(render(auto_spec("aws-accelerators")))
     pod = pods["sentiment-gpu"]
-    (node,) = template_nodes(pools["gpu"])
+    (node,) = template_nodes(pools["gpu-auto"])
     assert karpenter.misfit(pod, node) is None
     assert node["labels"]["eks.amazonaws.com/instance-gpu-count"] == "1"
     pod["nodeSelector"] = {**pod.get("nodeSelector", {}), "karpenter.k8s.aws/instance-gpu-count": "1"}

@@ -92,3 +92,105 @@ def test_auto_mode_stack_applies_replans_clean_and_destroys(project, tf_env, mot
     assert destroy.returncode == 0, destroy.stderr[-4000:]
     assert eks.list_clusters()["clusters"] == []
     assert not any(r["RoleName"].startswith("sentiment-demo-") for r in iam.list_roles()["Roles"])
+
+
+def acting(changes: dict[str, dict]) -> dict[str, list[str]]:
+    return {address: c["actions"] for address, c in changes.items() if c["actions"] not in (["no-op"], ["read"])}
+
+
+def test_moving_from_node_groups_to_auto_mode_turns_it_on_in_place_and_keeps_the_old_groups(project, tf_env, moto, tmp_path):
+    """Step 1 of docs/guides/aws-node-provisioning.md, planned against a node-groups cluster on moto: Auto Mode is
+    turned on in place (the cluster, its OIDC provider and so every IRSA role stay), and with the old groups kept by
+    `zz-migration.auto.tfvars.json` nothing is deleted; without it the same plan deletes the pool's group first."""
+    import subprocess
+
+    proj = auto_project(project, "node-groups")
+    stack = proj / "infra/terraform/cluster"
+    write_overrides(stack)
+    env = tf_env | aws_env(moto) | {"KUBECONFIG": str(tmp_path / "kubeconfig")}
+    apply = mlkit("apply", "--only", "cluster", "--auto-approve", cwd=proj, env=env)
+    assert apply.returncode == 0, apply.stderr[-4000:]
+    old_groups = json.loads((stack / "mlkit.auto.tfvars.json").read_text())["node_groups"]
+    assert list(old_groups) == ["cpu"]
+
+    spec = proj / "mlkit.yaml"
+    spec.write_text(spec.read_text().replace("  node_provisioning: node-groups\n", "  node_provisioning: auto-mode\n"))
+    assert mlkit("render", cwd=proj).returncode == 0
+    write_overrides(stack)
+    assert json.loads((stack / "mlkit.auto.tfvars.json").read_text())["node_groups"] == {}
+    init = subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=stack, env=os.environ | env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr[-3000:]
+
+    # The eks override ignores the Auto Mode settings moto drops; for this plan only access_config, so that the
+    # change of the cluster shows.
+    (stack / "modules/eks/moto_override.tf").write_text(OVERRIDES["modules/eks/moto_override.tf"])
+    unsafe = acting(planned_changes(stack, os.environ | env, tmp_path / "unsafe.tfplan"))
+    assert unsafe['module.node_group["cpu"].aws_eks_node_group.this'] == ["delete"]
+
+    (stack / "zz-migration.auto.tfvars.json").write_text(json.dumps({"node_groups": old_groups}))
+    changes = planned_changes(stack, os.environ | env, tmp_path / "migrate.tfplan")
+    plan = acting(changes)
+    assert not [a for a, actions in plan.items() if "delete" in actions], plan
+    cluster = changes["module.eks.aws_eks_cluster.this"]
+    assert plan["module.eks.aws_eks_cluster.this"] == ["update"]  # in place: no new cluster, no new OIDC provider
+    # No built-in pool and no node role (the provider plans the empty set as null).
+    assert cluster["after"]["compute_config"] == [{"enabled": True, "node_pools": None, "node_role_arn": None}]
+    assert cluster["after"]["storage_config"] == [{"block_storage": [{"enabled": True}]}]
+    assert cluster["after"]["kubernetes_network_config"][0]["elastic_load_balancing"] == [{"enabled": True}]
+    assert {a for a in plan if a.startswith("module.eks.aws_iam_role_policy_attachment.auto_mode")} == {
+        f'module.eks.aws_iam_role_policy_attachment.auto_mode["{p}"]' for p in
+        ("AmazonEKSComputePolicy", "AmazonEKSBlockStoragePolicy", "AmazonEKSLoadBalancingPolicy", "AmazonEKSNetworkingPolicy")}
+    assert plan["module.auto_mode.aws_iam_role.node"] == ["create"]
+
+
+def test_moving_from_karpenter_to_auto_mode_keeps_karpenter_until_its_nodes_are_gone(project, tf_env, moto, tmp_path):
+    """Step 1 of the guide's Karpenter sequence, planned on moto. Switched straight to auto-mode, the plan turns
+    Auto Mode on in place but deletes the karpenter module (controller and node roles) and the system group
+    while Karpenter's nodes still run. With the guide's migration files (the module kept as
+    `modules/karpenter-migration` and called from `zz-migration-karpenter.tf`, the system group kept by
+    `zz-migration.auto.tfvars.json`), it deletes nothing."""
+    import re
+    import shutil
+    import subprocess
+
+    proj = auto_project(project, "karpenter")
+    stack = proj / "infra/terraform/cluster"
+    from tests.terraform.test_e2e_moto_karpenter import write_overrides as karpenter_overrides
+
+    karpenter_overrides(stack)
+    env = tf_env | aws_env(moto) | {"KUBECONFIG": str(tmp_path / "kubeconfig")}
+    apply = mlkit("apply", "--only", "cluster", "--auto-approve", cwd=proj, env=env)
+    assert apply.returncode == 0, apply.stderr[-4000:]
+    # What the guide has the team keep from the Karpenter render (from git in real life).
+    old_groups = json.loads((stack / "mlkit.auto.tfvars.json").read_text())["node_groups"]
+    assert list(old_groups) == ["system"]
+    old_module = re.search(r'^module "karpenter" \{\n.*?^\}\n', (stack / "main.tf").read_text(), re.M | re.S).group(0)
+    shutil.copytree(stack / "modules/karpenter", tmp_path / "karpenter-module")
+
+    spec = proj / "mlkit.yaml"
+    spec.write_text(spec.read_text().replace("  node_provisioning: karpenter\n", "  node_provisioning: auto-mode\n"))
+    assert mlkit("render", cwd=proj).returncode == 0
+    assert not (stack / "modules/karpenter/main.tf").exists()  # render removes what it no longer renders
+    write_overrides(stack)
+    (stack / "modules/eks/moto_override.tf").write_text(OVERRIDES["modules/eks/moto_override.tf"])
+    init = subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=stack, env=os.environ | env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr[-3000:]
+    direct = acting(planned_changes(stack, os.environ | env, tmp_path / "direct.tfplan"))
+    assert direct["module.eks.aws_eks_cluster.this"] == ["update"]
+    deleted = {a for a, actions in direct.items() if "delete" in actions}
+    assert {"module.karpenter.aws_iam_role.node[0]", "module.karpenter.aws_iam_role.controller[0]",
+            'module.node_group["system"].aws_eks_node_group.this'} <= deleted
+
+    shutil.copytree(tmp_path / "karpenter-module", stack / "modules/karpenter-migration")
+    (stack / "modules/karpenter-migration/moto_override.tf").write_text(
+        'resource "aws_eks_access_entry" "node" {\n  count = 0\n}\n\nresource "aws_ec2_tag" "security_group" {\n  count = 0\n}\n')
+    (stack / "zz-migration-karpenter.tf").write_text(old_module.replace('"./modules/karpenter"', '"./modules/karpenter-migration"'))
+    (stack / "zz-migration.auto.tfvars.json").write_text(json.dumps({"node_groups": old_groups}))
+    init = subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=stack, env=os.environ | env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr[-3000:]
+    kept = acting(planned_changes(stack, os.environ | env, tmp_path / "kept.tfplan"))
+    assert not [a for a, actions in kept.items() if "delete" in actions], kept
+    assert kept["module.eks.aws_eks_cluster.this"] == ["update"] and kept["module.auto_mode.aws_iam_role.node"] == ["create"]
+    # The next render keeps the team's own migration files.
+    assert mlkit("render", cwd=proj).returncode == 0
+    assert (stack / "zz-migration-karpenter.tf").exists() and (stack / "modules/karpenter-migration/main.tf").exists()
