@@ -50,6 +50,9 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from _engines(spec)
     yield from _model_access(spec)
     yield from _kinds(spec)
+    from . import pool_ami  # it imports Problem from here
+
+    yield from pool_ami.problems(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:
