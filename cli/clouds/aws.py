@@ -118,6 +118,8 @@ class Aws(Cloud):
         return out
 
     def _node_groups(self, spec: Spec) -> dict[str, Any]:
+        if auto_mode(spec):  # EKS Auto Mode launches every node, its own controllers' included
+            return {}
         if enabled(spec):  # the pools are Karpenter NodePools (render/nodepools.py); only the controller's nodes are a group
             return {SYSTEM_GROUP: system_node_group()}
         return {pool.name: self._node_group(pool) for pool in spec.cluster.node_pools}
@@ -158,18 +160,22 @@ class Aws(Cloud):
 
         existing = spec.cluster.existing
         kinds = {self.pool_accelerator(pool).kind for pool in spec.cluster.node_pools}
+        # EKS Auto Mode's nodes come with the device plugins (and the load balancer controller, block storage
+        # and node autoscaling are part of the cluster), so the add-ons stack installs none of them.
+        auto = auto_mode(spec)
         out: dict[str, Any] = {
-            "enable_nvidia_device_plugin": "nvidia" in kinds,
-            "enable_neuron_device_plugin": "neuron" in kinds,
+            "enable_nvidia_device_plugin": "nvidia" in kinds and not auto,
+            "enable_dcgm_exporter": "nvidia" in kinds,
+            "enable_neuron_device_plugin": "neuron" in kinds and not auto,
             "enable_metrics_server": existing is None,  # a cluster someone runs has its own, or chose not to
             "tags": spec.tags,
         }
         if existing is None or existing.name:
-            out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis)
+            out["enable_load_balancer_controller"] = any(api.expose != "cluster" for api in spec.apis) and not auto
             # A cluster someone else runs has its own node autoscaling; mlkit's node groups need one,
             # Karpenter's NodePools need its controller instead.
             karpenter = existing is None and spec.cluster.node_provisioning == "karpenter"
-            out["enable_cluster_autoscaler"] = existing is None and not karpenter
+            out["enable_cluster_autoscaler"] = existing is None and not karpenter and not auto
             if karpenter:
                 out["enable_karpenter"] = True
             if existing is None:
@@ -287,6 +293,11 @@ SYSTEM_INSTANCE_TYPE = "m6i.large"
 
 def enabled(spec: Spec) -> bool:
     return spec.cluster.existing is None and spec.cluster.node_provisioning == "karpenter"
+
+
+def auto_mode(spec: Spec) -> bool:
+    """Whether EKS Auto Mode launches the nodes (render/automode.py asks here too)."""
+    return spec.cluster.existing is None and spec.cluster.node_provisioning == "auto-mode"
 
 
 def system_node_group() -> dict[str, Any]:

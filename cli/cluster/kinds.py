@@ -34,6 +34,7 @@ KINDS = [
     # Karpenter (node_provisioning: karpenter): the node class a NodePool names, then the NodePool; both before
     # the Deployments whose pending pods they provision nodes for.
     Kind("karpenter.k8s.aws/v1", "EC2NodeClass", "ec2nodeclasses", namespaced=False),
+    Kind("eks.amazonaws.com/v1", "NodeClass", "nodeclasses", namespaced=False),  # EKS Auto Mode's node class
     Kind("karpenter.sh/v1", "NodePool", "nodepools", namespaced=False),
     Kind("v1", "ServiceAccount", "serviceaccounts"),
     Kind("v1", "Secret", "secrets"),

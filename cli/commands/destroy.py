@@ -52,9 +52,24 @@ def _apis(spec) -> dict:
         return {"deleted": 0, "skipped": str(exc)}
     try:
         removed = rollout.remove(cluster, spec, say)
+        _wait_for_nodes(cluster, spec)
     finally:
         cluster.close()
     return {"deleted": len(removed)}
+
+
+def _wait_for_nodes(cluster, spec) -> None:
+    """With the NodePools deleted, Karpenter's (or Auto Mode's) nodes must be gone before its controller and roles go."""
+    from ..cluster import nodeclaims
+    from ..render import automode, nodepools
+
+    if automode.enabled(spec):
+        names = {automode.object_name(pool) for pool in spec.cluster.node_pools}
+    elif nodepools.enabled(spec):
+        names = {pool.name for pool in spec.cluster.node_pools}
+    else:
+        return
+    nodeclaims.wait_gone(cluster, names, say)
 
 
 def _stack(file: Path, which: str, json_out: bool) -> dict:

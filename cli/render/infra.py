@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import clouds, kit
 from ..spec.schema import Spec
-from . import k8s, nodepools, wake
+from . import automode, k8s, nodepools, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -35,6 +35,8 @@ def render(spec: Spec, facts: Facts | None = None) -> dict[str, str]:
         modules = cloud.cluster_modules if spec.network.creates_vpc else cloud.cluster_modules[1:]
         if nodepools.enabled(spec):
             modules += ("karpenter",)
+        elif automode.enabled(spec):
+            modules += ("auto-mode",)
         files |= _stack(spec, CLUSTER, "cluster", cloud.cluster_tfvars(spec), modules)
     files |= _stack(spec, ADDONS, "addons", addons_tfvars(spec), cloud.addons_modules)
     return files

@@ -16,7 +16,7 @@ from typing import Any
 from .. import clouds, labels
 from ..errors import UserError
 from ..spec.schema import Api, Spec
-from . import dashboard, models, nodepools, wake
+from . import automode, dashboard, models, nodepools, wake
 from .engine_view import ENGINE_OBJECTS, engine_view
 from .facts import Facts
 from .jinja import HEADER, environment
@@ -75,7 +75,8 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     if any(api.canary for api in spec.apis):
         files[str(SHARED / "gateway.yaml")] = HEADER + env.get_template("k8s/gateway.yaml.j2").render(**shared)
     files |= dashboard.render(spec, env, HEADER, SHARED, owner_labels(spec))
-    files |= nodepools.render(spec, HEADER, SHARED)
+    # EKS Auto Mode's pools build on Karpenter's NodePool (automode.py imports nodepools.py), so the choice is made here.
+    files |= (automode.render if automode.enabled(spec) else nodepools.render)(spec, HEADER, SHARED)
     woken: list[Api] = []
     for i, api in enumerate(spec.apis):
         if api.kind == "async":

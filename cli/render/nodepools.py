@@ -90,6 +90,23 @@ def node_pool(spec: Spec, pool: NodePool) -> dict[str, Any]:
     }
 
 
+# The alias when the pool names none: Amazon Linux 2023, whose NVIDIA or Neuron variant Karpenter picks by type.
+DEFAULT_AMI = "al2023@latest"
+# Bottlerocket keeps its OS on a small volume of its own (the AMI's /dev/xvda) and containers, images and logs on
+# /dev/xvdb, which gets the pool's disk (Karpenter's default Bottlerocket mappings, sized by the pool).
+BOTTLEROCKET_OS_GI = 4
+
+
+def _ebs(size_gi: int) -> dict[str, Any]:
+    return {"volumeSize": f"{size_gi}Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True}
+
+
+def block_devices(pool: NodePool) -> list[dict[str, Any]]:
+    if (pool.ami or DEFAULT_AMI).startswith("bottlerocket@"):
+        return [{"deviceName": "/dev/xvda", "ebs": _ebs(BOTTLEROCKET_OS_GI)}, {"deviceName": "/dev/xvdb", "ebs": _ebs(pool.disk_size_gb)}]
+    return [{"deviceName": "/dev/xvda", "ebs": _ebs(pool.disk_size_gb)}]
+
+
 def node_class(spec: Spec, pool: NodePool) -> dict[str, Any]:
     return {
         "apiVersion": NODE_CLASS_API,
@@ -97,17 +114,12 @@ def node_class(spec: Spec, pool: NodePool) -> dict[str, Any]:
         "metadata": {"name": pool.name, "labels": labels.owner_labels(spec.project)},
         "spec": {
             "role": node_role_name(spec),
-            # Amazon Linux 2023 on every pool, as the node groups: Karpenter picks its NVIDIA or Neuron
-            # variant by instance type. Pin a version (al2023@v20261201) to roll AMIs by hand.
-            "amiSelectorTerms": [{"alias": "al2023@latest"}],
+            # The pool's `ami`, or Amazon Linux 2023 as the node groups: Karpenter picks the NVIDIA or Neuron
+            # variant by instance type. A pinned version (al2023@v20261201) rolls nodes only when it changes.
+            "amiSelectorTerms": [{"alias": pool.ami or DEFAULT_AMI}],
             "subnetSelectorTerms": [{"tags": {DISCOVERY_TAG: spec.project}}],
             "securityGroupSelectorTerms": [{"tags": {DISCOVERY_TAG: spec.project}}],
-            "blockDeviceMappings": [
-                {
-                    "deviceName": "/dev/xvda",
-                    "ebs": {"volumeSize": f"{pool.disk_size_gb}Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True},
-                }
-            ],
+            "blockDeviceMappings": block_devices(pool),
             # IMDSv2 only, and one hop: pods get their identity from IRSA, never from the node's role.
             "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1, "httpProtocolIPv6": "disabled"},
             "tags": {**spec.tags, labels.PROJECT_TAG: spec.project, "managed-by": "mlkit"},

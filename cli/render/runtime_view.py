@@ -12,7 +12,7 @@ from typing import Any
 from .. import clouds, labels, placement
 from ..spec import accelerators as acc
 from ..spec.schema import Api, NodePool, Spec
-from . import models, wake
+from . import automode, models, wake
 from .facts import Facts
 
 SYSTEM_NAMESPACE = "mlkit-system"  # where the add-ons stack installs KEDA and Prometheus
@@ -108,7 +108,7 @@ def api_view(spec: Spec, api: Api, facts: Facts) -> dict[str, Any]:
         "model_dir": MODEL_DIR,
         "service_type": "LoadBalancer" if balanced else "ClusterIP",
         "service_annotations": cloud.service_annotations(api.expose) if balanced else {},
-        "load_balancer_class": cloud.load_balancer_class if balanced else None,
+        "load_balancer_class": automode.load_balancer_class(spec, cloud.load_balancer_class) if balanced else None,
         "max_surge": _int_or_percent(api.rollout.max_surge),
         "max_unavailable": _int_or_percent(api.rollout.max_unavailable),
         "prometheus_url": PROMETHEUS_URL,

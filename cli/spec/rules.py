@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from .. import clouds, placement
-from ..clouds import jobaccess
+from ..clouds import jobaccess, pool_ami
 from . import accelerators as acc
 from . import engines
 from .engines import ENGINES
@@ -33,6 +33,7 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from _engines(spec)
     yield from _model_access(spec)
     yield from _kinds(spec)
+    yield from pool_ami.problems(spec)
 
 
 def _cloud(spec: Spec) -> Iterator[Problem]:

@@ -173,6 +173,12 @@ class NodePool(Strict):
     max_nodes: int = Field(3, strict=True, ge=1, le=1000, description="Most nodes the autoscaler may run.")
     spot: bool = Field(False, description="Run on spot capacity: much cheaper, can be reclaimed at short notice.")
     disk_size_gb: int = Field(100, strict=True, ge=20, le=16384, description="Root disk per node in GiB; accelerator images are large.")
+    ami: str | None = Field(
+        None,
+        description="AWS with `node_provisioning: karpenter` only: the EC2NodeClass's AMI alias. `al2023@latest` when left "
+        "out; pin a release (`al2023@v20261201`, `bottlerocket@v1.50.0`) to roll node images only when you change it. "
+        "`bottlerocket@...` runs Bottlerocket (Karpenter picks its NVIDIA variant on GPU instance types; not for Neuron pools).",
+    )
     disk_type: Literal["pd-balanced", "pd-ssd", "pd-standard", "hyperdisk-balanced"] = Field(
         "pd-balanced", description="GCP only: boot disk type (AWS node groups use gp3)."
     )
@@ -197,6 +203,17 @@ class NodePool(Strict):
         "(`containerfilesystem.googleapis.com`) enabled in the project.",
     )
     tpu: TpuSpec | None = Field(None, description="GCP only: make this a TPU slice pool.")
+
+    @field_validator("ami")
+    @classmethod
+    def _ami_alias(cls, value: str | None) -> str | None:
+        # Karpenter's alias forms for the two families mlkit renders: AL2023 releases are dated, Bottlerocket's semver.
+        if value is not None and not re.fullmatch(r"al2023@(latest|v[0-9]{8})|bottlerocket@(latest|v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})", value):
+            raise PydanticCustomError(
+                "ami_alias", "'{value}' is not an AMI alias: al2023@latest, al2023@vYYYYMMDD, bottlerocket@latest or bottlerocket@vX.Y.Z",
+                {"value": value},
+            )
+        return value
 
 
 class ExistingCluster(Strict):
@@ -238,13 +255,15 @@ class ClusterSpec(Strict):
         ["api", "audit", "authenticator"], description="Control-plane logs to keep (EKS)."
     )
     node_pools: list[NodePool] = Field(default_factory=list, max_length=64, description="Node pools; at least one unless `existing` is set.")
-    node_provisioning: Literal["node-groups", "karpenter"] = Field(
+    node_provisioning: Literal["node-groups", "karpenter", "auto-mode"] = Field(
         "node-groups",
         description="AWS only: how pools get nodes. `karpenter`: each pool is a Karpenter NodePool and EC2NodeClass (spot with "
         "on-demand fallback where the pool says spot, consolidation one node at a time), the controller on a small `system` node "
-        "group; what `mlkit init` writes for a new project. `node-groups`: one EKS managed node group per pool, scaled by the "
-        "Cluster Autoscaler. Left out it is `node-groups`, so a project rendered before the field existed keeps its nodes on "
-        "upgrade. (EKS Auto Mode is not rendered yet.)",
+        "group; what `mlkit init` writes for a new project. `auto-mode`: EKS Auto Mode runs Karpenter, load balancing, block "
+        "storage and the device plugins itself; each pool is an Auto Mode NodePool and NodeClass, with no node groups and no "
+        "such add-ons (an extra per-instance fee; AWS picks the AMIs and the controller version). `node-groups`: one EKS managed "
+        "node group per pool, scaled by the Cluster Autoscaler. Left out it is `node-groups`, so a project rendered before the "
+        "field existed keeps its nodes on upgrade. Moving between modes: docs/guides/aws-node-provisioning.md.",
     )
     existing: ExistingCluster | None = Field(None, description="Use an existing cluster: no cluster stack is rendered.")
 

@@ -8,7 +8,7 @@ import yaml
 
 from mlkit.render.facts import Facts
 from mlkit.render.jobs import render_task
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.kube_expand import expand
 from tests.render.test_k8s import KUBERNETES_VERSION
 

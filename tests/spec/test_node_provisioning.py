@@ -41,20 +41,19 @@ def test_left_out_it_keeps_node_groups():
     assert loads(AWS.format(extra="")).cluster.node_provisioning == "node-groups"
 
 
-@pytest.mark.parametrize("mode", ["karpenter", "node-groups"])
+@pytest.mark.parametrize("mode", ["karpenter", "auto-mode", "node-groups"])
 def test_each_mode_is_accepted_on_aws(mode):
     assert loads(AWS.format(extra=f"  node_provisioning: {mode}\n")).cluster.node_provisioning == mode
 
 
-@pytest.mark.parametrize("mode", ["fargate", "auto-mode"])
+@pytest.mark.parametrize("mode", ["fargate", "automode"])
 def test_an_unknown_mode_lists_the_valid_ones(mode):
-    # auto-mode included: the kit does not render EKS Auto Mode yet, so it must not quietly render node groups for it.
     (found,) = problems(AWS.format(extra=f"  node_provisioning: {mode}\n"))
-    assert f"cluster.node_provisioning: '{mode}' is not allowed (valid: node-groups, karpenter)" in found
+    assert f"cluster.node_provisioning: '{mode}' is not allowed (valid: node-groups, karpenter, auto-mode)" in found
 
 
 def test_gcp_refuses_it_even_when_it_names_the_default():
-    for mode in ("karpenter", "node-groups"):
+    for mode in ("karpenter", "auto-mode", "node-groups"):
         (found,) = problems(GCP.format(extra=f"  node_provisioning: {mode}\n"))
         assert "cluster.node_provisioning: AWS only; remove it" in found
     assert loads(GCP.format(extra="")).cluster.node_provisioning == "node-groups"

@@ -155,4 +155,4 @@ def test_gpu_nodes_run_a_dcgm_exporter_that_the_addons_prometheus_scrapes():
     assert values["nodeSelector"] == {"mlkit.dev/accelerator-kind": "nvidia"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
     text = render(load(EXAMPLES / "aws-accelerators" / "mlkit.yaml"))["infra/terraform/addons/main.tf"]
-    assert re.search(r'resource "helm_release" "dcgm_exporter" \{\n  count = var.enable_nvidia_device_plugin \? 1 : 0', text)
+    assert re.search(r'resource "helm_release" "dcgm_exporter" \{\n  count = var.enable_dcgm_exporter \? 1 : 0', text)

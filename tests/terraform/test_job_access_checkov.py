@@ -7,7 +7,7 @@ import json
 import subprocess
 
 from mlkit.render.infra import render
-from mlkit.spec import loads
+from mlkit.spec.loader import loads
 from tests.render.test_job_access import GCP_SPEC
 from tests.terraform.test_checkov import ALLOWED_SKIPS, checkov  # noqa: F401  (fixture: the checkov binary)
 

@@ -90,6 +90,20 @@ resource "aws_iam_role_policy_attachment" "cluster" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonEKSClusterPolicy"
 }
 
+# With Auto Mode EKS launches nodes, volumes and load balancers as the cluster role: the four policies AWS
+# documents for an Auto Mode cluster role, beside AmazonEKSClusterPolicy.
+resource "aws_iam_role_policy_attachment" "auto_mode" {
+  for_each = var.auto_mode ? toset([
+    "AmazonEKSComputePolicy",
+    "AmazonEKSBlockStoragePolicy",
+    "AmazonEKSLoadBalancingPolicy",
+    "AmazonEKSNetworkingPolicy",
+  ]) : toset([])
+
+  role       = aws_iam_role.cluster.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/${each.value}"
+}
+
 # Created before the cluster so EKS writes into a group with our retention and key, not one of its own.
 resource "aws_cloudwatch_log_group" "this" {
   name              = "/aws/eks/${var.name}/cluster"
@@ -129,10 +143,43 @@ resource "aws_eks_cluster" "this" {
     }
   }
 
+  # EKS Auto Mode: its three capabilities go on and off together (the EKS API refuses them apart). No
+  # built-in node pools, so every node is one of mlkit's NodePools; with none, the API takes no node role
+  # either (the auto-mode module gives the NodeClasses' role its access entry).
+  dynamic "compute_config" {
+    for_each = var.auto_mode ? [1] : []
+
+    content {
+      enabled    = true
+      node_pools = []
+    }
+  }
+
+  dynamic "storage_config" {
+    for_each = var.auto_mode ? [1] : []
+
+    content {
+      block_storage {
+        enabled = true
+      }
+    }
+  }
+
+  dynamic "kubernetes_network_config" {
+    for_each = var.auto_mode ? [1] : []
+
+    content {
+      elastic_load_balancing {
+        enabled = true
+      }
+    }
+  }
+
   tags = var.tags
 
   depends_on = [
     aws_iam_role_policy_attachment.cluster,
+    aws_iam_role_policy_attachment.auto_mode,
     aws_cloudwatch_log_group.this,
   ]
 }

@@ -49,6 +49,12 @@ variable "kms_deletion_window_days" {
   default     = 7
 }
 
+variable "auto_mode" {
+  description = "Turn on EKS Auto Mode (compute, block storage, load balancing) with its built-in node pools off."
+  type        = bool
+  default     = false
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.70, < 6.0"
+      source = "hashicorp/aws"
+      # compute_config, storage_config and elastic_load_balancing (EKS Auto Mode) came in 5.79.0.
+      version = ">= 5.79, < 6.0"
     }
   }
 }

@@ -63,8 +63,9 @@ resource "helm_release" "nvidia_device_plugin" {
 # ServiceMonitor, a prometheus-operator kind the add-ons' Prometheus neither has nor reads: it scrapes
 # pods by annotation. Its series carry the pod and namespace using each GPU, which the scrape keeps
 # (the prometheus chart's kubernetes-pods job sets honor_labels: true).
+# Installed on EKS Auto Mode too, whose nodes bring their own device plugin but no exporter.
 resource "helm_release" "dcgm_exporter" {
-  count = var.enable_nvidia_device_plugin ? 1 : 0
+  count = var.enable_dcgm_exporter ? 1 : 0
 
   name       = "dcgm-exporter"
   repository = "https://nvidia.github.io/dcgm-exporter/helm-charts"

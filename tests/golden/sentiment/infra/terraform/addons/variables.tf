@@ -45,6 +45,12 @@ variable "enable_nvidia_device_plugin" {
   default     = false
 }
 
+variable "enable_dcgm_exporter" {
+  description = "Install NVIDIA's DCGM exporter (GPU utilisation for the dashboard), for pools with NVIDIA GPUs."
+  type        = bool
+  default     = false
+}
+
 variable "enable_neuron_device_plugin" {
   description = "Install the Neuron device plugin, for Inferentia and Trainium node groups."
   type        = bool

@@ -36,7 +36,7 @@ module "vpc" {
   azs  = slice(data.aws_availability_zones.available.names, 0, var.az_count)
   nat  = var.nat
 
-  # Karpenter's EC2NodeClasses launch nodes in the subnets with this tag.
+  # The node classes (Karpenter's or EKS Auto Mode's) launch nodes in the subnets with this tag.
   private_subnet_tags = { "karpenter.sh/discovery" = var.project }
 }
 
