@@ -114,7 +114,7 @@ class Aws(Cloud):
         return {pool.name: self._node_group(pool) for pool in spec.cluster.node_pools}
 
     def _node_group(self, pool: NodePool) -> dict[str, Any]:
-        from ..render import nodes
+        from ..render import gpu_sharing, nodes
 
         accel = self.node_accelerator(pool)
         itype = pool.instance_type or ""
@@ -124,7 +124,7 @@ class Aws(Cloud):
             taints.insert(0, {"key": TAINT[accel.kind], "value": "true", "effect": "NO_SCHEDULE"})
         node_labels = nodes.node_labels(pool, accel)
         if accel.kind == "nvidia":
-            node_labels = {GPU_LABEL: accel.device, **node_labels}
+            node_labels = {GPU_LABEL: accel.device, **node_labels, **gpu_sharing.node_labels(pool)}
         return {
             "instance_types": [itype],
             "ami_type": ami,
@@ -134,7 +134,7 @@ class Aws(Cloud):
             "disk_size": pool.disk_size_gb,
             "labels": node_labels,
             "taints": taints,
-            "autoscaler_tags": node_template_tags(accel),
+            "autoscaler_tags": node_template_tags(accel, pool),
         }
 
     def addons_location(self, spec: Spec) -> dict[str, Any]:
@@ -147,6 +147,7 @@ class Aws(Cloud):
 
     def addons_features(self, spec: Spec) -> dict[str, Any]:
         from .. import placement
+        from ..render import gpu_sharing
         from ..spec import rules
 
         existing = spec.cluster.existing
@@ -154,6 +155,7 @@ class Aws(Cloud):
         out: dict[str, Any] = {
             "enable_nvidia_device_plugin": "nvidia" in kinds,
             "enable_neuron_device_plugin": "neuron" in kinds,
+            **({"nvidia_device_plugin_configs": configs} if (configs := gpu_sharing.device_plugin_configs(spec)) else {}),
             "enable_metrics_server": existing is None,  # a cluster someone runs has its own, or chose not to
             "tags": spec.tags,
         }
@@ -198,8 +200,12 @@ class Aws(Cloud):
         return images.ecr_has(spec.region, spec.project, f"{api}-{tag}")
 
 
-def node_template_tags(accel: Accelerator) -> dict[str, str]:
+def node_template_tags(accel: Accelerator, pool: NodePool) -> dict[str, str]:
     """The node group tags that tell the cluster autoscaler what a node at zero offers beyond its instance table."""
+    if accel.kind == "nvidia" and pool.gpu_sharing is not None:
+        # A shared GPU is `replicas_per_gpu` devices to the scheduler; the instance table counts the
+        # physical ones, so without the tag the autoscaler would add a node per replica.
+        return {f"{NODE_TEMPLATE_RESOURCE}nvidia.com/gpu": str(accel.count * pool.gpu_sharing.replicas_per_gpu)}
     if accel.kind != "neuron":
         return {}
     return {

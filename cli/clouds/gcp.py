@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from ..spec.accelerators import Accelerator
     from ..spec.schema import NodePool, Spec
 
+# GKE's GPU sharing (node_config.guest_accelerator.gpu_sharing_config): the API's strategy names, and the
+# node label values GKE sets on shared nodes, which a pod must select (GKE's time-sharing and MPS guides).
+SHARING_STRATEGY = {"time-slicing": "TIME_SHARING", "mps": "MPS"}
+SHARING_LABEL = {"time-slicing": "time-sharing", "mps": "mps"}
+SHARING_STRATEGY_KEY = "cloud.google.com/gke-gpu-sharing-strategy"
+SHARING_CLIENTS_KEY = "cloud.google.com/gke-max-shared-clients-per-gpu"
+
 
 class Gcp(Cloud):
     name = "gcp"
@@ -51,7 +58,9 @@ class Gcp(Cloud):
         # GKE labels GPU nodes with their accelerator and TPU nodes with the slice's accelerator and
         # topology; a pod that asks for the devices must select them.
         if accel.kind == "nvidia":
-            return {"cloud.google.com/gke-accelerator": accel.device}
+            sharing = pool.gpu_sharing
+            shared = {SHARING_STRATEGY_KEY: SHARING_LABEL[sharing.strategy], SHARING_CLIENTS_KEY: str(sharing.replicas_per_gpu)} if sharing else {}
+            return {"cloud.google.com/gke-accelerator": accel.device, **shared}
         if accel.kind == "tpu" and pool.tpu is not None:
             from ..spec import accelerators as acc
 
@@ -118,7 +127,12 @@ class Gcp(Cloud):
             if s.multi_host:
                 tpu_topology, slice_nodes = s.topology, s.nodes
         # GKE wants A2, A3 and G2 GPUs declared too, so that it installs the driver.
-        gpu = {"type": accel.device, "count": accel.count} if accel.kind == "nvidia" else None
+        gpu: dict[str, Any] | None = {"type": accel.device, "count": accel.count} if accel.kind == "nvidia" else None
+        if gpu is not None and pool.gpu_sharing is not None:
+            gpu["sharing"] = {
+                "strategy": SHARING_STRATEGY[pool.gpu_sharing.strategy],
+                "max_shared_clients_per_gpu": pool.gpu_sharing.replicas_per_gpu,
+            }
         return {
             "machine_type": machine_type,
             "min_nodes": pool.min_nodes,

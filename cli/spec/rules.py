@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import placement
 from . import accelerators as acc
-from . import engines, syntax
+from . import engines, gpu_sharing, syntax
 from .engines import ENGINES
 from .schema import Api, AsyncQueue, NodePool, Serving, Spec, quantity_value
 
@@ -45,6 +45,8 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from pool_problems
     # Placement against a broken pool would only repeat the pool's problem in other words.
     yield from _apis(spec, place=not pool_problems)
+    if not pool_problems:
+        yield from gpu_sharing.check(spec)
     yield from _eks_node_groups(spec)
     yield from _gcp_apply_time(spec)
     yield from _engines(spec)
