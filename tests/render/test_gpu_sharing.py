@@ -164,3 +164,12 @@ def test_karpenter_nodepools_of_a_shared_pool_carry_the_config_label_and_still_r
     whole = next(d for d in yaml.safe_load_all(files["infra/k8s/_shared/nodepools/whole.yaml"]) if d["kind"] == "NodePool")
     assert gpu_sharing.CONFIG_LABEL not in whole["spec"]["template"]["metadata"]["labels"]
     assert_every_api_fits(files, spec)
+
+
+def test_the_gpu_panel_says_a_shared_gpus_utilisation_is_its_sharers_together():
+    from mlkit.render import dashboard
+
+    spec = loads(EKS.format(provisioning="node-groups", strategy="mps"))
+    about = {api.name: next(p.description for p in dashboard.panels(spec, api) if p.title == "GPU utilisation") for api in spec.apis}
+    assert "shares each GPU between 4 replicas (mps)" in about["small"]
+    assert "shares" not in about["big"]
