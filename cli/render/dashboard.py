@@ -74,7 +74,8 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
         if pool is not None and pool.gpu_sharing is not None:
             # DCGM measures the device: every pod on a shared GPU reports the whole GPU's utilisation.
             about += (f" Pool {pool.name} shares each GPU between {pool.gpu_sharing.replicas_per_gpu} replicas "
-                      f"({pool.gpu_sharing.strategy}): where the exporter maps a shared GPU to its pods, each pod's line is the whole GPU, all of its sharers together.")
+                      f"({pool.gpu_sharing.strategy}): where the exporter maps a shared GPU to its pods, each pod's line is "
+                      "the whole GPU, all of its sharers together.")
         out.append(
             PanelSpec(
                 "GPU utilisation",
