@@ -6,8 +6,8 @@ shared pool in `config.map`; the plugin's config-manager sidecar on each node re
 `nvidia.com/device-plugin.config` label and loads the config of that name, so every node of a shared
 pool carries the pool's name there (node group labels, or the Karpenter NodePool's template labels).
 
-Facts from NVIDIA/k8s-device-plugin, the chart mlkit pins (v0.20.0; tests/terraform/data/charts/
-nvidia-device-plugin.json): cmd/config-manager/main.go picks the labelled config, else
+Facts from NVIDIA/k8s-device-plugin, the chart mlkit pins (v0.20.0), kept with their paths in
+tests/render/data/nvidia-device-plugin-sharing.json: cmd/config-manager/main.go picks the labelled config, else
 `config.default`, else the fallback strategies, whose `single` would hand the only config in the map
 to every unlabelled GPU node, so mlkit always names a default that shares nothing (`no_sharing`, a
 name no pool can take: pool names are DNS labels). api/config/v1 `sharing.timeSlicing` and

@@ -6,6 +6,7 @@ templates at zero that count shares, so that a pool of 1-GPU nodes shared 4 ways
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import hcl2
 import yaml
@@ -18,6 +19,9 @@ from tests import template_nodes
 from tests.render.test_scale_from_zero import pods
 from tests.render.test_scale_from_zero_karpenter import assert_every_api_fits
 from tests.terraform.test_gcp_static import plain
+
+# The device plugin's facts at the pinned release, with their sources.
+PLUGIN = json.loads((Path(__file__).parent / "data" / "nvidia-device-plugin-sharing.json").read_text())
 
 GKE = """\
 project: acme
@@ -100,17 +104,34 @@ def test_an_eks_node_group_at_zero_offers_shares_so_four_replicas_fit_one_node()
 
 def device_plugin_config_for(configs: dict[str, str], default: str, node_label: str | None) -> str:
     """The config the plugin's config-manager loads on a node: its label, else the default, else the
-    fallbacks the chart sets (`named`, `single`): NVIDIA/k8s-device-plugin cmd/config-manager/main.go."""
+    fallbacks the chart sets (`named`, `single`), as PLUGIN's `config_selection` says."""
     if node_label:
         assert node_label in configs, f"a node asks for config {node_label!r}, which the map lacks"
         return node_label
     if default:
         return default
-    if "default" in configs:
-        return "default"
-    if len(configs) == 1:
-        return next(iter(configs))
+    for strategy in PLUGIN["config_selection"]["chart_fallback_strategies"]:
+        if strategy == "named" and PLUGIN["config_selection"]["named_fallback"] in configs:
+            return str(PLUGIN["config_selection"]["named_fallback"])
+        if strategy == "single" and len(configs) == 1:
+            return next(iter(configs))
     return ""
+
+
+def test_the_labels_and_keys_are_the_plugins_own():
+    assert gpu_sharing.CONFIG_LABEL == PLUGIN["config_label"]["value"]
+    assert {gpu_sharing.MPS_CAPABLE_LABEL: "true"} == PLUGIN["mps"]["daemon_node_selector"]
+    assert gpu_sharing._STRATEGY_KEY == {k: PLUGIN["sharing_keys"][k] for k in ("time-slicing", "mps")}
+    # The default config can never be a pool's: pool names are DNS labels, and the plugin's own
+    # `named` fallback name is not used either.
+    assert "_" in gpu_sharing.DEFAULT_CONFIG and gpu_sharing.DEFAULT_CONFIG != PLUGIN["config_selection"]["named_fallback"]
+    configs = json.loads(render(loads(EKS.format(provisioning="node-groups", strategy="mps")))["infra/terraform/addons/mlkit.auto.tfvars.json"])
+    for text in configs["nvidia_device_plugin_configs"].values():
+        for strategy, block in yaml.safe_load(text).get("sharing", {}).items():
+            assert strategy in (PLUGIN["sharing_keys"]["time-slicing"], PLUGIN["sharing_keys"]["mps"])
+            assert sorted(block) == sorted(PLUGIN["sharing_keys"]["resource_fields"])
+            assert all(sorted(r) == sorted(PLUGIN["sharing_keys"]["replica_fields"]) for r in block["resources"])
+            assert all(r["replicas"] >= PLUGIN["sharing_keys"]["min_replicas"] for r in block["resources"])
 
 
 def rendered_default(files: dict[str, str]) -> str:
