@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlkit.spec import loads
-from tests.spec.refusals import only
+from tests.spec.refusals import only, problems
 
 AWS = """\
 project: acme
@@ -86,3 +86,26 @@ def test_an_engine_api_is_refused_on_a_shared_pool():
 def test_out_of_range_or_unknown_settings_are_refused(sharing, expected):
     problem = only(aws(sharing=sharing))
     assert expected in problem and "gpu_sharing" in problem, problem
+
+
+def test_eks_auto_mode_is_refused_in_one_line():
+    """Auto Mode (another branch adds it to node_provisioning) runs its own device plugin: mlkit cannot share its GPUs."""
+    from mlkit.spec import rules
+
+    spec = loads(aws())
+    spec.cluster.node_provisioning = "auto"  # type: ignore[assignment]  # the value Auto Mode's branch adds
+    found = [p for p in rules.check(spec) if p.loc == ("cluster", "node_pools", 1, "gpu_sharing")]
+    assert len(found) == 1 and "EKS Auto Mode runs its own NVIDIA device plugin" in found[0].message, found
+
+
+@pytest.mark.parametrize("sharing", ["true", "mps", "[mps, 4]"])
+def test_a_sharing_value_of_the_wrong_shape_is_one_line(sharing):
+    problem = only(aws(sharing=sharing))
+    assert "cluster.node_pools[1].gpu_sharing" in problem and "\n" not in problem, problem
+
+
+def test_an_empty_sharing_block_names_both_missing_fields():
+    assert [p.split(": ", 1)[1] for p in problems(aws(sharing="{}"))] == [
+        "cluster.node_pools[1].gpu_sharing.strategy: required field is missing",
+        "cluster.node_pools[1].gpu_sharing.replicas_per_gpu: required field is missing",
+    ]
