@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 # GKE's GPU sharing (node_config.guest_accelerator.gpu_sharing_config): the API's strategy names, and the
 # node label values GKE sets on shared nodes, which a pod must select (GKE's time-sharing and MPS guides).
+# The spec refuses MPS on GKE for now (cli/spec/gpu_sharing.py: its pods need hostIPC); both are mapped.
 SHARING_STRATEGY = {"time-slicing": "TIME_SHARING", "mps": "MPS"}
 SHARING_LABEL = {"time-slicing": "time-sharing", "mps": "mps"}
 SHARING_STRATEGY_KEY = "cloud.google.com/gke-gpu-sharing-strategy"

@@ -10,7 +10,10 @@ too. So a replica on a shared pool asks for exactly one share.
 Facts (checked 2026-12-06):
 - GKE: time-sharing on Standard clusters from 1.23.7-gke.1400, MPS from 1.27.7-gke.1088000; at most
   48 clients per GPU (cloud.google.com/kubernetes-engine/docs/how-to/timesharing-gpus and
-  nvidia-mps-gpus).
+  nvidia-mps-gpus). GKE's MPS workloads set `hostIPC: true` to talk to the node's MPS control daemon
+  (its MPS guide's example and note), which Pod Security `restricted`, enforced on the APIs'
+  namespace, forbids: so MPS is refused on GKE. The NVIDIA device plugin on EKS mounts the daemon's
+  pipe and shared memory into the container itself, with no host namespace.
 - CUDA MPS serves at most 48 clients per GPU on Volta and newer (docs.nvidia.com/deploy/mps).
 """
 
@@ -25,9 +28,6 @@ if TYPE_CHECKING:
     from .rules import Loc, Problem
     from .schema import NodePool, Spec
 
-# The oldest Kubernetes minor where GKE offers MPS on every patch: MPS came in 1.27.7-gke.1088000, and
-# a spec names only the minor.
-GKE_MPS_MINOR = 28
 
 
 def shares_per_gpu(pool: NodePool | None) -> int:
@@ -53,9 +53,9 @@ def check(spec: Spec) -> Iterator[Problem]:
             # EKS Auto Mode runs its own NVIDIA device plugin, whose sharing config mlkit cannot set.
             yield Problem(loc, f"EKS Auto Mode runs its own NVIDIA device plugin, which has no sharing config; remove gpu_sharing or use "
                                f"node_provisioning: karpenter or node-groups (now: {provisioning})")
-        if spec.cloud == "gcp" and sharing.strategy == "mps" and _minor(spec.cluster.kubernetes_version) < GKE_MPS_MINOR:
-            yield Problem(loc + ("strategy",), f"GKE offers MPS from 1.27.7-gke.1088000; set cluster.kubernetes_version to \"1.{GKE_MPS_MINOR}\" "
-                                               "or later, or use strategy: time-slicing")
+        if spec.cloud == "gcp" and sharing.strategy == "mps":
+            yield Problem(loc + ("strategy",), "GKE's MPS needs pods with hostIPC: true to reach the node's MPS daemon, which the APIs' "
+                                               "namespace forbids (Pod Security restricted); use strategy: time-slicing on GKE (MPS works on EKS)")
     yield from _apis(spec)
 
 
@@ -74,7 +74,3 @@ def _apis(spec: Spec) -> Iterator[Problem]:
         if api.engine is not None:
             yield Problem(("apis", i, "node_pool"), f"pool '{pool.name}' shares its GPUs, and an engine takes most of a GPU's memory for its "
                                                    "cache: run engine APIs on a pool without gpu_sharing")
-
-
-def _minor(version: str) -> int:
-    return int(version.split(".")[1])

@@ -158,7 +158,8 @@ class GpuSharing(Strict):
     strategy: Literal["time-slicing", "mps"] = Field(
         description="`time-slicing`: replicas take turns on the whole GPU, with no memory limit between them (one replica can "
                     "run the others out of memory). `mps`: NVIDIA's Multi-Process Service runs the replicas' kernels at the same "
-                    "time, each with an equal share of the GPU's memory and threads. See docs/guides/gpu-sharing.md."
+                    "time, each with an equal share of the GPU's memory and threads (EKS only: on GKE its pods would need "
+                    "hostIPC). See docs/guides/gpu-sharing.md."
     )
     replicas_per_gpu: int = Field(
         strict=True, ge=2, le=48, description="Shares each GPU is split into, from 2 to 48 (GKE's and CUDA MPS's limit of "

@@ -57,17 +57,16 @@ def only_pod(files: dict[str, str], api: str) -> dict:
 
 
 def test_gke_pool_shares_its_gpus_and_the_pods_select_the_shared_nodes():
-    for strategy, gke_strategy, label in (("time-slicing", "TIME_SHARING", "time-sharing"), ("mps", "MPS", "mps")):
-        files = render(loads(GKE.format(strategy=strategy)))
-        pool = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])["node_pools"]["l4"]
-        assert pool["gpu"] == {"type": "nvidia-l4", "count": 1, "sharing": {"strategy": gke_strategy, "max_shared_clients_per_gpu": 4}}
-        pod = only_pod(files, "small")
-        assert pod["nodeSelector"]["cloud.google.com/gke-gpu-sharing-strategy"] == label
-        assert pod["nodeSelector"]["cloud.google.com/gke-max-shared-clients-per-gpu"] == "4"
-        # GKE's template node at zero: one L4 offered as 4 devices, labelled as GKE labels shared nodes.
-        node = template_nodes.gke_node_pool("l4", pool, acc.table()["gcp"])
-        assert template_nodes.fits(pod, node) == []
-        assert template_nodes.replicas_per_node(pod, node) == 4
+    files = render(loads(GKE.format(strategy="time-slicing")))  # MPS is refused on GKE (tests/spec/test_gpu_sharing.py)
+    pool = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])["node_pools"]["l4"]
+    assert pool["gpu"] == {"type": "nvidia-l4", "count": 1, "sharing": {"strategy": "TIME_SHARING", "max_shared_clients_per_gpu": 4}}
+    pod = only_pod(files, "small")
+    assert pod["nodeSelector"]["cloud.google.com/gke-gpu-sharing-strategy"] == "time-sharing"
+    assert pod["nodeSelector"]["cloud.google.com/gke-max-shared-clients-per-gpu"] == "4"
+    # GKE's template node at zero: one L4 offered as 4 devices, labelled as GKE labels shared nodes.
+    node = template_nodes.gke_node_pool("l4", pool, acc.table()["gcp"])
+    assert template_nodes.fits(pod, node) == []
+    assert template_nodes.replicas_per_node(pod, node) == 4
 
 
 def test_an_unshared_gke_pool_has_no_sharing_block_and_no_sharing_selector():
@@ -77,7 +76,7 @@ def test_an_unshared_gke_pool_has_no_sharing_block_and_no_sharing_selector():
 
 
 def test_the_gke_module_hands_the_sharing_config_to_the_provider():
-    files = render(loads(GKE.format(strategy="mps")))
+    files = render(loads(GKE.format(strategy="time-slicing")))
     module = plain(hcl2.loads(files["infra/terraform/cluster/modules/node-pool/main.tf"]))
     accel = module["resource"][0]["google_container_node_pool"]["this"]["node_config"][0]["dynamic"]
     guest = next(d["guest_accelerator"] for d in accel if "guest_accelerator" in d)

@@ -39,11 +39,11 @@ def aws(itype="g5.xlarge", sharing=SLICE4, compute="{gpu: 1}") -> str:
     return AWS.format(itype=itype, sharing=sharing, compute=compute)
 
 
-def gcp(pool="instance_type: g2-standard-8", sharing=MPS4, compute="{gpu: 1}", version="1.35") -> str:
+def gcp(pool="instance_type: g2-standard-8", sharing=SLICE4, compute="{gpu: 1}", version="1.35") -> str:
     return GCP.format(pool=pool, sharing=sharing, compute=compute, version=version)
 
 
-@pytest.mark.parametrize("text", [aws(), aws(sharing=MPS4), gcp(), gcp(sharing=SLICE4, version="1.27"),
+@pytest.mark.parametrize("text", [aws(), aws(sharing=MPS4), gcp(), gcp(version="1.27"),
                                   gcp(pool="instance_type: n1-standard-8, gpu: {type: nvidia-tesla-t4, count: 2}"),
                                   aws(itype="g6e.12xlarge", sharing="{strategy: mps, replicas_per_gpu: 48}")])
 def test_a_shared_nvidia_pool_with_one_share_per_replica_is_accepted(text):
@@ -56,7 +56,7 @@ def test_a_shared_nvidia_pool_with_one_share_per_replica_is_accepted(text):
     (aws(itype="inf2.xlarge", compute="{neuron_cores: 2}"), "'gpu' is a Neuron pool"),
     (gcp(pool="tpu: {version: v5e, topology: 2x2}, zones: [us-central1-a]", compute="{tpu_chips: 4}"), "'gpu' is a TPU pool"),
     (aws(itype="g6e.12xlarge", compute="{gpu: 2}"), "compute.gpu counts shares and a replica gets one: set gpu: 1"),
-    (gcp(sharing=MPS4, version="1.27"), "GKE offers MPS from 1.27.7-gke.1088000"),
+    (gcp(sharing=MPS4), "GKE's MPS needs pods with hostIPC: true"),
 ])
 def test_refusals_name_the_field_and_the_fix(text, expected):
     problem = only(text)
@@ -66,7 +66,7 @@ def test_refusals_name_the_field_and_the_fix(text, expected):
 
 def test_the_refusal_points_at_the_pool_field():
     assert "cluster.node_pools[1].gpu_sharing:" in only(aws(itype="m6i.large", compute="{cpu: 1}"))
-    assert "cluster.node_pools[1].gpu_sharing.strategy:" in only(gcp(version="1.27"))
+    assert "cluster.node_pools[1].gpu_sharing.strategy:" in only(gcp(sharing=MPS4))
     assert "apis[0].compute.gpu:" in only(aws(itype="g6e.12xlarge", compute="{gpu: 2}"))
 
 

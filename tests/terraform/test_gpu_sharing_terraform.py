@@ -46,7 +46,7 @@ def outputs(root: Path) -> dict:
 
 
 def test_the_gke_root_reads_the_sharing_config_from_the_tfvars(tmp_path):
-    files = render(loads(GKE.format(strategy="mps")))
+    files = render(loads(GKE.format(strategy="time-slicing")))
     root = "infra/terraform/cluster/"
     done = apply(tmp_path, {
         "variables.tf": files[root + "variables.tf"],
@@ -54,7 +54,7 @@ def test_the_gke_root_reads_the_sharing_config_from_the_tfvars(tmp_path):
         "outputs.tf": 'output "shared" { value = var.node_pools["l4"].gpu.sharing }\noutput "cpu_unshared" { value = var.node_pools["cpu"].gpu == null }\n',
     })
     assert done.returncode == 0, done.stderr
-    assert outputs(tmp_path) == {"shared": {"strategy": "MPS", "max_shared_clients_per_gpu": 4}, "cpu_unshared": True}
+    assert outputs(tmp_path) == {"shared": {"strategy": "TIME_SHARING", "max_shared_clients_per_gpu": 4}, "cpu_unshared": True}
 
 
 MODULE_VARS = {"name": "l4", "project_id": "acme-prod", "cluster": "acme", "location": "us-central1", "machine_type": "g2-standard-8",
