@@ -6,7 +6,8 @@ autoscalers' own code, from facts kept as test data with their sources (tests/re
 
 - `eks_node_group`: cluster-autoscaler 1.35.0, cloudprovider/aws/aws_manager.go `buildNodeFromTemplate`
   with aws_wrapper.go `getManagedNodegroupInfo` (an EKS managed node group).
-- `gke_node_pool`: GKE's autoscaler, from the machine type, accelerator and the pool's labels and taints.
+- `gke_node_pool`: GKE's autoscaler, from the machine type, accelerator (shared GPUs counted in shares)
+  and the pool's labels and taints.
 
 `Node` and `fits` know nothing of either cloud, so another provisioner's template (Karpenter's
 instance types) can reuse them: build a `Node`, call `fits` with the pod spec as rendered.
@@ -128,6 +129,11 @@ def gke_node_pool(name: str, pool: dict[str, Any], accelerators: dict[str, Any])
         allocatable["nvidia.com/gpu"] = Decimal(pool["gpu"]["count"])
         labels["cloud.google.com/gke-accelerator"] = pool["gpu"]["type"]
         taints.append(dict(facts["gke_taints"]["nvidia"]))
+        if sharing := pool["gpu"].get("sharing"):  # each GPU is that many devices, and GKE labels the node
+            shared = facts["gke_gpu_sharing"]
+            allocatable["nvidia.com/gpu"] *= sharing["max_shared_clients_per_gpu"]
+            labels[shared["labels"]["strategy"]] = shared["label_values"][sharing["strategy"]]
+            labels[shared["labels"]["clients"]] = str(sharing["max_shared_clients_per_gpu"])
     tpu_chips = {mt: n for version in accelerators["tpu"].values() for mt, n in version["machine_types"].items()}
     if pool["machine_type"] in tpu_chips:
         version = next(v for v in accelerators["tpu"].values() if pool["machine_type"] in v["machine_types"])
@@ -194,6 +200,16 @@ def _term_matches(term: dict[str, Any], labels: dict[str, str]) -> bool:
         if op == "DoesNotExist" and key in labels:
             return False
     return True
+
+
+def replicas_per_node(pod: dict[str, Any], node: Node) -> int:
+    """How many copies of the pod the node holds at once, by resources alone (DaemonSets not counted)."""
+    requests: dict[str, Decimal] = {}
+    for container in pod.get("containers", []):
+        for res, value in container.get("resources", {}).get("requests", {}).items():
+            requests[res] = requests.get(res, Decimal(0)) + quantity(value)
+    counts = [int(node.allocatable.get(res, Decimal(0)) // amount) for res, amount in requests.items() if amount and res != "ephemeral-storage"]
+    return min(counts) if counts else 0
 
 
 def _tolerates(toleration: dict[str, Any], taint: dict[str, str]) -> bool:

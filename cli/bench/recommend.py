@@ -47,6 +47,8 @@ class Demand:
     memory_gib: float
     accelerator: str  # none | nvidia | neuron | tpu
     accelerators: int
+    # A pool with gpu_sharing offers each GPU as this many shares, and a replica asks for shares.
+    shares_per_accelerator: int = 1
 
 
 def replicas_per_node(node: NodeType, demand: Demand) -> int:
@@ -55,7 +57,7 @@ def replicas_per_node(node: NodeType, demand: Demand) -> int:
         math.floor(ALLOCATABLE * node.memory_gib / demand.memory_gib + 1e-9) if demand.memory_gib else 10**6,
     ]
     if demand.accelerators:
-        fits.append(node.accelerators.get(demand.accelerator, 0) // demand.accelerators)
+        fits.append(node.accelerators.get(demand.accelerator, 0) * demand.shares_per_accelerator // demand.accelerators)
     return max(0, min(fits))
 
 

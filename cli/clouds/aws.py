@@ -125,7 +125,7 @@ class Aws(Cloud):
         return {pool.name: self._node_group(pool) for pool in spec.cluster.node_pools}
 
     def _node_group(self, pool: NodePool) -> dict[str, Any]:
-        from ..render import nodes
+        from ..render import gpu_sharing, nodes
 
         accel = self.node_accelerator(pool)
         itype = pool.instance_type or ""
@@ -135,7 +135,7 @@ class Aws(Cloud):
             taints.insert(0, {"key": TAINT[accel.kind], "value": "true", "effect": "NO_SCHEDULE"})
         node_labels = nodes.node_labels(pool, accel)
         if accel.kind == "nvidia":
-            node_labels = {GPU_LABEL: accel.device, **node_labels}
+            node_labels = {GPU_LABEL: accel.device, **node_labels, **gpu_sharing.node_labels(pool)}
         return {
             "instance_types": [itype],
             "ami_type": ami,
@@ -145,7 +145,7 @@ class Aws(Cloud):
             "disk_size": pool.disk_size_gb,
             "labels": node_labels,
             "taints": taints,
-            "autoscaler_tags": node_template_tags(accel),
+            "autoscaler_tags": node_template_tags(accel, pool),
         }
 
     def addons_location(self, spec: Spec) -> dict[str, Any]:
@@ -157,6 +157,7 @@ class Aws(Cloud):
         return out
 
     def addons_features(self, spec: Spec) -> dict[str, Any]:
+        from ..render import gpu_sharing
 
         existing = spec.cluster.existing
         kinds = {self.pool_accelerator(pool).kind for pool in spec.cluster.node_pools}
@@ -167,6 +168,7 @@ class Aws(Cloud):
             "enable_nvidia_device_plugin": "nvidia" in kinds and not auto,
             "enable_dcgm_exporter": "nvidia" in kinds,
             "enable_neuron_device_plugin": "neuron" in kinds and not auto,
+            **({"nvidia_device_plugin_configs": configs} if (configs := gpu_sharing.device_plugin_configs(spec)) else {}),
             "enable_metrics_server": existing is None,  # a cluster someone runs has its own, or chose not to
             "tags": spec.tags,
         }
@@ -239,8 +241,12 @@ class Aws(Cloud):
 
 
 
-def node_template_tags(accel: Accelerator) -> dict[str, str]:
+def node_template_tags(accel: Accelerator, pool: NodePool) -> dict[str, str]:
     """The node group tags that tell the cluster autoscaler what a node at zero offers beyond its instance table."""
+    if accel.kind == "nvidia" and pool.gpu_sharing is not None:
+        # A shared GPU is `replicas_per_gpu` devices to the scheduler; the instance table counts the
+        # physical ones, so without the tag the autoscaler would add a node per replica.
+        return {f"{NODE_TEMPLATE_RESOURCE}nvidia.com/gpu": str(accel.count * pool.gpu_sharing.replicas_per_gpu)}
     if accel.kind != "neuron":
         return {}
     return {

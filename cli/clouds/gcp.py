@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from ..spec.problem import Loc
     from ..spec.schema import AsyncQueue, NodePool, Spec
 
+# GKE's GPU sharing (node_config.guest_accelerator.gpu_sharing_config): the API's strategy names, and the
+# node label values GKE sets on shared nodes, which a pod must select (GKE's time-sharing and MPS guides).
+# The spec refuses MPS on GKE for now (cli/clouds/gpu_sharing.py: its pods need hostIPC); both are mapped.
+SHARING_STRATEGY = {"time-slicing": "TIME_SHARING", "mps": "MPS"}
+SHARING_LABEL = {"time-slicing": "time-sharing", "mps": "mps"}
+SHARING_STRATEGY_KEY = "cloud.google.com/gke-gpu-sharing-strategy"
+SHARING_CLIENTS_KEY = "cloud.google.com/gke-max-shared-clients-per-gpu"
+
 
 class Gcp(Cloud):
     name = "gcp"
@@ -51,7 +59,7 @@ class Gcp(Cloud):
 
     def identity(self, spec: Spec, api: str, account: str | None) -> str:
         # Every API's pods act as the one read-only serving account of the project, but a batch API's, which
-        # write job results: each has an account of its own, granted its job prefix (spec/jobaccess.py).
+        # write job results: each has an account of its own, granted its job prefix (clouds/jobaccess.py).
         if any(a.name == api and a.kind == "batch" for a in spec.apis):
             return jobaccess.gcp_identity(spec, api)
         return serving_account(spec)
@@ -63,7 +71,9 @@ class Gcp(Cloud):
         # GKE labels GPU nodes with their accelerator and TPU nodes with the slice's accelerator and
         # topology; a pod that asks for the devices must select them.
         if accel.kind == "nvidia":
-            return {"cloud.google.com/gke-accelerator": accel.device}
+            sharing = pool.gpu_sharing
+            shared = {SHARING_STRATEGY_KEY: SHARING_LABEL[sharing.strategy], SHARING_CLIENTS_KEY: str(sharing.replicas_per_gpu)} if sharing else {}
+            return {"cloud.google.com/gke-accelerator": accel.device, **shared}
         if accel.kind == "tpu" and pool.tpu is not None:
             from ..spec import accelerators as acc
 
@@ -130,7 +140,12 @@ class Gcp(Cloud):
             if s.multi_host:
                 tpu_topology, slice_nodes = s.topology, s.nodes
         # GKE wants A2, A3 and G2 GPUs declared too, so that it installs the driver.
-        gpu = {"type": accel.device, "count": accel.count} if accel.kind == "nvidia" else None
+        gpu: dict[str, Any] | None = {"type": accel.device, "count": accel.count} if accel.kind == "nvidia" else None
+        if gpu is not None and pool.gpu_sharing is not None:
+            gpu["sharing"] = {
+                "strategy": SHARING_STRATEGY[pool.gpu_sharing.strategy],
+                "max_shared_clients_per_gpu": pool.gpu_sharing.replicas_per_gpu,
+            }
         return {
             "machine_type": machine_type,
             "min_nodes": pool.min_nodes,

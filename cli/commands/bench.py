@@ -97,6 +97,7 @@ def command(
     from ..bench.recommend import Demand, quantity, recommend
     from ..bench.server import Config, Target
     from ..bench.sweep import Windows, bench_config, second_look
+    from ..clouds import gpu_sharing
     from ..spec import accelerators
     from .serve import create_file, local_api, project_folder
 
@@ -167,8 +168,8 @@ def command(
         result["note"] = ROUGH
     if rps is not None:
         kind, amount = placement.api_demand(chosen)
-        demand = Demand(quantity(chosen.compute.cpu), quantity(chosen.compute.memory) / 2**30, kind, amount)
         pool = placement.pool_for(chosen, spec)
+        demand = Demand(quantity(chosen.compute.cpu), quantity(chosen.compute.memory) / 2**30, kind, amount, gpu_sharing.shares_per_gpu(pool))
         node_type = None
         if pool is not None:
             node_type = pool.instance_type or (accelerators.tpu_slice(pool.tpu.version, pool.tpu.topology).machine_type if pool.tpu else None)

@@ -69,12 +69,19 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
     out = _engine_panels(sel, api) if api.engine is not None else _runtime_panels(sel, api)
     kind, _ = placement.api_demand(api)
     if kind == "nvidia":
+        about = "From NVIDIA's DCGM exporter, where the cluster runs one; empty elsewhere."
+        pool = placement.pool_for(api, spec)
+        if pool is not None and pool.gpu_sharing is not None:
+            # DCGM measures the device: every pod on a shared GPU reports the whole GPU's utilisation.
+            about += (f" Pool {pool.name} shares each GPU between {pool.gpu_sharing.replicas_per_gpu} replicas "
+                      f"({pool.gpu_sharing.strategy}): where the exporter maps a shared GPU to its pods, each pod's line is "
+                      "the whole GPU, all of its sharers together.")
         out.append(
             PanelSpec(
                 "GPU utilisation",
                 "percent",
                 (Query(f'avg by (pod) (DCGM_FI_DEV_GPU_UTIL{{namespace="{spec.k8s_namespace}",pod=~"{api_pods(api)}"}})', "{{pod}}"),),
-                "From NVIDIA's DCGM exporter, where the cluster runs one; empty elsewhere.",
+                about,
             )
         )
     return out

@@ -29,7 +29,7 @@ from .. import clouds, labels
 from ..clouds.aws import GRAVITON
 from ..clouds.aws import enabled as enabled  # whether the pools are Karpenter's: infra.py asks here too
 from ..spec.schema import NodePool, Spec
-from . import nodes
+from . import gpu_sharing, nodes
 
 KARPENTER_API = "karpenter.sh/v1"
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
@@ -79,7 +79,7 @@ def node_pool(spec: Spec, pool: NodePool) -> dict[str, Any]:
         "kind": "NodePool",
         "metadata": {"name": pool.name, "labels": labels.owner_labels(spec.project)},
         "spec": {
-            "template": {"metadata": {"labels": nodes.node_labels(pool, accel)}, "spec": template_spec},
+            "template": {"metadata": {"labels": {**nodes.node_labels(pool, accel), **gpu_sharing.node_labels(pool)}}, "spec": template_spec},
             "disruption": {
                 "consolidationPolicy": "WhenEmptyOrUnderutilized",
                 "consolidateAfter": CONSOLIDATE_AFTER,

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from .. import clouds, placement
-from ..clouds import jobaccess, pool_ami
+from ..clouds import gpu_sharing, jobaccess, pool_ami
 from . import accelerators as acc
 from . import engines
 from .engines import ENGINES
@@ -29,6 +29,8 @@ def _all(spec: Spec) -> Iterator[Problem]:
     yield from pool_problems
     # Placement against a broken pool would only repeat the pool's problem in other words.
     yield from _apis(spec, place=not pool_problems)
+    if not pool_problems:
+        yield from gpu_sharing.check(spec)
     yield from clouds.of(spec).cluster_problems(spec)
     yield from _engines(spec)
     yield from _model_access(spec)

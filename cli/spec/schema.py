@@ -152,6 +152,21 @@ class GpuSpec(Strict):
     count: int = Field(1, strict=True, ge=1, le=16, description="GPUs per VM.")
 
 
+class GpuSharing(Strict):
+    """NVIDIA GPUs of a pool shared between replicas: each GPU is offered as `replicas_per_gpu` shares."""
+
+    strategy: Literal["time-slicing", "mps"] = Field(
+        description="`time-slicing`: replicas take turns on the whole GPU, with no memory limit between them (one replica can "
+                    "run the others out of memory). `mps`: NVIDIA's Multi-Process Service runs the replicas' kernels at the same "
+                    "time, each with an equal share of the GPU's memory and threads (EKS only: on GKE its pods would need "
+                    "hostIPC). See docs/guides/gpu-sharing.md."
+    )
+    replicas_per_gpu: int = Field(
+        strict=True, ge=2, le=48, description="Shares each GPU is split into, from 2 to 48 (GKE's and CUDA MPS's limit of "
+                                              "clients per GPU). An API on this pool asks for one share with `compute.gpu: 1`."
+    )
+
+
 class TpuSpec(Strict):
     """GCP: a TPU slice; the machine type and node count follow from version and topology."""
 
@@ -203,6 +218,12 @@ class NodePool(Strict):
         "(`containerfilesystem.googleapis.com`) enabled in the project.",
     )
     tpu: TpuSpec | None = Field(None, description="GCP only: make this a TPU slice pool.")
+    gpu_sharing: GpuSharing | None = Field(
+        None,
+        description="NVIDIA pools only: share each GPU between replicas of APIs (GKE's GPU sharing on GCP, the NVIDIA device "
+                    "plugin's sharing config on EKS), for models that cannot fill a GPU alone. `compute.gpu: 1` on this pool "
+                    "then means one share; more than one share per replica is refused.",
+    )
 
     @field_validator("ami")
     @classmethod
@@ -286,7 +307,7 @@ class Compute(Strict):
 
     cpu: str = Field("1", pattern=QUANTITY, description="CPU request as a Kubernetes quantity: `500m`, `1`, `2` (from 1m to 1024).")
     memory: str = Field("2Gi", pattern=QUANTITY, description="Memory request and limit: `512Mi`, `2Gi` (from 1Mi to 64Ti).")
-    gpu: int = Field(0, strict=True, ge=0, le=16, description="NVIDIA GPUs per replica.")
+    gpu: int = Field(0, strict=True, ge=0, le=16, description="NVIDIA GPUs per replica; on a pool with `gpu_sharing`, shares of a GPU (then at most 1).")
     neuron_cores: int = Field(0, strict=True, ge=0, le=256, description="AWS Neuron cores per replica (Inferentia, Trainium).")
     tpu_chips: int = Field(0, strict=True, ge=0, le=8, description="TPU chips per replica; must equal the chips of one VM of its pool.")
 

@@ -38,6 +38,9 @@ def test_replicas_per_node_takes_the_scarcest_resource():
     assert replicas_per_node(table.types["g5.xlarge"], Demand(1, 2, "nvidia", 1)) == 1  # one GPU
     assert replicas_per_node(table.types["inf2.xlarge"], Demand(1, 2, "neuron", 1)) == 2  # two Neuron cores
     assert replicas_per_node(table.types["m6i.large"], Demand(1, 2, "nvidia", 1)) == 0
+    # A g5.xlarge whose GPU is shared 4 ways: 4 replicas of one share each, until CPU binds (3.6 vCPU).
+    assert replicas_per_node(table.types["g5.xlarge"], Demand(0.5, 2, "nvidia", 1, shares_per_accelerator=4)) == 4
+    assert replicas_per_node(table.types["g5.xlarge"], Demand(1, 2, "nvidia", 1, shares_per_accelerator=4)) == 3
 
 
 def test_recommendation_from_measurements():

@@ -1,4 +1,4 @@
-"""What a batch API's pods may write (cli/spec/jobaccess.py): the grant the cluster stack renders, per cloud,
+"""What a batch API's pods may write (cli/clouds/jobaccess.py): the grant the cluster stack renders, per cloud,
 the spec's `batch.output` checks, and realtime APIs' identities left as they were."""
 
 from __future__ import annotations

@@ -65,6 +65,18 @@ resource "google_container_node_pool" "this" {
         gpu_driver_installation_config {
           gpu_driver_version = "LATEST"
         }
+
+        # GPU sharing: GKE offers each GPU as max_shared_clients_per_gpu devices and labels the nodes
+        # (cloud.google.com/gke-gpu-sharing-strategy, gke-max-shared-clients-per-gpu), which the APIs'
+        # pods select.
+        dynamic "gpu_sharing_config" {
+          for_each = guest_accelerator.value.sharing == null ? [] : [guest_accelerator.value.sharing]
+
+          content {
+            gpu_sharing_strategy       = gpu_sharing_config.value.strategy
+            max_shared_clients_per_gpu = gpu_sharing_config.value.max_shared_clients_per_gpu
+          }
+        }
       }
     }
 

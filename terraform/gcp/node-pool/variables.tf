@@ -80,12 +80,21 @@ variable "taints" {
 }
 
 variable "gpu" {
-  description = "GPUs attached to each node (`type`, `count`), with the driver GKE installs; null for none. A2, A3 and G2 types need it too: their GPUs are declared here."
+  description = "GPUs attached to each node (`type`, `count`), with the driver GKE installs; null for none. A2, A3 and G2 types need it too: their GPUs are declared here. `sharing` shares each GPU between containers: `strategy` TIME_SHARING or MPS, `max_shared_clients_per_gpu` 2 to 48."
   type = object({
     type  = string
     count = number
+    sharing = optional(object({
+      strategy                   = string
+      max_shared_clients_per_gpu = number
+    }))
   })
   default = null
+
+  validation {
+    condition     = try(var.gpu.sharing == null || (contains(["TIME_SHARING", "MPS"], var.gpu.sharing.strategy) && var.gpu.sharing.max_shared_clients_per_gpu >= 2 && var.gpu.sharing.max_shared_clients_per_gpu <= 48), true)
+    error_message = "gpu.sharing.strategy must be TIME_SHARING or MPS, and max_shared_clients_per_gpu from 2 to 48."
+  }
 }
 
 variable "tpu_topology" {

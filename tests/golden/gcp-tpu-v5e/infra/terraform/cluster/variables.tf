@@ -70,6 +70,10 @@ variable "node_pools" {
     gpu = optional(object({
       type  = string
       count = number
+      sharing = optional(object({
+        strategy                   = string
+        max_shared_clients_per_gpu = number
+      }))
     }))
     tpu_topology    = optional(string)
     slice_nodes     = optional(number, 1)

@@ -51,10 +51,17 @@ resource "helm_release" "nvidia_device_plugin" {
   namespace  = "kube-system"
 
   # The chart's default affinity wants node-feature-discovery labels; mlkit's pools say it plainly.
+  # Pools with gpu_sharing: each node loads the config named by its nvidia.com/device-plugin.config
+  # label; the others the `no_sharing` default (without it the chart's `single` fallback would give the
+  # one shared config to every GPU node).
   values = [yamlencode({
     affinity     = null
     nodeSelector = { "mlkit.dev/accelerator-kind" = "nvidia" }
     tolerations  = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]
+    config = {
+      map     = var.nvidia_device_plugin_configs
+      default = length(var.nvidia_device_plugin_configs) > 0 ? "no_sharing" : ""
+    }
   })]
 }
 
