@@ -104,7 +104,9 @@ class Aws(Cloud):
             "enable_mountpoint_s3_csi_driver": any(api.model_access == "mount" for api in spec.apis),
             "tags": spec.tags,
         }
-        return out
+        from ..render import asyncapi
+
+        return out | asyncapi.cluster_tfvars(spec)  # each async API's queue (modules/async-queue)
 
     def _node_groups(self, spec: Spec) -> dict[str, Any]:
         from ..render import nodepools

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import clouds, kit
 from ..spec import Spec
-from . import k8s, nodepools, wake
+from . import asyncapi, k8s, nodepools, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -35,6 +35,8 @@ def render(spec: Spec, facts: Facts | None = None) -> dict[str, str]:
         modules = cloud.cluster_modules if spec.network.creates_vpc else cloud.cluster_modules[1:]
         if nodepools.enabled(spec):
             modules += ("karpenter",)
+        if asyncapi.async_apis(spec):
+            modules += ("async-queue",)
         files |= _stack(spec, CLUSTER, "cluster", cloud.cluster_tfvars(spec), modules)
     files |= _stack(spec, ADDONS, "addons", addons_tfvars(spec), cloud.addons_modules)
     return files
@@ -78,4 +80,4 @@ def addons_tfvars(spec: Spec) -> dict[str, Any]:
         out["kube_context"] = existing.context
     out["enable_gateway"] = any(api.canary for api in spec.apis)
     out["enable_http_add_on"] = any(wake.scales_to_zero(api) for api in spec.apis)
-    return out | cloud.addons_features(spec)
+    return out | cloud.addons_features(spec) | asyncapi.addons_tfvars(spec)

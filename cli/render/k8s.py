@@ -14,7 +14,6 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .. import clouds, labels, placement
-from ..errors import UserError
 from ..spec import Spec, engines
 from ..spec import accelerators as acc
 from ..spec.engines import ENGINES
@@ -119,14 +118,13 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     files |= dashboard.render(spec, env, HEADER, SHARED, owner_labels(spec))
     files |= nodepools.render(spec, HEADER, SHARED)
     woken: list[Api] = []
-    for i, api in enumerate(spec.apis):
+    for api in spec.apis:
         if api.kind == "async":
-            # The runtime serves async APIs (`mlkit serve`); their cluster objects (queue, front and worker
-            # Deployments, queue-depth triggers) are not rendered yet, and a realtime Deployment would be a lie.
-            raise UserError(
-                f"mlkit.yaml: apis[{i}].kind: async API '{api.name}' runs on a laptop with `mlkit serve`; rendering it for a cluster "
-                "is not supported yet: remove it from the spec you render, or set `kind: realtime`"
-            )
+            from . import asyncapi  # it builds on api_view, here: imported when used, so that neither module imports the other at load
+
+            view = api_view(spec, api, facts)
+            files |= asyncapi.render(spec, api, facts, env, view, models.objects(view))
+            continue
         if api.engine is not None:
             view = engine_view(spec, api, facts)
             names = [*ENGINE_OBJECTS, *models.objects(view)]
