@@ -41,6 +41,7 @@ BASES = {
 SPEC_FILE = "mlkit.yaml"
 CONTEXT_MARKER = ".mlkit-build-context"  # in every context mlkit writes: only such a folder is replaced
 INSTALL_SCRIPT = "build/install.sh"
+RUNTIME_EXTRAS = "build/runtime-extra-requirements.txt"
 LARGE_BYTES = 100 * 1024 * 1024  # a file this big in an image is usually a model or data set that belongs in the bucket
 
 
@@ -107,6 +108,8 @@ def context(root: Path, spec: Spec, api: Api) -> Context:
         f"build/{runtime_wheel.filename()}": runtime_wheel.build(),
         "build/accelerator-requirements.txt": "".join(p + "\n" for p in packages).encode(),
         "build/requirements.txt": requirements.read_bytes() if requirements.is_file() else b"",
+        # The runtime's optional clients this API uses: an async API's queue and result store on its cloud.
+        RUNTIME_EXTRAS: "".join(r + "\n" for r in runtime_wheel.extra_requirements(f"runtime-{spec.cloud}") if api.kind == "async").encode(),
     }
     models = {(root / a.model).resolve() for a in spec.apis if a.model and "://" not in a.model}
     models |= {(root / a.canary.model).resolve() for a in spec.apis if a.canary and a.canary.model and "://" not in a.canary.model}

@@ -31,7 +31,12 @@ def filename() -> str:
 
 def runtime_requirements() -> list[str]:
     """The runtime's dependencies as the `runtime` extra of this mlkit declares them: one source of truth."""
-    marker = 'extra == "runtime"'
+    return extra_requirements("runtime")
+
+
+def extra_requirements(extra: str) -> list[str]:
+    """The packages of one of this mlkit's extras (`runtime-aws`: an async API's SQS and S3 clients)."""
+    marker = f'extra == "{extra}"'
     return [r.split(";")[0].strip() for r in requires("mlkit") or [] if marker in r.replace("'", '"')]
 
 
