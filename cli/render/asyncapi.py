@@ -149,8 +149,8 @@ WORKER_NOTE = (
     "# {api}-worker: the runtime in worker mode pulls up to max_batch_size queued requests, runs the predictor\n"
     "# on them and writes each result by id; on SIGTERM it stops pulling and finishes or releases what it holds.\n"
 )
-# SQS names a queue in at most 80 characters; the dead-letter queue's name is the longest.
-SQS_NAME_MAX = 80
+# The dead-letter queue of `<project>-<api>`. SQS takes names of up to 80 characters; a project name has
+# at most 20 and an API name 40 (the spec's schema), so the longest, 73, always fits.
 DEAD_LETTER_SUFFIX = "-dead-letter"
 
 
@@ -160,9 +160,6 @@ def refusal(spec: Spec, api: Api) -> str | None:
         return "async APIs render for AWS clusters only in this version (their Pub/Sub stack is not built yet); serve it with `mlkit serve`"
     if spec.cluster.existing is not None:
         return "an async API's queue is made by the cluster stack, which cluster.existing leaves out; serve it with `mlkit serve`"
-    if len(queue_name(spec, api.name) + DEAD_LETTER_SUFFIX) > SQS_NAME_MAX:
-        return (f"its dead-letter queue '{queue_name(spec, api.name)}{DEAD_LETTER_SUFFIX}' is longer than SQS's {SQS_NAME_MAX} characters; "
-                "shorten the project or the API name")
     return None
 
 
