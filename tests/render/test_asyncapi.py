@@ -162,3 +162,12 @@ def test_what_cannot_render_for_a_cluster_is_one_line(edit, says, project):
     assert says in result.stderr and "apis[0].kind" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (root / "infra").exists()  # nothing half-written
+
+
+def test_kedas_chart_values_for_the_operators_role_are_keys_of_the_pinned_chart():
+    from tests.terraform.test_chart_values import chart_data, releases, unknown_keys, value_paths, yamlencode_object
+
+    keda = releases("async")["keda"]
+    paths = [p for expression in keda["values"] for p in value_paths(yamlencode_object(expression))]
+    assert ("podIdentity", "aws", "irsa", "roleArn") in paths and ("podIdentity", "aws", "irsa", "enabled") in paths
+    assert unknown_keys(paths, chart_data()["keda"]) == []
