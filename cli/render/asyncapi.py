@@ -27,9 +27,8 @@ WORKER = "worker"
 # Its memory grows with the largest payload it may hold twice (the body read, then the copy it stores).
 FRONT_CPU = "250m"
 FRONT_BASE_MI = 256
-# The KEDA operator's ServiceAccount (chart `keda` in the add-ons stack's namespace, its default name):
-# its IRSA role reads the depth of the project's queues and nothing else (addons stack, keda_role).
-KEDA_OPERATOR_SERVICE_ACCOUNT = "keda-operator"
+# Queued requests per worker when `autoscaling.target_queued` is not set (the schema documents it; KEDA's own default too).
+DEFAULT_TARGET_QUEUED = 5
 
 
 def queue(api: Api) -> AsyncQueue:
@@ -136,7 +135,7 @@ def views(view: dict[str, Any], spec: Spec, api: Api, facts: Facts) -> tuple[dic
         "worker": worker,
         "trigger_auth": f"{api.name}-queue",
         "queue_url": locations(spec, api.name, account)["MLKIT_QUEUE"][len("sqs:"):],
-        "target_queued": api.autoscaling.target_queued or 1,
+        "target_queued": api.autoscaling.target_queued or DEFAULT_TARGET_QUEUED,
     }
     return front_view, worker_view
 

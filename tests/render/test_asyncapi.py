@@ -171,3 +171,17 @@ def test_kedas_chart_values_for_the_operators_role_are_keys_of_the_pinned_chart(
     paths = [p for expression in keda["values"] for p in value_paths(yamlencode_object(expression))]
     assert ("podIdentity", "aws", "irsa", "roleArn") in paths and ("podIdentity", "aws", "irsa", "enabled") in paths
     assert unknown_keys(paths, chart_data()["keda"]) == []
+
+
+def test_workers_aim_at_the_documented_default_of_five_queued_requests_each():
+    files = render(loads(GPU_SPEC.replace(", target_queued: 3", "")))
+    worker = next(d for d in docs(files, "video", "scaledobject") if d["metadata"]["name"] == "video-worker")
+    assert worker["spec"]["triggers"][0]["metadata"]["queueLength"] == "5"
+
+
+def test_an_api_named_like_an_async_apis_workers_is_refused_in_one_line(tmp_path):
+    from mlkit.errors import UserError
+
+    text = GPU_SPEC + "  - {name: video-worker, predictor: predictor.py:Predictor}\n"
+    with pytest.raises(UserError, match=r"apis\[1\]\.name.*worker objects of async API 'video'"):
+        loads(text)
