@@ -117,6 +117,10 @@ class Aws(Cloud):
         }
         return out
 
+    def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str] | None:
+        base = f"https://sqs.{spec.region}.amazonaws.com/{account}/{queue}"
+        return {"MLKIT_QUEUE": f"sqs:{base}", "MLKIT_DEAD_LETTER": f"sqs:{base}-dead-letter", "MLKIT_RESULTS": f"s3://{spec.project}-models-{account}/{results}"}
+
     def _node_groups(self, spec: Spec) -> dict[str, Any]:
         if auto_mode(spec):  # EKS Auto Mode launches every node, its own controllers' included
             return {}

@@ -43,6 +43,11 @@ class Cloud:
     mount_driver: ClassVar[str]
     mount_needs_volume: ClassVar[bool] = False
 
+    def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str] | None:
+        """The runtime's settings (MLKIT_QUEUE, MLKIT_DEAD_LETTER, MLKIT_RESULTS) for an async API's queue `queue`
+        and its results prefix `results`, as this cloud's cluster stack makes them; None where it makes none yet."""
+        return None
+
     def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
         """The driver's mount options for a prefix (`a/b/`, or `` for the whole bucket), files owned by `uid`."""
         raise NotImplementedError

@@ -48,6 +48,8 @@ KINDS = [
     Kind("apps/v1", "Deployment", "deployments"),
     # Before the ScaledObject whose external-push trigger names it (the add-on's scaler looks it up).
     Kind("http.keda.sh/v1beta1", "InterceptorRoute", "interceptorroutes"),
+    # An async API's workers: the identity KEDA reads the queue with, before the ScaledObject that names it.
+    Kind("keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"),
     Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
     Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
     Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),

@@ -67,10 +67,7 @@ def command(
     if spec_text is not None:
         (directory / "mlkit.yaml").write_text(spec_text, encoding="utf-8")
     say(f"Created {directory}/ from the {source.name} example. Next:")
-    if "kind: async" in (directory / "mlkit.yaml").read_text(encoding="utf-8"):
-        say(f"  cd {directory} && mlkit validate && mlkit serve     (async APIs are served locally; cluster rendering is not built yet)")
-    else:
-        say(f"  cd {directory} && mlkit validate && mlkit render")
+    say(f"  cd {directory} && mlkit validate && mlkit render")
 
 
 def _template_spec(project: str, cloud: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import clouds, kit
 from ..spec.schema import Spec
-from . import automode, k8s, nodepools, wake
+from . import asyncapi, automode, k8s, nodepools, wake
 from .facts import Facts
 from .jinja import HEADER, environment
 
@@ -37,7 +37,10 @@ def render(spec: Spec, facts: Facts | None = None) -> dict[str, str]:
             modules += ("karpenter",)
         elif automode.enabled(spec):
             modules += ("auto-mode",)
-        files |= _stack(spec, CLUSTER, "cluster", cloud.cluster_tfvars(spec), modules)
+        if asyncapi.async_apis(spec):
+            modules += ("async-queue",)
+        # Each async API's queue (modules/async-queue): beside the cloud's own values, as the add-ons stack's queue names are.
+        files |= _stack(spec, CLUSTER, "cluster", cloud.cluster_tfvars(spec) | asyncapi.cluster_tfvars(spec), modules)
     files |= _stack(spec, ADDONS, "addons", addons_tfvars(spec), cloud.addons_modules)
     return files
 
@@ -80,4 +83,4 @@ def addons_tfvars(spec: Spec) -> dict[str, Any]:
         out["kube_context"] = existing.context
     out["enable_gateway"] = any(api.canary for api in spec.apis)
     out["enable_http_add_on"] = any(wake.scales_to_zero(api) for api in spec.apis)
-    return out | cloud.addons_features(spec)
+    return out | cloud.addons_features(spec) | asyncapi.addons_tfvars(spec)

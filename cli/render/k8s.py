@@ -14,9 +14,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .. import clouds, labels
-from ..errors import UserError
 from ..spec.schema import Api, Spec
-from . import automode, dashboard, models, nodepools, wake
+from . import asyncapi, automode, dashboard, models, nodepools, wake
 from .engine_view import ENGINE_OBJECTS, engine_view
 from .facts import Facts
 from .jinja import HEADER, environment
@@ -78,14 +77,13 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
     # EKS Auto Mode's pools build on Karpenter's NodePool (automode.py imports nodepools.py), so the choice is made here.
     files |= (automode.render if automode.enabled(spec) else nodepools.render)(spec, HEADER, SHARED)
     woken: list[Api] = []
-    for i, api in enumerate(spec.apis):
+    for api in spec.apis:
         if api.kind == "async":
-            # The runtime serves async APIs (`mlkit serve`); their cluster objects (queue, front and worker
-            # Deployments, queue-depth triggers) are not rendered yet, and a realtime Deployment would be a lie.
-            raise UserError(
-                f"mlkit.yaml: apis[{i}].kind: async API '{api.name}' runs on a laptop with `mlkit serve`; rendering it for a cluster "
-                "is not supported yet: remove it from the spec you render, or set `kind: realtime`"
-            )
+
+
+            view = api_view(spec, api, facts)
+            files |= asyncapi.render(spec, api, facts, env, view, models.objects(view))
+            continue
         if api.engine is not None:
             view = engine_view(spec, api, facts)
             names = [*ENGINE_OBJECTS, *models.objects(view)]

@@ -98,6 +98,9 @@ def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
             )
         if api.name.endswith("-canary") and api.name.removesuffix("-canary") in {a.name for a in spec.apis}:
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the canary objects of API '{api.name.removesuffix('-canary')}'; pick another name")
+        if api.name.endswith("-worker") and api.name.removesuffix("-worker") in {a.name for a in spec.apis if a.kind == "async"}:
+            base = api.name.removesuffix("-worker")
+            yield Problem(loc + ("name",), f"'{api.name}' is the name of the worker objects of async API '{base}'; pick another name")
         if a.min_replicas == 0 and api.canary is not None:
             # The Gateway splits traffic between two always-present Services; the wake-on-request path
             # (the KEDA HTTP add-on's interceptor) sits in front of one, so the two do not combine.

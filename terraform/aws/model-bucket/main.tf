@@ -62,6 +62,29 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
   }
 
+  # Async APIs' results and large payloads: deleted after their retention, their replaced versions a day
+  # later (S3 applies the shorter expiry where this rule and the one above overlap).
+  dynamic "rule" {
+    for_each = var.expiring_prefixes
+
+    content {
+      id     = "expire-${rule.key}"
+      status = "Enabled"
+
+      filter {
+        prefix = "${rule.key}/"
+      }
+
+      expiration {
+        days = rule.value
+      }
+
+      noncurrent_version_expiration {
+        noncurrent_days = 1
+      }
+    }
+  }
+
   depends_on = [aws_s3_bucket_versioning.this]
 }
 

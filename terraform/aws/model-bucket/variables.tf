@@ -15,6 +15,12 @@ variable "noncurrent_version_expiry_days" {
   default     = 90
 }
 
+variable "expiring_prefixes" {
+  description = "Prefixes (without slashes at either end) whose objects are deleted after the given days: async APIs' results."
+  type        = map(number)
+  default     = {}
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

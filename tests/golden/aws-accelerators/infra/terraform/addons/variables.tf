@@ -87,6 +87,12 @@ variable "enable_metrics_server" {
   default     = true
 }
 
+variable "async_queue_names" {
+  description = "SQS queues of the async APIs, whose depth KEDA's operator reads to scale their workers."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags added to every resource, on top of the mlkit.dev/project tag."
   type        = map(string)

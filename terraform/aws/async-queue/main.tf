@@ -1,0 +1,99 @@
+# The queue of one async API (runtime/asyncq/aws.py): the front sends each request's id and payload
+# (or where the payload is, for a large one), workers receive, extend the visibility while they predict,
+# then delete. SQS moves a message that was received max_attempts times without being deleted to the
+# dead-letter queue (maxReceiveCount), so a request that kills every worker still ends there.
+
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${var.name}-dead-letter"
+  message_retention_seconds = local.retention_s
+  sqs_managed_sse_enabled   = true
+
+  tags = var.tags
+}
+
+resource "aws_sqs_queue" "this" {
+  name                       = var.name
+  visibility_timeout_seconds = var.visibility_timeout_s
+  message_retention_seconds  = local.retention_s
+  receive_wait_time_seconds  = 20 # long polling: an idle worker's receive waits instead of spinning
+  sqs_managed_sse_enabled    = true
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = var.max_attempts
+  })
+
+  tags = var.tags
+}
+
+locals {
+  # SQS keeps a message at most 14 days; a request queued longer than its result is kept is not worth running.
+  retention_s = min(var.result_retention_days * 86400, 1209600)
+  results_arn = "${var.bucket_arn}/${var.results_prefix}/*"
+}
+
+data "aws_iam_policy_document" "deny_http" {
+  for_each = { queue = aws_sqs_queue.this.arn, dead_letter = aws_sqs_queue.dead_letter.arn }
+
+  statement {
+    sid       = "DenyHTTP"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [each.value]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "this" {
+  for_each = { queue = aws_sqs_queue.this.id, dead_letter = aws_sqs_queue.dead_letter.id }
+
+  queue_url = each.value
+  policy    = data.aws_iam_policy_document.deny_http[each.key].json
+}
+
+# What the API's pods may do, and nothing more: the front sends and reads records, the worker receives,
+# extends, deletes, writes records and dead-letters a request that failed its last attempt (the runtime
+# sends it there itself, with the predictor's error recorded, before SQS's own redrive would).
+data "aws_iam_policy_document" "api" {
+  statement {
+    sid = "Queue"
+    actions = [
+      "sqs:SendMessage",
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+    ]
+    resources = [aws_sqs_queue.this.arn]
+  }
+
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid       = "Results"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = [local.results_arn]
+  }
+}
+
+# What KEDA's aws-sqs-queue scaler reads: the queue's approximate message counts.
+data "aws_iam_policy_document" "depth" {
+  statement {
+    sid       = "QueueDepth"
+    actions   = ["sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.this.arn]
+  }
+}

@@ -1,0 +1,45 @@
+variable "name" {
+  description = "Name of the queue; the dead-letter queue is named after it."
+  type        = string
+}
+
+variable "visibility_timeout_s" {
+  description = "Seconds one receive hides a message from other workers (the API's queue.visibility_timeout_s)."
+  type        = number
+
+  validation {
+    condition     = var.visibility_timeout_s >= 0 && var.visibility_timeout_s <= 43200
+    error_message = "SQS takes a visibility timeout of 0 to 43200 seconds."
+  }
+}
+
+variable "max_attempts" {
+  description = "Receives of one message before SQS moves it to the dead-letter queue (maxReceiveCount)."
+  type        = number
+
+  validation {
+    condition     = var.max_attempts >= 1 && var.max_attempts <= 1000
+    error_message = "SQS takes a maxReceiveCount of 1 to 1000."
+  }
+}
+
+variable "result_retention_days" {
+  description = "Days results are kept; messages are kept as long, up to SQS's 14 days."
+  type        = number
+}
+
+variable "bucket_arn" {
+  description = "ARN of the bucket that holds the API's results and large payloads."
+  type        = string
+}
+
+variable "results_prefix" {
+  description = "Prefix of the API's results in the bucket, without slashes at either end."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

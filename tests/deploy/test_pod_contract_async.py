@@ -1,0 +1,117 @@
+"""The pod contract of an async API: its front and worker Deployments, run as rendered by the kubelet
+stand-in (tests/deploy/kubelet.py) from the API's real build context, against moto's SQS and S3 with the
+queue, dead-letter queue and bucket named as the cluster stack names them.
+
+A request posted through the API's Service is answered 202 by the front, taken from the queue by the
+worker, and its result read back through the front; both pods then stop on SIGTERM within their grace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlkit.render import asyncapi
+from mlkit.spec import load
+from tests.conftest import EXAMPLES, aws_env
+from tests.deploy.kubelet import ContractError, Pod
+from tests.deploy.test_pod_contract import Deployed, base_python, fetcher, image_venvs, pod_dir  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the kubelet stand-in needs Linux users and signals")
+ACCOUNT = "123456789012"  # moto's account, and the one the test's deploy facts name
+RESULT_WAIT_S = 60
+
+
+class IrsaPod(Pod):
+    """A pod whose ServiceAccount has an IRSA role: EKS's webhook gives it AWS credentials; here, moto's."""
+
+    aws: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        return super().env() | self.aws
+
+
+def deployments(deployed: Deployed, api: str) -> dict[str, dict]:
+    docs = yaml.safe_load_all(deployed.rendered[f"infra/k8s/{api}/deployment.yaml"])
+    return {d["metadata"]["labels"]["mlkit.dev/track"]: d for d in docs if d}
+
+
+def get(pod: Pod, service: dict, path: str) -> tuple[int, dict]:
+    port = pod._port(service["spec"]["ports"][0]["targetPort"], "Service targetPort")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.fixture
+def aws_queue(s3, moto):
+    """The async example's queue, dead-letter queue and results bucket, as modules/async-queue and the model bucket make them."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-west-2")
+    name = asyncapi.queue_name(load(EXAMPLES / "async" / "mlkit.yaml"), "documents")
+    dead = sqs.create_queue(QueueName=name + asyncapi.DEAD_LETTER_SUFFIX)["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "3"})})
+    s3.create_bucket(Bucket=f"async-demo-models-{ACCOUNT}", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    return aws_env(moto)
+
+
+def test_async_front_and_worker_serve_as_their_pods_are_rendered(aws_queue, tmp_path, request):
+    if os.geteuid() != 0:
+        pytest.skip("the pod's user (runAsUser 10001) over root-owned files needs root; CI containers and this machine run as root")
+    pods_root, venvs = request.getfixturevalue("pod_dir"), request.getfixturevalue("image_venvs")
+    deployed = Deployed("async", tmp_path)
+    api = "documents"
+    docs = [d for path, text in deployed.rendered.items() if path.startswith(f"infra/k8s/{api}/") for d in yaml.safe_load_all(text) if d]
+    objects = {kind + "s": {d["metadata"]["name"]: d for d in docs if d["kind"] == kind} for kind in ("ConfigMap", "PersistentVolume", "PersistentVolumeClaim")}
+    service = next(d for d in yaml.safe_load_all(deployed.rendered[f"infra/k8s/{api}/service.yaml"]) if d)
+    by_track = deployments(deployed, api)
+    assert set(by_track) == {"front", "worker"}
+    assert service["spec"]["selector"]["mlkit.dev/track"] == "front"
+    context = deployed.contexts[api]
+    IrsaPod.aws = aws_queue
+    pods = {}
+    try:
+        for track, deployment in by_track.items():
+            root = Path(tempfile.mkdtemp(prefix=f"{api}-{track}-", dir=pods_root))
+            root.chmod(0o755)
+            pods[track] = IrsaPod(deployment, objects["ConfigMaps"], {}, context, venvs(context), root, tmp_path / f"{track}.log",
+                                  fetcher("aws"), claims=objects["PersistentVolumeClaims"], persistent_volumes=objects["PersistentVolumes"])
+            pods[track].start()
+        for pod in pods.values():
+            pod.wait_started()
+            pod.check_probe("readinessProbe")
+            pod.check_probe("livenessProbe")
+        front = pods["front"]
+        status, body = front.request(service, "/predict", {"text": "a document"})
+        if status != 202:
+            raise ContractError(f"front: POST /predict answered {status}: {body[:300]!r}\n{front.output()}")
+        request_id = json.loads(body)["id"]
+        deadline = time.monotonic() + RESULT_WAIT_S
+        while True:
+            status, record = get(front, service, f"/predict/{request_id}")
+            assert status == 200, (status, record)
+            if record["status"] in ("completed", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert record["status"] == "completed", (record, pods["worker"].output())
+        assert record["result"], record
+        for pod in pods.values():
+            time.sleep(pod.pre_stop_seconds())
+            pod.terminate()
+    finally:
+        for pod in pods.values():
+            pod.kill()
+        shutil.rmtree(tmp_path / "contexts", ignore_errors=True)
