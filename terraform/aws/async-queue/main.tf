@@ -26,6 +26,17 @@ resource "aws_sqs_queue" "this" {
   tags = var.tags
 }
 
+# Only this API's queue may send its failures here: the dead-letter queue is not a second inbox that another
+# queue in the account could redrive into.
+resource "aws_sqs_queue_redrive_allow_policy" "dead_letter" {
+  queue_url = aws_sqs_queue.dead_letter.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.this.arn]
+  })
+}
+
 locals {
   # SQS keeps a message at most 14 days; a request queued longer than its result is kept is not worth running.
   retention_s = min(var.result_retention_days * 86400, 1209600)
