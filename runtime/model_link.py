@@ -59,10 +59,9 @@ def error_from_wire(error: tuple[str, Any]) -> BaseException:
         exc: BaseException = value
         return exc
     name, message = value
-    cause = type(name, (Exception,), {"__module__": "predictor"})(message)  # named as the model process's exception
-    raised = PredictorRaised()
-    raised.__cause__ = cause
-    return raised
+    # Named as the model process's exception; the front's Predictor wraps it as it wraps a local one.
+    cause: BaseException = type(name, (Exception,), {"__module__": "predictor"})(message)
+    return cause
 
 
 class Streamed:
@@ -118,8 +117,7 @@ class ModelLink:
                 if kind == "end":
                     return
                 if kind == "err":
-                    error = error_from_wire(value)
-                    raise (error.__cause__ if isinstance(error, PredictorRaised) and error.__cause__ is not None else error)
+                    raise error_from_wire(value)
                 yield value
         finally:
             if self.streams.pop(i, None) is not None:  # closed before its end: the client went
