@@ -82,7 +82,17 @@ def front_main(settings: Settings, sock: socket.socket, link_sock: socket.socket
         link.close()  # the model process exits once every front has closed its link
 
     runtime.start, runtime.stop = start_with_link, stop_then_unlink
-    server = DrainingServer(build_config(settings, app), settings, runtime)
+    class FrontServer(DrainingServer):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # The first front to close stops the shared socket listening for every front at once (Linux):
+            # otherwise a connection another front accepts as it closes would be dropped unanswered.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            await super().shutdown(sockets)
+
+    server = FrontServer(build_config(settings, app), settings, runtime)
     server.run(sockets=[sock])
     sys.stdout.flush()
     os._exit(0 if server.started else 1)
@@ -95,7 +105,6 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
     logs.setup(settings.log_level)
     started = process_age()
     context = multiprocessing.get_context("fork")  # nothing heavy imported yet: the model process imports the predictor
-    sock = listen(settings)
     pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(fronts)]
     status_in, status_out = context.Pipe(duplex=False)
     model = context.Process(
@@ -118,6 +127,16 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
     _, facts, phases = message
     if announce is not None:
         announce()
+    try:
+        # Bound only now, after the model process forked: a copy of the listening socket there would take
+        # connections into its backlog after the fronts closed theirs, and never answer them.
+        sock = listen(settings)
+    except OSError as exc:
+        logs.log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror or exc)
+        for front_end, _ in pairs:
+            front_end.close()  # the model process exits once every link is closed
+        model.join()
+        return 1
     counter, lock = context.RawValue("q", 0), context.Lock()
     procs = []
     for n, (front_end, _) in enumerate(pairs):
