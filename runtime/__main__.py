@@ -43,13 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        fronts = settings.front_count()
-        if fronts > 1:
-            code = serve_fronts(settings, fronts)
-            return code
-        from .server import serve
+    from .launch import serve
 
+    try:
         code = serve(settings)
         if settings.mode != "realtime":
             # An async worker stopped past its drain timeout released what it held, but the predictor call it
@@ -66,26 +62,6 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exception(exc)
         print(f"error: {exc}", file=sys.stderr)
         return 1
-
-
-def serve_fronts(settings: Settings, fronts: int) -> int:
-    """Several processes, one metrics view: prometheus_client picks its multiprocess values when it is
-    first imported, so the folder is set before anything imports it, and emptied of earlier runs."""
-    import shutil
-    import tempfile
-
-    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        raise SettingsError("--fronts: prometheus_client was imported before the fronts could set PROMETHEUS_MULTIPROC_DIR")
-    own = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    folder = tempfile.mkdtemp(prefix="mlkit-metrics-") if own else os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    from .fronts import serve_fronts as serve
-
-    try:
-        return serve(settings, fronts)
-    finally:
-        if own:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

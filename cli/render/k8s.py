@@ -21,6 +21,7 @@ from ..spec.engines import ENGINES
 from ..spec.schema import Api, NodePool, Spec
 from . import dashboard, models, nodepools, wake
 from .facts import Facts
+from .fronts import api_fronts
 from .jinja import HEADER, environment
 
 K8S = PurePosixPath("infra/k8s")
@@ -378,6 +379,8 @@ def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
         "MLKIT_DRAIN_TIMEOUT_S": str(drain_timeout),
         "HOME": "/tmp",  # the root filesystem is read-only; libraries that cache under ~ write to the tmp volume
     }
+    if (fronts := api_fronts(api)) > 1:  # only then: one process is the runtime's default
+        env["MLKIT_FRONTS"] = str(fronts)
     if api.api_keys:
         env["MLKIT_API_KEYS_FILE"] = "/etc/mlkit/api-keys/keys"
     if api.monitoring is not None:
