@@ -4,7 +4,7 @@ runtime calls as it would call the user's object, so that the routes, streaming 
 unchanged in a front.
 
 Messages, front to model: (id, "predict", payload), (id, "generate", prompt, kwargs),
-(id, "count", prompt), (id, "cancel"). Model to front: (id, "ok", value), (id, "err", error),
+(id, "count", prompt), (id, "cancel"). Model to front: (id, "ok", value, batch size), (id, "err", error),
 (id, "stream"), (id, "chunk", item), (id, "end").
 """
 
@@ -19,6 +19,7 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .batching import current
 from .errors import HTTPError, PredictorRaised
 
 HEADER = struct.Struct("!I")
@@ -101,9 +102,12 @@ class ModelLink:
         future = self.calls[i] = asyncio.get_running_loop().create_future()
         try:
             self.send((i, op, *args))
-            kind, value = await future
+            kind, value, *batch = await future
         finally:
             self.calls.pop(i, None)
+        state = current.get()
+        if batch and batch[0] and state is not None:  # the batch it ran in, for the access log
+            state.batch_size = max(state.batch_size, batch[0])
         if kind == "err":
             raise error_from_wire(value)
         if kind == "stream":
@@ -140,7 +144,7 @@ class ModelLink:
                 streamed = self.streams[i] = Streamed()
                 future.set_result(("stream", streamed))
             else:
-                future.set_result((kind, rest[0]))
+                future.set_result((kind, *rest))
         gone = HTTPError("the model process is gone")
         for future in self.calls.values():
             if not future.done():

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import logs, streaming
 from .admission import Admission
-from .batching import Batcher
+from .batching import Batcher, RequestState, current
 from .errors import PredictorLoadError
 from .metrics import Metrics
 from .model_link import describe, error_to_wire, frame, read_frame
@@ -67,6 +67,8 @@ class ModelServer:
         writer.close()
 
     async def answer(self, front: int, i: int, op: str, args: list[Any], writer: asyncio.StreamWriter) -> None:
+        state = RequestState()  # the batch size this request went in, for the front's access log
+        current.set(state)
         try:
             if op == "predict":
                 if self.batcher is not None:
@@ -107,7 +109,7 @@ class ModelServer:
                 await source.aclose()
             return
         try:
-            writer.write(frame((i, "ok", result)))
+            writer.write(frame((i, "ok", result, state.batch_size)))
         except Exception as exc:  # a result that cannot be pickled
             writer.write(frame((i, "err", error_to_wire(TypeError(f"the result cannot be sent to the front: {exc}")))))
 
