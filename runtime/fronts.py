@@ -162,8 +162,15 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
     signal.signal(signal.SIGINT, forward)
     failed = False
     alive = [p for p in procs]
+    model_gone = False
     while alive:
-        wait([p.sentinel for p in alive])
+        wait([p.sentinel for p in alive] + ([] if model_gone else [model.sentinel]))
+        if not model_gone and not model.is_alive():
+            model_gone = True
+            if not signals:  # the model died while serving (killed, out of memory): stop the fronts, so the pod restarts
+                logs.log.error("the model process exited with %s while serving; stopping the fronts", model.exitcode)
+                failed = True
+                forward(signal.SIGTERM, None)
         for proc in [p for p in alive if not p.is_alive()]:
             alive.remove(proc)
             if not signals and proc.exitcode != 0:  # a front died while serving: the pod is broken, stop it

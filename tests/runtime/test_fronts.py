@@ -5,6 +5,7 @@ MLKIT_TEST_FRONTS=2 (tests/runtime/conftest.py)."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -99,6 +100,17 @@ def test_drain_finishes_admitted_requests_and_the_model_process_exits_last(tmp_p
     model_done = text.index("all 2 fronts closed their links")
     assert len(fronts_done) == 2 and len(answers) == 4 and max(fronts_done + answers) < model_done, text
     assert "drained: 2 fronts, then the model process, exited" in text
+
+
+def test_a_model_process_that_dies_stops_the_pod_with_exit_1(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Counted", "--fronts", "2")
+    try:
+        model_pid = int((tmp_path / "loads.txt").read_text().split()[0])
+        os.kill(model_pid, signal.SIGKILL)  # as the kernel's OOM killer would
+        assert server.proc.wait(timeout=30) == 1
+        assert "the model process exited with -9 while serving; stopping the fronts" in server.output()
+    finally:
+        stop(server)
 
 
 def test_a_predictor_that_cannot_load_is_one_line_and_exit_1(tmp_path: Path) -> None:
