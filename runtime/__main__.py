@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from .server import serve
+    from .launch import serve
 
     try:
         code = serve(settings)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from .admission import Admission
 
@@ -28,8 +31,8 @@ class Metrics:
         self.latency = Histogram(
             "mlkit_request_duration_seconds", "Time from request arrival to response, by route.", ["route"], buckets=LATENCY_BUCKETS, registry=self.registry
         )
-        self.in_flight = Gauge("mlkit_requests_in_flight", "Requests admitted and not yet answered (executing plus queued).", registry=self.registry)
-        self.queue_depth = Gauge("mlkit_queue_depth", "Admitted requests waiting for an execution slot.", registry=self.registry)
+        self.in_flight = Gauge(IN_FLIGHT, IN_FLIGHT_HELP, registry=self.registry, multiprocess_mode="livemax")
+        self.queue_depth = Gauge(QUEUE_DEPTH, QUEUE_DEPTH_HELP, registry=self.registry, multiprocess_mode="livemax")
         self.batch_size = Histogram("mlkit_batch_size", "Requests per predict_batch call.", buckets=BATCH_BUCKETS, registry=self.registry)
         self.predictor_errors = Counter("mlkit_predictor_errors", "Predictor calls that raised.", registry=self.registry)
         # Async APIs: the front counts what it queued, workers what they finished, retried and failed for good.
@@ -50,6 +53,8 @@ class Metrics:
         self.in_flight.set_function(lambda: admission.admitted)
         self.queue_depth.set_function(lambda: admission.queued)
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        # Several processes (runtime/fronts.py): /metrics answers for the pod, from every process's files.
+        self.pod = PodView(admission) if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)
@@ -60,7 +65,33 @@ class Metrics:
         child[1].observe(seconds)
 
     def render(self) -> bytes:
+        if self.pod is not None:
+            registry = CollectorRegistry()
+            registry.register(self.pod)
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+IN_FLIGHT, IN_FLIGHT_HELP = "mlkit_requests_in_flight", "Requests admitted and not yet answered (executing plus queued)."
+QUEUE_DEPTH, QUEUE_DEPTH_HELP = "mlkit_queue_depth", "Admitted requests waiting for an execution slot."
+
+
+class PodView:
+    """One view of a pod of several processes: counters and histograms summed over the fronts and the
+    model process (prometheus_client's multiprocess files), and the admission gauges read live from the
+    pod's shared counter rather than from any one process."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        for family in MultiProcessCollector(None).collect():  # type: ignore[no-untyped-call]
+            if family.name not in (IN_FLIGHT, QUEUE_DEPTH):
+                yield family
+        yield GaugeMetricFamily(IN_FLIGHT, IN_FLIGHT_HELP, value=self.admission.admitted)
+        yield GaugeMetricFamily(QUEUE_DEPTH, QUEUE_DEPTH_HELP, value=self.admission.queued)
 
 
 class PredictionMonitor:

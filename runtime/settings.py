@@ -72,6 +72,12 @@ class Settings:
         default=300.0, metadata={"help": "Async worker: seconds one attempt holds a request; extended while the predictor runs."}
     )
     max_attempts: int = field(default=5, metadata={"help": "Async worker: attempts before a request ends failed (and is dead-lettered)."})
+    fronts: str = field(
+        default="1",
+        metadata={"help": "HTTP front processes: 1 serves in one process (the default); N > 1 runs N fronts on the port and one model "
+                          "process that loads the predictor once and batches across them; auto: from the CPU quota of the cgroup "
+                          "(docs/guides/processes.md)."},
+    )
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
     debug: bool = field(default=False, metadata={"help": "Show the traceback when the predictor fails to load (otherwise one line)."})
@@ -111,10 +117,23 @@ class Settings:
                 raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must not be negative, got {getattr(self, name)}")
         self.predictor_config()
         self.monitoring()
+        self.front_count()
         if self.api_keys_file:
             from .auth import ApiKeys  # reads the file now, so a missing or empty one stops start-up
 
             ApiKeys(self.api_keys_file)
+
+    def front_count(self) -> int:
+        """How many HTTP front processes: 1 is today's single process (docs/guides/processes.md)."""
+        from .cpus import fronts_for
+
+        if self.fronts == "auto":
+            return fronts_for(None)
+        if not self.fronts.isdigit() or not 1 <= int(self.fronts) <= 64:
+            raise SettingsError(f"--fronts / MLKIT_FRONTS must be auto or a number from 1 to 64, got {self.fronts[:40]!r}")
+        if int(self.fronts) > 1 and self.mode != "realtime":
+            raise SettingsError(f"--fronts / MLKIT_FRONTS: {self.fronts} fronts serve realtime APIs only; an async {self.mode} runs in one process")
+        return int(self.fronts)
 
     def check_async(self) -> None:
         modes = ("realtime", "front", "worker", "async")

@@ -8,6 +8,8 @@ process. The phases here split the process's part so that the slow one can be fo
 - `imports`: importing the predictor's module, with whatever it imports at the top (torch, ...).
 - `construct`: the predictor's `__init__`: reading the model.
 - `warmup`: the predictor's `warmup()`, if it has one.
+- `fronts`: with several HTTP front processes (runtime/fronts.py), from the model process being ready to
+  a front starting its server: forking it and building its app. The phases before are the model process's.
 - `serve`: the server's own setup around these (uvicorn's start, the app's lifespan, the batcher).
 
 `mlkit_startup_phase_seconds{phase}` holds each; `mlkit_startup_seconds` the whole, process start to ready.
@@ -20,7 +22,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Gauge
 
-PHASES = ("process", "imports", "construct", "warmup", "serve")
+PHASES = ("process", "imports", "construct", "warmup", "fronts", "serve")
 
 
 def process_age() -> float | None:
@@ -44,8 +46,9 @@ class Startup:
             "mlkit_startup_phase_seconds", "Seconds each start phase of this server took: process, imports, construct, warmup, serve.",
             ["phase"],
             registry=registry,
+            multiprocess_mode="max",  # several processes (runtime/fronts.py): the slowest one's
         )
-        self._total = Gauge("mlkit_startup_seconds", "Seconds from process start until this server was ready.", registry=registry)
+        self._total = Gauge("mlkit_startup_seconds", "Seconds from process start until this server was ready.", registry=registry, multiprocess_mode="max")
 
     def begin(self) -> None:
         """The runtime starts loading the predictor: what came before is the process phase."""

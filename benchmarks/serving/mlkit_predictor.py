@@ -67,3 +67,14 @@ class Oip(Predictor):
             logits = self.model(x.reshape(len(payloads), -1).to(self.device)).cpu().numpy()
         return [{"logits": row} for row in logits]
 
+
+
+class Pinned(Predictor):
+    """The model pinned to one core (config "core"): in a runtime with fronts, the model process only,
+    since the predictor is constructed there; the fronts stay where the parent was started."""
+
+    def __init__(self, config, model_dir):
+        import os
+
+        os.sched_setaffinity(0, {int(config["core"])})
+        super().__init__(config, model_dir)

@@ -45,6 +45,15 @@ def command(
     api_keys_file: Annotated[
         Path | None, typer.Option("--api-keys-file", help="File of keys the API accepts, one per line (re-read when it changes).", dir_okay=False)
     ] = None,
+    fronts: Annotated[
+        str | None,
+        typer.Option(
+            "--fronts",
+            metavar="N|auto",
+            help="HTTP front processes beside one model process (docs/guides/processes.md); default: the spec's concurrency.fronts, else 1 "
+                 "(one process); auto: from this machine's CPU quota.",
+        ),
+    ] = None,
 ) -> None:
     """Serve an API on this machine: its predictor, config, batching and concurrency from mlkit.yaml.
 
@@ -62,7 +71,7 @@ def command(
     model_dir = local_model_dir(file, spec, chosen, root, model_dir, "serve")
 
     try:
-        from mlkit_runtime.server import serve
+        from mlkit_runtime.launch import serve
         from mlkit_runtime.settings import Settings, SettingsError
     except ImportError as exc:
         raise UserError(f"mlkit serve needs the predictor runtime ({exc.name} is missing): pip install 'mlkit[runtime]'") from None
@@ -83,6 +92,7 @@ def command(
         "max_wait_ms": chosen.batching.max_wait_ms,
         "max_in_flight": chosen.concurrency.max_in_flight,
         "max_queue": chosen.concurrency.max_queue,
+        "fronts": fronts or str(chosen.concurrency.fronts or 1),
         "debug": state.debug,
     }
     if chosen.monitoring is not None:

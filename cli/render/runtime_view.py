@@ -14,6 +14,7 @@ from ..spec import accelerators as acc
 from ..spec.schema import Api, NodePool, Spec
 from . import automode, models, wake
 from .facts import Facts
+from .fronts import api_fronts
 
 SYSTEM_NAMESPACE = "mlkit-system"  # where the add-ons stack installs KEDA and Prometheus
 PROMETHEUS_URL = f"http://prometheus-server.{SYSTEM_NAMESPACE}.svc.cluster.local"
@@ -208,6 +209,8 @@ def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
         "MLKIT_DRAIN_TIMEOUT_S": str(drain_timeout),
         "HOME": "/tmp",  # the root filesystem is read-only; libraries that cache under ~ write to the tmp volume
     }
+    if (fronts := api_fronts(api)) > 1:  # only then: one process is the runtime's default
+        env["MLKIT_FRONTS"] = str(fronts)
     if api.api_keys:
         env["MLKIT_API_KEYS_FILE"] = "/etc/mlkit/api-keys/keys"
     if api.monitoring is not None:

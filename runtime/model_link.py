@@ -1,0 +1,201 @@
+"""The link between an HTTP front process and the model process: framed pickle messages over a unix
+socket pair, and, on the front's side, a stand-in for the predictor (`remote_predictor`) that the
+runtime calls as it would call the user's object, so that the routes, streaming and generation run
+unchanged in a front.
+
+Messages, front to model: (id, "predict", payload), (id, "generate", prompt, kwargs),
+(id, "count", prompt), (id, "cancel"). Model to front: (id, "ok", value, batch size), (id, "err", error),
+(id, "stream"), (id, "chunk", item), (id, "end").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import pickle
+import socket
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .batching import current
+from .errors import HTTPError, PredictorRaised
+
+HEADER = struct.Struct("!I")
+
+
+def frame(message: tuple[Any, ...]) -> bytes:
+    body = pickle.dumps(message, protocol=5)
+    return HEADER.pack(len(body)) + body
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
+    """The next message, or None once the other side closed."""
+    try:
+        head = await reader.readexactly(HEADER.size)
+        body = await reader.readexactly(HEADER.unpack(head)[0])
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    message: tuple[Any, ...] = pickle.loads(body)
+    return message
+
+
+def error_to_wire(exc: BaseException) -> tuple[str, Any]:
+    """What the front needs to answer as a single process would: the runtime's own HTTP errors as
+    they are; a predictor's exception by its type name and message (it may not unpickle in a front)."""
+    if isinstance(exc, HTTPError):
+        try:
+            pickle.dumps(exc)
+            return ("http", exc)
+        except Exception:
+            pass
+    cause = exc.__cause__ if isinstance(exc, PredictorRaised) and exc.__cause__ is not None else exc
+    return ("raised", (type(cause).__name__, str(cause)))
+
+
+def error_from_wire(error: tuple[str, Any]) -> BaseException:
+    kind, value = error
+    if kind == "http":
+        exc: BaseException = value
+        return exc
+    name, message = value
+    # Named as the model process's exception; the front's Predictor wraps it as it wraps a local one.
+    cause: BaseException = type(name, (Exception,), {"__module__": "predictor"})(message)
+    return cause
+
+
+class Streamed:
+    """Items of a result the model process streams (a generator's), as they arrive."""
+
+    def __init__(self) -> None:
+        self.items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+
+class ModelLink:
+    """One front's end of the link: calls by id, answers matched back to their callers."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.ids = itertools.count()
+        self.calls: dict[int, asyncio.Future[Any]] = {}
+        self.streams: dict[int, Streamed] = {}
+        self.writer: asyncio.StreamWriter | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        reader, self.writer = await asyncio.open_unix_connection(sock=self.sock, limit=2**26)
+        self.task = asyncio.get_running_loop().create_task(self._read(reader), name="mlkit-model-link")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        assert self.writer is not None
+        self.writer.write(frame(message))  # buffered by the transport: a front never blocks on the model process
+
+    async def call(self, op: str, *args: Any) -> Any:
+        if self.task is not None and self.task.done():
+            raise HTTPError("the model process is gone")
+        i = next(self.ids)
+        future = self.calls[i] = asyncio.get_running_loop().create_future()
+        try:
+            self.send((i, op, *args))
+            kind, value, *batch = await future
+        finally:
+            self.calls.pop(i, None)
+        state = current.get()
+        if batch and batch[0] and state is not None:  # the batch it ran in, for the access log
+            state.batch_size = max(state.batch_size, batch[0])
+        if kind == "err":
+            raise error_from_wire(value)
+        if kind == "stream":
+            return self._iterate(i, value)
+        return value
+
+    async def _iterate(self, i: int, streamed: Streamed) -> AsyncIterator[Any]:
+        try:
+            while True:
+                kind, value = await streamed.items.get()
+                if kind == "end":
+                    return
+                if kind == "err":
+                    raise error_from_wire(value)
+                yield value
+        finally:
+            if self.streams.pop(i, None) is not None:  # closed before its end: the client went
+                self.send((i, "cancel"))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while (message := await read_frame(reader)) is not None:
+            i, kind, *rest = message
+            if kind in ("chunk", "end") or (kind == "err" and i in self.streams):
+                streamed = self.streams.get(i)
+                if streamed is not None:
+                    streamed.items.put_nowait((kind, rest[0] if rest else None))
+                    if kind != "chunk":
+                        self.streams.pop(i, None)
+                continue
+            future = self.calls.get(i)
+            if future is None or future.done():
+                continue
+            if kind == "stream":
+                streamed = self.streams[i] = Streamed()
+                future.set_result(("stream", streamed))
+            else:
+                future.set_result((kind, *rest))
+        gone = HTTPError("the model process is gone")
+        for future in self.calls.values():
+            if not future.done():
+                future.set_result(("err", ("http", gone)))
+        for streamed in self.streams.values():
+            streamed.items.put_nowait(("err", ("http", gone)))
+
+
+def describe(instance: Any) -> dict[str, Any]:
+    """What a front must know of the predictor to stand in for it (sent once the model loaded)."""
+    generate = getattr(instance, "generate", None)
+    facts: dict[str, Any] = {
+        "class": type(instance).__name__,
+        "predict": callable(getattr(instance, "predict", None)),
+        "oip_tensors": getattr(type(instance), "oip_tensors", "numpy"),
+        "generate": None,
+        "context_length": getattr(instance, "context_length", None),
+        "count_tokens": callable(getattr(instance, "count_tokens", None)),
+    }
+    if callable(generate):
+        facts["generate"] = [(p.name, p.kind, p.default) for p in inspect.signature(generate).parameters.values()]
+    return facts
+
+
+def remote_predictor(facts: dict[str, Any], link: ModelLink) -> Any:
+    """An object with the predictor's methods (all async) that run in the model process. It has no
+    predict_batch and no warmup: the model process batches across every front and has warmed up."""
+    cls = type(facts["class"], (), {"oip_tensors": facts["oip_tensors"], "__module__": "mlkit_runtime.model_process"})
+    stand_in = cls()
+    if facts["predict"]:
+        async def predict(payload: Any) -> Any:
+            return await link.call("predict", payload)
+
+        stand_in.predict = predict
+    if facts["generate"] is not None:
+        def generate(prompt: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            async def tokens() -> AsyncIterator[Any]:
+                async for token in await link.call("generate", prompt, kwargs):
+                    yield token
+
+            return tokens()
+
+        generate.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(name, kind, default=default) for name, kind, default in facts["generate"]]
+        )
+        stand_in.generate = generate
+    if facts["context_length"] is not None:
+        stand_in.context_length = facts["context_length"]
+    if facts["count_tokens"]:
+        async def count_tokens(prompt: Any) -> Any:
+            return await link.call("count", prompt)
+
+        stand_in.count_tokens = count_tokens
+    return stand_in

@@ -1,0 +1,56 @@
+"""`concurrency.fronts` decides MLKIT_FRONTS in a realtime API's pods (cli/render/fronts.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from mlkit.render.facts import Facts
+from mlkit.render.k8s import render
+from mlkit.spec.loader import loads
+from tests.spec.refusals import only
+
+SPEC = """\
+project: fronts-demo
+cloud: aws
+region: us-east-1
+cluster:
+  node_pools:
+    - {name: cpu, instance_type: m6i.4xlarge}
+apis:
+  - name: cnn
+    predictor: predictor.py:Predictor
+"""
+
+
+def runtime_env(extra: str) -> dict[str, str]:
+    files = render(loads(SPEC + extra), Facts())
+    deployment = yaml.safe_load(files["infra/k8s/cnn/deployment.yaml"])
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+@pytest.mark.parametrize(
+    ("extra", "fronts"),
+    [
+        ("", None),  # compute.cpu defaults to 1: one process, no variable
+        ("    compute: {cpu: 500m}\n", None),
+        # Opt-in for now (cli/render/fronts.py says why): a pod of many CPUs stays one process unless the spec asks.
+        ("    compute: {cpu: 4}\n", None),
+        ("    compute: {cpu: 8}\n    concurrency: {fronts: 1}\n", None),
+        ("    compute: {cpu: 4}\n    concurrency: {fronts: 3}\n", "3"),
+        ("    compute: {cpu: 1}\n    concurrency: {fronts: 5}\n", "5"),
+    ],
+)
+def test_fronts_are_what_the_spec_says_and_one_otherwise(extra: str, fronts: str | None) -> None:
+    assert runtime_env(extra).get("MLKIT_FRONTS") == fronts
+
+
+def test_fronts_are_for_realtime_apis_only() -> None:
+    found = only(SPEC + "    kind: async\n    concurrency: {fronts: 2}\n")
+    assert "apis[0].concurrency.fronts" in found and "realtime predictor API only" in found
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two", "1.5"])
+def test_a_bad_front_count_is_refused(value: str) -> None:
+    assert "fronts" in only(SPEC + f"    concurrency: {{fronts: {value}}}\n")

@@ -1,0 +1,22 @@
+"""Predictors for the tests of several HTTP fronts and one model process (runtime/fronts.py)."""
+
+import os
+import time
+from pathlib import Path
+
+
+class Counted:
+    """Writes a line per construction into the model folder, so a test can count the model's copies;
+    answers the pid that ran it. `sleep` holds the request."""
+
+    def __init__(self, config, model_dir):
+        with open(Path(model_dir) / "loads.txt", "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def predict(self, payload):
+        time.sleep(payload.get("sleep", 0) if isinstance(payload, dict) else 0)
+        return {"pid": os.getpid()}
+
+    def predict_batch(self, payloads):
+        time.sleep(max((p.get("sleep", 0) if isinstance(p, dict) else 0) for p in payloads))
+        return [{"pid": os.getpid(), "batch": len(payloads)} for _ in payloads]

@@ -1,0 +1,148 @@
+"""Several HTTP front processes and one model process (runtime/fronts.py), real processes on loopback:
+one copy of the model, admission for the pod, drain with the model process last, one metrics view,
+the front count (runtime/cpus.py) and its setting. The other runtime suites run in this mode with
+MLKIT_TEST_FRONTS=2 (tests/runtime/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlkit_runtime.cpus import cgroup_cpus, fronts_for
+from mlkit_runtime.settings import Settings, SettingsError
+from tests.runtime.conftest import PREDICTORS, start, stop
+
+
+def post_many(url: str, n: int, payload: dict) -> list[httpx.Response]:
+    """n requests at once, each on its own connection, so that they spread over the fronts."""
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(timeout=30) as c:
+            return c.post(url + "/predict", json=payload)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert found, f"{name} not in\n{text}"
+    return float(found.group(1))
+
+
+def test_the_model_is_loaded_once_and_answers_every_front(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Counted", "--fronts", "3")
+    try:
+        answers = post_many(server.url, 24, {"sleep": 0.05})
+        assert [r.status_code for r in answers] == [200] * 24
+        pids = {r.json()["pid"] for r in answers}
+        loads = (tmp_path / "loads.txt").read_text().split()
+        assert len(loads) == 1, loads  # one copy of the model, not one per front
+        assert pids == {int(loads[0])}
+        assert max(r.json()["batch"] for r in answers) > 1  # batched in the model process, across connections
+        text = server.output()
+        assert re.search(r"serving with 3 front processes", text)
+    finally:
+        stop(server)
+
+
+def test_admission_holds_for_the_pod_not_per_front(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Counted", "--fronts", "2", "--max-in-flight", "1", "--max-queue", "1")
+    try:
+        answers = post_many(server.url, 10, {"sleep": 1.0})
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [200] * 2 + [503] * 8, codes
+        assert all(r.headers.get("retry-after") for r in answers if r.status_code == 503)
+        scraped = httpx.get(server.url + "/metrics").text
+        assert metric(scraped, "mlkit_requests_rejected_total") == 8  # counted by whichever front refused, summed
+        assert metric(scraped, "mlkit_requests_in_flight") == 0
+    finally:
+        stop(server)
+
+
+def test_metrics_are_one_view_of_the_pod(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Counted", "--fronts", "2")
+    try:
+        for _ in range(3):  # fresh connections, many at once: both fronts answer some
+            assert {r.status_code for r in post_many(server.url, 8, {"sleep": 0.02})} == {200}
+        for _ in range(5):  # any front's /metrics counts all 24 requests
+            with httpx.Client() as c:
+                scraped = c.get(server.url + "/metrics").text
+            assert metric(scraped, 'mlkit_requests_total{route="/predict",status="200"}') == 24
+            assert metric(scraped, "mlkit_batch_size_sum") == 24  # observed in the model process
+            assert metric(scraped, 'mlkit_startup_phase_seconds{phase="fronts"}') >= 0
+    finally:
+        stop(server)
+
+
+def test_drain_finishes_admitted_requests_and_the_model_process_exits_last(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Counted", "--fronts", "2", "--drain-delay-s", "0.5")
+    with ThreadPoolExecutor(4) as pool:
+        held = [pool.submit(post_many, server.url, 1, {"sleep": 1.5}) for _ in range(4)]
+        time.sleep(0.5)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        assert httpx.get(server.url + "/readyz", timeout=5).status_code == 503  # unready at once, still serving
+        assert [f.result()[0].status_code for f in held] == [200] * 4
+    assert server.proc.wait(timeout=30) == 0
+    text = server.output()
+    # Each front closes its link as its app shuts down, after its last answer; the model process goes after both.
+    fronts_done = [m.end() for m in re.finditer(r"Waiting for application shutdown", text)]
+    answers = [m.end() for m in re.finditer(r'"status":200', text)]
+    model_done = text.index("all 2 fronts closed their links")
+    assert len(fronts_done) == 2 and len(answers) == 4 and max(fronts_done + answers) < model_done, text
+    assert "drained: 2 fronts, then the model process, exited" in text
+
+
+def test_a_model_process_that_dies_stops_the_pod_with_exit_1(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Counted", "--fronts", "2")
+    try:
+        model_pid = int((tmp_path / "loads.txt").read_text().split()[0])
+        os.kill(model_pid, signal.SIGKILL)  # as the kernel's OOM killer would
+        assert server.proc.wait(timeout=30) == 1
+        assert "the model process exited with -9 while serving; stopping the fronts" in server.output()
+    finally:
+        stop(server)
+
+
+def test_a_predictor_that_cannot_load_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlkit_runtime", "--predictor", f"{PREDICTORS / 'broken_import.py'}:Predictor",
+         "--model-dir", str(tmp_path), "--port", "0", "--fronts", "2"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two", "-1", "2.5"])
+def test_a_bad_front_count_is_one_line(value: str) -> None:
+    with pytest.raises(SettingsError, match="MLKIT_FRONTS must be auto or a number from 1 to 64"):
+        Settings.load({"predictor": "p.py:P", "fronts": value})
+
+
+def test_fronts_need_a_realtime_api() -> None:
+    with pytest.raises(SettingsError, match="realtime APIs only"):
+        Settings.load({"predictor": "p.py:P", "fronts": "2", "mode": "async", "queue": "local", "results": "file:/tmp/r"})
+
+
+@pytest.mark.parametrize(("cpus", "fronts"), [(0.25, 1), (1, 1), (1.5, 2), (2, 2), (3, 2), (4, 3), (8.5, 7)])
+def test_fronts_follow_the_cpu_of_the_pod(cpus: float, fronts: int) -> None:
+    assert fronts_for(cpus) == fronts
+
+
+def test_the_cgroup_quota_is_read(tmp_path: Path) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("250000 100000\n")
+    assert cgroup_cpus(cpu_max) == 2.5
+    cpu_max.write_text("max 100000\n")
+    assert cgroup_cpus(cpu_max) is None
+    assert cgroup_cpus(tmp_path / "absent") is None
