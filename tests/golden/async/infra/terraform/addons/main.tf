@@ -51,10 +51,17 @@ resource "helm_release" "nvidia_device_plugin" {
   namespace  = "kube-system"
 
   # The chart's default affinity wants node-feature-discovery labels; mlkit's pools say it plainly.
+  # Pools with gpu_sharing: each node loads the config named by its nvidia.com/device-plugin.config
+  # label; the others the `no_sharing` default (without it the chart's `single` fallback would give the
+  # one shared config to every GPU node).
   values = [yamlencode({
     affinity     = null
     nodeSelector = { "mlkit.dev/accelerator-kind" = "nvidia" }
     tolerations  = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]
+    config = {
+      map     = var.nvidia_device_plugin_configs
+      default = length(var.nvidia_device_plugin_configs) > 0 ? "no_sharing" : ""
+    }
   })]
 }
 
@@ -63,8 +70,9 @@ resource "helm_release" "nvidia_device_plugin" {
 # ServiceMonitor, a prometheus-operator kind the add-ons' Prometheus neither has nor reads: it scrapes
 # pods by annotation. Its series carry the pod and namespace using each GPU, which the scrape keeps
 # (the prometheus chart's kubernetes-pods job sets honor_labels: true).
+# Installed on EKS Auto Mode too, whose nodes bring their own device plugin but no exporter.
 resource "helm_release" "dcgm_exporter" {
-  count = var.enable_nvidia_device_plugin ? 1 : 0
+  count = var.enable_dcgm_exporter ? 1 : 0
 
   name       = "dcgm-exporter"
   repository = "https://nvidia.github.io/dcgm-exporter/helm-charts"

@@ -51,6 +51,12 @@ variable "enable_dcgm_exporter" {
   default     = false
 }
 
+variable "nvidia_device_plugin_configs" {
+  description = "NVIDIA device plugin configs by name (`config.map` of its chart): one per pool with gpu_sharing, named after the pool and picked by its nodes' nvidia.com/device-plugin.config label, plus `no_sharing` for every other GPU node. Empty: the plugin's built-in config, no sharing."
+  type        = map(string)
+  default     = {}
+}
+
 variable "enable_neuron_device_plugin" {
   description = "Install the Neuron device plugin, for Inferentia and Trainium node groups."
   type        = bool

@@ -90,6 +90,8 @@ module "model_bucket" {
   source = "./modules/model-bucket"
 
   name = "${var.project}-models-${data.aws_caller_identity.current.account_id}"
+  # Async APIs keep results (and large payloads) under async/<api>/ for their retention.
+  expiring_prefixes = { for name, api in var.async_apis : "async/${name}" => api.result_retention_days }
 }
 
 ################################################################################
@@ -145,6 +147,31 @@ resource "aws_iam_role_policy" "batch_output" {
   name   = "${var.project}-${each.key}-jobs"
   role   = module.api_role[each.key].role_name
   policy = data.aws_iam_policy_document.batch_output[each.key].json
+}
+
+################################################################################
+# Async APIs: a queue each with its dead-letter queue (modules/async-queue); each API's role may use
+# its own queue and its own results prefix, nothing else
+################################################################################
+
+module "async_queue" {
+  source   = "./modules/async-queue"
+  for_each = var.async_apis
+
+  name                  = "${var.project}-${each.key}"
+  visibility_timeout_s  = each.value.visibility_timeout_s
+  max_attempts          = each.value.max_attempts
+  result_retention_days = each.value.result_retention_days
+  bucket_arn            = module.model_bucket.bucket_arn
+  results_prefix        = "async/${each.key}"
+}
+
+resource "aws_iam_role_policy" "async_api" {
+  for_each = var.async_apis
+
+  name   = "${var.project}-${each.key}-queue"
+  role   = module.api_role[each.key].role_name
+  policy = module.async_queue[each.key].api_policy_json
 }
 
 ################################################################################

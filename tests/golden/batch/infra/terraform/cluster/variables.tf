@@ -95,6 +95,16 @@ variable "batch_apis" {
   default = {}
 }
 
+variable "async_apis" {
+  description = "The queue settings of each `kind: async` API, by name (mlkit.yaml's apis[].queue)."
+  type = map(object({
+    visibility_timeout_s  = number
+    max_attempts          = number
+    result_retention_days = number
+  }))
+  default = {}
+}
+
 variable "enable_mountpoint_s3_csi_driver" {
   description = "Install the Mountpoint for Amazon S3 CSI driver (EKS add-on), for APIs with model_access: mount."
   type        = bool
