@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mlkit.clouds import jobaccess
-from mlkit.commands.job import items_of, prepare_job
+from mlkit.commands.job_inputs import items_of, prepare_job
 from mlkit.render.jobs import render_job
 from mlkit.spec.schema import BatchSpec
 from tests.conftest import aws_env

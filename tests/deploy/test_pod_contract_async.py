@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from mlkit.render import asyncapi
-from mlkit.spec import load
+from mlkit.spec.loader import load
 from tests.conftest import EXAMPLES, aws_env
 from tests.deploy.kubelet import ContractError, Pod
 from tests.deploy.test_pod_contract import Deployed, base_python, fetcher, image_venvs, pod_dir  # noqa: F401 (fixtures)

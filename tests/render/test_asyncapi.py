@@ -15,7 +15,7 @@ import yaml
 from mlkit.render import asyncapi
 from mlkit.render.facts import Facts
 from mlkit.render.infra import render
-from mlkit.spec import load, loads
+from mlkit.spec.loader import load, loads
 from mlkit_runtime.settings import Settings
 from tests.conftest import EXAMPLES, mlkit
 from tests.terraform.test_gcp_static import plain
