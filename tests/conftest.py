@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import socket
@@ -241,3 +242,27 @@ def scraped_runtime(tmp_path_factory):
     running = scraped.start(prometheus_bin, tmp_path_factory.mktemp("scraped"))
     yield running
     running.close()
+
+
+# The API key of the session's one llm example server (tests that read from it share it).
+LLM_KEY = "test-key-123"
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """`mlkit serve chat` of the llm example with the key LLM_KEY, one for the session (loading torch and
+    the weights takes 20 s): `.url`, and `.log` (its stdout and stderr). Tests only read from it; they
+    carry the `llm` xdist group (see pytest_collection_modifyitems) so that one worker starts it once."""
+    from tests.runtime.conftest import HAS_LLM_WEIGHTS, LLM_WEIGHTS, serving_llm_example
+
+    if not HAS_LLM_WEIGHTS:
+        pytest.skip(LLM_WEIGHTS)
+    root = tmp_path_factory.mktemp("llm")
+    with serving_llm_example(root, LLM_KEY) as url:
+        yield LlmServer(url, root / "serve.log")
+
+
+@dataclasses.dataclass(frozen=True)
+class LlmServer:
+    url: str
+    log: Path
