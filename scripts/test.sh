@@ -28,12 +28,33 @@ if [ -x .venv-checkov/bin/checkov ]; then
   export MLKIT_CHECKOV="$PWD/.venv-checkov/bin/checkov"
 fi
 
-set +e
-.venv/bin/python -m pytest "$@"
-code=$?
-set -e
-if [ "$code" -eq 5 ]; then
-  echo "pytest collected no tests: that is a failure, not a pass" >&2
-  exit 1
+# Two phases (markers and groups in tests/conftest.py). First everything not marked `serial` on several
+# xdist workers: most tests wait on subprocesses (terraform, servers, the CLI), so more workers than cores
+# pays; each file stays on one worker (its module fixtures are made once) and the tests of one
+# session-wide server share a worker. Then the `serial` tests alone, one at a time: they time, load or
+# measure the machine and must not share the CPU. Both phases' results count; a phase that collects
+# nothing (pytest's exit 5) is a failure, not a pass. The slowest tests of each phase are printed.
+workers="${MLKIT_TEST_WORKERS:-3}"
+phase() {
+  local name="$1"
+  shift
+  echo "test.sh: $name" >&2
+  set +e
+  .venv/bin/python -m pytest -ra --durations=25 "$@"
+  local code=$?
+  set -e
+  if [ "$code" -eq 5 ]; then
+    echo "test.sh: $name collected no tests: that is a failure, not a pass" >&2
+    code=1
+  fi
+  return "$code"
+}
+parallel=0
+phase "parallel phase ($workers workers, not serial)" -n "$workers" --dist loadgroup -m "not serial" "$@" || parallel=$?
+alone=0
+phase "serial phase (one at a time)" -m serial "$@" || alone=$?
+if [ "$parallel" -ne 0 ] || [ "$alone" -ne 0 ]; then
+  echo "test.sh: parallel phase exit $parallel, serial phase exit $alone" >&2
+  [ "$parallel" -ne 0 ] && exit "$parallel"
+  exit "$alone"
 fi
-exit "$code"

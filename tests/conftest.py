@@ -266,3 +266,56 @@ def llm_server(tmp_path_factory):
 class LlmServer:
     url: str
     log: Path
+
+
+# --- How the suite runs in parallel (scripts/test.sh) -------------------------------------------------
+# Phase one runs `-m "not serial"` on several xdist workers; phase two runs `-m serial` alone, so that
+# nothing else competes for the CPU while a test times, loads or measures the machine. A test is serial
+# when its file is one of SERIAL_FILES (benchmarks, load generators, the drain under load) or its name
+# says it times a running server (SERIAL_NAME, in SERVER_DIRS). Everything else must hold up beside other tests: ports are ephemeral,
+# paths are per-test temporary folders, session fixtures are per worker.
+SERIAL_FILES = (
+    "tests/test_benchmarks.py",
+    "tests/bench/",
+    "tests/commands/test_bench.py",
+    "tests/runtime/test_load.py",
+)
+# Words in a test's function name that say it times or loads a running server (tests/runtime, commands,
+# cluster, deploy start real processes; a render or spec test named "drain" or "timeout" checks a field).
+SERIAL_NAME = re.compile(
+    r"(^|_)(drain|drains|overload|overloaded|under_load|memory|leak|leaks|latency|slow|slowly|timeout|timeouts|sigterm|held"
+    r"|seconds|deadline|stall|stalls|percentile|percentiles)(_|$)"
+)
+SERVER_DIRS = ("tests/runtime/", "tests/commands/", "tests/cluster/", "tests/deploy/")
+# Tests that assert a duration although their names do not say so (found by grepping the asserts).
+SERIAL_TESTS = {
+    "tests/runtime/test_batching.py::test_a_lone_request_does_not_wait_for_a_batch_that_cannot_fill",
+    "tests/runtime/test_hostile.py::test_deep_data_costs_milliseconds",
+    "tests/runtime/test_hostile.py::test_a_hundred_thousand_instances_are_refused_before_the_fan_out",
+    "tests/runtime/test_hostile.py::test_limits_follow_the_flags",
+    "tests/runtime/test_openai_routes.py::test_token_metrics_and_access_log",
+    "tests/spec/test_hostile.py::test_billion_laughs_fails_fast",
+    "tests/spec/test_yamlsafe.py::test_a_billion_laughs_is_refused_at_its_line_fast_and_small",
+}
+# Tests that read from one session-wide server are kept on one worker (xdist_group), so that the server
+# starts once; every other test is grouped by its file, so that a module's fixtures are made once.
+SHARED_SERVERS = {"llm_server": "llm", "scraped_runtime": "scraped"}
+
+
+def serial(item: pytest.Item) -> bool:
+    path = item.nodeid.split("::", 1)[0]
+    name = getattr(item, "originalname", item.name)  # without parameters
+    if path.startswith(SERIAL_FILES) or f"{path}::{name}" in SERIAL_TESTS:
+        return True
+    return path.startswith(SERVER_DIRS) and bool(SERIAL_NAME.search(name))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (xdist/remote.py)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if lost := sorted(t for t in SERIAL_TESTS if f"def {t.split('::')[1]}(" not in (REPO / t.split("::")[0]).read_text()):
+        raise pytest.UsageError(f"tests/conftest.py SERIAL_TESTS names tests that are not there (renamed?): {lost}")
+    for item in items:
+        if serial(item):
+            item.add_marker(pytest.mark.serial)
+        shared = [group for fixture, group in SHARED_SERVERS.items() if fixture in getattr(item, "fixturenames", ())]
+        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.nodeid.split("::", 1)[0]))
