@@ -15,7 +15,7 @@ Tests play the controllers (a Deployment's status, pods, events, logs) by writin
 reactions themselves. The service proxy forwards to a URL a test names (`Running.proxy`), such as a
 real server on loopback, and answers 503 as a real API server does when nothing listens there.
 
-Not modelled (a pass here says nothing of these; README "Tests" lists every stand-in's limits):
+Not modelled (a pass here says nothing of these; docs/testing.md lists every stand-in's limits):
 server-side apply is a dict merge, so a field removed from a manifest survives where a real server
 would drop it, and there are no field managers, conflicts, defaulting, immutable fields or
 finalizers; no controllers, admission or RBAC.
