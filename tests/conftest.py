@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import socket
@@ -300,8 +301,8 @@ SERIAL_TESTS = {
     # the harness waits at most STARTUP_CAP_S for torch, transformers and the weights to load (tests/deploy/kubelet.py)
     "tests/deploy/test_pod_contract.py::test_every_api_serves_as_its_pod_is_rendered[llm]",
 }
-# Tests that read from one session-wide server are kept on one worker (xdist_group), so that the server
-# starts once; every other test is grouped by its file, so that a module's fixtures are made once.
+# Test files that use one session-wide server are kept on one worker (pytest_xdist_make_scheduler), so that
+# the server starts once; every other file is a group of its own, so that a module's fixtures are made once.
 SHARED_SERVERS = {"llm_server": "llm", "scraped_runtime": "scraped"}
 
 
@@ -313,12 +314,34 @@ def serial(item: pytest.Item) -> bool:
     return path.startswith(SERVER_DIRS) and bool(SERIAL_NAME.search(name))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (xdist/remote.py)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     if lost := sorted(t for t in SERIAL_TESTS if f"def {t.split('::')[1].split('[')[0]}(" not in (REPO / t.split("::")[0]).read_text()):
         raise pytest.UsageError(f"tests/conftest.py SERIAL_TESTS names tests that are not there (renamed?): {lost}")
-    for item in items:
-        if serial(item):
-            item.add_marker(pytest.mark.serial)
-        shared = [group for fixture, group in SHARED_SERVERS.items() if fixture in getattr(item, "fixturenames", ())]
-        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.nodeid.split("::", 1)[0]))
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if serial(item):
+        item.add_marker(pytest.mark.serial)
+
+
+@functools.cache
+def scheduling_group(path: str) -> str:
+    """A test file's group: the session-wide server its tests read from, else the file itself."""
+    text = (REPO / path).read_text() if (REPO / path).is_file() else ""
+    shared = [group for fixture, group in SHARED_SERVERS.items() if re.search(rf"\b{fixture}\b", text)]
+    return shared[0] if shared else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup` with the groups above. xdist's own loadgroup reads `xdist_group` marks and renames
+    the items' node ids, which pytest 9 no longer lets it do (the groups were silently ignored): this
+    scheduler groups by node id instead, through xdist's documented hook."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scheduling_group(nodeid.split("::", 1)[0])
+
+    return FileGroups(config, log)
