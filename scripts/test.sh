@@ -28,12 +28,46 @@ if [ -x .venv-checkov/bin/checkov ]; then
   export MLKIT_CHECKOV="$PWD/.venv-checkov/bin/checkov"
 fi
 
-set +e
-.venv/bin/python -m pytest "$@"
-code=$?
-set -e
-if [ "$code" -eq 5 ]; then
-  echo "pytest collected no tests: that is a failure, not a pass" >&2
+# Two phases (markers and groups in tests/conftest.py). First everything not marked `serial` on several
+# xdist workers: most tests wait on subprocesses (terraform, servers, the CLI), so more workers than cores
+# pays; each file stays on one worker (its module fixtures are made once) and the tests of one
+# session-wide server share a worker. Then the `serial` tests alone, one at a time: they time, load or
+# measure the machine and must not share the CPU. Both phases' results count; for the whole suite a
+# phase that collects nothing (pytest's exit 5) is a failure, not a pass; with arguments (a subset)
+# one phase may be empty, both may not. The slowest tests of each phase are printed.
+workers="${MLKIT_TEST_WORKERS:-3}"
+phase() {
+  local name="$1"
+  shift
+  echo "test.sh: $name" >&2
+  set +e
+  .venv/bin/python -m pytest -ra --durations=25 "$@"
+  local code=$?
+  set -e
+  if [ "$code" -eq 5 ]; then
+    empty=$((empty + 1))
+    # The whole suite (CI: no arguments) has tests in both phases: an empty one means the marks broke.
+    if [ "$subset" -eq 0 ]; then
+      echo "test.sh: $name collected no tests: that is a failure, not a pass" >&2
+      return 1
+    fi
+    echo "test.sh: $name: none of the chosen tests is in this phase" >&2
+    return 0
+  fi
+  return "$code"
+}
+subset=$(( $# > 0 ? 1 : 0 ))
+empty=0
+parallel=0
+phase "parallel phase ($workers workers, not serial)" -n "$workers" --dist loadgroup -m "not serial" "$@" || parallel=$?
+alone=0
+phase "serial phase (one at a time)" -m serial "$@" || alone=$?
+if [ "$empty" -eq 2 ]; then
+  echo "test.sh: no test was collected in either phase: that is a failure, not a pass" >&2
   exit 1
 fi
-exit "$code"
+if [ "$parallel" -ne 0 ] || [ "$alone" -ne 0 ]; then
+  echo "test.sh: parallel phase exit $parallel, serial phase exit $alone" >&2
+  [ "$parallel" -ne 0 ] && exit "$parallel"
+  exit "$alone"
+fi

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import os
 import re
 import socket
@@ -240,3 +242,105 @@ def scraped_runtime(tmp_path_factory):
     running = scraped.start(prometheus_bin, tmp_path_factory.mktemp("scraped"))
     yield running
     running.close()
+
+
+# The API key of the session's one llm example server (tests that read from it share it).
+LLM_KEY = "test-key-123"
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """`mlkit serve chat` of the llm example with the key LLM_KEY, one for the session (loading torch and
+    the weights takes 20 s): `.url`, and `.log` (its stdout and stderr). Tests only read from it; they
+    carry the `llm` xdist group (see pytest_collection_modifyitems) so that one worker starts it once."""
+    from tests.runtime.conftest import HAS_LLM_WEIGHTS, LLM_WEIGHTS, serving_llm_example
+
+    if not HAS_LLM_WEIGHTS:
+        pytest.skip(LLM_WEIGHTS)
+    root = tmp_path_factory.mktemp("llm")
+    with serving_llm_example(root, LLM_KEY) as url:
+        yield LlmServer(url, root / "serve.log")
+
+
+@dataclasses.dataclass(frozen=True)
+class LlmServer:
+    url: str
+    log: Path
+
+
+# --- How the suite runs in parallel (scripts/test.sh) -------------------------------------------------
+# Phase one runs `-m "not serial"` on several xdist workers; phase two runs `-m serial` alone, so that
+# nothing else competes for the CPU while a test times, loads or measures the machine. A test is serial
+# when its file is one of SERIAL_FILES (benchmarks, load generators, the drain under load) or its name
+# says it times a running server (SERIAL_NAME, in SERVER_DIRS). Everything else must hold up beside other tests: ports are ephemeral,
+# paths are per-test temporary folders, session fixtures are per worker.
+SERIAL_FILES = (
+    "tests/test_benchmarks.py",
+    "tests/bench/",
+    "tests/commands/test_bench.py",
+    "tests/runtime/test_load.py",
+)
+# Words in a test's function name that say it times or loads a running server (tests/runtime, commands,
+# cluster, deploy start real processes; a render or spec test named "drain" or "timeout" checks a field).
+SERIAL_NAME = re.compile(
+    r"(^|_)(drain|drains|overload|overloaded|under_load|memory|leak|leaks|latency|slow|slowly|timeout|timeouts|sigterm|held"
+    r"|seconds|deadline|stall|stalls|percentile|percentiles)(_|$)"
+)
+SERVER_DIRS = ("tests/runtime/", "tests/commands/", "tests/cluster/", "tests/deploy/")
+# Tests that assert a duration although their names do not say so (found by grepping the asserts), by
+# function or by test id.
+SERIAL_TESTS = {
+    "tests/runtime/test_batching.py::test_a_lone_request_does_not_wait_for_a_batch_that_cannot_fill",
+    "tests/runtime/test_hostile.py::test_deep_data_costs_milliseconds",
+    "tests/runtime/test_hostile.py::test_a_hundred_thousand_instances_are_refused_before_the_fan_out",
+    "tests/runtime/test_hostile.py::test_limits_follow_the_flags",
+    "tests/runtime/test_openai_routes.py::test_token_metrics_and_access_log",
+    "tests/spec/test_hostile.py::test_billion_laughs_fails_fast",
+    "tests/spec/test_yamlsafe.py::test_a_billion_laughs_is_refused_at_its_line_fast_and_small",
+    # the harness waits at most STARTUP_CAP_S for torch, transformers and the weights to load (tests/deploy/kubelet.py)
+    "tests/deploy/test_pod_contract.py::test_every_api_serves_as_its_pod_is_rendered[llm]",
+}
+# Test files that use one session-wide server are kept on one worker (pytest_xdist_make_scheduler), so that
+# the server starts once; every other file is a group of its own, so that a module's fixtures are made once.
+SHARED_SERVERS = {"llm_server": "llm", "scraped_runtime": "scraped"}
+
+
+def serial(item: pytest.Item) -> bool:
+    path = item.nodeid.split("::", 1)[0]
+    name = getattr(item, "originalname", item.name)  # without parameters
+    if path.startswith(SERIAL_FILES) or f"{path}::{name}" in SERIAL_TESTS or item.nodeid in SERIAL_TESTS:
+        return True
+    return path.startswith(SERVER_DIRS) and bool(SERIAL_NAME.search(name))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if lost := sorted(t for t in SERIAL_TESTS if f"def {t.split('::')[1].split('[')[0]}(" not in (REPO / t.split("::")[0]).read_text()):
+        raise pytest.UsageError(f"tests/conftest.py SERIAL_TESTS names tests that are not there (renamed?): {lost}")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if serial(item):
+        item.add_marker(pytest.mark.serial)
+
+
+@functools.cache
+def scheduling_group(path: str) -> str:
+    """A test file's group: the session-wide server its tests read from, else the file itself."""
+    text = (REPO / path).read_text() if (REPO / path).is_file() else ""
+    shared = [group for fixture, group in SHARED_SERVERS.items() if re.search(rf"\b{fixture}\b", text)]
+    return shared[0] if shared else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup` with the groups above. xdist's own loadgroup reads `xdist_group` marks and renames
+    the items' node ids, which pytest 9 no longer lets it do (the groups were silently ignored): this
+    scheduler groups by node id instead, through xdist's documented hook."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scheduling_group(nodeid.split("::", 1)[0])
+
+    return FileGroups(config, log)

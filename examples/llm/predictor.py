@@ -21,6 +21,7 @@ import importlib.util
 import inspect
 import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -203,6 +204,16 @@ class Predictor:
             ids = torch.tensor(chosen).unsqueeze(1)
             mask = torch.cat([mask, torch.ones(len(batch), 1, dtype=mask.dtype)], dim=1)
             positions = positions[:, -1:] + 1
+        for row, job in enumerate(batch):
+            if job.cancelled:
+                # What the engine spent on a request nobody reads any more: an operator's (and the
+                # disconnect test's) evidence that a client going away stops its generation.
+                print(
+                    f"llm-engine: stopped a request after {len(produced[row])} of {job.max_tokens} tokens: nobody reads it any more"
+                    " (its client left, or a stop sequence ended it)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     @staticmethod
     def _pick(logits: torch.Tensor, job: Job) -> int:

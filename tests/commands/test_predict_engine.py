@@ -17,11 +17,11 @@ import kmock
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, assert_one_line_error, emulator_kubeconfig, mlkit
-from tests.runtime.conftest import HAS_LLM_WEIGHTS, LLM_WEIGHTS, serving_llm_example
+from tests.conftest import EXAMPLES, LLM_KEY, assert_one_line_error, emulator_kubeconfig, mlkit
+from tests.runtime.conftest import HAS_LLM_WEIGHTS, LLM_WEIGHTS
 
 NS = "llm-demo"
-KEY = "engine-key-42"
+KEY = LLM_KEY  # the session's llm server (tests/conftest.py) takes this key
 # The engine API is named like the runtime API that stands in for it, so the model name matches.
 SPEC = """\
 project: llm-demo
@@ -55,13 +55,10 @@ def test_the_model_name_sent_is_the_one_the_engine_is_rendered_to_serve(proj):
     assert args[args.index("--served-model-name") + 1] == "chat"
 
 
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory):
-    """`mlkit serve chat` of the llm example, with one API key: what the emulator's proxy forwards to."""
-    if not HAS_LLM_WEIGHTS:
-        pytest.skip(LLM_WEIGHTS)
-    with serving_llm_example(tmp_path_factory.mktemp("llm"), KEY) as url:
-        yield url
+@pytest.fixture
+def runtime(llm_server):
+    """`mlkit serve chat` of the llm example, with one API key (the session's, tests/conftest.py): what the emulator's proxy forwards to."""
+    return llm_server.url
 
 
 def forward_to(url: str, seen: list):

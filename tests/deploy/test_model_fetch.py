@@ -8,8 +8,11 @@ every example and the CLIs are not packages of this project. Here the aws CLI mu
 version of the rendered image's (aws-cli 2.17.0 there; Debian's awscli 2.9 here, which
 scripts/setup.sh installs: `pip install awscli` is version 1, another program); gcloud is the one on
 PATH, at least the image's release. The files include one above the rendered multipart (32 MB) and
-sliced-download (64 MiB) thresholds, and the CLI runs as the pod's user (10001) when the test runs as
-root. A missing or wrong CLI skips, and fails where CI=true. Only the endpoint (and, for the
+sliced-download (64 MiB) thresholds, and when the test runs as root the CLI runs as the kubelet would
+start it: the user and group the fetch container renders (the pod's 10001 for aws, the image's own
+1000 for gcloud), the pod's fsGroup as a supplementary group, emptyDir volumes as the kubelet makes
+them, and the image's /etc/passwd and /etc/group (IMAGE_ACCOUNTS) bind-mounted over this machine's.
+A missing or wrong CLI skips, and fails where CI=true. Only the endpoint (and, for the
 emulator, no credentials) is added to the rendered environment, and for aws an `--endpoint-url` flag
 (Debian's 2.9 predates AWS_ENDPOINT_URL).
 
@@ -134,24 +137,51 @@ def fill(request, stack: contextlib.ExitStack, cloud: str, tmp_path: Path) -> tu
     return bodies, env
 
 
-POD_USER = 10001  # the rendered pods' runAsUser
+POD_USER = 10001  # the rendered pods' runAsUser and fsGroup
+# The accounts in each fetch image's /etc/passwd and /etc/group, which the CLI sees instead of this
+# machine's. google-cloud-cli: Debian's, and `cloudsdk` (1000:1000) added by the image
+# (GoogleCloudPlatform/cloud-sdk-docker debian_slim/Dockerfile, read at 00388e8f428757ffd590abe6ca641857ebe2418d:
+# `groupadd -r -g 1000 cloudsdk && useradd -r -u 1000 ...`). aws-cli: the base image's accounts only, as far
+# as this test knows; none of the two lists 10001. gcloud storage rsync looks up the running uid for
+# every download (googlecloudsdk/command_lib/storage/posix_util.py `_get_user_groups`, `pwd.getpwuid`),
+# so a uid the image does not list crashes it: that is why the rendered gs:// fetch runs as 1000.
+IMAGE_ACCOUNTS = {
+    "aws": ("root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:Kernel Overflow User:/:/sbin/nologin\n", "root:x:0:\nnobody:x:65534:\n"),
+    "gcp": (
+        "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\ncloudsdk:x:1000:1000::/home/cloudsdk:/bin/bash\n",
+        "root:x:0:\nnogroup:x:65534:\ncloudsdk:x:1000:\n",
+    ),
+}
 
 
-def start(command: list[str], env: dict[str, str], dest: Path, cli: str) -> subprocess.Popen:
+def run_as(cloud: str) -> tuple[int, int]:
+    """The fetch container's user and group as rendered: its own securityContext, else the pod's."""
+    files = render(loads(SPECS[cloud]))
+    pod = yaml.safe_load(files["infra/k8s/a/deployment.yaml"])["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    own_context = init.get("securityContext", {})
+    return (own_context.get("runAsUser", pod["securityContext"]["runAsUser"]), own_context.get("runAsGroup", pod["securityContext"]["runAsGroup"]))
+
+
+def start(command: list[str], env: dict[str, str], dest: Path, cli: str, cloud: str) -> subprocess.Popen:
     argv = [str(dest) if arg == MODEL_DIR else arg for arg in command]
     assert argv[0] == os.path.basename(cli), argv  # the rendered command names the CLI; run the one chosen
     argv[0] = cli
     if "AWS_ENDPOINT_URL" in env:
         # aws-cli reads AWS_ENDPOINT_URL from 2.13 (the image has 2.17; Debian's is 2.9): the flag reaches moto on both.
         argv.insert(1, f"--endpoint-url={env['AWS_ENDPOINT_URL']}")
-    become = None
     if os.geteuid() == 0:
-        def become() -> None:
-            os.setgroups([POD_USER])
-            os.setgid(POD_USER)
-            os.setuid(POD_USER)
-    return subprocess.Popen(argv, env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=become)
+        # As the kubelet runs it: the rendered user and group, the pod's fsGroup as a supplementary group,
+        # and the image's /etc/passwd and /etc/group (bind-mounted in a mount namespace of its own).
+        uid, gid = run_as(cloud)
+        accounts = dest.parent / f"accounts-{cloud}"
+        accounts.mkdir(exist_ok=True)
+        (accounts / "passwd").write_text(IMAGE_ACCOUNTS[cloud][0])
+        (accounts / "group").write_text(IMAGE_ACCOUNTS[cloud][1])
+        script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec setpriv --reuid="$1" --regid="$2" --groups="$3" -- "${@:4}"'
+        argv = ["unshare", "--mount", "--propagation", "private", "bash", "-c", script, "fetch",
+                str(accounts / "passwd"), str(accounts / "group"), str(uid), str(gid), str(POD_USER), *argv]
+    return subprocess.Popen(argv, env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def complete(dest: Path, sizes: dict[str, int]) -> dict[str, int]:
@@ -167,41 +197,39 @@ def pod():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def own(path: Path) -> Path:
+def empty_dir(path: Path) -> Path:
+    """An emptyDir volume as the kubelet makes it for a pod with fsGroup: root's, the fsGroup's group,
+    writable by all, setgid (so what the fetch writes belongs to the group the runtime reads with)."""
+    path.mkdir(exist_ok=True)
     if os.geteuid() == 0:
-        for p in [path, *path.rglob("*")]:
-            os.lchown(p, POD_USER, POD_USER)
+        os.chown(path, 0, POD_USER)
+        path.chmod(0o2777)
     return path
 
 
-# Found by running gcloud as the pod's user: with no passwd entry for uid 10001 (none in the
-# google-cloud-cli image either, as far as this test knows) `gcloud storage rsync` crashes in its worker
-# processes with "KeyError: 'getpwuid(): uid not found: 10001'". Strict: a fix turns this red, to be removed.
-GCLOUD_AS_POD_USER = pytest.mark.xfail(os.geteuid() == 0, reason="gcloud crashes as a uid without a passwd entry (getpwuid)", strict=True)
-
-
-@pytest.mark.parametrize("cloud", ["aws", pytest.param("gcp", marks=GCLOUD_AS_POD_USER)])
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
 def test_a_killed_fetch_resumes_with_the_files_it_had_and_leaves_no_part_files(cloud, bucket, pod):
     cli = the_cli(cloud)
     bodies, endpoint = bucket
     sizes = {name: len(body) for name, body in bodies.items()}
     command, env = rendered_fetch(cloud, pod)
-    own(pod)
+    empty_dir(pod)  # HOME of the aws fetch (the tmp volume in the pod)
+    empty_dir(pod / "tmp-volume")  # gcloud's CLOUDSDK_CONFIG is under it
     env |= endpoint
 
     # A kill that lands after the last file, between files, or before two were done proves less: try again on a fresh volume.
     for attempt in range(5):
         dest = pod / f"models-{attempt}"
-        own(dest.mkdir() or dest)
+        empty_dir(dest)
         began = time.time()
-        first = start(command, env, dest, cli)
+        first = start(command, env, dest, cli, cloud)
         deadline = time.monotonic() + 120
         while len(complete(dest, sizes)) < 2 and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)  # what the kubelet does to a container past its memory limit
         elif first.returncode != 0:
-            pytest.fail(f"{cli} as uid {POD_USER} failed before the kill: {first.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+            pytest.fail(f"{cli} as uid {run_as(cloud)[0]} failed before the kill: {first.stderr.read()[-2000:]}")  # type: ignore[union-attr]
         first.wait()
         had = complete(dest, sizes)
         # Settled: whole and with the object's time set (before this fetch began), which the CLI does after
@@ -214,7 +242,7 @@ def test_a_killed_fetch_resumes_with_the_files_it_had_and_leaves_no_part_files(c
         pytest.fail(f"could not kill the fetch in the middle of a file ({len(had)} of {FILES} done, {sorted(left)[:3]})")
     print(f"{cli} killed with {len(had)} of {FILES} files complete; also there: {sorted(left)[:4]}")
 
-    second = start(command, env, dest, cli)
+    second = start(command, env, dest, cli, cloud)
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err
     assert {p.name for p in dest.iterdir()} == set(bodies)  # nothing the killed run left half-written stays

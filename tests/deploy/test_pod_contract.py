@@ -1,6 +1,12 @@
 """The pod contract: what render writes is what the runtime reads, checked by running every API of
 every example as a kubelet would (tests/deploy/kubelet.py), from its real build context and a model
 really uploaded to moto's S3 or the GCS emulator. A deliberate mismatch must fail it, naming it.
+
+Limits (the kubelet's docstring has them all; docs/testing.md lists every stand-in's): the init
+container is run by the semantics of its command with client libraries (test_model_fetch.py runs the
+CLI as rendered); readOnlyRootFilesystem, resource limits and capabilities are not enforced (the pod's
+user cannot write the root-owned image folders here, which is the part of a read-only root a predictor
+meets); SIGTERM arrives with no request in flight (tests/runtime/test_load.py drains under load).
 """
 
 from __future__ import annotations
@@ -75,6 +81,13 @@ def base_python() -> str:
     pytest.skip("no Python 3 with venv and ensurepip that uid 10001 can run (an image's python lives in /usr/local/bin)")
 
 
+# Venvs outlive a run here, keyed by everything that goes into them: a rerun (or CI on a machine that
+# ran before) skips the install (38 s for the llm example's transformers). World-readable, as pod_dir is:
+# the pod's user runs them. MLKIT_TEST_VENV_CACHE moves it; an empty value turns the cache off.
+VENV_CACHE = os.environ.get("MLKIT_TEST_VENV_CACHE", "/var/tmp/mlkit-test-pod-venvs")
+COMPLETE = ".mlkit-complete"  # written last: a venv without it was cut short and is made again
+
+
 @pytest.fixture(scope="session")
 def image_venvs(pod_dir, base_python):
     """Build contexts' venvs, made by each context's build/install.sh, one per distinct set of build inputs.
@@ -84,9 +97,20 @@ def image_venvs(pod_dir, base_python):
     Dockerfile's PIP_EXTRA_INDEX_URL (no outside index is reachable here); everything else the
     Dockerfile installs is installed by the same script. No example needs torch; one that did would
     pin torch==2.13.0 in its requirements.txt, the CPU wheel, so this venv stays CPU-only.
+
+    Kept in VENV_CACHE between runs under a key of the build folder's files, the base Python and the
+    PIP_ settings; made in place (a venv cannot move) under a file lock, so that xdist workers that
+    need the same venv make it once. pip compiles bytecode, as it does in the image (the pod's user
+    cannot write __pycache__ here, so without it every pod start compiles transformers again).
     """
+    import fcntl
+
     made: dict[str, Path] = {}
     lock = threading.Lock()  # pods of one example start side by side and often share a venv
+    root = Path(VENV_CACHE) if VENV_CACHE else pod_dir
+    if VENV_CACHE:
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)
 
     def get(context: Path) -> Path:
         with lock:
@@ -94,22 +118,31 @@ def image_venvs(pod_dir, base_python):
 
     def make(context: Path) -> Path:
         build = context / "build"
+        pip_env = {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
         h = hashlib.sha256()
         for path in sorted(build.iterdir()):
             if path.name != "accelerator-requirements.txt":
                 h.update(path.name.encode() + b"\0" + path.read_bytes())
-        key = h.hexdigest()[:12]
-        if key not in made:
-            began = time.monotonic()
-            target = pod_dir / f"venv-{key}"
-            subprocess.run([base_python, "-m", "venv", str(target)], check=True)
-            env = {"PATH": f"{target / 'bin'}:/usr/bin:/bin", "HOME": str(pod_dir), "MLKIT_SKIP_ACCELERATOR": "1", "PIP_NO_COMPILE": "1"}
-            env |= {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
-            result = subprocess.run(["sh", str(build / "install.sh")], env=env, capture_output=True, text=True)
-            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-            made[key] = target
-            print(f"image venv {key} made by build/install.sh in {time.monotonic() - began:.1f}s", file=sys.stderr)
-        return made[key]
+        h.update(f"{base_python}\0{sys.version}\0{sorted(pip_env.items())}\0bytecode compiled".encode())
+        key = h.hexdigest()[:16]
+        if key in made:
+            return made[key]
+        target = root / f"venv-{key}"
+        with open(root / f"venv-{key}.lock", "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            if (target / COMPLETE).is_file():
+                print(f"image venv {key} reused from {root}", file=sys.stderr)
+            else:
+                shutil.rmtree(target, ignore_errors=True)
+                began = time.monotonic()
+                subprocess.run([base_python, "-m", "venv", str(target)], check=True)
+                env = {"PATH": f"{target / 'bin'}:/usr/bin:/bin", "HOME": str(pod_dir), "MLKIT_SKIP_ACCELERATOR": "1"}
+                result = subprocess.run(["sh", str(build / "install.sh")], env=env | pip_env, capture_output=True, text=True)
+                assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+                (target / COMPLETE).write_text(key + "\n")
+                print(f"image venv {key} made by build/install.sh in {time.monotonic() - began:.1f}s", file=sys.stderr)
+        made[key] = target
+        return target
 
     return get
 

@@ -13,6 +13,7 @@ import re
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -22,36 +23,29 @@ from tests import scraped
 from tests.conftest import EXAMPLE_NAMES, mlkit
 from tests.scraped import rendered
 
-# vLLM's metrics at the version mlkit pins (vllm/vllm-openai:v0.31.0, cli/spec/engines.py), written out as our
-# own data: the V1 engine's PrometheusStatLogger in vllm-project/vllm vllm/v1/metrics/loggers.py (read at commit
-# 005a810bc40f) and the metric list of docs/design/metrics.md (read at commit 0328b592a3d3, which also names
-# the API server's `http_requests_total` from prometheus_fastapi_instrumentator). The v0.31.0 tag itself was
-# not readable here (the repository snapshot is too large to fetch); every name below is in both readings.
-# Name -> Prometheus type; a counter is exported as <name>_total, a histogram as _bucket, _sum and _count.
-VLLM_METRICS = {
-    "vllm:num_requests_running": "gauge",
-    "vllm:num_requests_waiting": "gauge",
-    "vllm:kv_cache_usage_perc": "gauge",
-    "vllm:prompt_tokens": "counter",
-    "vllm:generation_tokens": "counter",
-    "vllm:request_success": "counter",  # label finished_reason
-    "vllm:num_preemptions": "counter",
-    "vllm:prefix_cache_queries": "counter",
-    "vllm:prefix_cache_hits": "counter",
-    "vllm:request_prompt_tokens": "histogram",
-    "vllm:request_generation_tokens": "histogram",
-    "vllm:time_to_first_token_seconds": "histogram",
-    "vllm:inter_token_latency_seconds": "histogram",
-    "vllm:e2e_request_latency_seconds": "histogram",
-    "vllm:request_queue_time_seconds": "histogram",
-    "vllm:request_prefill_time_seconds": "histogram",
-    "vllm:request_decode_time_seconds": "histogram",
-    "http_requests": "counter",  # labels handler, method, status ("2xx", ...)
-}
-SERIES_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+# vLLM's metrics at the version mlkit pins (vllm/vllm-openai:v0.31.0, cli/spec/engines.py), read from vLLM's
+# own wheel (vllm==0.31.0 on PyPI) by tests/render/data/vllm_metrics/extract.py, which records the wheel's
+# file name, sha256 and the files each name is made in; the API server's HTTP metrics are
+# prometheus_fastapi_instrumentator's defaults, which vLLM adds. Name -> Prometheus type; a counter is
+# exported as <name>_total, a histogram as _bucket, _sum and _count, a summary as _sum and _count.
+VLLM_DATA = json.loads((Path(__file__).resolve().parent / "data/vllm_metrics/metrics-0.31.0.json").read_text())
+VLLM_METRICS: dict[str, str] = VLLM_DATA["metrics"] | VLLM_DATA["http_metrics"]
+SERIES_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 VLLM_EXPORTED = {name + suffix for name, kind in VLLM_METRICS.items() for suffix in SERIES_SUFFIXES[kind]}
 METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
 PROMQL_WORDS = {"sum", "rate", "count", "avg", "by", "histogram_quantile", "vector", "le"}
+
+
+def test_vllm_metric_names_are_read_at_the_version_the_nvidia_image_pins():
+    """The names come from the wheel of the vLLM release whose image the templates pin: when the pin moves,
+    extract.py must run again (its README says how) or this fails."""
+    from mlkit.spec.engines import VLLM
+
+    tag = VLLM.images["nvidia"].split(":")[1]  # v0.31.0-cu129
+    assert VLLM_DATA["source"]["vllm_wheel"].startswith(f"vllm-{tag[1:].split('-')[0]}-"), (tag, VLLM_DATA["source"])
+    # the names the rendered templates rely on are vLLM's own, with the kind the queries assume
+    assert VLLM_METRICS["vllm:num_requests_waiting"] == "gauge" and VLLM_METRICS["vllm:request_success"] == "counter"
+    assert VLLM_METRICS["http_requests"] == "counter"
 
 
 def meta_label(name: str) -> str:
@@ -245,6 +239,8 @@ def vllm_exposition(n: int, model: str) -> str:
             lines.append(f"{name}{{{base}}} {n % 7 + 1}")
         elif kind == "counter":
             lines.append(f"{name}_total{{{base}}} {n * 5}")
+        elif kind == "summary":
+            lines += [f"{name}_sum{{{base}}} {n * 1.7}", f"{name}_count{{{base}}} {n * 4}"]
         else:
             lines += [f'{name}_bucket{{{base},le="{le}"}} {n * c}' for le, c in (("0.1", 1), ("1.0", 3), ("+Inf", 4))]
             lines += [f"{name}_sum{{{base}}} {n * 1.7}", f"{name}_count{{{base}}} {n * 4}"]

@@ -304,7 +304,12 @@ def test_pods_meet_the_restricted_pod_security_standard(example, rel, doc):
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
     for container in spec["containers"] + spec.get("initContainers", []):
-        sc = container["securityContext"]
+        sc = dict(container["securityContext"])
+        # Only the gcloud fetch runs as its image's own user (1000: gcloud needs a passwd entry for its uid,
+        # tests/deploy/test_model_fetch.py); never root, which the restricted standard forbids.
+        own_user = {k: sc.pop(k) for k in ("runAsUser", "runAsGroup") if k in sc}
+        gcloud_fetch = container["name"] == "fetch-model" and container["command"][0] == "gcloud"
+        assert not own_user or (gcloud_fetch and own_user == {"runAsUser": 1000, "runAsGroup": 1000}), container["name"]
         assert sc == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}, container["name"]
 
 

@@ -2,12 +2,15 @@
 server: the karpenter module's IAM, interruption queue, EventBridge rules and discovery tags for real.
 
 Moto's gaps are covered by override files the test writes (as a platform team would add its own
-files), never in what users get: those of test_e2e_moto.py, and the ones listed in KARPENTER_OVERRIDES.
+files), never in what users get: those of test_e2e_moto.py (whose own test plans without them), and
+the ones listed in KARPENTER_OVERRIDES, which this test also plans without: the diff must be exactly
+the access entry and the security group tag that moto cannot make (KARPENTER_GAPS).
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -22,6 +25,14 @@ KARPENTER_OVERRIDES = {
     "modules/karpenter/moto_override.tf": (
         'resource "aws_eks_access_entry" "node" {\n  count = 0\n}\n\nresource "aws_ec2_tag" "security_group" {\n  count = 0\n}\n'
     ),
+}
+
+
+# What a plan without KARPENTER_OVERRIDES shows after an apply with them: the two objects they leave out, and
+# nothing else (an override that hid a real difference would show here as another change).
+KARPENTER_GAPS = {
+    "module.karpenter.aws_eks_access_entry.node[0]": ["create"],
+    "module.karpenter.aws_ec2_tag.security_group[0]": ["create"],
 }
 
 
@@ -84,6 +95,19 @@ def test_karpenter_stack_applies_replans_clean_and_destroys(project, tf_env, mot
     assert plan.returncode == 0, plan.stderr[-4000:]
     summary = [line for line in plan.stdout.splitlines() if '"mlkit_plan"' in line]
     assert summary and '"add": 0, "change": 0, "remove": 0' in summary[0], plan.stderr[-3000:]
+
+    # The Karpenter overrides hide what moto cannot make, and nothing else: planned without them (those of
+    # test_e2e_moto.py stay; its own test plans without them), the diff is exactly KARPENTER_GAPS, and the tag
+    # would go on the empty security group id moto gives (EKS gives the cluster security group's).
+    from tests.terraform.test_e2e_moto import drifted, planned_changes
+
+    for rel in KARPENTER_OVERRIDES:
+        (stack / rel).unlink()
+    bare = planned_changes(stack, os.environ | env, tmp_path / "bare.tfplan")
+    drift = {address: drifted(change) for address, change in bare.items() if change["actions"] not in (["no-op"], ["read"])}
+    assert drift == KARPENTER_GAPS, json.dumps(drift, indent=1)
+    assert bare["module.karpenter.aws_ec2_tag.security_group[0]"]["after"]["resource_id"] == ""
+    write_overrides(stack)
 
     destroy = mlkit("destroy", "--only", "cluster", cwd=proj, env=env, input="sentiment-demo\n")
     assert destroy.returncode == 0, destroy.stderr[-4000:]
