@@ -45,7 +45,8 @@ class Aws(Cloud):
     tag_word = "tags"
     own_tags = ("mlkit.dev/project", "managed-by")
     max_tags = 50 - len(own_tags)
-    cluster_modules = ("vpc", "eks", "node-group", "ecr", "model-bucket", "irsa-role")
+    # async-queue is called with for_each over the async APIs: present in every stack, so a first async API adds no module folder.
+    cluster_modules = ("vpc", "eks", "node-group", "ecr", "model-bucket", "irsa-role", "async-queue")
     addons_modules = ("irsa-role",)
     load_balancer_class = "service.k8s.aws/nlb"
     identity_annotation = "eks.amazonaws.com/role-arn"

@@ -37,8 +37,6 @@ def render(spec: Spec, facts: Facts | None = None) -> dict[str, str]:
             modules += ("karpenter",)
         elif automode.enabled(spec):
             modules += ("auto-mode",)
-        if asyncapi.async_apis(spec):
-            modules += ("async-queue",)
         # Each async API's queue (modules/async-queue): beside the cloud's own values, as the add-ons stack's queue names are.
         files |= _stack(spec, CLUSTER, "cluster", cloud.cluster_tfvars(spec) | asyncapi.cluster_tfvars(spec), modules)
     files |= _stack(spec, ADDONS, "addons", addons_tfvars(spec), cloud.addons_modules)
