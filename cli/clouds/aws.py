@@ -50,6 +50,7 @@ class Aws(Cloud):
     addons_modules = ("irsa-role",)
     load_balancer_class = "service.k8s.aws/nlb"
     identity_annotation = "eks.amazonaws.com/role-arn"
+    renders_async_queues = True
 
     mount_driver = "s3.csi.aws.com"  # Mountpoint for Amazon S3, the EKS add-on aws-mountpoint-s3-csi-driver
     mount_needs_volume = True  # Mountpoint supports static provisioning only
@@ -118,9 +119,10 @@ class Aws(Cloud):
         }
         return out
 
-    def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str] | None:
+    def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str]:
         base = f"https://sqs.{spec.region}.amazonaws.com/{account}/{queue}"
-        return {"MLKIT_QUEUE": f"sqs:{base}", "MLKIT_DEAD_LETTER": f"sqs:{base}-dead-letter", "MLKIT_RESULTS": f"s3://{spec.project}-models-{account}/{results}"}
+        bucket = jobaccess.model_bucket(spec, account)  # the results live in the model bucket, as job outputs do
+        return {"MLKIT_QUEUE": f"sqs:{base}", "MLKIT_DEAD_LETTER": f"sqs:{base}-dead-letter", "MLKIT_RESULTS": f"s3://{bucket}/{results}"}
 
     def _node_groups(self, spec: Spec) -> dict[str, Any]:
         if auto_mode(spec):  # EKS Auto Mode launches every node, its own controllers' included

@@ -37,16 +37,18 @@ class Cloud:
     load_balancer_class: ClassVar[str | None] = None
     # The annotation that binds a Kubernetes ServiceAccount to a cloud identity.
     identity_annotation: ClassVar[str]
+    # Whether the cluster stack makes async APIs' queues (async_locations); where not yet, render refuses them.
+    renders_async_queues: ClassVar[bool] = False
 
     # The CSI driver that mounts a bucket prefix as a read-only volume (`model_access: mount`), and
     # whether it takes only static PersistentVolumes (a PV and a PVC per mount) rather than an inline volume.
     mount_driver: ClassVar[str]
     mount_needs_volume: ClassVar[bool] = False
 
-    def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str] | None:
+    def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str]:
         """The runtime's settings (MLKIT_QUEUE, MLKIT_DEAD_LETTER, MLKIT_RESULTS) for an async API's queue `queue`
-        and its results prefix `results`, as this cloud's cluster stack makes them; None where it makes none yet."""
-        return None
+        and its results prefix `results`, as this cloud's cluster stack makes them (where `renders_async_queues`)."""
+        raise NotImplementedError
 
     def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
         """The driver's mount options for a prefix (`a/b/`, or `` for the whole bucket), files owned by `uid`."""

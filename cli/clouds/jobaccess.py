@@ -16,12 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..spec import syntax
-
 if TYPE_CHECKING:
     from ..spec.schema import Api, Spec
+    from .base import Cloud
 
-SCHEMES = {"aws": "s3", "gcp": "gs"}
 # Key characters only, folder by folder: the prefix goes into an IAM resource ARN or a CEL condition,
 # where `*`, `?`, quotes or `..` would widen or break the grant.
 _PREFIX = re.compile(r"(?:(?!\.\.?/)[A-Za-z0-9._-]+/)+")
@@ -58,14 +56,14 @@ def grant(api: Api) -> Grant:
     return Grant(match.group(2), match.group(3))
 
 
-def problem(value: str, cloud: str) -> str | None:
-    """What is wrong with a `batch.output` value, or None."""
-    scheme = SCHEMES[cloud]
+def problem(value: str, cloud: Cloud) -> str | None:
+    """What is wrong with a `batch.output` value on `cloud`, or None."""
+    scheme = cloud.bucket_scheme
     match = _URI.fullmatch(value)
     if match is None or match.group(1) != scheme:
-        return f"{value!r:.100} is not a {scheme}:// prefix; give {scheme}://BUCKET/PREFIX/ (a cluster on {cloud} writes to {scheme}:// buckets)"
+        return f"{value!r:.100} is not a {scheme}:// prefix; give {scheme}://BUCKET/PREFIX/ (a cluster on {cloud.name} writes to {scheme}:// buckets)"
     bucket, prefix = match.group(2), match.group(3)
-    bad = syntax.s3_bucket(bucket) if scheme == "s3" else syntax.gcs_bucket(bucket)
+    bad = cloud.bucket_problem(bucket)
     if bad:
         return f"bucket {bucket!r:.70} {bad}"
     if not _PREFIX.fullmatch(prefix):

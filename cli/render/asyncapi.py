@@ -69,10 +69,7 @@ def addons_tfvars(spec: Spec) -> dict[str, Any]:
 
 def locations(spec: Spec, api: str, account: str) -> dict[str, str]:
     """The runtime's queue settings (runtime/settings.py) for the queue and bucket the cluster stack made."""
-    where = clouds.of(spec).async_locations(spec, queue_name(spec, api), results_prefix(api), account)
-    if where is None:
-        raise UserError(f"async API {api}: {spec.cloud} queues are not rendered yet")  # render() refuses it first (refusal)
-    return where
+    return clouds.of(spec).async_locations(spec, queue_name(spec, api), results_prefix(api), account)  # render() checked refusal() first
 
 
 def _env(spec: Spec, api: Api, base: dict[str, str], mode: str, account: str) -> dict[str, str]:
@@ -150,7 +147,7 @@ DEAD_LETTER_SUFFIX = "-dead-letter"
 
 def refusal(spec: Spec, api: Api) -> str | None:
     """Why this async API cannot be rendered for a cluster yet, or None. `mlkit serve` runs it either way."""
-    if clouds.of(spec).async_locations(spec, "", "", "") is None:
+    if not clouds.of(spec).renders_async_queues:
         return "async APIs render for AWS clusters only in this version (their Pub/Sub stack is not built yet); serve it with `mlkit serve`"
     if spec.cluster.existing is not None:
         return "an async API's queue is made by the cluster stack, which cluster.existing leaves out; serve it with `mlkit serve`"

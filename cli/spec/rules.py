@@ -334,7 +334,7 @@ def _kinds(spec: Spec) -> Iterator[Problem]:
             yield Problem(loc + ("autoscaling", "target_queued"), "only for `kind: async` (it reads the queue's depth); remove it or set `kind: async`")
         if api.kind == "realtime":
             continue
-        if api.batch is not None and api.batch.output is not None and (bad := jobaccess.problem(api.batch.output, spec.cloud)):
+        if api.batch is not None and api.batch.output is not None and (bad := jobaccess.problem(api.batch.output, clouds.of(spec))):
             yield Problem(loc + ("batch", "output"), bad)
         if api.kind == "task" and api.task is not None and api.task.schedule is not None:
             # A run per `mlkit job submit` is built; a CronJob (and what apply and delete would do with it) is not yet.
