@@ -51,6 +51,7 @@ class Aws(Cloud):
     load_balancer_class = "service.k8s.aws/nlb"
     identity_annotation = "eks.amazonaws.com/role-arn"
     renders_async_queues = True
+    worker_clients = {"batch": ("jobs", "boto3"), "async": ("runtime-aws", "")}
 
     mount_driver = "s3.csi.aws.com"  # Mountpoint for Amazon S3, the EKS add-on aws-mountpoint-s3-csi-driver
     mount_needs_volume = True  # Mountpoint supports static provisioning only

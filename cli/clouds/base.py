@@ -37,6 +37,10 @@ class Cloud:
     load_balancer_class: ClassVar[str | None] = None
     # The annotation that binds a Kubernetes ServiceAccount to a cloud identity.
     identity_annotation: ClassVar[str]
+    # The client a worker kind's image needs beyond the runtime wheel (a batch job's bucket, an async API's queue
+    # and results: runtime/jobs/storage.py, runtime/asyncq), by kind: pyproject's extra for it, and the one
+    # package of that extra to take ("": all of it).
+    worker_clients: ClassVar[dict[str, tuple[str, str]]] = {}
     # Whether the cluster stack makes async APIs' queues (async_locations); where not yet, render refuses them.
     renders_async_queues: ClassVar[bool] = False
 

@@ -36,6 +36,7 @@ class Gcp(Cloud):
     max_tags = 64 - len(own_tags)
     cluster_modules = ("network", "gke", "node-pool", "artifact-registry", "model-bucket")
     identity_annotation = "iam.gke.io/gcp-service-account"
+    worker_clients = {"batch": ("jobs", "google-cloud-storage"), "async": ("runtime-gcp", "")}
 
     mount_driver = "gcsfuse.csi.storage.gke.io"  # Cloud Storage FUSE, GKE's gcs_fuse_csi_driver_config add-on
 

@@ -17,7 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import kit, placement
+from .. import clouds, kit, placement
+from ..clouds.base import Cloud
 from ..errors import ToolError, UserError
 from ..render.jinja import environment
 from ..spec.schema import Api, Spec
@@ -94,16 +95,10 @@ def built(apis: list[Api]) -> list[Api]:
     return [api for api in apis if api.engine is None]
 
 
-# A batch API's worker reads and writes its job in the bucket, an async API's its queue and results
-# (runtime/jobs/storage.py, runtime/asyncq): their image needs the cloud's client, which the runtime
-# wheel leaves out (a realtime image never imports it). The packages are pyproject's extras for them.
-_KIND_EXTRAS = {("batch", "aws"): ("jobs", "boto3"), ("batch", "gcp"): ("jobs", "google-cloud-storage"),
-                ("async", "aws"): ("runtime-aws", ""), ("async", "gcp"): ("runtime-gcp", "")}
-
-
-def with_kind_requirements(project: bytes, cloud: str, api: Api) -> bytes:
-    """The project's requirements.txt, plus the cloud client its API's kind needs unless the project names it already; realtime: as is."""
-    extra, only = _KIND_EXTRAS.get((api.kind, cloud), ("", ""))
+def with_kind_requirements(project: bytes, cloud: Cloud, api: Api) -> bytes:
+    """The project's requirements.txt, plus the cloud client its API's kind needs (Cloud.worker_clients: the runtime
+    wheel leaves it out) unless the project names it already; realtime: as is."""
+    extra, only = cloud.worker_clients.get(api.kind, ("", ""))
     named = {re.split(r"[\s\[<>=!~;]", line.strip(), maxsplit=1)[0].lower() for line in project.decode(errors="replace").splitlines()}
     wanted = runtime_wheel.runtime_requirements(extra) if extra else []
     packages = [r for r in wanted if r.startswith(only) and re.split(r"[\[<>=!~;]", r)[0].lower() not in named]
@@ -125,7 +120,7 @@ def context(root: Path, spec: Spec, api: Api) -> Context:
         INSTALL_SCRIPT: (kit.templates() / "docker" / "install.sh").read_bytes(),
         f"build/{runtime_wheel.filename()}": runtime_wheel.build(),
         "build/accelerator-requirements.txt": "".join(p + "\n" for p in packages).encode(),
-        "build/requirements.txt": with_kind_requirements(requirements.read_bytes() if requirements.is_file() else b"", spec.cloud, api),
+        "build/requirements.txt": with_kind_requirements(requirements.read_bytes() if requirements.is_file() else b"", clouds.of(spec), api),
     }
     models = {(root / a.model).resolve() for a in spec.apis if a.model and "://" not in a.model}
     models |= {(root / a.canary.model).resolve() for a in spec.apis if a.canary and a.canary.model and "://" not in a.canary.model}

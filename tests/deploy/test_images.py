@@ -9,6 +9,7 @@ import shutil
 import boto3
 import pytest
 
+from mlkit import clouds
 from mlkit.clouds import aws
 from mlkit.clouds.registry import registry_has
 from mlkit.deploy import images, runtime_wheel
@@ -422,9 +423,9 @@ def test_a_worker_kinds_image_carries_its_clouds_client_from_the_extras(example,
 
 def test_the_kinds_client_comes_once_and_realtime_images_get_none():
     batch = load(EXAMPLES / "batch" / "mlkit.yaml").apis[0]
-    assert images.with_kind_requirements(b"Boto3[crt]==1.35\n", "aws", batch) == b"Boto3[crt]==1.35\n"
-    assert images.with_kind_requirements(b"numpy", "gcp", batch) == (
+    assert images.with_kind_requirements(b"Boto3[crt]==1.35\n", clouds.named("aws"), batch) == b"Boto3[crt]==1.35\n"
+    assert images.with_kind_requirements(b"numpy", clouds.named("gcp"), batch) == (
         b"numpy\n# Added by mlkit: the cloud client a `kind: batch` worker needs\ngoogle-cloud-storage>=2.16\n"
     )
     realtime = load(EXAMPLES / "sentiment" / "mlkit.yaml").apis[0]
-    assert images.with_kind_requirements(b"torch\n", "aws", realtime) == b"torch\n"
+    assert images.with_kind_requirements(b"torch\n", clouds.named("aws"), realtime) == b"torch\n"
