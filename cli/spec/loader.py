@@ -12,7 +12,7 @@ from pydantic_core import ErrorDetails
 
 from ..errors import SpecError
 from . import naming, paths, rules, syntax
-from .schema import CRON, DNS_LABEL, EXCEPTION_NAME, PERCENT_OR_INT, QUANTITY, Spec
+from .schema import DNS_LABEL, EXCEPTION_NAME, PERCENT_OR_INT, QUANTITY, Spec
 from .yamlsafe import ValueOutOfRange, compose
 
 Loc = tuple[str | int, ...]
@@ -27,7 +27,6 @@ _PATTERN_HELP = {
     r"^vpc-[0-9a-f]{1,17}$": "is not a VPC ID: vpc- and up to 17 hex digits (e.g. vpc-0a1b2c3d)",
     r"^subnet-[0-9a-f]{1,17}$": "is not a subnet ID: subnet- and up to 17 hex digits (e.g. subnet-0a1b2c3d)",
     EXCEPTION_NAME: "is not an exception class name: a Python name, dotted if it lives in a module (e.g. MemoryError, mymodule.BadModel)",
-    CRON: "is not a cron schedule: five fields (minute hour day month weekday) of digits, `*`, `/`, `,`, `-`, e.g. \"0 3 * * *\", or @daily, @hourly, ...",
 }
 
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from .. import clouds, placement
 from ..clouds import gpu_sharing, jobaccess, pool_ami
 from . import accelerators as acc
-from . import engines
+from . import cron, engines
 from .engines import ENGINES
 from .problem import Loc, Problem
-from .schema import Api, AsyncQueue, NodePool, Serving, Spec, quantity_value
+from .schema import Api, AsyncQueue, NodePool, Serving, Spec, TaskSpec, quantity_value
 
 
 def check(spec: Spec) -> list[Problem]:
@@ -336,15 +336,25 @@ def _kinds(spec: Spec) -> Iterator[Problem]:
             continue
         if api.batch is not None and api.batch.output is not None and (bad := jobaccess.problem(api.batch.output, clouds.of(spec))):
             yield Problem(loc + ("batch", "output"), bad)
-        if api.kind == "task" and api.task is not None and api.task.schedule is not None:
-            # A run per `mlkit job submit` is built; a CronJob (and what apply and delete would do with it) is not yet.
-            yield Problem(loc + ("task", "schedule"), "running a task on a schedule is not supported by this version of mlkit yet; "
-                          "remove it and run the task with `mlkit job submit` (from your own scheduler or CI)")
+        if api.kind == "task" and api.task is not None:
+            yield from _task(api.task, loc + ("task",))
         if api.engine is not None:
             yield Problem(loc + ("engine",), f"`kind: {api.kind}` runs the predictor class in Jobs, not an engine's server; remove engine")
         for name in _SERVICE_ONLY:
             if name in api.model_fields_set and not (name == "autoscaling" and api.autoscaling.target_queued is not None):
                 yield Problem(loc + (name,), f"a setting of a service (`kind: realtime`); `kind: {api.kind}` runs Jobs: remove it")
+
+
+def _task(task: TaskSpec, loc: Loc) -> Iterator[Problem]:
+    if task.schedule is not None and (bad := cron.problem(task.schedule)):
+        yield Problem(loc + ("schedule",), bad)
+    if task.time_zone is not None:
+        if task.schedule is None:
+            yield Problem(loc + ("time_zone",), "the zone of a schedule; set task.schedule or remove it")
+        elif bad := cron.zone_problem(task.time_zone):
+            yield Problem(loc + ("time_zone",), bad)
+    if task.overlap != "forbid" and task.schedule is None:
+        yield Problem(loc + ("overlap",), "what overlapping scheduled runs do; set task.schedule or remove it")
 
 
 def _async(spec: Spec, api: Api, loc: Loc) -> Iterator[Problem]:

@@ -630,8 +630,6 @@ class Serving(Strict):
 
 # A Python exception class as the predictor raises it: `ValueError`, or dotted, `mymodule.BadImage`.
 EXCEPTION_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
-# Five cron fields (minute hour day-of-month month day-of-week) of digits, `*`, `/`, `,`, `-`, or a @macro.
-CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,A-Za-z-]{1,40}( [0-9*/,A-Za-z-]{1,40}){4})$"
 
 
 class BatchSpec(Strict):
@@ -686,11 +684,24 @@ class TaskSpec(Strict):
 
     schedule: str | None = Field(
         None,
-        pattern=CRON,
         max_length=200,
         description=(
-            "A cron schedule (five fields, UTC, e.g. `0 3 * * *`, or `@daily`) that would run the task as a CronJob: not supported yet (refused "
-            "with a message); left out, the task runs when `mlkit job submit` runs it."
+            "A cron schedule that runs the task as a Kubernetes CronJob, which `mlkit apply` creates, updates, and deletes when the "
+            "schedule or the API goes: five fields (minute hour day-of-month month day-of-week, e.g. `0 3 * * *`; names JAN-DEC and "
+            "SUN-SAT, ranges, lists and `/` steps) or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`. In UTC unless "
+            "`time_zone` says otherwise. Left out, the task runs only when `mlkit job submit` runs it."
+        ),
+    )
+    time_zone: str | None = Field(
+        None,
+        max_length=64,
+        description="IANA time zone the schedule is read in (e.g. `Europe/Berlin`; the CronJob's `timeZone`); left out, UTC.",
+    )
+    overlap: Literal["forbid", "replace", "allow"] = Field(
+        "forbid",
+        description=(
+            "When a scheduled run is due while the last one still runs: `forbid` (default) skips the new run, `replace` stops the running "
+            "one and starts the new, `allow` runs both (the CronJob's `concurrencyPolicy`)."
         ),
     )
     retries: int = Field(
@@ -713,7 +724,7 @@ class Api(Strict):
             "queued, workers run the predictor from the queue (scaled on its depth, to zero), and `GET /predict/{id}` answers its status and "
             "result (see the docs' async APIs guide). `batch`: no service; `mlkit job submit` runs the predictor over a "
             "dataset's items as an Indexed Job, one index per shard (`batch:` settings). `task`: the class's `run()` run to completion as a "
-            "Job, once per `mlkit job submit` (Cortex's TaskAPI; `task.schedule` is not supported yet)."
+            "Job, once per `mlkit job submit` or on `task.schedule` as a CronJob (Cortex's TaskAPI)."
         ),
     )
     queue: AsyncQueue | None = Field(None, description="`kind: async` only: queue and result settings; defaults apply when left out.")
@@ -800,7 +811,7 @@ class Api(Strict):
     canary: Canary | None = Field(None, description="An optional second version that takes `weight` percent of the requests.")
     monitoring: Monitoring | None = Field(None, description="Prediction monitoring: a metric from one key of each prediction, and a dashboard panel for it.")
     batch: BatchSpec | None = Field(None, description="`kind: batch` only: batch size, workers, shard size, error handling and queue of its jobs.")
-    task: TaskSpec | None = Field(None, description="`kind: task` only: its retries (and a schedule, not supported yet).")
+    task: TaskSpec | None = Field(None, description="`kind: task` only: its retries, and a schedule to run it on.")
 
     @field_validator("config")
     @classmethod

@@ -68,20 +68,59 @@ def test_service_settings_are_refused_on_a_batch_api(setting: str):
     assert any(f"apis[0].{name}" in line and "kind: batch" in line for line in found), found
 
 
-def test_a_task_runs_when_submitted_its_schedule_is_refused_for_now_and_must_be_cron():
-    text = SPEC.replace("kind: batch", "kind: task").replace(
-        "    batch: {batch_size: 64, workers: 3, on_error: skip, retries: 1, fatal_errors: [MemoryError, mymodule.BadModel], queue: team-a}\n",
-        "    task: {schedule: '0 3 * * *'}\n",
-    )
-    assert loads(text.replace("task: {schedule: '0 3 * * *'}", "task: {retries: 1}")).apis[0].task.retries == 1
-    not_yet = "apis[0].task.schedule: running a task on a schedule is not supported by this version of mlkit yet"
-    assert not_yet in only(text)
-    assert not_yet in only(text.replace("'0 3 * * *'", "'@daily'"))
-    found = problems(text.replace("'0 3 * * *'", "'0 3 * *'"))
-    assert any("apis[0].task.schedule" in line and "not a cron schedule" in line for line in found), found
-    found = problems(text.replace("'0 3 * * *'", "'0 3 * * *; rm -rf /'"))
-    assert any("apis[0].task.schedule" in line for line in found), found
-    assert "only for `kind: task`" in only(text.replace("kind: task", "kind: batch"))
+TASK = SPEC.replace("kind: batch", "kind: task").replace(
+    "    batch: {batch_size: 64, workers: 3, on_error: skip, retries: 1, fatal_errors: [MemoryError, mymodule.BadModel], queue: team-a}\n",
+    "    task: {schedule: '0 3 * * *'}\n",
+)
+
+
+@pytest.mark.parametrize("schedule", ["0 3 * * *", "@daily", "@HOURLY", "*/15 0-6 ? JAN-mar mon-FRI", "5/10 1,13 1-31/2 * 0", "* * * * *"])
+def test_a_task_takes_a_cron_schedule(schedule: str):
+    spec = loads(TASK.replace("'0 3 * * *'", repr(schedule)))
+    assert spec.apis[0].task.schedule == schedule
+
+
+@pytest.mark.parametrize(
+    ("schedule", "said"),
+    [
+        ("0 3 * *", "has 4 field(s)"),
+        ("0 3 * * * *", "has 6 field(s)"),
+        ("0  3 * * *", "extra spaces"),
+        ("0 3 * * *; rm -rf /", "has 8 field(s)"),
+        ("$(reboot) 3 * * *", "minute '$(reboot)'"),
+        ("0 3 * * *\\n0 4 * * *", "invisible character U+000A (a newline)"),  # YAML reads \\n in a double-quoted scalar as a newline
+        ("0 3 * * *\\t", "invisible character U+0009 (a tab)"),
+        ("0 3 * * \u00b7", "control or non-ASCII"),
+        ("60 * * * *", "minute '60': '60' is out of range"),
+        ("0 24 * * *", "hour '24'"),
+        ("0 3 0 * *", "day of month '0'"),
+        ("0 3 * 13 *", "month '13'"),
+        ("0 3 * * 7", "day of week '7': '7' is out of range or not a number (valid: 0-6 or SUN-SAT)"),
+        ("0 3 * JANUARY *", "month 'JANUARY'"),
+        ("0 3 * * MON-SUNDAY", "day of week"),
+        ("5-1 * * * *", "range 5-1 runs backwards"),
+        ("*/0 * * * *", "step '0' is not a whole number from 1 to 60"),
+        ("*/x * * * *", "step 'x'"),
+        ("1,,2 * * * *", "minute '1,,2'"),
+        ("? * * * *", "minute '?'"),
+        ("@every 1h", "@every 1h is not a cron macro"),
+        ("@reboot", "is not a cron macro"),
+        ("TZ=UTC 0 3 * * *", "use task.time_zone instead"),
+    ],
+)
+def test_a_hostile_schedule_is_one_line_naming_the_field(schedule: str, said: str):
+    found = only(TASK.replace("'0 3 * * *'", '"' + schedule + '"'))
+    assert "apis[0].task.schedule" in found and said in found, found
+
+
+def test_a_schedules_zone_and_overlap_are_checked():
+    assert loads(TASK.replace("{schedule: '0 3 * * *'}", "{schedule: '0 3 * * *', time_zone: Europe/Berlin, overlap: allow}")).apis[0].task.overlap == "allow"
+    assert "apis[0].task.time_zone: 'Mars/Olympus' is not an IANA time zone" in only(TASK.replace("'0 3 * * *'}", "'0 3 * * *', time_zone: Mars/Olympus}"))
+    assert "apis[0].task.time_zone" in only(TASK.replace("'0 3 * * *'}", "'0 3 * * *', time_zone: Local}"))
+    assert "apis[0].task.time_zone: the zone of a schedule; set task.schedule" in only(TASK.replace("schedule: '0 3 * * *'", "time_zone: UTC"))
+    assert "apis[0].task.overlap: what overlapping scheduled runs do" in only(TASK.replace("schedule: '0 3 * * *'", "overlap: allow"))
+    assert "apis[0].task.overlap" in only(TASK.replace("'0 3 * * *'}", "'0 3 * * *', overlap: Forbid}"))
+    assert "only for `kind: task`" in only(TASK.replace("kind: task", "kind: batch"))
 
 
 def test_a_batch_api_renders_no_service_only_its_identity_and_settings():
