@@ -46,6 +46,8 @@ KINDS = [
     Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Kind("apps/v1", "Deployment", "deployments"),
+    # A `kind: task` API's schedule: after its ServiceAccount and ConfigMap, which its runs' pods use.
+    Kind("batch/v1", "CronJob", "cronjobs"),
     # Before the ScaledObject whose external-push trigger names it (the add-on's scaler looks it up).
     Kind("http.keda.sh/v1beta1", "InterceptorRoute", "interceptorroutes"),
     # An async API's workers: the identity KEDA reads the queue with, before the ScaledObject that names it.

@@ -188,13 +188,16 @@ def list_jobs(api: ApiArg, file: SpecFile = DEFAULT_SPEC, as_json: JsonOut = Fal
         "succeeded": j.get("status", {}).get("succeeded", 0),
         "failed_indexes": j.get("status", {}).get("failedIndexes", ""),
         "active": j.get("status", {}).get("active", 0),
+        # A run of the API's `task.schedule`: its CronJob made it (and names it), not `mlkit job submit`.
+        "scheduled": any(o.get("kind") == "CronJob" for o in j["metadata"].get("ownerReferences", [])),
     } for j in jobs]
     rows.sort(key=lambda r: (r["created"], r["id"]), reverse=True)
     if as_json:
         typer.echo(json.dumps(rows))
         return
     for r in rows:
-        typer.echo(f"{r['id']}  {r['succeeded']}/{r['completions']} shards  active {r['active']}  failed [{r['failed_indexes']}]  {r['created']}")
+        by = "  (scheduled)" if r["scheduled"] else ""
+        typer.echo(f"{r['id']}  {r['succeeded']}/{r['completions']} shards  active {r['active']}  failed [{r['failed_indexes']}]  {r['created']}{by}")
     if not rows:
         say(f"{chosen.name} has no jobs on the cluster (finished ones go after a week)")
 
@@ -206,6 +209,8 @@ def logs(api: ApiArg, job_id: JobId, tail: Annotated[int, typer.Option("--tail",
 
     spec, cluster, _ = _find(file, api, job_id)
     pods = cluster.list(by_name("Pod"), spec.k8s_namespace, {"mlkit.dev/job": job_id})
+    # A scheduled run's pods carry no mlkit job id (its CronJob named the run): the Job controller's own label finds them.
+    pods = pods or cluster.list(by_name("Pod"), spec.k8s_namespace, {"batch.kubernetes.io/job-name": job_id})
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         index = pod["metadata"].get("annotations", {}).get("batch.kubernetes.io/job-completion-index", "?")
         for line in cluster.pod_logs(spec.k8s_namespace, pod["metadata"]["name"], container="worker", tail=tail).splitlines():

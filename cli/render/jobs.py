@@ -29,11 +29,10 @@ from .facts import Facts
 from .jinja import HEADER
 from .k8s import template_environment
 from .runtime_view import api_view
+from .schedule import WORKER_ENV, task_view
 
 # A finished Job (and its pods' logs) stays a week for `mlkit job status` and `logs`, then Kubernetes removes it.
 TTL_AFTER_FINISHED_S = 7 * 24 * 3600
-# The worker's settings: the predictor's, from the API's (runtime/settings.py); none of the server's.
-WORKER_ENV = ("MLKIT_PREDICTOR", "MLKIT_MODEL_DIR", "MLKIT_CONFIG", "HOME")
 
 
 # Where the job's files are, on the Job itself: `mlkit job status` reads its progress there.
@@ -77,20 +76,8 @@ def render_task(spec: Spec, api: Api, facts: Facts, job_id: str, config: str | N
     disrupted by its node (spot reclaim, drain) is run again without counting. `config` (JSON text)
     replaces the API's config for this run.
     """
-    view: dict[str, Any] = api_view(spec, api, facts)
-    track = view["tracks"][0]
     job_meta = job_labels(spec, api, job_id)
-    command = ["python", "-m", "mlkit_runtime.jobs.task", *(["--config", config] if config is not None else [])]
-    view.update(
-        track=track,
-        job_name=job_id,
-        job_labels=job_meta,
-        pod_labels=job_meta,
-        retries=(api.task.retries if api.task is not None else 0),
-        worker_command=command,
-        worker_env={name: track.env[name] for name in WORKER_ENV},
-        ttl_s=TTL_AFTER_FINISHED_S,
-        job_annotations=view["checkov_skips"],
-    )
+    view = task_view(spec, api, facts, config)
+    view.update(job_name=job_id, job_labels=job_meta, pod_labels=job_meta, ttl_s=TTL_AFTER_FINISHED_S)
     text: str = template_environment().get_template("k8s/task.yaml.j2").render(**view)
     return HEADER + text

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import clouds, labels
 from ..spec.schema import Api, Spec
-from . import asyncapi, automode, dashboard, models, nodepools, wake
+from . import asyncapi, automode, dashboard, models, nodepools, schedule, wake
 from .engine_view import ENGINE_OBJECTS, engine_view
 from .facts import Facts
 from .jinja import HEADER, environment
@@ -100,6 +100,8 @@ def render(spec: Spec, facts: Facts) -> dict[str, str]:
             # their identity and settings are standing objects.
             for name in ("serviceaccount", "configmap", *models.objects(view)):
                 files[str(K8S / api.name / f"{name}.yaml")] = HEADER + env.get_template(f"k8s/{name}.yaml.j2").render(**view)
+            if api.task is not None and api.task.schedule is not None:
+                files[str(K8S / api.name / "cronjob.yaml")] = schedule.render(spec, api, facts, env)
             continue
         names = ["serviceaccount", "configmap", "deployment", "service", "scaledobject", "poddisruptionbudget", "networkpolicy"]
         names += models.objects(view)

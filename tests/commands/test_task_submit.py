@@ -104,3 +104,40 @@ def test_status_says_why_a_run_waits_and_watch_follows_it_to_the_end(proj, k8s):
     assert watching.returncode == 0, err
     states = [json.loads(text)["state"] for text in out.splitlines()]
     assert states[0] == "running" and states[-1] == "complete" and len(states) == 2, out
+
+
+def test_list_shows_the_schedules_runs_and_logs_finds_their_pods(proj, k8s):
+    """A run of `task.schedule` as the CronJob controller makes it: the jobTemplate's labels, the CronJob as owner,
+    a name of the controller's choosing, and pods labelled by the Job controller, not with an mlkit job id."""
+    import httpx
+    import yaml
+
+    from mlkit.render.facts import Facts
+    from mlkit.render.k8s import render
+    from mlkit.spec.loader import loads
+
+    root, env = proj
+    submitted = mlkit("job", "submit", cwd=root, env=env).stdout.strip()
+    spec = loads(SPEC + "    task: {schedule: '0 3 * * *'}\n")
+    cron = yaml.safe_load(render(spec, Facts())["infra/k8s/nightly/cronjob.yaml"])
+    template = cron["spec"]["jobTemplate"]
+    run = "nightly-29412345"
+    owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "1b2c", "controller": True}
+    answer = httpx.post(f"{k8s.url}/apis/batch/v1/namespaces/etl-demo/jobs", json={
+        "apiVersion": "batch/v1", "kind": "Job", "spec": template["spec"],
+        "metadata": {"name": run, "namespace": "etl-demo", "labels": template["metadata"]["labels"], "ownerReferences": [owner],
+                     "creationTimestamp": "2099-01-01T03:00:00Z"}})
+    assert answer.status_code < 300, answer.text
+    pod_name = f"{run}-q8x2z"
+    pod_labels = template["spec"]["template"]["metadata"]["labels"] | {"batch.kubernetes.io/job-name": run}
+    httpx.post(f"{k8s.url}/api/v1/namespaces/etl-demo/pods", json={
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod_name, "namespace": "etl-demo", "labels": pod_labels}})
+    k8s.emulator[f"get /api/v1/namespaces/etl-demo/pods/{pod_name}/log"] << b"refreshed 1200 rows\n"
+
+    listed = mlkit("job", "list", "nightly", "--json", cwd=root, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["id"], r["scheduled"]) for r in json.loads(listed.stdout)] == [(run, True), (submitted, False)]
+    table = mlkit("job", "list", "nightly", cwd=root, env=env).stdout.splitlines()
+    assert table[0].startswith(run) and table[0].endswith("(scheduled)") and not table[1].endswith("(scheduled)")
+    logs = mlkit("job", "logs", "nightly", run, cwd=root, env=env)
+    assert logs.returncode == 0 and logs.stdout.splitlines() == ["[shard ?] refreshed 1200 rows"], (logs.stdout, logs.stderr)
