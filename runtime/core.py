@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import logs, streaming
+from . import input_form, logs, streaming
 from .admission import Admission
 from .auth import ApiKeys
 from .batching import Batcher, RequestState, current
@@ -29,6 +29,8 @@ from .settings import Settings
 from .startup import Startup
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from .asyncq.front import Front
     from .asyncq.worker import Worker
 
@@ -46,6 +48,8 @@ class Runtime:
             key, kind, buckets = monitoring
             self.monitor = PredictionMonitor(self.metrics.registry, key, kind, *((buckets,) if buckets else ()))
         self.instance: Any = None  # the user's object, constructed by load()
+        # The class's `Input` model (input_form.py): POST /predict's JSON payloads are checked against it.
+        self.input_form: type[BaseModel] | None = None
         self.predictor: Predictor | None = None
         self.load_error: PredictorLoadError | None = None
         self.batcher: Batcher | None = None
@@ -68,6 +72,7 @@ class Runtime:
             return
         self.startup.begin()
         cls = load_class(s.predictor)
+        self.input_form = input_form.of(cls)
         self.startup.end("imports")
         self.instance = construct(cls, s.predictor_config(), s.model_dir, s.predictor.rpartition(":")[0])
         self.startup.end("construct")

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
+from . import input_form
 from .errors import NotFound, PredictorFault, PredictorLoadError, PredictorRaised
 from .tensor_formats import format_of
 
@@ -65,6 +66,7 @@ def load_class(spec: str, base_dir: Path | None = None, task: bool = False) -> t
         )
     try:
         format_of(cls)  # checked here so that a bad value is one line at start-up, not a 500 on every request
+        input_form.of(cls)
     except PredictorFault as exc:
         raise PredictorLoadError(f"{where}: {exc}") from None
     return cast(type, cls)  # an attribute with a callable predict; construct() reports one that cannot be called as a class

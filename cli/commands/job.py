@@ -37,6 +37,7 @@ def run(
 
     Results: OUTPUT/results/NNNNN.jsonl, one line per item, {"index": N, "result": ...}; skipped items (on_error: skip) in OUTPUT/errors/.
     """
+    from mlkit_runtime import input_form
     from mlkit_runtime.errors import PredictorLoadError
     from mlkit_runtime.jobs.layout import JobError
     from mlkit_runtime.jobs.pool import run_all
@@ -50,13 +51,13 @@ def run(
     file_part, _, class_name = (chosen.predictor or "").partition(":")
     predictor = f"{root / file_part}:{class_name}"
     try:
-        load_class(predictor)  # an import error is one line here, before any shard is written
+        form = input_form.of(load_class(predictor))  # an import error is one line here, before any shard is written
     except PredictorLoadError as exc:
         raise UserError(str(exc)) from None
     if output.exists() and not output.is_dir():
         raise UserError(f"--output {output}: is a file; give a folder for the job's results")
     job_settings = job_config(config)
-    job = prepare_job(chosen, batch, items_of(input), str(output), batch_size, job_settings, overwrite)
+    job = prepare_job(chosen, batch, items_of(input), str(output), batch_size, job_settings, overwrite, form=form)
     width = max(1, min(workers or batch.workers, job.shards))
     say(f"job {job.id}: {job.items} items in {job.shards} shards of {job.shard_size}, batches of {job.batch_size}, {width} worker(s)")
     started = time.monotonic()

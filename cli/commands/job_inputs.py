@@ -79,14 +79,21 @@ def batch_api(file: Path, api: str | None, verb: str, kinds: tuple[str, ...] = (
 
 
 def prepare_job(
-    api: Api, batch: BatchSpec, items: Items, output: str, batch_size: int | None, config: dict[str, Any] | None, overwrite: bool, job_id: str | None = None
+    api: Api, batch: BatchSpec, items: Items, output: str, batch_size: int | None, config: dict[str, Any] | None, overwrite: bool,
+    job_id: str | None = None, form: Any = None,
 ) -> Any:
-    """Split the input into shards under the output prefix and write job.json: every check before any work."""
+    """Split the input into shards under the output prefix and write job.json: every check before any work.
+
+    `form`: the predictor's `Input` model (mlkit_runtime/input_form.py), or None; every JSONL item is checked
+    against it first, and the first it refuses is one line (its line number and field), before any shard exists.
+    """
     from mlkit_runtime.jobs.layout import Job, JobError, input_files, input_lines, new_id, prepare
     from mlkit_runtime.jobs.storage import StorageError, open_store
 
     try:
         lines = input_lines(items.uri) if items.form == "jsonl" else input_files(items.uri)
+        if form is not None and items.form == "jsonl":
+            check_items(items.uri, lines, form, api.predictor or "")
         job = Job(
             id=job_id or new_id(api.name),
             api=api.name,
@@ -104,3 +111,36 @@ def prepare_job(
     except (JobError, StorageError) as exc:
         raise UserError(str(exc)) from None
     return job
+
+
+def check_items(uri: str, lines: list[bytes], form: Any, predictor: str) -> None:
+    """The first JSONL item the predictor's `Input` refuses, as one line. A line that is not JSON is left to the
+    worker: `on_error` decides about it (with its line number), as it does without a form."""
+    from mlkit_runtime import input_form
+
+    for n, line in enumerate(lines, 1):
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if bad := input_form.problem(form, item):
+            raise UserError(f"--input {uri}: line {n} (item {n - 1}) does not fit {predictor}'s Input: {bad}; "
+                            "fix the item, or the Input model if it is too strict (no shard was written)")
+
+
+def input_form_of(root: Path, predictor: str) -> Any:
+    """For `mlkit job submit`: the predictor's `Input` model, importing its file here as `mlkit job run` does. The pods
+    import it, not this machine: where it cannot be imported here (torch not installed locally), the items go
+    unchecked, and a line says so."""
+    from mlkit_runtime import input_form
+    from mlkit_runtime.errors import PredictorLoadError
+    from mlkit_runtime.predictor import load_class
+
+    from ..options import say
+
+    file_part, _, class_name = predictor.partition(":")
+    try:
+        return input_form.of(load_class(f"{root / file_part}:{class_name}"))
+    except PredictorLoadError as exc:
+        say(f"note: the items are not checked against the predictor's Input here: {exc}")
+        return None

@@ -14,7 +14,7 @@ import typer
 
 from ..errors import UserError
 from ..options import DEFAULT_SPEC, JsonOut, SpecFile, say
-from .job_inputs import BatchSize, ConfigOption, Overwrite, Workers, batch_api, items_of, job_config, prepare_job
+from .job_inputs import BatchSize, ConfigOption, Overwrite, Workers, batch_api, input_form_of, items_of, job_config, prepare_job
 
 if TYPE_CHECKING:
     from ..spec.schema import Api, Spec
@@ -81,8 +81,9 @@ def submit(
         raise UserError(f"--input {input}: the pods cannot read a folder on this machine; upload it to a bucket prefix and give that")
     if items.form == "files":
         readable(spec, chosen, file, known.aws_account_id, items.uri)
+    form = input_form_of(root, chosen.predictor or "")
     cluster = connect(spec)  # credentials before any write: a cluster that cannot be reached leaves nothing in the bucket
-    job = prepare_job(chosen, batch, items, output, batch_size, job_config(config), overwrite, job_id)
+    job = prepare_job(chosen, batch, items, output, batch_size, job_config(config), overwrite, job_id, form=form)
     text = render_job(spec, chosen, known, job.id, output, job.shards, workers or batch.workers)
     cluster.apply(yaml.safe_load(text), JOB)
     say(f"job {job.id}: {job.items} items in {job.shards} shards of {job.shard_size} under {output}; `mlkit job status {chosen.name} {job.id}`")

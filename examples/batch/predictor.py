@@ -11,10 +11,18 @@ import math
 import re
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 WORD = re.compile(r"[a-z']+")
 
 
 class Predictor:
+    class Input(BaseModel):
+        """What predict takes: `mlkit job run/submit` check every item against it before any shard is
+        written (the first misfit is one line, its line number and field), and POST /predict answers 400."""
+
+        text: str = Field(max_length=100_000)
+
     def __init__(self, config: dict, model_dir: str):
         self.threshold = float(config.get("threshold", 0.5))
         weights = json.loads((Path(model_dir) / "weights.json").read_text())

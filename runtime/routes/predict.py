@@ -8,8 +8,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import input_form
 from ..core import runtime_of
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..payloads import payload
 
 router = APIRouter(tags=["predict"])
@@ -21,7 +22,7 @@ router = APIRouter(tags=["predict"])
         "requestBody": {"content": {"application/json": {"schema": {}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     },
     responses={
-        400: {"description": "Malformed JSON"},
+        400: {"description": "Malformed JSON, or a payload the predictor's Input model refuses"},
         413: {"description": "Body too large"},
         415: {"description": "Unsupported content type"},
         500: {"description": "The predictor raised"},
@@ -50,6 +51,9 @@ async def respond(request: Request) -> Response:
         return await rt.front.submit(request)
 
     async def call() -> Any:
-        return await rt.predict_one(await payload(request, rt.settings.max_body_bytes))
+        body = await payload(request, rt.settings.max_body_bytes)
+        if rt.input_form is not None and (bad := input_form.problem(rt.input_form, body)):
+            raise BadRequest(f"the payload does not fit the predictor's Input: {bad}")
+        return await rt.predict_one(body)
 
     return await rt.handle(request, "/predict", call)

@@ -90,3 +90,24 @@ def test_ten_thousand_items_in_eight_shards_with_three_workers_each_result_once(
     found = read_jsonl(proj / "out" / "results")
     assert sorted(r["index"] for r in found) == list(range(10_000))
     assert all(r["result"]["label"] == ("positive" if (r["index"] % len(reviews)) % 2 else "negative") for r in found)
+
+
+def test_an_item_the_predictors_input_refuses_is_one_line_before_any_shard(project):
+    proj = project("batch")
+    lines = (proj / "reviews.jsonl").read_text().splitlines()
+    lines[99] = '{"txt": "typo in the field name"}'
+    lines[150] = '{"text": 42}'
+    (proj / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    assert_one_line_error(mlkit("job", "run", "--input", "bad.jsonl", "--output", "out", cwd=proj),
+                          "line 100 (item 99) does not fit predictor.py:Predictor's Input: text: Field required", "no shard was written")
+    assert not (proj / "out").exists()
+    lines[99] = '{"text": "fixed"}'
+    (proj / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    assert_one_line_error(mlkit("job", "run", "--input", "bad.jsonl", "--output", "out", cwd=proj),
+                          "line 151 (item 150)", "text: Input should be a valid string (got 42)")
+    assert not (proj / "out").exists()
+    # A line that is not JSON at all stays the worker's, under on_error (skip in the example), as without a form.
+    lines[150] = '{"text": "unterminated'
+    (proj / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    result = mlkit("job", "run", "--input", "bad.jsonl", "--output", "out", "--json", cwd=proj, timeout=300)
+    assert result.returncode == 0 and json.loads(result.stdout)["skipped"] == 1, result.stderr

@@ -204,3 +204,21 @@ def test_the_default_grant_is_the_model_buckets_jobs_prefix(proj, k8s):
     assert_one_line_error(mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/x", cwd=root, env=env),
                           "may write only under s3://jobs-demo-models-123456789012/jobs/scorer/")
     assert k8s.objects("jobs") == []
+
+
+def test_an_item_the_predictors_input_refuses_is_one_line_before_any_job_or_shard(proj, k8s):
+    root, env = proj
+    form = "\n\nfrom pydantic import BaseModel as _Model\n\n\nclass _Input(_Model):\n    x: int\n\n\nPredictor.Input = _Input\n"
+    (root / "predictor.py").write_text((root / "predictor.py").read_text() + form)
+    lines = (root / "items.jsonl").read_text().splitlines()
+    lines[500] = '{"x": "five hundred"}'
+    (root / "items.jsonl").write_text("\n".join(lines) + "\n")
+    result = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/f", cwd=root, env=env)
+    assert_one_line_error(result, "line 501 (item 500) does not fit predictor.py:Predictor's Input: x: Input should be a valid integer")
+    assert k8s.objects("jobs") == [] and s3_objects(env, "f") == {}
+    # Where the predictor cannot be imported on this machine (its packages live in the image), the items go unchecked, said once.
+    (root / "predictor.py").write_text("import package_only_in_the_image\n" + (root / "predictor.py").read_text())
+    result = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/f", cwd=root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "note: the items are not checked against the predictor's Input here: " in result.stderr
+    assert len(k8s.objects("jobs")) == 1

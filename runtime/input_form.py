@@ -1,0 +1,47 @@
+"""A predictor's input form: the pydantic model its class names as `Input`, checked against each payload.
+
+    class Predictor:
+        class Input(pydantic.BaseModel):
+            text: str = pydantic.Field(max_length=10_000)
+
+A class without `Input` takes any payload, as before. With one, `POST /predict` answers 400 naming the
+field for a JSON payload the model refuses (the predictor still gets the payload as sent), and
+`mlkit job run` / `mlkit job submit` check every item of a JSONL input before any shard is written, so a
+job never starts over items its predictor cannot take. Bytes payloads (files, octet-stream) are not JSON
+and pass unchecked. The check is the model's own validation (its strictness and constraints).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import PredictorFault
+
+ATTRIBUTE = "Input"
+
+
+def of(cls: type) -> type[BaseModel] | None:
+    """The class's `Input`, checked: the predictor loader calls it, so a bad value stops start-up in one line."""
+    found = getattr(cls, ATTRIBUTE, None)
+    if found is None:
+        return None
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise PredictorFault(f"{cls.__name__}.{ATTRIBUTE} is {found!r:.80}; it must be a pydantic model class (class Input(pydantic.BaseModel): ...)")
+    return found
+
+
+def problem(form: type[BaseModel], payload: Any) -> str | None:
+    """None when the form takes the payload; else its first refusal as `field.path: message (got VALUE)`, one line."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return None
+    try:
+        form.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the payload"
+        got = repr(first.get("input"))
+        got = got if len(got) <= 60 else got[:57] + "..."
+        return " ".join(f"{where}: {first['msg']} (got {got})".split())
+    return None
