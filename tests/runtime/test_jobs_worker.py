@@ -243,3 +243,29 @@ def test_gcs_holds_a_job_as_a_folder_does(gcs, tmp_path):  # noqa: F811
     run_every_shard(store, job, {"poison": [11]})
     check_exactly_once(store, 12, skipped={11})
     assert store.list("errors") == ["errors/00001.jsonl"]
+
+
+TRICKY = [
+    [{"index": 1}, {"index": 2}],  # the separator itself, between objects inside a result: written item by item
+    {"text": '},{"index":7,"result":'},  # the same text inside a string: its quotes are escaped, no boundary
+    "line\nbreak\u2028",
+    None,
+    0.1,
+    {"index": 3, "result": [1]},
+    [],
+    {},
+]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, len(TRICKY)])
+def test_a_batchs_result_lines_are_what_each_item_alone_would_write(size):
+    """The fast path's one dumps call per batch (result_lines) writes byte for byte the lines of one call per item."""
+    import orjson
+
+    from mlkit_runtime.jobs.worker import result_lines
+
+    for start in range(len(TRICKY) - size + 1):
+        batch = TRICKY[start:start + size]
+        alone = b"".join(orjson.dumps({"index": 40 + k, "result": r}, option=orjson.OPT_APPEND_NEWLINE) for k, r in enumerate(batch))
+        assert result_lines(40, batch) == alone, batch
+        assert [json.loads(line)["result"] for line in result_lines(40, batch).splitlines()] == batch
