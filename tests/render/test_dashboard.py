@@ -20,7 +20,7 @@ import yaml
 
 from mlkit.spec.loader import load
 from tests import scraped
-from tests.conftest import EXAMPLE_NAMES, mlkit
+from tests.conftest import EXAMPLE_NAMES, REPO, mlkit
 from tests.scraped import rendered
 
 # vLLM's metrics at the version mlkit pins (vllm/vllm-openai:v0.31.0, cli/spec/engines.py), read from vLLM's
@@ -32,6 +32,9 @@ VLLM_DATA = json.loads((Path(__file__).resolve().parent / "data/vllm_metrics/met
 VLLM_METRICS: dict[str, str] = VLLM_DATA["metrics"] | VLLM_DATA["http_metrics"]
 SERIES_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 VLLM_EXPORTED = {name + suffix for name, kind in VLLM_METRICS.items() for suffix in SERIES_SUFFIXES[kind]}
+# The KEDA operator's metrics at the version the add-ons stack pins, with the chart values that expose them
+# (read from KEDA's source and chart; the file names repository, tag, commit and path).
+KEDA_DATA = json.loads((Path(__file__).resolve().parent / "data/keda/metrics-2.20.2.json").read_text())
 METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
 PROMQL_WORDS = {"sum", "rate", "count", "avg", "by", "histogram_quantile", "vector", "le"}
 
@@ -119,7 +122,7 @@ def test_every_panel_names_a_metric_its_server_exports(project, name):
     runtime rows are checked against a real /metrics page, engine rows against vLLM's list above."""
     proj = project(name)
     assert mlkit("render", cwd=proj).returncode == 0
-    if all(api.kind != "realtime" for api in load(proj / "mlkit.yaml").apis):
+    if all(api.kind not in ("realtime", "async") for api in load(proj / "mlkit.yaml").apis):
         assert not (proj / "infra/dashboards").exists(), "batch and task APIs serve no metrics: no dashboard"
         return
     board = json.loads(next((proj / "infra/dashboards").glob("*.json")).read_text())
@@ -320,3 +323,38 @@ def test_the_gpu_panel_of_an_api_selects_its_own_pods_and_no_other_apis(tmp_path
         selected = sorted(pod for names in pods.values() for pod in names if re2.fullmatch(pattern, pod))
         expected = sorted(pods[api.name]) if api.canary else sorted(p for p in pods[api.name] if "-canary-" not in p)
         assert selected == expected, (api.name, pattern)
+
+
+def test_async_rows_plot_the_queue_from_kedas_metric_and_the_workers_own(project):
+    """The async example's row: its front's panels plus the queue's depth (the KEDA operator's value of the
+    worker ScaledObject's trigger), the time requests waited, the workers up, and what failed for good. Every
+    name is one the runtime exports or KEDA 2.20 does, with labels it has, selecting the rendered ScaledObject."""
+    from mlkit.render.dashboard import KEDA_METRIC
+
+    proj = project("async")
+    assert mlkit("render", cwd=proj).returncode == 0
+    board = json.loads((proj / "infra/dashboards/async-demo.json").read_text())
+    row = queries_by_api(board)["documents"]
+    titles = [t for t, _ in row]
+    assert {"Queue depth", "Time queued before a worker took it", "Workers", "Async requests", "Failed for good (dead-lettered)"} <= set(titles)
+    assert not unknown_metrics(board, set(), runtime_exported())
+    # The KEDA series: a name and labels KEDA's operator has, picking the worker ScaledObject as rendered.
+    assert KEDA_METRIC in KEDA_DATA["metrics"]
+    scaled = yaml.safe_load_all((proj / "infra/k8s/documents/scaledobject.yaml").read_text())
+    worker = next(o for o in scaled if o and o["metadata"]["name"].endswith("-worker"))
+    (depth,) = [e for t, e in row if t == "Queue depth" and KEDA_METRIC in e]
+    selected = dict(re.findall(r'(\w+)="([^"]*)"', depth))
+    assert set(selected) <= set(KEDA_DATA["metrics"][KEDA_METRIC]["labels"])
+    assert selected == {"namespace": worker["metadata"]["namespace"], "scaledObject": worker["metadata"]["name"]}
+    # The front's in-flight ratio is over the front's pods only: the workers hold no HTTP requests.
+    (in_flight,) = [e for t, e in row if t == "In flight per replica vs target" and "mlkit_requests_in_flight" in e]
+    assert in_flight.count('mlkit_dev_track="front"') == 2
+    # The add-ons stack turns the operator's metrics on, with the chart's own keys, and has the pod scraped.
+    serving = (proj / "infra/terraform/addons/serving.tf").read_text()
+    keda = serving[serving.index('resource "helm_release" "keda"'):serving.index('resource "helm_release" "prometheus"')]
+    assert set(KEDA_DATA["chart"]["values"]) == {"prometheus.operator.enabled", "prometheus.operator.port", "podAnnotations.keda"}
+    assert "prometheus     = { operator = { enabled = true, port = 8080 } }" in keda
+    assert '"prometheus.io/scrape" = "true", "prometheus.io/port" = "8080"' in keda
+    # A realtime-only project leaves KEDA's values alone (its golden, which test_infra renders).
+    realtime = (REPO / "tests/golden/sentiment/infra/terraform/addons/serving.tf").read_text()
+    assert "podAnnotations" not in realtime and "operator = { enabled" not in realtime
