@@ -30,7 +30,7 @@ def subscription(location: str) -> tuple[str, str]:
     return parts[1], parts[5]
 
 
-def depth(queue: str, dead_letter: str | None) -> QueueDepth:
+def depth(queue: str, dead_letter: str | None, monitoring: str = MONITORING) -> QueueDepth:
     try:
         project, sub = subscription(queue)
     except ValueError as exc:
@@ -50,19 +50,20 @@ def depth(queue: str, dead_letter: str | None) -> QueueDepth:
     session = AuthorizedSession(credentials)
     out = QueueDepth()
     try:
-        queued = latest(session, project, sub, "num_undelivered_messages", METRIC_WINDOW)
+        queued = latest(session, monitoring, project, sub, "num_undelivered_messages", METRIC_WINDOW)
         out.queued = None if queued is None else int(queued)
-        out.oldest_s = latest(session, project, sub, "oldest_unacked_message_age", METRIC_WINDOW)
+        out.oldest_s = latest(session, monitoring, project, sub, "oldest_unacked_message_age", METRIC_WINDOW)
         if dead_letter:
-            out.dead_letter = int(total(session, project, sub, "dead_letter_message_count", DEAD_LETTER_WINDOW))
+            out.dead_letter = int(total(session, monitoring, project, sub, "dead_letter_message_count", DEAD_LETTER_WINDOW))
     except (GoogleAuthError, requests.RequestException, ValueError, KeyError) as exc:
         out.problem = f"Cloud Monitoring, subscription {sub}: {first_line(exc)}"
     return out
 
 
-def series(session: Any, project: str, sub: str, metric: str, window: datetime.timedelta) -> list[tuple[datetime.datetime, float]]:
+def series(session: Any, monitoring: str, project: str, sub: str, metric: str, window: datetime.timedelta) -> list[tuple[datetime.datetime, float]]:
+    """The points of one metric of the subscription within `window` (Monitoring's ListTimeSeriesResponse, in JSON)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    answer = session.get(f"{MONITORING}/projects/{project}/timeSeries", timeout=10, params={
+    answer = session.get(f"{monitoring}/projects/{project}/timeSeries", timeout=10, params={
         "filter": f'metric.type="{METRIC}{metric}" AND resource.type="pubsub_subscription" AND resource.label.subscription_id="{sub}"',
         "interval.startTime": (now - window).isoformat().replace("+00:00", "Z"),
         "interval.endTime": now.isoformat().replace("+00:00", "Z"),
@@ -78,9 +79,9 @@ def series(session: Any, project: str, sub: str, metric: str, window: datetime.t
     return points
 
 
-def latest(session: Any, project: str, sub: str, metric: str, window: datetime.timedelta) -> float | None:
-    return newest_point(series(session, project, sub, metric, window))
+def latest(session: Any, monitoring: str, project: str, sub: str, metric: str, window: datetime.timedelta) -> float | None:
+    return newest_point(series(session, monitoring, project, sub, metric, window))
 
 
-def total(session: Any, project: str, sub: str, metric: str, window: datetime.timedelta) -> float:
-    return sum(v for _, v in series(session, project, sub, metric, window))
+def total(session: Any, monitoring: str, project: str, sub: str, metric: str, window: datetime.timedelta) -> float:
+    return sum(v for _, v in series(session, monitoring, project, sub, metric, window))

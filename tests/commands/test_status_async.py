@@ -159,3 +159,102 @@ def test_gcp_queue_depth_without_credentials_is_one_unavailable_line(tmp_path, m
     assert bad.problem == (
         "the workers' MLKIT_QUEUE: 'pubsub:projects/demo-project/topics/t' is not pubsub:projects/PROJECT/topics/TOPIC/subscriptions/SUBSCRIPTION"
     )
+
+
+class _Monitoring:
+    """Google's side of a Cloud Monitoring read, on loopback: the OAuth token endpoint a service account key names
+    (its token_uri), and projects.timeSeries.list answering in the REST API's JSON (ListTimeSeriesResponse: points
+    newest first, int64Value as a string, endTime with nanoseconds), from the series a test sets per metric."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        self.series: dict[str, list[tuple[str, str]]] = {}  # metric -> [(endTime, int64Value)]
+        self.status = 200
+        self.asked: list[dict] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _json(self, code: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):  # the JWT grant of a service account key
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._json(200, {"access_token": "loopback-token", "expires_in": 3600, "token_type": "Bearer"})
+
+            def do_GET(self):
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                owner.asked.append({"path": url.path, "auth": self.headers.get("Authorization"), **query})
+                if owner.status != 200:
+                    return self._json(owner.status, {"error": {"code": owner.status, "message": "Permission monitoring.timeSeries.list denied"}})
+                metric = query["filter"].split('metric.type="pubsub.googleapis.com/subscription/')[1].split('"')[0]
+                points = [{"interval": {"startTime": end, "endTime": end}, "value": {"int64Value": value}} for end, value in owner.series.get(metric, [])]
+                series = [{"metric": {"type": f"pubsub.googleapis.com/subscription/{metric}"}, "resource": {"type": "pubsub_subscription"},
+                           "metricKind": "GAUGE", "valueType": "INT64", "points": points}] if points else []
+                self._json(200, {"timeSeries": series, "unit": ""})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def monitoring(tmp_path, monkeypatch):
+    """A service account key (a fresh RSA key) whose token endpoint is the loopback server, as Application Default Credentials."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    server = _Monitoring()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    (tmp_path / "key.json").write_text(json.dumps({
+        "type": "service_account", "project_id": "demo-project", "private_key_id": "k1", "private_key": key,
+        "client_email": "status@demo-project.iam.gserviceaccount.com", "client_id": "1", "token_uri": f"{server.url}/token",
+    }))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "key.json"))
+    yield server
+    server.server.shutdown()
+
+
+SUBSCRIPTION = "pubsub:projects/demo-project/topics/async-demo-documents/subscriptions/async-demo-documents"
+
+
+def test_gcp_queue_depth_reads_pubsubs_metrics_from_cloud_monitoring(monitoring):
+    """The real google-auth flow (a signed JWT for a token) and the REST call, against Monitoring's documented answer."""
+    pytest.importorskip("google.auth.transport.requests")
+    from mlkit.clouds import gcp_queues
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def at(minutes: int) -> str:
+        return (now - datetime.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S") + ".123456789Z"
+
+    monitoring.series = {
+        "num_undelivered_messages": [(at(1), "12"), (at(2), "30")],  # newest first, as Monitoring lists them
+        "oldest_unacked_message_age": [(at(1), "340"), (at(3), "200")],
+        "dead_letter_message_count": [(at(5), "2"), (at(70), "1")],  # forwarded to the dead-letter topic, per minute
+    }
+    depth = gcp_queues.depth(SUBSCRIPTION, "pubsub:projects/demo-project/topics/async-demo-documents-dead-letter", monitoring=f"{monitoring.url}/v3")
+    assert depth.as_json() == {"queued": 12, "in_flight": None, "oldest_s": 340.0, "dead_letter": 3, "problem": None}
+    first = monitoring.asked[0]
+    assert first["path"] == "/v3/projects/demo-project/timeSeries" and first["auth"] == "Bearer loopback-token"
+    assert first["filter"] == ('metric.type="pubsub.googleapis.com/subscription/num_undelivered_messages" AND resource.type="pubsub_subscription" '
+                               'AND resource.label.subscription_id="async-demo-documents"')
+    assert first["interval.startTime"] < first["interval.endTime"]
+
+    monitoring.status = 403
+    denied = gcp_queues.depth(SUBSCRIPTION, None, monitoring=f"{monitoring.url}/v3")
+    assert denied.queued is None and denied.problem is not None
+    assert denied.problem.startswith("Cloud Monitoring, subscription async-demo-documents: num_undelivered_messages: HTTP 403:"), denied.problem
