@@ -358,3 +358,77 @@ def test_async_rows_plot_the_queue_from_kedas_metric_and_the_workers_own(project
     # A realtime-only project leaves KEDA's values alone (its golden, which test_infra renders).
     realtime = (REPO / "tests/golden/sentiment/infra/terraform/addons/serving.tf").read_text()
     assert "podAnnotations" not in realtime and "operator = { enabled" not in realtime
+
+
+def test_prometheus_answers_every_async_query_from_a_real_runtime_and_kedas_series(project, prometheus_bin, tmp_path):
+    """The async example's row on a real Prometheus: a real runtime in async mode (front and worker in one process, on
+    the embedded queue) that queued, completed, retried and failed requests, scraped as the rendered front pod and as
+    the rendered worker pod, and the KEDA operator's pod exporting its series for the worker ScaledObject (KEDA 2.20's
+    name and labels). Every panel must answer: a query that does not parse, a selector label the scrape does not add,
+    or a name nothing exports, fails here."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    from tests.runtime.conftest import start, stop
+
+    proj = project("async")
+    assert mlkit("render", cwd=proj).returncode == 0
+    board = json.loads((proj / "infra/dashboards/async-demo.json").read_text())
+    front, worker = (d for d in yaml.safe_load_all((proj / "infra/k8s/documents/deployment.yaml").read_text()) if d)
+    assert (front["metadata"]["name"], worker["metadata"]["name"]) == ("documents", "documents-worker")
+    labels = KEDA_DATA["metrics"]["keda_scaler_metrics_value"]["labels"]
+    keda = dict(zip(labels, ["async-demo", "s0-aws-sqs-async-demo-documents", "documents-worker", "awsSqsQueueScaler", "0", "scaledobject"], strict=True))
+    keda_line = "keda_scaler_metrics_value{" + ",".join(f'{k}="{v}"' for k, v in keda.items()) + "} 7\n"
+
+    runtime = start(tmp_path, "queued.py:Predictor", "--mode", "async", "--queue", "local", "--results", f"file:{tmp_path / 'results'}",
+                    "--max-attempts", "2", "--visibility-timeout-s", "5")
+    exporter = prom = None
+    try:
+        with httpx.Client(base_url=runtime.url, timeout=10) as client:
+            ids = [client.post("/predict", json=p).json()["id"] for p in ({"x": 1}, {"x": 2, "sleep_s": 0.3}, {"x": 0, "poison": True})]
+            scraped.wait(lambda: all(client.get(f"/predict/{i}").json()["status"] in ("completed", "failed") for i in ids), runtime.proc, runtime.log, 30)
+
+        class Metrics(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                if self.path == "/metrics?keda=1":  # the KEDA operator's pod
+                    body = keda_line.encode()
+                else:
+                    body = httpx.get(runtime.url + "/metrics").content if self.path == "/metrics" else b""
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        exporter = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+        threading.Thread(target=exporter.serve_forever, daemon=True).start()
+        port = exporter.server_address[1]
+        # The KEDA operator's pod as the add-ons stack annotates it (serving.tf.j2), in the namespace the chart is
+        # installed in; the scrape keeps its series' own `namespace` (honor_labels), the ScaledObject's.
+        operator = {"metadata": {"namespace": "keda"}, "spec": {"template": {"metadata": {
+            "labels": {"app": "keda-operator"}, "annotations": {"prometheus.io/scrape": "true", "prometheus.io/param_keda": "1"},
+        }}}}
+        pods = ((worker, "documents-worker-5b6f8-abc45"), (operator, "keda-operator-6d9f7-k2b4c"))
+        prom, base = scraped.start_prometheus(prometheus_bin, tmp_path, front, port, "documents-7c9d4-xyz12", pods)
+        api = f"{base}/api/v1/query"
+        scraped.wait(lambda: len(scraped.series(api, "up == 1")) == 3, prom, tmp_path / "prometheus.log", 30)
+        with httpx.Client(base_url=runtime.url, timeout=10) as client:  # traffic inside the rate window
+            more = [client.post("/predict", json={"x": n}).json()["id"] for n in range(5)]
+            scraped.wait(lambda: all(client.get(f"/predict/{i}").json()["status"] == "completed" for i in more), runtime.proc, runtime.log, 30)
+        time.sleep(3)
+        row = queries_by_api(board)["documents"]
+        # Every query parses (series() checks Prometheus' status); each returns series, but the 5xx one: nothing answered 5xx.
+        empty = [f"{title}: {expr}" for title, expr in row if not scraped.series(api, expr) and 'status=~"5.."' not in expr]
+        assert not empty, "queries that returned no series:\n" + "\n".join(empty)
+        depth = next(e for t, e in row if t == "Queue depth" and "keda_" in e)
+        assert [s["value"][1] for s in scraped.series(api, depth)] == ["7"]
+    finally:
+        if exporter is not None:
+            exporter.shutdown()
+        if prom is not None:
+            prom.terminate()
+            prom.wait(timeout=15)
+        stop(runtime)
