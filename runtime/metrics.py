@@ -15,6 +15,8 @@ from .admission import Admission
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# How long async requests wait for a worker: from under a second on a busy queue to hours behind a backlog.
+WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 10800.0)
 # Predicted values of a regression API, when the spec gives no buckets: symmetric, a few per decade.
 VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -5.0, -2.0, -1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0)
 # A predictor (or whoever controls its input) must not be able to grow the series without bound:
@@ -40,6 +42,11 @@ class Metrics:
         self.async_completed = Counter("mlkit_async_completed", "Async requests whose result a worker wrote.", registry=self.registry)
         self.async_retried = Counter("mlkit_async_retried", "Async attempts that failed and were released for another.", registry=self.registry)
         self.async_failed = Counter("mlkit_async_failed", "Async requests that failed their last attempt (dead-lettered).", registry=self.registry)
+        # The queue's age as the workers see it (the dashboard's; `mlkit status` reads the cloud's own oldest-age metric).
+        self.async_wait = Histogram(
+            "mlkit_async_queue_wait_seconds", "Time from an async request's submission to a worker taking it (each attempt).",
+            buckets=WAIT_BUCKETS, registry=self.registry,
+        )
         self.rejected = Counter("mlkit_requests_rejected", "Requests refused with 503 because the server was full.", registry=self.registry)
         # Generation (the OpenAI routes): what an LLM server is judged and scaled on.
         self.time_to_first_token = Histogram(

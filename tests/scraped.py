@@ -129,23 +129,29 @@ def start(prometheus_bin: str, workdir: Path) -> Scraped:
     return scraped
 
 
-def start_prometheus(prometheus_bin: str, workdir: Path, deployment: dict, port: int, pod_name: str) -> tuple[subprocess.Popen, str]:
+def start_prometheus(
+    prometheus_bin: str, workdir: Path, deployment: dict, port: int, pod_name: str, more: tuple[tuple[dict, str], ...] = ()
+) -> tuple[subprocess.Popen, str]:
     """A real Prometheus scraping 127.0.0.1:`port` every second as the `kubernetes-pods` job would scrape a pod
-    named `pod_name` of `deployment` (its template's labels and annotations, the port mapped to the local one);
-    the process and its base URL, once it is ready."""
-    template = deployment["spec"]["template"]
-    # The pod as Kubernetes service discovery describes it.
-    target = {f"__meta_kubernetes_pod_label_{meta_label(k)}": v for k, v in template["metadata"]["labels"].items()}
-    target |= {f"__meta_kubernetes_pod_annotation_{meta_label(k)}": v for k, v in template["metadata"]["annotations"].items()}
-    target |= {
-        "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
-        "__meta_kubernetes_pod_ip": "127.0.0.1",
-        "__meta_kubernetes_namespace": deployment["metadata"]["namespace"],
-        "__meta_kubernetes_pod_name": pod_name,
-        "__meta_kubernetes_pod_phase": "Running",
-        "__meta_kubernetes_pod_node_name": "node-1",
-    }
-    (workdir / "targets.json").write_text(json.dumps([{"targets": ["127.0.0.1:1"], "labels": target}]))
+    named `pod_name` of `deployment` (its template's labels and annotations, the port mapped to the local one),
+    and a pod of each (deployment, pod name) of `more` on the same port; the process and its base URL, once it is ready."""
+
+    def pod(deployment: dict, pod_name: str) -> dict[str, str]:
+        template = deployment["spec"]["template"]
+        # The pod as Kubernetes service discovery describes it.
+        target = {f"__meta_kubernetes_pod_label_{meta_label(k)}": v for k, v in template["metadata"]["labels"].items()}
+        target |= {f"__meta_kubernetes_pod_annotation_{meta_label(k)}": v for k, v in template["metadata"]["annotations"].items()}
+        return target | {
+            "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
+            "__meta_kubernetes_pod_ip": "127.0.0.1",
+            "__meta_kubernetes_namespace": deployment["metadata"]["namespace"],
+            "__meta_kubernetes_pod_name": pod_name,
+            "__meta_kubernetes_pod_phase": "Running",
+            "__meta_kubernetes_pod_node_name": "node-1",
+        }
+
+    pods = [pod(deployment, pod_name), *(pod(d, name) for d, name in more)]
+    (workdir / "targets.json").write_text(json.dumps([{"targets": ["127.0.0.1:1"], "labels": target} for target in pods]))
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import labels
 from ..spec import syntax
-from . import aws_rules, jobaccess
+from . import aws_queues, aws_rules, jobaccess
 from .base import Cloud
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..spec.accelerators import Accelerator, Kind
     from ..spec.problem import Loc, Problem
     from ..spec.schema import NodePool, Spec
+    from .queue_depth import QueueDepth
 
 AMI = {"nvidia": "AL2023_x86_64_NVIDIA", "neuron": "AL2023_x86_64_NEURON"}
 TAINT = {"nvidia": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
@@ -55,6 +56,9 @@ class Aws(Cloud):
 
     mount_driver = "s3.csi.aws.com"  # Mountpoint for Amazon S3, the EKS add-on aws-mountpoint-s3-csi-driver
     mount_needs_volume = True  # Mountpoint supports static provisioning only
+
+    def queue_depth(self, spec: Spec, queue: str, dead_letter: str | None) -> QueueDepth:
+        return aws_queues.depth(spec.region, queue, dead_letter)
 
     def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
         # Mountpoint's own flags (awslabs/mountpoint-s3 doc/CONFIGURATION.md): a prefix must end in "/";

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..spec.accelerators import Accelerator, Kind
     from ..spec.problem import Loc, Problem
     from ..spec.schema import AsyncQueue, NodePool, Spec
+    from .queue_depth import QueueDepth
 
 
 class Cloud:
@@ -52,6 +53,11 @@ class Cloud:
     def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str]:
         """The runtime's settings (MLKIT_QUEUE, MLKIT_DEAD_LETTER, MLKIT_RESULTS) for an async API's queue `queue`
         and its results prefix `results`, as this cloud's cluster stack makes them (where `renders_async_queues`)."""
+        raise NotImplementedError
+
+    def queue_depth(self, spec: Spec, queue: str, dead_letter: str | None) -> QueueDepth:
+        """How full an async API's queue is (`mlkit status`), from the queue the workers were deployed with: the
+        runtime's MLKIT_QUEUE and MLKIT_DEAD_LETTER values. What cannot be read is the answer's `problem`."""
         raise NotImplementedError
 
     def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..spec import syntax
 from ..spec.problem import Problem
-from . import gcp_rules, jobaccess
+from . import gcp_queues, gcp_rules, jobaccess
 from .base import Cloud
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..spec.accelerators import Accelerator, Kind
     from ..spec.problem import Loc
     from ..spec.schema import AsyncQueue, NodePool, Spec
+    from .queue_depth import QueueDepth
 
 # GKE's GPU sharing (node_config.guest_accelerator.gpu_sharing_config): the API's strategy names, and the
 # node label values GKE sets on shared nodes, which a pod must select (GKE's time-sharing and MPS guides).
@@ -39,6 +40,9 @@ class Gcp(Cloud):
     worker_clients = {"batch": ("jobs", "google-cloud-storage"), "async": ("runtime-gcp", "")}
 
     mount_driver = "gcsfuse.csi.storage.gke.io"  # Cloud Storage FUSE, GKE's gcs_fuse_csi_driver_config add-on
+
+    def queue_depth(self, spec: Spec, queue: str, dead_letter: str | None) -> QueueDepth:
+        return gcp_queues.depth(queue, dead_letter)
 
     def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
         # Cloud Storage FUSE flags: uploads hold no folder objects, so folders are implied from object

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 # Generation takes longer than a prediction: a long answer from a busy engine is not a failure.
 ENGINE_TIMEOUT_S = 300.0
+DEFAULT_WAIT_S = 600.0
 
 
 def command(
@@ -51,7 +52,7 @@ def command(
     ] = False,
     wait_s: Annotated[
         float, typer.Option("--wait-s", min=1, max=86400, help="Async APIs: longest to wait for the result, in seconds; then print the id and exit 3.")
-    ] = 600.0,
+    ] = DEFAULT_WAIT_S,
     file: SpecFile = DEFAULT_SPEC,
 ) -> None:
     """Send PAYLOAD to API through the Kubernetes API server (which reaches private APIs too) and print the answer.
@@ -68,6 +69,9 @@ def command(
     body, value, where = read(payload, "PAYLOAD")
     spec = load(file)
     target = api_named(spec, api)
+    if target.kind != "async" and (no_wait or wait_s != DEFAULT_WAIT_S):
+        # Said rather than ignored: a script that passes --no-wait expects an id on stdout, not an answer.
+        raise typer.BadParameter(f"--no-wait and --wait-s go with async APIs; {api} is a {target.kind} API", param_hint="'--no-wait' / '--wait-s'")
     if canary and not target.canary:
         raise UserError(f"API {api} has no canary in mlkit.yaml; drop --canary or add `canary:` to the API")
     timeout = None
@@ -131,10 +135,11 @@ def _await_result(
             sys.stdout.write(json.dumps(result) + "\n")
             return None
         if status == "failed":
-            error = " ".join(str(record.get("error")).split())[:500]
-            raise ToolError(f"{service}: request {request_id} failed after {record.get('attempt')} attempts: {error}")
+            # The predictor's error may quote the payload, which whoever called the API chose: shown, not obeyed.
+            error = shown(" ".join(str(record.get("error")).split()), 500)
+            raise ToolError(f"{service}: request {request_id} failed after {shown(str(record.get('attempt')), 20)} attempts: {error}")
         if status != said:
-            say(f"{service}: request {request_id} {status} ({time.monotonic() - start:.0f} s)")
+            say(f"{service}: request {request_id} {shown(str(status), 40)} ({time.monotonic() - start:.0f} s)")
             said = status
         if time.monotonic() - start > wait_s:
             raise ToolError(f"{service}: request {request_id} is still {status} after {wait_s:g} s; its result stays readable by id: GET /predict/{request_id}")

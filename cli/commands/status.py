@@ -34,6 +34,10 @@ def command(
     fetched), the predictor's image pulled, the container started and the pod ready, in seconds
     after the pod was created, as the cluster recorded them.
 
+    Async APIs (their front in the first table) get a second table: requests queued, held by workers
+    (in flight), the oldest one's age (from the cloud's metrics, a minute or more behind), workers
+    ready/desired, and requests that failed every attempt (in the dead-letter queue).
+
     With --watch: each API's requests per second, p99 latency and 5xx answers from Prometheus (read
     through the Kubernetes API server, with the queries of the project's Grafana dashboard) and its
     ready/desired replicas, every --interval seconds; with --json one JSON object per refresh.
@@ -47,11 +51,12 @@ def command(
     from ..cluster.connect import open_project
     from ..cluster.kinds import by_name
     from ..cluster.rollout import rollout_state
+    from . import async_status
 
     spec, cluster = open_project(file)
     rows: list[dict[str, Any]] = []
     try:
-        for api in services(spec):
+        for api in services(spec) + [api for api in spec.apis if api.kind == "async"]:  # an async API's row is its front
             for name in [api.name] + ([f"{api.name}-canary"] if api.canary else []):
                 try:
                     d = cluster.get(by_name("Deployment"), spec.k8s_namespace, name)
@@ -73,10 +78,11 @@ def command(
                     "updated": progressing.get("lastUpdateTime", ""),
                     "cold_start": last_cold_start(cluster, spec.k8s_namespace, d),
                 })
+        queues = async_status.rows(spec, cluster)
     finally:
         cluster.close()
     if json_out:
-        print(json.dumps({"type": "mlkit_status", "namespace": spec.k8s_namespace, "apis": rows}))
+        print(json.dumps({"type": "mlkit_status", "namespace": spec.k8s_namespace, "apis": rows, "async": queues}))
         return
     header = ["API", "READY", "ENDPOINT", "ROLLOUT", "UPDATED", "LAST COLD START", "IMAGE"]
     table = [[r["api"], f"{r['ready']}/{r['desired']}", r["endpoint"], r["rollout"], r["updated"], summary(r["cold_start"]), r["image"]] for r in rows]
@@ -84,6 +90,10 @@ def command(
     table = [[shown(str(cell), 300) for cell in row] for row in table]
     for line in columns(header, table):
         print(line)
+    if queues:
+        print()
+        for line in columns(*async_status.table(queues)):
+            print(line)
 
 
 def last_cold_start(cluster, namespace: str, deployment: dict) -> dict | None:

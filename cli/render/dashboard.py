@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 DASHBOARDS = PurePosixPath("infra/dashboards")
 # Grafana's dashboard sidecar picks up ConfigMaps carrying this label (its chart default).
 SIDECAR_LABEL = {"grafana_dashboard": "1"}
-# Metrics from outside the runtime that panels may use: the scrape's own `up`, and NVIDIA's DCGM
-# exporter (GPU nodes on GKE and the NVIDIA GPU operator export it; the panel stays empty elsewhere).
-EXTERNAL_METRICS = frozenset({"up", "DCGM_FI_DEV_GPU_UTIL"})
+# Metrics from outside the runtime that panels may use: the scrape's own `up`, NVIDIA's DCGM
+# exporter (GPU nodes on GKE and the NVIDIA GPU operator export it; the panel stays empty elsewhere), and
+# the KEDA operator's value of each scaler's metric (an async API's queue depth, as its trigger reads it:
+# KEDA 2.20 pkg/metricscollector/prommetrics.go; the add-ons stack turns the operator's metrics on and
+# has them scraped where the spec has async APIs, templates/terraform/serving.tf.j2).
+KEDA_METRIC = "keda_scaler_metrics_value"
+EXTERNAL_METRICS = frozenset({"up", "DCGM_FI_DEV_GPU_UTIL", KEDA_METRIC})
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,12 @@ def panels(spec: Spec, api: Api) -> list[PanelSpec]:
     """The panels of one API's row, decided; `dashboard()` lays them out."""
     sel = api_selector(spec, api.name)
     out = _engine_panels(sel, api) if api.engine is not None else _runtime_panels(sel, api)
+    if api.kind == "async":
+        # Its front alone scales on requests in flight (its workers hold none): the ratio is over the front's pods.
+        from .asyncapi import FRONT
+
+        front = f'{sel},{labels.prometheus_label(labels.TRACK)}="{FRONT}"'
+        out = [_in_flight(front, api) if p.title == IN_FLIGHT_TITLE else p for p in out] + _async_panels(spec, sel, api)
     kind, _ = placement.api_demand(api)
     if kind == "nvidia":
         about = "From NVIDIA's DCGM exporter, where the cluster runs one; empty elsewhere."
@@ -172,6 +182,21 @@ def _engine_panels(sel: str, api: Api) -> list[PanelSpec]:
     ]
 
 
+IN_FLIGHT_TITLE = "In flight per replica vs target"
+
+
+def _in_flight(sel: str, api: Api) -> PanelSpec:
+    return PanelSpec(
+        IN_FLIGHT_TITLE,
+        "short",
+        (
+            Query(f"sum(mlkit_requests_in_flight{{{sel}}}) / count(up{{{sel}}} == 1)", "in flight per replica"),
+            Query(f"vector({api.autoscaling.target_in_flight})", "autoscaling target"),
+        ),
+        "Requests executing plus queued per replica: the signal KEDA scales on, against target_in_flight.",
+    )
+
+
 def _runtime_panels(sel: str, api: Api) -> list[PanelSpec]:
     window = WINDOW
     out = [
@@ -187,15 +212,7 @@ def _runtime_panels(sel: str, api: Api) -> list[PanelSpec]:
             _quantiles("mlkit_request_duration_seconds", sel),
             "Time from arrival to response in the runtime, over every route.",
         ),
-        PanelSpec(
-            "In flight per replica vs target",
-            "short",
-            (
-                Query(f"sum(mlkit_requests_in_flight{{{sel}}}) / count(up{{{sel}}} == 1)", "in flight per replica"),
-                Query(f"vector({api.autoscaling.target_in_flight})", "autoscaling target"),
-            ),
-            "Requests executing plus queued per replica: the signal KEDA scales on, against target_in_flight.",
-        ),
+        _in_flight(sel, api),
         _replicas(sel),
         PanelSpec(
             "Batch size",
@@ -224,6 +241,56 @@ def _runtime_panels(sel: str, api: Api) -> list[PanelSpec]:
         out[at] = PanelSpec(errors.title, errors.unit, (*errors.queries, unmonitored), errors.description + " With monitoring: predictions it could not read.")
         out.append(_monitoring_panel(sel, window, api.monitoring.key, api.monitoring.type))
     return out
+
+
+def _async_panels(spec: Spec, sel: str, api: Api) -> list[PanelSpec]:
+    """An async API's queue and workers (the panels above are its front's, and its workers' batches and errors)."""
+    from .asyncapi import DEFAULT_TARGET_QUEUED, WORKER
+
+    workers = f'{sel},{labels.prometheus_label(labels.TRACK)}="{WORKER}"'
+    scaled = f'namespace="{spec.k8s_namespace}",scaledObject="{api.name}-{WORKER}"'
+    target = api.autoscaling.target_queued or DEFAULT_TARGET_QUEUED
+    wait = "mlkit_async_queue_wait_seconds"
+    return [
+        PanelSpec(
+            "Queue depth",
+            "short",
+            (
+                Query(f"sum({KEDA_METRIC}{{{scaled}}})", "queued + in flight (KEDA)"),
+                Query(f"vector({target}) * count(up{{{workers}}} == 1)", "target for the workers up"),
+            ),
+            "Requests waiting or held by a worker, as KEDA's queue trigger reads them from the cloud (the value it scales "
+            "the workers on, from the KEDA operator's metrics), against target_queued per worker up.",
+        ),
+        PanelSpec(
+            "Time queued before a worker took it",
+            "s",
+            tuple(Query(f"histogram_quantile({q}, sum by (le) (rate({wait}_bucket{{{workers}}}[{WINDOW}])))", f"p{round(q * 100)}") for q in (0.5, 0.99)),
+            "From submission to a worker taking the request (each attempt), from the workers: how far behind the queue runs. "
+            "`mlkit status` shows the oldest queued request's age from the cloud's own metric.",
+        ),
+        PanelSpec(
+            "Workers",
+            "short",
+            (Query(f"count(up{{{workers}}} == 1)", "workers up"),),
+            "Worker pods Prometheus scrapes, scaled by KEDA on the queue's depth (none when the queue is empty and min_replicas is 0).",
+        ),
+        PanelSpec(
+            "Async requests",
+            "reqps",
+            tuple(
+                Query(f"sum(rate(mlkit_async_{name}_total{{{sel}}}[{WINDOW}]))", legend)
+                for name, legend in (("submitted", "submitted"), ("completed", "completed"), ("retried", "attempt failed, retried"))
+            ),
+            "Requests the front queued, and what workers finished or released for another attempt.",
+        ),
+        PanelSpec(
+            "Failed for good (dead-lettered)",
+            "short",
+            (Query(f"sum(increase(mlkit_async_failed_total{{{sel}}}[1h]))", "in the last hour"),),
+            "Requests that failed every attempt: recorded failed and sent to the dead-letter queue.",
+        ),
+    ]
 
 
 def _monitoring_panel(sel: str, window: str, key: str, kind: str) -> PanelSpec:
@@ -294,7 +361,7 @@ def _without_nulls(value: Any) -> Any:
 
 def services(spec: Spec) -> list[Api]:
     """The APIs that serve requests: batch and task APIs export no serving metrics, so they get no row."""
-    return [api for api in spec.apis if api.kind == "realtime"]
+    return [api for api in spec.apis if api.kind in ("realtime", "async")]
 
 
 def render(spec: Spec, env: jinja2.Environment, header: str, shared: PurePosixPath, owner: dict[str, str]) -> dict[str, str]:

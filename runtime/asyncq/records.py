@@ -26,6 +26,15 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def seconds_since(stamp: str) -> float | None:
+    """Seconds from a `now()` stamp to now; None for a stamp that does not parse (a record from elsewhere)."""
+    try:
+        then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
+
+
 def result_key(request_id: str) -> str:
     return f"{request_id}.json"
 

@@ -130,6 +130,8 @@ class Worker:
                 await self._io(self.queue.dead_letter, message)
                 continue
             work.append((message, envelope, payload))
+            if (waited := records.seconds_since(envelope.get("created_at", ""))) is not None:
+                rt.metrics.async_wait.observe(waited)
         if not work:
             return
         await asyncio.gather(*(

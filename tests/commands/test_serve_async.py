@@ -19,13 +19,19 @@ from tests.runtime.conftest import free_port
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, request):
     """The async example made by `mlkit init`, served by `mlkit serve` with the example's own settings; (project, URL)."""
     assert mlkit("init", "docs", "--example", "async", cwd=tmp_path).returncode == 0
     proj = tmp_path / "docs"
     spec = yaml.safe_load((proj / "mlkit.yaml").read_text())
     spec["apis"][0]["config"]["seconds_per_document"] = 0.2
     (proj / "mlkit.yaml").write_text(yaml.safe_dump(spec))
+    if getattr(request, "param", None) == "hostile":
+        # A predictor whose error quotes the payload, as many do ("bad value: ..."): whoever calls the API writes it.
+        with (proj / "predictor.py").open("a") as f:
+            f.write("\n\nclass Predictor(Predictor):\n    def predict(self, payload):\n"
+                    "        if isinstance(payload, dict) and 'fail' in payload:\n            raise ValueError(payload['fail'])\n"
+                    "        return super().predict(payload)\n")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlkit", "serve", "--port", str(port)], cwd=proj, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -95,3 +101,27 @@ def test_predict_waits_for_the_result_or_prints_the_id(served, tmp_path, k8s):
     bounded = mlkit("predict", "documents", '{"text": "' + "Slow. " * 10 + '"}', "--wait-s", "1", cwd=proj, env={**env})
     if bounded.returncode != 0:  # a loaded machine may still finish it within the second
         assert_one_line_error(bounded, "is still", "after 1 s; its result stays readable by id", code=3)
+
+
+@pytest.mark.parametrize("served", ["hostile"], indirect=True)
+def test_predict_shows_a_failed_requests_error_escaped(served, tmp_path, k8s):
+    """The error of a failed request is the predictor's, which may quote what a client sent: an ESC sequence
+    in it is shown as its escape on the operator's terminal, not obeyed."""
+    proj, url = served
+    spec = yaml.safe_load((proj / "mlkit.yaml").read_text())
+    spec["cluster"] = {"existing": {"name": "prod-eks", "context": "emulator"}}
+    (proj / "mlkit.yaml").write_text(yaml.safe_dump(spec))
+    env = {"KUBECONFIG": str(emulator_kubeconfig(tmp_path / "kubeconfig", k8s.url))}
+    k8s.proxy("async-demo", "documents:http", url)
+    failed = mlkit("predict", "documents", json.dumps({"fail": "owned \x1b]0;pwned\x07 title"}), cwd=proj, env=env)
+    assert_one_line_error(failed, "failed after 3 attempts", "ValueError: owned \\x1b]0;pwned\\x07 title", code=3)
+    assert "\x1b" not in failed.stderr
+
+
+def test_no_wait_and_wait_s_go_with_async_apis_only(tmp_path):
+    """A script passing --no-wait expects an id on stdout: for a realtime API that is a usage error (exit 2), not ignored."""
+    assert mlkit("init", "rt", "--example", "sentiment", cwd=tmp_path).returncode == 0
+    for flags in (["--no-wait"], ["--wait-s", "5"]):
+        out = mlkit("predict", "sentiment", '{"text": "fine"}', *flags, cwd=tmp_path / "rt")
+        assert out.returncode == 2, (flags, out.stderr)
+        assert "--no-wait and --wait-s go with async APIs; sentiment is a realtime API" in " ".join(out.stderr.split())

@@ -20,7 +20,7 @@ import yaml
 
 from mlkit.spec.loader import load
 from tests import scraped
-from tests.conftest import EXAMPLE_NAMES, mlkit
+from tests.conftest import EXAMPLE_NAMES, REPO, mlkit
 from tests.scraped import rendered
 
 # vLLM's metrics at the version mlkit pins (vllm/vllm-openai:v0.31.0, cli/spec/engines.py), read from vLLM's
@@ -32,6 +32,9 @@ VLLM_DATA = json.loads((Path(__file__).resolve().parent / "data/vllm_metrics/met
 VLLM_METRICS: dict[str, str] = VLLM_DATA["metrics"] | VLLM_DATA["http_metrics"]
 SERIES_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 VLLM_EXPORTED = {name + suffix for name, kind in VLLM_METRICS.items() for suffix in SERIES_SUFFIXES[kind]}
+# The KEDA operator's metrics at the version the add-ons stack pins, with the chart values that expose them
+# (read from KEDA's source and chart; the file names repository, tag, commit and path).
+KEDA_DATA = json.loads((Path(__file__).resolve().parent / "data/keda/metrics-2.20.2.json").read_text())
 METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
 PROMQL_WORDS = {"sum", "rate", "count", "avg", "by", "histogram_quantile", "vector", "le"}
 
@@ -119,7 +122,7 @@ def test_every_panel_names_a_metric_its_server_exports(project, name):
     runtime rows are checked against a real /metrics page, engine rows against vLLM's list above."""
     proj = project(name)
     assert mlkit("render", cwd=proj).returncode == 0
-    if all(api.kind != "realtime" for api in load(proj / "mlkit.yaml").apis):
+    if all(api.kind not in ("realtime", "async") for api in load(proj / "mlkit.yaml").apis):
         assert not (proj / "infra/dashboards").exists(), "batch and task APIs serve no metrics: no dashboard"
         return
     board = json.loads(next((proj / "infra/dashboards").glob("*.json")).read_text())
@@ -320,3 +323,112 @@ def test_the_gpu_panel_of_an_api_selects_its_own_pods_and_no_other_apis(tmp_path
         selected = sorted(pod for names in pods.values() for pod in names if re2.fullmatch(pattern, pod))
         expected = sorted(pods[api.name]) if api.canary else sorted(p for p in pods[api.name] if "-canary-" not in p)
         assert selected == expected, (api.name, pattern)
+
+
+def test_async_rows_plot_the_queue_from_kedas_metric_and_the_workers_own(project):
+    """The async example's row: its front's panels plus the queue's depth (the KEDA operator's value of the
+    worker ScaledObject's trigger), the time requests waited, the workers up, and what failed for good. Every
+    name is one the runtime exports or KEDA 2.20 does, with labels it has, selecting the rendered ScaledObject."""
+    from mlkit.render.dashboard import KEDA_METRIC
+
+    proj = project("async")
+    assert mlkit("render", cwd=proj).returncode == 0
+    board = json.loads((proj / "infra/dashboards/async-demo.json").read_text())
+    row = queries_by_api(board)["documents"]
+    titles = [t for t, _ in row]
+    assert {"Queue depth", "Time queued before a worker took it", "Workers", "Async requests", "Failed for good (dead-lettered)"} <= set(titles)
+    assert not unknown_metrics(board, set(), runtime_exported())
+    # The KEDA series: a name and labels KEDA's operator has, picking the worker ScaledObject as rendered.
+    assert KEDA_METRIC in KEDA_DATA["metrics"]
+    scaled = yaml.safe_load_all((proj / "infra/k8s/documents/scaledobject.yaml").read_text())
+    worker = next(o for o in scaled if o and o["metadata"]["name"].endswith("-worker"))
+    (depth,) = [e for t, e in row if t == "Queue depth" and KEDA_METRIC in e]
+    selected = dict(re.findall(r'(\w+)="([^"]*)"', depth))
+    assert set(selected) <= set(KEDA_DATA["metrics"][KEDA_METRIC]["labels"])
+    assert selected == {"namespace": worker["metadata"]["namespace"], "scaledObject": worker["metadata"]["name"]}
+    # The front's in-flight ratio is over the front's pods only: the workers hold no HTTP requests.
+    (in_flight,) = [e for t, e in row if t == "In flight per replica vs target" and "mlkit_requests_in_flight" in e]
+    assert in_flight.count('mlkit_dev_track="front"') == 2
+    # The add-ons stack turns the operator's metrics on, with the chart's own keys, and has the pod scraped.
+    serving = (proj / "infra/terraform/addons/serving.tf").read_text()
+    keda = serving[serving.index('resource "helm_release" "keda"'):serving.index('resource "helm_release" "prometheus"')]
+    assert set(KEDA_DATA["chart"]["values"]) == {"prometheus.operator.enabled", "prometheus.operator.port", "podAnnotations.keda"}
+    assert "prometheus     = { operator = { enabled = true, port = 8080 } }" in keda
+    assert '"prometheus.io/scrape" = "true", "prometheus.io/port" = "8080"' in keda
+    # A realtime-only project leaves KEDA's values alone (its golden, which test_infra renders).
+    realtime = (REPO / "tests/golden/sentiment/infra/terraform/addons/serving.tf").read_text()
+    assert "podAnnotations" not in realtime and "operator = { enabled" not in realtime
+
+
+def test_prometheus_answers_every_async_query_from_a_real_runtime_and_kedas_series(project, prometheus_bin, tmp_path):
+    """The async example's row on a real Prometheus: a real runtime in async mode (front and worker in one process, on
+    the embedded queue) that queued, completed, retried and failed requests, scraped as the rendered front pod and as
+    the rendered worker pod, and the KEDA operator's pod exporting its series for the worker ScaledObject (KEDA 2.20's
+    name and labels). Every panel must answer: a query that does not parse, a selector label the scrape does not add,
+    or a name nothing exports, fails here."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    from tests.runtime.conftest import start, stop
+
+    proj = project("async")
+    assert mlkit("render", cwd=proj).returncode == 0
+    board = json.loads((proj / "infra/dashboards/async-demo.json").read_text())
+    front, worker = (d for d in yaml.safe_load_all((proj / "infra/k8s/documents/deployment.yaml").read_text()) if d)
+    assert (front["metadata"]["name"], worker["metadata"]["name"]) == ("documents", "documents-worker")
+    labels = KEDA_DATA["metrics"]["keda_scaler_metrics_value"]["labels"]
+    keda = dict(zip(labels, ["async-demo", "s0-aws-sqs-async-demo-documents", "documents-worker", "awsSqsQueueScaler", "0", "scaledobject"], strict=True))
+    keda_line = "keda_scaler_metrics_value{" + ",".join(f'{k}="{v}"' for k, v in keda.items()) + "} 7\n"
+
+    runtime = start(tmp_path, "queued.py:Predictor", "--mode", "async", "--queue", "local", "--results", f"file:{tmp_path / 'results'}",
+                    "--max-attempts", "2", "--visibility-timeout-s", "5")
+    exporter = prom = None
+    try:
+        with httpx.Client(base_url=runtime.url, timeout=10) as client:
+            ids = [client.post("/predict", json=p).json()["id"] for p in ({"x": 1}, {"x": 2, "sleep_s": 0.3}, {"x": 0, "poison": True})]
+            scraped.wait(lambda: all(client.get(f"/predict/{i}").json()["status"] in ("completed", "failed") for i in ids), runtime.proc, runtime.log, 30)
+
+        class Metrics(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                if self.path == "/metrics?keda=1":  # the KEDA operator's pod
+                    body = keda_line.encode()
+                else:
+                    body = httpx.get(runtime.url + "/metrics").content if self.path == "/metrics" else b""
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        exporter = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+        threading.Thread(target=exporter.serve_forever, daemon=True).start()
+        port = exporter.server_address[1]
+        # The KEDA operator's pod as the add-ons stack annotates it (serving.tf.j2), in the namespace the chart is
+        # installed in; the scrape keeps its series' own `namespace` (honor_labels), the ScaledObject's.
+        operator = {"metadata": {"namespace": "keda"}, "spec": {"template": {"metadata": {
+            "labels": {"app": "keda-operator"}, "annotations": {"prometheus.io/scrape": "true", "prometheus.io/param_keda": "1"},
+        }}}}
+        pods = ((worker, "documents-worker-5b6f8-abc45"), (operator, "keda-operator-6d9f7-k2b4c"))
+        prom, base = scraped.start_prometheus(prometheus_bin, tmp_path, front, port, "documents-7c9d4-xyz12", pods)
+        api = f"{base}/api/v1/query"
+        scraped.wait(lambda: len(scraped.series(api, "up == 1")) == 3, prom, tmp_path / "prometheus.log", 30)
+        with httpx.Client(base_url=runtime.url, timeout=10) as client:  # traffic inside the rate window
+            more = [client.post("/predict", json={"x": n}).json()["id"] for n in range(5)]
+            scraped.wait(lambda: all(client.get(f"/predict/{i}").json()["status"] == "completed" for i in more), runtime.proc, runtime.log, 30)
+        time.sleep(3)
+        row = queries_by_api(board)["documents"]
+        # Every query parses (series() checks Prometheus' status); each returns series, but the 5xx one: nothing answered 5xx.
+        empty = [f"{title}: {expr}" for title, expr in row if not scraped.series(api, expr) and 'status=~"5.."' not in expr]
+        assert not empty, "queries that returned no series:\n" + "\n".join(empty)
+        depth = next(e for t, e in row if t == "Queue depth" and "keda_" in e)
+        assert [s["value"][1] for s in scraped.series(api, depth)] == ["7"]
+    finally:
+        if exporter is not None:
+            exporter.shutdown()
+        if prom is not None:
+            prom.terminate()
+            prom.wait(timeout=15)
+        stop(runtime)

@@ -3,10 +3,11 @@ Storage on the Pub/Sub emulator (`gcloud beta emulators pubsub`) and gcp-storage
 worker processes, one worker killed and one stopped mid-batch: every request completed exactly once,
 none lost; a poison request failed and dead-lettered; 503 with Retry-After when the queue cannot be reached.
 
-The issue asks for 1,000 requests; this runs COUNT[cloud]: 200 on moto, about 40 s on two loaded
-cores (300 took 43 s on a quieter moment), and 100 on the Google emulators, about 45 s (200 took 80 s:
-the storage emulator is the slow part). Each request is a record put, a send, a receive, two more puts
-and a delete, each a call to an emulator.
+1,000 requests on each, as the issue asks. They are slow for a unit test (each request is a record put,
+a send, a receive, two more puts and a delete, each a call to an emulator written in Python): on two
+cores under a load average of 8, moto's run took 105 to 131 s and the Google emulators' 159 s (the storage
+emulator is the slow part); under 16, 135 s and 191 s. Both belong in the suite's serial phase. The emulators, not the runtime,
+set the pace: submitting the 1,000 takes 14 to 27 s.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import pytest
 from tests.conftest import aws_env, free_port, local_server
 from tests.runtime.conftest import Server, start, stop
 
-COUNT = {"aws": 200, "gcp": 100}
+COUNT = {"aws": 1000, "gcp": 1000}
 SLOW_EVERY = 25  # every 25th request takes 2 s: a worker holding one is mid-batch for sure
+SLOW_UNTIL = 200  # only among the first ones, which the killed and the stopped worker take; the rest run fast
 VISIBILITY_S = 3
 
 
@@ -156,7 +158,7 @@ def cloud(request, tmp_path, monkeypatch) -> Cloud:
 def process(tmp_path: Path, cloud: Cloud, mode: str, *flags: str, wait: bool = True) -> Server:
     return start(
         tmp_path, "queued.py:Predictor", "--mode", mode, *cloud.flags, "--max-attempts", "2", "--visibility-timeout-s", str(VISIBILITY_S),
-        "--max-batch-size", "8", "--no-access-log", *flags, env=cloud.env, wait=wait,
+        "--max-batch-size", "10", "--no-access-log", *flags, env=cloud.env, wait=wait,
     )
 
 
@@ -184,7 +186,7 @@ def slow_count(log: Path) -> int:
 
 
 def slow(n: int) -> bool:
-    return n % SLOW_EVERY == SLOW_EVERY // 2
+    return 0 <= n < SLOW_UNTIL and n % SLOW_EVERY == SLOW_EVERY // 2
 
 
 def test_every_request_completes_once_through_killed_and_stopped_workers(tmp_path, cloud):
@@ -212,11 +214,17 @@ def test_every_request_completes_once_through_killed_and_stopped_workers(tmp_pat
             rest_logs = [tmp_path / f"rest{i}.predicted" for i in range(2)]
             rest = [worker(tmp_path, cloud, f"rest{i}", wait=False)[0] for i in range(2)]
 
+            def predicted() -> set[int]:
+                return {int(n) for log in [killed_log, stopped_log, *rest_logs] for n in log.read_text().split()}
+
             def records() -> dict[int, dict] | None:
-                got = {n: client.get(f"/predict/{rid}").json() for n, rid in ids.items()}
+                # Cheap first (the emulators are the slow part): every request reached a predictor; then each record, through the front.
+                if len(predicted()) < COUNT[cloud.name]:
+                    return None
+                got = dict(zip(ids, pool.map(lambda rid: client.get(f"/predict/{rid}").json(), ids.values()), strict=True))
                 return got if all(r["status"] in ("completed", "failed") for r in got.values()) else None
 
-            done = wait_for("every request finished", records, 90, every_s=0.5)
+            done = wait_for("every request finished", records, 400, every_s=0.5)  # about 70 to 130 s of it on a loaded machine
         finally:
             for server in (killed, stopped, *locals().get("rest", [])):
                 if server is not None:

@@ -126,3 +126,19 @@ def test_a_backend_that_cannot_be_opened_is_one_line_and_exit_1(serve, tmp_path)
     assert server.proc.wait(timeout=60) == 1
     out = server.output()
     assert "Traceback" not in out and "--queue pubsub:projects/test-project" in out and "missing.json" in out, out
+
+
+def test_workers_report_how_long_requests_waited_in_the_queue(serve, tmp_path):
+    """The dashboard's "Time queued before a worker took it": each request taken adds one observation, of the
+    time since it was submitted; one held back a second by a slow request before it waited at least that."""
+    server = run(serve, tmp_path, "--max-batch-size", "1")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        slow = client.post("/predict", json={"x": 1, "sleep_s": 1.0})
+        after = client.post("/predict", json={"x": 2})
+        for answer in (slow, after):
+            assert wait_done(client, answer.headers["location"])["status"] == "completed"
+        page = client.get("/metrics").text
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in page.splitlines() if line.startswith("mlkit_async_queue_wait_seconds")}
+    assert samples["mlkit_async_queue_wait_seconds_count"] == 2
+    assert 0.9 <= samples["mlkit_async_queue_wait_seconds_sum"] < 10  # the second waited behind the first's second
+    assert samples['mlkit_async_queue_wait_seconds_bucket{le="0.5"}'] >= 1  # the first was taken at once

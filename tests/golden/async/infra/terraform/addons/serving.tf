@@ -12,9 +12,14 @@ resource "helm_release" "keda" {
   namespace        = var.namespace
   create_namespace = true
 
-  # The async APIs' workers scale on their queues' depth, which the operator reads with its IRSA role (main.tf).
   values = [yamlencode({
+    # The async APIs' workers scale on their queues' depth, which the operator reads with its IRSA role (main.tf).
     podIdentity = { aws = { irsa = { enabled = true, roleArn = module.keda_role.role_arn } } }
+    # The queue depth the operator reads is the dashboard's queue panel (keda_scaler_metrics_value): the
+    # operator exports it on :8080 (chart 2.20.2 values.yaml, prometheus.operator; off by default), and the
+    # annotations let the Prometheus below scrape it like the APIs' pods.
+    prometheus     = { operator = { enabled = true, port = 8080 } }
+    podAnnotations = { keda = { "prometheus.io/scrape" = "true", "prometheus.io/port" = "8080" } }
   })]
 }
 
