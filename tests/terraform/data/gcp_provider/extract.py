@@ -40,6 +40,8 @@ RESOURCES = {
     # Only for the data source below (its number names Pub/Sub's service agent); mlkit creates no project.
     "google_project": ("google/services/resourcemanager/resource_google_project.go", "ResourceGoogleProject"),
 }
+# Resources read only to derive their data source, left out of the output.
+DATA_ONLY = {"google_project"}
 # IAM members: tpgiamresource.ResourceIamMember(<parent schema>, ...) merges IamMemberBaseSchema with it.
 IAM_MEMBERS = {
     "google_project_iam_member": ("google/services/resourcemanager/iam_project.go", "IamProjectSchema"),
@@ -371,6 +373,8 @@ def main(root: Path, ref: str) -> None:
     data_sources = {}
     for name, (path, resource_name) in DERIVED_DATA_SOURCES.items():
         data_sources[name] = {"source": path, "block": data_source_from_resource(resources[resource_name]["block"], show(path))}
+    for name in DATA_ONLY:
+        del resources[name]
     for name, path in FRAMEWORK_DATA_SOURCES.items():
         data_sources[name] = {"source": path, "block": framework_data_source(show(path))}
     out = {
