@@ -195,12 +195,14 @@ def test_kedas_operator_has_an_account_of_its_own_that_only_reads_monitoring(fil
     wi = r["google_service_account_iam_member"]["keda_workload_identity"]
     assert wi["member"] == f"serviceAccount:${{var.project_id}}.svc.id.goog[${{var.namespace}}/{KEDA_GCP['operator_service_account']}]"
     assert r["google_project_iam_member"] == {
-        "keda_monitoring": {"project": "${var.project_id}", "role": KEDA_GCP["gcp_operator_role"], "member": "serviceAccount:${google_service_account.keda.email}"}
+        "keda_monitoring": {
+            "project": "${var.project_id}", "role": KEDA_GCP["gcp_operator_role"], "member": "serviceAccount:${google_service_account.keda.email}",
+        }
     }
     assert "podIdentity = { gcp = { enabled = true, gcpIAMServiceAccount = google_service_account.keda.email } }" in files["infra/terraform/addons/serving.tf"]
     # A GCP project without async APIs gets neither the account nor the chart values.
-    plain_files = render(loads(SPEC.replace("    kind: async\n", "").replace("    queue: {visibility_timeout_s: 120, max_attempts: 6, result_retention_days: 40}\n", "")
-                               .replace("    autoscaling: {min_replicas: 0, max_replicas: 4, target_queued: 3}\n", "")))
+    realtime = SPEC.replace("    kind: async\n", "").replace("    queue: {visibility_timeout_s: 120, max_attempts: 6, result_retention_days: 40}\n", "")
+    plain_files = render(loads(realtime.replace("    autoscaling: {min_replicas: 0, max_replicas: 4, target_queued: 3}\n", "")))
     assert "keda" not in plain_files["infra/terraform/addons/main.tf"] and "podIdentity" not in plain_files["infra/terraform/addons/serving.tf"]
     assert "async_apis" not in json.loads(plain_files["infra/terraform/cluster/mlkit.auto.tfvars.json"])
 
