@@ -5,8 +5,9 @@ An async API runs the predictor runtime twice (runtime/asyncq/): a front (`MLKIT
 store, enqueue, read results) behind the API's Service, scaled on requests in flight like a realtime API
 and never to zero, since it is what answers 202; and workers (`MLKIT_MODE=worker`: pull, predict, write
 results by id) with the API's compute and pool, scaled by KEDA on the queue's depth, to zero. The queue,
-its dead-letter queue and the results prefix are made by the cluster stack (modules/async-queue on AWS);
-their names are decided here, once, for the Terraform values and for the pods' settings alike.
+its dead-letter queue and the results prefix are made by the cluster stack (modules/async-queue: SQS on AWS,
+Pub/Sub on GCP); their names are decided here, once, for the Terraform values and for the pods' settings
+alike, and what differs by cloud (locations, trigger, client env) is asked of the Cloud.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def async_apis(spec: Spec) -> list[Api]:
 
 
 def queue_name(spec: Spec, api: str) -> str:
-    """The SQS queue of an API; its dead-letter queue is `<name>-dead-letter` (modules/async-queue)."""
+    """The queue of an API (SQS queue; Pub/Sub topic and subscription); its dead-letter queue or topic is `<name>-dead-letter`."""
     return f"{spec.project}-{api}"
 
 
@@ -155,7 +156,10 @@ def refusal(spec: Spec, api: Api) -> str | None:
     if not clouds.of(spec).renders_async_queues:
         return f"async APIs do not render for {clouds.of(spec).name} clusters in this version; serve it with `mlkit serve`"
     if spec.cluster.existing is not None:
-        return "an async API's queue is made by the cluster stack, which cluster.existing leaves out; serve it with `mlkit serve`"
+        return (
+            "an async API's queue and identity are made by the cluster stack, which cluster.existing leaves out; "
+            "let mlkit create the cluster (remove cluster.existing) or serve it with `mlkit serve`"
+        )
     return None
 
 
