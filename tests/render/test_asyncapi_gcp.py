@@ -193,7 +193,8 @@ def test_kedas_operator_has_an_account_of_its_own_that_only_reads_monitoring(fil
     r = blocks(main, "resource")
     assert r["google_service_account"]["keda"]["account_id"] == "${var.cluster_name}-keda"
     wi = r["google_service_account_iam_member"]["keda_workload_identity"]
-    assert wi["member"] == f"serviceAccount:${{var.project_id}}.svc.id.goog[${{var.namespace}}/{KEDA_GCP['operator_service_account']}]"
+    pool = "${data.google_container_cluster.this.workload_identity_config[0].workload_pool}"
+    assert wi["member"] == f"serviceAccount:{pool}[${{var.namespace}}/{KEDA_GCP['operator_service_account']}]"
     assert r["google_project_iam_member"] == {
         "keda_monitoring": {
             "project": "${var.project_id}", "role": KEDA_GCP["gcp_operator_role"], "member": "serviceAccount:${google_service_account.keda.email}",
