@@ -238,3 +238,25 @@ def test_terraform_fmt_and_checkov_pass_on_both_stacks(files, tmp_path):
         checked = {c["resource"] for c in results["passed_checks"]}
         if stack == "cluster":
             assert any("google_pubsub" in name for name in checked), sorted(checked)  # checkov read the module
+
+
+def test_an_async_api_named_keda_does_not_take_the_keda_operators_google_account():
+    """KEDA's operator acts as `<project>-keda` (addons/main.tf); an API's own account is `<project>-<api>`: an API
+    named keda would be bound to the same account, and its pods would read monitoring while KEDA used its queue."""
+    files = render(loads(SPEC.replace("name: video", "name: keda")))
+    account = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])["async_apis"]["keda"]["account_id"]
+    assert account != "acme-keda" and account.startswith("acme-") and 6 <= len(account) <= 30
+    (sa,) = docs(files, "keda", "serviceaccount")
+    assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == f"{account}@acme-prod.iam.gserviceaccount.com"
+
+
+def test_a_project_name_pubsub_refuses_is_one_problem_on_the_project():
+    """Pub/Sub refuses topic and subscription ids that start with "goog" (projects.subscriptions.create, name);
+    an async API's queue is `<project>-<api>`, so such a project name would fail at apply, not at validate."""
+    from tests.spec.refusals import only
+
+    found = only(SPEC.replace("project: acme", "project: googly"))
+    assert ": project: " in found and "goog" in found and "\n" not in found
+    realtime = SPEC.replace("kind: async", "kind: realtime").replace("    queue: {visibility_timeout_s: 120, max_attempts: 6, result_retention_days: 40}\n", "")
+    realtime = realtime.replace(", target_queued: 3", "")
+    assert loads(realtime.replace("project: acme", "project: googly"))  # without async APIs the name is fine
