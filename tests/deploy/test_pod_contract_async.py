@@ -66,6 +66,17 @@ def get(pod: Pod, service: dict, path: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+def wait_for(front: Pod, service: dict, request_id: str) -> dict:
+    """The request's record once it is completed or failed, or as it stands after RESULT_WAIT_S."""
+    deadline = time.monotonic() + RESULT_WAIT_S
+    while True:
+        status, record = get(front, service, f"/predict/{request_id}")
+        assert status == 200, (status, record)
+        if record["status"] in ("completed", "failed") or time.monotonic() > deadline:
+            return record
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def aws_queue(s3, moto):
     """The async example's queue, dead-letter queue and results bucket, as modules/async-queue and the model bucket make them."""
@@ -110,8 +121,15 @@ def gcp_queue(gcs, pubsub_emulator, monkeypatch):  # noqa: F811 (the fixture imp
         "name": f"projects/{GCP_PROJECT}/subscriptions/{name}", "topic": topic, "ack_deadline_seconds": 60,
         "dead_letter_policy": {"dead_letter_topic": dead, "max_delivery_attempts": 5},
     })
+    # The module's subscription on the dead-letter topic, which keeps what lands there.
+    kept = subscriber.create_subscription(request={"name": f"projects/{GCP_PROJECT}/subscriptions/{name}-dead-letter", "topic": dead}).name
     storage.Client().create_bucket(f"{spec.project}-models-{GCP_PROJECT}")
-    return {"PUBSUB_EMULATOR_HOST": pubsub_emulator, "STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]}
+
+    def dead_ids() -> list[str]:
+        got = subscriber.pull(subscription=kept, max_messages=10, timeout=10).received_messages
+        return [json.loads(m.message.data)["id"] for m in got]
+
+    return {"PUBSUB_EMULATOR_HOST": pubsub_emulator, "STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]}, dead_ids
 
 
 def test_async_front_and_worker_serve_on_gcp_as_their_pods_are_rendered(gcp_queue, tmp_path, request):
@@ -120,13 +138,14 @@ def test_async_front_and_worker_serve_on_gcp_as_their_pods_are_rendered(gcp_queu
         env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["MLKIT_QUEUE"] == f"pubsub:projects/{GCP_PROJECT}/topics/async-demo-documents/subscriptions/async-demo-documents"
         assert env["MLKIT_RESULTS"] == f"gs://async-demo-models-{GCP_PROJECT}/async/documents"
-    WorkloadIdentityPod.emulators = gcp_queue
-    serve_through_the_pods(deployed, WorkloadIdentityPod, "gcp", tmp_path, request)
+    WorkloadIdentityPod.emulators, dead_ids = gcp_queue
+    serve_through_the_pods(deployed, WorkloadIdentityPod, "gcp", tmp_path, request, dead_ids)
 
 
-def serve_through_the_pods(deployed: Deployed, pod_class: type[Pod], cloud: str, tmp_path: Path, request) -> None:
+def serve_through_the_pods(deployed: Deployed, pod_class: type[Pod], cloud: str, tmp_path: Path, request, dead_ids=None) -> None:
     """Start the API's front and worker as rendered; a request is answered 202, completed by the worker, read back
-    through the front; both pods stop on SIGTERM within their grace."""
+    through the front; with `dead_ids` (what the dead-letter queue holds), a request the predictor refuses ends
+    `failed` after the set attempts and is there; both pods stop on SIGTERM within their grace."""
     if os.geteuid() != 0:
         pytest.skip("the pod's user (runAsUser 10001) over root-owned files needs root; CI containers and this machine run as root")
     pods_root, venvs = request.getfixturevalue("pod_dir"), request.getfixturevalue("image_venvs")
@@ -154,16 +173,17 @@ def serve_through_the_pods(deployed: Deployed, pod_class: type[Pod], cloud: str,
         status, body = front.request(service, "/predict", {"text": "a document"})
         if status != 202:
             raise ContractError(f"front: POST /predict answered {status}: {body[:300]!r}\n{front.output()}")
-        request_id = json.loads(body)["id"]
-        deadline = time.monotonic() + RESULT_WAIT_S
-        while True:
-            status, record = get(front, service, f"/predict/{request_id}")
-            assert status == 200, (status, record)
-            if record["status"] in ("completed", "failed") or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        record = wait_for(front, service, json.loads(body)["id"])
         assert record["status"] == "completed", (record, pods["worker"].output())
         assert record["result"], record
+        if dead_ids is not None:
+            status, body = front.request(service, "/predict", {"no": "text"})  # the predictor raises on every attempt
+            assert status == 202, body
+            poison = json.loads(body)["id"]
+            record = wait_for(front, service, poison)
+            assert record["status"] == "failed" and '"text" string' in record["error"], (record, pods["worker"].output())
+            assert record["attempt"] == deployed.spec.apis[0].queue.max_attempts
+            assert poison in dead_ids(), pods["worker"].output()
         for pod in pods.values():
             time.sleep(pod.pre_stop_seconds())
             pod.terminate()
