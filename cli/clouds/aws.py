@@ -129,6 +129,20 @@ class Aws(Cloud):
         bucket = jobaccess.model_bucket(spec, account)  # the results live in the model bucket, as job outputs do
         return {"MLKIT_QUEUE": f"sqs:{base}", "MLKIT_DEAD_LETTER": f"sqs:{base}-dead-letter", "MLKIT_RESULTS": f"s3://{bucket}/{results}"}
 
+    keda_pod_identity = "aws"  # the operator's IRSA role (podIdentity.aws.irsa in the chart's values)
+
+    def async_addons_tfvars(self, queues: list[str]) -> dict[str, Any]:
+        # The operator's IRSA role may read these queues' attributes and nothing else (addons/main.tf).
+        return {"async_queue_names": queues}
+
+    def async_client_env(self, spec: Spec) -> dict[str, str]:
+        # boto3 needs a region; the IRSA webhook may not set one, and the queue's is the spec's.
+        return {"AWS_REGION": spec.region}
+
+    def async_trigger(self, spec: Spec, where: dict[str, str], target: int) -> tuple[str, dict[str, str]]:
+        # KEDA 2.20's aws-sqs-queue scaler; queueLength counts waiting and in-flight messages (scaleOnInFlight).
+        return "aws-sqs-queue", {"queueURL": where["MLKIT_QUEUE"][len("sqs:"):], "queueLength": str(target), "awsRegion": spec.region}
+
     def _node_groups(self, spec: Spec) -> dict[str, Any]:
         if auto_mode(spec):  # EKS Auto Mode launches every node, its own controllers' included
             return {}

@@ -60,6 +60,26 @@ class Cloud:
         runtime's MLKIT_QUEUE and MLKIT_DEAD_LETTER values. What cannot be read is the answer's `problem`."""
         raise NotImplementedError
 
+    def async_api_tfvars(self, spec: Spec, api: str) -> dict[str, Any]:
+        """What the cluster stack needs of one async API beyond its queue settings (render/asyncapi.cluster_tfvars)."""
+        return {}
+
+    def async_trigger(self, spec: Spec, where: dict[str, str], target: int) -> tuple[str, dict[str, str]]:
+        """KEDA's trigger type and metadata that scale an async API's workers to about `target` queued requests each,
+        for the queue `where` names (async_locations), and the pod identity provider its TriggerAuthentication names."""
+        raise NotImplementedError
+
+    def async_client_env(self, spec: Spec) -> dict[str, str]:
+        """Environment the cloud's SDK needs in an async API's pods beside the runtime's own settings."""
+        return {}
+
+    def async_addons_tfvars(self, queues: list[str]) -> dict[str, Any]:
+        """The add-ons stack's values for KEDA's operator to read the depth of these async queues."""
+        return {}
+
+    # KEDA's podIdentity provider with which the operator reads queue depth (its own cloud identity).
+    keda_pod_identity: ClassVar[str] = "none"
+
     def mount_options(self, spec: Spec, prefix: str, uid: int) -> list[str]:
         """The driver's mount options for a prefix (`a/b/`, or `` for the whole bucket), files owned by `uid`."""
         raise NotImplementedError

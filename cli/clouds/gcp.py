@@ -26,6 +26,12 @@ SHARING_STRATEGY = {"time-slicing": "TIME_SHARING", "mps": "MPS"}
 SHARING_LABEL = {"time-slicing": "time-sharing", "mps": "mps"}
 SHARING_STRATEGY_KEY = "cloud.google.com/gke-gpu-sharing-strategy"
 SHARING_CLIENTS_KEY = "cloud.google.com/gke-max-shared-clients-per-gpu"
+# API kinds whose pods act as a Google service account of their own rather than the shared serving one.
+OWN_ACCOUNT_KINDS = ("batch", "async")
+# Cloud Monitoring's Prometheus HTTP API, which KEDA's prometheus scaler queries with podIdentity gcp, and the
+# Pub/Sub metric of a subscription's backlog (tests/render/data/keda/gcp-pubsub-2.20.json).
+MONITORING_PROMQL = "https://monitoring.googleapis.com/v1/projects/{project}/location/global/prometheus"
+PUBSUB_DEPTH_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
 
 
 class Gcp(Cloud):
@@ -35,8 +41,11 @@ class Gcp(Cloud):
     tag_word = "labels"
     own_tags = ("mlkit-project", "managed-by")
     max_tags = 64 - len(own_tags)
-    cluster_modules = ("network", "gke", "node-pool", "artifact-registry", "model-bucket")
+    # async-queue is called with for_each over the async APIs: present in every stack, so a first async API adds no module folder.
+    cluster_modules = ("network", "gke", "node-pool", "artifact-registry", "model-bucket", "async-queue")
     identity_annotation = "iam.gke.io/gcp-service-account"
+    renders_async_queues = True
+    keda_pod_identity = "gcp"  # the operator's own Google service account (podIdentity.gcp in the chart's values)
     worker_clients = {"batch": ("jobs", "google-cloud-storage"), "async": ("runtime-gcp", "")}
 
     mount_driver = "gcsfuse.csi.storage.gke.io"  # Cloud Storage FUSE, GKE's gcs_fuse_csi_driver_config add-on
@@ -64,8 +73,9 @@ class Gcp(Cloud):
 
     def identity(self, spec: Spec, api: str, account: str | None) -> str:
         # Every API's pods act as the one read-only serving account of the project, but a batch API's, which
-        # write job results: each has an account of its own, granted its job prefix (clouds/jobaccess.py).
-        if any(a.name == api and a.kind == "batch" for a in spec.apis):
+        # write job results, and an async API's, which use a queue and write results: each has an account of
+        # its own, granted its prefix (clouds/jobaccess.py) and its queue.
+        if any(a.name == api and a.kind in OWN_ACCOUNT_KINDS for a in spec.apis):
             return jobaccess.gcp_identity(spec, api)
         return serving_account(spec)
 
@@ -130,6 +140,34 @@ class Gcp(Cloud):
             "labels": spec.tags,
         }
         return out
+
+    def async_api_tfvars(self, spec: Spec, api: str) -> dict[str, Any]:
+        return {"account_id": jobaccess.account_id(spec, api)}
+
+    def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str]:
+        # modules/async-queue names the topic and its pull subscription alike, the dead-letter topic after them.
+        topics = f"projects/{spec.gcp_project}/topics"
+        bucket = jobaccess.model_bucket(spec, None)  # the results live in the model bucket, as job outputs do
+        return {
+            "MLKIT_QUEUE": f"pubsub:{topics}/{queue}/subscriptions/{queue}",
+            "MLKIT_DEAD_LETTER": f"pubsub:{topics}/{queue}-dead-letter",
+            "MLKIT_RESULTS": f"gs://{bucket}/{results}",
+        }
+
+    def async_client_env(self, spec: Spec) -> dict[str, str]:
+        # The Cloud Storage client takes its project from here before asking the metadata server.
+        return {"GOOGLE_CLOUD_PROJECT": spec.gcp_project or ""}
+
+    def async_trigger(self, spec: Spec, where: dict[str, str], target: int) -> tuple[str, dict[str, str]]:
+        # KEDA 2.20 deprecates its gcp-pubsub scaler (it queries Cloud Monitoring in MQL) and names the prometheus
+        # scaler on Cloud Monitoring's PromQL endpoint as its replacement; the subscription's undelivered messages
+        # count those waiting and those a worker holds unacked. No series (an idle subscription) reads as 0.
+        subscription = where["MLKIT_QUEUE"].rsplit("/", 1)[1]
+        query = (
+            f'sum({{__name__="{PUBSUB_DEPTH_METRIC}",monitored_resource="pubsub_subscription",'
+            f'project_id="{spec.gcp_project}",subscription_id="{subscription}"}})'
+        )
+        return "prometheus", {"serverAddress": MONITORING_PROMQL.format(project=spec.gcp_project), "query": query, "threshold": str(target)}
 
     def _node_pool(self, pool: NodePool) -> dict[str, Any]:
         from ..render import nodes

@@ -200,6 +200,8 @@ def _network_or_none(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Pub/Sub's limits: an ack deadline of at most 600 s, a dead-letter policy of 5 to 100 attempts.
 PUBSUB_MAX_ACK_S = 600
+# Pub/Sub topic and subscription ids must not start with this (projects.subscriptions.create: name).
+PUBSUB_RESERVED_PREFIX = "goog"
 
 
 PUBSUB_MIN_ATTEMPTS = 5
@@ -214,6 +216,12 @@ def spec_problems(spec: Spec) -> Iterator[Problem]:
         yield Problem(("gcp_project",), "required with `cloud: gcp`: the ID of the project to create resources in")
     if spec.state.backend == "s3":
         yield Problem(("state", "backend"), "s3 state needs `cloud: aws` (valid on gcp: local, gcs)")
+    if spec.project.startswith(PUBSUB_RESERVED_PREFIX) and any(api.kind == "async" for api in spec.apis):
+        yield Problem(
+            ("project",),
+            f"{spec.project!r} starts with {PUBSUB_RESERVED_PREFIX!r}, which Pub/Sub refuses in topic and subscription names "
+            "(an async API's queue is <project>-<api>); choose a project name that does not",
+        )
     zones: list[tuple[Loc, str | None]] = [(("cluster", "zone"), spec.cluster.zone)] + [
         (("cluster", "node_pools", i, "zones"), z) for i, p in enumerate(spec.cluster.node_pools) for z in p.zones
     ]

@@ -26,6 +26,9 @@ _PREFIX = re.compile(r"(?:(?!\.\.?/)[A-Za-z0-9._-]+/)+")
 _URI = re.compile(r"(s3|gs)://([^/]+)/(.*)", re.S)
 # A Google service account id: 6 to 30 characters, a letter first, no '-' last.
 _GSA_MAX = 30
+# Accounts the stacks make as `<project>-<suffix>`: the shared model reader (model-bucket) and KEDA's operator
+# (addons, with async APIs). An API of that name gets a hashed id instead of sharing the account.
+RESERVED = ("serving", "keda")
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,10 @@ def problem(value: str, cloud: Cloud) -> str | None:
 
 
 def account_id(spec: Spec, api: str) -> str:
-    """The Google service account id of a batch API: `<project>-<api>`, or shortened with a hash to fit 30 characters."""
+    """The Google service account id of a batch or async API: `<project>-<api>`, or shortened with a hash to fit 30
+    characters or to stay clear of the stacks' own accounts (RESERVED)."""
     plain = f"{spec.project}-{api}"
-    if len(plain) <= _GSA_MAX and plain != f"{spec.project}-serving":
+    if len(plain) <= _GSA_MAX and plain not in (f"{spec.project}-{suffix}" for suffix in RESERVED):
         return plain
     digest = hashlib.sha256(api.encode()).hexdigest()[:6]
     head = f"{spec.project}-{api}"[: _GSA_MAX - len(digest) - 1].rstrip("-")

@@ -5,8 +5,9 @@ An async API runs the predictor runtime twice (runtime/asyncq/): a front (`MLKIT
 store, enqueue, read results) behind the API's Service, scaled on requests in flight like a realtime API
 and never to zero, since it is what answers 202; and workers (`MLKIT_MODE=worker`: pull, predict, write
 results by id) with the API's compute and pool, scaled by KEDA on the queue's depth, to zero. The queue,
-its dead-letter queue and the results prefix are made by the cluster stack (modules/async-queue on AWS);
-their names are decided here, once, for the Terraform values and for the pods' settings alike.
+its dead-letter queue and the results prefix are made by the cluster stack (modules/async-queue: SQS on AWS,
+Pub/Sub on GCP); their names are decided here, once, for the Terraform values and for the pods' settings
+alike, and what differs by cloud (locations, trigger, client env) is asked of the Cloud.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def async_apis(spec: Spec) -> list[Api]:
 
 
 def queue_name(spec: Spec, api: str) -> str:
-    """The SQS queue of an API; its dead-letter queue is `<name>-dead-letter` (modules/async-queue)."""
+    """The queue of an API (SQS queue; Pub/Sub topic and subscription); its dead-letter queue or topic is `<name>-dead-letter`."""
     return f"{spec.project}-{api}"
 
 
@@ -55,6 +56,7 @@ def cluster_tfvars(spec: Spec) -> dict[str, Any]:
             "visibility_timeout_s": queue(api).visibility_timeout_s,
             "max_attempts": queue(api).max_attempts,
             "result_retention_days": queue(api).result_retention_days,
+            **clouds.of(spec).async_api_tfvars(spec, api.name),
         }
         for api in async_apis(spec)
     }
@@ -62,9 +64,9 @@ def cluster_tfvars(spec: Spec) -> dict[str, Any]:
 
 
 def addons_tfvars(spec: Spec) -> dict[str, Any]:
-    """The add-ons stack's `async_queue_names`: the queues whose depth KEDA's operator may read."""
+    """The add-ons stack's values for reading the queues' depth (on AWS `async_queue_names`, the queues KEDA's operator may read)."""
     names = [queue_name(spec, api.name) for api in async_apis(spec)]
-    return {"async_queue_names": names} if names else {}
+    return clouds.of(spec).async_addons_tfvars(names) if names else {}
 
 
 def locations(spec: Spec, api: str, account: str) -> dict[str, str]:
@@ -84,9 +86,8 @@ def _env(spec: Spec, api: Api, base: dict[str, str], mode: str, account: str) ->
         "MLKIT_VISIBILITY_TIMEOUT_S": str(q.visibility_timeout_s),
         "MLKIT_MAX_ATTEMPTS": str(q.max_attempts),
         "MLKIT_MAX_BODY_BYTES": str(q.max_payload_bytes),
-        # boto3 needs a region; the IRSA webhook may not set one, and the queue's is the spec's.
-        "AWS_REGION": spec.region,
     }
+    env |= clouds.of(spec).async_client_env(spec)
     if mode == WORKER:
         env["MLKIT_DEAD_LETTER"] = where["MLKIT_DEAD_LETTER"]
     return env
@@ -121,13 +122,18 @@ def views(view: dict[str, Any], spec: Spec, api: Api, facts: Facts) -> tuple[dic
         "model_volumes": False,
         "fetch_config": False,
     }
+    cloud = clouds.of(spec)
+    target = api.autoscaling.target_queued or DEFAULT_TARGET_QUEUED
+    trigger_type, trigger_metadata = cloud.async_trigger(spec, locations(spec, api.name, account), target)
     worker_view = {
         **view,
         "tracks": [worker],
         "worker": worker,
         "trigger_auth": f"{api.name}-queue",
-        "queue_url": locations(spec, api.name, account)["MLKIT_QUEUE"][len("sqs:"):],
-        "target_queued": api.autoscaling.target_queued or DEFAULT_TARGET_QUEUED,
+        "trigger_type": trigger_type,
+        "trigger_metadata": trigger_metadata,
+        "pod_identity": cloud.keda_pod_identity,
+        "target_queued": target,
     }
     return front_view, worker_view
 
@@ -148,9 +154,12 @@ DEAD_LETTER_SUFFIX = "-dead-letter"
 def refusal(spec: Spec, api: Api) -> str | None:
     """Why this async API cannot be rendered for a cluster yet, or None. `mlkit serve` runs it either way."""
     if not clouds.of(spec).renders_async_queues:
-        return "async APIs render for AWS clusters only in this version (their Pub/Sub stack is not built yet); serve it with `mlkit serve`"
+        return f"async APIs do not render for {clouds.of(spec).name} clusters in this version; serve it with `mlkit serve`"
     if spec.cluster.existing is not None:
-        return "an async API's queue is made by the cluster stack, which cluster.existing leaves out; serve it with `mlkit serve`"
+        return (
+            "an async API's queue and identity are made by the cluster stack, which cluster.existing leaves out; "
+            "let mlkit create the cluster (remove cluster.existing) or serve it with `mlkit serve`"
+        )
     return None
 
 

@@ -147,8 +147,6 @@ def test_the_apis_own_grants_name_its_queue_and_its_results_prefix_only():
 @pytest.mark.parametrize(
     ("edit", "says"),
     [
-        (lambda t: t.replace("cloud: aws\nregion: us-west-2", "cloud: gcp\nregion: us-central1\ngcp_project: acme-prod")
-         .replace("instance_type: m6i.large", "instance_type: n2-standard-4").replace("max_attempts: 3 ", "max_attempts: 5 "), "AWS clusters only"),
         (lambda t: t.replace("cluster:\n  kubernetes_version: \"1.35\"\n  node_pools:\n    - {name: cpu, instance_type: m6i.large, min_nodes: 1, max_nodes: 5}",
                              "cluster:\n  existing: {name: prod}"), "cluster.existing"),
     ],

@@ -81,7 +81,8 @@ def test_gcp_batch_apis_get_accounts_of_their_own_with_a_conditional_binding():
     doc = hcl(files["infra/terraform/cluster/main.tf"])
     resources = {t: blocks(doc, "resource", t) for t in ("google_service_account", "google_service_account_iam_member", "google_storage_bucket_iam_member")}
     # The shared reader keeps only the realtime APIs; each batch API's service account is bound to its own account.
-    assert resources["google_service_account_iam_member"]["api_workload_identity"]["for_each"] == "${setsubtract(var.api_names, keys(var.batch_apis))}"
+    serving = resources["google_service_account_iam_member"]["api_workload_identity"]
+    assert serving["for_each"] == "${setsubtract(var.api_names, concat(keys(var.batch_apis), keys(var.async_apis)))}"
     assert resources["google_service_account_iam_member"]["batch_workload_identity"]["member"].endswith("[${var.namespace}/${each.key}]")
     output = resources["google_storage_bucket_iam_member"]["batch_output"]
     assert output["role"] == "roles/storage.objectUser"

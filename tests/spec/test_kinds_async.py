@@ -95,10 +95,15 @@ def test_queue_fields_are_bounded(field, value):
     assert f"apis[0].queue.{field}" in found
 
 
-def test_render_refuses_an_async_api_on_gcp_in_one_line():
-    """AWS clusters render async APIs (tests/render/test_asyncapi.py); GCP's Pub/Sub stack is not built yet."""
+def test_both_clouds_render_async_apis_and_a_cloud_without_a_queue_stack_is_refused_in_one_line(monkeypatch):
+    """AWS and GCP clusters render async APIs (tests/render/test_asyncapi.py, test_asyncapi_gcp.py); a cloud whose
+    cluster stack makes no queues (`renders_async_queues` false) is refused in one line."""
+    from mlkit.clouds.gcp import Gcp
+
     assert "infra/k8s/ocr/deployment.yaml" in render(loads(AWS), Facts())
+    assert "infra/k8s/ocr/deployment.yaml" in render(loads(GCP), Facts())
+    monkeypatch.setattr(Gcp, "renders_async_queues", False)
     with pytest.raises(UserError) as info:
         render(loads(GCP), Facts())
     message = info.value.message
-    assert "\n" not in message and "apis[0].kind" in message and "mlkit serve" in message
+    assert "\n" not in message and "apis[0].kind" in message and "mlkit serve" in message and "gcp clusters" in message

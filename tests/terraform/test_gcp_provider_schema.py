@@ -43,6 +43,8 @@ VARIANTS = {
                                      "  endpoint_public_access: false\n  public_access_cidrs: [10.0.0.0/8]\n" + POOLS,
     "existing-cluster-by-name": BASE + "cluster:\n  existing: {name: shared}\n" + APIS,
     "existing-cluster-by-context": BASE + "cluster:\n  existing: {context: gke_acme}\n",
+    # An async API: its Pub/Sub queue module, its own account and KEDA's account in the add-ons stack.
+    "async-api": BASE + "cluster:\n" + POOLS + "apis:\n  - {name: v, kind: async, predictor: p.py:P, queue: {max_attempts: 5}}\n",
 }
 
 

@@ -59,7 +59,7 @@ def test_fmt_clean_and_parses(project, name):
     parsed = parse_all(stack)
     main = parsed["main.tf"]
     modules = {list(m)[0] for m in main["module"]}
-    assert modules == {"network", "gke", "node_pool", "artifact_registry", "model_bucket"}
+    assert modules == {"network", "gke", "node_pool", "artifact_registry", "model_bucket", "async_queue"}
     provider = main["provider"][0]["google"]
     assert provider["project"] == "${var.project_id}"
 

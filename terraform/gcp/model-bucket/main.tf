@@ -20,6 +20,24 @@ resource "google_storage_bucket" "this" {
       type = "Delete"
     }
   }
+
+  # Async APIs' results and large payloads: deleted after their retention, replaced versions included
+  # (with_state ANY: a result a redelivery overwrote goes at the same age).
+  dynamic "lifecycle_rule" {
+    for_each = var.expiring_prefixes
+
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = ["${lifecycle_rule.key}/"]
+        with_state     = "ANY"
+      }
+
+      action {
+        type = "Delete"
+      }
+    }
+  }
 }
 
 # Serving pods act as this account through Workload Identity: read models, nothing else.

@@ -24,6 +24,12 @@ variable "force_destroy" {
   default     = false
 }
 
+variable "expiring_prefixes" {
+  description = "Prefixes (without slashes at either end) whose objects are deleted after the given days: async APIs' results."
+  type        = map(number)
+  default     = {}
+}
+
 variable "noncurrent_version_expiry_days" {
   description = "Days after which replaced model versions are deleted."
   type        = number

@@ -35,12 +35,20 @@ RESOURCES = {
         "ResourceArtifactRegistryRepository",
     ),
     "google_storage_bucket": ("google/services/storage/resource_storage_bucket.go", "ResourceStorageBucket"),
+    "google_pubsub_topic": ("google/services/pubsub/resource_pubsub_topic.go", "ResourcePubsubTopic"),
+    "google_pubsub_subscription": ("google/services/pubsub/resource_pubsub_subscription.go", "ResourcePubsubSubscription"),
+    # Only for the data source below (its number names Pub/Sub's service agent); mlkit creates no project.
+    "google_project": ("google/services/resourcemanager/resource_google_project.go", "ResourceGoogleProject"),
 }
+# Resources read only to derive their data source, left out of the output.
+DATA_ONLY = {"google_project"}
 # IAM members: tpgiamresource.ResourceIamMember(<parent schema>, ...) merges IamMemberBaseSchema with it.
 IAM_MEMBERS = {
     "google_project_iam_member": ("google/services/resourcemanager/iam_project.go", "IamProjectSchema"),
     "google_service_account_iam_member": ("google/services/resourcemanager/iam_service_account.go", "IamServiceAccountSchema"),
     "google_storage_bucket_iam_member": ("google/services/storage/iam_storage_bucket.go", "StorageBucketIamSchema"),
+    "google_pubsub_topic_iam_member": ("google/services/pubsub/iam_pubsub_topic.go", "PubsubTopicIamSchema"),
+    "google_pubsub_subscription_iam_member": ("google/services/pubsub/iam_pubsub_subscription.go", "IamPubsubSubscriptionSchema"),
 }
 IAM_BASE = ("google/tpgiamresource/resource_iam_member.go", "IamMemberBaseSchema")
 # The provider block's own arguments (the SDK provider; the framework provider muxed with it must
@@ -55,6 +63,7 @@ SHARED = [
 # computed, then the named fields made required or optional.
 DERIVED_DATA_SOURCES = {
     "google_container_cluster": ("google/services/container/data_source_google_container_cluster.go", "google_container_cluster"),
+    "google_project": ("google/services/resourcemanager/data_source_google_project.go", "google_project"),
 }
 # Plugin-framework data sources: attributes read from `"name": schema.XAttribute{...}`.
 FRAMEWORK_DATA_SOURCES = {
@@ -364,6 +373,8 @@ def main(root: Path, ref: str) -> None:
     data_sources = {}
     for name, (path, resource_name) in DERIVED_DATA_SOURCES.items():
         data_sources[name] = {"source": path, "block": data_source_from_resource(resources[resource_name]["block"], show(path))}
+    for name in DATA_ONLY:
+        del resources[name]
     for name, path in FRAMEWORK_DATA_SOURCES.items():
         data_sources[name] = {"source": path, "block": framework_data_source(show(path))}
     out = {

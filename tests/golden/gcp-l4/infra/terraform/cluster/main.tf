@@ -100,6 +100,8 @@ module "model_bucket" {
   reader_account_id = "${var.project}-serving"
   project_id        = var.project_id
   location          = var.region
+  # Async APIs keep results (and large payloads) under async/<api>/ for their retention.
+  expiring_prefixes = { for name, api in var.async_apis : "async/${name}" => api.result_retention_days }
 }
 
 ################################################################################
@@ -110,9 +112,56 @@ module "model_bucket" {
 # project that never had a Workload Identity cluster the pool does not exist before, and IAM refuses
 # the member ("Identity Pool does not exist").
 resource "google_service_account_iam_member" "api_workload_identity" {
-  for_each = toset(var.api_names)
+  # Batch and async APIs have accounts of their own, below.
+  for_each = setsubtract(var.api_names, keys(var.async_apis))
 
   service_account_id = module.model_bucket.reader_service_account_id
   role               = "roles/iam.workloadIdentityUser"
   member             = "serviceAccount:${module.gke.workload_pool}[${var.namespace}/${each.key}]"
+}
+
+################################################################################
+# Async APIs: a topic and pull subscription each with a dead-letter topic (modules/async-queue). Each
+# API's pods act as an account of their own that reads the models and may use its own queue and its own
+# results prefix (async/<api>/ in the model bucket), nothing else
+################################################################################
+
+resource "google_service_account" "async" {
+  for_each = var.async_apis
+
+  project      = var.project_id
+  account_id   = each.value.account_id
+  display_name = "mlkit async API ${each.key}"
+  description  = "Pods of the async API ${each.key}: read the models, use its Pub/Sub queue and gs://${module.model_bucket.bucket_name}/async/${each.key}/"
+}
+
+resource "google_service_account_iam_member" "async_workload_identity" {
+  for_each = var.async_apis
+
+  service_account_id = google_service_account.async[each.key].name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${module.gke.workload_pool}[${var.namespace}/${each.key}]"
+}
+
+resource "google_storage_bucket_iam_member" "async_model_read" {
+  for_each = var.async_apis
+
+  bucket = module.model_bucket.bucket_name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.async[each.key].email}"
+}
+
+module "async_queue" {
+  source   = "./modules/async-queue"
+  for_each = var.async_apis
+
+  name                  = "${var.project}-${each.key}"
+  project_id            = var.project_id
+  ack_deadline_s        = each.value.visibility_timeout_s
+  max_attempts          = each.value.max_attempts
+  result_retention_days = each.value.result_retention_days
+  bucket                = module.model_bucket.bucket_name
+  results_prefix        = "async/${each.key}"
+  member                = "serviceAccount:${google_service_account.async[each.key].email}"
+  labels                = local.labels
 }

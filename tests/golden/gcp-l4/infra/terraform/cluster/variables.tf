@@ -98,6 +98,17 @@ variable "api_names" {
   default     = []
 }
 
+variable "async_apis" {
+  description = "The queue settings of each `kind: async` API, by name (mlkit.yaml's apis[].queue), and its Google service account id."
+  type = map(object({
+    account_id            = string
+    visibility_timeout_s  = number
+    max_attempts          = number
+    result_retention_days = number
+  }))
+  default = {}
+}
+
 variable "enable_gcs_fuse_csi_driver" {
   description = "Enable the Cloud Storage FUSE CSI driver on the cluster, for APIs with model_access: mount."
   type        = bool
