@@ -12,10 +12,15 @@ resource "helm_release" "keda" {
   namespace        = var.namespace
   create_namespace = true
 
-  # The async APIs' workers scale on their subscriptions' depth, which the operator reads as its own Google
-  # service account (main.tf); the chart annotates the operator's Kubernetes service account with it.
   values = [yamlencode({
+    # The async APIs' workers scale on their subscriptions' depth, which the operator reads as its own Google
+    # service account (main.tf); the chart annotates the operator's Kubernetes service account with it.
     podIdentity = { gcp = { enabled = true, gcpIAMServiceAccount = google_service_account.keda.email } }
+    # The queue depth the operator reads is the dashboard's queue panel (keda_scaler_metrics_value): the
+    # operator exports it on :8080 (chart 2.20.2 values.yaml, prometheus.operator; off by default), and the
+    # annotations let the Prometheus below scrape it like the APIs' pods.
+    prometheus     = { operator = { enabled = true, port = 8080 } }
+    podAnnotations = { keda = { "prometheus.io/scrape" = "true", "prometheus.io/port" = "8080" } }
   })]
 }
 
