@@ -30,7 +30,7 @@ class ModelServer:
         self.settings = settings
         self.instance = instance
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
-        self.predictor = Predictor(instance, self.executor, inline_batches=True)
+        self.predictor = Predictor(instance, self.executor)
         # Counted in the pod's one metrics view (prometheus multiprocess files): batch sizes are seen here.
         self.metrics = Metrics(Admission(1, 0))
         self.batcher: Batcher | None = None

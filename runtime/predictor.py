@@ -87,13 +87,9 @@ def describe(exc: BaseException, where: Path | str | None) -> str:
 class Predictor:
     """A loaded predictor instance with uniform async entry points."""
 
-    def __init__(self, instance: Any, executor: ThreadPoolExecutor, inline_batches: bool = False):
+    def __init__(self, instance: Any, executor: ThreadPoolExecutor):
         self.instance = instance
         self.executor = executor
-        # The model process runs a batch on its event loop's thread: the loop has nothing else to do
-        # meanwhile (what arrives waits in the link's socket and joins the next batch), and a lone
-        # request saves the two thread handoffs of the executor.
-        self.inline_batches = inline_batches
         self._predict = getattr(instance, "predict", None)  # None for a generate()-only predictor
         self._batch = getattr(instance, "predict_batch", None)
         self.predict_is_async = inspect.iscoroutinefunction(self._predict)
@@ -118,8 +114,6 @@ class Predictor:
         try:
             if self.batch_is_async:
                 results = await self._batch(payloads)
-            elif self.inline_batches:
-                results = self._batch(payloads)
             else:
                 results = await asyncio.get_running_loop().run_in_executor(self.executor, self._batch, payloads)
             if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
