@@ -210,6 +210,26 @@ class ModelLink:
             streamed.items.put_nowait(("err", ("http", gone)))
 
 
+class Links:
+    """A front's links to every model process (one per device): each call goes to the one with the
+    fewest calls and streams outstanding from this front, so a slow or busy device gets less."""
+
+    def __init__(self, links: list[ModelLink]) -> None:
+        self.links = links
+
+    async def open(self) -> None:
+        for link in self.links:
+            await link.open()
+
+    def close(self) -> None:
+        for link in self.links:
+            link.close()
+
+    async def call(self, op: str, *args: Any) -> Any:
+        link = min(self.links, key=lambda link: (link.gone, len(link.calls) + len(link.streams)))
+        return await link.call(op, *args)
+
+
 def describe(instance: Any) -> dict[str, Any]:
     """What a front must know of the predictor to stand in for it (sent once the model loaded)."""
     generate = getattr(instance, "generate", None)
@@ -226,7 +246,7 @@ def describe(instance: Any) -> dict[str, Any]:
     return facts
 
 
-def remote_predictor(facts: dict[str, Any], link: ModelLink) -> Any:
+def remote_predictor(facts: dict[str, Any], link: ModelLink | Links) -> Any:
     """An object with the predictor's methods (all async) that run in the model process. It has no
     predict_batch and no warmup: the model process batches across every front and has warmed up."""
     cls = type(facts["class"], (), {"oip_tensors": facts["oip_tensors"], "__module__": "mlkit_runtime.model_process"})

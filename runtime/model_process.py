@@ -42,7 +42,8 @@ class ModelServer:
             self.batcher.start()
         s = self.settings
         mode = f"batching up to {s.max_batch_size} within {s.max_wait_ms:g} ms across fronts" if self.batcher else "no batching (no predict_batch)"
-        logs.log.info("model process %d ready: %s", os.getpid(), mode)
+        pinned = f" on CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in os.environ else ""
+        logs.log.info("model process %d ready%s: %s", os.getpid(), pinned, mode)
         await asyncio.gather(*(self.serve(n, sock) for n, sock in enumerate(socks)))
         logs.log.info("model process %d: all %d fronts closed their links; exiting", os.getpid(), len(socks))
         if self.batcher is not None:
@@ -119,11 +120,16 @@ class ModelServer:
             link.send((i, "err", error_to_wire(TypeError(f"the result cannot be sent to the front: {exc}"))))
 
 
-def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None) -> None:
-    """The model process: load, tell the parent (`status`) the predictor's facts or the error, serve."""
+def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None,
+         device: str | None = None) -> None:
+    """The model process: load, tell the parent (`status`) the predictor's facts or the error, serve.
+    `device`: the CUDA_VISIBLE_DEVICES it sees (one model process per device), set before the
+    predictor imports torch; None leaves the pod's."""
     from .parent_death import die_with_parent
 
     die_with_parent()
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
     for end in front_ends:  # the fronts' ends: held here, they would never report the fronts gone
         end.close()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
