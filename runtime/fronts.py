@@ -39,7 +39,7 @@ def listen(settings: Settings) -> socket.socket:
     return sock
 
 
-def front_main(settings: Settings, sock: socket.socket, link_socks: list[socket.socket], others: list[socket.socket], facts: dict[str, Any],
+def front_main(number: int, settings: Settings, sock: socket.socket, link_socks: list[socket.socket], others: list[socket.socket], facts: dict[str, Any],
                phases: dict[str, float], counter: Any, lock: Any) -> None:
     """One HTTP front: the app of a single process, with a stand-in predictor and the pod's admission.
     `link_socks`: its link to each model process (one per device)."""
@@ -63,6 +63,7 @@ def front_main(settings: Settings, sock: socket.socket, link_socks: list[socket.
         runtime.startup._record(name, seconds)
     runtime.startup.end("fronts")
     runtime.instance = remote_predictor(facts, link)
+    runtime.front_process = (number, facts["batches"])
     start, stop = runtime.start, runtime.stop
 
     async def start_with_link() -> None:
@@ -153,15 +154,16 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
     for n in range(fronts):
         mine = [row[n][0] for row in pairs]
         others = [row[k][0] for row in pairs for k in range(n + 1, fronts)]  # earlier fronts' ends are closed here already
-        proc = context.Process(target=front_main, args=(settings, sock, mine, others, facts, phases, counter, lock), name=f"mlkit-front-{n}")
+        proc = context.Process(target=front_main, args=(n, settings, sock, mine, others, facts, phases, counter, lock), name=f"mlkit-front-{n}")
         proc.start()
         for end in mine:
             end.close()
         procs.append(proc)
     sock.close()
     pinned = "" if devices == [None] else " pinned to CUDA_VISIBLE_DEVICES " + ", ".join(str(d) for d in devices)
-    logs.log.info("serving with %d front processes (pids %s) and %d model process%s (pids %s)%s", fronts, ", ".join(str(p.pid) for p in procs),
-                  len(models), "" if len(models) == 1 else "es", ", ".join(str(m.pid) for m in models), pinned)
+    pids = ", ".join(str(m.pid) for m in models)
+    what = f"one model process (pid {pids})" if len(models) == 1 else f"{len(models)} model processes (pids {pids})"
+    logs.log.info("serving with %d front processes (pids %s) and %s%s", fronts, ", ".join(str(p.pid) for p in procs), what, pinned)
 
     signals: list[int] = []
 

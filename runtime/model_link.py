@@ -21,6 +21,7 @@ from typing import Any
 
 from .batching import current
 from .errors import HTTPError, PredictorRaised
+from .logs import format_exception
 
 HEADER = struct.Struct("!I")
 
@@ -107,7 +108,7 @@ def error_to_wire(exc: BaseException) -> tuple[str, Any]:
         except Exception:
             pass
     cause = exc.__cause__ if isinstance(exc, PredictorRaised) and exc.__cause__ is not None else exc
-    return ("raised", (type(cause).__name__, str(cause)))
+    return ("raised", (type(cause).__name__, str(cause), format_exception(cause)))
 
 
 def error_from_wire(error: tuple[str, Any]) -> BaseException:
@@ -115,9 +116,10 @@ def error_from_wire(error: tuple[str, Any]) -> BaseException:
     if kind == "http":
         exc: BaseException = value
         return exc
-    name, message = value
+    name, message, remote = value
     # Named as the model process's exception; the front's Predictor wraps it as it wraps a local one.
     cause: BaseException = type(name, (Exception,), {"__module__": "predictor"})(message)
+    cause.remote_traceback = remote  # type: ignore[attr-defined]  # what the front logs: the predictor's frames, not the link's
     return cause
 
 
@@ -236,6 +238,7 @@ def describe(instance: Any) -> dict[str, Any]:
     facts: dict[str, Any] = {
         "class": type(instance).__name__,
         "predict": callable(getattr(instance, "predict", None)),
+        "batches": callable(getattr(instance, "predict_batch", None)),
         "oip_tensors": getattr(type(instance), "oip_tensors", "numpy"),
         "generate": None,
         "context_length": getattr(instance, "context_length", None),

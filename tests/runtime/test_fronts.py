@@ -218,3 +218,19 @@ def test_a_bad_model_process_count_is_one_line_exit_2(value: str, tmp_path: Path
     )
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"error: --model-processes / MLKIT_MODEL_PROCESSES must be auto or a number from 1 to 64, got {value!r}"), proc.stderr
+
+
+def test_fronts_log_start_up_once_and_the_predictors_own_traceback(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Raises", "--fronts", "3")
+    try:
+        r = httpx.post(server.url + "/predict", json={"x": 1}, timeout=30)
+        assert r.status_code == 500
+        time.sleep(0.3)
+        text = server.output()
+    finally:
+        stop(server)
+    assert text.count("startup: process") == 1 and text.count("ready in every front: batched in the model process") == 1, text
+    assert "no batching" not in text  # a front's stand-in has no predict_batch; the model process batches
+    # The front logs where the predictor raised (its frames, sent from the model process), not the link's plumbing.
+    assert "(raised in the model process)" in text and 'fronts.py", line' in text and "in check" in text, text
+    assert "model_link.py" not in text, text

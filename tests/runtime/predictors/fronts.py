@@ -27,3 +27,13 @@ class OnDevice(Counted):
 
     def predict_batch(self, payloads):
         return [dict(answer, device=os.environ.get("CUDA_VISIBLE_DEVICES")) for answer in super().predict_batch(payloads)]
+
+
+class Raises(Counted):
+    """predict_batch raises from a helper, so a traceback has the predictor's own frames."""
+
+    def predict_batch(self, payloads):
+        return self.check(payloads)
+
+    def check(self, payloads):
+        raise ValueError("the model cannot take this")
