@@ -39,6 +39,9 @@ class Runtime:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        # Set in a front process (runtime/fronts.py): its number, and whether the model process batches.
+        # Only front 0 logs start-up, so that N fronts do not print N copies of the same lines.
+        self.front_process: tuple[int, bool] | None = None
         self.admission = Admission(settings.max_in_flight, settings.max_queue)
         self.metrics = Metrics(self.admission)
         self.startup = Startup(self.metrics.registry)
@@ -121,10 +124,17 @@ class Runtime:
             self.batcher = Batcher(self.predictor, s.max_batch_size, s.max_wait_ms, self.metrics)
             self.batcher.start()
         self.ready = True
-        logs.log.info("%s", self.startup.ready())
+        if self.front_process is None or self.front_process[0] == 0:
+            logs.log.info("%s", self.startup.ready())
         # Work that can wait until after ready: the OIP tensor code and numpy (about 0.1 s), which the
         # first OIP request would otherwise import. In a thread, so that requests are served meanwhile.
         threading.Thread(target=importlib.import_module, args=(f"{__package__}.oip_messages",), name="after-ready-imports", daemon=True).start()
+        if self.front_process is not None:
+            if self.front_process[0] == 0:
+                mode = "batched in the model process" if self.front_process[1] else "no batching (no predict_batch)"
+                logs.log.info("predictor %s ready in every front: %s; max_in_flight=%d max_queue=%d for the pod",
+                              s.predictor, mode, s.max_in_flight, s.max_queue)
+            return
         mode = f"batching up to {s.max_batch_size} within {s.max_wait_ms:g} ms" if self.batcher else "no batching (no predict_batch)"
         logs.log.info("predictor %s ready: %s; max_in_flight=%d max_queue=%d", s.predictor, mode, s.max_in_flight, s.max_queue)
 

@@ -39,20 +39,21 @@ def listen(settings: Settings) -> socket.socket:
     return sock
 
 
-def front_main(settings: Settings, sock: socket.socket, link_sock: socket.socket, others: list[socket.socket], facts: dict[str, Any],
+def front_main(number: int, settings: Settings, sock: socket.socket, link_socks: list[socket.socket], others: list[socket.socket], facts: dict[str, Any],
                phases: dict[str, float], counter: Any, lock: Any) -> None:
-    """One HTTP front: the app of a single process, with a stand-in predictor and the pod's admission."""
+    """One HTTP front: the app of a single process, with a stand-in predictor and the pod's admission.
+    `link_socks`: its link to each model process (one per device)."""
     die_with_parent()
     for other in others:  # the other fronts' links: a copy held here would keep the model process from seeing them close
         other.close()
     from .app import create_app
     from .metrics import Metrics
-    from .model_link import ModelLink, remote_predictor
+    from .model_link import Links, ModelLink, remote_predictor
     from .server import DrainingServer, build_config
     from .shared_admission import SharedAdmission
 
     logs.setup(settings.log_level)
-    link = ModelLink(link_sock)
+    link = Links([ModelLink(link_sock) for link_sock in link_socks])
     app = create_app(settings)
     runtime = app.state.runtime
     runtime.admission = SharedAdmission(settings.max_in_flight, settings.max_queue, counter, lock)
@@ -62,6 +63,7 @@ def front_main(settings: Settings, sock: socket.socket, link_sock: socket.socket
         runtime.startup._record(name, seconds)
     runtime.startup.end("fronts")
     runtime.instance = remote_predictor(facts, link)
+    runtime.front_process = (number, facts["batches"])
     start, stop = runtime.start, runtime.stop
 
     async def start_with_link() -> None:
@@ -89,55 +91,79 @@ def front_main(settings: Settings, sock: socket.socket, link_sock: socket.socket
     os._exit(0 if server.started else 1)
 
 
-def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] | None = None) -> int:
-    """Serve with `fronts` front processes and one model process until drained (0) or a process fails (1)."""
+def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] | None = None, devices: list[str | None] | None = None) -> int:
+    """Serve with `fronts` front processes and one model process per entry of `devices` (the
+    CUDA_VISIBLE_DEVICES each is pinned to, or None) until drained (0) or a process fails (1)."""
     from . import app, model_process, server  # noqa: F401  imported once here, shared by the forked fronts
 
     logs.setup(settings.log_level)
+    devices = devices or [None]
     started = process_age()
-    context = multiprocessing.get_context("fork")  # nothing heavy imported yet: the model process imports the predictor
-    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(fronts)]
-    status_in, status_out = context.Pipe(duplex=False)
-    model = context.Process(
-        target=model_process.main,
-        args=(settings, [model_end for _, model_end in pairs], [front_end for front_end, _ in pairs], status_out, started),
-        name="mlkit-model",
-        daemon=False,
-    )
-    model.start()
-    status_out.close()
-    for _, model_end in pairs:
-        model_end.close()
-    try:
-        message = status_in.recv()
-    except EOFError:
-        message = ("error", "the model process exited before it loaded the predictor")
-    if message[0] == "error":
-        model.join()
-        raise PredictorLoadError(message[1])
-    _, facts, phases = message
+    context = multiprocessing.get_context("fork")  # nothing heavy imported yet: the model processes import the predictor
+    # pairs[m][n]: the link between model process m and front n.
+    pairs = [[socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(fronts)] for _ in devices]
+    models = []
+    statuses = []
+    for m, device in enumerate(devices):
+        status_in, status_out = context.Pipe(duplex=False)
+        others = [end for k, row in enumerate(pairs) if k != m for pair in row for end in pair]
+        model = context.Process(
+            target=model_process.main,
+            args=(settings, [model_end for _, model_end in pairs[m]], [front_end for front_end, _ in pairs[m]] + others, status_out, started, device),
+            name=f"mlkit-model-{m}",
+            daemon=False,
+        )
+        model.start()
+        status_out.close()
+        models.append(model)
+        statuses.append(status_in)
+    for row in pairs:
+        for _, model_end in row:
+            model_end.close()
+    messages = []
+    for status_in in statuses:
+        try:
+            messages.append(status_in.recv())
+        except EOFError:
+            messages.append(("error", "the model process exited before it loaded the predictor"))
+    failures = [message for message in messages if message[0] == "error"]
+    if failures:
+        for row in pairs:
+            for front_end, _ in row:
+                front_end.close()  # a model process that loaded exits once every link is closed
+        for model in models:
+            model.join()
+        raise PredictorLoadError(failures[0][1])
+    _, facts, phases = messages[0]
     if announce is not None:
         announce()
     try:
-        # Bound only now, after the model process forked: a copy of the listening socket there would take
+        # Bound only now, after the model processes forked: a copy of the listening socket there would take
         # connections into its backlog after the fronts closed theirs, and never answer them.
         sock = listen(settings)
     except OSError as exc:
         logs.log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror or exc)
-        for front_end, _ in pairs:
-            front_end.close()  # the model process exits once every link is closed
-        model.join()
+        for row in pairs:
+            for front_end, _ in row:
+                front_end.close()  # the model processes exit once every link is closed
+        for model in models:
+            model.join()
         return 1
     counter, lock = context.RawValue("q", 0), context.Lock()
     procs = []
-    for n, (front_end, _) in enumerate(pairs):
-        others = [other for other, _ in pairs[n + 1:]]  # earlier fronts' ends are closed here already
-        proc = context.Process(target=front_main, args=(settings, sock, front_end, others, facts, phases, counter, lock), name=f"mlkit-front-{n}")
+    for n in range(fronts):
+        mine = [row[n][0] for row in pairs]
+        others = [row[k][0] for row in pairs for k in range(n + 1, fronts)]  # earlier fronts' ends are closed here already
+        proc = context.Process(target=front_main, args=(n, settings, sock, mine, others, facts, phases, counter, lock), name=f"mlkit-front-{n}")
         proc.start()
-        front_end.close()
+        for end in mine:
+            end.close()
         procs.append(proc)
     sock.close()
-    logs.log.info("serving with %d front processes (pids %s) and one model process (pid %s)", fronts, ", ".join(str(p.pid) for p in procs), model.pid)
+    pinned = "" if devices == [None] else " pinned to CUDA_VISIBLE_DEVICES " + ", ".join(str(d) for d in devices)
+    pids = ", ".join(str(m.pid) for m in models)
+    what = f"one model process (pid {pids})" if len(models) == 1 else f"{len(models)} model processes (pids {pids})"
+    logs.log.info("serving with %d front processes (pids %s) and %s%s", fronts, ", ".join(str(p.pid) for p in procs), what, pinned)
 
     signals: list[int] = []
 
@@ -146,20 +172,23 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
         for proc in procs:
             if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGTERM if len(signals) == 1 else signal.SIGKILL)
-        if len(signals) > 1 and model.pid is not None and model.is_alive():
-            os.kill(model.pid, signal.SIGKILL)
+        if len(signals) > 1:
+            for model in models:
+                if model.pid is not None and model.is_alive():
+                    os.kill(model.pid, signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     failed = False
     alive = [p for p in procs]
-    model_gone = False
+    serving = list(models)  # model processes not yet seen to exit
     while alive:
-        wait([p.sentinel for p in alive] + ([] if model_gone else [model.sentinel]))
-        if not model_gone and not model.is_alive():
-            model_gone = True
-            if not signals:  # the model died while serving (killed, out of memory): stop the fronts, so the pod restarts
-                logs.log.error("the model process exited with %s while serving; stopping the fronts", model.exitcode)
+        wait([p.sentinel for p in alive] + [m.sentinel for m in serving])
+        for model in [m for m in serving if not m.is_alive()]:
+            serving.remove(model)
+            if not signals:  # a model process died while serving (killed, out of memory): stop the fronts, so the pod restarts
+                which = "the model process" if len(models) == 1 else f"model process {model.name}"
+                logs.log.error("%s exited with %s while serving; stopping the fronts", which, model.exitcode)
                 failed = True
                 forward(signal.SIGTERM, None)
         for proc in [p for p in alive if not p.is_alive()]:
@@ -168,10 +197,11 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
                 logs.log.error("front %s exited with %s; stopping the others", proc.name, proc.exitcode)
                 failed = True
                 forward(signal.SIGTERM, None)
-    model.join()
-    if model.exitcode != 0:
-        logs.log.error("the model process exited with %s", model.exitcode)
-        failed = True
+    for model in models:
+        model.join()
+        if model.exitcode != 0:
+            logs.log.error("model process %s exited with %s", model.name, model.exitcode)
+            failed = True
     if not failed:
-        logs.log.info("drained: %d fronts, then the model process, exited", fronts)
+        logs.log.info("drained: %d fronts, then the model process%s, exited", fronts, "" if len(models) == 1 else "es")
     return 1 if failed else 0

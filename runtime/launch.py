@@ -19,7 +19,8 @@ from .settings import Settings
 
 def serve(settings: Settings, announce: Callable[[], None] | None = None) -> int:
     fronts = settings.front_count()
-    if fronts == 1:
+    devices = settings.model_devices()
+    if fronts == 1 and len(devices) == 1:
         from .server import serve as serve_one
 
         return serve_one(settings, announce)
@@ -31,7 +32,7 @@ def serve(settings: Settings, announce: Callable[[], None] | None = None) -> int
     from .fronts import serve_fronts
 
     try:
-        return serve_fronts(settings, fronts, announce)
+        return serve_fronts(settings, fronts, announce, devices)
     finally:
         if own:
             shutil.rmtree(folder, ignore_errors=True)

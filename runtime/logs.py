@@ -29,7 +29,11 @@ def request_id(sent: str | None) -> str:
 
 
 def format_exception(exc: BaseException) -> str:
-    """A traceback bounded in frames and characters: a recursion error or a giant message stays small."""
+    """A traceback bounded in frames and characters: a recursion error or a giant message stays small.
+    An exception a front received from the model process carries the traceback formatted there."""
+    remote = getattr(exc, "remote_traceback", None)
+    if isinstance(remote, str):
+        return f"(raised in the model process)\n{remote}"
     text = "".join(traceback.format_exception(exc, limit=-MAX_TRACEBACK_FRAMES))
     if len(text) > MAX_TRACEBACK_CHARS:
         half = MAX_TRACEBACK_CHARS // 2

@@ -16,11 +16,12 @@ import itertools
 import pickle
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .batching import current
 from .errors import HTTPError, PredictorRaised
+from .logs import format_exception
 
 HEADER = struct.Struct("!I")
 
@@ -30,15 +31,71 @@ def frame(message: tuple[Any, ...]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
-    """The next message, or None once the other side closed."""
-    try:
-        head = await reader.readexactly(HEADER.size)
-        body = await reader.readexactly(HEADER.unpack(head)[0])
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    message: tuple[Any, ...] = pickle.loads(body)
-    return message
+class Framed(asyncio.Protocol):
+    """Either end of a link, as a protocol rather than asyncio streams: each message is handled in the
+    callback that received its bytes (`on_message`), with no reader task to wake in between. At one
+    request at a time those wakeups (two per hop, each side) were most of what a front added."""
+
+    def __init__(self, on_message: Callable[[tuple[Any, ...]], None], on_close: Callable[[], None]) -> None:
+        self.on_message = on_message
+        self.on_close = on_close
+        self.buffer = bytearray()
+        self.transport: Any = None  # asyncio's or uvloop's (a front runs uvicorn's loop)
+        self.writable: asyncio.Future[None] | None = None  # set while the transport's buffer is full
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        messages = []
+        start = 0
+        with memoryview(buffer) as view:  # released before the buffer is cut
+            while len(buffer) - start >= HEADER.size:
+                end = start + HEADER.size + HEADER.unpack_from(buffer, start)[0]
+                if len(buffer) < end:
+                    break
+                messages.append(pickle.loads(view[start + HEADER.size:end]))
+                start = end
+        del buffer[:start]
+        for message in messages:
+            self.on_message(message)
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frame(message))  # buffered by the transport: a writer never blocks here
+
+    async def drain(self) -> None:
+        """Wait while the other side reads slower than this side writes (a stream's chunks)."""
+        if self.writable is not None:
+            await asyncio.shield(self.writable)
+
+    def pause_writing(self) -> None:
+        if self.writable is None:
+            self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None:
+            if not self.writable.done():
+                self.writable.set_result(None)
+            self.writable = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.resume_writing()
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self.on_close()
+
+
+async def connect(sock: socket.socket, on_message: Callable[[tuple[Any, ...]], None], on_close: Callable[[], None]) -> Framed:
+    _, protocol = await asyncio.get_running_loop().connect_accepted_socket(lambda: Framed(on_message, on_close), sock)
+    return protocol
 
 
 def error_to_wire(exc: BaseException) -> tuple[str, Any]:
@@ -51,7 +108,7 @@ def error_to_wire(exc: BaseException) -> tuple[str, Any]:
         except Exception:
             pass
     cause = exc.__cause__ if isinstance(exc, PredictorRaised) and exc.__cause__ is not None else exc
-    return ("raised", (type(cause).__name__, str(cause)))
+    return ("raised", (type(cause).__name__, str(cause), format_exception(cause)))
 
 
 def error_from_wire(error: tuple[str, Any]) -> BaseException:
@@ -59,9 +116,10 @@ def error_from_wire(error: tuple[str, Any]) -> BaseException:
     if kind == "http":
         exc: BaseException = value
         return exc
-    name, message = value
+    name, message, remote = value
     # Named as the model process's exception; the front's Predictor wraps it as it wraps a local one.
     cause: BaseException = type(name, (Exception,), {"__module__": "predictor"})(message)
+    cause.remote_traceback = remote  # type: ignore[attr-defined]  # what the front logs: the predictor's frames, not the link's
     return cause
 
 
@@ -80,23 +138,22 @@ class ModelLink:
         self.ids = itertools.count()
         self.calls: dict[int, asyncio.Future[Any]] = {}
         self.streams: dict[int, Streamed] = {}
-        self.writer: asyncio.StreamWriter | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.framed: Framed | None = None
+        self.gone = False
 
     async def open(self) -> None:
-        reader, self.writer = await asyncio.open_unix_connection(sock=self.sock, limit=2**26)
-        self.task = asyncio.get_running_loop().create_task(self._read(reader), name="mlkit-model-link")
+        self.framed = await connect(self.sock, self._received, self._lost)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self.framed is not None:
+            self.framed.close()
 
     def send(self, message: tuple[Any, ...]) -> None:
-        assert self.writer is not None
-        self.writer.write(frame(message))  # buffered by the transport: a front never blocks on the model process
+        assert self.framed is not None
+        self.framed.send(message)
 
     async def call(self, op: str, *args: Any) -> Any:
-        if self.task is not None and self.task.done():
+        if self.gone:
             raise HTTPError("the model process is gone")
         i = next(self.ids)
         future = self.calls[i] = asyncio.get_running_loop().create_future()
@@ -124,27 +181,29 @@ class ModelLink:
                     raise error_from_wire(value)
                 yield value
         finally:
-            if self.streams.pop(i, None) is not None:  # closed before its end: the client went
+            if self.streams.pop(i, None) is not None and not self.gone:  # closed before its end: the client went
                 self.send((i, "cancel"))
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        while (message := await read_frame(reader)) is not None:
-            i, kind, *rest = message
-            if kind in ("chunk", "end") or (kind == "err" and i in self.streams):
-                streamed = self.streams.get(i)
-                if streamed is not None:
-                    streamed.items.put_nowait((kind, rest[0] if rest else None))
-                    if kind != "chunk":
-                        self.streams.pop(i, None)
-                continue
-            future = self.calls.get(i)
-            if future is None or future.done():
-                continue
-            if kind == "stream":
-                streamed = self.streams[i] = Streamed()
-                future.set_result(("stream", streamed))
-            else:
-                future.set_result((kind, *rest))
+    def _received(self, message: tuple[Any, ...]) -> None:
+        i, kind, *rest = message
+        if kind in ("chunk", "end") or (kind == "err" and i in self.streams):
+            streamed = self.streams.get(i)
+            if streamed is not None:
+                streamed.items.put_nowait((kind, rest[0] if rest else None))
+                if kind != "chunk":
+                    self.streams.pop(i, None)
+            return
+        future = self.calls.get(i)
+        if future is None or future.done():
+            return
+        if kind == "stream":
+            streamed = self.streams[i] = Streamed()
+            future.set_result(("stream", streamed))
+        else:
+            future.set_result((kind, *rest))
+
+    def _lost(self) -> None:
+        self.gone = True
         gone = HTTPError("the model process is gone")
         for future in self.calls.values():
             if not future.done():
@@ -153,12 +212,33 @@ class ModelLink:
             streamed.items.put_nowait(("err", ("http", gone)))
 
 
+class Links:
+    """A front's links to every model process (one per device): each call goes to the one with the
+    fewest calls and streams outstanding from this front, so a slow or busy device gets less."""
+
+    def __init__(self, links: list[ModelLink]) -> None:
+        self.links = links
+
+    async def open(self) -> None:
+        for link in self.links:
+            await link.open()
+
+    def close(self) -> None:
+        for link in self.links:
+            link.close()
+
+    async def call(self, op: str, *args: Any) -> Any:
+        link = min(self.links, key=lambda link: (link.gone, len(link.calls) + len(link.streams)))
+        return await link.call(op, *args)
+
+
 def describe(instance: Any) -> dict[str, Any]:
     """What a front must know of the predictor to stand in for it (sent once the model loaded)."""
     generate = getattr(instance, "generate", None)
     facts: dict[str, Any] = {
         "class": type(instance).__name__,
         "predict": callable(getattr(instance, "predict", None)),
+        "batches": callable(getattr(instance, "predict_batch", None)),
         "oip_tensors": getattr(type(instance), "oip_tensors", "numpy"),
         "generate": None,
         "context_length": getattr(instance, "context_length", None),
@@ -169,7 +249,7 @@ def describe(instance: Any) -> dict[str, Any]:
     return facts
 
 
-def remote_predictor(facts: dict[str, Any], link: ModelLink) -> Any:
+def remote_predictor(facts: dict[str, Any], link: ModelLink | Links) -> Any:
     """An object with the predictor's methods (all async) that run in the model process. It has no
     predict_batch and no warmup: the model process batches across every front and has warmed up."""
     cls = type(facts["class"], (), {"oip_tensors": facts["oip_tensors"], "__module__": "mlkit_runtime.model_process"})

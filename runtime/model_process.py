@@ -19,7 +19,7 @@ from .admission import Admission
 from .batching import Batcher, RequestState, current
 from .errors import PredictorLoadError
 from .metrics import Metrics
-from .model_link import describe, error_to_wire, frame, read_frame
+from .model_link import Framed, connect, describe, error_to_wire
 from .predictor import Predictor, construct, load_class
 from .settings import Settings
 from .startup import Startup
@@ -42,7 +42,8 @@ class ModelServer:
             self.batcher.start()
         s = self.settings
         mode = f"batching up to {s.max_batch_size} within {s.max_wait_ms:g} ms across fronts" if self.batcher else "no batching (no predict_batch)"
-        logs.log.info("model process %d ready: %s", os.getpid(), mode)
+        pinned = f" on CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in os.environ else ""
+        logs.log.info("model process %d ready%s: %s", os.getpid(), pinned, mode)
         await asyncio.gather(*(self.serve(n, sock) for n, sock in enumerate(socks)))
         logs.log.info("model process %d: all %d fronts closed their links; exiting", os.getpid(), len(socks))
         if self.batcher is not None:
@@ -50,23 +51,28 @@ class ModelServer:
         self.executor.shutdown(wait=True)
 
     async def serve(self, front: int, sock: socket.socket) -> None:
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**26)
         tasks: set[asyncio.Task[None]] = set()
-        while (message := await read_frame(reader)) is not None:
+        loop = asyncio.get_running_loop()
+        link: Framed
+
+        def received(message: tuple[Any, ...]) -> None:
             i, op, *args = message
             if op == "cancel":
                 task = self.streams.pop((front, i), None)
                 if task is not None:
                     task.cancel()
-                continue
-            task = asyncio.get_running_loop().create_task(self.answer(front, i, op, args, writer))
+                return
+            task = loop.create_task(self.answer(front, i, op, args, link))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+
+        link = await connect(sock, received, lambda: None)
+        await link.closed
         if tasks:  # the front closed its link: it has nothing waiting, but let what runs end
             await asyncio.gather(*tasks, return_exceptions=True)
-        writer.close()
+        link.close()
 
-    async def answer(self, front: int, i: int, op: str, args: list[Any], writer: asyncio.StreamWriter) -> None:
+    async def answer(self, front: int, i: int, op: str, args: list[Any], link: Framed) -> None:
         state = RequestState()  # the batch size this request went in, for the front's access log
         current.set(state)
         try:
@@ -87,38 +93,43 @@ class ModelServer:
             else:
                 raise ValueError(f"unknown operation {op!r}")
         except Exception as exc:
-            writer.write(frame((i, "err", error_to_wire(exc))))
+            link.send((i, "err", error_to_wire(exc)))
             return
         if streaming.is_generator(result) or (op == "generate" and (hasattr(result, "__next__") or hasattr(result, "__anext__"))):
-            writer.write(frame((i, "stream")))
+            link.send((i, "stream"))
             task = asyncio.current_task()
             assert task is not None
             self.streams[(front, i)] = task
             source = streaming.Source(result, self.executor)
             try:
                 async for item in source:
-                    writer.write(frame((i, "chunk", item)))
-                    await writer.drain()
-                writer.write(frame((i, "end")))
+                    link.send((i, "chunk", item))
+                    await link.drain()
+                link.send((i, "end"))
             except asyncio.CancelledError:
                 pass
             except Exception as exc:
-                writer.write(frame((i, "err", error_to_wire(exc))))
+                link.send((i, "err", error_to_wire(exc)))
             finally:
                 self.streams.pop((front, i), None)
                 await source.aclose()
             return
         try:
-            writer.write(frame((i, "ok", result, state.batch_size)))
+            link.send((i, "ok", result, state.batch_size))
         except Exception as exc:  # a result that cannot be pickled
-            writer.write(frame((i, "err", error_to_wire(TypeError(f"the result cannot be sent to the front: {exc}")))))
+            link.send((i, "err", error_to_wire(TypeError(f"the result cannot be sent to the front: {exc}"))))
 
 
-def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None) -> None:
-    """The model process: load, tell the parent (`status`) the predictor's facts or the error, serve."""
+def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None,
+         device: str | None = None) -> None:
+    """The model process: load, tell the parent (`status`) the predictor's facts or the error, serve.
+    `device`: the CUDA_VISIBLE_DEVICES it sees (one model process per device), set before the
+    predictor imports torch; None leaves the pod's."""
     from .parent_death import die_with_parent
 
     die_with_parent()
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
     for end in front_ends:  # the fronts' ends: held here, they would never report the fronts gone
         end.close()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

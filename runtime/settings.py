@@ -78,6 +78,12 @@ class Settings:
                           "process that loads the predictor once and batches across them; auto: from the CPU quota of the cgroup "
                           "(docs/guides/processes.md)."},
     )
+    model_processes: str = field(
+        default="1",
+        metadata={"help": "Model processes: 1 loads the predictor once, seeing every device (the default); auto: one per visible GPU "
+                          "(CUDA_VISIBLE_DEVICES, else NVIDIA_VISIBLE_DEVICES), each pinned to its GPU; N: N processes, round-robin over "
+                          "the GPUs. More than one runs behind HTTP fronts (docs/guides/front-processes.md)."},
+    )
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
     debug: bool = field(default=False, metadata={"help": "Show the traceback when the predictor fails to load (otherwise one line)."})
@@ -118,6 +124,7 @@ class Settings:
         self.predictor_config()
         self.monitoring()
         self.front_count()
+        self.model_devices()
         if self.api_keys_file:
             from .auth import ApiKeys  # reads the file now, so a missing or empty one stops start-up
 
@@ -134,6 +141,16 @@ class Settings:
         if int(self.fronts) > 1 and self.mode != "realtime":
             raise SettingsError(f"--fronts / MLKIT_FRONTS: {self.fronts} fronts serve realtime APIs only; an async {self.mode} runs in one process")
         return int(self.fronts)
+
+    def model_devices(self) -> list[str | None]:
+        """One entry per model process: the CUDA_VISIBLE_DEVICES it is pinned to, or None (runtime/devices.py)."""
+        from .devices import model_process_devices
+
+        devices = model_process_devices(self.model_processes)
+        if len(devices) > 1 and self.mode != "realtime":
+            raise SettingsError(f"--model-processes / MLKIT_MODEL_PROCESSES: {len(devices)} model processes serve realtime APIs only; "
+                                f"an async {self.mode} runs in one process")
+        return devices
 
     def check_async(self) -> None:
         modes = ("realtime", "front", "worker", "async")

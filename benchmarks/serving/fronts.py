@@ -114,12 +114,18 @@ def main() -> None:
     p.add_argument("--model", default="cnn", choices=["mlp", "cnn", "encoder"])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=6, help="seconds per load run")
+    p.add_argument("--latency", type=int, default=0, metavar="N",
+                   help="only c=1 latency: both servers up at once, N one-second runs of each, alternating run by run (load drifts less between them)")
+    p.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY), help="closed-loop clients per run (c=1 alone for latency work)")
     args = p.parse_args()
     if shutil.which("hey") is None or shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
         sys.exit("needs `hey`, `taskset` and two cores")
     import models
 
-    runs: dict[str, list[dict]] = {f"{mode}@{c}": [] for mode in MODES for c in CONCURRENCY}
+    if args.latency:
+        latency(args.model, args.latency)
+        return
+    runs: dict[str, list[dict]] = {f"{mode}@{c}": [] for mode in MODES for c in args.concurrency}
     forwards: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         body = Path(tmp) / "body.json"
@@ -132,7 +138,7 @@ def main() -> None:
                 server = Server(mode, args.model, payload, Path(tmp) / f"{mode}.log")
                 try:
                     hey(server.url, body, 16, 2)  # warm-up
-                    for c in CONCURRENCY:
+                    for c in args.concurrency:
                         r = measure(server, body, c, args.duration)
                         runs[f"{mode}@{c}"].append(r)
                         cpu = json.dumps({k: round(v["main"] + v["threads"]) for k, v in r["cpu_us"].items()})
@@ -140,23 +146,51 @@ def main() -> None:
                         print(f"  {mode:7} c={c:<3} {line}", file=sys.stderr)
                 finally:
                     server.stop()
-    report(args.model, forwards, runs)
+    report(args.model, forwards, runs, args.concurrency)
 
 
-def report(model: str, forwards: list[float], runs: dict[str, list[dict]]) -> None:
+def latency(model: str, runs: int) -> None:
+    """c=1 p50 of each mode, from one-second runs alternating between two servers that are up together."""
+    import models
+
+    p50: dict[str, list[float]] = {mode: [] for mode in MODES}
+    with tempfile.TemporaryDirectory() as tmp:
+        body = Path(tmp) / "body.json"
+        payload = json.dumps(models.payload(model)).encode()
+        body.write_bytes(payload)
+        servers = {mode: Server(mode, model, payload, Path(tmp) / f"{mode}.log") for mode in MODES}
+        try:
+            for server in servers.values():
+                hey(server.url, body, 1, 1)  # warm-up
+            for n in range(runs):
+                for mode in MODES if n % 2 == 0 else reversed(MODES):
+                    p50[mode].append(hey(servers[mode].url, body, 1, 1)["p50_ms"])
+        finally:
+            for server in servers.values():
+                server.stop()
+    single, fronts = statistics.median(p50["single"]), statistics.median(p50["fronts"])
+    print(f"{model}, c=1, {runs} alternating one-second runs each: p50 single {single:.2f} ms, fronts {fronts:.2f} ms: {fronts / single:.2f}x (target <= 1.10)")
+    print(f"  single p50s: {' '.join(f'{v:.2f}' for v in p50['single'])}")
+    print(f"  fronts p50s: {' '.join(f'{v:.2f}' for v in p50['fronts'])}")
+
+
+def report(model: str, forwards: list[float], runs: dict[str, list[dict]], concurrency: list[int]) -> None:
     def med(key: str, field: str) -> float:
         return statistics.median(r[field] for r in runs[key])
 
     forward = statistics.median(forwards)
     print(f"| {model}, closed loop | single process req/s | fronts=2 req/s | single / bare | fronts / bare | p50 single ms | p50 fronts ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for c in CONCURRENCY:
+    for c in concurrency:
         s, f = med(f"single@{c}", "rps"), med(f"fronts@{c}", "rps")
         p50s, p50f = med(f"single@{c}", "p50_ms"), med(f"fronts@{c}", "p50_ms")
         print(f"| c={c} | {s:.0f} | {f:.0f} | {s / forward:.2f} | {f / forward:.2f} | {p50s:.2f} | {p50f:.2f} |")
     print()
     print(f"bare forward at batch 8 on core 0: {forward:.0f} samples/s (median of {len(forwards)})")
-    print(f"c=1 p50, fronts / single: {med('fronts@1', 'p50_ms') / med('single@1', 'p50_ms'):.2f}x (target <= 1.10)")
+    if 1 in concurrency:
+        print(f"c=1 p50, fronts / single: {med('fronts@1', 'p50_ms') / med('single@1', 'p50_ms'):.2f}x (target <= 1.10)")
+    if 16 not in concurrency:
+        return
     fronts_mb = [mb for r in runs["fronts@16"] for mb in r["front_mb"]]
     single_mb = [mb for r in runs["single@16"] for mb in r["model_mb"]]
     model_mb = [mb for r in runs["fronts@16"] for mb in r["model_mb"]]

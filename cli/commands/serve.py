@@ -93,6 +93,8 @@ def command(
         "max_in_flight": chosen.concurrency.max_in_flight,
         "max_queue": chosen.concurrency.max_queue,
         "fronts": fronts or str(chosen.concurrency.fronts or 1),
+        # On a laptop the GPUs are the machine's: `auto` counts the visible ones (one process where there are none).
+        "model_processes": "auto" if chosen.concurrency.model_per_gpu else "1",
         "debug": state.debug,
     }
     if chosen.monitoring is not None:

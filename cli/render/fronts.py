@@ -17,3 +17,11 @@ def api_fronts(api: Api) -> int:
     if api.kind != "realtime" or api.engine is not None:
         return 1
     return api.concurrency.fronts or 1
+
+
+def api_model_processes(api: Api) -> int:
+    """Model processes in a realtime API's pods: one per GPU where `concurrency.model_per_gpu` asks (the
+    runtime pins each to one of the GPUs the device plugin gave the container), else one that sees them all."""
+    if api.kind != "realtime" or api.engine is not None or not api.concurrency.model_per_gpu:
+        return 1
+    return max(1, api.compute.gpu)

@@ -14,7 +14,7 @@ from ..spec import accelerators as acc
 from ..spec.schema import Api, NodePool, Spec
 from . import automode, models, wake
 from .facts import Facts
-from .fronts import api_fronts
+from .fronts import api_fronts, api_model_processes
 
 SYSTEM_NAMESPACE = "mlkit-system"  # where the add-ons stack installs KEDA and Prometheus
 PROMETHEUS_URL = f"http://prometheus-server.{SYSTEM_NAMESPACE}.svc.cluster.local"
@@ -211,6 +211,8 @@ def _runtime_env(api: Api, track: Track, drain_timeout: int) -> dict[str, str]:
     }
     if (fronts := api_fronts(api)) > 1:  # only then: one process is the runtime's default
         env["MLKIT_FRONTS"] = str(fronts)
+    if (models := api_model_processes(api)) > 1:
+        env["MLKIT_MODEL_PROCESSES"] = str(models)
     if api.api_keys:
         env["MLKIT_API_KEYS_FILE"] = "/etc/mlkit/api-keys/keys"
     if api.monitoring is not None:

@@ -322,6 +322,10 @@ def _kinds(spec: Spec) -> Iterator[Problem]:
         loc: Loc = ("apis", i)
         if (api.concurrency.fronts or 1) > 1 and (api.kind != "realtime" or api.engine is not None):
             yield Problem(loc + ("concurrency", "fronts"), "several front processes serve a realtime predictor API only; remove it")
+        if api.concurrency.model_per_gpu and (api.kind != "realtime" or api.engine is not None):
+            yield Problem(loc + ("concurrency", "model_per_gpu"), "model processes per GPU serve a realtime predictor API only; remove it")
+        elif api.concurrency.model_per_gpu and api.compute.gpu < 2:
+            yield Problem(loc + ("concurrency", "model_per_gpu"), f"needs `compute.gpu` of 2 or more (it is {api.compute.gpu}); remove it or ask for more GPUs")
         for block in ("batch", "task"):
             if getattr(api, block) is not None and api.kind != block:
                 yield Problem(loc + (block,), f"only for `kind: {block}` (this API is `kind: {api.kind}`); set the kind or remove it")

@@ -427,6 +427,12 @@ class Concurrency(Strict):
                     "Unset: 1 (one process, as before; the split is opt-in while a lone request still pays a hop to the model process). "
                     "Realtime predictor APIs only (docs/guides/processes.md).",
     )
+    model_per_gpu: bool = Field(
+        False, strict=True,
+        description="One model process per GPU of the replica (`compute.gpu` above 1), each pinned to its GPU, with the fronts spreading "
+                    "requests over them; false: one model process sees every GPU (a model sharded across them needs that). "
+                    "Realtime predictor APIs only (docs/guides/processes.md).",
+    )
 
 
 class Rollout(Strict):

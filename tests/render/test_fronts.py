@@ -23,8 +23,8 @@ apis:
 """
 
 
-def runtime_env(extra: str) -> dict[str, str]:
-    files = render(loads(SPEC + extra), Facts())
+def runtime_env(extra: str, spec: str = SPEC) -> dict[str, str]:
+    files = render(loads(spec + extra), Facts())
     deployment = yaml.safe_load(files["infra/k8s/cnn/deployment.yaml"])
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e["value"] for e in container["env"]}
@@ -54,3 +54,31 @@ def test_fronts_are_for_realtime_apis_only() -> None:
 @pytest.mark.parametrize("value", ["0", "65", "two", "1.5"])
 def test_a_bad_front_count_is_refused(value: str) -> None:
     assert "fronts" in only(SPEC + f"    concurrency: {{fronts: {value}}}\n")
+
+
+GPU_SPEC = SPEC.replace("{name: cpu, instance_type: m6i.4xlarge}", "{name: gpu, instance_type: g5.12xlarge}")  # 4 A10G
+
+
+@pytest.mark.parametrize(
+    ("extra", "processes"),
+    [
+        ("    compute: {gpu: 4}\n", None),  # one model process sees every GPU unless the spec asks
+        ("    compute: {gpu: 4}\n    concurrency: {model_per_gpu: false}\n", None),
+        ("    compute: {gpu: 4}\n    concurrency: {model_per_gpu: true}\n", "4"),
+        ("    compute: {gpu: 2}\n    concurrency: {model_per_gpu: true, fronts: 3}\n", "2"),
+    ],
+)
+def test_model_processes_follow_the_gpu_count_where_the_spec_asks(extra: str, processes: str | None) -> None:
+    assert runtime_env(extra, GPU_SPEC).get("MLKIT_MODEL_PROCESSES") == processes
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ("    compute: {gpu: 1}\n    concurrency: {model_per_gpu: true}\n", "needs `compute.gpu` of 2 or more (it is 1)"),
+        ("    kind: async\n    compute: {gpu: 2}\n    concurrency: {model_per_gpu: true}\n", "realtime predictor API only"),
+    ],
+)
+def test_model_per_gpu_is_refused_where_it_cannot_apply(extra: str, says: str) -> None:
+    found = only(GPU_SPEC + extra)
+    assert "apis[0].concurrency.model_per_gpu" in found and says in found

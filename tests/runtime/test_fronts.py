@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from mlkit_runtime.cpus import cgroup_cpus, fronts_for
+from mlkit_runtime.devices import model_process_devices
 from mlkit_runtime.settings import Settings, SettingsError
 from tests.runtime.conftest import PREDICTORS, start, stop
 
@@ -146,3 +147,90 @@ def test_the_cgroup_quota_is_read(tmp_path: Path) -> None:
     cpu_max.write_text("max 100000\n")
     assert cgroup_cpus(cpu_max) is None
     assert cgroup_cpus(tmp_path / "absent") is None
+
+
+# One model process per device: CPU "devices" stand in for GPUs (CUDA_VISIBLE_DEVICES set for the pod).
+DEVICES = {"CUDA_VISIBLE_DEVICES": "3,5"}
+
+
+def test_one_model_process_per_device_each_pinned_and_both_used(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:OnDevice", "--fronts", "2", "--model-processes", "auto", env=DEVICES)
+    try:
+        answers = post_many(server.url, 32, {"sleep": 0.1})
+        assert [r.status_code for r in answers] == [200] * 32
+        loads = (tmp_path / "loads.txt").read_text().split()
+        assert len(loads) == 2 and len(set(loads)) == 2, loads  # one copy per device, none per front
+        pinned = {r.json()["pid"]: r.json()["device"] for r in answers}
+        assert set(pinned) == {int(pid) for pid in loads}  # both used
+        assert sorted(pinned.values()) == ["3", "5"]  # each sees its own device only
+        assert "2 model processes" in server.output() and "pinned to CUDA_VISIBLE_DEVICES 3, 5" in server.output()
+    finally:
+        stop(server)
+
+
+def test_with_several_model_processes_drain_ends_with_them(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:OnDevice", "--fronts", "2", "--model-processes", "2", "--drain-delay-s", "0.3", env=DEVICES)
+    with ThreadPoolExecutor(4) as pool:
+        held = [pool.submit(post_many, server.url, 1, {"sleep": 1.5}) for _ in range(4)]
+        time.sleep(0.5)
+        server.proc.send_signal(signal.SIGTERM)
+        assert [f.result()[0].status_code for f in held] == [200] * 4
+    assert server.proc.wait(timeout=30) == 0
+    text = server.output()
+    answers = [m.end() for m in re.finditer(r'"status":200', text)]
+    models_done = [m.start() for m in re.finditer(r"all 2 fronts closed their links", text)]
+    assert len(answers) == 4 and len(models_done) == 2 and max(answers) < min(models_done), text
+    assert "drained: 2 fronts, then the model processes, exited" in text
+
+
+def test_one_dying_model_process_of_several_stops_the_pod(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:OnDevice", "--fronts", "2", "--model-processes", "2", env=DEVICES)
+    try:
+        os.kill(int((tmp_path / "loads.txt").read_text().split()[1]), signal.SIGKILL)
+        assert server.proc.wait(timeout=30) == 1
+        assert re.search(r"model process mlkit-model-\d exited with -9 while serving; stopping the fronts", server.output())
+    finally:
+        stop(server)
+
+
+@pytest.mark.parametrize(("setting", "env", "devices"), [
+    ("1", {"CUDA_VISIBLE_DEVICES": "0,1"}, [None]),  # the default: one process sees every GPU (a model sharded across them)
+    ("auto", {}, [None]),
+    ("auto", {"CUDA_VISIBLE_DEVICES": "0"}, [None]),
+    ("auto", {"CUDA_VISIBLE_DEVICES": "2,GPU-abc"}, ["2", "GPU-abc"]),
+    ("auto", {"NVIDIA_VISIBLE_DEVICES": "GPU-a,GPU-b,GPU-c"}, ["0", "1", "2"]),  # the device plugin's: numbered from 0 inside
+    ("auto", {"NVIDIA_VISIBLE_DEVICES": "all"}, [None]),
+    ("auto", {"NVIDIA_VISIBLE_DEVICES": "void"}, [None]),
+    ("auto", {"CUDA_VISIBLE_DEVICES": "", "NVIDIA_VISIBLE_DEVICES": "GPU-a,GPU-b"}, [None]),  # hidden from CUDA on purpose
+    ("3", {"CUDA_VISIBLE_DEVICES": "0,1"}, ["0", "1", "0"]),  # more processes than GPUs share them round-robin
+    ("2", {}, [None, None]),  # CPU "devices"
+])
+def test_model_processes_follow_the_visible_devices(setting: str, env: dict, devices: list) -> None:
+    assert model_process_devices(setting, env) == devices
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many", "-2"])
+def test_a_bad_model_process_count_is_one_line_exit_2(value: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlkit_runtime", "--predictor", f"{PREDICTORS / 'fronts.py'}:Counted", "--model-dir", str(tmp_path),
+         "--port", "0", "--model-processes", value],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: --model-processes / MLKIT_MODEL_PROCESSES must be auto or a number from 1 to 64, got {value!r}"), proc.stderr
+
+
+def test_fronts_log_start_up_once_and_the_predictors_own_traceback(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Raises", "--fronts", "3")
+    try:
+        r = httpx.post(server.url + "/predict", json={"x": 1}, timeout=30)
+        assert r.status_code == 500
+        time.sleep(0.3)
+        text = server.output()
+    finally:
+        stop(server)
+    assert text.count("startup: process") == 1 and text.count("ready in every front: batched in the model process") == 1, text
+    assert "no batching" not in text  # a front's stand-in has no predict_batch; the model process batches
+    # The front logs where the predictor raised (its frames, sent from the model process), not the link's plumbing.
+    assert "(raised in the model process)" in text and 'fronts.py", line' in text and "in check" in text, text
+    assert "model_link.py" not in text, text

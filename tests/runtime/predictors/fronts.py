@@ -20,3 +20,20 @@ class Counted:
     def predict_batch(self, payloads):
         time.sleep(max((p.get("sleep", 0) if isinstance(p, dict) else 0) for p in payloads))
         return [{"pid": os.getpid(), "batch": len(payloads)} for _ in payloads]
+
+
+class OnDevice(Counted):
+    """Counted, answering also the CUDA_VISIBLE_DEVICES its model process was pinned to."""
+
+    def predict_batch(self, payloads):
+        return [dict(answer, device=os.environ.get("CUDA_VISIBLE_DEVICES")) for answer in super().predict_batch(payloads)]
+
+
+class Raises(Counted):
+    """predict_batch raises from a helper, so a traceback has the predictor's own frames."""
+
+    def predict_batch(self, payloads):
+        return self.check(payloads)
+
+    def check(self, payloads):
+        raise ValueError("the model cannot take this")
