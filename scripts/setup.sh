@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+# Checkov's venv shares nothing with .venv, so it is built at the same time (most of either install is
+# waiting on downloads); its result is checked at the end.
+if [ "${MLKIT_SKIP_CHECKOV:-0}" != "1" ] && [ ! -x .venv-checkov/bin/checkov ]; then
+  "$PYTHON" -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install -q checkov &
+  checkov_pid=$!
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
@@ -43,7 +50,8 @@ if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1
     || echo "could not install$missing; their tests will skip" >&2
 fi
 
-if [ "${MLKIT_SKIP_CHECKOV:-0}" != "1" ] && [ ! -x .venv-checkov/bin/checkov ]; then
-  "$PYTHON" -m venv .venv-checkov
-  .venv-checkov/bin/python -m pip install -q checkov
+if [ -n "${checkov_pid:-}" ] && ! wait "$checkov_pid"; then
+  echo "setup.sh: installing checkov into .venv-checkov failed" >&2
+  rm -rf .venv-checkov  # no half-made venv that the next run would take for a finished one
+  exit 1
 fi

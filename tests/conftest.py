@@ -114,7 +114,13 @@ def local_server(args: list[str], log_path: Path, env: dict | None = None):
         yield port
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            # A stand-in's own exit is not under test: a moto server that holds a stack's state takes a CPU-second
+            # or two to tear down, which on a loaded 2-core machine (load 16) ran past 10 s and errored six of the eight e2e tests at teardown.
+            proc.kill()
+            proc.wait(timeout=10)
         log.close()
 
 
@@ -303,6 +309,31 @@ SERIAL_TESTS = {
 # Test files that use one session-wide server are kept on one worker (pytest_xdist_make_scheduler), so that
 # the server starts once; every other file is a group of its own, so that a module's fixtures are made once.
 SHARED_SERVERS = {"llm_server": "llm", "scraped_runtime": "scraped"}
+# The moto end-to-end tests (marked `e2e`) spend most of a minute or two waiting on the aws provider's own
+# polls (an S3 lifecycle configuration alone: about 55 s of GETs 5 s apart until three answers agree; a KMS
+# key, a VPC: 10 s each), not on the CPU. scripts/test.sh runs them in a phase of their own beside the
+# parallel phase, on their own workers, so that the waits overlap with other tests' work; it collects them
+# from E2E_DIR only (collecting the whole tree again costs each worker 13 CPU-seconds), so an `e2e` test
+# elsewhere stops the run. Each makes its own moto server and stack (no module fixtures), so each is a
+# group of its own.
+E2E_DIR = "tests/terraform/"
+E2E_FILES = ("tests/terraform/test_e2e_moto", "tests/terraform/test_batch_access_moto.py")
+# Rough seconds of the longest groups (durations of a whole CI run on the 2-core machine, 2026-12-06): the
+# scheduler hands these out first, longest first, so that none starts last and runs alone at the end. Only
+# the order depends on them; a stale figure costs time, never a test. Other groups follow, larger first.
+EXPECTED_SECONDS = {
+    "tests/terraform/test_e2e_moto_karpenter.py::test_karpenter_stack_applies_replans_clean_and_destroys": 150,
+    "tests/terraform/test_e2e_moto.py::test_apply_replan_destroy": 140,
+    "tests/terraform/test_e2e_moto_async.py::test_async_stack_applies_its_queue_lifecycle_and_grants_replans_clean_and_destroys": 130,
+    "tests/terraform/test_e2e_moto_automode.py::test_auto_mode_stack_applies_replans_clean_and_destroys": 125,
+    "tests/terraform/test_e2e_moto_automode.py::test_moving_from_karpenter_to_auto_mode_keeps_karpenter_until_its_nodes_are_gone": 90,
+    "tests/terraform/test_e2e_moto_karpenter.py::test_moving_from_node_groups_to_karpenter_keeps_the_old_groups_until_the_pods_moved": 82,
+    "tests/terraform/test_e2e_moto_automode.py::test_moving_from_node_groups_to_auto_mode_turns_it_on_in_place_and_keeps_the_old_groups": 81,
+    "tests/terraform/test_batch_access_moto.py::test_the_batch_role_writes_its_job_prefix_and_nothing_else": 67,
+    "tests/runtime/test_async_clouds.py": 87,
+    "llm": 80,
+    "tests/deploy/test_pod_contract.py": 53,
+}
 
 
 def serial(item: pytest.Item) -> bool:
@@ -316,19 +347,42 @@ def serial(item: pytest.Item) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if lost := sorted(t for t in SERIAL_TESTS if f"def {t.split('::')[1].split('[')[0]}(" not in (REPO / t.split("::")[0]).read_text()):
         raise pytest.UsageError(f"tests/conftest.py SERIAL_TESTS names tests that are not there (renamed?): {lost}")
+    if stale := sorted(group for group in EXPECTED_SECONDS if not expected_group_exists(group)):
+        raise pytest.UsageError(f"tests/conftest.py EXPECTED_SECONDS names groups that are not there (renamed?): {stale}")
+
+
+def expected_group_exists(group: str) -> bool:
+    """Whether an EXPECTED_SECONDS key is still a group: a shared server's, a test file, or a test in an e2e file."""
+    if group in SHARED_SERVERS.values():
+        return True
+    path, _, name = group.partition("::")
+    return (REPO / path).is_file() and (not name or f"def {name}(" in (REPO / path).read_text())
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     if serial(item):
         item.add_marker(pytest.mark.serial)
+    if item.get_closest_marker("e2e") and not item.nodeid.startswith(E2E_DIR):
+        raise pytest.UsageError(f"{item.nodeid} is marked e2e outside {E2E_DIR}: scripts/test.sh collects e2e tests from there only")
 
 
 @functools.cache
-def scheduling_group(path: str) -> str:
+def file_group(path: str) -> str:
     """A test file's group: the session-wide server its tests read from, else the file itself."""
     text = (REPO / path).read_text() if (REPO / path).is_file() else ""
     shared = [group for fixture, group in SHARED_SERVERS.items() if re.search(rf"\b{fixture}\b", text)]
     return shared[0] if shared else path
+
+
+def scheduling_group(nodeid: str) -> str:
+    """A test's group: itself in the moto end-to-end files (without parameters: those share nothing), else its file's."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid.split("[", 1)[0] if path.startswith(E2E_FILES) else file_group(path)
+
+
+def ranked(groups: dict[str, dict[str, bool]]) -> list[str]:
+    """The groups in the order workers get them: the known long ones first, longest first; then larger groups first."""
+    return sorted(groups, key=lambda scope: (-EXPECTED_SECONDS.get(scope, 0), -len(groups[scope])))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
@@ -341,6 +395,30 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
     class FileGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return scheduling_group(nodeid.split("::", 1)[0])
+            return scheduling_group(nodeid)
+
+        def schedule(self) -> None:
+            # xdist's LoadScopeScheduling.schedule, but with the groups in the order of `ranked`: xdist orders
+            # them by their number of tests, which puts a file of one two-minute test last, alone at the end.
+            assert self.collection_is_completed
+            if self.collection is not None or not self._check_nodes_have_same_collection():
+                return super().schedule()  # a later call reschedules; a collection mismatch is reported there
+            self.collection = list(next(iter(self.registered_collections.values())))
+            if not self.collection:
+                return
+            groups: dict[str, dict[str, bool]] = {}
+            for nodeid in self.collection:
+                groups.setdefault(self._split_scope(nodeid), {})[nodeid] = False
+            for scope in ranked(groups):
+                self.workqueue[scope] = groups[scope]
+            for _ in range(len(self.nodes) - len(self.workqueue)):  # more workers than groups
+                self.assigned_work.popitem()[0].shutdown()
+            for node in self.nodes:
+                self._assign_work_unit(node)
+            for node in self.nodes:  # each worker starts with two groups where there are enough (as xdist does)
+                self._reschedule(node)
+            if not self.workqueue:
+                for node in self.nodes:
+                    node.shutdown()
 
     return FileGroups(config, log)
