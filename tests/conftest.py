@@ -318,6 +318,9 @@ SHARED_SERVERS = {"llm_server": "llm", "scraped_runtime": "scraped"}
 # group of its own.
 E2E_DIR = "tests/terraform/"
 E2E_FILES = ("tests/terraform/test_e2e_moto", "tests/terraform/test_batch_access_moto.py")
+# Files whose tests share no module fixtures and take minutes each (the 1,000-request async runs, one per
+# cloud): each test, parameters included, is a group of its own, so that two of them run on two workers.
+SPLIT_FILES = ("tests/runtime/test_async_clouds.py",)
 # Rough seconds of the longest groups (durations of a whole CI run on the 2-core machine, 2026-12-06): the
 # scheduler hands these out first, longest first, so that none starts last and runs alone at the end. Only
 # the order depends on them; a stale figure costs time, never a test. Other groups follow, larger first.
@@ -330,7 +333,8 @@ EXPECTED_SECONDS = {
     "tests/terraform/test_e2e_moto_karpenter.py::test_moving_from_node_groups_to_karpenter_keeps_the_old_groups_until_the_pods_moved": 82,
     "tests/terraform/test_e2e_moto_automode.py::test_moving_from_node_groups_to_auto_mode_turns_it_on_in_place_and_keeps_the_old_groups": 81,
     "tests/terraform/test_batch_access_moto.py::test_the_batch_role_writes_its_job_prefix_and_nothing_else": 67,
-    "tests/runtime/test_async_clouds.py": 87,
+    "tests/runtime/test_async_clouds.py::test_every_request_completes_once_through_killed_and_stopped_workers[gcp]": 180,
+    "tests/runtime/test_async_clouds.py::test_every_request_completes_once_through_killed_and_stopped_workers[aws]": 120,
     "llm": 80,
     "tests/deploy/test_pod_contract.py": 53,
 }
@@ -356,7 +360,7 @@ def expected_group_exists(group: str) -> bool:
     if group in SHARED_SERVERS.values():
         return True
     path, _, name = group.partition("::")
-    return (REPO / path).is_file() and (not name or f"def {name}(" in (REPO / path).read_text())
+    return (REPO / path).is_file() and (not name or f"def {name.split('[', 1)[0]}(" in (REPO / path).read_text())
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -375,8 +379,11 @@ def file_group(path: str) -> str:
 
 
 def scheduling_group(nodeid: str) -> str:
-    """A test's group: itself in the moto end-to-end files (without parameters: those share nothing), else its file's."""
+    """A test's group: itself in the moto end-to-end files (without parameters: those share nothing) and in
+    SPLIT_FILES (with them), else its file's."""
     path = nodeid.split("::", 1)[0]
+    if path.startswith(SPLIT_FILES):
+        return nodeid
     return nodeid.split("[", 1)[0] if path.startswith(E2E_FILES) else file_group(path)
 
 
