@@ -19,7 +19,7 @@ from tests.conftest import assert_one_line_error, mlkit
 # predict_batch of n payloads takes FIXED + PER_ITEM * n seconds (a sleep: no CPU, so the two shared
 # cores of the test machine disturb it little). One batch runs at a time, so a replica serves at most
 # n / (FIXED + PER_ITEM * n) requests per second with batches of n (less where batches leave part-full).
-FIXED, PER_ITEM = 0.020, 0.001
+FIXED, PER_ITEM = 0.040, 0.002
 KNOWN_COST = f"""
 import time
 
@@ -74,13 +74,14 @@ def check_arithmetic(out: dict, rps: float) -> None:
 def test_three_runs_of_a_known_cost_agree(project):
     """Three runs in a row recommend the same configuration, and each configuration's capacities agree
     within the spreads the runs report (the intervals capacity ± spread overlap pairwise). Batch 16
-    (444 req/s at saturation) against batch 8 (286): apart by more than any spread, so the ranking
-    must say 16 every time; each run's figures also follow the arithmetic. The p99 target (150 ms, about
-    four batches of 16) leaves room to near saturation, and makes each rate's run 1.5 s (sweep.horizon)."""
+    (222 req/s at saturation) against batch 8 (143): apart by more than any spread, so the ranking
+    must say 16 every time; each run's figures also follow the arithmetic. Each rate runs 3 s (p99
+    target / tolerance, sweep.horizon). Halving the cost and the target (1.5 s a rate) was tried and
+    was more fragile on a busy machine: a stall of 100 ms fails a 150 ms p99, and ties followed."""
     proj = project("sentiment")
     (proj / "predictor.py").write_text(KNOWN_COST)
-    rps = 800.0
-    args = ["--rps", str(rps), "--p99-ms", "150", "--batch-sizes", "8,16", "--wait-ms", "5", "--seconds", "0.25", "--json"]
+    rps = 400.0
+    args = ["--rps", str(rps), "--p99-ms", "300", "--batch-sizes", "8,16", "--wait-ms", "5", "--seconds", "0.25", "--json"]
     runs = []
     for _ in range(3):
         result = mlkit("bench", *args, cwd=proj, timeout=300)
@@ -108,7 +109,7 @@ def test_a_rate_over_what_a_replica_serves_fails_however_short_the_windows(proje
     """15% over batch 8's saturation, at a 300 ms target, in windows of 0.25 s asked for: every request is
     answered within the lag and the windows' throughput agrees, so only the latency can show that the
     queue grows (by 15% of capacity a second, from an idle replica). Three windows of 0.25 s did not
-    show it and passed this rate (p99 about 210 ms); windows long enough to span p99 target /
+    show it and passed this rate in 2 of 3 tries (p99 about 280 ms); windows long enough to span p99 target /
     tolerance (3 s here, sweep.horizon) must fail it."""
     from mlkit.bench import sweep
     from mlkit.bench.server import Config, Target
