@@ -6,16 +6,17 @@ then step from 70% of it: up by 25% while the target holds, down by 40% while it
 geometric bisections between the best pass and the lowest failure until the two are within the
 stability tolerance of each other (three at most).
 
-Each rate is measured the way Triton's perf_analyzer measures a load level: in consecutive windows
-(of `seconds`, longer where a window would hold fewer than 50 requests, as its count_windows mode asks
-for, up to 10 s) until the last three agree, or `max_windows` were measured (its --max-trials, default 10: the
-time bound). perf_analyzer calls three windows stable when max/min of their throughput and of their
-latency are within its stability percentage (default 10%); here the throughput must agree within the
-tolerance and the three must give the same verdict on the targets. The verdict, not the latency
-figure, is what a capacity is read from, and a p99 of a few milliseconds on a shared machine moves by
-multiples from window to window while far below the target. A rate whose windows settled is judged
-on those three together; one that did not settle in `max_windows` is judged on all its windows
-together, and says so.
+Each rate is measured the way Triton's perf_analyzer measures a load level: in consecutive windows (of
+`seconds`, longer where a window would hold fewer than 50 requests, as its count_windows mode asks for,
+or where three windows would span less than p99 target / tolerance, the time a queue growing at the
+tolerance takes to show in the p99, see `horizon`; up to 10 s) until the last three agree, or
+`max_windows` were measured (its --max-trials, default 10: the time bound). perf_analyzer calls three
+windows stable when max/min of their throughput and of their latency are within its stability percentage
+(default 10%); here the throughput must agree within the tolerance and the three must give the same
+verdict on the targets. The verdict, not the latency figure, is what a capacity is read from, and a p99
+of a few milliseconds on a shared machine moves by multiples from window to window while far below the
+target. A rate whose windows settled is judged on those three together; one that did not settle in
+`max_windows` is judged on all its windows together, and says so.
 
 After every configuration's search, `second_look` measures each capacity rate once more (see there):
 a capacity is the highest rate that passed every time, and its spread covers how far the edge moved.
@@ -200,8 +201,25 @@ class Windows:
         """One window a rate (--quick): nothing to agree with, so nothing settles."""
         return self.max_windows == 1
 
-    def length(self, rate: float) -> float:
-        return max(self.seconds, min(MIN_REQUESTS / rate, MAX_WINDOW_S))
+    def length(self, rate: float, p99_target_ms: float) -> float:
+        """A window's length at `rate`: `seconds`, longer where it would hold under MIN_REQUESTS
+        requests, and long enough that the windows a verdict reads span `horizon` (up to MAX_WINDOW_S)."""
+        judged = 1 if self.rough else SETTLE_WINDOWS
+        return max(self.seconds, min(max(MIN_REQUESTS / rate, horizon(p99_target_ms, self.tolerance) / judged), MAX_WINDOW_S))
+
+
+def horizon(p99_target_ms: float, tolerance: float) -> float:
+    """Seconds of load after which a rate above capacity by more than `tolerance` must miss the p99 target.
+
+    Why: each window's requests are answered within the lag as long as the backlog is younger than
+    the target, so a replica offered (1 + e) times what it serves shows it only in the latency, and
+    the queue starts empty (each rate begins on an idle replica). The backlog then grows by e x capacity
+    requests a second, and a request sent t seconds in waits e x t for it; its latency reaches the
+    target once e x t does. Windows spanning less than target / tolerance let a rate over capacity by
+    more than the tolerance pass before its queue shows: 0.9 s of 0.3 s windows passed 1.17 x what a
+    replica could serve at a 300 ms target, every window answered in time and their throughput
+    agreeing. A run that lasts this long fails every rate over capacity by more than the tolerance."""
+    return p99_target_ms / 1000 / tolerance
 
 
 def _runner(url: str, body: bytes, connections: int, windows: Windows, p99_target_ms: float, progress: Callable[[str], None]) -> Callable[..., Point]:
@@ -216,7 +234,9 @@ def _runner(url: str, body: bytes, connections: int, windows: Windows, p99_targe
 
     def run(rate: float, look: int = 1) -> Point:
         measured = asyncio.run(
-            loadgen.run_windows(url, body, rate, windows.length(rate), enough, windows.max_windows, lag_s, connections=connections, grace_s=grace)
+            loadgen.run_windows(
+                url, body, rate, windows.length(rate, p99_target_ms), enough, windows.max_windows, lag_s, connections=connections, grace_s=grace
+            )
         )
         settled = not windows.rough and agree(measured, p99_target_ms, windows.tolerance)
         point = replace(measure(measured, p99_target_ms, settled), look=look)

@@ -69,7 +69,13 @@ def command(
     wait_ms: Annotated[str | None, typer.Option("--wait-ms", metavar="MS,MS", help="max_wait_ms values to try. Default: the spec's.")] = None,
     in_flight: Annotated[str | None, typer.Option("--max-in-flight", metavar="N,N", help="max_in_flight values to try. Default: the spec's.")] = None,
     seconds: Annotated[
-        float, typer.Option("--seconds", min=0.1, max=600, help="Length of each measurement window (longer where it would hold under 50 requests).")
+        float,
+        typer.Option(
+            "--seconds",
+            min=0.1,
+            max=600,
+            help="Length of each measurement window (longer where it would hold under 50 requests, or three last under p99 target / tolerance).",
+        ),
     ] = 0.5,
     stability: Annotated[
         float, typer.Option("--stability", min=1, max=100, help="Percent within which three consecutive windows' throughput must agree (as perf_analyzer's).")

@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,17 +155,60 @@ def cloud(request, tmp_path, monkeypatch) -> Cloud:
     return _gcp(pubsub, f"http://127.0.0.1:{port}", monkeypatch)
 
 
-def process(tmp_path: Path, cloud: Cloud, mode: str, *flags: str, wait: bool = True) -> Server:
-    return start(
-        tmp_path, "queued.py:Predictor", "--mode", mode, *cloud.flags, "--max-attempts", "2", "--visibility-timeout-s", str(VISIBILITY_S),
+Servers = Callable[..., Server]
+
+
+def left_running(folder: Path) -> list[str]:
+    """Command lines of the live processes that name `folder`: every runtime a test here starts has its
+    test's folder as --model-dir, so after the test none may be left."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended while we looked
+            continue
+        if str(folder) in command:
+            found.append(f"{entry.name}: {command.strip()}")
+    return found
+
+
+@pytest.fixture
+def servers(tmp_path) -> Iterator[Servers]:
+    """Starts the test's runtime processes (queued.py with the flags given); after the test stops every
+    one of them, whatever the test did or failed to do, and checks that no process naming the test's
+    folder is left. Why: each test used to stop the processes its own `finally` named, and the first
+    test's front was in none, so two fronts (aws and gcp) outlived every run of the suite.
+    Request it after `cloud`/`moto`, so that the processes stop before their emulators do."""
+    started: list[Server] = []
+
+    def run(*flags: str, env: dict[str, str], wait: bool = True) -> Server:
+        server = start(tmp_path, "queued.py:Predictor", *flags, env=env, wait=wait)
+        started.append(server)
+        return server
+
+    yield run
+    for server in started:
+        stop(server)
+    for server in started:
+        if server.proc.poll() is None:  # stop() killed it after 15 s of SIGTERM: reap it
+            server.proc.wait(timeout=15)
+    left = left_running(tmp_path)
+    assert not left, f"processes of this test still running after it: {left}"
+
+
+def process(servers: Servers, cloud: Cloud, mode: str, *flags: str, wait: bool = True) -> Server:
+    return servers(
+        "--mode", mode, *cloud.flags, "--max-attempts", "2", "--visibility-timeout-s", str(VISIBILITY_S),
         "--max-batch-size", "10", "--no-access-log", *flags, env=cloud.env, wait=wait,
     )
 
 
-def worker(tmp_path: Path, cloud: Cloud, name: str, wait: bool = True) -> tuple[Server, Path]:
+def worker(servers: Servers, tmp_path: Path, cloud: Cloud, name: str, wait: bool = True) -> tuple[Server, Path]:
     log = tmp_path / f"{name}.predicted"
     log.touch()
-    return process(tmp_path, cloud, "worker", "--config", json.dumps({"log": str(log)}), wait=wait), log
+    return process(servers, cloud, "worker", "--config", json.dumps({"log": str(log)}), wait=wait), log
 
 
 def wait_for(what: str, check, bound_s: float = 60, every_s: float = 0.05):
@@ -189,8 +232,8 @@ def slow(n: int) -> bool:
     return 0 <= n < SLOW_UNTIL and n % SLOW_EVERY == SLOW_EVERY // 2
 
 
-def test_every_request_completes_once_through_killed_and_stopped_workers(tmp_path, cloud):
-    front = process(tmp_path, cloud, "front")
+def test_every_request_completes_once_through_killed_and_stopped_workers(tmp_path, cloud, servers):
+    front = process(servers, cloud, "front")
     payloads = [{"n": n, "x": n, **({"sleep_s": 2} if slow(n) else {})} for n in range(COUNT[cloud.name])] + [{"n": -1, "x": 0, "poison": True}]
     with httpx.Client(base_url=front.url, timeout=20) as client, ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda p: client.post("/predict", json=p), payloads))
@@ -200,11 +243,11 @@ def test_every_request_completes_once_through_killed_and_stopped_workers(tmp_pat
         assert client.get(f"/predict/{ids[0]}").json()["status"] == "queued"
 
         # The first worker starts alone, so that it meets the first slow request; the second joins once it pulls.
-        killed, killed_log = worker(tmp_path, cloud, "killed", wait=False)
+        killed, killed_log = worker(servers, tmp_path, cloud, "killed", wait=False)
         stopped = None
         try:
             wait_for("the first worker pulled", lambda: killed_log.read_text().strip(), 60)
-            stopped, stopped_log = worker(tmp_path, cloud, "stopped", wait=False)
+            stopped, stopped_log = worker(servers, tmp_path, cloud, "stopped", wait=False)
             wait_for("the first worker took a slow request", lambda: slow_in(killed_log), 60)
             killed.proc.send_signal(signal.SIGKILL)  # mid-batch: its requests come back after the visibility timeout
             before = slow_count(stopped_log)
@@ -212,7 +255,7 @@ def test_every_request_completes_once_through_killed_and_stopped_workers(tmp_pat
             stopped.proc.send_signal(signal.SIGTERM)  # mid-batch: stop pulling, finish the batch, exit 0
             assert stopped.proc.wait(timeout=30) == 0
             rest_logs = [tmp_path / f"rest{i}.predicted" for i in range(2)]
-            rest = [worker(tmp_path, cloud, f"rest{i}", wait=False)[0] for i in range(2)]
+            rest = [worker(servers, tmp_path, cloud, f"rest{i}", wait=False)[0] for i in range(2)]
 
             def predicted() -> set[int]:
                 return {int(n) for log in [killed_log, stopped_log, *rest_logs] for n in log.read_text().split()}
@@ -252,9 +295,9 @@ def test_every_request_completes_once_through_killed_and_stopped_workers(tmp_pat
     assert cloud.idle()
 
 
-def test_large_payloads_travel_through_the_bucket(tmp_path, cloud):
-    front = process(tmp_path, cloud, "front")
-    rest, _ = worker(tmp_path, cloud, "w")
+def test_large_payloads_travel_through_the_bucket(tmp_path, cloud, servers):
+    front = process(servers, cloud, "front")
+    rest, _ = worker(servers, tmp_path, cloud, "w")
     try:
         with httpx.Client(base_url=front.url, timeout=20) as client:
             big = os.urandom(200 * 1024)
@@ -273,11 +316,11 @@ def test_large_payloads_travel_through_the_bucket(tmp_path, cloud):
         stop(front)
 
 
-def test_the_front_answers_503_with_retry_after_when_the_queue_cannot_be_reached(tmp_path, moto, monkeypatch):
+def test_the_front_answers_503_with_retry_after_when_the_queue_cannot_be_reached(moto, monkeypatch, servers):
     cloud = _aws(moto, monkeypatch)
     dead = f"http://127.0.0.1:{free_port()}"
-    front = start(
-        tmp_path, "queued.py:Predictor", "--mode", "front", "--queue", f"sqs:{dead}/123456789012/ocr", "--results", "s3://models/results",
+    front = servers(
+        "--mode", "front", "--queue", f"sqs:{dead}/123456789012/ocr", "--results", "s3://models/results",
         env=cloud.env | {"AWS_ENDPOINT_URL": dead},
     )
     try:
@@ -290,14 +333,14 @@ def test_the_front_answers_503_with_retry_after_when_the_queue_cannot_be_reached
         stop(front)
 
 
-def test_a_worker_stopped_past_its_drain_timeout_releases_what_it_holds(tmp_path, moto, monkeypatch):
+def test_a_worker_stopped_past_its_drain_timeout_releases_what_it_holds(tmp_path, moto, monkeypatch, servers):
     cloud = _aws(moto, monkeypatch)
-    front = process(tmp_path, cloud, "front")
+    front = process(servers, cloud, "front")
     log = tmp_path / "held.predicted"
     log.touch()
     # A visibility timeout far longer than the test: the request can only come back this soon if it was released.
-    held = start(
-        tmp_path, "queued.py:Predictor", "--mode", "worker", *cloud.flags, "--visibility-timeout-s", "120", "--drain-timeout-s", "1",
+    held = servers(
+        "--mode", "worker", *cloud.flags, "--visibility-timeout-s", "120", "--drain-timeout-s", "1",
         "--config", json.dumps({"log": str(log)}), env=cloud.env,
     )
     try:
