@@ -107,13 +107,15 @@ def test_llm_bench_runs_both_paths_at_two_concurrencies(tmp_path):
     assert settings == [("bare loop", 1), ("runtime", 1), ("bare loop, one after another", 2), ("runtime", 2)]
 
 
-def test_async_vs_realtime_alternates_both_paths(tmp_path):
+@pytest.mark.parametrize("backend", ["local", "moto"])
+def test_async_vs_realtime_alternates_both_paths(tmp_path, backend):
     needs_load_tools()
     out_file = tmp_path / "async.json"
     out = bench(
         "benchmarks/serving/async_vs_realtime.py", "--model", "mlp", "--rounds", "1", "--duration", "1", "--requests", "64",
-        "--concurrency", "8", "--sequential", "5", "--out", str(out_file),
+        "--concurrency", "8", "--sequential", "5", "--backend", backend, "--out", str(out_file),
     )
     run = json.loads(out_file.read_text())["runs"][0]
     assert run["realtime_rps"] > 0 and run["async_worker_rps"] > 0 and run["async_p99_ms"] >= run["async_p50_ms"] > 0
     assert "worker/realtime throughput" in out.stdout
+    assert ("SQS and S3 on a local moto server" in out.stdout) == (backend == "moto")

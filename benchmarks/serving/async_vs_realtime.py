@@ -3,7 +3,9 @@
 Each round starts the runtime twice with the same torch predictor (benchmarks/serving/mlkit_predictor.py)
 and batching settings:
 - realtime: closed-loop load of --concurrency clients (hey) on POST /predict for --duration seconds; req/s.
-- async (--mode async: front and worker in one process, on the embedded queue and a results folder):
+- async (--mode async: front and worker in one process): on the embedded queue and a results folder
+  (--backend local), or on SQS and S3 served by a local moto server (--backend moto: every message and
+  record goes over HTTP to a real AWS API, as on a cluster, with moto's own cost in the figures);
   --requests requests submitted by --concurrency clients (hey), then every result awaited; the
   worker's req/s = requests / (last finished_at - first started_at), from the result records.
 Then, one request at a time (--sequential of each): realtime latency, and async submit-to-result
@@ -11,6 +13,7 @@ latency (POST sent to a GET that sees `completed`, polled every 2 ms), p50 and p
 the async path's overhead per request. Rounds alternate realtime and async so drift hits both.
 
     python benchmarks/serving/async_vs_realtime.py --model cnn --rounds 3
+    python benchmarks/serving/async_vs_realtime.py --model cnn --rounds 3 --backend moto
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -42,9 +46,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(args: argparse.Namespace, *flags: str) -> tuple[subprocess.Popen, str]:
+def start(args: argparse.Namespace, *flags: str, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = os.environ | {"PYTHONPATH": str(HERE)}
+    env = os.environ | {"PYTHONPATH": str(HERE)} | (extra_env or {})
     cores = os.cpu_count() or 1
     pin = ["taskset", "-c", f"0-{max(0, cores - 2)}"] if cores > 1 and shutil.which("taskset") else []  # the last core is hey's
     proc = subprocess.Popen(
@@ -95,18 +99,65 @@ def hey(url: str, body: dict, concurrency: int, *amount: str) -> tuple[float, in
     return float(found.group(1)), sum(int(n) for _, n in codes)
 
 
-def async_throughput(url: str, body: dict, concurrency: int, requests: int, results: Path) -> float:
+class Moto:
+    """A moto server on loopback (SQS and S3, as AWS answers them), and per round a fresh queue and bucket."""
+
+    def __init__(self) -> None:
+        port = free_port()
+        self.env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-west-2", "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        # The last core, with hey: moto answers the runtime's calls as the cloud would, not on the runtime's cores.
+        pin = ["taskset", "-c", str((os.cpu_count() or 1) - 1)] if (os.cpu_count() or 1) > 1 and shutil.which("taskset") else []
+        self.proc = subprocess.Popen([*pin, sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(self.env["AWS_ENDPOINT_URL"] + "/moto-api/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise SystemExit("the moto server did not start in 60 s") from None
+                time.sleep(0.2)
+        import boto3
+
+        session = boto3.session.Session(region_name="us-west-2", aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.sqs = session.client("sqs", endpoint_url=self.env["AWS_ENDPOINT_URL"])
+        self.s3 = session.client("s3", endpoint_url=self.env["AWS_ENDPOINT_URL"])
+        self.rounds = 0
+
+    def flags(self) -> list[str]:
+        self.rounds += 1
+        name = f"bench{self.rounds}"
+        queue = self.sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+        self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        self.bucket = name
+        return ["--queue", f"sqs:{queue}", "--results", f"s3://{name}/results"]
+
+    def records(self) -> list[dict]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="results/")
+        keys = [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith(".json")]
+        return [json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()) for key in keys]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def async_throughput(url: str, body: dict, concurrency: int, requests: int, read_records: Callable[[], list[dict]]) -> float:
     """Submit `requests` with hey, wait for every record to complete, and read the worker's rate from the records."""
     # hey sends n/c per client, so the count is what it reports, not `requests`.
     _, requests = hey(url, body, concurrency, "-n", str(requests))
     deadline = time.monotonic() + 600
     while True:
-        records = [json.loads(p.read_bytes()) for p in results.glob("*.json")]
+        records = read_records()
         if len(records) >= requests and all(r["status"] == "completed" for r in records):
             break
         if time.monotonic() > deadline:
             raise SystemExit("the async results did not all complete within 600 s")
-        time.sleep(0.2)
+        time.sleep(0.5)
     first = min(datetime.fromisoformat(r["started_at"].replace("Z", "+00:00")) for r in records)
     last = max(datetime.fromisoformat(r["finished_at"].replace("Z", "+00:00")) for r in records)
     return requests / (last - first).total_seconds()
@@ -148,43 +199,66 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=2000, help="async requests per round")
     ap.add_argument("--sequential", type=int, default=200, help="one-at-a-time requests per path per round, for latency")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--backend", choices=["local", "moto"], default="local",
+                    help="the async path's queue and store: the embedded queue and a folder, or SQS and S3 on a local moto server")
     ap.add_argument("--out", type=Path, help="write the raw figures here as JSON")
     args = ap.parse_args()
     body = payload(args.model)
     runs: list[dict] = []
-    for round_ in range(1, args.rounds + 1):
-        proc, url = start(args)
+    moto = Moto() if args.backend == "moto" else None
+    try:
+        for round_ in range(1, args.rounds + 1):
+            runs.append(one_round(args, body, round_, moto))
+    finally:
+        if moto is not None:
+            moto.close()
+    report(args, runs)
+    return 0
+
+
+def one_round(args: argparse.Namespace, body: dict, round_: int, moto: Moto | None) -> dict:
+    proc, url = start(args)
+    try:
+        rt, _ = hey(url, body, args.concurrency, "-z", f"{args.duration:g}s")
+        rt_lat = latencies_realtime(url, body, args.sequential)
+    finally:
+        stop(proc)
+    with tempfile.TemporaryDirectory() as results:
+        if moto is None:
+            flags, env = ["--queue", "local", "--results", f"file:{results}"], None
+
+            def read_records() -> list[dict]:
+                return [json.loads(p.read_bytes()) for p in Path(results).glob("*.json")]
+        else:
+            flags, env, read_records = moto.flags(), moto.env, moto.records
+        proc, url = start(args, "--mode", "async", *flags, extra_env=env)
         try:
-            rt, _ = hey(url, body, args.concurrency, "-z", f"{args.duration:g}s")
-            rt_lat = latencies_realtime(url, body, args.sequential)
+            aw = async_throughput(url, body, args.concurrency, args.requests, read_records)
+            aw_lat = latencies_async(url, body, args.sequential)
         finally:
             stop(proc)
-        with tempfile.TemporaryDirectory() as results:
-            proc, url = start(args, "--mode", "async", "--queue", "local", "--results", f"file:{results}")
-            try:
-                aw = async_throughput(url, body, args.concurrency, args.requests, Path(results))
-                aw_lat = latencies_async(url, body, args.sequential)
-            finally:
-                stop(proc)
-        run = {
-            "round": round_, "realtime_rps": round(rt, 1), "async_worker_rps": round(aw, 1), "ratio": round(aw / rt, 3),
-            "realtime_p50_ms": round(pct(rt_lat, 50), 2), "realtime_p99_ms": round(pct(rt_lat, 99), 2),
-            "async_p50_ms": round(pct(aw_lat, 50), 2), "async_p99_ms": round(pct(aw_lat, 99), 2),
-        }
-        runs.append(run)
-        print(json.dumps(run), file=sys.stderr, flush=True)
+    run = {
+        "round": round_, "realtime_rps": round(rt, 1), "async_worker_rps": round(aw, 1), "ratio": round(aw / rt, 3),
+        "realtime_p50_ms": round(pct(rt_lat, 50), 2), "realtime_p99_ms": round(pct(rt_lat, 99), 2),
+        "async_p50_ms": round(pct(aw_lat, 50), 2), "async_p99_ms": round(pct(aw_lat, 99), 2),
+    }
+    print(json.dumps(run), file=sys.stderr, flush=True)
+    return run
+
+
+def report(args: argparse.Namespace, runs: list[dict]) -> None:
     keys = [k for k in runs[0] if k != "round"]
     median = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
     print(f"model {args.model}, max_batch_size {args.batch}, {args.concurrency} clients, {args.rounds} alternating rounds (medians):")
     print("| path | req/s at saturation | p50 ms (one at a time) | p99 ms |")
     print("| --- | --- | --- | --- |")
     print(f"| realtime | {median['realtime_rps']} | {median['realtime_p50_ms']} | {median['realtime_p99_ms']} |")
-    print(f"| async (embedded queue, results folder) | {median['async_worker_rps']} | {median['async_p50_ms']} | {median['async_p99_ms']} |")
+    where = "embedded queue, results folder" if args.backend == "local" else "SQS and S3 on a local moto server"
+    print(f"| async ({where}) | {median['async_worker_rps']} | {median['async_p50_ms']} | {median['async_p99_ms']} |")
     print(f"worker/realtime throughput: {median['ratio']}; async overhead per request: p50 +{median['async_p50_ms'] - median['realtime_p50_ms']:.2f} ms, "
           f"p99 +{median['async_p99_ms'] - median['realtime_p99_ms']:.2f} ms")
     if args.out:
         args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "runs": runs, "median": median}, indent=1) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
