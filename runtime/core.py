@@ -53,6 +53,8 @@ class Runtime:
         self.instance: Any = None  # the user's object, constructed by load()
         # The class's `Input` model (input_form.py): POST /predict's JSON payloads are checked against it.
         self.input_form: type[BaseModel] | None = None
+        # With --fronts the class lives in the model process: a front asks it (model_link) whether a payload fits.
+        self.remote_input_check: Callable[[Any], Awaitable[str | None]] | None = None
         self.predictor: Predictor | None = None
         self.load_error: PredictorLoadError | None = None
         self.batcher: Batcher | None = None

@@ -63,6 +63,12 @@ def front_main(number: int, settings: Settings, sock: socket.socket, link_socks:
         runtime.startup._record(name, seconds)
     runtime.startup.end("fronts")
     runtime.instance = remote_predictor(facts, link)
+    if facts["input_form"]:  # the class's Input is in the model process: POST /predict asks it there
+        async def remote_input_check(payload: Any) -> str | None:
+            answer: str | None = await link.call("check", payload)
+            return answer
+
+        runtime.remote_input_check = remote_input_check
     runtime.front_process = (number, facts["batches"])
     start, stop = runtime.start, runtime.stop
 

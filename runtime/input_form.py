@@ -8,7 +8,9 @@ A class without `Input` takes any payload, as before. With one, `POST /predict` 
 field for a JSON payload the model refuses (the predictor still gets the payload as sent), and
 `mlkit job run` / `mlkit job submit` check every item of a JSONL input before any shard is written, so a
 job never starts over items its predictor cannot take. Bytes payloads (files, octet-stream) are not JSON
-and pass unchecked. The check is the model's own validation (its strictness and constraints).
+and pass unchecked. The check is the model's own validation (its strictness and constraints). With
+`--fronts` the fronts never import the class: each asks the model process, which holds it ("check" on
+the link), so a front answers the same 400 (one more round trip, only for classes with an `Input`).
 """
 
 from __future__ import annotations

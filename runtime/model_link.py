@@ -19,6 +19,7 @@ import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from . import input_form
 from .batching import current
 from .errors import HTTPError, PredictorRaised
 from .logs import format_exception
@@ -243,6 +244,7 @@ def describe(instance: Any) -> dict[str, Any]:
         "generate": None,
         "context_length": getattr(instance, "context_length", None),
         "count_tokens": callable(getattr(instance, "count_tokens", None)),
+        "input_form": input_form.of(type(instance)) is not None,
     }
     if callable(generate):
         facts["generate"] = [(p.name, p.kind, p.default) for p in inspect.signature(generate).parameters.values()]

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
-from . import logs, streaming
+from . import input_form, logs, streaming
 from .admission import Admission
 from .batching import Batcher, RequestState, current
 from .errors import PredictorLoadError
@@ -31,6 +31,7 @@ class ModelServer:
         self.instance = instance
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
         self.predictor = Predictor(instance, self.executor)
+        self.input_form = input_form.of(type(instance))  # POST /predict's check, asked by the fronts ("check")
         # Counted in the pod's one metrics view (prometheus multiprocess files): batch sizes are seen here.
         self.metrics = Metrics(Admission(1, 0))
         self.batcher: Batcher | None = None
@@ -86,6 +87,8 @@ class ModelServer:
                 result = self.instance.generate(prompt, **kwargs)
                 if inspect.iscoroutine(result):
                     result = await result
+            elif op == "check":
+                result = input_form.problem(self.input_form, args[0]) if self.input_form is not None else None
             elif op == "count":
                 result = self.instance.count_tokens(args[0])
                 if inspect.iscoroutine(result):

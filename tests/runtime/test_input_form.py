@@ -11,13 +11,13 @@ import pytest
 
 from mlkit_runtime import input_form
 from tests.conftest import assert_one_line_error
-from tests.runtime.conftest import FRONTS_ENV, PREDICTORS
+from tests.runtime.conftest import PREDICTORS
 
 
-def test_predict_checks_json_payloads_against_the_input_model(serve):
-    if FRONTS_ENV:
-        pytest.skip("with --fronts the front does not import the class, so it cannot check the form (not built)")
-    s = serve("formed.py:Review")
+@pytest.mark.parametrize("fronts", [[], ["--fronts", "2"]], ids=["one-process", "two-fronts"])
+def test_predict_checks_json_payloads_against_the_input_model(serve, fronts):
+    # With --fronts the class (and its Input) lives in the model process: the front asks it there.
+    s = serve("formed.py:Review", *fronts)
     ok = httpx.post(s.url + "/predict", json={"text": "great", "extra": 1})
     assert ok.status_code == 200 and ok.json() == {"got": {"text": "great", "extra": 1}}, "the predictor gets the payload as sent"
     for body, said in [
