@@ -44,6 +44,13 @@ def job_labels(spec: Spec, api: Api, job_id: str) -> dict[str, str]:
     return {labels.NAME: api.name, labels.API: api.name, labels.PART_OF: spec.project, labels.JOB: job_id}
 
 
+def spread_labels(api: Api, job_id: str) -> dict[str, str]:
+    """What a batch job's pods spread by (zone, node): the job's own pods. A Deployment's selector (api and
+    track) matched no job pod, since job pods carry no track: the constraint counted nothing and spread
+    nothing. A task's runs (submitted or scheduled: a task API has no Deployment) spread by the API."""
+    return {labels.API: api.name, labels.JOB: job_id}
+
+
 def render_job(spec: Spec, api: Api, facts: Facts, job_id: str, output: str, shards: int, workers: int) -> str:
     batch = api.batch or BatchSpec()
     view: dict[str, Any] = api_view(spec, api, facts)
@@ -54,6 +61,7 @@ def render_job(spec: Spec, api: Api, facts: Facts, job_id: str, output: str, sha
         job_name=job_id,
         job_labels={**job_meta, labels.KUEUE_QUEUE: batch.queue} if batch.queue else job_meta,
         pod_labels=job_meta,
+        spread_labels=spread_labels(api, job_id),
         queue=batch.queue,
         shards=shards,
         workers=max(1, min(workers, shards)),
@@ -78,6 +86,6 @@ def render_task(spec: Spec, api: Api, facts: Facts, job_id: str, config: str | N
     """
     job_meta = job_labels(spec, api, job_id)
     view = task_view(spec, api, facts, config)
-    view.update(job_name=job_id, job_labels=job_meta, pod_labels=job_meta, ttl_s=TTL_AFTER_FINISHED_S)
+    view.update(job_name=job_id, job_labels=job_meta, pod_labels=job_meta, spread_labels={labels.API: api.name}, ttl_s=TTL_AFTER_FINISHED_S)
     text: str = template_environment().get_template("k8s/task.yaml.j2").render(**view)
     return HEADER + text

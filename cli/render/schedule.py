@@ -44,6 +44,7 @@ def render(spec: Spec, api: Api, facts: Facts, env: Any) -> str:
         history=RUN_HISTORY,
         job_labels=run_labels,
         pod_labels=run_labels,
+        spread_labels={labels.API: api.name},  # as a submitted run's (render/jobs.py spread_labels)
         ttl_s=None,
     )
     text: str = env.get_template("k8s/cronjob.yaml.j2").render(**view)

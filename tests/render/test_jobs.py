@@ -89,3 +89,26 @@ def test_the_jobs_output_reaches_the_worker_as_written_whatever_it_holds():
     worker = job["spec"]["template"]["spec"]["containers"][0]
     variables = {e["name"]: e["value"] for e in worker["env"]} | {"HOME": "/root", "x": "y"}
     assert [expand(a, variables) for a in worker["command"]][-1] == output
+
+
+def test_job_pods_spread_by_labels_they_carry():
+    """A topology spread constraint counts the pods its selector matches: the Deployment's (api and track)
+    matched no job pod, which carry no track, so a job's pods were spread by nothing."""
+    from mlkit.render.jobs import render_task
+    from tests.render.test_task_job import SPEC
+    from tests.render.test_task_schedule import SCHEDULED, cronjob
+
+    task_spec = loads(SPEC)
+    templates = {
+        "batch": job_of(load(EXAMPLES / "batch" / "mlkit.yaml"), "reviews")["spec"]["template"],
+        "task": yaml.safe_load(render_task(task_spec, task_spec.apis[0], Facts(), "nightly-20261206-110000-abcdef", None))["spec"]["template"],
+        "scheduled": cronjob(SCHEDULED)["spec"]["jobTemplate"]["spec"]["template"],
+    }
+    for kind, template in templates.items():
+        own = template["metadata"]["labels"]
+        constraints = template["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in constraints} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}, kind
+        for c in constraints:
+            selector = c["labelSelector"]["matchLabels"]
+            assert selector.items() <= own.items(), (kind, selector, own)
+    assert templates["batch"]["spec"]["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]["mlkit.dev/job"] == "reviews-20261206-110000-abcdef"
