@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,12 @@ class Aws(Cloud):
 
     def identity(self, spec: Spec, api: str, account: str | None) -> str:
         return f"arn:aws:iam::{account or 'ACCOUNT-ID'}:role/{role_name(spec, api)}"
+
+    def async_worker_identity(self, spec: Spec, api: str, account: str | None) -> str:
+        return f"arn:aws:iam::{account or 'ACCOUNT-ID'}:role/{worker_role_name(spec, api)}"
+
+    def async_api_tfvars(self, spec: Spec, api: str) -> dict[str, Any]:
+        return {"worker_role": worker_role_name(spec, api)}
 
     def service_annotations(self, expose: str) -> dict[str, str]:
         return {
@@ -283,8 +290,22 @@ def node_template_tags(accel: Accelerator, pool: NodePool) -> dict[str, str]:
 
 
 def role_name(spec: Spec, api: str) -> str:
-    """The IRSA role of an API, made by the cluster stack's irsa-role module."""
+    """The IRSA role of an API (an async API's front), made by the cluster stack's irsa-role module."""
     return f"{spec.project}-{api}"
+
+
+# IAM role names: at most 64 characters.
+_ROLE_MAX = 64
+
+
+def worker_role_name(spec: Spec, api: str) -> str:
+    """The IRSA role of an async API's workers: `<project>-<api>-worker`, no other API's (the rules refuse an
+    API named `<async api>-worker`), shortened with a hash of the API's name where it would pass 64 characters."""
+    plain = f"{spec.project}-{api}-worker"
+    if len(plain) <= _ROLE_MAX:
+        return plain
+    digest = hashlib.sha256(api.encode()).hexdigest()[:6]
+    return f"{plain[: _ROLE_MAX - len('-worker') - len(digest) - 1]}-{digest}-worker"
 
 
 def ecr_login(region: str) -> tuple[str, str, str]:

@@ -96,7 +96,12 @@ class Cloud:
         raise NotImplementedError
 
     def identity(self, spec: Spec, api: str, account: str | None) -> str:
-        """The value of `identity_annotation` on the ServiceAccount of an API."""
+        """The value of `identity_annotation` on the ServiceAccount of an API (an async API's: its front's)."""
+        raise NotImplementedError
+
+    def async_worker_identity(self, spec: Spec, api: str, account: str | None) -> str:
+        """The value of `identity_annotation` on the ServiceAccount of an async API's workers (`<api>-worker`),
+        an identity of its own, apart from the front's (see async_api_tfvars)."""
         raise NotImplementedError
 
     def service_annotations(self, expose: str) -> dict[str, str]:

@@ -142,7 +142,12 @@ class Gcp(Cloud):
         return out
 
     def async_api_tfvars(self, spec: Spec, api: str) -> dict[str, Any]:
-        return {"account_id": jobaccess.account_id(spec, api)}
+        # The front acts as the API's own account, the workers as `<api>-worker`'s (no other API's: the rules
+        # refuse an API of that name).
+        return {"account_id": jobaccess.account_id(spec, api), "worker_account_id": jobaccess.account_id(spec, f"{api}-worker")}
+
+    def async_worker_identity(self, spec: Spec, api: str, account: str | None) -> str:
+        return jobaccess.gcp_identity(spec, f"{api}-worker")
 
     def async_locations(self, spec: Spec, queue: str, results: str, account: str) -> dict[str, str]:
         # modules/async-queue names the topic and its pull subscription alike, the dead-letter topic after them.

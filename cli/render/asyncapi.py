@@ -134,6 +134,9 @@ def views(view: dict[str, Any], spec: Spec, api: Api, facts: Facts) -> tuple[dic
         "trigger_metadata": trigger_metadata,
         "pod_identity": cloud.keda_pod_identity,
         "target_queued": target,
+        # The workers' own ServiceAccount and cloud identity: they consume the queue and read the model, the front does neither.
+        "service_account": worker.name,
+        "identity_annotations": {cloud.identity_annotation: cloud.async_worker_identity(spec, api.name, facts.aws_account_id)},
     }
     return front_view, worker_view
 
@@ -175,7 +178,8 @@ def render(spec: Spec, api: Api, facts: Facts, env: Any, view: dict[str, Any], e
         return str(env.get_template(f"k8s/{template}.yaml.j2").render(**v))
 
     files = {
-        f"{k8s}/serviceaccount.yaml": one("serviceaccount", view),
+        f"{k8s}/serviceaccount.yaml": one("serviceaccount", {**front, "identity_of": FRONT})
+        + "---\n" + one("serviceaccount", {**worker, "identity_of": WORKER}),
         f"{k8s}/configmap.yaml": one("configmap", both),
         f"{k8s}/deployment.yaml": FRONT_NOTE.format(api=api.name) + one("deployment", front) + "---\n"
         + WORKER_NOTE.format(api=api.name) + one("deployment", worker),

@@ -156,6 +156,14 @@ def serve_through_the_pods(deployed: Deployed, pod_class: type[Pod], cloud: str,
     by_track = deployments(deployed, api)
     assert set(by_track) == {"front", "worker"}
     assert service["spec"]["selector"]["mlkit.dev/track"] == "front"
+    # Each side runs as a ServiceAccount of its own, rendered beside it, with an identity of its own. (The stand-in
+    # kubelet gives both pods the same emulator credentials; tests/runtime/test_async_identities.py runs each
+    # side on its own grants against IAM enforced by moto.)
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    used = {track: d["spec"]["template"]["spec"]["serviceAccountName"] for track, d in by_track.items()}
+    assert used == {"front": api, "worker": f"{api}-worker"} and set(used.values()) <= set(accounts)
+    identities = {track: accounts[name]["metadata"]["annotations"] for track, name in used.items()}
+    assert identities["front"] != identities["worker"] and all(len(a) == 1 for a in identities.values())
     context = deployed.contexts[api]
     pods = {}
     try:

@@ -111,7 +111,7 @@ def test_the_front_is_a_small_pod_off_the_accelerators_and_the_workers_take_the_
 def test_queue_settings_reach_the_cluster_stack_and_kedas_role_reads_only_these_queues():
     files = render(loads(GPU_SPEC))
     cluster = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])
-    assert cluster["async_apis"] == {"video": {"visibility_timeout_s": 900, "max_attempts": 4, "result_retention_days": 30}}
+    assert cluster["async_apis"] == {"video": {"visibility_timeout_s": 900, "max_attempts": 4, "result_retention_days": 30, "worker_role": "acme-video-worker"}}
     addons = json.loads(files["infra/terraform/addons/mlkit.auto.tfvars.json"])
     assert addons["async_queue_names"] == ["acme-video"]
     assert "infra/terraform/cluster/modules/async-queue/main.tf" in files
@@ -132,16 +132,58 @@ def test_queue_settings_reach_the_cluster_stack_and_kedas_role_reads_only_these_
     assert "async_apis" not in json.loads(plain_files["infra/terraform/cluster/mlkit.auto.tfvars.json"])
 
 
-def test_the_apis_own_grants_name_its_queue_and_its_results_prefix_only():
+# What each side of the runtime calls (runtime/asyncq/front.py, worker.py through aws.py), as IAM actions:
+# DeleteMessageBatch and ChangeMessageVisibilityBatch are authorised as their single-message actions.
+FRONT_NEEDS = {"Enqueue": (["sqs:SendMessage"], "${aws_sqs_queue.this.arn}"), "Records": (["s3:GetObject", "s3:PutObject"], "${local.results_arn}")}
+WORKER_NEEDS = {
+    "Consume": (["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"], "${aws_sqs_queue.this.arn}"),
+    "DeadLetter": (["sqs:SendMessage"], "${aws_sqs_queue.dead_letter.arn}"),
+    "Results": (["s3:GetObject", "s3:PutObject"], "${local.results_arn}"),
+}
+
+
+def test_the_front_and_the_workers_each_get_what_their_code_calls_on_their_own_queue_and_prefix_and_nothing_more():
     main = plain(hcl2.loads((Path(asyncapi.__file__).resolve().parents[2] / "terraform/aws/async-queue/main.tf").read_text()))
     policies = {name: doc for d in main["data"] for name, doc in d.get("aws_iam_policy_document", {}).items()}
-    api = {s["sid"]: s for s in policies["api"]["statement"]}
-    assert set(api) == {"Queue", "DeadLetter", "Results"}
-    assert sorted(api["Queue"]["actions"]) == ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"]
-    assert api["Queue"]["resources"] == ["${aws_sqs_queue.this.arn}"]
-    assert api["DeadLetter"]["actions"] == ["sqs:SendMessage"] and api["DeadLetter"]["resources"] == ["${aws_sqs_queue.dead_letter.arn}"]
-    assert sorted(api["Results"]["actions"]) == ["s3:GetObject", "s3:PutObject"] and api["Results"]["resources"] == ["${local.results_arn}"]
+    for name, needs in (("front", FRONT_NEEDS), ("worker", WORKER_NEEDS)):
+        granted = {s["sid"]: (sorted(s["actions"]), *s["resources"]) for s in policies[name]["statement"]}
+        assert all("effect" not in s or s["effect"] == "Allow" for s in policies[name]["statement"])
+        assert granted == needs, name  # both ways: every call is granted, and no grant beyond the calls
+    # The front never takes work off the queue; the workers never put work on it.
+    front = {a for s in policies["front"]["statement"] for a in s["actions"]}
+    assert not front & {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+    worker = {(a, r) for s in policies["worker"]["statement"] for a in s["actions"] for r in s["resources"]}
+    assert ("sqs:SendMessage", "${aws_sqs_queue.this.arn}") not in worker
     assert [s["actions"] for s in policies["depth"]["statement"]] == [["sqs:GetQueueAttributes"]]
+
+
+def test_each_side_has_a_role_and_service_account_of_its_own_and_only_the_workers_read_the_model():
+    files = render(loads(GPU_SPEC))
+    main = plain(hcl2.loads(files["infra/terraform/cluster/main.tf"]))
+    modules = {name: m for block in main["module"] for name, m in block.items()}
+    front, worker = modules["async_front_role"], modules["async_worker_role"]
+    assert front["service_accounts"] == ["${var.namespace}:${each.key}"] and "policy_arns" not in front
+    assert worker["service_accounts"] == ["${var.namespace}:${each.key}-worker"] and worker["name"] == "${each.value.worker_role}"
+    assert worker["policy_arns"] == {"model_read": "${module.model_bucket.read_policy_arn}"}
+    policies = {name: r for block in main["resource"] for name, r in block.get("aws_iam_role_policy", {}).items()}
+    assert policies["async_front"]["role"] == "${module.async_front_role[each.key].role_name}"
+    assert policies["async_front"]["policy"] == "${module.async_queue[each.key].front_policy_json}"
+    assert policies["async_worker"]["role"] == "${module.async_worker_role[each.key].role_name}"
+    assert policies["async_worker"]["policy"] == "${module.async_queue[each.key].worker_policy_json}"
+    # The serving role (model read) is not made for an async API: its service account is the front's.
+    assert modules["api_role"]["for_each"] == "${setsubtract(toset(var.api_names), keys(var.async_apis))}"
+    accounts = {d["metadata"]["name"]: d["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] for d in docs(files, "video", "serviceaccount")}
+    assert accounts == {"video": "arn:aws:iam::ACCOUNT-ID:role/acme-video", "video-worker": "arn:aws:iam::ACCOUNT-ID:role/acme-video-worker"}
+    assert deployment(files, "video", "front")["spec"]["template"]["spec"]["serviceAccountName"] == "video"
+    assert deployment(files, "video", "worker")["spec"]["template"]["spec"]["serviceAccountName"] == "video-worker"
+
+
+def test_a_long_api_name_gets_a_worker_role_name_iam_takes():
+    from mlkit.clouds.aws import worker_role_name
+
+    spec = loads(GPU_SPEC.replace("acme", "a" * 20).replace("video", "v" * 40))
+    name = worker_role_name(spec, "v" * 40)
+    assert len(name) <= 64 and name.endswith("-worker") and name.startswith("a" * 20 + "-")
 
 
 @pytest.mark.parametrize(

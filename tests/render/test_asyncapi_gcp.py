@@ -117,31 +117,45 @@ def test_pods_carry_the_pubsub_and_gcs_settings_the_runtime_parses_and_act_as_th
             pubsub_paths.check(QUEUE, env["MLKIT_DEAD_LETTER"][len("pubsub:"):])
         else:
             assert "MLKIT_DEAD_LETTER" not in env
-    (account,) = docs(files, "video", "serviceaccount")
-    assert account["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "acme-video@acme-prod.iam.gserviceaccount.com"}
+    accounts = {d["metadata"]["name"]: d["metadata"]["annotations"] for d in docs(files, "video", "serviceaccount")}
+    assert accounts == {
+        "video": {"iam.gke.io/gcp-service-account": "acme-video@acme-prod.iam.gserviceaccount.com"},
+        "video-worker": {"iam.gke.io/gcp-service-account": "acme-video-worker@acme-prod.iam.gserviceaccount.com"},
+    }
+    for track, deployment in deployments.items():  # each side acts as its own account
+        assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == {"front": "video", "worker": "video-worker"}[track]
     (web,) = docs(files, "web", "serviceaccount")  # a realtime API keeps the shared read-only account
     assert web["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == "acme-serving@acme-prod.iam.gserviceaccount.com"
 
 
 def test_the_cluster_stack_gives_the_async_api_its_own_account_queue_and_expiring_results(files):
     values = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])
-    assert values["async_apis"] == {"video": {"visibility_timeout_s": 120, "max_attempts": 6, "result_retention_days": 40, "account_id": "acme-video"}}
+    assert values["async_apis"] == {"video": {
+        "visibility_timeout_s": 120, "max_attempts": 6, "result_retention_days": 40, "account_id": "acme-video", "worker_account_id": "acme-video-worker",
+    }}
     main = tf(files, "infra/terraform/cluster/main.tf")
     resources, modules = blocks(main, "resource"), blocks(main, "module")
     queue = modules["async_queue"]
     assert queue["for_each"] == "${var.async_apis}" and queue["source"] == "./modules/async-queue"
     assert queue["ack_deadline_s"] == "${each.value.visibility_timeout_s}" and queue["max_attempts"] == "${each.value.max_attempts}"
     assert queue["results_prefix"] == "async/${each.key}" and queue["bucket"] == "${module.model_bucket.bucket_name}"
-    assert queue["member"] == "serviceAccount:${google_service_account.async[each.key].email}"
+    assert queue["front_member"] == "serviceAccount:${google_service_account.async[each.key].email}"
+    assert queue["worker_member"] == "serviceAccount:${google_service_account.async_worker[each.key].email}"
     assert modules["model_bucket"]["expiring_prefixes"] == '${{for name, api in var.async_apis : "async/${name}" => api.result_retention_days}}'
     assert resources["google_service_account"]["async"]["account_id"] == "${each.value.account_id}"
+    assert resources["google_service_account"]["async_worker"]["account_id"] == "${each.value.worker_account_id}"
     identity = resources["google_service_account_iam_member"]
+    # Each Kubernetes service account may act as its own Google account only.
     assert identity["async_workload_identity"]["member"] == "serviceAccount:${module.gke.workload_pool}[${var.namespace}/${each.key}]"
-    assert identity["async_workload_identity"]["role"] == "roles/iam.workloadIdentityUser"
+    assert identity["async_workload_identity"]["service_account_id"] == "${google_service_account.async[each.key].name}"
+    assert identity["async_worker_workload_identity"]["member"] == "serviceAccount:${module.gke.workload_pool}[${var.namespace}/${each.key}-worker]"
+    assert identity["async_worker_workload_identity"]["service_account_id"] == "${google_service_account.async_worker[each.key].name}"
+    assert {identity[k]["role"] for k in ("async_workload_identity", "async_worker_workload_identity")} == {"roles/iam.workloadIdentityUser"}
     # The shared serving account is not bound to the async API's Kubernetes account: it acts only as its own.
     assert identity["api_workload_identity"]["for_each"] == "${setsubtract(var.api_names, keys(var.async_apis))}"
     read = resources["google_storage_bucket_iam_member"]["async_model_read"]
     assert (read["role"], read["bucket"]) == ("roles/storage.objectViewer", "${module.model_bucket.bucket_name}")
+    assert read["member"] == "serviceAccount:${google_service_account.async_worker[each.key].email}"  # the front never loads the model
     bucket = plain(hcl2.loads(files["infra/terraform/cluster/modules/model-bucket/main.tf"]))
     rules = blocks(bucket, "resource")["google_storage_bucket"]["this"]["dynamic"]
     (expiring,) = [d["lifecycle_rule"] for d in rules if "lifecycle_rule" in d]
@@ -174,14 +188,19 @@ def test_the_queue_dead_letters_for_real_and_grants_the_api_only_its_own_queue_a
         # Pub/Sub's service agent: forward to the dead-letter topic, and ack the source message it forwarded.
         ("${google_pubsub_topic.dead_letter.name}", "roles/pubsub.publisher", agent),
         ("${google_pubsub_subscription.this.name}", "roles/pubsub.subscriber", agent),
-        # The API's pods: publish, pull and ack on their own queue, dead-letter, and objects under their prefix.
-        ("${google_pubsub_topic.this.name}", "roles/pubsub.publisher", "${var.member}"),
-        ("${google_pubsub_subscription.this.name}", "roles/pubsub.subscriber", "${var.member}"),
-        ("${google_pubsub_topic.dead_letter.name}", "roles/pubsub.publisher", "${var.member}"),
-        ("${var.bucket}", "roles/storage.objectUser", "${var.member}"),
+        # The front (front.py): publish to its topic, create and read objects under its prefix; no pull, no ack.
+        ("${google_pubsub_topic.this.name}", "roles/pubsub.publisher", "${var.front_member}"),
+        ("${var.bucket}", "roles/storage.objectCreator", "${var.front_member}"),
+        ("${var.bucket}", "roles/storage.objectViewer", "${var.front_member}"),
+        # The workers (worker.py): pull, extend and ack, dead-letter, read and overwrite objects under its prefix;
+        # never publish to the API's topic.
+        ("${google_pubsub_subscription.this.name}", "roles/pubsub.subscriber", "${var.worker_member}"),
+        ("${google_pubsub_topic.dead_letter.name}", "roles/pubsub.publisher", "${var.worker_member}"),
+        ("${var.bucket}", "roles/storage.objectUser", "${var.worker_member}"),
     ])
-    (condition,) = r["google_storage_bucket_iam_member"]["api_results"]["condition"]
-    assert condition["expression"] == 'resource.name.startsWith(\\"${local.results}\\")'
+    for name in ("front_results_create", "front_results_read", "worker_results"):
+        (condition,) = r["google_storage_bucket_iam_member"][name]["condition"]
+        assert condition["expression"] == 'resource.name.startsWith(\\"${local.results}\\")'
     assert locals_["results"] == "projects/_/buckets/${var.bucket}/objects/${var.results_prefix}/"
     assert locals_["retention"] == '${min(var.result_retention_days, 31) * 86400}s'
     # No project-wide grant in the module: everything names its own topic, subscription or bucket.
@@ -246,7 +265,8 @@ def test_an_async_api_named_keda_does_not_take_the_keda_operators_google_account
     files = render(loads(SPEC.replace("name: video", "name: keda")))
     account = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])["async_apis"]["keda"]["account_id"]
     assert account != "acme-keda" and account.startswith("acme-") and 6 <= len(account) <= 30
-    (sa,) = docs(files, "keda", "serviceaccount")
+    sa, worker = docs(files, "keda", "serviceaccount")  # the front's, then the workers'
+    assert worker["metadata"]["name"] == "keda-worker"
     assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == f"{account}@acme-prod.iam.gserviceaccount.com"
 
 

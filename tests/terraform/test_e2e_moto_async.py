@@ -1,5 +1,5 @@
 """The cluster stack of examples/async applied, re-planned and destroyed on a local moto server: the API's
-SQS queue and dead-letter queue, the results lifecycle rule on the model bucket and the API role's grants,
+SQS queue and dead-letter queue, the results lifecycle rule on the model bucket and the grants of the front's and the workers' roles,
 as AWS answers them. Then the queue works as the runtime uses it: redrive after the set attempts.
 
 Moto's gaps are covered by the override files of test_e2e_moto.py and ASYNC_OVERRIDES (as a platform team would add its own).
@@ -72,17 +72,29 @@ def test_async_stack_applies_its_queue_lifecycle_and_grants_replans_clean_and_de
     assert results["Filter"]["Prefix"] == f"async/{API}/" and results["Expiration"]["Days"] == 7 and results["Status"] == "Enabled"
     assert "expire-old-versions" in rules  # the model versions' rule stays
 
-    # The API role: its queue, its dead-letter queue and its results prefix, nothing more.
+    # Two roles, each with what its side of the runtime calls on its own queue and prefix, nothing more.
     iam = session.client("iam", **kw)
-    role = f"{PROJECT}-{API}"
-    policy = iam.get_role_policy(RoleName=role, PolicyName=f"{PROJECT}-{API}-queue")["PolicyDocument"]
-    grants = statements(policy)
-    assert as_list(grants["Queue"]["Action"]) == ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"]
-    assert as_list(grants["Queue"]["Resource"]) == [attrs["QueueArn"]]
-    assert as_list(grants["DeadLetter"]["Action"]) == ["sqs:SendMessage"] and as_list(grants["DeadLetter"]["Resource"]) == [dead["QueueArn"]]
-    assert as_list(grants["Results"]["Action"]) == ["s3:GetObject", "s3:PutObject"]
-    assert as_list(grants["Results"]["Resource"]) == [f"arn:aws:s3:::{bucket}/async/{API}/*"]
-    assert set(grants) == {"Queue", "DeadLetter", "Results"}
+    results_arn = f"arn:aws:s3:::{bucket}/async/{API}/*"
+    expected = {
+        # The front: send to its queue, put and get records; no receive, no delete, no model.
+        f"{PROJECT}-{API}": ({"Enqueue": (["sqs:SendMessage"], [attrs["QueueArn"]]), "Records": (["s3:GetObject", "s3:PutObject"], [results_arn])}, API),
+        # The workers: take requests off the queue, dead-letter, put and get records (and read the model, attached below).
+        f"{PROJECT}-{API}-worker": ({
+            "Consume": (["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"], [attrs["QueueArn"]]),
+            "DeadLetter": (["sqs:SendMessage"], [dead["QueueArn"]]),
+            "Results": (["s3:GetObject", "s3:PutObject"], [results_arn]),
+        }, f"{API}-worker"),
+    }
+    for role, (wanted, service_account) in expected.items():
+        assert iam.list_role_policies(RoleName=role)["PolicyNames"] == [f"{role}-queue"]
+        grants = statements(iam.get_role_policy(RoleName=role, PolicyName=f"{role}-queue")["PolicyDocument"])
+        assert {sid: (as_list(g["Action"]), as_list(g["Resource"])) for sid, g in grants.items()} == wanted, role
+        trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        subjects = [x for s in trust["Statement"] for cond in s["Condition"].values() for k, v in cond.items() if k.endswith(":sub") for x in as_list(v)]
+        assert subjects == [f"system:serviceaccount:{PROJECT}:{service_account}"], role
+    attached = {role: [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] for role in expected}
+    assert attached[f"{PROJECT}-{API}"] == [] and len(attached[f"{PROJECT}-{API}-worker"]) == 1  # only the workers read the model
 
     # SQS moves a message received max_attempts times and never deleted to the dead-letter queue.
     sqs.send_message(QueueUrl=url, MessageBody="poison")

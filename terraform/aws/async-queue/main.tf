@@ -72,14 +72,34 @@ resource "aws_sqs_queue_policy" "this" {
   policy    = data.aws_iam_policy_document.deny_http[each.key].json
 }
 
-# What the API's pods may do, and nothing more: the front sends and reads records, the worker receives,
-# extends, deletes, writes records and dead-letters a request that failed its last attempt (the runtime
-# sends it there itself, with the predictor's error recorded, before SQS's own redrive would).
-data "aws_iam_policy_document" "api" {
+# Two identities per API, each with what its code path calls (runtime/asyncq), and nothing more.
+# The front (front.py `_enqueue`, `status`): puts a large payload and the `queued` record under the results
+# prefix, sends the request (SqsQueue.send: SendMessage, to the URL it is given, so no GetQueueUrl), and
+# gets records for GET /predict/{id}. It never receives, deletes or touches the dead-letter queue.
+data "aws_iam_policy_document" "front" {
   statement {
-    sid = "Queue"
+    sid       = "Enqueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.this.arn]
+  }
+
+  statement {
+    sid       = "Records"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = [local.results_arn]
+  }
+}
+
+# The worker (worker.py): receives (ReceiveMessage), extends and releases (ChangeMessageVisibilityBatch,
+# authorised as sqs:ChangeMessageVisibility), deletes (DeleteMessageBatch, as sqs:DeleteMessage), gets a
+# large payload and puts `running` and final records, and dead-letters a request that failed its last
+# attempt (SqsQueue.dead_letter sends it to the dead-letter queue itself, with the predictor's error
+# recorded, before SQS's own redrive would). It never sends to its own queue: nothing is re-enqueued, a
+# failed attempt is released for SQS to deliver again.
+data "aws_iam_policy_document" "worker" {
+  statement {
+    sid = "Consume"
     actions = [
-      "sqs:SendMessage",
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
       "sqs:ChangeMessageVisibility",

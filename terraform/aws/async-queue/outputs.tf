@@ -13,9 +13,14 @@ output "dead_letter_url" {
   value       = aws_sqs_queue.dead_letter.id
 }
 
-output "api_policy_json" {
-  description = "The API pods' permissions on this queue and their results prefix."
-  value       = data.aws_iam_policy_document.api.json
+output "front_policy_json" {
+  description = "The front's permissions: send to this queue, get and put under the results prefix."
+  value       = data.aws_iam_policy_document.front.json
+}
+
+output "worker_policy_json" {
+  description = "The workers' permissions: receive, extend and delete on this queue, send to its dead-letter queue, get and put under the results prefix."
+  value       = data.aws_iam_policy_document.worker.json
 }
 
 output "depth_policy_json" {

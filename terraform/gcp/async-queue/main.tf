@@ -88,39 +88,70 @@ resource "google_pubsub_subscription_iam_member" "source_agent" {
   member       = local.service_agent
 }
 
-# What the API's pods may do, and nothing more: the front publishes and reads records, the worker pulls,
-# extends, acks, writes records and dead-letters a request that failed its last attempt (the runtime
-# publishes it there itself, with the predictor's error recorded, before Pub/Sub's own policy would).
-resource "google_pubsub_topic_iam_member" "api_publish" {
+# Two identities per API, each with what its code path calls (runtime/asyncq), and nothing more.
+# The front (front.py `_enqueue`, `status`): uploads a large payload and the `queued` record of a new, random
+# id (created, never overwritten: the record goes first, before the request is published), publishes the
+# request to the topic, and downloads records for GET /predict/{id}. It never pulls, acks or dead-letters.
+resource "google_pubsub_topic_iam_member" "front_publish" {
   project = var.project_id
   topic   = google_pubsub_topic.this.name
   role    = "roles/pubsub.publisher"
-  member  = var.member
+  member  = var.front_member
 }
 
-resource "google_pubsub_subscription_iam_member" "api_pull" {
+# The worker (worker.py): pulls, extends the ack deadline, acks and nacks on the subscription
+# (roles/pubsub.subscriber), and publishes a request that failed its last attempt to the dead-letter topic
+# itself, with the predictor's error recorded, before Pub/Sub's own policy would. It never publishes to the
+# API's topic: nothing is re-enqueued, a failed attempt is nacked for Pub/Sub to deliver again.
+resource "google_pubsub_subscription_iam_member" "worker_pull" {
   project      = var.project_id
   subscription = google_pubsub_subscription.this.name
   role         = "roles/pubsub.subscriber"
-  member       = var.member
+  member       = var.worker_member
 }
 
-resource "google_pubsub_topic_iam_member" "api_dead_letter" {
+resource "google_pubsub_topic_iam_member" "worker_dead_letter" {
   project = var.project_id
   topic   = google_pubsub_topic.dead_letter.name
   role    = "roles/pubsub.publisher"
-  member  = var.member
+  member  = var.worker_member
 }
 
 # Object names under the results prefix only (IAM Conditions on Cloud Storage need uniform bucket-level
-# access, which the model bucket has). objectUser, not creator: a redelivered request overwrites its result.
-resource "google_storage_bucket_iam_member" "api_results" {
+# access, which the model bucket has). The front creates and reads; the workers read payloads and overwrite
+# records (`queued`, then `running`, then the result; a redelivered request overwrites its own), so
+# objectUser, which can replace an object, not creator.
+resource "google_storage_bucket_iam_member" "front_results_create" {
   bucket = var.bucket
-  role   = "roles/storage.objectUser"
-  member = var.member
+  role   = "roles/storage.objectCreator"
+  member = var.front_member
 
   condition {
-    title       = "mlkit-async-${var.name}"
+    title       = "mlkit-async-${var.name}-front-create"
+    description = "Objects under the results prefix of ${var.name}"
+    expression  = "resource.name.startsWith(\"${local.results}\")"
+  }
+}
+
+resource "google_storage_bucket_iam_member" "front_results_read" {
+  bucket = var.bucket
+  role   = "roles/storage.objectViewer"
+  member = var.front_member
+
+  condition {
+    title       = "mlkit-async-${var.name}-front-read"
+    description = "Objects under the results prefix of ${var.name}"
+    expression  = "resource.name.startsWith(\"${local.results}\")"
+  }
+}
+
+resource "google_storage_bucket_iam_member" "worker_results" {
+  bucket = var.bucket
+  role   = "roles/storage.objectUser"
+  member = var.worker_member
+
+  condition {
+    title       = "mlkit-async-${var.name}-worker"
     description = "Objects under the results prefix of ${var.name}"
     expression  = "resource.name.startsWith(\"${local.results}\")"
   }

@@ -43,8 +43,13 @@ variable "results_prefix" {
   type        = string
 }
 
-variable "member" {
-  description = "IAM member of the API's pods (serviceAccount:EMAIL of its Google service account)."
+variable "front_member" {
+  description = "IAM member of the API's front pods (serviceAccount:EMAIL of its Google service account)."
+  type        = string
+}
+
+variable "worker_member" {
+  description = "IAM member of the API's worker pods (serviceAccount:EMAIL of the workers' Google service account)."
   type        = string
 }
 

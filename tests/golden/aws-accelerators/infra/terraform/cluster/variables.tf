@@ -92,6 +92,7 @@ variable "async_apis" {
     visibility_timeout_s  = number
     max_attempts          = number
     result_retention_days = number
+    worker_role           = string # the workers' IAM role name (the front's is <project>-<api>, as other APIs')
   }))
   default = {}
 }

@@ -96,11 +96,12 @@ module "model_bucket" {
 
 ################################################################################
 # Serving identities: each API's service account may read the models, nothing else
+# (an async API's front and workers have roles of their own, with the async queues below)
 ################################################################################
 
 module "api_role" {
   source   = "./modules/irsa-role"
-  for_each = toset(var.api_names)
+  for_each = setsubtract(toset(var.api_names), keys(var.async_apis))
 
   name              = "${var.project}-${each.key}"
   description       = "mlkit API ${each.key}: reads the model bucket"
@@ -150,8 +151,10 @@ resource "aws_iam_role_policy" "batch_output" {
 }
 
 ################################################################################
-# Async APIs: a queue each with its dead-letter queue (modules/async-queue); each API's role may use
-# its own queue and its own results prefix, nothing else
+# Async APIs: a queue each with its dead-letter queue (modules/async-queue), and two roles: the front's
+# (service account <api>: send to its queue, get and put its records; it never loads the model) and the
+# workers' (<api>-worker: read the models, receive, extend and delete on its queue, dead-letter, get and
+# put its records). Neither may do what the other does alone.
 ################################################################################
 
 module "async_queue" {
@@ -166,12 +169,43 @@ module "async_queue" {
   results_prefix        = "async/${each.key}"
 }
 
-resource "aws_iam_role_policy" "async_api" {
+module "async_front_role" {
+  source   = "./modules/irsa-role"
+  for_each = var.async_apis
+
+  name              = "${var.project}-${each.key}"
+  description       = "mlkit async API ${each.key}, front: queues requests, reads and writes their records"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  service_accounts  = ["${var.namespace}:${each.key}"]
+}
+
+module "async_worker_role" {
+  source   = "./modules/irsa-role"
+  for_each = var.async_apis
+
+  name              = each.value.worker_role
+  description       = "mlkit async API ${each.key}, workers: read the models, take requests, write results"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  service_accounts  = ["${var.namespace}:${each.key}-worker"]
+  policy_arns       = { model_read = module.model_bucket.read_policy_arn }
+}
+
+# The queue's policies are inline policies of their own, not irsa-role's policy_json: that one is counted
+# on being set, which Terraform cannot know before the queue exists.
+resource "aws_iam_role_policy" "async_front" {
   for_each = var.async_apis
 
   name   = "${var.project}-${each.key}-queue"
-  role   = module.api_role[each.key].role_name
-  policy = module.async_queue[each.key].api_policy_json
+  role   = module.async_front_role[each.key].role_name
+  policy = module.async_queue[each.key].front_policy_json
+}
+
+resource "aws_iam_role_policy" "async_worker" {
+  for_each = var.async_apis
+
+  name   = "${each.value.worker_role}-queue"
+  role   = module.async_worker_role[each.key].role_name
+  policy = module.async_queue[each.key].worker_policy_json
 }
 
 ################################################################################

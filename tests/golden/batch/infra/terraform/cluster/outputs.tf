@@ -63,8 +63,13 @@ output "model_bucket_name" {
 }
 
 output "api_role_arns" {
-  description = "IAM role of each API's service account, keyed by API name."
-  value       = { for name, role in module.api_role : name => role.role_arn }
+  description = "IAM role of each API's service account, keyed by API name (an async API's: its front's)."
+  value       = merge({ for name, role in module.api_role : name => role.role_arn }, { for name, role in module.async_front_role : name => role.role_arn })
+}
+
+output "async_worker_role_arns" {
+  description = "IAM role of each async API's workers (service account <api>-worker), keyed by API name."
+  value       = { for name, role in module.async_worker_role : name => role.role_arn }
 }
 
 output "account_id" {

@@ -121,9 +121,10 @@ resource "google_service_account_iam_member" "api_workload_identity" {
 }
 
 ################################################################################
-# Async APIs: a topic and pull subscription each with a dead-letter topic (modules/async-queue). Each
-# API's pods act as an account of their own that reads the models and may use its own queue and its own
-# results prefix (async/<api>/ in the model bucket), nothing else
+# Async APIs: a topic and pull subscription each with a dead-letter topic (modules/async-queue), and two
+# accounts per API: the front's (Kubernetes service account <api>: publish to its topic, create and read its
+# records; no model) and the workers' (<api>-worker: read the models, pull and ack on its subscription,
+# dead-letter, read and write its records under async/<api>/ in the model bucket), nothing else
 ################################################################################
 
 resource "google_service_account" "async" {
@@ -131,10 +132,20 @@ resource "google_service_account" "async" {
 
   project      = var.project_id
   account_id   = each.value.account_id
-  display_name = "mlkit async API ${each.key}"
-  description  = "Pods of the async API ${each.key}: read the models, use its Pub/Sub queue and gs://${module.model_bucket.bucket_name}/async/${each.key}/"
+  display_name = "mlkit async API ${each.key}, front"
+  description  = "Front pods of the async API ${each.key}: publish to its Pub/Sub topic, create and read gs://${module.model_bucket.bucket_name}/async/${each.key}/"
 }
 
+resource "google_service_account" "async_worker" {
+  for_each = var.async_apis
+
+  project      = var.project_id
+  account_id   = each.value.worker_account_id
+  display_name = "mlkit async API ${each.key}, workers"
+  description  = "Worker pods of the async API ${each.key}: read the models, pull from its Pub/Sub subscription, read and write gs://${module.model_bucket.bucket_name}/async/${each.key}/"
+}
+
+# Each Kubernetes service account may act as its own Google account only.
 resource "google_service_account_iam_member" "async_workload_identity" {
   for_each = var.async_apis
 
@@ -143,12 +154,20 @@ resource "google_service_account_iam_member" "async_workload_identity" {
   member             = "serviceAccount:${module.gke.workload_pool}[${var.namespace}/${each.key}]"
 }
 
+resource "google_service_account_iam_member" "async_worker_workload_identity" {
+  for_each = var.async_apis
+
+  service_account_id = google_service_account.async_worker[each.key].name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${module.gke.workload_pool}[${var.namespace}/${each.key}-worker]"
+}
+
 resource "google_storage_bucket_iam_member" "async_model_read" {
   for_each = var.async_apis
 
   bucket = module.model_bucket.bucket_name
   role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.async[each.key].email}"
+  member = "serviceAccount:${google_service_account.async_worker[each.key].email}"
 }
 
 module "async_queue" {
@@ -162,6 +181,7 @@ module "async_queue" {
   result_retention_days = each.value.result_retention_days
   bucket                = module.model_bucket.bucket_name
   results_prefix        = "async/${each.key}"
-  member                = "serviceAccount:${google_service_account.async[each.key].email}"
+  front_member          = "serviceAccount:${google_service_account.async[each.key].email}"
+  worker_member         = "serviceAccount:${google_service_account.async_worker[each.key].email}"
   labels                = local.labels
 }

@@ -99,9 +99,10 @@ variable "api_names" {
 }
 
 variable "async_apis" {
-  description = "The queue settings of each `kind: async` API, by name (mlkit.yaml's apis[].queue), and its Google service account id."
+  description = "The queue settings of each `kind: async` API, by name (mlkit.yaml's apis[].queue), and its front's and workers' Google service account ids."
   type = map(object({
-    account_id            = string
+    account_id            = string # the front's Google service account id
+    worker_account_id     = string # the workers'
     visibility_timeout_s  = number
     max_attempts          = number
     result_retention_days = number
