@@ -1,4 +1,4 @@
-"""Which device each model process is pinned to (`--model-processes`, docs/guides/front-processes.md).
+"""Which device each model process is pinned to (`--model-processes`, docs/guides/processes.md).
 
 One model process per device: each sees only its own device (its CUDA_VISIBLE_DEVICES), so `cuda:0` in
 the predictor is that process's GPU and the model is loaded once per device, never per front. The

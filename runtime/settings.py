@@ -82,7 +82,7 @@ class Settings:
         default="1",
         metadata={"help": "Model processes: 1 loads the predictor once, seeing every device (the default); auto: one per visible GPU "
                           "(CUDA_VISIBLE_DEVICES, else NVIDIA_VISIBLE_DEVICES), each pinned to its GPU; N: N processes, round-robin over "
-                          "the GPUs. More than one runs behind HTTP fronts (docs/guides/front-processes.md)."},
+                          "the GPUs. More than one runs behind HTTP fronts (docs/guides/processes.md)."},
     )
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
