@@ -11,6 +11,7 @@ Credentials; anything that cannot be read is `problem`, one line.
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from .queue_depth import METRIC_WINDOW, QueueDepth, first_line, newest_point
@@ -20,12 +21,17 @@ METRIC = "pubsub.googleapis.com/subscription/"
 # Failures: dead-lettered messages are forwarded to a topic, which has no depth of its own; the
 # subscription's count of forwarded messages over the last day stands in for the dead-letter queue's depth.
 DEAD_LETTER_WINDOW = datetime.timedelta(days=1)
+# The names go into Monitoring's URL and filter, and come from a Deployment on the cluster: only what GCP
+# allows passes (project ids, domain-scoped ones too; Pub/Sub's subscription names), so no quote or slash can.
+PROJECT = re.compile(r"[a-z][a-z0-9.:-]{2,62}")
+SUBSCRIPTION = re.compile(r"[A-Za-z][-A-Za-z0-9._~%+]{2,254}")
 
 
 def subscription(location: str) -> tuple[str, str]:
     """`pubsub:projects/P/topics/T/subscriptions/S` (runtime/settings.py's form) -> (P, S)."""
     parts = location.removeprefix("pubsub:").split("/")
-    if len(parts) != 6 or parts[0] != "projects" or parts[4] != "subscriptions":
+    if (len(parts) != 6 or parts[0] != "projects" or parts[4] != "subscriptions"
+            or not PROJECT.fullmatch(parts[1]) or not SUBSCRIPTION.fullmatch(parts[5])):
         raise ValueError(f"{location[:200]!r} is not pubsub:projects/PROJECT/topics/TOPIC/subscriptions/SUBSCRIPTION")
     return parts[1], parts[5]
 

@@ -155,6 +155,9 @@ def test_gcp_queue_depth_without_credentials_is_one_unavailable_line(tmp_path, m
     depth = clouds.of(spec).queue_depth(spec, "pubsub:projects/demo-project/topics/async-demo-documents/subscriptions/async-demo-documents", None)
     assert depth.queued is None and depth.problem is not None
     assert depth.problem.startswith("unavailable: no Google credentials to read Cloud Monitoring (") and "absent.json" in depth.problem
+    for hostile in ('demo-project/topics/t/subscriptions/s" OR metric.type="x', "../../x/topics/t/subscriptions/sub"):
+        refused = clouds.of(spec).queue_depth(spec, f"pubsub:projects/{hostile}", None)
+        assert refused.problem is not None and refused.problem.startswith("the workers' MLKIT_QUEUE: ") and "\n" not in refused.problem, hostile
     bad = clouds.of(spec).queue_depth(spec, "pubsub:projects/demo-project/topics/t", None)
     assert bad.problem == (
         "the workers' MLKIT_QUEUE: 'pubsub:projects/demo-project/topics/t' is not pubsub:projects/PROJECT/topics/TOPIC/subscriptions/SUBSCRIPTION"
