@@ -200,6 +200,11 @@ def test_the_regression_panel_reads_the_runtime_through_a_real_prometheus(mirror
     try:
         rng = random.Random(3)
         empty: list[str] = []
+        # Prometheus answers 503 "Service Unavailable" (not JSON) until its TSDB is open: wait for /-/ready,
+        # as tests/scraped.py does, before any query (CI on a loaded machine caught the gap).
+        from tests import scraped
+
+        scraped.wait(lambda: httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).status_code == 200, prom, tmp_path / "prometheus.log")
         with httpx.Client() as client:
             deadline = time.monotonic() + 40
             while time.monotonic() < deadline:
@@ -208,8 +213,16 @@ def test_the_regression_panel_reads_the_runtime_through_a_real_prometheus(mirror
                 empty = []
                 for title, expr in queries:
                     try:
-                        body = client.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": expr}, timeout=5).json()
+                        answer = client.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": expr}, timeout=5)
                     except httpx.HTTPError:
+                        empty.append(title)
+                        continue
+                    if answer.status_code == 503:  # still starting
+                        empty.append(title)
+                        continue
+                    try:
+                        body = answer.json()
+                    except ValueError:
                         empty.append(title)
                         continue
                     assert body["status"] == "success", (expr, body)

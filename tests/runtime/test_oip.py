@@ -295,7 +295,9 @@ def test_predictors_choose_their_input_form(serve, predictor, expected):
         {"inputs": [tensor(shape=[2, 2], data=[[0, 1], [2, 3]]), tensor("s", shape=[2], datatype="BYTES", data=["a", "b"])]},
         binary_request({"inputs": [tensor(shape=[2, 2], parameters={"binary_data_size": 16}), tensor("s", shape=[2], datatype="BYTES", data=["a", "b"])]}, raw),
     ):
-        r = httpx.post(s.url + INFER, **({"json": body} if "inputs" in body else body))
+        # 30 s: the first request to TorchTensors converts with torch, whose first use on a loaded CI machine
+        # (three pytest workers beside the e2e phase) took past httpx's default 5 s once.
+        r = httpx.post(s.url + INFER, timeout=30, **({"json": body} if "inputs" in body else body))
         assert r.status_code == 200, r.text
         out = {o["name"]: o for o in r.json()["outputs"]}
         # ListTensors echoes ints as sent in JSON (0, 1, ...) and float32 values from binary: both as FP64 lists.
