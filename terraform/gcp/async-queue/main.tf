@@ -99,6 +99,16 @@ resource "google_pubsub_topic_iam_member" "front_publish" {
   member  = var.front_member
 }
 
+# Stacks applied when one account served both sides (before the front and workers had accounts of their own)
+# hold this binding as api_publish: the same role for the same account, which is now the front's. Moved, not
+# deleted and added: a delete of the old address after the add of the new one would remove the binding both
+# name, and the front could no longer publish. (The other bindings of that time change their member to the
+# workers' account, so they are replaced whatever their address.)
+moved {
+  from = google_pubsub_topic_iam_member.api_publish
+  to   = google_pubsub_topic_iam_member.front_publish
+}
+
 # The worker (worker.py): pulls, extends the ack deadline, acks and nacks on the subscription
 # (roles/pubsub.subscriber), and publishes a request that failed its last attempt to the dead-letter topic
 # itself, with the predictor's error recorded, before Pub/Sub's own policy would. It never publishes to the

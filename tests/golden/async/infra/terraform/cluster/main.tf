@@ -168,6 +168,20 @@ resource "aws_iam_role_policy" "async_worker" {
   policy = module.async_queue[each.key].worker_policy_json
 }
 
+# Stacks applied before the front had a role of its own kept it as module.api_role["documents"]: the same
+# role (same name, same trust), moved rather than deleted and made again, which would leave the front's pods
+# without credentials in between. The queue policy is the same inline policy on it, moved too (deleting the
+# old one after the new one is written would delete the new one: same role, same name).
+moved {
+  from = module.api_role["documents"]
+  to   = module.async_front_role["documents"]
+}
+
+moved {
+  from = aws_iam_role_policy.async_api["documents"]
+  to   = aws_iam_role_policy.async_front["documents"]
+}
+
 ################################################################################
 # Model mounts: Mountpoint for Amazon S3, for APIs with `model_access: mount`
 ################################################################################
