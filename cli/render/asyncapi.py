@@ -16,6 +16,7 @@ import copy
 from typing import Any
 
 from .. import clouds, labels
+from ..clouds import jobaccess
 from ..errors import UserError
 from ..spec.schema import Api, AsyncQueue, Spec
 from .facts import Facts
@@ -49,6 +50,20 @@ def results_prefix(api: str) -> str:
     return f"async/{api}"
 
 
+def model_read(spec: Spec, api: Api) -> list[dict[str, str]]:
+    """Where the workers' model is, for a grant on it alone: a folder uploaded on apply lands under `<api>/` in
+    the model bucket (deploy/uploads.py; bucket "" is the model bucket, whose name the stack knows), a URI is
+    read where it points (bucket "" too when it names the model bucket, where its name is known before apply).
+    None without a model. The workers get no read on the rest of the bucket, where the other async APIs keep
+    their payloads and results."""
+    if api.model is None:
+        return []
+    if "://" in api.model:
+        bucket, _, prefix = api.model.partition("://")[2].partition("/")
+        return [{"bucket": "" if bucket == jobaccess.model_bucket(spec, None) else bucket, "prefix": prefix}]
+    return [{"bucket": "", "prefix": f"{api.name}/"}]
+
+
 def cluster_tfvars(spec: Spec) -> dict[str, Any]:
     """The cluster stack's `async_apis` value: each async API's queue settings, by name (none: no key)."""
     apis = {
@@ -56,6 +71,7 @@ def cluster_tfvars(spec: Spec) -> dict[str, Any]:
             "visibility_timeout_s": queue(api).visibility_timeout_s,
             "max_attempts": queue(api).max_attempts,
             "result_retention_days": queue(api).result_retention_days,
+            "model_read": model_read(spec, api),
             **clouds.of(spec).async_api_tfvars(spec, api.name),
         }
         for api in async_apis(spec)

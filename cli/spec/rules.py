@@ -98,6 +98,10 @@ def _apis(spec: Spec, place: bool) -> Iterator[Problem]:
             )
         if api.name.endswith("-canary") and api.name.removesuffix("-canary") in {a.name for a in spec.apis}:
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the canary objects of API '{api.name.removesuffix('-canary')}'; pick another name")
+        if api.name == "async":
+            # Its uploaded model would land under async/, beside the async APIs' payloads and results, which
+            # the model bucket's read leaves out (an API's model read must not reach other APIs' results).
+            yield Problem(loc + ("name",), "'async' is the model bucket's folder of async APIs' payloads and results (async/<api>/); pick another name")
         if api.name.endswith("-worker") and api.name.removesuffix("-worker") in {a.name for a in spec.apis if a.kind == "async"}:
             base = api.name.removesuffix("-worker")
             yield Problem(loc + ("name",), f"'{api.name}' is the name of the worker objects of async API '{base}'; pick another name")

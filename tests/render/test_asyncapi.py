@@ -111,7 +111,8 @@ def test_the_front_is_a_small_pod_off_the_accelerators_and_the_workers_take_the_
 def test_queue_settings_reach_the_cluster_stack_and_kedas_role_reads_only_these_queues():
     files = render(loads(GPU_SPEC))
     cluster = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])
-    assert cluster["async_apis"] == {"video": {"visibility_timeout_s": 900, "max_attempts": 4, "result_retention_days": 30, "worker_role": "acme-video-worker"}}
+    assert cluster["async_apis"] == {"video": {"visibility_timeout_s": 900, "max_attempts": 4, "result_retention_days": 30, "worker_role": "acme-video-worker",
+                                               "model_read": []}}  # no model: the workers read nothing of the bucket but their records
     addons = json.loads(files["infra/terraform/addons/mlkit.auto.tfvars.json"])
     assert addons["async_queue_names"] == ["acme-video"]
     assert "infra/terraform/cluster/modules/async-queue/main.tf" in files
@@ -157,14 +158,15 @@ def test_the_front_and_the_workers_each_get_what_their_code_calls_on_their_own_q
     assert [s["actions"] for s in policies["depth"]["statement"]] == [["sqs:GetQueueAttributes"]]
 
 
-def test_each_side_has_a_role_and_service_account_of_its_own_and_only_the_workers_read_the_model():
+def test_each_side_has_a_role_and_service_account_of_its_own_and_neither_reads_the_whole_bucket():
     files = render(loads(GPU_SPEC))
     main = plain(hcl2.loads(files["infra/terraform/cluster/main.tf"]))
     modules = {name: m for block in main["module"] for name, m in block.items()}
     front, worker = modules["async_front_role"], modules["async_worker_role"]
     assert front["service_accounts"] == ["${var.namespace}:${each.key}"] and "policy_arns" not in front
     assert worker["service_accounts"] == ["${var.namespace}:${each.key}-worker"] and worker["name"] == "${each.value.worker_role}"
-    assert worker["policy_arns"] == {"model_read": "${module.model_bucket.read_policy_arn}"}
+    # Not the bucket-wide model read the other APIs' roles attach: the workers' model grant is in their queue policy.
+    assert "policy_arns" not in worker
     policies = {name: r for block in main["resource"] for name, r in block.get("aws_iam_role_policy", {}).items()}
     assert policies["async_front"]["role"] == "${module.async_front_role[each.key].role_name}"
     assert policies["async_front"]["policy"] == "${module.async_queue[each.key].front_policy_json}"
@@ -225,3 +227,36 @@ def test_an_api_named_like_an_async_apis_workers_is_refused_in_one_line(tmp_path
     text = GPU_SPEC + "  - {name: video-worker, predictor: predictor.py:Predictor}\n"
     with pytest.raises(UserError, match=r"apis\[1\]\.name.*worker objects of async API 'video'"):
         loads(text)
+
+
+@pytest.mark.parametrize(
+    ("model", "read"),
+    [
+        (None, []),
+        ("model/", [{"bucket": "", "prefix": "video/"}]),  # uploaded on apply under <api>/ in the model bucket
+        ("s3://weights/video/v3/", [{"bucket": "weights", "prefix": "video/v3/"}]),
+    ],
+)
+def test_the_workers_read_their_own_model_and_no_other_object_of_the_bucket(model, read):
+    text = GPU_SPEC + "    model: " + model + "\n" if model else GPU_SPEC
+    files = render(loads(text))
+    assert json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])["async_apis"]["video"]["model_read"] == read
+    module = plain(hcl2.loads(files["infra/terraform/cluster/modules/async-queue/main.tf"]))
+    (worker,) = [d["aws_iam_policy_document"]["worker"] for d in module["data"] if "worker" in d.get("aws_iam_policy_document", {})]
+    model_statements = [d["statement"]["content"][0] for d in worker["dynamic"]]
+    assert [(s["sid"], s["actions"], s["resources"]) for s in model_statements] == [
+        ("Model", ["s3:GetObject", "s3:GetObjectVersion"], ["${statement.value.bucket_arn}/${statement.value.prefix}*"]),
+        ("ModelListing", ["s3:ListBucket"], ["${statement.value.bucket_arn}"]),
+    ]
+    assert model_statements[1]["condition"][0] == {"test": "StringLike", "variable": "s3:prefix", "values": ["${statement.value.prefix}*"]}
+    # Every other role that reads models is denied the async APIs' payloads and results.
+    main = plain(hcl2.loads(files["infra/terraform/cluster/main.tf"]))
+    bucket = next(block["model_bucket"] for block in main["module"] if "model_bucket" in block)
+    assert bucket["private_prefixes"] == '${length(var.async_apis) > 0 ? ["async/"] : []}'
+
+
+def test_an_api_named_async_is_refused_in_one_line():
+    from mlkit.errors import UserError
+
+    with pytest.raises(UserError, match=r"apis\[1\]\.name.*'async' is the model bucket's folder of async APIs' payloads and results"):
+        loads(GPU_SPEC + "  - {name: async, predictor: predictor.py:Predictor}\n")

@@ -132,6 +132,7 @@ def test_the_cluster_stack_gives_the_async_api_its_own_account_queue_and_expirin
     values = json.loads(files["infra/terraform/cluster/mlkit.auto.tfvars.json"])
     assert values["async_apis"] == {"video": {
         "visibility_timeout_s": 120, "max_attempts": 6, "result_retention_days": 40, "account_id": "acme-video", "worker_account_id": "acme-video-worker",
+        "model_read": [{"bucket": "", "prefix": "video/"}],  # model/ is uploaded under video/ in the model bucket
     }}
     main = tf(files, "infra/terraform/cluster/main.tf")
     resources, modules = blocks(main, "resource"), blocks(main, "module")
@@ -156,6 +157,23 @@ def test_the_cluster_stack_gives_the_async_api_its_own_account_queue_and_expirin
     read = resources["google_storage_bucket_iam_member"]["async_model_read"]
     assert (read["role"], read["bucket"]) == ("roles/storage.objectViewer", "${module.model_bucket.bucket_name}")
     assert read["member"] == "serviceAccount:${google_service_account.async_worker[each.key].email}"  # the front never loads the model
+    # ... and the workers read their own model's objects only, and listings (checked against the bucket), never
+    # another async API's payloads and results; a model in another bucket gets no binding here.
+    assert read["for_each"] == ('${{for name, api in var.async_apis : name => api.model_read[0].prefix '
+                                'if length(api.model_read) > 0 && try(api.model_read[0].bucket, "") == ""}}')
+    assert read["condition"][0]["expression"].replace('\\"', '"') == (
+        'resource.type == "storage.googleapis.com/Bucket" || '
+        'resource.name.startsWith("projects/_/buckets/${module.model_bucket.bucket_name}/objects/${each.value}")')
+    assert read["lifecycle"][0]["create_before_destroy"] is True
+    # The serving and batch accounts' model read leaves out every object under async/.
+    assert modules["model_bucket"]["private_prefixes"] == "${local.private_prefixes}"
+    locals_ = {k: v for block in main["locals"] for k, v in block.items()}
+    assert locals_["private_prefixes"] == '${length(var.async_apis) > 0 ? ["async/"] : []}'
+    reader = blocks(plain(hcl2.loads(files["infra/terraform/cluster/modules/model-bucket/main.tf"])), "resource")["google_storage_bucket_iam_member"]["reader"]
+    (not_results,) = reader["dynamic"]
+    assert not_results["condition"]["content"][0]["expression"].replace('\\"', '"') == (
+        '${join(" && ", [for prefix in var.private_prefixes : "!resource.name.startsWith("projects/_/buckets/${var.name}/objects/${prefix}")"])}')
+    assert reader["lifecycle"][0]["create_before_destroy"] is True
     bucket = plain(hcl2.loads(files["infra/terraform/cluster/modules/model-bucket/main.tf"]))
     rules = blocks(bucket, "resource")["google_storage_bucket"]["this"]["dynamic"]
     (expiring,) = [d["lifecycle_rule"] for d in rules if "lifecycle_rule" in d]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,38 @@ REGION = "us-west-2"
 SETUP_ACTIONS = 3
 
 
-def rendered_policy(name: str, resources: dict[str, str]) -> dict[str, Any]:
-    """The module's policy document `name` as IAM JSON, with the stack's references replaced by these ARNs."""
-    data = plain(hcl2.loads(MODULE.read_text()))["data"]
+def policy_document(path: Path, name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The module's policy document `name` as IAM JSON, with the stack's references replaced by `values`: a
+    whole expression by its value (a list, for a dynamic block's for_each or a for expression), else each
+    ${reference} in a string; a dynamic statement once for each of its for_each's items (statement.value.X)."""
+    data = plain(hcl2.loads(path.read_text()))["data"]
     (doc,) = [d["aws_iam_policy_document"][name] for d in data if name in d.get("aws_iam_policy_document", {})]
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": s["sid"], "Effect": "Allow", "Action": s["actions"], "Resource": [resources[r] for r in s["resources"]]}
-        for s in doc["statement"]
-    ]}
+
+    def resolve(ref: str, item: dict[str, str] | None = None) -> Any:
+        if ref in values:
+            return values[ref]
+        return re.sub(r"\$\{([^}]+)\}", lambda m: item[m.group(1).removeprefix("statement.value.")]
+                      if m.group(1).startswith("statement.value.") and item is not None else values[m.group(0)], ref)
+
+    def statement(s: dict[str, Any], item: dict[str, str] | None = None) -> dict[str, Any]:
+        resources = resolve(s["resources"]) if isinstance(s["resources"], str) else [resolve(r, item) for r in s["resources"]]
+        out = {"Effect": s.get("effect", "Allow"), "Action": s["actions"], "Resource": resources}
+        if "sid" in s:
+            out["Sid"] = s["sid"]
+        for c in s.get("condition", []):
+            out.setdefault("Condition", {}).setdefault(c["test"], {})[c["variable"]] = [resolve(v, item) for v in c["values"]]
+        return out
+
+    statements = [statement(s) for s in doc.get("statement", [])]
+    for block in doc.get("dynamic", []):
+        dynamic = block["statement"]
+        statements += [statement(c, item) for item in resolve(dynamic["for_each"]) for c in dynamic["content"]]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def rendered_policy(name: str, resources: dict[str, Any]) -> dict[str, Any]:
+    """The async-queue module's policy document `name` (front, worker) with the stack's references replaced."""
+    return policy_document(MODULE, name, resources)
 
 
 def client(service: str, endpoint: str, key: dict[str, str]) -> Any:
@@ -69,6 +94,8 @@ def enforcing(tmp_path) -> Iterator[dict[str, Any]]:
             "${aws_sqs_queue.this.arn}": arn[queue],
             "${aws_sqs_queue.dead_letter.arn}": arn[dead],
             "${local.results_arn}": "arn:aws:s3:::models/async/ocr/*",
+            # The workers' model, uploaded under ocr/ in the model bucket.
+            "${var.model_read}": [{"bucket_arn": "arn:aws:s3:::models", "prefix": "ocr/"}],
         }
         keys = {}
         for side in ("front", "worker"):  # an IAM user per side stands in for its IRSA role: the same document
@@ -133,3 +160,45 @@ def test_front_and_workers_run_on_their_own_grants_and_neither_may_do_the_others
     # The workers cannot put work on their own queue, nor write outside their prefix.
     assert denied(worker_sqs.send_message, QueueUrl=enforcing["queue"], MessageBody="x")
     assert denied(client("s3", enforcing["endpoint"], enforcing["keys"]["worker"]).put_object, Bucket="models", Key="ocr/model.bin", Body=b"x")
+
+
+def allowed(call: Any, **kw: Any) -> bool:
+    call(**kw)  # raises on a refusal, with what was refused
+    return True
+
+
+def test_no_identity_reads_or_writes_another_async_apis_records(enforcing):
+    """Results isolation: ocr's front and workers reach their own records (and the workers their own model) and
+    are refused another async API's (`other`) records and model; a realtime API's role, with the model read every
+    other role attaches (terraform/aws/model-bucket), reads models but no async API's records. Ids are the only
+    secret of a result where the API has no api_keys, so one API's pods must not read another's."""
+    endpoint, admin = enforcing["endpoint"], enforcing["admin"]
+    s3 = client("s3", endpoint, admin)
+    for key in ("async/ocr/r1.json", "async/other/r2.json", "other/model.bin"):
+        s3.put_object(Bucket="models", Key=key, Body=b"{}")
+    iam = client("iam", endpoint, admin)
+    read = policy_document(MODULE.parents[1] / "model-bucket/main.tf", "read", {
+        "${aws_s3_bucket.this.arn}": "arn:aws:s3:::models",
+        "${length(var.private_prefixes) > 0 ? [1] : []}": [1],
+        '${[for prefix in var.private_prefixes : "${aws_s3_bucket.this.arn}/${prefix}*"]}': ["arn:aws:s3:::models/async/*"],
+    })
+    assert [s["Effect"] for s in read["Statement"]] == ["Allow", "Allow", "Deny"]
+    iam.create_user(UserName="serving")
+    iam.put_user_policy(UserName="serving", PolicyName="read", PolicyDocument=json.dumps(read))
+    keys = enforcing["keys"] | {"serving": iam.create_access_key(UserName="serving")["AccessKey"]}
+    front, worker, serving = (client("s3", endpoint, keys[k]) for k in ("front", "worker", "serving"))
+
+    for own in (front, worker):  # its own records: read and written
+        assert allowed(own.get_object, Bucket="models", Key="async/ocr/r1.json")
+        assert allowed(own.put_object, Bucket="models", Key="async/ocr/r3.json", Body=b"{}")
+    for anyone in (front, worker, serving):  # another API's records: neither read nor written
+        assert denied(anyone.get_object, Bucket="models", Key="async/other/r2.json")
+        assert denied(anyone.put_object, Bucket="models", Key="async/other/r4.json", Body=b"{}")
+    assert denied(serving.get_object, Bucket="models", Key="async/ocr/r1.json")  # nor the realtime API's role
+    # The workers read their own model and no other API's; the serving role reads models.
+    assert allowed(worker.get_object, Bucket="models", Key="ocr/model.bin")
+    # (Its listing is limited to the model's prefix by an s3:prefix condition, which moto does not evaluate for S3:
+    # it refuses every conditioned listing; tests/render/test_asyncapi.py pins the condition.)
+    assert denied(worker.get_object, Bucket="models", Key="other/model.bin")
+    assert allowed(serving.get_object, Bucket="models", Key="other/model.bin")
+    assert denied(front.get_object, Bucket="models", Key="other/model.bin")

@@ -30,7 +30,7 @@ ASYNC_OVERRIDES = {
 
 def statements(document) -> dict[str, dict]:
     document = json.loads(document) if isinstance(document, str) else document
-    return {s["Sid"]: s for s in document["Statement"]}
+    return {s.get("Sid", ""): s for s in document["Statement"]}
 
 
 def as_list(value) -> list[str]:
@@ -78,11 +78,13 @@ def test_async_stack_applies_its_queue_lifecycle_and_grants_replans_clean_and_de
     expected = {
         # The front: send to its queue, put and get records; no receive, no delete, no model.
         f"{PROJECT}-{API}": ({"Enqueue": (["sqs:SendMessage"], [attrs["QueueArn"]]), "Records": (["s3:GetObject", "s3:PutObject"], [results_arn])}, API),
-        # The workers: take requests off the queue, dead-letter, put and get records (and read the model, attached below).
+        # The workers: take requests off the queue, dead-letter, put and get records, read their own model (uploaded under <api>/).
         f"{PROJECT}-{API}-worker": ({
             "Consume": (["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"], [attrs["QueueArn"]]),
             "DeadLetter": (["sqs:SendMessage"], [dead["QueueArn"]]),
             "Results": (["s3:GetObject", "s3:PutObject"], [results_arn]),
+            "Model": (["s3:GetObject", "s3:GetObjectVersion"], [f"arn:aws:s3:::{bucket}/{API}/*"]),
+            "ModelListing": (["s3:ListBucket"], [f"arn:aws:s3:::{bucket}"]),
         }, f"{API}-worker"),
     }
     for role, (wanted, service_account) in expected.items():
@@ -93,8 +95,17 @@ def test_async_stack_applies_its_queue_lifecycle_and_grants_replans_clean_and_de
         trust = json.loads(trust) if isinstance(trust, str) else trust
         subjects = [x for s in trust["Statement"] for cond in s["Condition"].values() for k, v in cond.items() if k.endswith(":sub") for x in as_list(v)]
         assert subjects == [f"system:serviceaccount:{PROJECT}:{service_account}"], role
+    # Neither attaches the bucket-wide model read, which would reach other async APIs' records.
     attached = {role: [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] for role in expected}
-    assert attached[f"{PROJECT}-{API}"] == [] and len(attached[f"{PROJECT}-{API}-worker"]) == 1  # only the workers read the model
+    assert attached == {role: [] for role in expected}
+    listing = statements(iam.get_role_policy(RoleName=f"{PROJECT}-{API}-worker", PolicyName=f"{PROJECT}-{API}-worker-queue")["PolicyDocument"])
+    assert listing["ModelListing"]["Condition"] == {"StringLike": {"s3:prefix": f"{API}/*"}}
+    # The model read every other role attaches denies the async APIs' payloads and results.
+    read = iam.get_policy(PolicyArn=f"arn:aws:iam::{account}:policy/{bucket}-read")["Policy"]
+    document = iam.get_policy_version(PolicyArn=read["Arn"], VersionId=read["DefaultVersionId"])["PolicyVersion"]["Document"]
+    denied = statements(document)["NotModels"]
+    assert (denied["Effect"], as_list(denied["Action"]), as_list(denied["Resource"])) == (
+        "Deny", ["s3:GetObject", "s3:GetObjectVersion"], [f"arn:aws:s3:::{bucket}/async/*"])
 
     # SQS moves a message received max_attempts times and never deleted to the dead-letter queue.
     sqs.send_message(QueueUrl=url, MessageBody="poison")

@@ -89,6 +89,7 @@ def test_the_previous_releases_async_stack_upgrades_moving_the_fronts_role_witho
     assert iam.list_attached_role_policies(RoleName=after["RoleName"])["AttachedPolicies"] == []  # the front reads no model
     worker = f"{PROJECT}-{API}-worker"
     assert iam.list_role_policies(RoleName=worker)["PolicyNames"] == [f"{worker}-queue"]
+    assert iam.list_attached_role_policies(RoleName=worker)["AttachedPolicies"] == []  # its model read is in its own policy
 
     summary, changes = planned(proj, env)
     assert (summary["add"], summary["change"], summary["remove"]) == (0, 0, 0), changes

@@ -118,6 +118,33 @@ data "aws_iam_policy_document" "worker" {
     actions   = ["s3:GetObject", "s3:PutObject"]
     resources = [local.results_arn]
   }
+
+  # Its own model and nothing else of the bucket: the bucket-wide read the other APIs' roles attach would let
+  # it read every other async API's payloads and results (their ids are the only secret). `aws s3 sync`
+  # lists the model's prefix, then gets each object.
+  dynamic "statement" {
+    for_each = var.model_read
+    content {
+      sid       = "Model"
+      actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+      resources = ["${statement.value.bucket_arn}/${statement.value.prefix}*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.model_read
+    content {
+      sid       = "ModelListing"
+      actions   = ["s3:ListBucket"]
+      resources = [statement.value.bucket_arn]
+
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["${statement.value.prefix}*"]
+      }
+    }
+  }
 }
 
 # What KEDA's aws-sqs-queue scaler reads: the queue's approximate message counts.

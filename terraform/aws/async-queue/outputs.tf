@@ -19,7 +19,7 @@ output "front_policy_json" {
 }
 
 output "worker_policy_json" {
-  description = "The workers' permissions: receive, extend and delete on this queue, send to its dead-letter queue, get and put under the results prefix."
+  description = "The workers' permissions: receive, extend and delete on this queue, send to its dead-letter queue, get and put under the results prefix, read their model."
   value       = data.aws_iam_policy_document.worker.json
 }
 

@@ -38,6 +38,20 @@ variable "results_prefix" {
   type        = string
 }
 
+variable "model_read" {
+  description = "The model the workers load: its bucket's ARN and the key prefix under which its files are (none: the API has no model to fetch)."
+  type = list(object({
+    bucket_arn = string
+    prefix     = string
+  }))
+  default = []
+
+  validation {
+    condition     = length(var.model_read) <= 1
+    error_message = "An async API's workers load one model."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -126,6 +126,18 @@ data "aws_iam_policy_document" "read" {
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.this.arn]
   }
+
+  # Objects that are not models (async APIs' payloads and results): an explicit deny, so that no role this
+  # policy is attached to reads them whatever else it is allowed.
+  dynamic "statement" {
+    for_each = length(var.private_prefixes) > 0 ? [1] : []
+    content {
+      sid       = "NotModels"
+      effect    = "Deny"
+      actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+      resources = [for prefix in var.private_prefixes : "${aws_s3_bucket.this.arn}/${prefix}*"]
+    }
+  }
 }
 
 resource "aws_iam_policy" "read" {

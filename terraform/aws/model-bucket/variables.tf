@@ -21,6 +21,12 @@ variable "expiring_prefixes" {
   default     = {}
 }
 
+variable "private_prefixes" {
+  description = "Key prefixes (ending in a slash) that hold no models: the read policy denies reading them (async APIs' payloads and results)."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -51,4 +51,22 @@ resource "google_storage_bucket_iam_member" "reader" {
   bucket = google_storage_bucket.this.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.reader.email}"
+
+  # Objects that are not models (async APIs' payloads and results) are left out by an IAM condition on the
+  # object's name (IAM's resource name for an object is projects/_/buckets/BUCKET/objects/NAME; a listing
+  # is checked against the bucket, projects/_/buckets/BUCKET, so it stays allowed).
+  dynamic "condition" {
+    for_each = length(var.private_prefixes) > 0 ? [1] : []
+    content {
+      title       = "mlkit-models-only"
+      description = "Every object of ${var.name} but what is under ${join(", ", var.private_prefixes)}"
+      expression  = join(" && ", [for prefix in var.private_prefixes : "!resource.name.startsWith(\"projects/_/buckets/${var.name}/objects/${prefix}\")"])
+    }
+  }
+
+  # A binding with a condition is another binding than the one without: the new one is made before the old
+  # one goes, so serving pods keep reading models while the stack is applied.
+  lifecycle {
+    create_before_destroy = true
+  }
 }

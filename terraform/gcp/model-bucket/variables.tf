@@ -35,3 +35,9 @@ variable "noncurrent_version_expiry_days" {
   type        = number
   default     = 90
 }
+
+variable "private_prefixes" {
+  description = "Object name prefixes (ending in a slash) that hold no models: the readers' binding leaves them out (async APIs' payloads and results)."
+  type        = list(string)
+  default     = []
+}

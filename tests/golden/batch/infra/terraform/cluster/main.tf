@@ -92,6 +92,8 @@ module "model_bucket" {
   name = "${var.project}-models-${data.aws_caller_identity.current.account_id}"
   # Async APIs keep results (and large payloads) under async/<api>/ for their retention.
   expiring_prefixes = { for name, api in var.async_apis : "async/${name}" => api.result_retention_days }
+  # ... which the model read of every other API's role leaves out: one API's pods never read another's results.
+  private_prefixes = length(var.async_apis) > 0 ? ["async/"] : []
 }
 
 ################################################################################
@@ -153,8 +155,8 @@ resource "aws_iam_role_policy" "batch_output" {
 ################################################################################
 # Async APIs: a queue each with its dead-letter queue (modules/async-queue), and two roles: the front's
 # (service account <api>: send to its queue, get and put its records; it never loads the model) and the
-# workers' (<api>-worker: read the models, receive, extend and delete on its queue, dead-letter, get and
-# put its records). Neither may do what the other does alone.
+# workers' (<api>-worker: read its own model, receive, extend and delete on its queue, dead-letter, get and
+# put its records). Neither may do what the other does alone, and neither reads another API's records.
 ################################################################################
 
 module "async_queue" {
@@ -167,6 +169,11 @@ module "async_queue" {
   result_retention_days = each.value.result_retention_days
   bucket_arn            = module.model_bucket.bucket_arn
   results_prefix        = "async/${each.key}"
+  # Where the workers' model is: an uploaded folder in the model bucket (bucket ""), or the spec's s3:// URI.
+  model_read = [for m in each.value.model_read : {
+    bucket_arn = m.bucket == "" ? module.model_bucket.bucket_arn : "arn:aws:s3:::${m.bucket}"
+    prefix     = m.prefix
+  }]
 }
 
 module "async_front_role" {
@@ -184,10 +191,9 @@ module "async_worker_role" {
   for_each = var.async_apis
 
   name              = each.value.worker_role
-  description       = "mlkit async API ${each.key}, workers: read the models, take requests, write results"
+  description       = "mlkit async API ${each.key}, workers: read its model, take requests, write results"
   oidc_provider_arn = module.eks.oidc_provider_arn
   service_accounts  = ["${var.namespace}:${each.key}-worker"]
-  policy_arns       = { model_read = module.model_bucket.read_policy_arn }
 }
 
 # The queue's policies are inline policies of their own, not irsa-role's policy_json: that one is counted

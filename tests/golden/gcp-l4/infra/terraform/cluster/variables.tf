@@ -101,8 +101,12 @@ variable "api_names" {
 variable "async_apis" {
   description = "The queue settings of each `kind: async` API, by name (mlkit.yaml's apis[].queue), and its front's and workers' Google service account ids."
   type = map(object({
-    account_id            = string # the front's Google service account id
-    worker_account_id     = string # the workers'
+    account_id        = string # the front's Google service account id
+    worker_account_id = string # the workers'
+    model_read = list(object({ # the workers' model, if any: its bucket ("" for the model bucket) and object name prefix
+      bucket = string
+      prefix = string
+    }))
     visibility_timeout_s  = number
     max_attempts          = number
     result_retention_days = number

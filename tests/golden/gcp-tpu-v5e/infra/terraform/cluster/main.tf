@@ -102,6 +102,14 @@ module "model_bucket" {
   location          = var.region
   # Async APIs keep results (and large payloads) under async/<api>/ for their retention.
   expiring_prefixes = { for name, api in var.async_apis : "async/${name}" => api.result_retention_days }
+  # ... which the model read of the serving and batch accounts leaves out: one API's pods never read another's results.
+  private_prefixes = local.private_prefixes
+}
+
+locals {
+  private_prefixes = length(var.async_apis) > 0 ? ["async/"] : []
+  # The same, for the bindings made here (IAM's resource name of an object: projects/_/buckets/BUCKET/objects/NAME).
+  not_private = join(" && ", [for prefix in local.private_prefixes : "!resource.name.startsWith(\"projects/_/buckets/${module.model_bucket.bucket_name}/objects/${prefix}\")"])
 }
 
 ################################################################################
@@ -162,12 +170,26 @@ resource "google_service_account_iam_member" "async_worker_workload_identity" {
   member             = "serviceAccount:${module.gke.workload_pool}[${var.namespace}/${each.key}-worker]"
 }
 
+# The workers read their own model and nothing else of the bucket, where the other async APIs keep their
+# payloads and results: objects under the model's prefix, and listings (which IAM checks against the bucket:
+# resource type storage.googleapis.com/Bucket; `gcloud storage rsync` lists the prefix). A model elsewhere
+# (gs:// in another bucket) is read with what that bucket grants.
 resource "google_storage_bucket_iam_member" "async_model_read" {
-  for_each = var.async_apis
+  for_each = { for name, api in var.async_apis : name => api.model_read[0].prefix if length(api.model_read) > 0 && try(api.model_read[0].bucket, "") == "" }
 
   bucket = module.model_bucket.bucket_name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.async_worker[each.key].email}"
+
+  condition {
+    title       = "mlkit-async-${each.key}-model"
+    description = "The model of ${each.key}, under ${each.value}"
+    expression  = "resource.type == \"storage.googleapis.com/Bucket\" || resource.name.startsWith(\"projects/_/buckets/${module.model_bucket.bucket_name}/objects/${each.value}\")"
+  }
+
+  lifecycle {
+    create_before_destroy = true # the binding with a condition is made before the one without goes
+  }
 }
 
 module "async_queue" {

@@ -93,6 +93,10 @@ variable "async_apis" {
     max_attempts          = number
     result_retention_days = number
     worker_role           = string # the workers' IAM role name (the front's is <project>-<api>, as other APIs')
+    model_read = list(object({     # the workers' model, if any: its bucket ("" for the model bucket) and key prefix
+      bucket = string
+      prefix = string
+    }))
   }))
   default = {}
 }
