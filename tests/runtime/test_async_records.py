@@ -1,0 +1,96 @@
+"""How many record writes a request costs, and in what order (issue 24's throughput goal: a record write is a
+file replace or an object PUT, the largest part of a fast model's request on the async path).
+
+The real runtime in one process (starlette's TestClient runs its lifespan, so the real worker pulls from the
+real embedded queue and writes into a real results folder), with FileStore.put wrapped to note each write.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from mlkit_runtime.app import create_app
+from mlkit_runtime.asyncq import worker
+from mlkit_runtime.asyncq.local import FileStore
+from mlkit_runtime.settings import Settings
+from tests.runtime.conftest import PREDICTORS
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every record write as (request id, status), in the order the store received them."""
+    seen: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    real = FileStore.put
+
+    def noted(self: FileStore, key: str, data: bytes) -> None:
+        real(self, key, data)
+        if key.endswith(".json"):
+            record = orjson.loads(data)
+            with lock:
+                seen.append((record["id"], record["status"]))
+
+    monkeypatch.setattr(FileStore, "put", noted)
+    return seen
+
+
+def app(tmp_path, **more):
+    settings = Settings.load({
+        "predictor": f"{PREDICTORS}/queued.py:Predictor", "model_dir": str(tmp_path), "name": "queued", "access_log": False,
+        "mode": "async", "queue": "local", "results": f"file:{tmp_path / 'results'}", "max_batch_size": 8, **more,
+    }, environ={})
+    return TestClient(create_app(settings))
+
+
+def finished(client: TestClient, ids: list[str], bound_s: float = 20) -> list[dict]:
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        got = [client.get(f"/predict/{i}").json() for i in ids]
+        if all(r["status"] in ("completed", "failed") for r in got):
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"not finished in {bound_s} s: {[r['status'] for r in got]}")
+
+
+def test_a_fast_request_is_written_twice_queued_then_completed(tmp_path, writes):
+    """The front's `queued` and the worker's final record: no `running` write for a batch done in a moment."""
+    with app(tmp_path) as client:
+        ids = [client.post("/predict", json={"x": n}).json()["id"] for n in range(24)]
+        assert [r["result"]["y"] for r in finished(client, ids)] == [2 * n for n in range(24)]
+    for rid in ids:
+        assert [status for i, status in writes if i == rid] == ["queued", "completed"]
+
+
+def test_a_long_batch_shows_running_before_its_result_never_after(tmp_path, writes):
+    with app(tmp_path) as client:
+        slow = client.post("/predict", json={"x": 1, "sleep_s": 1.0}).json()["id"]
+        deadline = time.monotonic() + 10
+        while client.get(f"/predict/{slow}").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the slow request was never shown running"
+            time.sleep(0.02)
+        record = finished(client, [slow])[0]
+        assert record["status"] == "completed" and record["started_at"] <= record["finished_at"]
+    assert [status for i, status in writes if i == slow] == ["queued", "running", "completed"]
+
+
+def test_a_running_write_still_in_flight_lands_before_the_result(tmp_path, writes, monkeypatch):
+    """A store slower than the prediction: the worker waits for its `running` writes, so `completed` is last."""
+    monkeypatch.setattr(worker, "RUNNING_AFTER_S", 0.05)
+    real = FileStore.put  # the noting wrapper
+
+    def slow_running(self: FileStore, key: str, data: bytes) -> None:
+        if b'"running"' in data:
+            time.sleep(0.5)  # the batch (0.2 s) ends while this write is still going
+        real(self, key, data)
+
+    monkeypatch.setattr(FileStore, "put", slow_running)
+    with app(tmp_path) as client:
+        rid = client.post("/predict", json={"x": 3, "sleep_s": 0.2}).json()["id"]
+        assert finished(client, [rid])[0]["status"] == "completed"
+        assert client.get(f"/predict/{rid}").json()["status"] == "completed"
+    assert [status for i, status in writes if i == rid] == ["queued", "running", "completed"]
