@@ -94,3 +94,25 @@ def test_a_running_write_still_in_flight_lands_before_the_result(tmp_path, write
         assert finished(client, [rid])[0]["status"] == "completed"
         assert client.get(f"/predict/{rid}").json()["status"] == "completed"
     assert [status for i, status in writes if i == rid] == ["queued", "running", "completed"]
+
+
+def test_the_results_folder_is_written_whole_and_private(tmp_path, monkeypatch):
+    store = FileStore(str(tmp_path / "results"))
+    other = FileStore(str(tmp_path / "results"))  # a second process on the same folder (front and worker pods on a laptop)
+    store.put("a.json", b'{"v": 1}')
+    other.put("a.json", b'{"v": 2}')
+    store.put("payloads/b", b"x" * 200_000)  # a prefix not there yet
+    assert store.get("a.json") == b'{"v": 2}' and store.get("payloads/b") == b"x" * 200_000 and store.get("c.json") is None
+    assert (tmp_path / "results" / "a.json").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError, match="not a store key"):
+        store.put("../escape.json", b"{}")
+
+    def refused(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", refused)
+    with pytest.raises(OSError, match="No space"):
+        store.put("a.json", b'{"v": 3}')
+    assert store.get("a.json") == b'{"v": 2}'  # the old record stands, whole
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results").rglob("*"))
+    assert left == ["results/a.json", "results/payloads", "results/payloads/b"]  # no temporary file left behind
