@@ -95,6 +95,8 @@ class LocalQueue:
 class FileStore:
     """Objects as files under a folder, each written whole (a temporary file, then a rename)."""
 
+    parallel_puts = 1
+
     def __init__(self, root: str):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)

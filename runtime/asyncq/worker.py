@@ -148,6 +148,7 @@ class Worker:
             await marker.settle()
         finished = records.now()
         done: list[Message] = []
+        results: list[tuple[str, bytes]] = []
         writes = []
         statuses = []
         for (message, envelope, _), outcome in zip(work, outcomes, strict=True):
@@ -162,7 +163,7 @@ class Worker:
                     outcome = Failed(f"predictor error: {clip(str(exc), 500)}")
             statuses.append(500 if isinstance(outcome, Failed) else 200)
             if not isinstance(outcome, Failed):
-                writes.append(self._io(self.store.put, records.result_key(rid), data))
+                results.append((records.result_key(rid), data))
                 done.append(message)
                 rt.metrics.async_completed.inc()
             elif message.attempt >= self.max_attempts:
@@ -171,7 +172,7 @@ class Worker:
                 logs.log.warning("request %s: attempt %d of %d failed: %s", rid, message.attempt, self.max_attempts, outcome)
                 rt.metrics.async_retried.inc()
                 writes.append(self._io(self.queue.release, [message]))
-        await asyncio.gather(*writes)
+        await asyncio.gather(self._put_all(results), *writes)
         # Deleted only once every result is written: a crash before this line means a redelivery, never a loss.
         if done:
             await self._io(self.queue.delete, done)
@@ -179,6 +180,15 @@ class Worker:
             seconds = time.perf_counter() - start
             for (_, envelope, _), status in zip(work, statuses, strict=True):
                 logs.access(envelope["id"], "worker", status, seconds, len(work))
+
+    async def _put_all(self, items: list[tuple[str, bytes]]) -> None:
+        """A batch's records in as many thread calls as the store runs side by side (one for a folder)."""
+        groups = min(len(items), self.store.parallel_puts)
+        await asyncio.gather(*(self._io(self._put_each, items[i::groups]) for i in range(groups)))
+
+    def _put_each(self, items: list[tuple[str, bytes]]) -> None:
+        for key, data in items:
+            self.store.put(key, data)
 
     async def _fail(self, message: Message, rid: str, created: str, started: str, finished: str, error: str) -> None:
         logs.log.error("request %s failed its last attempt (%d): %s", rid, message.attempt, error)
@@ -234,11 +244,10 @@ class _RunningMarker:
     async def _mark(self) -> None:
         await asyncio.sleep(RUNNING_AFTER_S)
         self.writing = True
-        w = self.worker
-        await asyncio.gather(*(
-            w._io(w.store.put, records.result_key(e["id"]), records.record(e["id"], "running", e["created_at"], started_at=self.started, attempt=m.attempt))
+        await self.worker._put_all([
+            (records.result_key(e["id"]), records.record(e["id"], "running", e["created_at"], started_at=self.started, attempt=m.attempt))
             for m, e, _ in self.work
-        ))
+        ])
 
     async def settle(self) -> None:
         """Cancel the marker if it has not begun writing; otherwise wait for its writes (their threads cannot be cancelled)."""

@@ -23,8 +23,8 @@ from tests.runtime.conftest import PREDICTORS
 
 @pytest.fixture
 def writes(monkeypatch):
-    """Every record write as (request id, status), in the order the store received them."""
-    seen: list[tuple[str, str]] = []
+    """Every record write as (request id, status, writing thread), in the order the store received them."""
+    seen: list[tuple[str, str, int]] = []
     lock = threading.Lock()
     real = FileStore.put
 
@@ -33,7 +33,7 @@ def writes(monkeypatch):
         if key.endswith(".json"):
             record = orjson.loads(data)
             with lock:
-                seen.append((record["id"], record["status"]))
+                seen.append((record["id"], record["status"], threading.get_ident()))
 
     monkeypatch.setattr(FileStore, "put", noted)
     return seen
@@ -63,7 +63,18 @@ def test_a_fast_request_is_written_twice_queued_then_completed(tmp_path, writes)
         ids = [client.post("/predict", json={"x": n}).json()["id"] for n in range(24)]
         assert [r["result"]["y"] for r in finished(client, ids)] == [2 * n for n in range(24)]
     for rid in ids:
-        assert [status for i, status in writes if i == rid] == ["queued", "completed"]
+        assert [status for i, status, _ in writes if i == rid] == ["queued", "completed"]
+
+
+def test_a_batchs_results_go_to_a_folder_in_one_thread_call(tmp_path, writes):
+    """A folder's write is a little CPU: a hop to a thread per request would cost about as much again."""
+    with app(tmp_path) as client:
+        slow = client.post("/predict", json={"x": 0, "sleep_s": 0.5}).json()["id"]  # the worker holds this one alone
+        time.sleep(0.1)
+        ids = [client.post("/predict", json={"x": n}).json()["id"] for n in range(8)]  # so these 8 wait, and go as one batch
+        finished(client, [slow, *ids])
+    threads = {thread for i, status, thread in writes if status == "completed" and i in ids}
+    assert len(threads) == 1, threads
 
 
 def test_a_long_batch_shows_running_before_its_result_never_after(tmp_path, writes):
@@ -75,7 +86,7 @@ def test_a_long_batch_shows_running_before_its_result_never_after(tmp_path, writ
             time.sleep(0.02)
         record = finished(client, [slow])[0]
         assert record["status"] == "completed" and record["started_at"] <= record["finished_at"]
-    assert [status for i, status in writes if i == slow] == ["queued", "running", "completed"]
+    assert [status for i, status, _ in writes if i == slow] == ["queued", "running", "completed"]
 
 
 def test_a_running_write_still_in_flight_lands_before_the_result(tmp_path, writes, monkeypatch):
@@ -93,7 +104,7 @@ def test_a_running_write_still_in_flight_lands_before_the_result(tmp_path, write
         rid = client.post("/predict", json={"x": 3, "sleep_s": 0.2}).json()["id"]
         assert finished(client, [rid])[0]["status"] == "completed"
         assert client.get(f"/predict/{rid}").json()["status"] == "completed"
-    assert [status for i, status in writes if i == rid] == ["queued", "running", "completed"]
+    assert [status for i, status, _ in writes if i == rid] == ["queued", "running", "completed"]
 
 
 def test_the_results_folder_is_written_whole_and_private(tmp_path, monkeypatch):
