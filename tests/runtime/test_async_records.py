@@ -69,8 +69,11 @@ def test_a_fast_request_is_written_twice_queued_then_completed(tmp_path, writes)
 def test_a_batchs_results_go_to_a_folder_in_one_thread_call(tmp_path, writes):
     """A folder's write is a little CPU: a hop to a thread per request would cost about as much again."""
     with app(tmp_path) as client:
-        slow = client.post("/predict", json={"x": 0, "sleep_s": 0.5}).json()["id"]  # the worker holds this one alone
-        time.sleep(0.1)
+        slow = client.post("/predict", json={"x": 0, "sleep_s": 2.0}).json()["id"]
+        deadline = time.monotonic() + 10
+        while client.get(f"/predict/{slow}").json()["status"] != "running":  # the worker holds it alone, for 2 s
+            assert time.monotonic() < deadline, "the slow request was never shown running"
+            time.sleep(0.02)
         ids = [client.post("/predict", json={"x": n}).json()["id"] for n in range(8)]  # so these 8 wait, and go as one batch
         finished(client, [slow, *ids])
     threads = {thread for i, status, thread in writes if status == "completed" and i in ids}
@@ -96,12 +99,12 @@ def test_a_running_write_still_in_flight_lands_before_the_result(tmp_path, write
 
     def slow_running(self: FileStore, key: str, data: bytes) -> None:
         if b'"running"' in data:
-            time.sleep(0.5)  # the batch (0.2 s) ends while this write is still going
+            time.sleep(1.0)  # the batch (0.5 s) ends while this write is still going
         real(self, key, data)
 
     monkeypatch.setattr(FileStore, "put", slow_running)
     with app(tmp_path) as client:
-        rid = client.post("/predict", json={"x": 3, "sleep_s": 0.2}).json()["id"]
+        rid = client.post("/predict", json={"x": 3, "sleep_s": 0.5}).json()["id"]
         assert finished(client, [rid])[0]["status"] == "completed"
         assert client.get(f"/predict/{rid}").json()["status"] == "completed"
     assert [status for i, status, _ in writes if i == rid] == ["queued", "running", "completed"]
