@@ -119,3 +119,18 @@ def test_async_vs_realtime_alternates_both_paths(tmp_path, backend):
     assert run["realtime_rps"] > 0 and run["async_worker_rps"] > 0 and run["async_p99_ms"] >= run["async_p50_ms"] > 0
     assert "worker/realtime throughput" in out.stdout
     assert ("SQS and S3 on a local moto server" in out.stdout) == (backend == "moto")
+    # 64 requests are fewer than 4 batches: too few left after the submissions to read the worker alone from.
+    assert run["realtime_cpu_ms"] > 0 and run["async_cpu_ms"] > 0 and 0 <= run["worker_alone_requests"] <= 64
+    assert (run["worker_alone_rps"] is None) == (run["worker_alone_requests"] < 64) == (run["worker_alone_cpu_ratio"] is None)
+    assert run["cpu_ratio"] == pytest.approx(run["realtime_cpu_ms"] / run["async_cpu_ms"], rel=0.02)  # of the unrounded figures
+
+
+def test_async_breakdown_times_each_stage_and_both_paths():
+    needs_load_tools()
+    out = bench("benchmarks/serving/async_breakdown.py", "--model", "mlp", "--n", "64", "--repeat", "1", "--rounds", "1", "--requests", "64",
+                "--concurrency", "8")
+    stages = {line.split(" | ")[0].strip("| "): float(line.rsplit("|", 2)[1]) for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line
+              and "us per request" not in line}
+    assert stages["front: `queued` record write (FileStore.put)"] > 0 and stages["model: predict_batch(16), per request"] > 0, out.stdout
+    load = json.loads(out.stdout.splitlines()[-1])
+    assert load["realtime_cpu_ms"] > 0 and load["async_cpu_ms"] > 0

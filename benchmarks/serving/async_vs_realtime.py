@@ -7,7 +7,17 @@ and batching settings:
   (--backend local), or on SQS and S3 served by a local moto server (--backend moto: every message and
   record goes over HTTP to a real AWS API, as on a cluster, with moto's own cost in the figures);
   --requests requests submitted by --concurrency clients (hey), then every result awaited; the
-  worker's req/s = requests / (last finished_at - first started_at), from the result records.
+  worker's req/s = requests / (last finished_at - first started_at), from the result records. In one
+  process on one core the front's work (HTTP, the `queued` record, the send) shares the core with the
+  worker while the submissions last; the worker alone is read from the requests it started after the
+  last submission was answered (the queue still full, the front idle), as a worker pod runs on a cluster
+  where the front is another Deployment.
+- The runtime process's CPU time per request on each path (from /proc/PID/stat: other load on the
+  machine does not count in it), the async one for submitting and completing every request, and for
+  the worker alone (CPU after the last submission over the requests started after it). Realtime's CPU
+  per request over async's is the throughput ratio on a core of one's own: on a shared machine the
+  req/s figures move with the other load (which hurts the 10 s realtime run more than the short async
+  drain), the CPU figures much less.
 Then, one request at a time (--sequential of each): realtime latency, and async submit-to-result
 latency (POST sent to a GET that sees `completed`, polled every 2 ms), p50 and p99; the difference is
 the async path's overhead per request. Rounds alternate realtime and async so drift hits both.
@@ -29,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -69,6 +79,12 @@ def start(args: argparse.Namespace, *flags: str, extra_env: dict[str, str] | Non
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("the runtime did not become ready in 120 s")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far, its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -146,10 +162,19 @@ class Moto:
         self.proc.wait(timeout=30)
 
 
-def async_throughput(url: str, body: dict, concurrency: int, requests: int, read_records: Callable[[], list[dict]]) -> float:
-    """Submit `requests` with hey, wait for every record to complete, and read the worker's rate from the records."""
+def stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def async_throughput(url: str, body: dict, concurrency: int, requests: int, read_records: Callable[[], list[dict]],
+                     pid: int, batch: int) -> tuple[float, float | None, int, float, float | None]:
+    """Submit `requests` with hey, wait for every record to complete, and read the worker's rates from the records:
+    over the whole run, and alone (the requests it started after the last submission, when at least 4 batches);
+    with how many that was, and the process's CPU ms per request over the whole run and while the worker was alone."""
+    cpu = cpu_s(pid)
     # hey sends n/c per client, so the count is what it reports, not `requests`.
     _, requests = hey(url, body, concurrency, "-n", str(requests))
+    submitted, cpu_submitted = datetime.now(timezone.utc), cpu_s(pid)
     deadline = time.monotonic() + 600
     while True:
         records = read_records()
@@ -158,9 +183,17 @@ def async_throughput(url: str, body: dict, concurrency: int, requests: int, read
         if time.monotonic() > deadline:
             raise SystemExit("the async results did not all complete within 600 s")
         time.sleep(0.5)
-    first = min(datetime.fromisoformat(r["started_at"].replace("Z", "+00:00")) for r in records)
-    last = max(datetime.fromisoformat(r["finished_at"].replace("Z", "+00:00")) for r in records)
-    return requests / (last - first).total_seconds()
+    cpu_end = cpu_s(pid)
+    cpu_ms = (cpu_end - cpu) / requests * 1000
+    first = min(stamp(r["started_at"]) for r in records)
+    last = max(stamp(r["finished_at"]) for r in records)
+    alone = [r for r in records if stamp(r["started_at"]) >= submitted]
+    alone_rps = alone_cpu_ms = None
+    if len(alone) >= 4 * batch:
+        alone_rps = len(alone) / (max(stamp(r["finished_at"]) for r in alone) - min(stamp(r["started_at"]) for r in alone)).total_seconds()
+        # The batch in flight at the last submission counts here but not in `alone`: under 1% at 4 batches and more.
+        alone_cpu_ms = (cpu_end - cpu_submitted) / len(alone) * 1000
+    return requests / (last - first).total_seconds(), alone_rps, len(alone), cpu_ms, alone_cpu_ms
 
 
 def latencies_realtime(url: str, body: dict, n: int) -> list[float]:
@@ -203,6 +236,9 @@ def main() -> int:
                     help="the async path's queue and store: the embedded queue and a folder, or SQS and S3 on a local moto server")
     ap.add_argument("--out", type=Path, help="write the raw figures here as JSON")
     args = ap.parse_args()
+    cores = os.cpu_count() or 1
+    if cores > 1:  # this process polls the results: on hey's core, not the runtime's
+        os.sched_setaffinity(0, {cores - 1})
     body = payload(args.model)
     runs: list[dict] = []
     moto = Moto() if args.backend == "moto" else None
@@ -219,7 +255,9 @@ def main() -> int:
 def one_round(args: argparse.Namespace, body: dict, round_: int, moto: Moto | None) -> dict:
     proc, url = start(args)
     try:
-        rt, _ = hey(url, body, args.concurrency, "-z", f"{args.duration:g}s")
+        cpu = cpu_s(proc.pid)
+        rt, answered = hey(url, body, args.concurrency, "-z", f"{args.duration:g}s")
+        rt_cpu_ms = (cpu_s(proc.pid) - cpu) / answered * 1000
         rt_lat = latencies_realtime(url, body, args.sequential)
     finally:
         stop(proc)
@@ -233,12 +271,17 @@ def one_round(args: argparse.Namespace, body: dict, round_: int, moto: Moto | No
             flags, env, read_records = moto.flags(), moto.env, moto.records
         proc, url = start(args, "--mode", "async", *flags, extra_env=env)
         try:
-            aw = async_throughput(url, body, args.concurrency, args.requests, read_records)
+            aw, alone, alone_n, aw_cpu_ms, alone_cpu_ms = async_throughput(url, body, args.concurrency, args.requests, read_records, proc.pid, args.batch)
             aw_lat = latencies_async(url, body, args.sequential)
         finally:
             stop(proc)
     run = {
         "round": round_, "realtime_rps": round(rt, 1), "async_worker_rps": round(aw, 1), "ratio": round(aw / rt, 3),
+        "worker_alone_rps": round(alone, 1) if alone else None, "worker_alone_ratio": round(alone / rt, 3) if alone else None,
+        "worker_alone_requests": alone_n, "realtime_cpu_ms": round(rt_cpu_ms, 3), "async_cpu_ms": round(aw_cpu_ms, 3),
+        "worker_alone_cpu_ms": round(alone_cpu_ms, 3) if alone_cpu_ms else None,
+        # Requests per CPU second against realtime's: the throughput ratio on a core of one's own, whatever else the machine runs.
+        "cpu_ratio": round(rt_cpu_ms / aw_cpu_ms, 3), "worker_alone_cpu_ratio": round(rt_cpu_ms / alone_cpu_ms, 3) if alone_cpu_ms else None,
         "realtime_p50_ms": round(pct(rt_lat, 50), 2), "realtime_p99_ms": round(pct(rt_lat, 99), 2),
         "async_p50_ms": round(pct(aw_lat, 50), 2), "async_p99_ms": round(pct(aw_lat, 99), 2),
     }
@@ -248,14 +291,18 @@ def one_round(args: argparse.Namespace, body: dict, round_: int, moto: Moto | No
 
 def report(args: argparse.Namespace, runs: list[dict]) -> None:
     keys = [k for k in runs[0] if k != "round"]
-    median = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
+    median = {k: round(statistics.median(v), 3) if (v := [r[k] for r in runs if r[k] is not None]) else None for k in keys}
     print(f"model {args.model}, max_batch_size {args.batch}, {args.concurrency} clients, {args.rounds} alternating rounds (medians):")
-    print("| path | req/s at saturation | p50 ms (one at a time) | p99 ms |")
-    print("| --- | --- | --- | --- |")
-    print(f"| realtime | {median['realtime_rps']} | {median['realtime_p50_ms']} | {median['realtime_p99_ms']} |")
+    print("| path | req/s at saturation | worker alone req/s | CPU ms per request | p50 ms (one at a time) | p99 ms |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| realtime | {median['realtime_rps']} | | {median['realtime_cpu_ms']} | {median['realtime_p50_ms']} | {median['realtime_p99_ms']} |")
     where = "embedded queue, results folder" if args.backend == "local" else "SQS and S3 on a local moto server"
-    print(f"| async ({where}) | {median['async_worker_rps']} | {median['async_p50_ms']} | {median['async_p99_ms']} |")
-    print(f"worker/realtime throughput: {median['ratio']}; async overhead per request: p50 +{median['async_p50_ms'] - median['realtime_p50_ms']:.2f} ms, "
+    print(f"| async ({where}) | {median['async_worker_rps']} | {median['worker_alone_rps']} | {median['async_cpu_ms']} "
+          f"(worker alone {median['worker_alone_cpu_ms']}) | {median['async_p50_ms']} | {median['async_p99_ms']} |")
+    print(f"requests per CPU second against realtime's: {median['cpu_ratio']} with the front in the process, "
+          f"{median['worker_alone_cpu_ratio']} for the worker alone")
+    print(f"worker/realtime throughput: {median['ratio']} with the front on the same core, {median['worker_alone_ratio']} alone; "
+          f"async overhead per request: p50 +{median['async_p50_ms'] - median['realtime_p50_ms']:.2f} ms, "
           f"p99 +{median['async_p99_ms'] - median['realtime_p99_ms']:.2f} ms")
     if args.out:
         args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "runs": runs, "median": median}, indent=1) + "\n")

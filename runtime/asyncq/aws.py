@@ -101,6 +101,8 @@ class SqsQueue:
 
 
 class S3Store:
+    parallel_puts = 16  # a batch's records, written side by side: each put is a round trip
+
     def __init__(self, url: str):
         bucket, _, prefix = url[len("s3://"):].partition("/")
         self.bucket = bucket

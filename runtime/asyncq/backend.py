@@ -35,6 +35,10 @@ class Queue(Protocol):
 
 
 class Store(Protocol):
+    # How many puts are worth running side by side: an object store's put is a round trip (many), a
+    # folder's is a little CPU (one: more threads would add only the hops to them).
+    parallel_puts: int
+
     def put(self, key: str, data: bytes) -> None: ...
 
     def get(self, key: str) -> bytes | None:

@@ -83,6 +83,8 @@ class PubSubQueue:
 
 
 class GcsStore:
+    parallel_puts = 16  # a batch's records, written side by side: each put is a round trip
+
     def __init__(self, url: str):
         bucket, _, prefix = url[len("gs://"):].partition("/")
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""

@@ -1,5 +1,6 @@
 """Worker mode: pull up to max_batch_size requests, run the predictor on them, write each result by
-id, then delete them from the queue.
+id, then delete them from the queue. A batch that runs longer than RUNNING_AFTER_S first has its
+requests recorded `running`; a quicker one costs one record write per request.
 
 While the predictor runs, the messages' visibility is extended, so a long prediction is not handed to
 a second worker; a worker that dies stops extending, and its requests come back after the timeout.
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from .host import Host
 
 POLL_S = 1.0  # longest receive wait: bounds how long SIGTERM waits for the pull in progress
+# A batch still running after this long gets its `running` records. A shorter one goes from `queued`
+# straight to its final record: one store write per request instead of two, which is most of what a
+# fast model's request costs on the async path (a record write is a file replace or an object PUT).
+RUNNING_AFTER_S = 0.25
 
 
 class Failed(Exception):
@@ -134,14 +139,16 @@ class Worker:
                 rt.metrics.async_wait.observe(waited)
         if not work:
             return
-        await asyncio.gather(*(
-            self._io(self.store.put, records.result_key(e["id"]), records.record(e["id"], "running", e["created_at"], started_at=started, attempt=m.attempt))
-            for m, e, _ in work
-        ))
         start = time.perf_counter()
-        outcomes = await self._predict([p for _, _, p in work])
+        marker = _RunningMarker(self, work, started)
+        try:
+            outcomes = await self._predict([p for _, _, p in work])
+        finally:
+            # Before any final record: a `running` write still in flight must not land after `completed`.
+            await marker.settle()
         finished = records.now()
         done: list[Message] = []
+        results: list[tuple[str, bytes]] = []
         writes = []
         statuses = []
         for (message, envelope, _), outcome in zip(work, outcomes, strict=True):
@@ -156,7 +163,7 @@ class Worker:
                     outcome = Failed(f"predictor error: {clip(str(exc), 500)}")
             statuses.append(500 if isinstance(outcome, Failed) else 200)
             if not isinstance(outcome, Failed):
-                writes.append(self._io(self.store.put, records.result_key(rid), data))
+                results.append((records.result_key(rid), data))
                 done.append(message)
                 rt.metrics.async_completed.inc()
             elif message.attempt >= self.max_attempts:
@@ -165,7 +172,7 @@ class Worker:
                 logs.log.warning("request %s: attempt %d of %d failed: %s", rid, message.attempt, self.max_attempts, outcome)
                 rt.metrics.async_retried.inc()
                 writes.append(self._io(self.queue.release, [message]))
-        await asyncio.gather(*writes)
+        await asyncio.gather(self._put_all(results), *writes)
         # Deleted only once every result is written: a crash before this line means a redelivery, never a loss.
         if done:
             await self._io(self.queue.delete, done)
@@ -173,6 +180,15 @@ class Worker:
             seconds = time.perf_counter() - start
             for (_, envelope, _), status in zip(work, statuses, strict=True):
                 logs.access(envelope["id"], "worker", status, seconds, len(work))
+
+    async def _put_all(self, items: list[tuple[str, bytes]]) -> None:
+        """A batch's records in as many thread calls as the store runs side by side (one for a folder)."""
+        groups = min(len(items), self.store.parallel_puts)
+        await asyncio.gather(*(self._io(self._put_each, items[i::groups]) for i in range(groups)))
+
+    def _put_each(self, items: list[tuple[str, bytes]]) -> None:
+        for key, data in items:
+            self.store.put(key, data)
 
     async def _fail(self, message: Message, rid: str, created: str, started: str, finished: str, error: str) -> None:
         logs.log.error("request %s failed its last attempt (%d): %s", rid, message.attempt, error)
@@ -213,3 +229,32 @@ class Worker:
         self.runtime.metrics.predictor_errors.inc()
         logs.log.error("predictor raised on a queued request\n%s", logs.format_exception(cause))
         return Failed(f"the predictor raised {type(cause).__name__}: {clip(str(cause), 500)}")
+
+
+class _RunningMarker:
+    """Writes a batch's `running` records once the batch has run for RUNNING_AFTER_S (a task beside the prediction)."""
+
+    def __init__(self, worker: Worker, work: list[tuple[Message, dict[str, Any], Any]], started: str):
+        self.worker = worker
+        self.work = work
+        self.started = started
+        self.writing = False
+        self.task = asyncio.create_task(self._mark())
+
+    async def _mark(self) -> None:
+        await asyncio.sleep(RUNNING_AFTER_S)
+        self.writing = True
+        await self.worker._put_all([
+            (records.result_key(e["id"]), records.record(e["id"], "running", e["created_at"], started_at=self.started, attempt=m.attempt))
+            for m, e, _ in self.work
+        ])
+
+    async def settle(self) -> None:
+        """Cancel the marker if it has not begun writing; otherwise wait for its writes (their threads cannot be cancelled)."""
+        if not self.writing:
+            self.task.cancel()
+            return
+        try:
+            await asyncio.shield(self.task)
+        except Unreachable as exc:  # only a status shown while it ran: the final record follows
+            logs.log.warning("worker: writing `running` records failed: %s", exc)

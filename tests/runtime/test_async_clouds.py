@@ -4,7 +4,8 @@ worker processes, one worker killed and one stopped mid-batch: every request com
 none lost; a poison request failed and dead-lettered; 503 with Retry-After when the queue cannot be reached.
 
 1,000 requests on each, as the issue asks. They are slow for a unit test (each request is a record put,
-a send, a receive, two more puts and a delete, each a call to an emulator written in Python): on two
+a send, a receive, the result's put and a delete, each a call to an emulator written in Python; the
+slow requests' batches a `running` put more): on two
 cores under a load average of 8, moto's run took 105 to 131 s and the Google emulators' 159 s (the storage
 emulator is the slow part); under 16, 135 s and 191 s. Both belong in the suite's serial phase. The emulators, not the runtime,
 set the pace: submitting the 1,000 takes 14 to 27 s.

@@ -1,0 +1,132 @@
+"""How many record writes a request costs, and in what order (issue 24's throughput goal: a record write is a
+file replace or an object PUT, the largest part of a fast model's request on the async path).
+
+The real runtime in one process (starlette's TestClient runs its lifespan, so the real worker pulls from the
+real embedded queue and writes into a real results folder), with FileStore.put wrapped to note each write.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from mlkit_runtime.app import create_app
+from mlkit_runtime.asyncq import worker
+from mlkit_runtime.asyncq.local import FileStore
+from mlkit_runtime.settings import Settings
+from tests.runtime.conftest import PREDICTORS
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every record write as (request id, status, writing thread), in the order the store received them."""
+    seen: list[tuple[str, str, int]] = []
+    lock = threading.Lock()
+    real = FileStore.put
+
+    def noted(self: FileStore, key: str, data: bytes) -> None:
+        real(self, key, data)
+        if key.endswith(".json"):
+            record = orjson.loads(data)
+            with lock:
+                seen.append((record["id"], record["status"], threading.get_ident()))
+
+    monkeypatch.setattr(FileStore, "put", noted)
+    return seen
+
+
+def app(tmp_path, **more):
+    settings = Settings.load({
+        "predictor": f"{PREDICTORS}/queued.py:Predictor", "model_dir": str(tmp_path), "name": "queued", "access_log": False,
+        "mode": "async", "queue": "local", "results": f"file:{tmp_path / 'results'}", "max_batch_size": 8, **more,
+    }, environ={})
+    return TestClient(create_app(settings))
+
+
+def finished(client: TestClient, ids: list[str], bound_s: float = 20) -> list[dict]:
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        got = [client.get(f"/predict/{i}").json() for i in ids]
+        if all(r["status"] in ("completed", "failed") for r in got):
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"not finished in {bound_s} s: {[r['status'] for r in got]}")
+
+
+def test_a_fast_request_is_written_twice_queued_then_completed(tmp_path, writes):
+    """The front's `queued` and the worker's final record: no `running` write for a batch done in a moment."""
+    with app(tmp_path) as client:
+        ids = [client.post("/predict", json={"x": n}).json()["id"] for n in range(24)]
+        assert [r["result"]["y"] for r in finished(client, ids)] == [2 * n for n in range(24)]
+    for rid in ids:
+        assert [status for i, status, _ in writes if i == rid] == ["queued", "completed"]
+
+
+def test_a_batchs_results_go_to_a_folder_in_one_thread_call(tmp_path, writes):
+    """A folder's write is a little CPU: a hop to a thread per request would cost about as much again."""
+    with app(tmp_path) as client:
+        slow = client.post("/predict", json={"x": 0, "sleep_s": 2.0}).json()["id"]
+        deadline = time.monotonic() + 10
+        while client.get(f"/predict/{slow}").json()["status"] != "running":  # the worker holds it alone, for 2 s
+            assert time.monotonic() < deadline, "the slow request was never shown running"
+            time.sleep(0.02)
+        ids = [client.post("/predict", json={"x": n}).json()["id"] for n in range(8)]  # so these 8 wait, and go as one batch
+        finished(client, [slow, *ids])
+    threads = {thread for i, status, thread in writes if status == "completed" and i in ids}
+    assert len(threads) == 1, threads
+
+
+def test_a_long_batch_shows_running_before_its_result_never_after(tmp_path, writes):
+    with app(tmp_path) as client:
+        slow = client.post("/predict", json={"x": 1, "sleep_s": 1.0}).json()["id"]
+        deadline = time.monotonic() + 10
+        while client.get(f"/predict/{slow}").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the slow request was never shown running"
+            time.sleep(0.02)
+        record = finished(client, [slow])[0]
+        assert record["status"] == "completed" and record["started_at"] <= record["finished_at"]
+    assert [status for i, status, _ in writes if i == slow] == ["queued", "running", "completed"]
+
+
+def test_a_running_write_still_in_flight_lands_before_the_result(tmp_path, writes, monkeypatch):
+    """A store slower than the prediction: the worker waits for its `running` writes, so `completed` is last."""
+    monkeypatch.setattr(worker, "RUNNING_AFTER_S", 0.05)
+    real = FileStore.put  # the noting wrapper
+
+    def slow_running(self: FileStore, key: str, data: bytes) -> None:
+        if b'"running"' in data:
+            time.sleep(1.0)  # the batch (0.5 s) ends while this write is still going
+        real(self, key, data)
+
+    monkeypatch.setattr(FileStore, "put", slow_running)
+    with app(tmp_path) as client:
+        rid = client.post("/predict", json={"x": 3, "sleep_s": 0.5}).json()["id"]
+        assert finished(client, [rid])[0]["status"] == "completed"
+        assert client.get(f"/predict/{rid}").json()["status"] == "completed"
+    assert [status for i, status, _ in writes if i == rid] == ["queued", "running", "completed"]
+
+
+def test_the_results_folder_is_written_whole_and_private(tmp_path, monkeypatch):
+    store = FileStore(str(tmp_path / "results"))
+    other = FileStore(str(tmp_path / "results"))  # a second process on the same folder (front and worker pods on a laptop)
+    store.put("a.json", b'{"v": 1}')
+    other.put("a.json", b'{"v": 2}')
+    store.put("payloads/b", b"x" * 200_000)  # a prefix not there yet
+    assert store.get("a.json") == b'{"v": 2}' and store.get("payloads/b") == b"x" * 200_000 and store.get("c.json") is None
+    assert (tmp_path / "results" / "a.json").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError, match="not a store key"):
+        store.put("../escape.json", b"{}")
+
+    def refused(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", refused)
+    with pytest.raises(OSError, match="No space"):
+        store.put("a.json", b'{"v": 3}')
+    assert store.get("a.json") == b'{"v": 2}'  # the old record stands, whole
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results").rglob("*"))
+    assert left == ["results/a.json", "results/payloads", "results/payloads/b"]  # no temporary file left behind
