@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from .layout import Job, JobError, shard_key
+from .prefetch import Prefetch, threaded
 from .storage import StorageError, Store, split_uri
 
 FATAL_EXIT = 42  # the podFailurePolicy's exit code for "fail this shard, no retries"
@@ -77,7 +78,7 @@ class Model:
             if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
                 got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
                 raise TypeError(f"predict_batch must return a list with one result per payload: got {got} for {len(payloads)} payloads")
-            return list(results)
+            return results if isinstance(results, list) else list(results)
         assert self._one is not None
         return [self._call(self._one, p) for p in payloads]
 
@@ -156,13 +157,10 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
             raise ShardFailed(f"shard {shard}, item {index} (line {index + 1}): {message}")
         errors.append(orjson.dumps({"index": index, "line": index + 1, "error": message}, option=_DUMP))
 
-    def fast(offset0: int, chunk: list[bytes]) -> bool:
-        """A batch of JSON lines the predictor takes whole and whose results are JSON: the common case, kept
-        lean (the item-by-item path below is what a line, an item or a result at fault needs)."""
-        if job.form != "jsonl":
-            return False
+    def fast(offset0: int, payloads: list[Any]) -> bool:
+        """A batch of parsed JSON lines the predictor takes whole and whose results are JSON: the common case,
+        kept lean (the item-by-item path below is what a line, an item or a result at fault needs)."""
         try:
-            payloads = [orjson.loads(line) for line in chunk]
             out = model.run(payloads)
             base = first_index + offset0
             done = result_lines(base, out)
@@ -172,73 +170,78 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
         counted[0] += len(out)
         return True
 
-    while pos < len(lines):
-        offset0 = pos
-        chunk = lines[pos:pos + job.batch_size]
-        if fast(offset0, chunk):
+    # JSONL batches arrive parsed from a thread (prefetch.py); a file's bytes are read in the item-by-item path.
+    feed = Prefetch(lines, pos, job.batch_size, thread=threaded(lines, pos, job.batch_size)) if job.form == "jsonl" else None
+    batches = iter(feed) if feed is not None else ((o, lines[o:o + job.batch_size], None) for o in range(pos, len(lines), job.batch_size))
+    try:
+        for offset0, chunk, parsed in batches:
+            if parsed is not None and fast(offset0, parsed):
+                pos = offset0 + len(chunk)
+                if time.monotonic() - last_commit >= checkpoint_s:
+                    commit()
+                continue
+            payloads: list[Any] = []
+            slots: list[int] = []  # offsets of the items that decoded
+            extras: dict[int, dict[str, Any]] = {}
+            bad: dict[int, tuple[str, BaseException | None]] = {}
+            for k, line in enumerate(chunk):
+                offset = offset0 + k
+                try:
+                    if job.form == "files":
+                        uri = orjson.loads(line)
+                        file_store, key = split_uri(uri)
+                        data = file_store.read(key)
+                        if data is None:
+                            raise FileNotFoundError(f"{uri}: no such file")
+                        payloads.append(data)
+                        extras[offset] = {"file": uri}
+                    else:
+                        payloads.append(orjson.loads(line))
+                    slots.append(offset)
+                except orjson.JSONDecodeError as exc:
+                    bad[offset] = (f"line {first_index + offset + 1} is not JSON: {exc}", None)
+                except (OSError, StorageError) as exc:
+                    bad[offset] = (describe(exc), exc)
+            outcomes: dict[int, tuple[bool, Any]] = {}
+            if payloads:
+                try:
+                    for offset, result in zip(slots, model.run(payloads), strict=True):
+                        outcomes[offset] = (True, result)
+                except Exception as exc:
+                    if is_fatal(exc, job.fatal_errors) or len(payloads) == 1:
+                        if len(payloads) == 1:
+                            outcomes[slots[0]] = (False, exc)
+                        else:
+                            pos = offset0
+                            commit()
+                            raise FatalError(f"shard {shard}, items {first_index + offset0} to {first_index + offset0 + len(chunk) - 1}: "
+                                             f"{describe(exc)} (a fatal error: not retried)") from exc
+                    else:  # find the item at fault: each alone
+                        for offset, payload in zip(slots, payloads, strict=True):
+                            try:
+                                outcomes[offset] = (True, model.run([payload])[0])
+                            except Exception as one:
+                                outcomes[offset] = (False, one)
+            for k in range(len(chunk)):
+                offset = offset0 + k
+                if offset in bad:
+                    fail_item(offset, *bad[offset])
+                    continue
+                ok, value = outcomes[offset]
+                if not ok:
+                    fail_item(offset, describe(value), value)
+                    continue
+                try:
+                    results.append(orjson.dumps({"index": first_index + offset, **extras.get(offset, {}), "result": value}, option=_DUMP))
+                    counted[0] += 1
+                except TypeError as exc:
+                    fail_item(offset, f"the result is not JSON: {exc}", None)
             pos = offset0 + len(chunk)
             if time.monotonic() - last_commit >= checkpoint_s:
                 commit()
-            continue
-        payloads: list[Any] = []
-        slots: list[int] = []  # offsets of the items that decoded
-        extras: dict[int, dict[str, Any]] = {}
-        bad: dict[int, tuple[str, BaseException | None]] = {}
-        for k, line in enumerate(chunk):
-            offset = offset0 + k
-            try:
-                if job.form == "files":
-                    uri = orjson.loads(line)
-                    file_store, key = split_uri(uri)
-                    data = file_store.read(key)
-                    if data is None:
-                        raise FileNotFoundError(f"{uri}: no such file")
-                    payloads.append(data)
-                    extras[offset] = {"file": uri}
-                else:
-                    payloads.append(orjson.loads(line))
-                slots.append(offset)
-            except orjson.JSONDecodeError as exc:
-                bad[offset] = (f"line {first_index + offset + 1} is not JSON: {exc}", None)
-            except (OSError, StorageError) as exc:
-                bad[offset] = (describe(exc), exc)
-        outcomes: dict[int, tuple[bool, Any]] = {}
-        if payloads:
-            try:
-                for offset, result in zip(slots, model.run(payloads), strict=True):
-                    outcomes[offset] = (True, result)
-            except Exception as exc:
-                if is_fatal(exc, job.fatal_errors) or len(payloads) == 1:
-                    if len(payloads) == 1:
-                        outcomes[slots[0]] = (False, exc)
-                    else:
-                        pos = offset0
-                        commit()
-                        raise FatalError(f"shard {shard}, items {first_index + offset0} to {first_index + offset0 + len(chunk) - 1}: "
-                                         f"{describe(exc)} (a fatal error: not retried)") from exc
-                else:  # find the item at fault: each alone
-                    for offset, payload in zip(slots, payloads, strict=True):
-                        try:
-                            outcomes[offset] = (True, model.run([payload])[0])
-                        except Exception as one:
-                            outcomes[offset] = (False, one)
-        for k in range(len(chunk)):
-            offset = offset0 + k
-            if offset in bad:
-                fail_item(offset, *bad[offset])
-                continue
-            ok, value = outcomes[offset]
-            if not ok:
-                fail_item(offset, describe(value), value)
-                continue
-            try:
-                results.append(orjson.dumps({"index": first_index + offset, **extras.get(offset, {}), "result": value}, option=_DUMP))
-                counted[0] += 1
-            except TypeError as exc:
-                fail_item(offset, f"the result is not JSON: {exc}", None)
-        pos = offset0 + len(chunk)
-        if time.monotonic() - last_commit >= checkpoint_s:
-            commit()
+    finally:
+        if feed is not None:
+            feed.close()
     commit()
     return _finish(store, job, shard, progress, len(lines), time.monotonic() - started, resumed_at, time.process_time() - cpu_started)
 
@@ -258,7 +261,8 @@ def result_lines(base: int, results: list[Any]) -> bytes:
     result that holds it too is written item by item instead."""
     if len(results) == 1:
         return orjson.dumps({"index": base, "result": results[0]}, option=_DUMP)
-    body = orjson.dumps([{"index": base + k, "result": r} for k, r in enumerate(results)], option=orjson.OPT_SERIALIZE_NUMPY)
+    # zip over a range: half the cost of enumerate plus an addition per item (0.11 against 0.21 us)
+    body = orjson.dumps([{"index": i, "result": r} for i, r in zip(range(base, base + len(results)), results, strict=True)], option=orjson.OPT_SERIALIZE_NUMPY)
     if body.count(_BETWEEN) != len(results) - 1:
         return b"".join(orjson.dumps({"index": base + k, "result": r}, option=_DUMP) for k, r in enumerate(results))
     return body[1:-1].replace(_BETWEEN, b'}\n{"index":') + b"\n"

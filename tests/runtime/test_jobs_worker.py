@@ -23,6 +23,15 @@ from tests.runtime.conftest import PREDICTORS
 SCORER = f"{PREDICTORS / 'scorer.py'}:Predictor"
 
 
+@pytest.fixture(params=["in-line", "thread"])
+def parse(request, monkeypatch):
+    """The worker's two ways of parsing a shard (prefetch.py): each test that takes this runs both."""
+    from mlkit_runtime.jobs import prefetch
+
+    monkeypatch.setattr(prefetch, "THREAD_BYTES", 1 << 30 if request.param == "in-line" else 0)
+    return request.param
+
+
 def make_job(store: Store, tmp_path: Path, items: list[bytes], shard_size: int = 10, batch_size: int = 4, **kw) -> Job:
     source = tmp_path / "items.jsonl"
     source.write_bytes(b"\n".join(items) + b"\n")
@@ -54,7 +63,7 @@ def run_every_shard(store: Store, job: Job, config: dict | None = None) -> list:
     return [run_shard(store, job, shard, model) for shard in range(job.shards)]
 
 
-def test_every_item_is_processed_once_in_shards_with_a_done_marker_each(tmp_path):
+def test_every_item_is_processed_once_in_shards_with_a_done_marker_each(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(25))
     assert job.shards == 3
@@ -69,7 +78,7 @@ def test_every_item_is_processed_once_in_shards_with_a_done_marker_each(tmp_path
     assert again.resumed_at == 10 and store.read("results/00001.jsonl") == before
 
 
-def test_the_predictor_gets_batches_of_the_batch_size(tmp_path):
+def test_the_predictor_gets_batches_of_the_batch_size(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(10), shard_size=10, batch_size=4)
     calls = tmp_path / "calls"
@@ -77,7 +86,7 @@ def test_the_predictor_gets_batches_of_the_batch_size(tmp_path):
     assert calls.read_text().split() == ["4", "4", "2"]
 
 
-def test_a_poison_item_is_skipped_into_the_errors_file_with_its_message(tmp_path):
+def test_a_poison_item_is_skipped_into_the_errors_file_with_its_message(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(25), on_error="skip")
     reports = run_every_shard(store, job, {"poison": [13, 21]})
@@ -90,7 +99,7 @@ def test_a_poison_item_is_skipped_into_the_errors_file_with_its_message(tmp_path
     ]
 
 
-def test_a_poison_item_fails_its_shard_and_keeps_what_came_before(tmp_path):
+def test_a_poison_item_fails_its_shard_and_keeps_what_came_before(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(20), on_error="fail")
     model = load_model(SCORER, ".", {"poison": [15]})
@@ -105,7 +114,7 @@ def test_a_poison_item_fails_its_shard_and_keeps_what_came_before(tmp_path):
     check_exactly_once(store, 20)
 
 
-def test_a_fatal_error_fails_the_shard_at_once_whatever_on_error_says(tmp_path):
+def test_a_fatal_error_fails_the_shard_at_once_whatever_on_error_says(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(10), on_error="skip", fatal_errors=["MemoryError"])
     with pytest.raises(FatalError, match="MemoryError: x=6 does not fit"):
@@ -113,7 +122,7 @@ def test_a_fatal_error_fails_the_shard_at_once_whatever_on_error_says(tmp_path):
     assert store.read("done/00000.json") is None
 
 
-def test_a_malformed_line_is_reported_with_its_line_number(tmp_path):
+def test_a_malformed_line_is_reported_with_its_line_number(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     items = numbers(12)
     items[7] = b'{"x": 7'
