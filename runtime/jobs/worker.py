@@ -8,7 +8,8 @@ starts at that progress, and a part it writes again replaces the uncommitted one
 So each item's result is written exactly once, whatever the kills.
 
 Per-item errors: a batch that raises is run again item by item to find the item at fault; that item
-(or a line that is not JSON) fails the shard (`on_error: fail`, retried by the Job) or goes to the
+(or a line that is not JSON, or an item the predictor's Input refuses where the job's items were not
+checked before sharding: job.json's `checked`) fails the shard (`on_error: fail`, retried by the Job) or goes to the
 shard's errors file (`skip`). An exception named in `fatal_errors` fails the shard at once with
 FATAL_EXIT, which the Job's pod failure policy turns into "do not retry this shard".
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from .. import input_form
 from .layout import Job, JobError, shard_key
 from .prefetch import Prefetch, threaded
 from .storage import StorageError, Store, split_uri
@@ -63,6 +65,7 @@ class Model:
         if self._batch is None and self._one is None:
             raise TypeError(f"{type(instance).__name__} has neither predict_batch(payloads) nor predict(payload)")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.form = input_form.of(type(instance))  # the class's Input: items of a job not checked before sharding are checked here
 
     def _call(self, fn: Callable[..., Any], arg: Any) -> Any:
         out = fn(arg)
@@ -124,6 +127,7 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
     errors: list[bytes] = []
     part_start = pos
     last_commit = time.monotonic()
+    form = None if job.checked or job.form != "jsonl" else model.form  # as `mlkit job run` checks before sharding
 
     def commit() -> None:
         nonlocal part_start, last_commit
@@ -160,6 +164,8 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
     def fast(offset0: int, payloads: list[Any]) -> bool:
         """A batch of parsed JSON lines the predictor takes whole and whose results are JSON: the common case,
         kept lean (the item-by-item path below is what a line, an item or a result at fault needs)."""
+        if form is not None and any(input_form.problem(form, p) for p in payloads):
+            return False  # the item-by-item path names the misfit
         try:
             out = model.run(payloads)
             base = first_index + offset0
@@ -196,7 +202,11 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
                         payloads.append(data)
                         extras[offset] = {"file": uri}
                     else:
-                        payloads.append(orjson.loads(line))
+                        item = orjson.loads(line)
+                        if form is not None and (misfit := input_form.problem(form, item)):
+                            bad[offset] = (f"does not fit the predictor's Input: {misfit}", None)
+                            continue
+                        payloads.append(item)
                     slots.append(offset)
                 except orjson.JSONDecodeError as exc:
                     bad[offset] = (f"line {first_index + offset + 1} is not JSON: {exc}", None)

@@ -278,3 +278,37 @@ def test_a_batchs_result_lines_are_what_each_item_alone_would_write(size):
         alone = b"".join(orjson.dumps({"index": 40 + k, "result": r}, option=orjson.OPT_APPEND_NEWLINE) for k, r in enumerate(batch))
         assert result_lines(40, batch) == alone, batch
         assert [json.loads(line)["result"] for line in result_lines(40, batch).splitlines()] == batch
+
+
+REVIEW = f"{PREDICTORS / 'formed.py'}:Review"
+
+
+def reviews(n: int, misfits: dict[int, dict]) -> list[bytes]:
+    return [json.dumps(misfits.get(i, {"text": f"review {i}", "stars": 1 + i % 5})).encode() for i in range(n)]
+
+
+def test_a_pod_checks_items_against_the_predictors_input_under_on_error(tmp_path, parse):
+    """A job whose items were not checked before sharding (`mlkit job submit` that could not import the class):
+    the worker checks each item as `mlkit job run` does, and on_error decides about a misfit."""
+    items = reviews(12, {5: {"text": "x" * 30}, 9: {"text": "fine", "stars": 9}})
+    skip = LocalStore(tmp_path / "skip")
+    job = make_job(skip, tmp_path, items, on_error="skip")
+    reports = [run_shard(skip, job, shard, load_model(REVIEW, ".", {})) for shard in range(job.shards)]
+    assert sum(r.failed for r in reports) == 2 and sum(r.ok for r in reports) == 10
+    errors = [json.loads(line) for key in skip.list("errors") for line in (skip.read(key) or b"").splitlines()]
+    assert [(e["index"], e["line"]) for e in errors] == [(5, 6), (9, 10)]
+    assert errors[0]["error"].startswith("does not fit the predictor's Input: text: String should have at most 20 characters")
+    assert errors[1]["error"].startswith("does not fit the predictor's Input: stars: Input should be less than or equal to 5")
+    done = [json.loads(line) for key in skip.list("results") for line in (skip.read(key) or b"").splitlines()]
+    assert [r["index"] for r in done] == [i for i in range(12) if i not in (5, 9)]
+    failing = LocalStore(tmp_path / "fail")
+    job = make_job(failing, tmp_path, items, on_error="fail")
+    with pytest.raises(ShardFailed, match=r"shard 0, item 5 \(line 6\): does not fit the predictor's Input: text: String should have"):
+        run_shard(failing, job, 0, load_model(REVIEW, ".", {}))
+
+
+def test_items_checked_before_sharding_are_not_checked_again(tmp_path):
+    """`mlkit job run` checked them (job.json's checked): the worker does not pay for it twice."""
+    store = LocalStore(tmp_path / "out")
+    job = make_job(store, tmp_path, reviews(4, {2: {"text": "x" * 30}}), on_error="skip", checked=True)
+    assert run_shard(store, job, 0, load_model(REVIEW, ".", {})).failed == 0
