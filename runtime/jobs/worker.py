@@ -8,9 +8,9 @@ starts at that progress, and a part it writes again replaces the uncommitted one
 So each item's result is written exactly once, whatever the kills.
 
 Per-item errors: a batch that raises is run again item by item to find the item at fault; that item
-(or a line that is not JSON, or an item the predictor's Input refuses where the job's items were not
-checked before sharding: job.json's `checked`) fails the shard (`on_error: fail`, retried by the Job) or goes to the
-shard's errors file (`skip`). An exception named in `fatal_errors` fails the shard at once with
+(or a line that is not JSON, or an item the predictor's Input refuses where the items were not
+checked before sharding: job.json's `checked`) fails the shard (`on_error: fail`, retried by the
+Job) or goes to the shard's errors file (`skip`). An exception named in `fatal_errors` fails the shard at once with
 FATAL_EXIT, which the Job's pod failure policy turns into "do not retry this shard".
 """
 
@@ -176,7 +176,7 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
         counted[0] += len(out)
         return True
 
-    # JSONL batches arrive parsed from a thread (prefetch.py); a file's bytes are read in the item-by-item path.
+    # JSONL batches arrive parsed (prefetch.py: a block ahead in a thread for large items); files are read item by item.
     feed = Prefetch(lines, pos, job.batch_size, thread=threaded(lines, pos, job.batch_size)) if job.form == "jsonl" else None
     batches = iter(feed) if feed is not None else ((o, lines[o:o + job.batch_size], None) for o in range(pos, len(lines), job.batch_size))
     try:
