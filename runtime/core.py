@@ -150,6 +150,19 @@ class Runtime:
         # A worker's released requests belong to another worker now: do not wait for the predictor call that still runs.
         self.executor.shutdown(wait=not (self.worker is not None and self.worker.abandoned), cancel_futures=True)
 
+    @property
+    def checks_input(self) -> bool:
+        """Whether the predictor's class declares an Input (here, or in the model process with --fronts)."""
+        return self.input_form is not None or self.remote_input_check is not None
+
+    async def input_problem(self, payload: Any) -> str | None:
+        """Why the class's Input refuses the payload, one line; None when it fits or there is no Input."""
+        if self.input_form is not None:
+            return input_form.problem(self.input_form, payload)
+        if self.remote_input_check is not None:  # --fronts: the model process holds the class and its Input
+            return await self.remote_input_check(payload)
+        return None
+
     async def predict_one(self, payload: Any) -> Any:
         if self.settings.mode != "realtime":
             raise NotFound("this is an async API: POST /predict queues a request and answers its id; GET /predict/{id} answers its result")

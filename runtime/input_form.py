@@ -4,13 +4,21 @@
         class Input(pydantic.BaseModel):
             text: str = pydantic.Field(max_length=10_000)
 
-A class without `Input` takes any payload, as before. With one, `POST /predict` answers 400 naming the
-field for a JSON payload the model refuses (the predictor still gets the payload as sent), and
-`mlkit job run` / `mlkit job submit` check every item of a JSONL input before any shard is written, so a
-job never starts over items its predictor cannot take. Bytes payloads (files, octet-stream) are not JSON
-and pass unchecked. The check is the model's own validation (its strictness and constraints). With
-`--fronts` the fronts never import the class: each asks the model process, which holds it ("check" on
-the link), so a front answers the same 400 (one more round trip, only for classes with an `Input`).
+A class without `Input` takes any payload, as before. With one, the Input is the form of one payload,
+what `predict` gets (the predictor still gets it as sent, not the model's parsed copy):
+- `POST /predict`: the JSON body; a misfit is 400 naming the field.
+- KServe v1 `POST /v1/models/{name}:predict`: each of `instances` (each is one payload to `predict`);
+  the first misfit is 400 naming `instances[K]` and the field, and no instance is run.
+- OIP v2 `/v2/models/{name}/infer`: not checked. Its body is tensors (name, shape, datatype, data)
+  that the route checks against the protocol (oip_schema.py) and hands over as arrays; a model of
+  `{"text": str}` says nothing about them, and pydantic over 150k floats would cost milliseconds.
+- Batch jobs: `mlkit job run` / `mlkit job submit` check every item of a JSONL input before any shard
+  is written, so a job never starts over items its predictor cannot take; where `submit` cannot import
+  the class here, each pod's worker checks the items instead, and `on_error` decides about a misfit.
+Bytes payloads (files, octet-stream) are not JSON and pass unchecked. The check is the model's own
+validation (its strictness and constraints). With `--fronts` the fronts never import the class: each
+asks the model process, which holds it ("check" on the link), so a front answers the same 400 (one
+more round trip per payload, only for classes with an `Input`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ hits both. Each runs in a fresh spawned process with the predictor loaded before
 - bare: the items already parsed in memory, `predict_batch` over them in batches; nothing written.
 - job: `mlkit job run`'s code (mlkit_runtime.jobs.pool.run_all, one worker): each shard's lines read
   and parsed, batches through the predictor, results committed in parts and joined, done markers.
+  Not in it: the check of the items against the predictor's Input, which `mlkit job run` does once
+  before it writes the shards (job.json's `checked`), as the bare loop does not check them either.
   Its rate is the items over the shards' own seconds (the worker's work, the clock the goal is about);
   `wall` adds the process start and the predictor load of the worker, which a long job pays once.
 
@@ -63,7 +65,8 @@ def job(model: str, lines: list[bytes], batch_size: int, shard_size: int) -> tup
 
     predictor, model_dir, config = MODELS[model]
     with tempfile.TemporaryDirectory() as folder:
-        spec = Job(id="bench", api=model, form="jsonl", input="-", items=len(lines), shard_size=shard_size, batch_size=batch_size)
+        # checked: as `mlkit job run` writes it, having checked the items against the predictor's Input before sharding
+        spec = Job(id="bench", api=model, form="jsonl", input="-", items=len(lines), shard_size=shard_size, batch_size=batch_size, checked=True)
         prepare(open_store(folder), spec, lines)
         started = time.perf_counter()
         outcome = run_all(folder, predictor, model_dir, config, workers=1, retries=0, checkpoint_s=2.0)

@@ -57,7 +57,7 @@ def run(
     if output.exists() and not output.is_dir():
         raise UserError(f"--output {output}: is a file; give a folder for the job's results")
     job_settings = job_config(config)
-    job = prepare_job(chosen, batch, items_of(input), str(output), batch_size, job_settings, overwrite, form=form)
+    job = prepare_job(chosen, batch, items_of(input), str(output), batch_size, job_settings, overwrite, form=form, checked=True)
     width = max(1, min(workers or batch.workers, job.shards))
     say(f"job {job.id}: {job.items} items in {job.shards} shards of {job.shard_size}, batches of {job.batch_size}, {width} worker(s)")
     started = time.monotonic()

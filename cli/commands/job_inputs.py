@@ -80,12 +80,14 @@ def batch_api(file: Path, api: str | None, verb: str, kinds: tuple[str, ...] = (
 
 def prepare_job(
     api: Api, batch: BatchSpec, items: Items, output: str, batch_size: int | None, config: dict[str, Any] | None, overwrite: bool,
-    job_id: str | None = None, form: Any = None,
+    job_id: str | None = None, form: Any = None, checked: bool = False,
 ) -> Any:
     """Split the input into shards under the output prefix and write job.json: every check before any work.
 
     `form`: the predictor's `Input` model (mlkit_runtime/input_form.py), or None; every JSONL item is checked
     against it first, and the first it refuses is one line (its line number and field), before any shard exists.
+    `checked`: the predictor's class was imported here, so `form` is what its pods would check (None: it has no
+    Input); job.json says so and the workers do not check the items again. False: each pod checks them.
     """
     from mlkit_runtime.jobs.layout import Job, JobError, input_files, input_lines, new_id, prepare
     from mlkit_runtime.jobs.storage import StorageError, open_store
@@ -106,6 +108,7 @@ def prepare_job(
             fatal_errors=list(batch.fatal_errors),
             config=config,
             created=round(time.time(), 3),
+            checked=checked,
         )
         prepare(open_store(output), job, lines, overwrite)
     except (JobError, StorageError) as exc:
@@ -128,10 +131,10 @@ def check_items(uri: str, lines: list[bytes], form: Any, predictor: str) -> None
                             "fix the item, or the Input model if it is too strict (no shard was written)")
 
 
-def input_form_of(root: Path, predictor: str) -> Any:
-    """For `mlkit job submit`: the predictor's `Input` model, importing its file here as `mlkit job run` does. The pods
-    import it, not this machine: where it cannot be imported here (torch not installed locally), the items go
-    unchecked, and a line says so."""
+def input_form_of(root: Path, predictor: str) -> tuple[Any, bool]:
+    """For `mlkit job submit`: the predictor's `Input` model (or None) and whether the class could be imported here,
+    as `mlkit job run` does. Where it cannot (torch not installed locally), a line says so and each pod checks the
+    items against the class it imports (the worker, under on_error)."""
     from mlkit_runtime import input_form
     from mlkit_runtime.errors import PredictorLoadError
     from mlkit_runtime.predictor import load_class
@@ -140,7 +143,7 @@ def input_form_of(root: Path, predictor: str) -> Any:
 
     file_part, _, class_name = predictor.partition(":")
     try:
-        return input_form.of(load_class(f"{root / file_part}:{class_name}"))
+        return input_form.of(load_class(f"{root / file_part}:{class_name}")), True
     except PredictorLoadError as exc:
-        say(f"note: the items are not checked against the predictor's Input here: {exc}")
-        return None
+        say(f"note: the items are not checked against the predictor's Input here (each pod checks them): {exc}")
+        return None, False

@@ -81,9 +81,9 @@ def submit(
         raise UserError(f"--input {input}: the pods cannot read a folder on this machine; upload it to a bucket prefix and give that")
     if items.form == "files":
         readable(spec, chosen, file, known.aws_account_id, items.uri)
-    form = input_form_of(root, chosen.predictor or "")
+    form, checked = input_form_of(root, chosen.predictor or "")
     cluster = connect(spec)  # credentials before any write: a cluster that cannot be reached leaves nothing in the bucket
-    job = prepare_job(chosen, batch, items, output, batch_size, job_config(config), overwrite, job_id, form=form)
+    job = prepare_job(chosen, batch, items, output, batch_size, job_config(config), overwrite, job_id, form=form, checked=checked)
     text = render_job(spec, chosen, known, job.id, output, job.shards, workers or batch.workers)
     cluster.apply(yaml.safe_load(text), JOB)
     say(f"job {job.id}: {job.items} items in {job.shards} shards of {job.shard_size} under {output}; `mlkit job status {chosen.name} {job.id}`")

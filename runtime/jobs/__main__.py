@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from .allocator import keep_freed_memory
     from .loader import load_model
 
+    keep_freed_memory()  # a worker keeps the memory its batches free (allocator.py)
     try:
         store = open_store(args.job)
         job = Job.read(store)

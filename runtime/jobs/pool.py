@@ -23,7 +23,10 @@ _load_error: str | None = None  # why it could not be loaded: raised by every sh
 
 def _load(predictor: str, model_dir: str, config: dict[str, Any]) -> None:
     global _model, _load_error
+    from .allocator import keep_freed_memory
     from .loader import load_model
+
+    keep_freed_memory()  # first thing in the worker process (allocator.py)
 
     try:
         _model = load_model(predictor, model_dir, config)

@@ -8,8 +8,9 @@ starts at that progress, and a part it writes again replaces the uncommitted one
 So each item's result is written exactly once, whatever the kills.
 
 Per-item errors: a batch that raises is run again item by item to find the item at fault; that item
-(or a line that is not JSON) fails the shard (`on_error: fail`, retried by the Job) or goes to the
-shard's errors file (`skip`). An exception named in `fatal_errors` fails the shard at once with
+(or a line that is not JSON, or an item the predictor's Input refuses where the items were not
+checked before sharding: job.json's `checked`) fails the shard (`on_error: fail`, retried by the
+Job) or goes to the shard's errors file (`skip`). An exception named in `fatal_errors` fails the shard at once with
 FATAL_EXIT, which the Job's pod failure policy turns into "do not retry this shard".
 """
 
@@ -25,7 +26,9 @@ from typing import Any
 
 import orjson
 
+from .. import input_form
 from .layout import Job, JobError, shard_key
+from .prefetch import Prefetch, threaded
 from .storage import StorageError, Store, split_uri
 
 FATAL_EXIT = 42  # the podFailurePolicy's exit code for "fail this shard, no retries"
@@ -62,6 +65,7 @@ class Model:
         if self._batch is None and self._one is None:
             raise TypeError(f"{type(instance).__name__} has neither predict_batch(payloads) nor predict(payload)")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.form = input_form.of(type(instance))  # the class's Input: items of a job not checked before sharding are checked here
 
     def _call(self, fn: Callable[..., Any], arg: Any) -> Any:
         out = fn(arg)
@@ -77,7 +81,7 @@ class Model:
             if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
                 got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
                 raise TypeError(f"predict_batch must return a list with one result per payload: got {got} for {len(payloads)} payloads")
-            return list(results)
+            return results if isinstance(results, list) else list(results)
         assert self._one is not None
         return [self._call(self._one, p) for p in payloads]
 
@@ -123,6 +127,7 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
     errors: list[bytes] = []
     part_start = pos
     last_commit = time.monotonic()
+    form = None if job.checked or job.form != "jsonl" else model.form  # as `mlkit job run` checks before sharding
 
     def commit() -> None:
         nonlocal part_start, last_commit
@@ -156,13 +161,12 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
             raise ShardFailed(f"shard {shard}, item {index} (line {index + 1}): {message}")
         errors.append(orjson.dumps({"index": index, "line": index + 1, "error": message}, option=_DUMP))
 
-    def fast(offset0: int, chunk: list[bytes]) -> bool:
-        """A batch of JSON lines the predictor takes whole and whose results are JSON: the common case, kept
-        lean (the item-by-item path below is what a line, an item or a result at fault needs)."""
-        if job.form != "jsonl":
-            return False
+    def fast(offset0: int, payloads: list[Any]) -> bool:
+        """A batch of parsed JSON lines the predictor takes whole and whose results are JSON: the common case,
+        kept lean (the item-by-item path below is what a line, an item or a result at fault needs)."""
+        if form is not None and any(input_form.problem(form, p) for p in payloads):
+            return False  # the item-by-item path names the misfit
         try:
-            payloads = [orjson.loads(line) for line in chunk]
             out = model.run(payloads)
             base = first_index + offset0
             done = result_lines(base, out)
@@ -172,73 +176,82 @@ def run_shard(store: Store, job: Job, shard: int, model: Model, checkpoint_s: fl
         counted[0] += len(out)
         return True
 
-    while pos < len(lines):
-        offset0 = pos
-        chunk = lines[pos:pos + job.batch_size]
-        if fast(offset0, chunk):
+    # JSONL batches arrive parsed (prefetch.py: a block ahead in a thread for large items); files are read item by item.
+    feed = Prefetch(lines, pos, job.batch_size, thread=threaded(lines, pos, job.batch_size)) if job.form == "jsonl" else None
+    batches = iter(feed) if feed is not None else ((o, lines[o:o + job.batch_size], None) for o in range(pos, len(lines), job.batch_size))
+    try:
+        for offset0, chunk, parsed in batches:
+            if parsed is not None and fast(offset0, parsed):
+                pos = offset0 + len(chunk)
+                if time.monotonic() - last_commit >= checkpoint_s:
+                    commit()
+                continue
+            payloads: list[Any] = []
+            slots: list[int] = []  # offsets of the items that decoded
+            extras: dict[int, dict[str, Any]] = {}
+            bad: dict[int, tuple[str, BaseException | None]] = {}
+            for k, line in enumerate(chunk):
+                offset = offset0 + k
+                try:
+                    if job.form == "files":
+                        uri = orjson.loads(line)
+                        file_store, key = split_uri(uri)
+                        data = file_store.read(key)
+                        if data is None:
+                            raise FileNotFoundError(f"{uri}: no such file")
+                        payloads.append(data)
+                        extras[offset] = {"file": uri}
+                    else:
+                        item = orjson.loads(line)
+                        if form is not None and (misfit := input_form.problem(form, item)):
+                            bad[offset] = (f"does not fit the predictor's Input: {misfit}", None)
+                            continue
+                        payloads.append(item)
+                    slots.append(offset)
+                except orjson.JSONDecodeError as exc:
+                    bad[offset] = (f"line {first_index + offset + 1} is not JSON: {exc}", None)
+                except (OSError, StorageError) as exc:
+                    bad[offset] = (describe(exc), exc)
+            outcomes: dict[int, tuple[bool, Any]] = {}
+            if payloads:
+                try:
+                    for offset, result in zip(slots, model.run(payloads), strict=True):
+                        outcomes[offset] = (True, result)
+                except Exception as exc:
+                    if is_fatal(exc, job.fatal_errors) or len(payloads) == 1:
+                        if len(payloads) == 1:
+                            outcomes[slots[0]] = (False, exc)
+                        else:
+                            pos = offset0
+                            commit()
+                            raise FatalError(f"shard {shard}, items {first_index + offset0} to {first_index + offset0 + len(chunk) - 1}: "
+                                             f"{describe(exc)} (a fatal error: not retried)") from exc
+                    else:  # find the item at fault: each alone
+                        for offset, payload in zip(slots, payloads, strict=True):
+                            try:
+                                outcomes[offset] = (True, model.run([payload])[0])
+                            except Exception as one:
+                                outcomes[offset] = (False, one)
+            for k in range(len(chunk)):
+                offset = offset0 + k
+                if offset in bad:
+                    fail_item(offset, *bad[offset])
+                    continue
+                ok, value = outcomes[offset]
+                if not ok:
+                    fail_item(offset, describe(value), value)
+                    continue
+                try:
+                    results.append(orjson.dumps({"index": first_index + offset, **extras.get(offset, {}), "result": value}, option=_DUMP))
+                    counted[0] += 1
+                except TypeError as exc:
+                    fail_item(offset, f"the result is not JSON: {exc}", None)
             pos = offset0 + len(chunk)
             if time.monotonic() - last_commit >= checkpoint_s:
                 commit()
-            continue
-        payloads: list[Any] = []
-        slots: list[int] = []  # offsets of the items that decoded
-        extras: dict[int, dict[str, Any]] = {}
-        bad: dict[int, tuple[str, BaseException | None]] = {}
-        for k, line in enumerate(chunk):
-            offset = offset0 + k
-            try:
-                if job.form == "files":
-                    uri = orjson.loads(line)
-                    file_store, key = split_uri(uri)
-                    data = file_store.read(key)
-                    if data is None:
-                        raise FileNotFoundError(f"{uri}: no such file")
-                    payloads.append(data)
-                    extras[offset] = {"file": uri}
-                else:
-                    payloads.append(orjson.loads(line))
-                slots.append(offset)
-            except orjson.JSONDecodeError as exc:
-                bad[offset] = (f"line {first_index + offset + 1} is not JSON: {exc}", None)
-            except (OSError, StorageError) as exc:
-                bad[offset] = (describe(exc), exc)
-        outcomes: dict[int, tuple[bool, Any]] = {}
-        if payloads:
-            try:
-                for offset, result in zip(slots, model.run(payloads), strict=True):
-                    outcomes[offset] = (True, result)
-            except Exception as exc:
-                if is_fatal(exc, job.fatal_errors) or len(payloads) == 1:
-                    if len(payloads) == 1:
-                        outcomes[slots[0]] = (False, exc)
-                    else:
-                        pos = offset0
-                        commit()
-                        raise FatalError(f"shard {shard}, items {first_index + offset0} to {first_index + offset0 + len(chunk) - 1}: "
-                                         f"{describe(exc)} (a fatal error: not retried)") from exc
-                else:  # find the item at fault: each alone
-                    for offset, payload in zip(slots, payloads, strict=True):
-                        try:
-                            outcomes[offset] = (True, model.run([payload])[0])
-                        except Exception as one:
-                            outcomes[offset] = (False, one)
-        for k in range(len(chunk)):
-            offset = offset0 + k
-            if offset in bad:
-                fail_item(offset, *bad[offset])
-                continue
-            ok, value = outcomes[offset]
-            if not ok:
-                fail_item(offset, describe(value), value)
-                continue
-            try:
-                results.append(orjson.dumps({"index": first_index + offset, **extras.get(offset, {}), "result": value}, option=_DUMP))
-                counted[0] += 1
-            except TypeError as exc:
-                fail_item(offset, f"the result is not JSON: {exc}", None)
-        pos = offset0 + len(chunk)
-        if time.monotonic() - last_commit >= checkpoint_s:
-            commit()
+    finally:
+        if feed is not None:
+            feed.close()
     commit()
     return _finish(store, job, shard, progress, len(lines), time.monotonic() - started, resumed_at, time.process_time() - cpu_started)
 
@@ -258,7 +271,8 @@ def result_lines(base: int, results: list[Any]) -> bytes:
     result that holds it too is written item by item instead."""
     if len(results) == 1:
         return orjson.dumps({"index": base, "result": results[0]}, option=_DUMP)
-    body = orjson.dumps([{"index": base + k, "result": r} for k, r in enumerate(results)], option=orjson.OPT_SERIALIZE_NUMPY)
+    # zip over a range: half the cost of enumerate plus an addition per item (0.11 against 0.21 us)
+    body = orjson.dumps([{"index": i, "result": r} for i, r in zip(range(base, base + len(results)), results, strict=True)], option=orjson.OPT_SERIALIZE_NUMPY)
     if body.count(_BETWEEN) != len(results) - 1:
         return b"".join(orjson.dumps({"index": base + k, "result": r}, option=_DUMP) for k, r in enumerate(results))
     return body[1:-1].replace(_BETWEEN, b'}\n{"index":') + b"\n"

@@ -47,6 +47,11 @@ async def respond(request: Request, name: str) -> Response:
                 f"the request has {len(instances)} instances; the limit is {rt.settings.max_instances} "
                 "(--max-instances / MLKIT_MAX_INSTANCES): split it into several requests"
             )
+        # Each instance is its own payload (what POST /predict takes whole), so the Input is an instance's form.
+        if rt.checks_input:
+            for k, bad in enumerate(await asyncio.gather(*(rt.input_problem(i) for i in instances))):
+                if bad:
+                    raise BadRequest(f"instances[{k}] does not fit the predictor's Input: {bad}")
         # Each instance is its own payload, so instances of many requests share batches.
         predictions = await asyncio.gather(*(rt.predict_one(i) for i in instances))
         return {"predictions": list(predictions)}

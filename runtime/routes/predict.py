@@ -8,7 +8,6 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import input_form
 from ..core import runtime_of
 from ..errors import BadRequest, NotFound
 from ..payloads import payload
@@ -52,13 +51,7 @@ async def respond(request: Request) -> Response:
 
     async def call() -> Any:
         body = await payload(request, rt.settings.max_body_bytes)
-        if rt.input_form is not None:
-            bad = input_form.problem(rt.input_form, body)
-        elif rt.remote_input_check is not None:  # --fronts: the model process holds the class and its Input
-            bad = await rt.remote_input_check(body)
-        else:
-            bad = None
-        if bad:
+        if bad := await rt.input_problem(body):
             raise BadRequest(f"the payload does not fit the predictor's Input: {bad}")
         return await rt.predict_one(body)
 

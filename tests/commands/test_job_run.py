@@ -25,6 +25,7 @@ def test_a_job_scores_every_item_once_and_the_results_join_back_to_the_input(pro
     for r in found:
         assert r["result"]["label"] == ("positive" if r["index"] % 2 else "negative"), (items[r["index"]], r)
     assert not (proj / "out" / "work").exists() and len(list((proj / "out" / "done").iterdir())) == 3
+    assert json.loads((proj / "out" / "job.json").read_text())["checked"] is True  # checked before sharding: not again per worker
 
 
 def test_malformed_lines_are_skipped_with_their_line_numbers_and_fail_the_job_under_on_error_fail(project):

@@ -220,5 +220,6 @@ def test_an_item_the_predictors_input_refuses_is_one_line_before_any_job_or_shar
     (root / "predictor.py").write_text("import package_only_in_the_image\n" + (root / "predictor.py").read_text())
     result = mlkit("job", "submit", "--input", "items.jsonl", "--output", "s3://team-jobs/runs/f", cwd=root, env=env)
     assert result.returncode == 0, result.stderr
-    assert "note: the items are not checked against the predictor's Input here: " in result.stderr
+    assert "note: the items are not checked against the predictor's Input here (each pod checks them): " in result.stderr
     assert len(k8s.objects("jobs")) == 1
+    assert json.loads(s3_objects(env, "f/job.json")["f/job.json"])["checked"] is False  # so the pods' workers check each item

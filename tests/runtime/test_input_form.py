@@ -33,6 +33,20 @@ def test_predict_checks_json_payloads_against_the_input_model(serve, fronts):
     assert raw.status_code == 200, "bytes are not JSON: the form does not apply"
 
 
+@pytest.mark.parametrize("fronts", [[], ["--fronts", "2"]], ids=["one-process", "two-fronts"])
+def test_kserve_v1_checks_each_instance_against_the_input_model(serve, fronts):
+    # Each of `instances` is one payload (what POST /predict takes whole): the Input is an instance's form.
+    s = serve("formed.py:Review", *fronts)
+    url = s.url + "/v1/models/echo:predict"
+    ok = httpx.post(url, json={"instances": [{"text": "great"}, {"text": "fine", "stars": 4, "extra": 1}]})
+    assert ok.status_code == 200 and ok.json() == {"predictions": [{"got": {"text": "great"}}, {"got": {"text": "fine", "stars": 4, "extra": 1}}]}
+    r = httpx.post(url, json={"instances": [{"text": "great"}, {"text": "ok", "stars": 9}, {"stars": 1}]})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "instances[1] does not fit the predictor's Input: stars: Input should be less than or equal to 5 (got 9)"
+    assert httpx.post(url, json={"instances": ["text"]}).json()["error"].startswith(
+        "instances[0] does not fit the predictor's Input: the payload: Input should be a valid dictionary")
+
+
 def test_an_input_that_is_not_a_pydantic_model_stops_start_up_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mlkit_runtime", "--port", "0", "--predictor", f"{PREDICTORS}/formed.py:BadInput", "--model-dir", str(tmp_path)],

@@ -23,6 +23,15 @@ from tests.runtime.conftest import PREDICTORS
 SCORER = f"{PREDICTORS / 'scorer.py'}:Predictor"
 
 
+@pytest.fixture(params=["in-line", "thread"])
+def parse(request, monkeypatch):
+    """The worker's two ways of parsing a shard (prefetch.py): each test that takes this runs both."""
+    from mlkit_runtime.jobs import prefetch
+
+    monkeypatch.setattr(prefetch, "THREAD_BYTES", 1 << 30 if request.param == "in-line" else 0)
+    return request.param
+
+
 def make_job(store: Store, tmp_path: Path, items: list[bytes], shard_size: int = 10, batch_size: int = 4, **kw) -> Job:
     source = tmp_path / "items.jsonl"
     source.write_bytes(b"\n".join(items) + b"\n")
@@ -54,7 +63,7 @@ def run_every_shard(store: Store, job: Job, config: dict | None = None) -> list:
     return [run_shard(store, job, shard, model) for shard in range(job.shards)]
 
 
-def test_every_item_is_processed_once_in_shards_with_a_done_marker_each(tmp_path):
+def test_every_item_is_processed_once_in_shards_with_a_done_marker_each(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(25))
     assert job.shards == 3
@@ -69,7 +78,7 @@ def test_every_item_is_processed_once_in_shards_with_a_done_marker_each(tmp_path
     assert again.resumed_at == 10 and store.read("results/00001.jsonl") == before
 
 
-def test_the_predictor_gets_batches_of_the_batch_size(tmp_path):
+def test_the_predictor_gets_batches_of_the_batch_size(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(10), shard_size=10, batch_size=4)
     calls = tmp_path / "calls"
@@ -77,7 +86,7 @@ def test_the_predictor_gets_batches_of_the_batch_size(tmp_path):
     assert calls.read_text().split() == ["4", "4", "2"]
 
 
-def test_a_poison_item_is_skipped_into_the_errors_file_with_its_message(tmp_path):
+def test_a_poison_item_is_skipped_into_the_errors_file_with_its_message(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(25), on_error="skip")
     reports = run_every_shard(store, job, {"poison": [13, 21]})
@@ -90,7 +99,7 @@ def test_a_poison_item_is_skipped_into_the_errors_file_with_its_message(tmp_path
     ]
 
 
-def test_a_poison_item_fails_its_shard_and_keeps_what_came_before(tmp_path):
+def test_a_poison_item_fails_its_shard_and_keeps_what_came_before(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(20), on_error="fail")
     model = load_model(SCORER, ".", {"poison": [15]})
@@ -105,7 +114,7 @@ def test_a_poison_item_fails_its_shard_and_keeps_what_came_before(tmp_path):
     check_exactly_once(store, 20)
 
 
-def test_a_fatal_error_fails_the_shard_at_once_whatever_on_error_says(tmp_path):
+def test_a_fatal_error_fails_the_shard_at_once_whatever_on_error_says(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     job = make_job(store, tmp_path, numbers(10), on_error="skip", fatal_errors=["MemoryError"])
     with pytest.raises(FatalError, match="MemoryError: x=6 does not fit"):
@@ -113,7 +122,7 @@ def test_a_fatal_error_fails_the_shard_at_once_whatever_on_error_says(tmp_path):
     assert store.read("done/00000.json") is None
 
 
-def test_a_malformed_line_is_reported_with_its_line_number(tmp_path):
+def test_a_malformed_line_is_reported_with_its_line_number(tmp_path, parse):
     store = LocalStore(tmp_path / "out")
     items = numbers(12)
     items[7] = b'{"x": 7'
@@ -269,3 +278,37 @@ def test_a_batchs_result_lines_are_what_each_item_alone_would_write(size):
         alone = b"".join(orjson.dumps({"index": 40 + k, "result": r}, option=orjson.OPT_APPEND_NEWLINE) for k, r in enumerate(batch))
         assert result_lines(40, batch) == alone, batch
         assert [json.loads(line)["result"] for line in result_lines(40, batch).splitlines()] == batch
+
+
+REVIEW = f"{PREDICTORS / 'formed.py'}:Review"
+
+
+def reviews(n: int, misfits: dict[int, dict]) -> list[bytes]:
+    return [json.dumps(misfits.get(i, {"text": f"review {i}", "stars": 1 + i % 5})).encode() for i in range(n)]
+
+
+def test_a_pod_checks_items_against_the_predictors_input_under_on_error(tmp_path, parse):
+    """A job whose items were not checked before sharding (`mlkit job submit` that could not import the class):
+    the worker checks each item as `mlkit job run` does, and on_error decides about a misfit."""
+    items = reviews(12, {5: {"text": "x" * 30}, 9: {"text": "fine", "stars": 9}})
+    skip = LocalStore(tmp_path / "skip")
+    job = make_job(skip, tmp_path, items, on_error="skip")
+    reports = [run_shard(skip, job, shard, load_model(REVIEW, ".", {})) for shard in range(job.shards)]
+    assert sum(r.failed for r in reports) == 2 and sum(r.ok for r in reports) == 10
+    errors = [json.loads(line) for key in skip.list("errors") for line in (skip.read(key) or b"").splitlines()]
+    assert [(e["index"], e["line"]) for e in errors] == [(5, 6), (9, 10)]
+    assert errors[0]["error"].startswith("does not fit the predictor's Input: text: String should have at most 20 characters")
+    assert errors[1]["error"].startswith("does not fit the predictor's Input: stars: Input should be less than or equal to 5")
+    done = [json.loads(line) for key in skip.list("results") for line in (skip.read(key) or b"").splitlines()]
+    assert [r["index"] for r in done] == [i for i in range(12) if i not in (5, 9)]
+    failing = LocalStore(tmp_path / "fail")
+    job = make_job(failing, tmp_path, items, on_error="fail")
+    with pytest.raises(ShardFailed, match=r"shard 0, item 5 \(line 6\): does not fit the predictor's Input: text: String should have"):
+        run_shard(failing, job, 0, load_model(REVIEW, ".", {}))
+
+
+def test_items_checked_before_sharding_are_not_checked_again(tmp_path):
+    """`mlkit job run` checked them (job.json's checked): the worker does not pay for it twice."""
+    store = LocalStore(tmp_path / "out")
+    job = make_job(store, tmp_path, reviews(4, {2: {"text": "x" * 30}}), on_error="skip", checked=True)
+    assert run_shard(store, job, 0, load_model(REVIEW, ".", {})).failed == 0
