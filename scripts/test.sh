@@ -7,9 +7,9 @@ bash scripts/setup.sh
 # Compiled modules go to a cache outside the tree, even where the environment says not to write them
 # (PYTHONDONTWRITEBYTECODE=1 on the CI machines): every pytest process (each xdist worker collects the
 # suite) and every `python -m mlkit` or runtime a test starts otherwise compiles the kit's modules from
-# source and rewrites each test module's asserts again (collecting the suite: 15.2 CPU-s without the
-# cache, 10.0 with it, measured on the 2-core machine). Outside the tree: no __pycache__ lands in
-# examples or build contexts.
+# source and rewrites each test module's asserts again (collecting the suite: 15 to 18 CPU-s without the
+# cache, 9 to 10 with it; two CLI-heavy test files: 108-110 CPU-s without, 89.5 with it; docs/testing.md).
+# Outside the tree: no __pycache__ lands in examples or build contexts.
 unset PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-${TMPDIR:-/tmp}/mlkit-pycache}"
 
