@@ -279,7 +279,8 @@ class LlmServer:
 # burns both cores can take as long. With MLKIT_TEST_CPU set, every test appends one JSON line to that file:
 # its wall seconds and the CPU seconds of this process and of the child processes it waited for (servers,
 # the CLI, terraform), setup and teardown included (a module fixture's teardown counts to its last test).
-# Workers append to the same file (lines are short writes in append mode). scripts/test.sh --cpu sums them.
+# Workers append to the same file (lines are short writes in append mode). scripts/test.sh sets it for each
+# phase and tests/cpu_report.py sums it after the phase.
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
     path = os.environ.get("MLKIT_TEST_CPU")
