@@ -274,6 +274,36 @@ class LlmServer:
     log: Path
 
 
+# --- Where the suite's CPU goes (MLKIT_TEST_CPU=FILE) -------------------------------------------------
+# Wall time on a shared 2-core machine says little about what a test costs: one that sleeps and one that
+# burns both cores can take as long. With MLKIT_TEST_CPU set, every test appends one JSON line to that file:
+# its wall seconds and the CPU seconds of this process and of the child processes it waited for (servers,
+# the CLI, terraform), setup and teardown included (a module fixture's teardown counts to its last test).
+# Workers append to the same file (lines are short writes in append mode). scripts/test.sh sets it for each
+# phase and tests/cpu_report.py sums it after the phase.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    path = os.environ.get("MLKIT_TEST_CPU")
+    if not path:
+        yield
+        return
+    import json
+    import resource
+
+    def cpu() -> tuple[float, float]:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+    wall, (own, kids) = time.monotonic(), cpu()
+    yield
+    own_after, kids_after = cpu()
+    line = {"test": item.nodeid, "wall_s": round(time.monotonic() - wall, 2), "cpu_s": round(own_after - own, 2),
+            "children_cpu_s": round(kids_after - kids, 2), "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "end": round(time.time(), 1)}
+    with open(path, "a") as out:
+        out.write(json.dumps(line) + "\n")
+
+
 # --- How the suite runs in parallel (scripts/test.sh) -------------------------------------------------
 # Phase one runs `-m "not serial"` on several xdist workers; phase two runs `-m serial` alone, so that
 # nothing else competes for the CPU while a test times, loads or measures the machine. A test is serial
