@@ -363,6 +363,7 @@ EXPECTED_SECONDS = {
     "tests/terraform/test_e2e_moto_karpenter.py::test_moving_from_node_groups_to_karpenter_keeps_the_old_groups_until_the_pods_moved": 82,
     "tests/terraform/test_e2e_moto_automode.py::test_moving_from_node_groups_to_auto_mode_turns_it_on_in_place_and_keeps_the_old_groups": 81,
     "tests/terraform/test_batch_access_moto.py::test_the_batch_role_writes_its_job_prefix_and_nothing_else": 67,
+    "tests/terraform/test_e2e_moto_upgrade.py::test_the_previous_releases_async_stack_upgrades_moving_the_fronts_role_without_replacing_it": 150,
     "tests/runtime/test_async_clouds.py::test_every_request_completes_once_through_killed_and_stopped_workers[gcp]": 180,
     "tests/runtime/test_async_clouds.py::test_every_request_completes_once_through_killed_and_stopped_workers[aws]": 120,
     "llm": 80,
