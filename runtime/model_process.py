@@ -5,8 +5,10 @@ it is the last to go and every request a front admitted is answered.
 
 No event loop between a link and a sync model: the process's main thread waits on every link at
 once (epoll), reads what is there, and runs a sync `predict_batch` on every payload that has arrived,
-up to max_batch_size, in that same thread (a lone request leaves at once; under load the batch fills
-from what arrived while the last one ran), then writes each answer. A sync `predict` without
+up to max_batch_size, in that same thread, then writes each answer. A batch waits for more only while
+a front has admitted a request still on its way, at most max_wait_ms (the fronts count them in
+shared memory: runtime/shared_admission.py), so a lone request leaves at once and under load the
+batch fills from every front. A sync `predict` without
 predict_batch goes to the thread pool (max_in_flight threads), as in a single process, since such
 predictors may run side by side. Everything else (async methods, `generate`, token counts, streamed
 results) runs on an event loop in a second thread, as in a single process. The loop and the executor
@@ -23,6 +25,7 @@ import selectors
 import signal
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -39,12 +42,13 @@ from .predictor import Predictor, construct, load_class
 from .settings import Settings
 from .startup import Startup
 
-Call = tuple[int, LinkEnd, int, Any]  # the front, its link, the call's id there, the payload
+Call = tuple[int, LinkEnd, int, Any, float]  # the front, its link, the call's id there, the payload, when it came
 
 
 class ModelServer:
-    def __init__(self, settings: Settings, instance: Any) -> None:
+    def __init__(self, settings: Settings, instance: Any, arriving: Any = None) -> None:
         self.settings = settings
+        self.arriving = arriving
         self.instance = instance
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
         self.predictor = Predictor(instance, self.executor)
@@ -113,21 +117,34 @@ class ModelServer:
         pending: deque[Call] = deque()  # predict calls for the next batch
         open_links = len(ends)
         while open_links or pending:
-            for key, _ in selector.select(0 if pending else None):  # with calls waiting, only what is already there
+            patience = self.patience(pending)
+            for key, _ in selector.select(None if patience is None else max(patience, 0)):
                 front, end = key.data
                 for message in end.read():
                     self.dispatch(front, end, message, pending)
                 if not end.open:
                     selector.unregister(end.sock)
                     open_links -= 1
-            if pending:
+            patience = self.patience(pending)
+            if patience is not None and patience <= 0:
                 self.run_batch([pending.popleft() for _ in range(min(self.settings.max_batch_size, len(pending)))])
         selector.close()
+
+    def patience(self, pending: deque[Call]) -> float | None:
+        """How long the batch may wait for more: None with nothing pending (wait for a message), 0 or
+        less to run it now. It waits only while some front has admitted a request that has not reached
+        the link yet, and at most until the oldest has waited max_wait_ms (runtime/batching.py's rule
+        across processes); checked again every half millisecond, as that count has no wakeup."""
+        if not pending:
+            return None
+        if len(pending) >= self.settings.max_batch_size or self.arriving is None or self.arriving.value <= 0:
+            return 0
+        return min(pending[0][4] + self.settings.max_wait_ms / 1000 - time.monotonic(), 0.0005)
 
     def dispatch(self, front: int, end: LinkEnd, message: tuple[Any, ...], pending: deque[Call]) -> None:
         i, op, *args = message
         if op == "predict" and self.batches_here:
-            pending.append((front, end, i, args[0]))
+            pending.append((front, end, i, args[0], time.monotonic()))
         elif op == "predict" and self.predicts_in_pool:
             self.track(self.executor.submit(self.predict_alone, front, end, i, args[0]))
         elif op == "check":
@@ -150,17 +167,17 @@ class ModelServer:
     def run_batch(self, batch: list[Call]) -> None:
         self.metrics.batch_size.observe(len(batch))
         try:
-            results = self.predictor.predict_batch_sync([payload for _, _, _, payload in batch])
+            results = self.predictor.predict_batch_sync([call[3] for call in batch])
         except Exception as exc:
             if len(batch) == 1:
-                _, end, i, _ = batch[0]
+                _, end, i, _, _ = batch[0]
                 end.send((i, "err", error_to_wire(exc)))
                 return
             # Rule (runtime/batching.py): one payload the predictor cannot take fails only its own
             # request: each is run again alone, side by side in the pool.
-            list(self.executor.map(lambda call: self.batch_alone(*call), batch))
+            list(self.executor.map(lambda call: self.batch_alone(*call[:4]), batch))
             return
-        for (front, end, i, _), result in zip(batch, results, strict=True):
+        for (front, end, i, _, _), result in zip(batch, results, strict=True):
             self.reply(front, end, i, result, len(batch))
 
     def batch_alone(self, front: int, end: LinkEnd, i: int, payload: Any) -> None:
@@ -237,10 +254,11 @@ class ModelServer:
 
 
 def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None,
-         device: str | None = None) -> None:
+         device: str | None = None, arriving: Any = None) -> None:
     """The model process: load, tell the parent (`status`) the predictor's facts or the error, serve.
     `device`: the CUDA_VISIBLE_DEVICES it sees (one model process per device), set before the
-    predictor imports torch; None leaves the pod's."""
+    predictor imports torch; None leaves the pod's. `arriving`: the fronts' count of requests on their
+    way (runtime/shared_admission.py), which a batch waits for."""
     from .parent_death import die_with_parent
 
     die_with_parent()
@@ -259,7 +277,7 @@ def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket
         startup.end("imports")
         instance = construct(cls, settings.predictor_config(), settings.model_dir, settings.predictor.rpartition(":")[0])
         startup.end("construct")
-        server = ModelServer(settings, instance)
+        server = ModelServer(settings, instance, arriving)
         try:
             server.warmup()
         except Exception as exc:
