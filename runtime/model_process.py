@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import os
+import queue
 import selectors
 import signal
 import socket
@@ -110,25 +111,51 @@ class ModelServer:
         self.executor.shutdown(wait=True)
 
     def serve(self, ends: list[LinkEnd]) -> None:
-        """Until every front has closed its link: read what arrived, run it, answer."""
+        """Until every front has closed its link: read what arrived, hand batches to the model thread, answer.
+        This thread only reads; the model thread runs one batch at a time and writes its answers. Kept
+        apart because the scheduler (EEVDF) wakes a thread that used little CPU at once, and one that just
+        ran a forward only when its turn comes: a reader that ran the model itself answered a lone request
+        in twice the time under other load (benchmarks/serving/fronts.py)."""
         selector = selectors.DefaultSelector()
         for front, end in enumerate(ends):
             selector.register(end.sock, selectors.EVENT_READ, (front, end))
+        done, done_signal = socket.socketpair()  # the model thread's "batch finished", seen by select
+        done.setblocking(False)
+        selector.register(done, selectors.EVENT_READ, None)
+        batches: queue.SimpleQueue[list[Call] | None] = queue.SimpleQueue()
+
+        def model_thread() -> None:
+            while (batch := batches.get()) is not None:
+                self.run_batch(batch)
+                done_signal.send(b".")
+
+        worker = threading.Thread(target=model_thread, name="mlkit-model")
+        worker.start()
+        running = False  # a batch is with the model thread: the next one forms meanwhile
         pending: deque[Call] = deque()  # predict calls for the next batch
         open_links = len(ends)
-        while open_links or pending:
-            patience = self.patience(pending)
+        while open_links or pending or running:
+            patience = None if running else self.patience(pending)
             for key, _ in selector.select(None if patience is None else max(patience, 0)):
+                if key.data is None:
+                    done.recv(64)
+                    running = False
+                    continue
                 front, end = key.data
                 for message in end.read():
                     self.dispatch(front, end, message, pending)
                 if not end.open:
                     selector.unregister(end.sock)
                     open_links -= 1
-            patience = self.patience(pending)
+            patience = None if running else self.patience(pending)
             if patience is not None and patience <= 0:
-                self.run_batch([pending.popleft() for _ in range(min(self.settings.max_batch_size, len(pending)))])
+                batches.put([pending.popleft() for _ in range(min(self.settings.max_batch_size, len(pending)))])
+                running = True
+        batches.put(None)
+        worker.join()
         selector.close()
+        done.close()
+        done_signal.close()
 
     def patience(self, pending: deque[Call]) -> float | None:
         """How long the batch may wait for more: None with nothing pending (wait for a message), 0 or

@@ -237,13 +237,13 @@ def test_fronts_log_start_up_once_and_the_predictors_own_traceback(tmp_path: Pat
     assert "model_link.py" not in text, text
 
 
-def test_a_sync_batch_runs_in_the_thread_that_reads_the_links(tmp_path: Path) -> None:
-    # No event loop or executor handoff between a link and the model (what a front cost at c=1).
+def test_a_sync_batch_runs_in_the_model_thread_without_an_event_loop(tmp_path: Path) -> None:
+    # One thread reads the links and hands each batch to the one model thread: no event loop, no pool.
     server = start(tmp_path, "fronts.py:WhereItRuns", "--fronts", "2")
     try:
         answers = post_many(server.url, 16, {"sleep": 0.05})
         assert [r.status_code for r in answers] == [200] * 16
-        assert {(r.json()["main"], r.json()["thread"]) for r in answers} == {(True, "MainThread")}
+        assert {(r.json()["main"], r.json()["thread"]) for r in answers} == {(False, "mlkit-model")}
         assert max(r.json()["batch"] for r in answers) > 1  # still batched across connections and fronts
     finally:
         stop(server)

@@ -40,7 +40,7 @@ class Raises(Counted):
 
 
 class WhereItRuns(Counted):
-    """Answers which thread ran predict_batch, and how many threads the model process has."""
+    """Answers which thread ran predict_batch."""
 
     def predict_batch(self, payloads):
         import threading
