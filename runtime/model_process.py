@@ -4,8 +4,9 @@ all of them. It ignores SIGTERM and SIGINT: it exits when the last front has clo
 it is the last to go and every request a front admitted is answered.
 
 No event loop between a link and a sync model: the process's main thread waits on every link at
-once (epoll), reads what is there, and runs a sync `predict_batch` on every payload that has arrived,
-up to max_batch_size, in that same thread, then writes each answer. A batch waits for more only while
+once (epoll), reads what is there, and hands every payload that has arrived, up to max_batch_size,
+to the model thread, which runs a sync `predict_batch` and writes each answer (serve() says why two
+threads). A batch waits for more only while
 a front has admitted a request still on its way, at most max_wait_ms (the fronts count them in
 shared memory: runtime/shared_admission.py), so a lone request leaves at once and under load the
 batch fills from every front. A sync `predict` without
@@ -57,7 +58,7 @@ class ModelServer:
         # Counted in the pod's one metrics view (prometheus multiprocess files): batch sizes are seen here.
         self.metrics = Metrics(Admission(1, 0))
         p = self.predictor
-        self.batches_here = p.batches and not p.batch_is_async  # run in the thread that reads the links
+        self.batches_here = p.batches and not p.batch_is_async  # formed by the thread that reads the links, run by the model thread
         self.predicts_in_pool = not p.batches and p._predict is not None and not p.predict_is_async
         self.loop = asyncio.new_event_loop()
         self.loop_thread = threading.Thread(target=self.loop.run_forever, name="mlkit-model-loop", daemon=True)
@@ -126,8 +127,14 @@ class ModelServer:
 
         def model_thread() -> None:
             while (batch := batches.get()) is not None:
-                self.run_batch(batch)
-                done_signal.send(b".")
+                try:
+                    self.run_batch(batch)
+                except Exception as exc:  # the runtime's own fault: the callers get a 500, the next batch runs
+                    logs.log.error("the model process failed to answer a batch\n%s", logs.format_exception(exc))
+                    for _, end, i, _, _ in batch:
+                        end.send((i, "err", error_to_wire(exc)))
+                finally:
+                    done_signal.send(b".")
 
         worker = threading.Thread(target=model_thread, name="mlkit-model")
         worker.start()
