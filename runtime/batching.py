@@ -8,7 +8,7 @@ import asyncio
 import contextvars
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Any
 
 from .metrics import Metrics
 from .predictor import Predictor
@@ -25,15 +25,6 @@ class RequestState:
 
 
 current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar("mlkit_request", default=None)
-
-
-class Arrivals(Protocol):
-    """What counts requests on their way to a batcher: the Batcher itself, or in a front the pod's
-    counter (runtime/shared_admission.py)."""
-
-    def arrive(self, state: RequestState) -> None: ...
-
-    def arrived(self, state: RequestState) -> None: ...
 
 
 class Batcher:

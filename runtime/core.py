@@ -19,7 +19,7 @@ from starlette.responses import Response
 from . import input_form, logs, streaming
 from .admission import Admission
 from .auth import ApiKeys
-from .batching import Arrivals, Batcher, RequestState, current
+from .batching import Batcher, RequestState, current
 from .errors import HTTPError, NotFound, Overloaded, PredictorFailed, PredictorFault, PredictorLoadError, PredictorRaised, Unavailable, from_exception
 from .generate import Generator
 from .metrics import Metrics, PredictionMonitor
@@ -58,7 +58,6 @@ class Runtime:
         self.predictor: Predictor | None = None
         self.load_error: PredictorLoadError | None = None
         self.batcher: Batcher | None = None
-        self.arrivals: Arrivals | None = None  # the batcher's, or in a front the pod's (model process batching)
         self.generator: Generator | None = None  # the predictor's generate(), for the OpenAI routes
         self.started = int(time.time())
         self.ready = False
@@ -186,7 +185,7 @@ class Runtime:
             if not self.ready:
                 raise Unavailable("the predictor is not loaded yet; wait for /readyz")
             await self.admission.acquire()
-            batcher = self.batcher or self.arrivals
+            batcher = self.batcher
             if batcher is not None:
                 batcher.arrive(state)
             streams = False

@@ -40,7 +40,7 @@ def listen(settings: Settings) -> socket.socket:
 
 
 def front_main(number: int, settings: Settings, sock: socket.socket, link_socks: list[socket.socket], others: list[socket.socket], facts: dict[str, Any],
-               phases: dict[str, float], counter: Any, lock: Any, arriving: Any) -> None:
+               phases: dict[str, float], counter: Any, lock: Any) -> None:
     """One HTTP front: the app of a single process, with a stand-in predictor and the pod's admission.
     `link_socks`: its link to each model process (one per device)."""
     die_with_parent()
@@ -50,15 +50,13 @@ def front_main(number: int, settings: Settings, sock: socket.socket, link_socks:
     from .metrics import Metrics
     from .model_link import Links, ModelLink, remote_predictor
     from .server import DrainingServer, build_config
-    from .shared_admission import SharedAdmission, SharedArrivals
+    from .shared_admission import SharedAdmission
 
     logs.setup(settings.log_level)
-    arrivals = SharedArrivals(arriving, lock) if facts["batches"] else None
-    link = Links([ModelLink(link_sock) for link_sock in link_socks], arrivals)
+    link = Links([ModelLink(link_sock) for link_sock in link_socks])
     app = create_app(settings)
     runtime = app.state.runtime
     runtime.admission = SharedAdmission(settings.max_in_flight, settings.max_queue, counter, lock)
-    runtime.arrivals = arrivals
     assert isinstance(runtime.metrics, Metrics) and runtime.metrics.pod is not None, "PROMETHEUS_MULTIPROC_DIR is not set"
     runtime.metrics.pod.admission = runtime.admission
     for name, seconds in phases.items():
@@ -110,7 +108,6 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
     context = multiprocessing.get_context("fork")  # nothing heavy imported yet: the model processes import the predictor
     # pairs[m][n]: the link between model process m and front n.
     pairs = [[socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(fronts)] for _ in devices]
-    arriving = context.RawValue("q", 0)  # requests on their way to a model process (runtime/shared_admission.py)
     models = []
     statuses = []
     for m, device in enumerate(devices):
@@ -118,7 +115,7 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
         others = [end for k, row in enumerate(pairs) if k != m for pair in row for end in pair]
         model = context.Process(
             target=model_process.main,
-            args=(settings, [model_end for _, model_end in pairs[m]], [front_end for front_end, _ in pairs[m]] + others, status_out, started, device, arriving),
+            args=(settings, [model_end for _, model_end in pairs[m]], [front_end for front_end, _ in pairs[m]] + others, status_out, started, device),
             name=f"mlkit-model-{m}",
             daemon=False,
         )
@@ -163,7 +160,7 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
     for n in range(fronts):
         mine = [row[n][0] for row in pairs]
         others = [row[k][0] for row in pairs for k in range(n + 1, fronts)]  # earlier fronts' ends are closed here already
-        proc = context.Process(target=front_main, args=(n, settings, sock, mine, others, facts, phases, counter, lock, arriving), name=f"mlkit-front-{n}")
+        proc = context.Process(target=front_main, args=(n, settings, sock, mine, others, facts, phases, counter, lock), name=f"mlkit-front-{n}")
         proc.start()
         for end in mine:
             end.close()

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import input_form
-from .batching import Arrivals, current
+from .batching import current
 from .errors import HTTPError, PredictorRaised
 from .logs import format_exception
 
@@ -262,9 +262,8 @@ class Links:
     """A front's links to every model process (one per device): each call goes to the one with the
     fewest calls and streams outstanding from this front, so a slow or busy device gets less."""
 
-    def __init__(self, links: list[ModelLink], arrivals: Arrivals | None = None) -> None:
+    def __init__(self, links: list[ModelLink]) -> None:
         self.links = links
-        self.arrivals = arrivals  # where the model process batches: a payload leaving is no longer on its way
 
     async def open(self) -> None:
         for link in self.links:
@@ -275,10 +274,6 @@ class Links:
             link.close()
 
     async def call(self, op: str, *args: Any) -> Any:
-        if op == "predict" and self.arrivals is not None:
-            state = current.get()
-            if state is not None:
-                self.arrivals.arrived(state)
         link = min(self.links, key=lambda link: (link.gone, len(link.calls) + len(link.streams)))
         return await link.call(op, *args)
 

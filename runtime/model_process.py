@@ -6,13 +6,13 @@ it is the last to go and every request a front admitted is answered.
 No event loop between a link and a sync model: the process's main thread waits on every link at
 once (epoll), reads what is there, and hands every payload that has arrived, up to max_batch_size,
 to the model thread, which runs a sync `predict_batch` and writes each answer (serve() says why two
-threads). A batch waits for more only while
-a front has admitted a request still on its way, at most max_wait_ms (the fronts count them in
-shared memory: runtime/shared_admission.py), so a lone request leaves at once and under load the
-batch fills from every front. A sync `predict` without
+threads). A batch never waits for more: a lone request leaves at once, and under load the next batch
+fills from every front while one runs (waiting for requests the fronts had admitted but not yet sent,
+as one process waits for its own, idled the model's core while the fronts were the bottleneck:
+c=64 fell from 0.99 to 0.68 of the bare forward). A sync `predict` without
 predict_batch goes to the thread pool (max_in_flight threads), as in a single process, since such
 predictors may run side by side. Everything else (async methods, `generate`, token counts, streamed
-results) runs on an event loop in a second thread, as in a single process. The loop and the executor
+results) runs on an event loop in a third thread, as in a single process. The loop and the executor
 handoff it replaced were most of the CPU a request cost here.
 """
 
@@ -27,7 +27,6 @@ import selectors
 import signal
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -44,13 +43,12 @@ from .predictor import Predictor, construct, load_class
 from .settings import Settings
 from .startup import Startup
 
-Call = tuple[int, LinkEnd, int, Any, float]  # the front, its link, the call's id there, the payload, when it came
+Call = tuple[int, LinkEnd, int, Any]  # the front, its link, the call's id there, the payload
 
 
 class ModelServer:
-    def __init__(self, settings: Settings, instance: Any, arriving: Any = None) -> None:
+    def __init__(self, settings: Settings, instance: Any) -> None:
         self.settings = settings
-        self.arriving = arriving
         self.instance = instance
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
         self.predictor = Predictor(instance, self.executor)
@@ -131,7 +129,7 @@ class ModelServer:
                     self.run_batch(batch)
                 except Exception as exc:  # the runtime's own fault: the callers get a 500, the next batch runs
                     logs.log.error("the model process failed to answer a batch\n%s", logs.format_exception(exc))
-                    for _, end, i, _, _ in batch:
+                    for _, end, i, _ in batch:
                         end.send((i, "err", error_to_wire(exc)))
                 finally:
                     done_signal.send(b".")
@@ -142,8 +140,7 @@ class ModelServer:
         pending: deque[Call] = deque()  # predict calls for the next batch
         open_links = len(ends)
         while open_links or pending or running:
-            patience = None if running else self.patience(pending)
-            for key, _ in selector.select(None if patience is None else max(patience, 0)):
+            for key, _ in selector.select(0 if pending and not running else None):  # with a batch to start, only what is already there
                 if key.data is None:
                     done.recv(64)
                     running = False
@@ -154,8 +151,7 @@ class ModelServer:
                 if not end.open:
                     selector.unregister(end.sock)
                     open_links -= 1
-            patience = None if running else self.patience(pending)
-            if patience is not None and patience <= 0:
+            if pending and not running:
                 batches.put([pending.popleft() for _ in range(min(self.settings.max_batch_size, len(pending)))])
                 running = True
         batches.put(None)
@@ -164,21 +160,10 @@ class ModelServer:
         done.close()
         done_signal.close()
 
-    def patience(self, pending: deque[Call]) -> float | None:
-        """How long the batch may wait for more: None with nothing pending (wait for a message), 0 or
-        less to run it now. It waits only while some front has admitted a request that has not reached
-        the link yet, and at most until the oldest has waited max_wait_ms (runtime/batching.py's rule
-        across processes); checked again every half millisecond, as that count has no wakeup."""
-        if not pending:
-            return None
-        if len(pending) >= self.settings.max_batch_size or self.arriving is None or self.arriving.value <= 0:
-            return 0
-        return min(pending[0][4] + self.settings.max_wait_ms / 1000 - time.monotonic(), 0.0005)
-
     def dispatch(self, front: int, end: LinkEnd, message: tuple[Any, ...], pending: deque[Call]) -> None:
         i, op, *args = message
         if op == "predict" and self.batches_here:
-            pending.append((front, end, i, args[0], time.monotonic()))
+            pending.append((front, end, i, args[0]))
         elif op == "predict" and self.predicts_in_pool:
             self.track(self.executor.submit(self.predict_alone, front, end, i, args[0]))
         elif op == "check":
@@ -201,17 +186,17 @@ class ModelServer:
     def run_batch(self, batch: list[Call]) -> None:
         self.metrics.batch_size.observe(len(batch))
         try:
-            results = self.predictor.predict_batch_sync([call[3] for call in batch])
+            results = self.predictor.predict_batch_sync([payload for _, _, _, payload in batch])
         except Exception as exc:
             if len(batch) == 1:
-                _, end, i, _, _ = batch[0]
+                _, end, i, _ = batch[0]
                 end.send((i, "err", error_to_wire(exc)))
                 return
             # Rule (runtime/batching.py): one payload the predictor cannot take fails only its own
             # request: each is run again alone, side by side in the pool.
-            list(self.executor.map(lambda call: self.batch_alone(*call[:4]), batch))
+            list(self.executor.map(lambda call: self.batch_alone(*call), batch))
             return
-        for (front, end, i, _, _), result in zip(batch, results, strict=True):
+        for (front, end, i, _), result in zip(batch, results, strict=True):
             self.reply(front, end, i, result, len(batch))
 
     def batch_alone(self, front: int, end: LinkEnd, i: int, payload: Any) -> None:
@@ -288,11 +273,10 @@ class ModelServer:
 
 
 def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None,
-         device: str | None = None, arriving: Any = None) -> None:
+         device: str | None = None) -> None:
     """The model process: load, tell the parent (`status`) the predictor's facts or the error, serve.
     `device`: the CUDA_VISIBLE_DEVICES it sees (one model process per device), set before the
-    predictor imports torch; None leaves the pod's. `arriving`: the fronts' count of requests on their
-    way (runtime/shared_admission.py), which a batch waits for."""
+    predictor imports torch; None leaves the pod's."""
     from .parent_death import die_with_parent
 
     die_with_parent()
@@ -311,7 +295,7 @@ def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket
         startup.end("imports")
         instance = construct(cls, settings.predictor_config(), settings.model_dir, settings.predictor.rpartition(":")[0])
         startup.end("construct")
-        server = ModelServer(settings, instance, arriving)
+        server = ModelServer(settings, instance)
         try:
             server.warmup()
         except Exception as exc:

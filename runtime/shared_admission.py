@@ -1,18 +1,13 @@
-"""Counters shared by the HTTP fronts of a pod. Admission for a pod of several HTTP fronts: `max_in_flight + max_queue` hold for the pod, not per
+"""Admission for a pod of several HTTP fronts: `max_in_flight + max_queue` hold for the pod, not per
 front. One counter in shared memory, under a lock, counts what every front admitted; past the bound a
 front answers 503 with Retry-After as a single process does. Executing is bounded in the model
-process (its threads and its batcher); what waits beyond `max_in_flight` counts as queued.
-
-Arrivals: requests admitted by any front whose payloads are still being read or parsed. The model
-process's batching waits for them, at most max_wait_ms, as a single process's batcher waits for its
-own (runtime/batching.py): without it a batch left with whatever one front had sent so far."""
+process (its threads and its batcher); what waits beyond `max_in_flight` counts as queued."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .admission import Admission
-from .batching import RequestState
 from .errors import Overloaded
 
 
@@ -39,21 +34,3 @@ class SharedAdmission(Admission):
     def release(self) -> None:
         with self.lock:
             self.counter.value -= 1
-
-
-class SharedArrivals:
-    def __init__(self, counter: Any, lock: Any) -> None:
-        self.counter = counter  # a multiprocessing RawValue("q"), read by the model process
-        self.lock = lock
-
-    def arrive(self, state: RequestState) -> None:
-        state.arriving = True
-        with self.lock:
-            self.counter.value += 1
-
-    def arrived(self, state: RequestState) -> None:
-        """Once per request: when its first payload is handed to the link (or it ended before that)."""
-        if state.arriving:
-            state.arriving = False
-            with self.lock:
-                self.counter.value -= 1

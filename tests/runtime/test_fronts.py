@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -260,26 +259,3 @@ def test_a_sync_predict_without_batching_still_runs_side_by_side(tmp_path: Path)
         assert all(r.json()["thread"].startswith("predict") for r in answers)
     finally:
         stop(server)
-
-
-def test_a_batch_waits_for_a_request_another_front_is_still_reading(tmp_path: Path) -> None:
-    # The model process batches across fronts as one process does: a request admitted in any front
-    # whose body is still arriving is worth waiting for (at most max_wait_ms).
-    server = start(tmp_path, "echo.py:BatchEcho", "--fronts", "2", "--max-batch-size", "8", "--max-wait-ms", "3000")
-    body = b'{"slow": true}'
-    port = int(server.url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
-        try:
-            slow.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:5])
-            time.sleep(0.5)  # admitted by its front, its body on its way
-            with ThreadPoolExecutor(1) as pool:
-                whole = pool.submit(httpx.post, server.url + "/predict", json={"whole": True}, timeout=30)
-                time.sleep(0.5)
-                assert not whole.done()  # waiting for the slow one, not sent alone
-                slow.sendall(body[5:])
-                answer = whole.result()
-            assert answer.json() == {"echo": {"whole": True}, "batch": 2}
-            reply = slow.recv(65536)
-            assert b"200 OK" in reply and b'"batch":2' in reply, reply
-        finally:
-            stop(server)
