@@ -16,6 +16,7 @@ import itertools
 import pickle
 import socket
 import struct
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -30,6 +31,62 @@ HEADER = struct.Struct("!I")
 def frame(message: tuple[Any, ...]) -> bytes:
     body = pickle.dumps(message, protocol=5)
     return HEADER.pack(len(body)) + body
+
+
+def split(buffer: bytearray, data: bytes) -> list[tuple[Any, ...]]:
+    """The whole messages in what was left over (`buffer`) plus `data`; the rest stays in `buffer`."""
+    if not buffer and len(data) >= HEADER.size and len(data) == HEADER.size + HEADER.unpack_from(data)[0]:
+        return [pickle.loads(memoryview(data)[HEADER.size:])]  # one whole message, the common case: not copied
+    buffer += data
+    messages = []
+    start = 0
+    with memoryview(buffer) as view:  # released before the buffer is cut
+        while len(buffer) - start >= HEADER.size:
+            end = start + HEADER.size + HEADER.unpack_from(buffer, start)[0]
+            if len(buffer) < end:
+                break
+            messages.append(pickle.loads(view[start + HEADER.size:end]))
+            start = end
+    del buffer[:start]
+    return messages
+
+
+class LinkEnd:
+    """The model process's end of one front's link, with blocking calls and no event loop: the thread
+    that runs the model reads it when it is readable (`read`), and answers are written whole, under a
+    lock, from whichever thread has them (`send`). A front reads all it is sent (its protocol never
+    pauses reading), so a write blocks only while the front's loop is busy."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(True)
+        self.sock = sock
+        self.buffer = bytearray()
+        self.lock = threading.Lock()
+        self.open = True
+
+    def read(self) -> list[tuple[Any, ...]]:
+        """The messages completed by one recv (call it when the socket is readable); at the end of the
+        stream, none and `open` False."""
+        try:
+            data = self.sock.recv(1 << 20)
+        except OSError:
+            data = b""
+        if not data:
+            self.open = False
+            return []
+        return split(self.buffer, data)
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        """Raises what pickling the message raises; a front that is gone is not an error (nobody waits)."""
+        data = frame(message)
+        with self.lock:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class Framed(asyncio.Protocol):
@@ -49,19 +106,7 @@ class Framed(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        messages = []
-        start = 0
-        with memoryview(buffer) as view:  # released before the buffer is cut
-            while len(buffer) - start >= HEADER.size:
-                end = start + HEADER.size + HEADER.unpack_from(buffer, start)[0]
-                if len(buffer) < end:
-                    break
-                messages.append(pickle.loads(view[start + HEADER.size:end]))
-                start = end
-        del buffer[:start]
-        for message in messages:
+        for message in split(self.buffer, data):
             self.on_message(message)
 
     def send(self, message: tuple[Any, ...]) -> None:

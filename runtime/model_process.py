@@ -1,15 +1,34 @@
 """The model process of a runtime with several HTTP fronts (runtime/fronts.py): it loads the predictor
 once, warms it up, and answers every front over its link (runtime/model_link.py), batching across
 all of them. It ignores SIGTERM and SIGINT: it exits when the last front has closed its link, so that
-it is the last to go and every request a front admitted is answered."""
+it is the last to go and every request a front admitted is answered.
+
+No event loop between a link and a sync model: the process's main thread waits on every link at
+once (epoll), reads what is there, and hands every payload that has arrived, up to max_batch_size,
+to the model thread, which runs a sync `predict_batch` and writes each answer (serve() says why two
+threads). A batch never waits for more: a lone request leaves at once, and under load the next batch
+fills from every front while one runs (waiting for requests the fronts had admitted but not yet sent,
+as one process waits for its own, idled the model's core while the fronts were the bottleneck:
+c=64 fell from 0.99 to 0.68 of the bare forward). A sync `predict` without
+predict_batch goes to the thread pool (max_in_flight threads), as in a single process, since such
+predictors may run side by side. Everything else (async methods, `generate`, token counts, streamed
+results) runs on an event loop in a third thread, as in a single process. The loop and the executor
+handoff it replaced were most of the CPU a request cost here.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import os
+import queue
+import selectors
 import signal
 import socket
+import threading
+from collections import deque
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
@@ -19,10 +38,12 @@ from .admission import Admission
 from .batching import Batcher, RequestState, current
 from .errors import PredictorLoadError
 from .metrics import Metrics
-from .model_link import Framed, connect, describe, error_to_wire
+from .model_link import LinkEnd, describe, error_to_wire
 from .predictor import Predictor, construct, load_class
 from .settings import Settings
 from .startup import Startup
+
+Call = tuple[int, LinkEnd, int, Any]  # the front, its link, the call's id there, the payload
 
 
 class ModelServer:
@@ -34,46 +55,176 @@ class ModelServer:
         self.input_form = input_form.of(type(instance))  # POST /predict's check, asked by the fronts ("check")
         # Counted in the pod's one metrics view (prometheus multiprocess files): batch sizes are seen here.
         self.metrics = Metrics(Admission(1, 0))
-        self.batcher: Batcher | None = None
-        self.streams: dict[tuple[int, int], asyncio.Task[None]] = {}
+        p = self.predictor
+        self.batches_here = p.batches and not p.batch_is_async  # formed by the thread that reads the links, run by the model thread
+        self.predicts_in_pool = not p.batches and p._predict is not None and not p.predict_is_async
+        self.loop = asyncio.new_event_loop()
+        self.loop_thread = threading.Thread(target=self.loop.run_forever, name="mlkit-model-loop", daemon=True)
+        self.loop_thread.start()
+        self.batcher: Batcher | None = None  # an async predict_batch's, on the loop
+        self.streams: dict[tuple[int, int], asyncio.Task[None]] = {}  # touched on the loop only
+        self.work: set[concurrent.futures.Future[Any]] = set()  # answers still running off this thread
+        self.work_lock = threading.Lock()
 
-    async def run(self, socks: list[socket.socket]) -> None:
-        if self.predictor.batches:
-            self.batcher = Batcher(self.predictor, self.settings.max_batch_size, self.settings.max_wait_ms, self.metrics)
-            self.batcher.start()
+    def on_loop(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        return self.track(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def track(self, future: concurrent.futures.Future[Any]) -> concurrent.futures.Future[Any]:
+        with self.work_lock:
+            self.work.add(future)
+
+        def done(f: concurrent.futures.Future[Any]) -> None:
+            with self.work_lock:
+                self.work.discard(f)
+
+        future.add_done_callback(done)
+        return future
+
+    def warmup(self) -> None:
+        self.on_loop(self.predictor.warmup()).result()
+
+    def run(self, socks: list[socket.socket]) -> None:
+        if self.predictor.batches and self.predictor.batch_is_async:
+            async def start() -> Batcher:
+                batcher = Batcher(self.predictor, self.settings.max_batch_size, self.settings.max_wait_ms, self.metrics)
+                batcher.start()
+                return batcher
+
+            self.batcher = self.on_loop(start()).result()
         s = self.settings
-        mode = f"batching up to {s.max_batch_size} within {s.max_wait_ms:g} ms across fronts" if self.batcher else "no batching (no predict_batch)"
+        mode = f"batching up to {s.max_batch_size} across fronts" if self.predictor.batches else "no batching (no predict_batch)"
         pinned = f" on CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in os.environ else ""
         logs.log.info("model process %d ready%s: %s", os.getpid(), pinned, mode)
-        await asyncio.gather(*(self.serve(n, sock) for n, sock in enumerate(socks)))
+        self.serve([LinkEnd(sock) for sock in socks])
         logs.log.info("model process %d: all %d fronts closed their links; exiting", os.getpid(), len(socks))
+        while True:  # the front closed its link: it has nothing waiting, but let what runs end
+            with self.work_lock:
+                running = list(self.work)
+            if not running:
+                break
+            concurrent.futures.wait(running)
         if self.batcher is not None:
-            await self.batcher.stop()
+            self.on_loop(self.batcher.stop()).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.loop_thread.join()
         self.executor.shutdown(wait=True)
 
-    async def serve(self, front: int, sock: socket.socket) -> None:
-        tasks: set[asyncio.Task[None]] = set()
-        loop = asyncio.get_running_loop()
-        link: Framed
+    def serve(self, ends: list[LinkEnd]) -> None:
+        """Until every front has closed its link: read what arrived, hand batches to the model thread, answer.
+        This thread only reads; the model thread runs one batch at a time and writes its answers. Kept
+        apart because the scheduler (EEVDF) wakes a thread that used little CPU at once, and one that just
+        ran a forward only when its turn comes: a reader that ran the model itself answered a lone request
+        in twice the time under other load (benchmarks/serving/fronts.py)."""
+        selector = selectors.DefaultSelector()
+        for front, end in enumerate(ends):
+            selector.register(end.sock, selectors.EVENT_READ, (front, end))
+        done, done_signal = socket.socketpair()  # the model thread's "batch finished", seen by select
+        done.setblocking(False)
+        selector.register(done, selectors.EVENT_READ, None)
+        batches: queue.SimpleQueue[list[Call] | None] = queue.SimpleQueue()
 
-        def received(message: tuple[Any, ...]) -> None:
-            i, op, *args = message
-            if op == "cancel":
-                task = self.streams.pop((front, i), None)
-                if task is not None:
-                    task.cancel()
+        def model_thread() -> None:
+            while (batch := batches.get()) is not None:
+                try:
+                    self.run_batch(batch)
+                except Exception as exc:  # the runtime's own fault: the callers get a 500, the next batch runs
+                    logs.log.error("the model process failed to answer a batch\n%s", logs.format_exception(exc))
+                    for _, end, i, _ in batch:
+                        end.send((i, "err", error_to_wire(exc)))
+                finally:
+                    done_signal.send(b".")
+
+        worker = threading.Thread(target=model_thread, name="mlkit-model")
+        worker.start()
+        running = False  # a batch is with the model thread: the next one forms meanwhile
+        pending: deque[Call] = deque()  # predict calls for the next batch
+        open_links = len(ends)
+        while open_links or pending or running:
+            for key, _ in selector.select(0 if pending and not running else None):  # with a batch to start, only what is already there
+                if key.data is None:
+                    done.recv(64)
+                    running = False
+                    continue
+                front, end = key.data
+                for message in end.read():
+                    self.dispatch(front, end, message, pending)
+                if not end.open:
+                    selector.unregister(end.sock)
+                    open_links -= 1
+            if pending and not running:
+                batches.put([pending.popleft() for _ in range(min(self.settings.max_batch_size, len(pending)))])
+                running = True
+        batches.put(None)
+        worker.join()
+        selector.close()
+        done.close()
+        done_signal.close()
+
+    def dispatch(self, front: int, end: LinkEnd, message: tuple[Any, ...], pending: deque[Call]) -> None:
+        i, op, *args = message
+        if op == "predict" and self.batches_here:
+            pending.append((front, end, i, args[0]))
+        elif op == "predict" and self.predicts_in_pool:
+            self.track(self.executor.submit(self.predict_alone, front, end, i, args[0]))
+        elif op == "check":
+            try:
+                result = input_form.problem(self.input_form, args[0]) if self.input_form is not None else None
+            except Exception as exc:
+                end.send((i, "err", error_to_wire(exc)))
                 return
-            task = loop.create_task(self.answer(front, i, op, args, link))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            end.send((i, "ok", result, 0))
+        elif op == "cancel":
+            self.loop.call_soon_threadsafe(self.cancel, front, i)
+        else:
+            self.on_loop(self.answer(front, i, op, args, end))
 
-        link = await connect(sock, received, lambda: None)
-        await link.closed
-        if tasks:  # the front closed its link: it has nothing waiting, but let what runs end
-            await asyncio.gather(*tasks, return_exceptions=True)
-        link.close()
+    def cancel(self, front: int, i: int) -> None:
+        task = self.streams.pop((front, i), None)
+        if task is not None:
+            task.cancel()
 
-    async def answer(self, front: int, i: int, op: str, args: list[Any], link: Framed) -> None:
+    def run_batch(self, batch: list[Call]) -> None:
+        self.metrics.batch_size.observe(len(batch))
+        try:
+            results = self.predictor.predict_batch_sync([payload for _, _, _, payload in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _, end, i, _ = batch[0]
+                end.send((i, "err", error_to_wire(exc)))
+                return
+            # Rule (runtime/batching.py): one payload the predictor cannot take fails only its own
+            # request: each is run again alone, side by side in the pool.
+            list(self.executor.map(lambda call: self.batch_alone(*call), batch))
+            return
+        for (front, end, i, _), result in zip(batch, results, strict=True):
+            self.reply(front, end, i, result, len(batch))
+
+    def batch_alone(self, front: int, end: LinkEnd, i: int, payload: Any) -> None:
+        try:
+            result = self.predictor.predict_batch_sync([payload])[0]
+        except Exception as exc:
+            end.send((i, "err", error_to_wire(exc)))
+            return
+        self.reply(front, end, i, result, 1)
+
+    def predict_alone(self, front: int, end: LinkEnd, i: int, payload: Any) -> None:
+        try:
+            result = self.predictor.predict_sync(payload)
+        except Exception as exc:
+            end.send((i, "err", error_to_wire(exc)))
+            return
+        self.reply(front, end, i, result, 0)
+
+    def reply(self, front: int, end: LinkEnd, i: int, result: Any, batch_size: int) -> None:
+        if streaming.is_generator(result):
+            self.on_loop(self.stream(front, i, result, end))
+            return
+        try:
+            end.send((i, "ok", result, batch_size))
+        except Exception as exc:  # a result that cannot be pickled
+            end.send((i, "err", error_to_wire(TypeError(f"the result cannot be sent to the front: {exc}"))))
+
+    async def answer(self, front: int, i: int, op: str, args: list[Any], end: LinkEnd) -> None:
         state = RequestState()  # the batch size this request went in, for the front's access log
         current.set(state)
         try:
@@ -87,8 +238,6 @@ class ModelServer:
                 result = self.instance.generate(prompt, **kwargs)
                 if inspect.iscoroutine(result):
                     result = await result
-            elif op == "check":
-                result = input_form.problem(self.input_form, args[0]) if self.input_form is not None else None
             elif op == "count":
                 result = self.instance.count_tokens(args[0])
                 if inspect.iscoroutine(result):
@@ -96,31 +245,31 @@ class ModelServer:
             else:
                 raise ValueError(f"unknown operation {op!r}")
         except Exception as exc:
-            link.send((i, "err", error_to_wire(exc)))
+            end.send((i, "err", error_to_wire(exc)))
             return
         if streaming.is_generator(result) or (op == "generate" and (hasattr(result, "__next__") or hasattr(result, "__anext__"))):
-            link.send((i, "stream"))
-            task = asyncio.current_task()
-            assert task is not None
-            self.streams[(front, i)] = task
-            source = streaming.Source(result, self.executor)
-            try:
-                async for item in source:
-                    link.send((i, "chunk", item))
-                    await link.drain()
-                link.send((i, "end"))
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:
-                link.send((i, "err", error_to_wire(exc)))
-            finally:
-                self.streams.pop((front, i), None)
-                await source.aclose()
+            await self.stream(front, i, result, end)
             return
+        self.reply(front, end, i, result, state.batch_size)
+
+    async def stream(self, front: int, i: int, result: Any, end: LinkEnd) -> None:
+        """A generator's items as they come, until its end, an error, or the front's cancel."""
+        end.send((i, "stream"))
+        task = asyncio.current_task()
+        assert task is not None
+        self.streams[(front, i)] = task
+        source = streaming.Source(result, self.executor)
         try:
-            link.send((i, "ok", result, state.batch_size))
-        except Exception as exc:  # a result that cannot be pickled
-            link.send((i, "err", error_to_wire(TypeError(f"the result cannot be sent to the front: {exc}"))))
+            async for item in source:
+                end.send((i, "chunk", item))
+            end.send((i, "end"))
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            end.send((i, "err", error_to_wire(exc)))
+        finally:
+            self.streams.pop((front, i), None)
+            await source.aclose()
 
 
 def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None,
@@ -147,19 +296,15 @@ def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket
         instance = construct(cls, settings.predictor_config(), settings.model_dir, settings.predictor.rpartition(":")[0])
         startup.end("construct")
         server = ModelServer(settings, instance)
-
-        async def warm_then_serve() -> None:
-            try:
-                await server.predictor.warmup()
-            except Exception as exc:
-                where = settings.predictor.rpartition(":")[0]
-                raise PredictorLoadError(f"{where}: warmup() failed: {exc.__class__.__name__}: {str(exc)[:300]}") from exc
-            startup.end("warmup")
-            status.send(("ready", describe(instance), startup.phases))
-            status.close()
-            await server.run(socks)
-
-        asyncio.run(warm_then_serve())
+        try:
+            server.warmup()
+        except Exception as exc:
+            where = settings.predictor.rpartition(":")[0]
+            raise PredictorLoadError(f"{where}: warmup() failed: {exc.__class__.__name__}: {str(exc)[:300]}") from exc
+        startup.end("warmup")
+        status.send(("ready", describe(instance), startup.phases))
+        status.close()
+        server.run(socks)
     except PredictorLoadError as exc:
         status.send(("error", str(exc)))
         status.close()

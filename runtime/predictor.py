@@ -118,12 +118,25 @@ class Predictor:
                 results = await self._batch(payloads)
             else:
                 results = await asyncio.get_running_loop().run_in_executor(self.executor, self._batch, payloads)
-            if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
-                got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
-                raise TypeError(f"predict_batch must return a list with one result per payload: got {got} for {len(payloads)} payloads")
+            return one_per_payload(results, payloads)
         except Exception as exc:
             raise PredictorRaised() from exc
-        return list(results)
+
+    # Called in the thread that runs them, with no event loop: the model process of a pod with fronts
+    # runs a sync predictor in the thread that reads its links (runtime/model_process.py).
+    def predict_sync(self, payload: Any) -> Any:
+        assert self._predict is not None and not self.predict_is_async
+        try:
+            return self._predict(payload)
+        except Exception as exc:
+            raise PredictorRaised() from exc
+
+    def predict_batch_sync(self, payloads: list[Any]) -> list[Any]:
+        assert self._batch is not None and not self.batch_is_async
+        try:
+            return one_per_payload(self._batch(payloads), payloads)
+        except Exception as exc:
+            raise PredictorRaised() from exc
 
     async def warmup(self) -> None:
         warm = getattr(self.instance, "warmup", None)
@@ -133,6 +146,13 @@ class Predictor:
             await warm()
         else:
             await asyncio.get_running_loop().run_in_executor(self.executor, warm)
+
+
+def one_per_payload(results: Any, payloads: list[Any]) -> list[Any]:
+    if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
+        got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
+        raise TypeError(f"predict_batch must return a list with one result per payload: got {got} for {len(payloads)} payloads")
+    return list(results)
 
 
 def construct(cls: type, config: dict[str, Any], model_dir: str, where: str) -> Any:

@@ -12,6 +12,8 @@ read from /proc while the load runs (like breakdown.py). Medians over rounds.
 
     python benchmarks/serving/fronts.py                     # cnn, 3 rounds of 6 s per run
     python benchmarks/serving/fronts.py --rounds 1 --duration 3
+    git archive HEAD~1 runtime | tar -x -C /tmp/old && mv /tmp/old/runtime /tmp/old/mlkit_runtime
+    python benchmarks/serving/fronts.py --before /tmp/old   # a third mode, "before": fronts from that copy
 """
 
 from __future__ import annotations
@@ -32,22 +34,23 @@ from pathlib import Path
 from breakdown import cpu_seconds
 from run import ENV, HERE, bare, free_port, hey
 
-MODES = ("single", "fronts")
+MODES: tuple[str, ...] = ("single", "fronts")  # plus "before" with --before
 CONCURRENCY = (1, 16, 64)
 
 
 class Server:
-    def __init__(self, mode: str, model: str, payload: bytes, log: Path):
+    def __init__(self, mode: str, model: str, payload: bytes, log: Path, before: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/predict"
         config = {"model": model, "core": 0}
         command = [
             sys.executable, "-m", "mlkit_runtime", "--predictor", f"{HERE / 'mlkit_predictor.py'}:Pinned", "--config", json.dumps(config),
             "--port", str(self.port), "--name", model, "--max-in-flight", "64", "--max-queue", "128", "--max-batch-size", "32",
-            "--max-wait-ms", "2", "--no-access-log", "--fronts", "2" if mode == "fronts" else "1",
+            "--max-wait-ms", "2", "--no-access-log", "--fronts", "1" if mode == "single" else "2",
         ]
-        pin = ["taskset", "-c", "1" if mode == "fronts" else "0"]
-        self.proc = subprocess.Popen(pin + command, cwd=HERE, env=ENV, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        pin = ["taskset", "-c", "0" if mode == "single" else "1"]
+        env = ENV | {"PYTHONPATH": f"{before}{os.pathsep}{HERE}"} if mode == "before" else ENV  # ahead of the editable install
+        self.proc = subprocess.Popen(pin + command, cwd=HERE, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -117,13 +120,20 @@ def main() -> None:
     p.add_argument("--latency", type=int, default=0, metavar="N",
                    help="only c=1 latency: both servers up at once, N one-second runs of each, alternating run by run (load drifts less between them)")
     p.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY), help="closed-loop clients per run (c=1 alone for latency work)")
+    p.add_argument("--before", type=Path, metavar="DIR",
+                   help="also run fronts from the mlkit_runtime package in DIR (an earlier commit's), alternating with the other two")
     args = p.parse_args()
+    global MODES
+    if args.before is not None:
+        if not (args.before / "mlkit_runtime" / "fronts.py").is_file():
+            sys.exit(f"--before {args.before}: no mlkit_runtime/fronts.py there")
+        MODES = (*MODES, "before")
     if shutil.which("hey") is None or shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
         sys.exit("needs `hey`, `taskset` and two cores")
     import models
 
     if args.latency:
-        latency(args.model, args.latency)
+        latency(args.model, args.latency, args.before)
         return
     runs: dict[str, list[dict]] = {f"{mode}@{c}": [] for mode in MODES for c in args.concurrency}
     forwards: list[float] = []
@@ -135,7 +145,7 @@ def main() -> None:
             forwards.append(bare(args.model)[8])
             print(f"round {rnd}: bare forward at batch 8 on core 0: {forwards[-1]:.0f} samples/s", file=sys.stderr)
             for mode in MODES if rnd % 2 == 0 else reversed(MODES):
-                server = Server(mode, args.model, payload, Path(tmp) / f"{mode}.log")
+                server = Server(mode, args.model, payload, Path(tmp) / f"{mode}.log", args.before)
                 try:
                     hey(server.url, body, 16, 2)  # warm-up
                     for c in args.concurrency:
@@ -149,7 +159,7 @@ def main() -> None:
     report(args.model, forwards, runs, args.concurrency)
 
 
-def latency(model: str, runs: int) -> None:
+def latency(model: str, runs: int, before: Path | None) -> None:
     """c=1 p50 of each mode, from one-second runs alternating between two servers that are up together."""
     import models
 
@@ -158,7 +168,7 @@ def latency(model: str, runs: int) -> None:
         body = Path(tmp) / "body.json"
         payload = json.dumps(models.payload(model)).encode()
         body.write_bytes(payload)
-        servers = {mode: Server(mode, model, payload, Path(tmp) / f"{mode}.log") for mode in MODES}
+        servers = {mode: Server(mode, model, payload, Path(tmp) / f"{mode}.log", before) for mode in MODES}
         try:
             for server in servers.values():
                 hey(server.url, body, 1, 1)  # warm-up
@@ -172,6 +182,9 @@ def latency(model: str, runs: int) -> None:
     print(f"{model}, c=1, {runs} alternating one-second runs each: p50 single {single:.2f} ms, fronts {fronts:.2f} ms: {fronts / single:.2f}x (target <= 1.10)")
     print(f"  single p50s: {' '.join(f'{v:.2f}' for v in p50['single'])}")
     print(f"  fronts p50s: {' '.join(f'{v:.2f}' for v in p50['fronts'])}")
+    if "before" in p50:
+        earlier = statistics.median(p50["before"])
+        print(f"  before p50s: {' '.join(f'{v:.2f}' for v in p50['before'])} (median {earlier:.2f} ms: {earlier / single:.2f}x)")
 
 
 def report(model: str, forwards: list[float], runs: dict[str, list[dict]], concurrency: list[int]) -> None:
@@ -185,6 +198,9 @@ def report(model: str, forwards: list[float], runs: dict[str, list[dict]], concu
         s, f = med(f"single@{c}", "rps"), med(f"fronts@{c}", "rps")
         p50s, p50f = med(f"single@{c}", "p50_ms"), med(f"fronts@{c}", "p50_ms")
         print(f"| c={c} | {s:.0f} | {f:.0f} | {s / forward:.2f} | {f / forward:.2f} | {p50s:.2f} | {p50f:.2f} |")
+    if "before" in MODES:
+        for c in concurrency:
+            print(f"| c={c}, before | | {med(f'before@{c}', 'rps'):.0f} | | {med(f'before@{c}', 'rps') / forward:.2f} | | {med(f'before@{c}', 'p50_ms'):.2f} |")
     print()
     print(f"bare forward at batch 8 on core 0: {forward:.0f} samples/s (median of {len(forwards)})")
     if 1 in concurrency:

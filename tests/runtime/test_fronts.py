@@ -234,3 +234,28 @@ def test_fronts_log_start_up_once_and_the_predictors_own_traceback(tmp_path: Pat
     # The front logs where the predictor raised (its frames, sent from the model process), not the link's plumbing.
     assert "(raised in the model process)" in text and 'fronts.py", line' in text and "in check" in text, text
     assert "model_link.py" not in text, text
+
+
+def test_a_sync_batch_runs_in_the_model_thread_without_an_event_loop(tmp_path: Path) -> None:
+    # One thread reads the links and hands each batch to the one model thread: no event loop, no pool.
+    server = start(tmp_path, "fronts.py:WhereItRuns", "--fronts", "2")
+    try:
+        answers = post_many(server.url, 16, {"sleep": 0.05})
+        assert [r.status_code for r in answers] == [200] * 16
+        assert {(r.json()["main"], r.json()["thread"]) for r in answers} == {(False, "mlkit-model")}
+        assert max(r.json()["batch"] for r in answers) > 1  # still batched across connections and fronts
+    finally:
+        stop(server)
+
+
+def test_a_sync_predict_without_batching_still_runs_side_by_side(tmp_path: Path) -> None:
+    server = start(tmp_path, "fronts.py:Alone", "--fronts", "2", "--max-in-flight", "8")
+    try:
+        began = time.monotonic()
+        answers = post_many(server.url, 8, {"sleep": 1.0})
+        took = time.monotonic() - began
+        assert [r.status_code for r in answers] == [200] * 8
+        assert took < 4, took  # one after another would take 8 s
+        assert all(r.json()["thread"].startswith("predict") for r in answers)
+    finally:
+        stop(server)

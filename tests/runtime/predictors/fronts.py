@@ -37,3 +37,27 @@ class Raises(Counted):
 
     def check(self, payloads):
         raise ValueError("the model cannot take this")
+
+
+class WhereItRuns(Counted):
+    """Answers which thread ran predict_batch."""
+
+    def predict_batch(self, payloads):
+        import threading
+
+        time.sleep(max((p.get("sleep", 0) if isinstance(p, dict) else 0) for p in payloads))
+        here = threading.current_thread()
+        return [{"pid": os.getpid(), "batch": len(payloads), "main": here is threading.main_thread(), "thread": here.name} for _ in payloads]
+
+
+class Alone:
+    """predict only (no predict_batch): requests run side by side in the model process's pool."""
+
+    def __init__(self, config, model_dir):
+        pass
+
+    def predict(self, payload):
+        import threading
+
+        time.sleep(payload["sleep"])
+        return {"thread": threading.current_thread().name}
