@@ -61,11 +61,12 @@ def proj(tmp_path, k8s, moto):
     return root, env
 
 
-def pod(root, env, job: dict, index: int) -> subprocess.Popen:
-    """The Job's pod for one index, as a process: its command and environment, the project as /app."""
+def pod(root, env, job: dict, index: int, **more_config) -> subprocess.Popen:
+    """The Job's pod for one index, as a process: its command and environment, the project as /app; `more_config`
+    is added to the API's config for this pod only."""
     container = job["spec"]["template"]["spec"]["containers"][0]
     pod_env = {e["name"]: e["value"] for e in container["env"]}
-    config = load(root / "mlkit.yaml").apis[0].config  # what the API's ConfigMap holds, mounted where MLKIT_CONFIG points
+    config = load(root / "mlkit.yaml").apis[0].config | more_config  # what the API's ConfigMap holds, mounted where MLKIT_CONFIG points
     pod_env |= {"MLKIT_PREDICTOR": str(root / pod_env["MLKIT_PREDICTOR"]), "MLKIT_MODEL_DIR": str(root), "MLKIT_CONFIG": json.dumps(config),
                 "JOB_COMPLETION_INDEX": str(index), "HOME": str(root)}
     command = [sys.executable if c == "python" else c for c in container["command"]] + ["--checkpoint-s", "0"]
@@ -95,7 +96,9 @@ def test_submit_runs_shards_with_workers_survives_a_kill_and_status_matches_the_
     assert sorted(k for k in s3_objects(env, "run1/shards/")) == [f"run1/shards/{i:05d}.jsonl" for i in range(8)]
 
     # Three workers at a time, as parallelism says; shard 2's pod is SIGKILLed mid-shard and replaced.
-    victim = pod(root, env, job, 2)
+    # The victim sleeps 0.2 s a batch (eight batches) so that the kill lands mid-shard: at full speed a shard of
+    # 125 items could finish between two looks at its progress (a CI run saw progress.json listed, then gone).
+    victim = pod(root, env, job, 2, sleep_s=0.2)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not s3_objects(env, "run1/work/00002/progress.json"):
         time.sleep(0.02)
