@@ -3,8 +3,8 @@ socket pair, and, on the front's side, a stand-in for the predictor (`remote_pre
 runtime calls as it would call the user's object, so that the routes, streaming and generation run
 unchanged in a front.
 
-Messages, front to model: (id, "predict", payload), (id, "shm", pickled payload, slots) (a payload
-whose large buffers are in the front's shared memory, runtime/shared_buffers.py),
+Messages, front to model: (id, "predict", payload), (id, "shm", pickled message, slots) (a predict
+message whose large buffers are in the front's shared memory, runtime/shared_buffers.py),
 (id, "generate", prompt, kwargs), (id, "count", prompt), (id, "cancel"). Model to front: (id, "ok", value, batch size), (id, "err", error),
 (id, "stream"), (id, "chunk", item), (id, "end").
 """
@@ -112,8 +112,12 @@ class Framed(asyncio.Protocol):
             self.on_message(message)
 
     def send(self, message: tuple[Any, ...]) -> None:
+        self.send_body(pickle.dumps(message, protocol=5))
+
+    def send_body(self, body: bytes) -> None:
+        """A message already pickled."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(frame(message))  # buffered by the transport: a writer never blocks here
+            self.transport.write(HEADER.pack(len(body)) + body)  # buffered by the transport: a writer never blocks here
 
     async def drain(self) -> None:
         """Wait while the other side reads slower than this side writes (a stream's chunks)."""
@@ -209,7 +213,13 @@ class ModelLink:
         future = self.calls[i] = asyncio.get_running_loop().create_future()
         try:
             if self.region is not None and op == "predict":
-                self.send((i, "shm", *self.region.pack((id(self), i), args[0])))
+                # Pickled once, large buffers out of band: with none, the pickle is the usual message as it is.
+                body, slots = self.region.pack((id(self), i), (i, op, *args))
+                if slots:
+                    self.send((i, "shm", body, slots))
+                else:
+                    assert self.framed is not None
+                    self.framed.send_body(body)
             else:
                 self.send((i, op, *args))
             kind, value, *batch = await future

@@ -164,13 +164,12 @@ class ModelServer:
 
     def dispatch(self, front: int, end: LinkEnd, message: tuple[Any, ...], pending: deque[Call]) -> None:
         i, op, *args = message
-        if op == "shm":  # a predict whose large buffers are in the front's region: views of it, not copies
+        if op == "shm":  # a predict message whose large buffers are in the front's region: views of it, not copies
             try:
-                args = [self.regions[front].unpack(*args)]
+                i, op, *args = self.regions[front].unpack(*args)
             except Exception as exc:
                 end.send((i, "err", error_to_wire(exc)))
                 return
-            op = "predict"
         if op == "predict" and self.batches_here:
             pending.append((front, end, i, args[0]))
         elif op == "predict" and self.predicts_in_pool:

@@ -106,8 +106,8 @@ class Region:
             del self.free[k]
 
     def pack(self, call: Any, payload: Any) -> tuple[bytes, Slots]:
-        """The payload's pickle and the slots of its large buffers, held for `call` (none: all of it is
-        in the pickle, sent through the socket)."""
+        """The payload's pickle (the link's whole message) and the slots of its large buffers, held for
+        `call` (none: all of it is in the pickle, sent through the socket as any message)."""
         slots: Slots = []
 
         def place(buffer: pickle.PickleBuffer) -> bool:

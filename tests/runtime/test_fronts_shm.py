@@ -90,9 +90,11 @@ def run_link(region: Region | None, mapped: Mapped | None, payloads: list, answe
         while len(calls) < len(payloads):
             data = model_sock.recv(1 << 20)
             read[0] += len(data)
-            for i, op, *args in split(buffer, data):
-                payload = mapped.unpack(*args) if op == "shm" else args[0]
-                assert op == ("shm" if region is not None else "predict")
+            for message in split(buffer, data):
+                if message[1] == "shm":  # large buffers in the region: the message is unpickled over it
+                    message = mapped.unpack(*message[2:])
+                i, op, payload = message
+                assert op == "predict"
                 calls.append((i, payload))
                 if len(calls) == answer_after:
                     held_before_answer.extend(sorted(region.held.values()) if region else [])
@@ -180,7 +182,8 @@ def test_a_cancelled_call_keeps_its_slot_until_the_model_process_answers(region:
         assert len(front_region.held) == 1
         data = model_sock.recv(1 << 20)
         (i, op, pickled, slots), = split(bytearray(), data)
-        x = mapped.unpack(pickled, slots)["x"]
+        assert op == "shm"
+        x = mapped.unpack(pickled, slots)[2]["x"]
         second = asyncio.ensure_future(link.call("predict", {"x": np.full(MB4, 8, dtype=np.float32)}))
         await asyncio.sleep(0.05)
         assert (x == 7).all()  # the second call did not take the cancelled call's slot
@@ -296,3 +299,49 @@ def test_a_bad_shared_memory_size_is_one_line_exit_2(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --shared-memory-mb / MLKIT_SHARED_MEMORY_MB must not be negative, got -5", proc.stderr
+
+
+class Streams:
+    """predict returns a generator that reads its input as it goes (until its last item)."""
+
+    def predict(self, payload):
+        def chunks():
+            for k in range(1000):
+                time.sleep(0.01)
+                yield float(payload["x"][k])
+
+        return chunks()
+
+
+def test_a_stream_the_client_left_frees_its_slot_once_the_model_process_closed_it(region: tuple[Region, Mapped], tmp_path: Path) -> None:
+    # The real model process's loop (ModelServer) over a socket pair: the front's cancel is confirmed
+    # ("end") only after the generator, which may still read the input, is closed.
+    from mlkit_runtime.model_process import ModelServer
+
+    front_region, mapped = region
+    front_sock, model_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    server = ModelServer(Settings.load({"predictor": "p.py:P", "model_dir": str(tmp_path)}), Streams(), [mapped])
+    thread = threading.Thread(target=server.serve, args=([LinkEnd(model_sock)],))
+    thread.start()
+
+    async def main() -> None:
+        link = ModelLink(front_sock, front_region)
+        await link.open()
+        chunks = await link.call("predict", {"x": np.arange(MB4, dtype=np.float32)})
+        assert [await anext(chunks), await anext(chunks)] == [0.0, 1.0]
+        assert len(front_region.held) == 1  # the generator still reads the front's memory
+        await chunks.aclose()  # the client went away: "cancel"
+        deadline = time.monotonic() + 5
+        while front_region.held and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert front_region.held == {} and front_region.free == [(0, 16 << 20)]
+        link.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        front_sock.close()
+        thread.join(10)
+        server.loop.call_soon_threadsafe(server.loop.stop)
+        server.executor.shutdown(wait=False)
+    assert not thread.is_alive()
