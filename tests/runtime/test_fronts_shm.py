@@ -150,6 +150,25 @@ def test_a_torch_tensor_crosses_as_an_offset_and_arrives_a_tensor_over_the_regio
     assert got.data_ptr() == region_start  # the model process's tensor is the region's memory, not a copy
 
 
+def test_a_full_region_sends_through_the_socket_and_slots_never_overlap(region: tuple[Region, Mapped]) -> None:
+    front_region, _ = region
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # calls of random sizes, answered in random order
+        key = int(rng.integers(1 << 30))
+        n = int(rng.integers(THRESHOLD, 3 << 20))
+        data, slots = front_region.pack(key, np.zeros(n, np.uint8))
+        if not slots:  # in the pickle, only when no free block could take it
+            assert len(data) > n and max((length for _, length in front_region.free), default=0) < n
+        spans = sorted(span for held in front_region.held.values() for span in held)
+        assert all(a + length <= b for (a, length), (b, _) in zip(spans, spans[1:], strict=False))  # no two live slots share a byte
+        if rng.random() < 0.5 and front_region.held:
+            front_region.release(list(front_region.held)[int(rng.integers(len(front_region.held)))])
+    assert front_region.full > 0
+    for key in list(front_region.held):
+        front_region.release(key)
+    assert front_region.free == [(0, 16 << 20)]  # every slot given back, the free list joined again
+
+
 def test_small_buffers_stay_in_the_socket(region: tuple[Region, Mapped]) -> None:
     front_region, mapped = region
     small = np.ones(THRESHOLD // 4 - 1, dtype=np.float32)  # one element short of the threshold
@@ -249,6 +268,19 @@ def test_many_concurrent_large_requests_keep_their_own_bytes(held) -> None:
         answers = list(pool.map(lambda v: binary_infer(held.url, np.full(MB4, v, dtype=np.float32)), values))
     shared = [check(r, v) for r, v in zip(answers, values, strict=True)]
     assert any(shared)  # some through shared memory; those that found it full went through the socket, intact too
+
+
+def test_two_model_processes_read_the_same_fronts_regions(tmp_path: Path) -> None:
+    # A front's calls to either model process take slots of its one region (keys per link).
+    server = start(tmp_path, "shared.py:Held", "--fronts", "2", "--model-processes", "2", "--config", '{"delay": 0.2}')
+    try:
+        values = list(range(1, 13))
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda v: binary_infer(server.url, np.full(MB4, v, dtype=np.float32)), values))
+        assert all(check(r, v) for r, v in zip(answers, values, strict=True))  # each through shared memory, intact
+        assert len({int(outputs(r)["pid"][0]) for r in answers}) == 2  # both model processes used
+    finally:
+        stop(server)
 
 
 def test_cancelled_requests_free_their_slots_once_answered_and_nothing_is_reused_early(held) -> None:
