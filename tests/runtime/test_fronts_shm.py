@@ -244,6 +244,12 @@ def test_a_large_binary_tensor_answers_the_same_in_every_mode(echoes) -> None:
     # As JSON (the front encodes what came back the same way whatever carried the input there):
     y = {name: next(o for o in binary_infer(s.url, x, binary_output=False).json()["outputs"] if o["name"] == "y") for name, s in echoes.items()}
     assert len({json.dumps(o) for o in y.values()}) == 1 and np.array_equal(np.array(y["shared"]["data"], np.float32), x.reshape(-1))
+    # A JSON tensor is decoded to numpy in the front: a large one crosses the same way.
+    small = x[:100]
+    body = {"inputs": [{"name": "x", "shape": [100, 1000], "datatype": "FP32", "data": small.reshape(-1).tolist()}]}
+    for name, s in echoes.items():
+        got = httpx.post(s.url + INFER, json=body, timeout=30).json()["outputs"]
+        assert np.array_equal(np.array(got[0]["data"], np.float32), small.reshape(-1)) and got[1]["data"] == [name == "shared"], name
 
 
 @pytest.fixture(scope="module")
