@@ -113,7 +113,15 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
     started = process_age()
     context = multiprocessing.get_context("fork")  # nothing heavy imported yet: the model processes import the predictor
     # Each front's shared memory, made before any fork so that the model processes and the front inherit it.
-    region_fds = [shared_buffers.create(settings.shared_memory_mb << 20) for _ in range(fronts)] if settings.shared_memory_mb else []
+    region_fds: list[int] = []
+    try:
+        for _ in range(fronts if settings.shared_memory_mb else 0):
+            region_fds.append(shared_buffers.create(settings.shared_memory_mb << 20))
+    except OSError as exc:  # no memfd here (an old kernel, a sandbox): the socket carries everything, as with --shared-memory-mb 0
+        logs.log.warning("no shared memory for tensors (%s): they go through the fronts' links", exc.strerror or exc)
+        for fd in region_fds:
+            os.close(fd)
+        region_fds = []
     # pairs[m][n]: the link between model process m and front n.
     pairs = [[socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(fronts)] for _ in devices]
     models = []

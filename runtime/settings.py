@@ -126,6 +126,8 @@ class Settings:
         for name in ("max_queue", "max_wait_ms", "drain_delay_s", "drain_timeout_s", "max_body_bytes", "shared_memory_mb"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must not be negative, got {getattr(self, name)}")
+        if self.shared_memory_mb > 65536:
+            raise SettingsError(f"--shared-memory-mb / MLKIT_SHARED_MEMORY_MB must be at most 65536 (64 GiB per front), got {self.shared_memory_mb}")
         self.predictor_config()
         self.monitoring()
         self.front_count()

@@ -219,6 +219,8 @@ def test_a_cancelled_call_keeps_its_slot_until_the_model_process_answers(region:
 def test_the_shared_memory_setting_is_checked() -> None:
     with pytest.raises(SettingsError, match="--shared-memory-mb / MLKIT_SHARED_MEMORY_MB must not be negative, got -1"):
         Settings.load({"predictor": "p.py:P", "shared_memory_mb": "-1"})
+    with pytest.raises(SettingsError, match="--shared-memory-mb / MLKIT_SHARED_MEMORY_MB must be at most 65536 "):
+        Settings.load({"predictor": "p.py:P", "shared_memory_mb": "70000"})
 
 
 # --- real servers --------------------------------------------------------------------------------------
@@ -328,6 +330,24 @@ def test_nothing_is_left_in_dev_shm_after_stop_or_a_killed_front(tmp_path: Path)
         finally:
             stop(server)
         assert shm_names() == before
+
+
+def test_without_memfd_the_fronts_serve_through_the_socket(tmp_path: Path) -> None:
+    # A kernel or sandbox without memfd_create: made to fail in the server's processes (sitecustomize).
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import errno, os\n"
+        "def refuse(*args):\n"
+        "    raise OSError(errno.ENOSYS, 'Function not implemented')\n"
+        "os.memfd_create = refuse\n"
+    )
+    server = start(tmp_path, "shared.py:Held", "--fronts", "2", env={"PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    try:
+        assert check(binary_infer(server.url, np.full(MB4, 5, dtype=np.float32)), 5) is False  # intact, through the socket
+        assert "no shared memory for tensors (Function not implemented): they go through the fronts' links" in server.output()
+    finally:
+        stop(server)
 
 
 def test_a_bad_shared_memory_size_is_one_line_exit_2(tmp_path: Path) -> None:
