@@ -40,12 +40,18 @@ def listen(settings: Settings) -> socket.socket:
 
 
 def front_main(number: int, settings: Settings, sock: socket.socket, link_socks: list[socket.socket], others: list[socket.socket], facts: dict[str, Any],
-               phases: dict[str, float], counter: Any, lock: Any) -> None:
+               phases: dict[str, float], counter: Any, lock: Any, region_fds: list[int]) -> None:
     """One HTTP front: the app of a single process, with a stand-in predictor and the pod's admission.
-    `link_socks`: its link to each model process (one per device)."""
+    `link_socks`: its link to each model process (one per device). `region_fds`: its shared memory
+    (runtime/shared_buffers.py) first, then later fronts' (closed here), or none when it is off."""
     die_with_parent()
     for other in others:  # the other fronts' links: a copy held here would keep the model process from seeing them close
         other.close()
+    from .shared_buffers import Region
+
+    region = Region(region_fds[0], settings.shared_memory_mb << 20) if region_fds else None
+    for fd in region_fds:
+        os.close(fd)
     from .app import create_app
     from .metrics import Metrics
     from .model_link import Links, ModelLink, remote_predictor
@@ -53,7 +59,7 @@ def front_main(number: int, settings: Settings, sock: socket.socket, link_socks:
     from .shared_admission import SharedAdmission
 
     logs.setup(settings.log_level)
-    link = Links([ModelLink(link_sock) for link_sock in link_socks])
+    link = Links([ModelLink(link_sock, region) for link_sock in link_socks])
     app = create_app(settings)
     runtime = app.state.runtime
     runtime.admission = SharedAdmission(settings.max_in_flight, settings.max_queue, counter, lock)
@@ -100,12 +106,22 @@ def front_main(number: int, settings: Settings, sock: socket.socket, link_socks:
 def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] | None = None, devices: list[str | None] | None = None) -> int:
     """Serve with `fronts` front processes and one model process per entry of `devices` (the
     CUDA_VISIBLE_DEVICES each is pinned to, or None) until drained (0) or a process fails (1)."""
-    from . import app, model_process, server  # noqa: F401  imported once here, shared by the forked fronts
+    from . import app, model_process, server, shared_buffers  # noqa: F401  imported once here, shared by the forked fronts
 
     logs.setup(settings.log_level)
     devices = devices or [None]
     started = process_age()
     context = multiprocessing.get_context("fork")  # nothing heavy imported yet: the model processes import the predictor
+    # Each front's shared memory, made before any fork so that the model processes and the front inherit it.
+    region_fds: list[int] = []
+    try:
+        for _ in range(fronts if settings.shared_memory_mb else 0):
+            region_fds.append(shared_buffers.create(settings.shared_memory_mb << 20))
+    except OSError as exc:  # no memfd here (an old kernel, a sandbox): the socket carries everything, as with --shared-memory-mb 0
+        logs.log.warning("no shared memory for tensors (%s): they go through the fronts' links", exc.strerror or exc)
+        for fd in region_fds:
+            os.close(fd)
+        region_fds = []
     # pairs[m][n]: the link between model process m and front n.
     pairs = [[socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(fronts)] for _ in devices]
     models = []
@@ -115,7 +131,8 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
         others = [end for k, row in enumerate(pairs) if k != m for pair in row for end in pair]
         model = context.Process(
             target=model_process.main,
-            args=(settings, [model_end for _, model_end in pairs[m]], [front_end for front_end, _ in pairs[m]] + others, status_out, started, device),
+            args=(settings, [model_end for _, model_end in pairs[m]], [front_end for front_end, _ in pairs[m]] + others, status_out, started, device,
+                  region_fds),
             name=f"mlkit-model-{m}",
             daemon=False,
         )
@@ -139,6 +156,8 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
                 front_end.close()  # a model process that loaded exits once every link is closed
         for model in models:
             model.join()
+        for fd in region_fds:
+            os.close(fd)
         raise PredictorLoadError(failures[0][1])
     _, facts, phases = messages[0]
     if announce is not None:
@@ -154,16 +173,21 @@ def serve_fronts(settings: Settings, fronts: int, announce: Callable[[], None] |
                 front_end.close()  # the model processes exit once every link is closed
         for model in models:
             model.join()
+        for fd in region_fds:
+            os.close(fd)
         return 1
     counter, lock = context.RawValue("q", 0), context.Lock()
     procs = []
     for n in range(fronts):
         mine = [row[n][0] for row in pairs]
         others = [row[k][0] for row in pairs for k in range(n + 1, fronts)]  # earlier fronts' ends are closed here already
-        proc = context.Process(target=front_main, args=(n, settings, sock, mine, others, facts, phases, counter, lock), name=f"mlkit-front-{n}")
+        regions = region_fds[n:]  # its own, and the later fronts' that it inherits (earlier ones are closed here already)
+        proc = context.Process(target=front_main, args=(n, settings, sock, mine, others, facts, phases, counter, lock, regions), name=f"mlkit-front-{n}")
         proc.start()
         for end in mine:
             end.close()
+        if region_fds:
+            os.close(region_fds[n])
         procs.append(proc)
     sock.close()
     pinned = "" if devices == [None] else " pinned to CUDA_VISIBLE_DEVICES " + ", ".join(str(d) for d in devices)

@@ -3,8 +3,9 @@ socket pair, and, on the front's side, a stand-in for the predictor (`remote_pre
 runtime calls as it would call the user's object, so that the routes, streaming and generation run
 unchanged in a front.
 
-Messages, front to model: (id, "predict", payload), (id, "generate", prompt, kwargs),
-(id, "count", prompt), (id, "cancel"). Model to front: (id, "ok", value, batch size), (id, "err", error),
+Messages, front to model: (id, "predict", payload), (id, "shm", pickled message, slots) (a predict
+message whose large buffers are in the front's shared memory, runtime/shared_buffers.py),
+(id, "generate", prompt, kwargs), (id, "count", prompt), (id, "cancel"). Model to front: (id, "ok", value, batch size), (id, "err", error),
 (id, "stream"), (id, "chunk", item), (id, "end").
 """
 
@@ -24,6 +25,7 @@ from . import input_form
 from .batching import current
 from .errors import HTTPError, PredictorRaised
 from .logs import format_exception
+from .shared_buffers import Region
 
 HEADER = struct.Struct("!I")
 
@@ -110,8 +112,12 @@ class Framed(asyncio.Protocol):
             self.on_message(message)
 
     def send(self, message: tuple[Any, ...]) -> None:
+        self.send_body(pickle.dumps(message, protocol=5))
+
+    def send_body(self, body: bytes) -> None:
+        """A message already pickled."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(frame(message))  # buffered by the transport: a writer never blocks here
+            self.transport.write(HEADER.pack(len(body)) + body)  # buffered by the transport: a writer never blocks here
 
     async def drain(self) -> None:
         """Wait while the other side reads slower than this side writes (a stream's chunks)."""
@@ -177,10 +183,12 @@ class Streamed:
 
 
 class ModelLink:
-    """One front's end of the link: calls by id, answers matched back to their callers."""
+    """One front's end of the link: calls by id, answers matched back to their callers. With a
+    `region`, a payload's large buffers go through the front's shared memory."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, region: Region | None = None) -> None:
         self.sock = sock
+        self.region = region
         self.ids = itertools.count()
         self.calls: dict[int, asyncio.Future[Any]] = {}
         self.streams: dict[int, Streamed] = {}
@@ -204,7 +212,16 @@ class ModelLink:
         i = next(self.ids)
         future = self.calls[i] = asyncio.get_running_loop().create_future()
         try:
-            self.send((i, op, *args))
+            if self.region is not None and op == "predict":
+                # Pickled once, large buffers out of band: with none, the pickle is the usual message as it is.
+                body, slots = self.region.pack((id(self), i), (i, op, *args))
+                if slots:
+                    self.send((i, "shm", body, slots))
+                else:
+                    assert self.framed is not None
+                    self.framed.send_body(body)
+            else:
+                self.send((i, op, *args))
             kind, value, *batch = await future
         finally:
             self.calls.pop(i, None)
@@ -232,6 +249,8 @@ class ModelLink:
 
     def _received(self, message: tuple[Any, ...]) -> None:
         i, kind, *rest = message
+        if self.region is not None and kind in ("ok", "err", "end"):  # the call is over in the model process: its slots are free
+            self.region.release((id(self), i))
         if kind in ("chunk", "end") or (kind == "err" and i in self.streams):
             streamed = self.streams.get(i)
             if streamed is not None:
@@ -250,6 +269,9 @@ class ModelLink:
 
     def _lost(self) -> None:
         self.gone = True
+        if self.region is not None:
+            for key in [key for key in self.region.held if key[0] == id(self)]:
+                self.region.release(key)
         gone = HTTPError("the model process is gone")
         for future in self.calls.values():
             if not future.done():

@@ -41,15 +41,17 @@ from .metrics import Metrics
 from .model_link import LinkEnd, describe, error_to_wire
 from .predictor import Predictor, construct, load_class
 from .settings import Settings
+from .shared_buffers import Mapped
 from .startup import Startup
 
 Call = tuple[int, LinkEnd, int, Any]  # the front, its link, the call's id there, the payload
 
 
 class ModelServer:
-    def __init__(self, settings: Settings, instance: Any) -> None:
+    def __init__(self, settings: Settings, instance: Any, regions: list[Mapped] | None = None) -> None:
         self.settings = settings
         self.instance = instance
+        self.regions = regions or []  # each front's shared memory, by front number
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.max_in_flight), thread_name_prefix="predict")
         self.predictor = Predictor(instance, self.executor)
         self.input_form = input_form.of(type(instance))  # POST /predict's check, asked by the fronts ("check")
@@ -162,6 +164,12 @@ class ModelServer:
 
     def dispatch(self, front: int, end: LinkEnd, message: tuple[Any, ...], pending: deque[Call]) -> None:
         i, op, *args = message
+        if op == "shm":  # a predict message whose large buffers are in the front's region: views of it, not copies
+            try:
+                i, op, *args = self.regions[front].unpack(*args)
+            except Exception as exc:
+                end.send((i, "err", error_to_wire(exc)))
+                return
         if op == "predict" and self.batches_here:
             pending.append((front, end, i, args[0]))
         elif op == "predict" and self.predicts_in_pool:
@@ -259,27 +267,35 @@ class ModelServer:
         assert task is not None
         self.streams[(front, i)] = task
         source = streaming.Source(result, self.executor)
+        cancelled = False
         try:
             async for item in source:
                 end.send((i, "chunk", item))
             end.send((i, "end"))
         except asyncio.CancelledError:
-            pass
+            cancelled = True
         except Exception as exc:
             end.send((i, "err", error_to_wire(exc)))
         finally:
             self.streams.pop((front, i), None)
             await source.aclose()
+            if cancelled:  # the front's cancel confirmed once the generator is closed: the call's shared-memory slots may be reused
+                end.send((i, "end"))
 
 
 def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None,
-         device: str | None = None) -> None:
+         device: str | None = None, region_fds: list[int] | None = None) -> None:
     """The model process: load, tell the parent (`status`) the predictor's facts or the error, serve.
     `device`: the CUDA_VISIBLE_DEVICES it sees (one model process per device), set before the
-    predictor imports torch; None leaves the pod's."""
+    predictor imports torch; None leaves the pod's. `region_fds`: each front's shared memory
+    (runtime/shared_buffers.py), mapped here once and the descriptors closed."""
     from .parent_death import die_with_parent
 
     die_with_parent()
+    regions = []
+    for fd in region_fds or []:
+        regions.append(Mapped(fd, settings.shared_memory_mb << 20))
+        os.close(fd)
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device
     for end in front_ends:  # the fronts' ends: held here, they would never report the fronts gone
@@ -295,7 +311,7 @@ def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket
         startup.end("imports")
         instance = construct(cls, settings.predictor_config(), settings.model_dir, settings.predictor.rpartition(":")[0])
         startup.end("construct")
-        server = ModelServer(settings, instance)
+        server = ModelServer(settings, instance, regions)
         try:
             server.warmup()
         except Exception as exc:

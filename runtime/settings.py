@@ -84,6 +84,11 @@ class Settings:
                           "(CUDA_VISIBLE_DEVICES, else NVIDIA_VISIBLE_DEVICES), each pinned to its GPU; N: N processes, round-robin over "
                           "the GPUs. More than one runs behind HTTP fronts (docs/guides/processes.md)."},
     )
+    shared_memory_mb: int = field(
+        default=64,
+        metadata={"help": "With fronts: MiB of shared memory per front for tensors on their way to the model process (pages are taken "
+                          "only when used); buffers of 64 KiB and more go through it instead of the link's socket. 0: off."},
+    )
     access_log: bool = field(default=True, metadata={"help": "Write one JSON line per request to stdout."})
     log_level: str = field(default="info", metadata={"help": "Log level of the server's own messages."})
     debug: bool = field(default=False, metadata={"help": "Show the traceback when the predictor fails to load (otherwise one line)."})
@@ -118,9 +123,11 @@ class Settings:
         for name in ("max_batch_size", "max_in_flight", "max_json_depth", "max_instances", "body_timeout_s"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_queue", "max_wait_ms", "drain_delay_s", "drain_timeout_s", "max_body_bytes"):
+        for name in ("max_queue", "max_wait_ms", "drain_delay_s", "drain_timeout_s", "max_body_bytes", "shared_memory_mb"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"--{name.replace('_', '-')} / {self.env_name(name)} must not be negative, got {getattr(self, name)}")
+        if self.shared_memory_mb > 65536:
+            raise SettingsError(f"--shared-memory-mb / MLKIT_SHARED_MEMORY_MB must be at most 65536 (64 GiB per front), got {self.shared_memory_mb}")
         self.predictor_config()
         self.monitoring()
         self.front_count()

@@ -14,6 +14,12 @@ read from /proc while the load runs (like breakdown.py). Medians over rounds.
     python benchmarks/serving/fronts.py --rounds 1 --duration 3
     git archive HEAD~1 runtime | tar -x -C /tmp/old && mv /tmp/old/runtime /tmp/old/mlkit_runtime
     python benchmarks/serving/fronts.py --before /tmp/old   # a third mode, "before": fronts from that copy
+    python benchmarks/serving/fronts.py --tensor-mb 4       # OIP binary tensors: single, fronts (shared memory), socket
+
+--tensor-mb N: one N MB FP32 tensor per request, OIP v2 binary, to a predictor that sums it (TensorSum in
+mlkit_predictor.py), in three modes alternating round by round: one process, fronts with shared memory
+(the default), and fronts with `--shared-memory-mb 0` (the tensor pickled through the link's socket).
+Raw figures of every run are printed, with the load average before and after.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 from breakdown import cpu_seconds
 from run import ENV, HERE, bare, free_port, hey
 
@@ -39,14 +46,17 @@ CONCURRENCY = (1, 16, 64)
 
 
 class Server:
-    def __init__(self, mode: str, model: str, payload: bytes, log: Path, before: Path | None = None):
+    def __init__(self, mode: str, model: str, payload: bytes | None, log: Path, before: Path | None = None, predictor: str = "Pinned"):
+        """`payload` None: ready when /readyz says so (the tensor mode, whose body is not JSON). Mode
+        "socket": fronts with shared memory off."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/predict"
+        self.url = f"http://127.0.0.1:{self.port}/predict" if payload is not None else f"http://127.0.0.1:{self.port}/v2/models/{model}/infer"
         config = {"model": model, "core": 0}
         command = [
-            sys.executable, "-m", "mlkit_runtime", "--predictor", f"{HERE / 'mlkit_predictor.py'}:Pinned", "--config", json.dumps(config),
+            sys.executable, "-m", "mlkit_runtime", "--predictor", f"{HERE / 'mlkit_predictor.py'}:{predictor}", "--config", json.dumps(config),
             "--port", str(self.port), "--name", model, "--max-in-flight", "64", "--max-queue", "128", "--max-batch-size", "32",
             "--max-wait-ms", "2", "--no-access-log", "--fronts", "1" if mode == "single" else "2",
+            *(["--shared-memory-mb", "0"] if mode == "socket" else []),
         ]
         pin = ["taskset", "-c", "0" if mode == "single" else "1"]
         env = ENV | {"PYTHONPATH": f"{before}{os.pathsep}{HERE}"} if mode == "before" else ENV  # ahead of the editable install
@@ -56,7 +66,10 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{mode} exited:\n{log.read_text()[-3000:]}")
             try:
-                req = urllib.request.Request(self.url, data=payload, headers={"Content-Type": "application/json"})
+                if payload is None:
+                    req = urllib.request.Request(f"http://127.0.0.1:{self.port}/readyz")
+                else:
+                    req = urllib.request.Request(self.url, data=payload, headers={"Content-Type": "application/json"})
                 if urllib.request.urlopen(req, timeout=5).status == 200:
                     break
             except OSError:
@@ -90,10 +103,11 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return values.get("Rss", 0) / 1024, values.get("Pss", 0) / 1024
 
 
-def measure(server: Server, body: Path, concurrency: int, seconds: float) -> dict:
+def measure(server: Server, body: Path, concurrency: int, seconds: float, content_type: str = "application/json",
+            headers: dict[str, str] | None = None) -> dict:
     procs = server.processes()
     before = {name: cpu_seconds(pid) for name, pid in procs.items()}
-    result = hey(server.url, body, concurrency, seconds)
+    result = hey(server.url, body, concurrency, seconds, content_type, headers)
     after = {name: cpu_seconds(pid) for name, pid in procs.items()}
     n = max(result["requests"], 1)
     cpu: dict[str, dict[str, float]] = {}
@@ -122,6 +136,7 @@ def main() -> None:
     p.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY), help="closed-loop clients per run (c=1 alone for latency work)")
     p.add_argument("--before", type=Path, metavar="DIR",
                    help="also run fronts from the mlkit_runtime package in DIR (an earlier commit's), alternating with the other two")
+    p.add_argument("--tensor-mb", type=float, metavar="N", help="OIP binary tensors of N MB: single, fronts (shared memory) and socket, alternating")
     args = p.parse_args()
     global MODES
     if args.before is not None:
@@ -134,6 +149,9 @@ def main() -> None:
 
     if args.latency:
         latency(args.model, args.latency, args.before)
+        return
+    if args.tensor_mb:
+        tensors(args.tensor_mb, args.rounds, args.duration, args.concurrency)
         return
     runs: dict[str, list[dict]] = {f"{mode}@{c}": [] for mode in MODES for c in args.concurrency}
     forwards: list[float] = []
@@ -157,6 +175,39 @@ def main() -> None:
                 finally:
                     server.stop()
     report(args.model, forwards, runs, args.concurrency)
+
+
+def tensors(mb: float, rounds: int, seconds: float, concurrency: list[int]) -> None:
+    """OIP binary tensors of `mb` MB in three modes, alternating; raw runs, then medians."""
+    modes = ("single", "fronts", "socket")
+    raw = np.arange(int(mb * 250_000), dtype="<f4").tobytes()
+    head = json.dumps({"inputs": [{"name": "x", "shape": [len(raw) // 4], "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    headers = {"Inference-Header-Content-Length": str(len(head))}
+    runs: dict[str, list[dict]] = {f"{mode}@{c}": [] for mode in modes for c in concurrency}
+    print(f"load before: {os.getloadavg()}", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        body = Path(tmp) / "body.bin"
+        body.write_bytes(head + raw)
+        for rnd in range(rounds):
+            for mode in modes if rnd % 2 == 0 else reversed(modes):
+                server = Server(mode, "tensors", None, Path(tmp) / f"{mode}.log", predictor="TensorSum")
+                try:
+                    hey(server.url, body, 4, 1, "application/octet-stream", headers)  # warm-up
+                    for c in concurrency:
+                        r = measure(server, body, c, seconds, "application/octet-stream", headers)
+                        runs[f"{mode}@{c}"].append(r)
+                        cpu = json.dumps({k: round(v["main"] + v["threads"]) for k, v in r["cpu_us"].items()})
+                        print(f"  round {rnd} {mode:6} c={c:<3} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+                              f"non-2xx {r['non_2xx']}  µs/request {cpu}", file=sys.stderr)
+                finally:
+                    server.stop()
+    print(f"load after: {os.getloadavg()}", file=sys.stderr)
+    print(f"| {mb:g} MB FP32 tensor, OIP binary, closed loop | " + " | ".join(f"{m} req/s | {m} p50 ms" for m in modes) + " |")
+    print("| --- |" + " --- |" * (2 * len(modes)))
+    for c in concurrency:
+        cells = [f"{statistics.median(r['rps'] for r in runs[f'{m}@{c}']):.1f} | {statistics.median(r['p50_ms'] for r in runs[f'{m}@{c}']):.2f}"
+                 for m in modes]
+        print(f"| c={c} | " + " | ".join(cells) + " |")
 
 
 def latency(model: str, runs: int, before: Path | None) -> None:

@@ -78,3 +78,19 @@ class Pinned(Predictor):
 
         os.sched_setaffinity(0, {int(config["core"])})
         super().__init__(config, model_dir)
+
+
+class TensorSum:
+    """An OIP tensor in, its sum out, pinned to one core (config "core"): nearly all a request costs is
+    moving the tensor to the model and reading it once (benchmarks/serving/fronts.py --tensor-mb)."""
+
+    def __init__(self, config, model_dir):
+        import os
+
+        os.sched_setaffinity(0, {int(config["core"])})
+
+    def predict(self, payload):
+        return self.predict_batch([payload])[0]
+
+    def predict_batch(self, payloads):
+        return [{"sum": np.array([p["inputs"][0]["data"].sum(dtype=np.float64)])} for p in payloads]
