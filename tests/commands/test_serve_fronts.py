@@ -36,7 +36,8 @@ def test_serve_with_two_fronts_answers_and_drains(project):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert f"serving sentiment on http://127.0.0.1:{port}" in err
-    assert "serving with 2 front processes" in err and "batching up to 16 across fronts" in err, err  # the model process never waits for a batch to fill (docs/guides/processes.md)
+    # The model process never waits for a batch to fill (docs/guides/processes.md), so no "within N ms".
+    assert "serving with 2 front processes" in err and "batching up to 16 across fronts" in err, err
     assert "drained: 2 fronts, then the model process, exited" in err
 
 
