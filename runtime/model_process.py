@@ -28,7 +28,7 @@ import signal
 import socket
 import threading
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
@@ -173,7 +173,7 @@ class ModelServer:
         if op == "predict" and self.batches_here:
             pending.append((front, end, i, args[0]))
         elif op == "predict" and self.predicts_in_pool:
-            self.track(self.executor.submit(self.predict_alone, front, end, i, args[0]))
+            self.track(self.executor.submit(self.alone, front, end, i, args[0], self.predictor.predict_sync, 0))
         elif op == "check":
             try:
                 result = input_form.problem(self.input_form, args[0]) if self.input_form is not None else None
@@ -202,26 +202,22 @@ class ModelServer:
                 return
             # Rule (runtime/batching.py): one payload the predictor cannot take fails only its own
             # request: each is run again alone, side by side in the pool.
-            list(self.executor.map(lambda call: self.batch_alone(*call), batch))
+            def one(payload: Any) -> Any:
+                return self.predictor.predict_batch_sync([payload])[0]
+
+            list(self.executor.map(lambda call: self.alone(call[0], call[1], call[2], call[3], one, 1), batch))
             return
         for (front, end, i, _), result in zip(batch, results, strict=True):
             self.reply(front, end, i, result, len(batch))
 
-    def batch_alone(self, front: int, end: LinkEnd, i: int, payload: Any) -> None:
+    def alone(self, front: int, end: LinkEnd, i: int, payload: Any, run: Callable[[Any], Any], batch_size: int) -> None:
+        """One call run by itself (`run`: a sync predict, or predict_batch of one), answered or its error sent."""
         try:
-            result = self.predictor.predict_batch_sync([payload])[0]
+            result = run(payload)
         except Exception as exc:
             end.send((i, "err", error_to_wire(exc)))
             return
-        self.reply(front, end, i, result, 1)
-
-    def predict_alone(self, front: int, end: LinkEnd, i: int, payload: Any) -> None:
-        try:
-            result = self.predictor.predict_sync(payload)
-        except Exception as exc:
-            end.send((i, "err", error_to_wire(exc)))
-            return
-        self.reply(front, end, i, result, 0)
+        self.reply(front, end, i, result, batch_size)
 
     def reply(self, front: int, end: LinkEnd, i: int, result: Any, batch_size: int) -> None:
         if streaming.is_generator(result):

@@ -149,10 +149,11 @@ class Predictor:
 
 
 def one_per_payload(results: Any, payloads: list[Any]) -> list[Any]:
+    """predict_batch's results as a list, one per payload (a TypeError saying so otherwise); a list is not copied."""
     if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
         got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
         raise TypeError(f"predict_batch must return a list with one result per payload: got {got} for {len(payloads)} payloads")
-    return list(results)
+    return results if isinstance(results, list) else list(results)
 
 
 def construct(cls: type, config: dict[str, Any], model_dir: str, where: str) -> Any:

@@ -41,6 +41,11 @@ ALIGN = 64  # slots start on a cache line, so an array's data is aligned as nump
 Slots = list[tuple[int, int]]
 
 
+def aligned(length: int) -> int:
+    """The bytes a slot of `length` takes: rounded up to ALIGN."""
+    return -(-length // ALIGN) * ALIGN
+
+
 def create(size: int) -> int:
     """A region's descriptor, inheritable by the processes forked after it; pages are only taken when written."""
     fd = os.memfd_create("mlkit-front", os.MFD_CLOEXEC)
@@ -82,7 +87,7 @@ class Region:
         self.full = 0  # payloads sent through the socket because the region had no room (for tests and logs)
 
     def take(self, length: int) -> int | None:
-        need = -(-length // ALIGN) * ALIGN
+        need = aligned(length)
         for k, (offset, free) in enumerate(self.free):
             if free >= need:
                 if free == need:
@@ -93,7 +98,7 @@ class Region:
         return None
 
     def give(self, offset: int, length: int) -> None:
-        need = -(-length // ALIGN) * ALIGN
+        need = aligned(length)
         k = 0
         while k < len(self.free) and self.free[k][0] < offset:
             k += 1

@@ -43,6 +43,14 @@ def threaded(lines: list[bytes], start: int, batch_size: int) -> bool:
 _DONE = object()
 
 
+def parse(chunk: list[bytes]) -> list[Any] | None:
+    """A batch's lines parsed in one call, or None if one of them is not JSON (the worker finds which)."""
+    try:
+        return list(map(orjson.loads, chunk))
+    except orjson.JSONDecodeError:
+        return None
+
+
 class Prefetch:
     """Batches `lines[start:]` of `batch_size`, each as (offset, its lines, payloads or None), parsed by a thread."""
 
@@ -82,19 +90,10 @@ class Prefetch:
         while pos < len(lines):
             end = min(len(lines), pos + block)
             batches: list[tuple[int, list[bytes], list[Any] | None]] = []
-            try:
-                parsed: list[Any] | None = list(map(orjson.loads, lines[pos:end]))
-            except orjson.JSONDecodeError:
-                parsed = None  # some line in the block is not JSON: find its batch, parse the others
+            parsed = parse(lines[pos:end])  # None: some line in the block is not JSON: find its batch, parse the others
             for b in range(pos, end, size):
                 chunk = lines[b:min(b + size, end)]
-                if parsed is not None:
-                    payloads: list[Any] | None = parsed[b - pos:b - pos + len(chunk)]
-                else:
-                    try:
-                        payloads = list(map(orjson.loads, chunk))
-                    except orjson.JSONDecodeError:
-                        payloads = None
+                payloads = parsed[b - pos:b - pos + len(chunk)] if parsed is not None else parse(chunk)
                 batches.append((b, chunk, payloads))
             yield batches
             pos = end
@@ -117,11 +116,7 @@ class Prefetch:
         lines, size = self._lines, self._size
         for b in range(self._start, len(lines), size):
             chunk = lines[b:b + size]
-            try:
-                payloads: list[Any] | None = list(map(orjson.loads, chunk))
-            except orjson.JSONDecodeError:
-                payloads = None
-            yield b, chunk, payloads
+            yield b, chunk, parse(chunk)
 
     def close(self) -> None:
         """Stop the thread (the worker stopped early: a failed item, a fatal error) and wait for it."""

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from .. import input_form
+from ..predictor import one_per_payload
 from .layout import Job, JobError, shard_key
 from .prefetch import Prefetch, threaded
 from .storage import StorageError, Store, split_uri
@@ -77,11 +78,7 @@ class Model:
 
     def run(self, payloads: list[Any]) -> list[Any]:
         if self._batch is not None:
-            results = self._call(self._batch, payloads)
-            if not isinstance(results, (list, tuple)) or len(results) != len(payloads):
-                got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
-                raise TypeError(f"predict_batch must return a list with one result per payload: got {got} for {len(payloads)} payloads")
-            return results if isinstance(results, list) else list(results)
+            return one_per_payload(self._call(self._batch, payloads), payloads)
         assert self._one is not None
         return [self._call(self._one, p) for p in payloads]
 
