@@ -2,16 +2,16 @@
 # Set up (scripts/setup.sh) and run the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-
 # Compiled modules go to a cache outside the tree, even where the environment says not to write them
 # (PYTHONDONTWRITEBYTECODE=1 on the CI machines): every pytest process (each xdist worker collects the
 # suite) and every `python -m mlkit` or runtime a test starts otherwise compiles the kit's modules from
 # source and rewrites each test module's asserts again (collecting the suite: 15 to 18 CPU-s without the
 # cache, 9 to 10 with it; two CLI-heavy test files: 108-110 CPU-s without, 89.5 with it; docs/testing.md).
-# Outside the tree: no __pycache__ lands in examples or build contexts.
+# Outside the tree: no __pycache__ lands in examples or build contexts. Set before setup.sh, which then
+# tells pip not to compile what Python would never read (setup.sh says why).
 unset PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-${TMPDIR:-/tmp}/mlkit-pycache}"
+bash scripts/setup.sh
 
 # Lint, types and Terraform formatting (configured in pyproject.toml; .pre-commit-config.yaml runs the
 # same before each commit): any finding fails the run. ruff and terraform fmt take a second and stop
