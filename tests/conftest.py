@@ -307,15 +307,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
 # --- How the suite runs in parallel (scripts/test.sh) -------------------------------------------------
 # Phase one runs `-m "not serial"` on several xdist workers; phase two runs `-m serial` alone, so that
 # nothing else competes for the CPU while a test times, loads or measures the machine. A test is serial
-# when its file is one of SERIAL_FILES (benchmarks, load generators, the drain under load) or its name
+# when its file is one of SERIAL_FILES (the overload and drain under load) or its name
 # says it times a running server (SERIAL_NAME, in SERVER_DIRS). Everything else must hold up beside other tests: ports are ephemeral,
 # paths are per-test temporary folders, session fixtures are per worker.
-SERIAL_FILES = (
-    "tests/test_benchmarks.py",
-    "tests/bench/",
-    "tests/commands/test_bench.py",
-    "tests/runtime/test_load.py",
-)
+SERIAL_FILES = ("tests/runtime/test_load.py",)
 # Words in a test's function name that say it times or loads a running server (tests/runtime, commands,
 # cluster, deploy start real processes; a render or spec test named "drain" or "timeout" checks a field).
 SERIAL_NAME = re.compile(
@@ -326,6 +321,17 @@ SERVER_DIRS = ("tests/runtime/", "tests/commands/", "tests/cluster/", "tests/dep
 # Tests that assert a duration although their names do not say so (found by grepping the asserts), by
 # function or by test id.
 SERIAL_TESTS = {
+    # `mlkit bench` measures a replica and its assertions are about what it measured (a known cost's
+    # capacity, a rate over it, the quick mode's length, a recommendation in about a minute); its bad-input
+    # tests (one line, exit 1) and tests/bench/'s unit tests check no speed and run in phase one.
+    "tests/commands/test_bench.py::test_three_runs_of_a_known_cost_agree",
+    "tests/commands/test_bench.py::test_a_rate_over_what_a_replica_serves_fails_however_short_the_windows",
+    "tests/commands/test_bench.py::test_quick_is_quick_and_says_it_is_rough",
+    "tests/commands/test_bench.py::test_sentiment_prints_a_recommendation_in_about_a_minute",
+    # The benchmark scripts' smoke tests check that each runs and prints its table, not its figures (a
+    # loaded machine says nothing about speed: tests/test_benchmarks.py), so they run in phase one; the
+    # quick start reinstalls mlkit into the .venv every other test imports from, so it runs alone.
+    "tests/test_benchmarks.py::test_quickstart_ends_with_a_served_prediction",
     "tests/runtime/test_batching.py::test_a_lone_request_does_not_wait_for_a_batch_that_cannot_fill",
     "tests/runtime/test_hostile.py::test_deep_data_costs_milliseconds",
     "tests/runtime/test_hostile.py::test_a_hundred_thousand_instances_are_refused_before_the_fan_out",
@@ -349,8 +355,9 @@ SHARED_SERVERS = {"llm_server": "llm", "scraped_runtime": "scraped"}
 E2E_DIR = "tests/terraform/"
 E2E_FILES = ("tests/terraform/test_e2e_moto", "tests/terraform/test_batch_access_moto.py")
 # Files whose tests share no module fixtures and take minutes each (the 1,000-request async runs, one per
-# cloud): each test, parameters included, is a group of its own, so that two of them run on two workers.
-SPLIT_FILES = ("tests/runtime/test_async_clouds.py",)
+# cloud) or tens of seconds each (the benchmark scripts' smoke tests): each test, parameters included, is a
+# group of its own, so that two of them run on two workers.
+SPLIT_FILES = ("tests/runtime/test_async_clouds.py", "tests/test_benchmarks.py")
 # Rough seconds of the longest groups (durations of a whole CI run on the 2-core machine, 2026-12-06): the
 # scheduler hands these out first, longest first, so that none starts last and runs alone at the end. Only
 # the order depends on them; a stale figure costs time, never a test. Other groups follow, larger first.
