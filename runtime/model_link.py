@@ -35,7 +35,7 @@ def frame(message: tuple[Any, ...]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def split(buffer: bytearray, data: bytes) -> list[tuple[Any, ...]]:
+def split(buffer: bytearray, data: bytes | memoryview) -> list[tuple[Any, ...]]:
     """The whole messages in what was left over (`buffer`) plus `data`; the rest stays in `buffer`."""
     if not buffer and len(data) >= HEADER.size and len(data) == HEADER.size + HEADER.unpack_from(data)[0]:
         return [pickle.loads(memoryview(data)[HEADER.size:])]  # one whole message, the common case: not copied
@@ -63,20 +63,24 @@ class LinkEnd:
         sock.setblocking(True)
         self.sock = sock
         self.buffer = bytearray()
+        # Read into one buffer kept for the link: recv(1 MiB) allocated a fresh 1 MiB object per message
+        # (mmap, then mremap and munmap: three syscalls and page faults, about 20 µs of a lone request).
+        self.inbox = bytearray(1 << 20)
         self.lock = threading.Lock()
         self.open = True
 
     def read(self) -> list[tuple[Any, ...]]:
         """The messages completed by one recv (call it when the socket is readable); at the end of the
-        stream, none and `open` False."""
+        stream, none and `open` False. Nothing returned refers to the inbox: unpickling copies, and
+        what is left of a message is kept in `buffer`."""
         try:
-            data = self.sock.recv(1 << 20)
+            size = self.sock.recv_into(self.inbox)
         except OSError:
-            data = b""
-        if not data:
+            size = 0
+        if not size:
             self.open = False
             return []
-        return split(self.buffer, data)
+        return split(self.buffer, memoryview(self.inbox)[:size])
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Raises what pickling the message raises; a front that is gone is not an error (nobody waits)."""
