@@ -3,7 +3,9 @@ socket pair, and, on the front's side, a stand-in for the predictor (`remote_pre
 runtime calls as it would call the user's object, so that the routes, streaming and generation run
 unchanged in a front.
 
-Messages, front to model: (id, "predict", payload), (id, "shm", pickled message, slots) (a predict
+Messages, front to model: (id, "predict", payload), (id, "json", body) (a predict whose payload is a
+request's JSON body as parsed: the bytes, parsed again in the model process, cost less than the
+parsed value pickled and unpickled), (id, "shm", pickled message, slots) (a predict
 message whose large buffers are in the front's shared memory, runtime/shared_buffers.py),
 (id, "generate", prompt, kwargs), (id, "count", prompt), (id, "cancel"). Model to front: (id, "ok", value, batch size), (id, "err", error),
 (id, "stream"), (id, "chunk", item), (id, "end").
@@ -25,6 +27,7 @@ from . import input_form
 from .batching import current
 from .errors import HTTPError, PredictorRaised
 from .logs import format_exception
+from .payloads import json_source
 from .shared_buffers import Region
 
 HEADER = struct.Struct("!I")
@@ -216,7 +219,10 @@ class ModelLink:
         i = next(self.ids)
         future = self.calls[i] = asyncio.get_running_loop().create_future()
         try:
-            if self.region is not None and op == "predict":
+            source = json_source.get() if op == "predict" else None
+            if source is not None and source[0] is args[0]:  # the request's JSON, as parsed: its bytes, parsed again there
+                self.send((i, "json", source[1]))
+            elif self.region is not None and op == "predict":
                 # Pickled once, large buffers out of band: with none, the pickle is the usual message as it is.
                 body, slots = self.region.pack((id(self), i), (i, op, *args))
                 if slots:

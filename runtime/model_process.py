@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
+
 from . import input_form, logs, streaming
 from .admission import Admission
 from .batching import Batcher, RequestState, current
@@ -192,6 +194,12 @@ class ModelServer:
 
     def dispatch(self, front: int, end: LinkEnd, message: tuple[Any, ...], pending: deque[Call]) -> None:
         i, op, *args = message
+        if op == "json":  # a request's JSON body, checked by the front: parsed as the front parsed it (payloads.parse_json)
+            try:
+                op, args = "predict", [orjson.loads(args[0])]
+            except Exception as exc:
+                end.send((i, "err", error_to_wire(exc)))
+                return
         if op == "shm":  # a predict message whose large buffers are in the front's region: views of it, not copies
             try:
                 i, op, *args = self.regions[front].unpack(*args)

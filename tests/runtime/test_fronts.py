@@ -268,3 +268,49 @@ def test_a_sync_predict_without_batching_still_runs_side_by_side(tmp_path: Path)
         assert all(r.json()["thread"].startswith("predict") for r in answers)
     finally:
         stop(server)
+
+
+def test_a_json_payload_crosses_as_its_body_and_anything_else_pickled() -> None:
+    # A payload parsed from the request's JSON goes to the model process as the body's bytes, parsed again
+    # there (cheaper than pickling the parsed value and unpickling it); any other object is pickled.
+    import asyncio
+    import socket
+
+    from mlkit_runtime.model_link import LinkEnd, ModelLink
+    from mlkit_runtime.payloads import json_source, parse_json
+
+    body = b'{"x": [0.1, 2, 1e300, "\\u00e9t\\u00e9", null, true], "n": 12345678901234567890}'
+    parsed = parse_json(body)
+    front_end, model_end = socket.socketpair()
+    model = LinkEnd(model_end)
+
+    async def calls() -> list:
+        link = ModelLink(front_end)
+        await link.open()
+        json_source.set((parsed, body))
+        seen = []
+        for payload in (parsed, {"x": [0.1]}):  # the request's payload, then another object
+            answer = asyncio.ensure_future(link.call("predict", payload))
+            message = await asyncio.to_thread(lambda: model.read()[0])
+            seen.append(message)
+            model.send((message[0], "ok", "done", 1))
+            assert await answer == "done"
+        link.close()
+        return seen
+
+    first, second = asyncio.run(calls())
+    assert first[1:] == ("json", body)
+    assert second[1:] == ("predict", {"x": [0.1]})
+    model.close()
+
+
+def test_a_json_payload_reaches_the_predictor_as_one_process_parses_it(tmp_path: Path) -> None:
+    body = {"x": [0.1, 2, 1e300, "été", None, True, {"deep": [[1.5]]}], "n": 12345678901234567890}
+    answers = []
+    for fronts in ("1", "2"):
+        server = start(tmp_path, "echo.py:Echo", "--fronts", fronts)
+        try:
+            answers.append(httpx.post(server.url + "/predict", json=body, timeout=30).json())
+        finally:
+            stop(server)
+    assert answers[0] == answers[1] == {"echo": body}
