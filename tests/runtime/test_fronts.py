@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,9 +25,15 @@ from tests.runtime.conftest import PREDICTORS, start, stop
 
 
 def post_many(url: str, n: int, payload: dict) -> list[httpx.Response]:
-    """n requests at once, each on its own connection, so that they spread over the fronts."""
+    """n requests at once, each on its own connection, so that they spread over the fronts. Every client
+    is made before any request leaves: making one (its TLS context) took up to 185 ms on the loaded
+    2-core machine, so requests sent as their clients were ready could spread over more than the 1 s
+    a request of the admission test holds its slot (that test failed once at load 15-17)."""
+    ready = threading.Barrier(n)
+
     def one(_: int) -> httpx.Response:
         with httpx.Client(timeout=30) as c:
+            ready.wait(timeout=60)
             return c.post(url + "/predict", json=payload)
 
     with ThreadPoolExecutor(n) as pool:
