@@ -3,13 +3,13 @@ once, warms it up, and answers every front over its link (runtime/model_link.py)
 all of them. It ignores SIGTERM and SIGINT: it exits when the last front has closed its link, so that
 it is the last to go and every request a front admitted is answered.
 
-No event loop between a link and a sync model: the process's main thread waits on every link at
-once (epoll), reads what is there, and hands every payload that has arrived, up to max_batch_size,
-to the model thread, which runs a sync `predict_batch` and writes each answer (serve() says why two
-threads). A batch never waits for more: a lone request leaves at once, and under load the next batch
-fills from every front while one runs (waiting for requests the fronts had admitted but not yet sent,
-as one process waits for its own, idled the model's core while the fronts were the bottleneck:
-c=64 fell from 0.99 to 0.68 of the bare forward). A sync `predict` without
+No event loop between a link and a sync model: two threads take turns waiting on every link at once
+(epoll); the one that reads a batch while none runs runs it (a sync `predict_batch`) and writes each
+answer, while the other waits for the next messages (serve() says why two threads, and why in
+turns). A batch never waits for more: a lone request leaves at once, and under load the next batch
+fills from every front while one runs (waiting for requests the fronts had admitted but not yet
+sent, as one process waits for its own, idled the model's core while the fronts were the
+bottleneck: c=64 fell from 0.99 to 0.68 of the bare forward). A sync `predict` without
 predict_batch goes to the thread pool (max_in_flight threads), as in a single process, since such
 predictors may run side by side. Everything else (async methods, `generate`, token counts, streamed
 results) runs on an event loop in a third thread, as in a single process. The loop and the executor
@@ -22,7 +22,6 @@ import asyncio
 import concurrent.futures
 import inspect
 import os
-import queue
 import selectors
 import signal
 import socket
@@ -32,6 +31,8 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
+
+import orjson
 
 from . import input_form, logs, streaming
 from .admission import Admission
@@ -112,58 +113,93 @@ class ModelServer:
         self.executor.shutdown(wait=True)
 
     def serve(self, ends: list[LinkEnd]) -> None:
-        """Until every front has closed its link: read what arrived, hand batches to the model thread, answer.
-        This thread only reads; the model thread runs one batch at a time and writes its answers. Kept
-        apart because the scheduler (EEVDF) wakes a thread that used little CPU at once, and one that just
-        ran a forward only when its turn comes: a reader that ran the model itself answered a lone request
-        in twice the time under other load (benchmarks/serving/fronts.py)."""
+        """Until every front has closed its link: read what arrived, run batches, answer. Two threads
+        take turns (leader/follower): the one whose turn it is waits on every link; when what it read
+        makes a batch and no batch runs, it hands the turn to the other thread and runs that batch
+        itself, then every batch that formed meanwhile, and waits for the turn again. A lone request
+        is read and run by one thread, with no hand-off between them on its way (a hand-off was a
+        futex wake, the GIL passed over and a second wake-up to say the batch was done), and the
+        thread that waits for the next message is never the one running a forward: Linux's scheduler
+        (EEVDF) wakes a thread that just ran one only when its turn comes, so a thread that read and
+        ran everything alone answered a lone request in twice the time under other load
+        (benchmarks/serving/fronts.py). Under load the batches form from every front while one runs."""
         selector = selectors.DefaultSelector()
         for front, end in enumerate(ends):
             selector.register(end.sock, selectors.EVENT_READ, (front, end))
-        done, done_signal = socket.socketpair()  # the model thread's "batch finished", seen by select
-        done.setblocking(False)
-        selector.register(done, selectors.EVENT_READ, None)
-        batches: queue.SimpleQueue[list[Call] | None] = queue.SimpleQueue()
+        turn = threading.Lock()  # held by the thread that waits on the links
+        state = threading.Lock()  # guards pending and running
+        pending: deque[Call] = deque()  # predict calls for the next batch
+        running = False  # a thread runs batches: what is read meanwhile joins pending, and it takes them next
+        open_links = len(ends)
+        size = self.settings.max_batch_size
 
-        def model_thread() -> None:
-            while (batch := batches.get()) is not None:
+        def take() -> list[Call]:
+            return [pending.popleft() for _ in range(min(size, len(pending)))]
+
+        def read() -> list[Call] | None:
+            """Wait on the links until a batch is due and none runs (it is returned, and running set)
+            or every link is closed (None). Called holding the turn."""
+            nonlocal running, open_links
+            while open_links:
+                arrived: deque[Call] = deque()
+                for key, _ in selector.select():
+                    front, end = key.data
+                    for message in end.read():
+                        self.dispatch(front, end, message, arrived)
+                    if not end.open:
+                        selector.unregister(end.sock)
+                        open_links -= 1
+                with state:
+                    pending.extend(arrived)
+                    if pending and not running:
+                        running = True
+                        return take()
+            return None
+
+        def run(batch: list[Call]) -> None:
+            """This batch, then every batch that formed while it ran, until none is left."""
+            nonlocal running
+            while True:
                 try:
                     self.run_batch(batch)
                 except Exception as exc:  # the runtime's own fault: the callers get a 500, the next batch runs
                     logs.log.error("the model process failed to answer a batch\n%s", logs.format_exception(exc))
                     for _, end, i, _ in batch:
                         end.send((i, "err", error_to_wire(exc)))
-                finally:
-                    done_signal.send(b".")
+                with state:
+                    if not pending:
+                        running = False
+                        return
+                    batch = take()
 
-        worker = threading.Thread(target=model_thread, name="mlkit-model")
-        worker.start()
-        running = False  # a batch is with the model thread: the next one forms meanwhile
-        pending: deque[Call] = deque()  # predict calls for the next batch
-        open_links = len(ends)
-        while open_links or pending or running:
-            for key, _ in selector.select(0 if pending and not running else None):  # with a batch to start, only what is already there
-                if key.data is None:
-                    done.recv(64)
-                    running = False
-                    continue
-                front, end = key.data
-                for message in end.read():
-                    self.dispatch(front, end, message, pending)
-                if not end.open:
-                    selector.unregister(end.sock)
-                    open_links -= 1
-            if pending and not running:
-                batches.put([pending.popleft() for _ in range(min(self.settings.max_batch_size, len(pending)))])
-                running = True
-        batches.put(None)
-        worker.join()
+        finished = False
+
+        def take_turns() -> None:
+            nonlocal finished
+            while True:
+                with turn:  # released before the batch runs: the other thread reads meanwhile
+                    if finished:
+                        return
+                    batch = read()
+                    if batch is None:
+                        finished = True  # every link closed; what was read is run (the turn's holder never leaves pending behind)
+                        return
+                run(batch)
+
+        other = threading.Thread(target=take_turns, name="mlkit-model")
+        other.start()
+        take_turns()
+        other.join()
         selector.close()
-        done.close()
-        done_signal.close()
 
     def dispatch(self, front: int, end: LinkEnd, message: tuple[Any, ...], pending: deque[Call]) -> None:
         i, op, *args = message
+        if op == "json":  # a request's JSON body, checked by the front: parsed as the front parsed it (payloads.parse_json)
+            try:
+                op, args = "predict", [orjson.loads(args[0])]
+            except Exception as exc:
+                end.send((i, "err", error_to_wire(exc)))
+                return
         if op == "shm":  # a predict message whose large buffers are in the front's region: views of it, not copies
             try:
                 i, op, *args = self.regions[front].unpack(*args)

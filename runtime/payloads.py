@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -13,6 +14,11 @@ from starlette.responses import Response
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 JSON_TYPES = ("application/json",)
+# POST /predict's JSON body, with the payload parsed from it: a front (--fronts) sends those bytes to
+# the model process, which parses them again, rather than pickling the parsed payload. For a list of 784
+# floats, pickling and unpickling cost 21 + 42 µs; parsing the JSON again 22 µs. Only where the route
+# hands the parsed value on untouched (`keep_source`): the OIP route, for one, decodes tensors in place.
+json_source: ContextVar[tuple[Any, bytes] | None] = ContextVar("json_source", default=None)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -125,11 +131,15 @@ def parse_json(body: bytes, max_depth: int = 64) -> Any:
         raise BadRequest(f"malformed JSON: {clip(str(exc), 200)}") from None
 
 
-async def payload(request: Request, limit: int, json_only: bool = False) -> Any:
-    """JSON arrives parsed; other content types arrive as bytes (or 415 where only JSON makes sense)."""
+async def payload(request: Request, limit: int, json_only: bool = False, keep_source: bool = False) -> Any:
+    """JSON arrives parsed; other content types arrive as bytes (or 415 where only JSON makes sense).
+    `keep_source`: the caller hands the parsed value to the predictor as it is (json_source)."""
     body, is_json = await checked_body(request, limit, json_only)
     if is_json:
-        return parse_json(body, request.app.state.runtime.settings.max_json_depth)
+        value = parse_json(body, request.app.state.runtime.settings.max_json_depth)
+        if keep_source:
+            json_source.set((value, body))
+        return value
     return body
 
 

@@ -15,6 +15,7 @@ read from /proc while the load runs (like breakdown.py). Medians over rounds.
     git archive HEAD~1 runtime | tar -x -C /tmp/old && mv /tmp/old/runtime /tmp/old/mlkit_runtime
     python benchmarks/serving/fronts.py --before /tmp/old   # a third mode, "before": fronts from that copy
     python benchmarks/serving/fronts.py --tensor-mb 4       # OIP binary tensors: single, fronts (shared memory), socket
+    python benchmarks/serving/fronts.py --latency 10        # c=1 p50 and p99 in µs (sequential.py), ten one-second runs each
 
 --tensor-mb N: one N MB FP32 tensor per request, OIP v2 binary, to a predictor that sums it (TensorSum in
 mlkit_predictor.py), in three modes alternating round by round: one process, fronts with shared memory
@@ -132,7 +133,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=6, help="seconds per load run")
     p.add_argument("--latency", type=int, default=0, metavar="N",
-                   help="only c=1 latency: both servers up at once, N one-second runs of each, alternating run by run (load drifts less between them)")
+                   help="only c=1 latency, in µs (sequential.py: one client, each request timed): the servers up at once, N one-second runs "
+                        "of each, alternating run by run (load drifts less between them)")
     p.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY), help="closed-loop clients per run (c=1 alone for latency work)")
     p.add_argument("--before", type=Path, metavar="DIR",
                    help="also run fronts from the mlkit_runtime package in DIR (an earlier commit's), alternating with the other two")
@@ -210,11 +212,27 @@ def tensors(mb: float, rounds: int, seconds: float, concurrency: list[int]) -> N
         print(f"| c={c} | " + " | ".join(cells) + " |")
 
 
+def sequential(url: str, body: Path, seconds: float) -> list[float]:
+    """Latencies in µs of one client on one keep-alive connection for `seconds` (sequential.py), pinned to core 1 as hey is."""
+    out = subprocess.run(["taskset", "-c", "1", sys.executable, str(HERE / "sequential.py"), "--url", url, "--body", str(body), "--seconds", str(seconds)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["us"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def latency(model: str, runs: int, before: Path | None) -> None:
-    """c=1 p50 of each mode, from one-second runs alternating between two servers that are up together."""
+    """c=1 p50 and p99 of each mode, in µs, from one-second runs of a sequential client (each request timed
+    with perf_counter), alternating between servers that are up together. Every run is printed with the
+    load average; the summary is the median of the runs' p50s and p99s."""
     import models
 
     p50: dict[str, list[float]] = {mode: [] for mode in MODES}
+    p99: dict[str, list[float]] = {mode: [] for mode in MODES}
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         body = Path(tmp) / "body.json"
         payload = json.dumps(models.payload(model)).encode()
@@ -222,20 +240,28 @@ def latency(model: str, runs: int, before: Path | None) -> None:
         servers = {mode: Server(mode, model, payload, Path(tmp) / f"{mode}.log", before) for mode in MODES}
         try:
             for server in servers.values():
-                hey(server.url, body, 1, 1)  # warm-up
+                sequential(server.url, body, 1)  # warm-up
             for n in range(runs):
                 for mode in MODES if n % 2 == 0 else reversed(MODES):
-                    p50[mode].append(hey(servers[mode].url, body, 1, 1)["p50_ms"])
+                    us = sequential(servers[mode].url, body, 1)
+                    p50[mode].append(percentile(us, 0.5))
+                    p99[mode].append(percentile(us, 0.99))
+                    print(f"  run {n} {mode:6} {len(us):5} requests  p50 {p50[mode][-1]:7.0f} µs  p99 {p99[mode][-1]:7.0f} µs  "
+                          f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+                loads.append(os.getloadavg()[0])
         finally:
             for server in servers.values():
                 server.stop()
     single, fronts = statistics.median(p50["single"]), statistics.median(p50["fronts"])
-    print(f"{model}, c=1, {runs} alternating one-second runs each: p50 single {single:.2f} ms, fronts {fronts:.2f} ms: {fronts / single:.2f}x (target <= 1.10)")
-    print(f"  single p50s: {' '.join(f'{v:.2f}' for v in p50['single'])}")
-    print(f"  fronts p50s: {' '.join(f'{v:.2f}' for v in p50['fronts'])}")
+    print(f"{model}, c=1, {runs} alternating one-second runs each, load {min(loads):.2f}-{max(loads):.2f}: "
+          f"p50 single {single:.0f} µs, fronts {fronts:.0f} µs: {fronts / single:.3f}x (target <= 1.10); "
+          f"p99 single {statistics.median(p99['single']):.0f} µs, fronts {statistics.median(p99['fronts']):.0f} µs")
+    for mode in MODES:
+        print(f"  {mode:6} p50s µs: {' '.join(f'{v:.0f}' for v in p50[mode])}")
+        print(f"  {mode:6} p99s µs: {' '.join(f'{v:.0f}' for v in p99[mode])}")
     if "before" in p50:
         earlier = statistics.median(p50["before"])
-        print(f"  before p50s: {' '.join(f'{v:.2f}' for v in p50['before'])} (median {earlier:.2f} ms: {earlier / single:.2f}x)")
+        print(f"  before: p50 {earlier:.0f} µs: {earlier / single:.3f}x single, {fronts / earlier:.3f}x of before's fronts")
 
 
 def report(model: str, forwards: list[float], runs: dict[str, list[dict]], concurrency: list[int]) -> None:

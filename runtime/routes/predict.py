@@ -50,7 +50,7 @@ async def respond(request: Request) -> Response:
         return await rt.front.submit(request)
 
     async def call() -> Any:
-        body = await payload(request, rt.settings.max_body_bytes)
+        body = await payload(request, rt.settings.max_body_bytes, keep_source=True)  # handed on untouched
         if bad := await rt.input_problem(body):
             raise BadRequest(f"the payload does not fit the predictor's Input: {bad}")
         return await rt.predict_one(body)
