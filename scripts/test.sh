@@ -89,24 +89,41 @@ empty=0
 # whole suite's e2e phase collects only that folder.
 e2e_paths=("$@")
 [ "$subset" -eq 0 ] && e2e_paths=(tests/terraform)
+# The runtime's suites again with every server as two HTTP fronts and a model process (MLKIT_TEST_FRONTS,
+# tests/runtime/conftest.py; issue 26: every route, hostile input, overload, drain and streaming keep their
+# promises in both modes). For the whole suite only: a subset runs as chosen, one mode (set
+# MLKIT_TEST_FRONTS=2 yourself for the other). Their not-serial tests follow the e2e phase on its worker
+# slot, beside the parallel phase; their serial ones follow the serial phase, one at a time.
+fronts_suites=(tests/runtime/test_hostile.py tests/runtime/test_load.py tests/runtime/test_streaming.py
+  tests/runtime/test_batching.py tests/runtime/test_oip.py tests/runtime/test_routes.py tests/runtime/test_openai_routes.py
+  tests/runtime/test_payloads.py tests/runtime/test_startup.py tests/runtime/test_fronts.py)
 e2e_log=$(mktemp "${TMPDIR:-/tmp}/mlkit-e2e.XXXXXX")
 trap 'kill "$sampler_pid" 2> /dev/null; rm -rf "$e2e_log" "$e2e_log.code" "$mypy_log" "$cpu_dir"' EXIT
 (
   code=0
   phase "e2e phase ($e2e_workers workers, moto end to end, beside the parallel phase)" \
     -n "$e2e_workers" --dist loadgroup -m "e2e and not serial" "${e2e_paths[@]}" || code=$?
-  echo "$code $empty" > "$e2e_log.code"
+  fronts=0
+  if [ "$subset" -eq 0 ]; then
+    MLKIT_TEST_FRONTS=2 phase "fronts phase (the runtime's suites as two fronts and a model process, after the e2e phase)" \
+      -m "not serial and not e2e" "${fronts_suites[@]}" || fronts=$?
+  fi
+  echo "$code $empty $fronts" > "$e2e_log.code"
 ) > "$e2e_log" 2>&1 &
 e2e_pid=$!
 parallel=0
 phase "parallel phase ($workers workers, not serial, not e2e)" -n "$workers" --dist loadgroup -m "not serial and not e2e" "$@" || parallel=$?
 wait "$e2e_pid" || true
 cat "$e2e_log"
-read -r e2e e2e_empty < "$e2e_log.code" || { e2e=1; e2e_empty=0; }
+read -r e2e e2e_empty fronts < "$e2e_log.code" || { e2e=1; e2e_empty=0; fronts=1; }
 rm -f "$e2e_log.code"
 empty=$((empty + e2e_empty))
 alone=0
 phase "serial phase (one at a time)" -m serial "$@" || alone=$?
+if [ "$subset" -eq 0 ]; then
+  MLKIT_TEST_FRONTS=2 phase "fronts-serial phase (the runtime's serial tests as two fronts and a model process)" \
+    -m serial "${fronts_suites[@]}" || { code=$?; [ "$alone" -ne 0 ] || alone=$code; }
+fi
 types=0
 wait "$mypy_pid" || types=$?
 if [ "$types" -ne 0 ]; then
@@ -118,9 +135,10 @@ if [ "$empty" -eq 3 ]; then
   echo "test.sh: no test was collected in any phase: that is a failure, not a pass" >&2
   exit 1
 fi
-if [ "$parallel" -ne 0 ] || [ "$e2e" -ne 0 ] || [ "$alone" -ne 0 ]; then
-  echo "test.sh: parallel phase exit $parallel, e2e phase exit $e2e, serial phase exit $alone" >&2
+if [ "$parallel" -ne 0 ] || [ "$e2e" -ne 0 ] || [ "$fronts" -ne 0 ] || [ "$alone" -ne 0 ]; then
+  echo "test.sh: parallel phase exit $parallel, e2e phase exit $e2e, fronts phase exit $fronts, serial phases exit $alone" >&2
   [ "$parallel" -ne 0 ] && exit "$parallel"
   [ "$e2e" -ne 0 ] && exit "$e2e"
+  [ "$fronts" -ne 0 ] && exit "$fronts"
   exit "$alone"
 fi
