@@ -17,14 +17,20 @@ import openai
 import pytest
 
 from mlkit_runtime.openai_shapes import ChatCompletionChunk, Completion
+from tests.runtime.conftest import start, stop
 from tests.runtime.test_streaming import events, wait_for
 
 COUNT = [{"role": "user", "content": "count"}]
 
 
-@pytest.fixture
-def server(serve):
-    return serve("tokens.py:Predictor")
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the module's tests that only send it requests and read the answers (a server of their
+    own each cost 1 to 2 CPU-s of start-up, in both of CI's modes); a test that needs other settings, fresh
+    metrics or a client that leaves starts its own with `serve`."""
+    made = start(tmp_path_factory.mktemp("openai"), "tokens.py:Predictor")
+    yield made
+    stop(made)
 
 
 def client(server, key: str = "none") -> openai.OpenAI:
