@@ -93,10 +93,12 @@ e2e_paths=("$@")
 # tests/runtime/conftest.py; issue 26: every route, hostile input, overload, drain and streaming keep their
 # promises in both modes). For the whole suite only: a subset runs as chosen, one mode (set
 # MLKIT_TEST_FRONTS=2 yourself for the other). Their not-serial tests follow the e2e phase on its worker
-# slot, beside the parallel phase; their serial ones follow the serial phase, one at a time.
+# slot, beside the parallel phase; their serial ones follow the serial phase, one at a time. Not here:
+# test_fronts.py and test_fronts_shm.py, whose servers name their --fronts (the flag wins over the
+# variable: a second run would be the same run), and the suites that start no server.
 fronts_suites=(tests/runtime/test_hostile.py tests/runtime/test_load.py tests/runtime/test_streaming.py
   tests/runtime/test_batching.py tests/runtime/test_oip.py tests/runtime/test_routes.py tests/runtime/test_openai_routes.py
-  tests/runtime/test_payloads.py tests/runtime/test_startup.py tests/runtime/test_fronts.py)
+  tests/runtime/test_startup.py)
 e2e_log=$(mktemp "${TMPDIR:-/tmp}/mlkit-e2e.XXXXXX")
 trap 'kill "$sampler_pid" 2> /dev/null; rm -rf "$e2e_log" "$e2e_log.code" "$mypy_log" "$cpu_dir"' EXIT
 (
