@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from mlkit_runtime.app import create_app
 from mlkit_runtime.asyncq import file_swap, records, worker
-from mlkit_runtime.asyncq.local import FileStore
+from mlkit_runtime.asyncq.local import FileStore, LocalQueue
 from mlkit_runtime.settings import Settings
 from tests.runtime.conftest import PREDICTORS
 
@@ -177,3 +177,31 @@ def test_replacing_a_record_leaves_its_data_to_the_kernels_writeback(tmp_path):
     # The kernel's own writeback may come by meanwhile and take some; a flush at each rename takes all.
     assert any(delalloc(tmp_path / "results" / key) for key in keys)
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(keys)  # the old records are gone, no temporary left
+
+
+def test_the_embedded_queue_is_called_in_the_event_loop(tmp_path, monkeypatch):
+    """Its receive and delete are microseconds in memory: a hop to a thread for each would cost more than the
+    call. Only a receive that waits for a message (the queue empty) waits in a thread."""
+    receives: list[tuple[int, float, int]] = []  # (thread, wait, messages)
+    deletes: set[int] = set()
+    real_receive, real_delete = LocalQueue.receive, LocalQueue.delete
+
+    def receive(self: LocalQueue, most: int, wait_s: float) -> list:
+        got = real_receive(self, most, wait_s)
+        receives.append((threading.get_ident(), wait_s, len(got)))
+        return got
+
+    def delete(self: LocalQueue, messages: list) -> None:
+        deletes.add(threading.get_ident())
+        real_delete(self, messages)
+
+    monkeypatch.setattr(LocalQueue, "receive", receive)
+    monkeypatch.setattr(LocalQueue, "delete", delete)
+    with app(tmp_path) as client:
+        loop_thread = client.portal.call(threading.get_ident)  # type: ignore[union-attr]
+        slow = client.post("/predict", json={"x": 0, "sleep_s": 0.5}).json()["id"]
+        ids = [client.post("/predict", json={"x": n}).json()["id"] for n in range(16)]  # queued while the worker holds `slow`
+        finished(client, [slow, *ids])
+    assert {thread for thread, wait, got in receives if got and not wait} == {loop_thread}  # the 16, taken at once
+    assert all(thread != loop_thread for thread, wait, _ in receives if wait)  # a wait never blocks the loop
+    assert deletes == {loop_thread}
