@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import logs
 from ..errors import PredictorRaised, Unreachable
-from ..payloads import clip, parse_json
+from ..payloads import clip, parse_json, too_deep
 from . import records
 from .backend import Message, Queue, Store
 
@@ -120,13 +120,18 @@ class Worker:
 
     async def _open(self, message: Message) -> tuple[dict[str, Any], Any]:
         envelope = records.open_envelope(message.body)
+        depth = self.runtime.settings.max_json_depth
+        if "payload" in envelope:  # JSON, parsed with the message; the message nests it one level deeper
+            if too_deep(message.body, depth + 1):
+                raise ValueError(f"its payload nests more than {depth} levels deep")
+            return envelope, envelope["payload"]
         if "key" in envelope:
             raw = await self._io(self.store.get, envelope["key"])
             if raw is None:
                 raise ValueError(f"its payload {envelope['key']} is not in the store")
         else:
             raw = binascii.a2b_base64(envelope["body"])  # what base64.b64decode does, without its copy of the text
-        payload = parse_json(raw, self.runtime.settings.max_json_depth) if envelope.get("json") else raw
+        payload = parse_json(raw, depth) if envelope.get("json") else raw
         return envelope, payload
 
     async def _process(self, messages: list[Message]) -> None:

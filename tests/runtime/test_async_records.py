@@ -7,6 +7,7 @@ real embedded queue and writes into a real results folder), with FileStore.put w
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import fcntl
 import struct
@@ -177,6 +178,62 @@ def test_replacing_a_record_leaves_its_data_to_the_kernels_writeback(tmp_path):
     # The kernel's own writeback may come by meanwhile and take some; a flush at each rename takes all.
     assert any(delalloc(tmp_path / "results" / key) for key in keys)
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(keys)  # the old records are gone, no temporary left
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every message the front queues, as sent."""
+    seen: list[bytes] = []
+    real = LocalQueue.send
+
+    def noted(self: LocalQueue, body: bytes) -> None:
+        seen.append(body)
+        real(self, body)
+
+    monkeypatch.setattr(LocalQueue, "send", noted)
+    return seen
+
+
+def test_a_json_payload_travels_as_itself_and_other_bytes_as_base64(tmp_path, sent):
+    """JSON in the message as JSON: the worker parses it with the message, instead of decoding base64 and parsing twice."""
+    with app(tmp_path) as client:
+        first = client.post("/predict", json={"x": 4}).json()["id"]
+        second = client.post("/predict", content=b"\x00\x01raw", headers={"content-type": "application/octet-stream"}).json()["id"]
+        assert [r["result"] for r in finished(client, [first, second])] == [{"y": 8, "n": None}, {"bytes": 5}]
+    messages = [orjson.loads(body) for body in sent]
+    assert messages[0] == {"id": first, "created_at": messages[0]["created_at"], "json": True, "payload": {"x": 4}}
+    assert "body" not in messages[0] and base64.b64decode(messages[1]["body"]) == b"\x00\x01raw" and messages[1]["json"] is False
+
+
+def enqueue(client: TestClient, rid: str, created: str, message: bytes) -> None:
+    """What the front does, with a message of the test's making: the `queued` record, then the message."""
+    worker = client.app.state.runtime.worker  # type: ignore[attr-defined]
+    worker.store.put(records.result_key(rid), records.record(rid, "queued", created))
+    worker.queue.send(message)
+
+
+def test_a_message_from_an_older_front_is_still_read(tmp_path):
+    """Fronts before the JSON `payload` sent JSON as base64 `body`: a worker takes both (a rollout runs both for a while)."""
+    with app(tmp_path) as client:
+        rid, created = records.new_id(), records.now()
+        enqueue(client, rid, created, orjson.dumps({"id": rid, "created_at": created, "json": True, "body": base64.b64encode(b'{"x": 5}').decode()}))
+        assert finished(client, [rid])[0]["result"] == {"y": 10, "n": None}
+
+
+def test_a_queued_payload_nested_too_deep_is_dead_lettered_not_run(tmp_path):
+    """The front refuses such a body (400); one put on the queue some other way is not handed to the predictor either."""
+    with app(tmp_path, max_json_depth=4) as client:
+        queue = client.app.state.runtime.worker.queue  # type: ignore[attr-defined]
+        deep, fine, created = records.new_id(), records.new_id(), records.now()
+        enqueue(client, deep, created, records.envelope(deep, created, b'{"x": 1, "a": [[[[1]]]]}', True, False))
+        enqueue(client, fine, created, records.envelope(fine, created, b'{"x": 1, "a": [[[1]]]}', True, False))
+        assert finished(client, [fine])[0]["status"] == "completed"
+        deadline = time.monotonic() + 10
+        while not queue.dead:
+            assert time.monotonic() < deadline, "the deep message was never dead-lettered"
+            time.sleep(0.02)
+        assert [orjson.loads(body)["id"] for body in queue.dead] == [deep]
+        assert client.get(f"/predict/{deep}").json()["status"] == "queued"  # nothing ran it
 
 
 def test_the_embedded_queue_is_called_in_the_event_loop(tmp_path, monkeypatch):
