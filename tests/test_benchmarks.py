@@ -125,6 +125,23 @@ def test_async_vs_realtime_alternates_both_paths(tmp_path, backend):
     assert run["cpu_ratio"] == pytest.approx(run["realtime_cpu_ms"] / run["async_cpu_ms"], rel=0.02)  # of the unrounded figures
 
 
+def test_async_vs_realtime_runs_a_baselines_code_in_the_same_round(tmp_path):
+    """--baseline: the async path again on another mlkit_runtime (here a copy that says when it is imported)."""
+    needs_load_tools()
+    shutil.copytree(REPO / "runtime", tmp_path / "base" / "mlkit_runtime", ignore=shutil.ignore_patterns("__pycache__"))
+    marker = tmp_path / "imported"
+    with open(tmp_path / "base" / "mlkit_runtime" / "__init__.py", "a") as f:
+        f.write(f"\nopen({str(marker)!r}, 'a').write('baseline\\n')\n")
+    out_file = tmp_path / "async.json"
+    out = bench(
+        "benchmarks/serving/async_vs_realtime.py", "--model", "mlp", "--rounds", "1", "--duration", "1", "--requests", "64",
+        "--concurrency", "8", "--sequential", "5", "--baseline", str(tmp_path / "base"), "--out", str(out_file),
+    )
+    run = json.loads(out_file.read_text())["runs"][0]
+    assert run["baseline_async_cpu_ms"] > 0 and run["async_cpu_ms"] > 0 and "baseline (" in out.stdout
+    assert marker.read_text() == "baseline\n"  # one server, the baseline's, imported the copy; this round's own did not
+
+
 def test_async_breakdown_times_each_stage_and_both_paths():
     needs_load_tools()
     out = bench("benchmarks/serving/async_breakdown.py", "--model", "mlp", "--n", "64", "--repeat", "1", "--rounds", "1", "--requests", "64",

@@ -24,6 +24,10 @@ the async path's overhead per request. Rounds alternate realtime and async so dr
 
     python benchmarks/serving/async_vs_realtime.py --model cnn --rounds 3
     python benchmarks/serving/async_vs_realtime.py --model cnn --rounds 3 --backend moto
+
+With --baseline DIR (a folder holding another `mlkit_runtime`, say main's: `git archive main runtime | tar -x
+-C DIR && mv DIR/runtime DIR/mlkit_runtime`), each round also runs the async path on that code, right after
+this one's: a change to the worker measured against what it replaces under the same load, round by round.
 """
 
 from __future__ import annotations
@@ -85,6 +89,18 @@ def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of a process so far, its threads included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def batches(url: str) -> tuple[float, float]:
+    """Requests and predict_batch calls so far (mlkit_batch_size's sum and count, from /metrics)."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    found = dict(re.findall(r"^mlkit_batch_size_(sum|count) ([0-9.e+]+)$", text, re.M))
+    return float(found.get("sum", 0)), float(found.get("count", 0))
+
+
+def mean_batch(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    calls = after[1] - before[1]
+    return round((after[0] - before[0]) / calls, 2) if calls else None
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -167,13 +183,15 @@ def stamp(text: str) -> datetime:
 
 
 def async_throughput(url: str, body: dict, concurrency: int, requests: int, read_records: Callable[[], list[dict]],
-                     pid: int, batch: int) -> tuple[float, float | None, int, float, float | None]:
+                     pid: int, batch: int) -> tuple[float, float | None, int, float, float | None, float | None]:
     """Submit `requests` with hey, wait for every record to complete, and read the worker's rates from the records:
     over the whole run, and alone (the requests it started after the last submission, when at least 4 batches);
-    with how many that was, and the process's CPU ms per request over the whole run and while the worker was alone."""
+    with how many that was, the process's CPU ms per request over the whole run and while the worker was alone,
+    and the worker's mean batch size while alone."""
     cpu = cpu_s(pid)
     # hey sends n/c per client, so the count is what it reports, not `requests`.
     _, requests = hey(url, body, concurrency, "-n", str(requests))
+    batches_submitted = batches(url)  # before the CPU reading: the /metrics call is not the worker's work
     submitted, cpu_submitted = datetime.now(timezone.utc), cpu_s(pid)
     deadline = time.monotonic() + 600
     while True:
@@ -184,6 +202,7 @@ def async_throughput(url: str, body: dict, concurrency: int, requests: int, read
             raise SystemExit("the async results did not all complete within 600 s")
         time.sleep(0.5)
     cpu_end = cpu_s(pid)
+    alone_batch = mean_batch(batches_submitted, batches(url))
     cpu_ms = (cpu_end - cpu) / requests * 1000
     first = min(stamp(r["started_at"]) for r in records)
     last = max(stamp(r["finished_at"]) for r in records)
@@ -193,7 +212,7 @@ def async_throughput(url: str, body: dict, concurrency: int, requests: int, read
         alone_rps = len(alone) / (max(stamp(r["finished_at"]) for r in alone) - min(stamp(r["started_at"]) for r in alone)).total_seconds()
         # The batch in flight at the last submission counts here but not in `alone`: under 1% at 4 batches and more.
         alone_cpu_ms = (cpu_end - cpu_submitted) / len(alone) * 1000
-    return requests / (last - first).total_seconds(), alone_rps, len(alone), cpu_ms, alone_cpu_ms
+    return requests / (last - first).total_seconds(), alone_rps, len(alone), cpu_ms, alone_cpu_ms, alone_batch
 
 
 def latencies_realtime(url: str, body: dict, n: int) -> list[float]:
@@ -235,6 +254,7 @@ def main() -> int:
     ap.add_argument("--backend", choices=["local", "moto"], default="local",
                     help="the async path's queue and store: the embedded queue and a folder, or SQS and S3 on a local moto server")
     ap.add_argument("--out", type=Path, help="write the raw figures here as JSON")
+    ap.add_argument("--baseline", type=Path, help="a folder holding another mlkit_runtime: each round runs the async path on it too")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     if cores > 1:  # this process polls the results: on hey's core, not the runtime's
@@ -255,38 +275,60 @@ def main() -> int:
 def one_round(args: argparse.Namespace, body: dict, round_: int, moto: Moto | None) -> dict:
     proc, url = start(args)
     try:
+        rt_batches = batches(url)
         cpu = cpu_s(proc.pid)
         rt, answered = hey(url, body, args.concurrency, "-z", f"{args.duration:g}s")
         rt_cpu_ms = (cpu_s(proc.pid) - cpu) / answered * 1000
+        rt_batch = mean_batch(rt_batches, batches(url))
         rt_lat = latencies_realtime(url, body, args.sequential)
     finally:
         stop(proc)
+    run = {"round": round_} | async_round(args, body, moto, None, rt, rt_cpu_ms, latency=True)
+    if args.baseline:
+        base = async_round(args, body, moto, {"PYTHONPATH": f"{args.baseline.resolve()}{os.pathsep}{HERE}"}, rt, rt_cpu_ms, latency=False)
+        run |= {f"baseline_{k}": v for k, v in base.items() if k in BASELINE_KEYS}
+    run |= {
+        "realtime_rps": round(rt, 1), "realtime_cpu_ms": round(rt_cpu_ms, 3), "realtime_mean_batch": rt_batch,
+        "realtime_p50_ms": round(pct(rt_lat, 50), 2), "realtime_p99_ms": round(pct(rt_lat, 99), 2),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+    run["async_p50_ms"], run["async_p99_ms"] = run.pop("async_p50_ms"), run.pop("async_p99_ms")  # last, as before
+    print(json.dumps(run), file=sys.stderr, flush=True)
+    return run
+
+
+BASELINE_KEYS = ("worker_alone_rps", "worker_alone_ratio", "worker_alone_cpu_ms", "worker_alone_cpu_ratio", "async_cpu_ms", "cpu_ratio")
+
+
+def async_round(args: argparse.Namespace, body: dict, moto: Moto | None, code: dict[str, str] | None, rt: float, rt_cpu_ms: float,
+                latency: bool) -> dict:
+    """The async half of a round (`code`: the environment that picks the runtime's code, None for this one's)."""
     with tempfile.TemporaryDirectory() as results:
         if moto is None:
-            flags, env = ["--queue", "local", "--results", f"file:{results}"], None
+            flags, env = ["--queue", "local", "--results", f"file:{results}"], code
 
             def read_records() -> list[dict]:
                 return [json.loads(p.read_bytes()) for p in Path(results).glob("*.json")]
         else:
-            flags, env, read_records = moto.flags(), moto.env, moto.records
+            flags, env, read_records = moto.flags(), moto.env | (code or {}), moto.records
         proc, url = start(args, "--mode", "async", *flags, extra_env=env)
         try:
-            aw, alone, alone_n, aw_cpu_ms, alone_cpu_ms = async_throughput(url, body, args.concurrency, args.requests, read_records, proc.pid, args.batch)
-            aw_lat = latencies_async(url, body, args.sequential)
+            aw, alone, alone_n, aw_cpu_ms, alone_cpu_ms, alone_batch = async_throughput(
+                url, body, args.concurrency, args.requests, read_records, proc.pid, args.batch)
+            aw_lat = latencies_async(url, body, args.sequential) if latency else []
         finally:
             stop(proc)
-    run = {
-        "round": round_, "realtime_rps": round(rt, 1), "async_worker_rps": round(aw, 1), "ratio": round(aw / rt, 3),
+    return {
+        "async_worker_rps": round(aw, 1), "ratio": round(aw / rt, 3),
         "worker_alone_rps": round(alone, 1) if alone else None, "worker_alone_ratio": round(alone / rt, 3) if alone else None,
-        "worker_alone_requests": alone_n, "realtime_cpu_ms": round(rt_cpu_ms, 3), "async_cpu_ms": round(aw_cpu_ms, 3),
+        "worker_alone_requests": alone_n,
+        # Like for like: realtime's batcher and the worker alone should both reach --batch at saturation.
+        "worker_alone_mean_batch": alone_batch, "async_cpu_ms": round(aw_cpu_ms, 3),
         "worker_alone_cpu_ms": round(alone_cpu_ms, 3) if alone_cpu_ms else None,
         # Requests per CPU second against realtime's: the throughput ratio on a core of one's own, whatever else the machine runs.
         "cpu_ratio": round(rt_cpu_ms / aw_cpu_ms, 3), "worker_alone_cpu_ratio": round(rt_cpu_ms / alone_cpu_ms, 3) if alone_cpu_ms else None,
-        "realtime_p50_ms": round(pct(rt_lat, 50), 2), "realtime_p99_ms": round(pct(rt_lat, 99), 2),
-        "async_p50_ms": round(pct(aw_lat, 50), 2), "async_p99_ms": round(pct(aw_lat, 99), 2),
+        "async_p50_ms": round(pct(aw_lat, 50), 2) if aw_lat else None, "async_p99_ms": round(pct(aw_lat, 99), 2) if aw_lat else None,
     }
-    print(json.dumps(run), file=sys.stderr, flush=True)
-    return run
 
 
 def report(args: argparse.Namespace, runs: list[dict]) -> None:
@@ -299,13 +341,20 @@ def report(args: argparse.Namespace, runs: list[dict]) -> None:
     where = "embedded queue, results folder" if args.backend == "local" else "SQS and S3 on a local moto server"
     print(f"| async ({where}) | {median['async_worker_rps']} | {median['worker_alone_rps']} | {median['async_cpu_ms']} "
           f"(worker alone {median['worker_alone_cpu_ms']}) | {median['async_p50_ms']} | {median['async_p99_ms']} |")
+    print(f"mean batch size: realtime {median['realtime_mean_batch']}, worker alone {median['worker_alone_mean_batch']}; "
+          f"load average {min(r['load_average'] for r in runs)}-{max(r['load_average'] for r in runs)}")
     print(f"requests per CPU second against realtime's: {median['cpu_ratio']} with the front in the process, "
           f"{median['worker_alone_cpu_ratio']} for the worker alone")
+    if args.baseline:
+        print(f"baseline ({args.baseline}): worker alone {median['baseline_worker_alone_cpu_ms']} CPU ms a request, "
+              f"{median['baseline_worker_alone_cpu_ratio']} of realtime's requests per CPU second, "
+              f"{median['baseline_worker_alone_ratio']} of its throughput; front and worker {median['baseline_async_cpu_ms']} CPU ms")
     print(f"worker/realtime throughput: {median['ratio']} with the front on the same core, {median['worker_alone_ratio']} alone; "
           f"async overhead per request: p50 +{median['async_p50_ms'] - median['realtime_p50_ms']:.2f} ms, "
           f"p99 +{median['async_p99_ms'] - median['realtime_p99_ms']:.2f} ms")
     if args.out:
-        args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "runs": runs, "median": median}, indent=1) + "\n")
+        given = vars(args) | {"out": str(args.out), "baseline": str(args.baseline) if args.baseline else None}
+        args.out.write_text(json.dumps({"args": given, "runs": runs, "median": median}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

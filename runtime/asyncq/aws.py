@@ -44,6 +44,8 @@ def _chunks(items: list[T], size: int = SQS_BATCH) -> Iterator[list[T]]:
 
 
 class SqsQueue:
+    blocking = True  # each call is a round trip
+
     def __init__(self, url: str, dead_letter_url: str | None, visibility_s: float):
         self.url = url
         self.dead_letter_url = dead_letter_url

@@ -16,6 +16,10 @@ class Message:
 class Queue(Protocol):
     """Every method may raise errors.Unreachable when the queue does not answer."""
 
+    # Whether a call waits on the network. The embedded queue's calls are a few microseconds in memory
+    # (receive's wait aside): the worker makes them in the event loop, not through a thread hop.
+    blocking: bool
+
     def send(self, body: bytes) -> None:
         """Return only once the queue has stored the message durably."""
 

@@ -34,6 +34,8 @@ def _reaching(what: str) -> Iterator[None]:
 
 
 class PubSubQueue:
+    blocking = True  # each call is a round trip
+
     def __init__(self, path: str, dead_letter_topic: str | None, visibility_s: float):
         self.topic, self.subscription = parse(path)
         self.dead_letter_topic = dead_letter_topic

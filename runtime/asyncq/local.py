@@ -7,6 +7,7 @@ not durable across a restart; the results folder is.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -17,6 +18,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from . import file_swap
 from .backend import Message
 
 # Keys come from the runtime (an id checked by records.ID, a fixed prefix), never from a client as given;
@@ -25,6 +27,8 @@ KEY = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*(\.json)?")
 
 
 class LocalQueue:
+    blocking = False  # in memory; receive waits only when asked to
+
     def __init__(self, visibility_s: float, dead_letter_dir: str | None = None):
         self.visibility_s = visibility_s
         self.dead_letter_dir = Path(dead_letter_dir) if dead_letter_dir else None
@@ -100,24 +104,26 @@ class FileStore:
     def __init__(self, root: str):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        # Paths as strings: pathlib's joins cost about as much as the system calls of a small record's write.
+        self._root = os.fspath(self.root)
         # Temporary names unique to this store (two processes may share a folder), without mkstemp's
         # random tries and file object: a record write is most of a fast model's request on the async path.
         self._tag = f".tmp-{os.getpid()}-{secrets.token_hex(4)}-"
         self._serial = itertools.count()
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str) -> str:
         if not KEY.fullmatch(key):
             raise ValueError(f"not a store key: {key[:80]!r}")
-        return self.root / key
+        return f"{self._root}/{key}"
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp = path.parent / f"{self._tag}{next(self._serial)}"
+        tmp = f"{path.rpartition('/')[0]}/{self._tag}{next(self._serial)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
             fd = os.open(tmp, flags, 0o600)
         except FileNotFoundError:  # the first object under this prefix (or the folder was removed)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(tmp, flags, 0o600)
         try:
             try:
@@ -126,13 +132,16 @@ class FileStore:
                     view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
+            file_swap.replace(tmp, path)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     def get(self, key: str) -> bytes | None:
         try:
-            return self._path(key).read_bytes()
+            with open(self._path(key), "rb") as f:
+                return f.read()
         except FileNotFoundError:
             return None
+

@@ -13,14 +13,14 @@ pulling and finishes what it holds (Runtime.stop gives it drain_timeout_s, then 
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .. import logs
 from ..errors import PredictorRaised, Unreachable
-from ..payloads import clip, parse_json
+from ..payloads import clip, parse_json, too_deep
 from . import records
 from .backend import Message, Queue, Store
 
@@ -62,7 +62,7 @@ class Worker:
         rt = self.runtime
         while not rt.draining:
             try:
-                messages = await self._io(self.queue.receive, rt.settings.max_batch_size, POLL_S)
+                messages = await self._receive(rt.settings.max_batch_size)
             except Unreachable as exc:
                 logs.log.warning("worker: the queue did not answer (%s); trying again in 1 s", exc)
                 await asyncio.sleep(1)
@@ -83,6 +83,14 @@ class Worker:
             finally:
                 keeper.cancel()
                 self.held = []
+
+    async def _receive(self, most: int) -> list[Message]:
+        if not self.queue.blocking:  # in memory: what is there now without a hop to a thread, and wait in one only when empty
+            got = self.queue.receive(most, 0)
+            if got:
+                return got
+        messages: list[Message] = await self._io(self.queue.receive, most, POLL_S)
+        return messages
 
     async def stop(self, timeout: float) -> None:
         """Called after SIGTERM (draining is set, so no more pulls): finish the batch held, or release it."""
@@ -112,13 +120,18 @@ class Worker:
 
     async def _open(self, message: Message) -> tuple[dict[str, Any], Any]:
         envelope = records.open_envelope(message.body)
+        depth = self.runtime.settings.max_json_depth
+        if "payload" in envelope:  # JSON, parsed with the message; the message nests it one level deeper
+            if too_deep(message.body, depth + 1):
+                raise ValueError(f"its payload nests more than {depth} levels deep")
+            return envelope, envelope["payload"]
         if "key" in envelope:
             raw = await self._io(self.store.get, envelope["key"])
             if raw is None:
                 raise ValueError(f"its payload {envelope['key']} is not in the store")
         else:
-            raw = base64.b64decode(envelope["body"])
-        payload = parse_json(raw, self.runtime.settings.max_json_depth) if envelope.get("json") else raw
+            raw = binascii.a2b_base64(envelope["body"])  # what base64.b64decode does, without its copy of the text
+        payload = parse_json(raw, depth) if envelope.get("json") else raw
         return envelope, payload
 
     async def _process(self, messages: list[Message]) -> None:
@@ -165,17 +178,23 @@ class Worker:
             if not isinstance(outcome, Failed):
                 results.append((records.result_key(rid), data))
                 done.append(message)
-                rt.metrics.async_completed.inc()
             elif message.attempt >= self.max_attempts:
                 writes.append(self._fail(message, rid, created, started, finished, str(outcome)))
             else:
                 logs.log.warning("request %s: attempt %d of %d failed: %s", rid, message.attempt, self.max_attempts, outcome)
                 rt.metrics.async_retried.inc()
                 writes.append(self._io(self.queue.release, [message]))
-        await asyncio.gather(self._put_all(results), *writes)
+        if writes:
+            await asyncio.gather(self._put_all(results), *writes)
+        else:  # every request done: no task to gather them in
+            await self._put_all(results)
         # Deleted only once every result is written: a crash before this line means a redelivery, never a loss.
         if done:
-            await self._io(self.queue.delete, done)
+            if self.queue.blocking:
+                await self._io(self.queue.delete, done)
+            else:
+                self.queue.delete(done)
+            rt.metrics.async_completed.inc(len(done))
         if rt.settings.access_log:
             seconds = time.perf_counter() - start
             for (_, envelope, _), status in zip(work, statuses, strict=True):
@@ -184,6 +203,10 @@ class Worker:
     async def _put_all(self, items: list[tuple[str, bytes]]) -> None:
         """A batch's records in as many thread calls as the store runs side by side (one for a folder)."""
         groups = min(len(items), self.store.parallel_puts)
+        if groups <= 1:
+            if items:
+                await self._io(self._put_each, items)
+            return
         await asyncio.gather(*(self._io(self._put_each, items[i::groups]) for i in range(groups)))
 
     def _put_each(self, items: list[tuple[str, bytes]]) -> None:

@@ -7,16 +7,21 @@ real embedded queue and writes into a real results folder), with FileStore.put w
 
 from __future__ import annotations
 
+import base64
+import ctypes
+import fcntl
+import struct
 import threading
 import time
+from pathlib import Path
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from mlkit_runtime.app import create_app
-from mlkit_runtime.asyncq import worker
-from mlkit_runtime.asyncq.local import FileStore
+from mlkit_runtime.asyncq import file_swap, records, worker
+from mlkit_runtime.asyncq.local import FileStore, LocalQueue
 from mlkit_runtime.settings import Settings
 from tests.runtime.conftest import PREDICTORS
 
@@ -124,9 +129,136 @@ def test_the_results_folder_is_written_whole_and_private(tmp_path, monkeypatch):
     def refused(src, dst):
         raise OSError(28, "No space left on device")
 
+    def exchange_refused(*args):
+        ctypes.set_errno(28)
+        return -1
+
     monkeypatch.setattr("os.replace", refused)
+    monkeypatch.setattr(file_swap, "_exchange", exchange_refused if file_swap._exchange else None)
     with pytest.raises(OSError, match="No space"):
         store.put("a.json", b'{"v": 3}')
     assert store.get("a.json") == b'{"v": 2}'  # the old record stands, whole
     left = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results").rglob("*"))
     assert left == ["results/a.json", "results/payloads", "results/payloads/b"]  # no temporary file left behind
+
+
+FS_IOC_FIEMAP = 0xC020660B
+FIEMAP_EXTENT_DELALLOC = 0x4
+
+
+def delalloc(path: Path) -> bool | None:
+    """Whether the file's data is still only in memory, its blocks not yet chosen (ext4's delayed
+    allocation); None where the filesystem cannot say (no FIEMAP)."""
+    request = bytearray(struct.pack("=QQIIII", 0, 2**64 - 1, 0, 0, 1, 0) + bytes(56))  # struct fiemap with room for one extent
+    with open(path, "rb") as f:
+        try:
+            fcntl.ioctl(f.fileno(), FS_IOC_FIEMAP, request)
+        except OSError:
+            return None
+    mapped = struct.unpack_from("=I", request, 20)[0]
+    flags = struct.unpack_from("=I", request, 32 + 40)[0]  # the first extent's fe_flags
+    return bool(mapped) and bool(flags & FIEMAP_EXTENT_DELALLOC)
+
+
+def test_replacing_a_record_leaves_its_data_to_the_kernels_writeback(tmp_path):
+    """A worker's result replaces the `queued` record. ext4 makes a rename over a file write the new one out
+    at once, in the caller (a disk request per result, half a record write's CPU): the store exchanges the
+    names instead, so the new record's blocks are still unallocated when put returns."""
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"{}")
+    if not delalloc(probe):
+        pytest.skip("this filesystem allocates a file's blocks as it is written: no flush at rename to avoid")
+    store = FileStore(str(tmp_path / "results"))
+    keys = [f"{records.new_id()}.json" for _ in range(10)]
+    for key in keys:
+        store.put(key, b'{"status": "queued"}')
+    for key in keys:
+        store.put(key, b'{"status": "completed"}')
+    assert [store.get(key) for key in keys] == [b'{"status": "completed"}'] * 10
+    # The kernel's own writeback may come by meanwhile and take some; a flush at each rename takes all.
+    assert any(delalloc(tmp_path / "results" / key) for key in keys)
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(keys)  # the old records are gone, no temporary left
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every message the front queues, as sent."""
+    seen: list[bytes] = []
+    real = LocalQueue.send
+
+    def noted(self: LocalQueue, body: bytes) -> None:
+        seen.append(body)
+        real(self, body)
+
+    monkeypatch.setattr(LocalQueue, "send", noted)
+    return seen
+
+
+def test_a_json_payload_travels_as_itself_and_other_bytes_as_base64(tmp_path, sent):
+    """JSON in the message as JSON: the worker parses it with the message, instead of decoding base64 and parsing twice."""
+    with app(tmp_path) as client:
+        first = client.post("/predict", json={"x": 4}).json()["id"]
+        second = client.post("/predict", content=b"\x00\x01raw", headers={"content-type": "application/octet-stream"}).json()["id"]
+        assert [r["result"] for r in finished(client, [first, second])] == [{"y": 8, "n": None}, {"bytes": 5}]
+    messages = [orjson.loads(body) for body in sent]
+    assert messages[0] == {"id": first, "created_at": messages[0]["created_at"], "json": True, "payload": {"x": 4}}
+    assert "body" not in messages[0] and base64.b64decode(messages[1]["body"]) == b"\x00\x01raw" and messages[1]["json"] is False
+
+
+def enqueue(client: TestClient, rid: str, created: str, message: bytes) -> None:
+    """What the front does, with a message of the test's making: the `queued` record, then the message."""
+    worker = client.app.state.runtime.worker  # type: ignore[attr-defined]
+    worker.store.put(records.result_key(rid), records.record(rid, "queued", created))
+    worker.queue.send(message)
+
+
+def test_a_message_from_an_older_front_is_still_read(tmp_path):
+    """Fronts before the JSON `payload` sent JSON as base64 `body`: a worker takes both (a rollout runs both for a while)."""
+    with app(tmp_path) as client:
+        rid, created = records.new_id(), records.now()
+        enqueue(client, rid, created, orjson.dumps({"id": rid, "created_at": created, "json": True, "body": base64.b64encode(b'{"x": 5}').decode()}))
+        assert finished(client, [rid])[0]["result"] == {"y": 10, "n": None}
+
+
+def test_a_queued_payload_nested_too_deep_is_dead_lettered_not_run(tmp_path):
+    """The front refuses such a body (400); one put on the queue some other way is not handed to the predictor either."""
+    with app(tmp_path, max_json_depth=4) as client:
+        queue = client.app.state.runtime.worker.queue  # type: ignore[attr-defined]
+        deep, fine, created = records.new_id(), records.new_id(), records.now()
+        enqueue(client, deep, created, records.envelope(deep, created, b'{"x": 1, "a": [[[[1]]]]}', True, False))
+        enqueue(client, fine, created, records.envelope(fine, created, b'{"x": 1, "a": [[[1]]]}', True, False))
+        assert finished(client, [fine])[0]["status"] == "completed"
+        deadline = time.monotonic() + 10
+        while not queue.dead:
+            assert time.monotonic() < deadline, "the deep message was never dead-lettered"
+            time.sleep(0.02)
+        assert [orjson.loads(body)["id"] for body in queue.dead] == [deep]
+        assert client.get(f"/predict/{deep}").json()["status"] == "queued"  # nothing ran it
+
+
+def test_the_embedded_queue_is_called_in_the_event_loop(tmp_path, monkeypatch):
+    """Its receive and delete are microseconds in memory: a hop to a thread for each would cost more than the
+    call. Only a receive that waits for a message (the queue empty) waits in a thread."""
+    receives: list[tuple[int, float, int]] = []  # (thread, wait, messages)
+    deletes: set[int] = set()
+    real_receive, real_delete = LocalQueue.receive, LocalQueue.delete
+
+    def receive(self: LocalQueue, most: int, wait_s: float) -> list:
+        got = real_receive(self, most, wait_s)
+        receives.append((threading.get_ident(), wait_s, len(got)))
+        return got
+
+    def delete(self: LocalQueue, messages: list) -> None:
+        deletes.add(threading.get_ident())
+        real_delete(self, messages)
+
+    monkeypatch.setattr(LocalQueue, "receive", receive)
+    monkeypatch.setattr(LocalQueue, "delete", delete)
+    with app(tmp_path) as client:
+        loop_thread = client.portal.call(threading.get_ident)  # type: ignore[union-attr]
+        slow = client.post("/predict", json={"x": 0, "sleep_s": 0.5}).json()["id"]
+        ids = [client.post("/predict", json={"x": n}).json()["id"] for n in range(16)]  # queued while the worker holds `slow`
+        finished(client, [slow, *ids])
+    assert {thread for thread, wait, got in receives if got and not wait} == {loop_thread}  # the 16, taken at once
+    assert all(thread != loop_thread for thread, wait, _ in receives if wait)  # a wait never blocks the loop
+    assert deletes == {loop_thread}
