@@ -52,14 +52,15 @@ def stages(model: str, batch: int, n: int) -> dict[str, float]:
 
     body = json.dumps(models.payload(model)).encode()
     rid, created = records.new_id(), records.now()
-    env = records.envelope(rid, created, body, True, False)
+    env = records.envelope(rid, created, body, True, False, inline_json=True)
     out: dict[str, float] = {"payload bytes": len(body), "envelope bytes": len(env)}
     with tempfile.TemporaryDirectory() as folder:
         store = FileStore(folder)
         ids = [records.new_id() for _ in range(n)]
         it = iter(ids)
         out["front: parse check of the body (orjson)"] = per_call_us(lambda: parse_json(body), n)
-        out["front: envelope (orjson, the JSON payload as itself)"] = per_call_us(lambda: records.envelope(rid, created, body, True, False), n)
+        out["front: envelope (orjson, the JSON payload as itself)"] = per_call_us(
+            lambda: records.envelope(rid, created, body, True, False, inline_json=True), n)
         out["front: `queued` record write (FileStore.put)"] = per_call_us(
             lambda: store.put(records.result_key(next(it)), records.record(rid, "queued", created)), n)
         q = LocalQueue(60)

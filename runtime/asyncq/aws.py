@@ -45,6 +45,7 @@ def _chunks(items: list[T], size: int = SQS_BATCH) -> Iterator[list[T]]:
 
 class SqsQueue:
     blocking = True  # each call is a round trip
+    one_release = False  # workers of the release before read it during a rollout
 
     def __init__(self, url: str, dead_letter_url: str | None, visibility_s: float):
         self.url = url

@@ -19,6 +19,10 @@ class Queue(Protocol):
     # Whether a call waits on the network. The embedded queue's calls are a few microseconds in memory
     # (receive's wait aside): the worker makes them in the event loop, not through a thread hop.
     blocking: bool
+    # Whether every worker that reads this queue runs the sending front's own code: the embedded queue
+    # (front and worker in one process). A cloud queue's workers roll out beside the fronts, so a message
+    # must stay readable by the release before (runtime/asyncq/records.py's envelope).
+    one_release: bool
 
     def send(self, body: bytes) -> None:
         """Return only once the queue has stored the message durably."""

@@ -31,7 +31,7 @@ class Front:
             self.store.put(records.payload_key(request_id), raw)
         # The record first: a worker may finish before this returns, and its result must not be overwritten by `queued`.
         self.store.put(records.result_key(request_id), records.record(request_id, "queued", created))
-        self.queue.send(records.envelope(request_id, created, raw, is_json, stored))
+        self.queue.send(records.envelope(request_id, created, raw, is_json, stored, inline_json=self.queue.one_release))
 
     async def submit(self, request: Request) -> Response:
         rt = self.runtime

@@ -35,6 +35,7 @@ def _reaching(what: str) -> Iterator[None]:
 
 class PubSubQueue:
     blocking = True  # each call is a round trip
+    one_release = False  # workers of the release before read it during a rollout
 
     def __init__(self, path: str, dead_letter_topic: str | None, visibility_s: float):
         self.topic, self.subscription = parse(path)

@@ -28,6 +28,7 @@ KEY = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*(\.json)?")
 
 class LocalQueue:
     blocking = False  # in memory; receive waits only when asked to
+    one_release = True  # in memory, in the front's own process: gone with it
 
     def __init__(self, visibility_s: float, dead_letter_dir: str | None = None):
         self.visibility_s = visibility_s

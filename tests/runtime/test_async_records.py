@@ -205,6 +205,17 @@ def test_a_json_payload_travels_as_itself_and_other_bytes_as_base64(tmp_path, se
     assert "body" not in messages[0] and base64.b64decode(messages[1]["body"]) == b"\x00\x01raw" and messages[1]["json"] is False
 
 
+def test_a_cloud_queue_gets_what_the_release_before_reads():
+    """SQS and Pub/Sub messages are read by the previous release's workers while a rollout runs: they dead-letter
+    a message without `body`, so JSON goes to a cloud queue as base64 (this release's workers read both)."""
+    from mlkit_runtime.asyncq.aws import SqsQueue
+    from mlkit_runtime.asyncq.gcp import PubSubQueue
+
+    assert SqsQueue.one_release is False and PubSubQueue.one_release is False and LocalQueue.one_release is True
+    message = orjson.loads(records.envelope("a" * 32, records.now(), b'{"x": 4}', True, False, inline_json=SqsQueue.one_release))
+    assert "payload" not in message and base64.b64decode(message["body"]) == b'{"x": 4}' and message["json"] is True
+
+
 def enqueue(client: TestClient, rid: str, created: str, message: bytes) -> None:
     """What the front does, with a message of the test's making: the `queued` record, then the message."""
     worker = client.app.state.runtime.worker  # type: ignore[attr-defined]
@@ -225,8 +236,8 @@ def test_a_queued_payload_nested_too_deep_is_dead_lettered_not_run(tmp_path):
     with app(tmp_path, max_json_depth=4) as client:
         queue = client.app.state.runtime.worker.queue  # type: ignore[attr-defined]
         deep, fine, created = records.new_id(), records.new_id(), records.now()
-        enqueue(client, deep, created, records.envelope(deep, created, b'{"x": 1, "a": [[[[1]]]]}', True, False))
-        enqueue(client, fine, created, records.envelope(fine, created, b'{"x": 1, "a": [[[1]]]}', True, False))
+        enqueue(client, deep, created, records.envelope(deep, created, b'{"x": 1, "a": [[[[1]]]]}', True, False, inline_json=True))
+        enqueue(client, fine, created, records.envelope(fine, created, b'{"x": 1, "a": [[[1]]]}', True, False, inline_json=True))
         assert finished(client, [fine])[0]["status"] == "completed"
         deadline = time.monotonic() + 10
         while not queue.dead:
