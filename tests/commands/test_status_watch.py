@@ -110,14 +110,22 @@ def test_watch_on_a_terminal_redraws_in_place_and_ctrl_c_ends_it(watched, scrape
     root, env = watched
     k8s.proxy(*PROXY, scraped_runtime.prometheus)
     primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlkit", "status", "--watch", "--interval", "0.5"],
-        cwd=root,
-        env=os.environ | env,
-        stdin=subprocess.DEVNULL,
-        stdout=secondary,
-        stderr=subprocess.PIPE,
-    )
+    # As a shell starts a foreground command: SIGINT at its default. A suite run in the background (`cmd &` with
+    # no job control, as CI scripts may be) ignores SIGINT, an ignored signal stays ignored across exec, and a
+    # Python started so never turns Ctrl-C into KeyboardInterrupt: the watch would run on. A Python handler in
+    # this process is reset to the default in the child.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlkit", "status", "--watch", "--interval", "0.5"],
+            cwd=root,
+            env=os.environ | env,
+            stdin=subprocess.DEVNULL,
+            stdout=secondary,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     os.close(secondary)
     seen = b""
     deadline = time.monotonic() + 60
