@@ -292,7 +292,13 @@ def wake_nginx(manifest: str, where: Path, interceptor: str | None = None) -> It
         assert conf.count(old) == 1, old
         conf = conf.replace(old, f"listen 127.0.0.1:{port};")
     upstream = wake.interceptor_proxy(SYSTEM_NAMESPACE)
-    conf = conf.replace(f"proxy_pass http://{upstream};", f"proxy_pass http://{interceptor or f'127.0.0.1:{free_port()}'};")
+    # Without an interceptor, an upstream that refuses: a port bound and held, never listened on. A port merely
+    # found free (and let go) could be taken meanwhile by another test's interceptor, which then received this
+    # nginx's requests (a routing test failed once on a foreign request: Host internal-admin.shop).
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))
+    target = interceptor or f"127.0.0.1:{refusing.getsockname()[1]}"
+    conf = conf.replace(f"proxy_pass http://{upstream};", f"proxy_pass http://{target};")
     assert conf.count("pid /tmp/nginx.pid;") == 1
     conf = conf.replace("pid /tmp/nginx.pid;", f"pid {where}/nginx.pid;")
     conf, temp_paths = re.subn(r"^(\s*\w+_temp_path) /tmp/", rf"\1 {where}/", conf, flags=re.M)
@@ -317,6 +323,7 @@ def wake_nginx(manifest: str, where: Path, interceptor: str | None = None) -> It
         proc.terminate()
         proc.wait(10)
         log.close()
+        refusing.close()
 
 
 @contextlib.contextmanager
