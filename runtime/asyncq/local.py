@@ -145,4 +145,3 @@ class FileStore:
                 return f.read()
         except FileNotFoundError:
             return None
-
