@@ -5,8 +5,9 @@ it. On ext4 (auto_da_alloc, the default) a rename over an existing file makes th
 send to the disk the new file's data at once, as if half fsync'd: a disk request per result, half of a
 record write's CPU on a fast model's worker. Exchanging the two names (renameat2 RENAME_EXCHANGE) is as
 atomic for a reader of the name, leaves that data to the kernel's writeback (which batches it), and the
-old file, now under the temporary name, is then unlinked. Where exchanging is not possible (not Linux,
-a filesystem without it, no file to replace yet) it is a plain os.replace.
+old file, now under the temporary name, is then unlinked, or kept to be written over (local.FileStore).
+Where exchanging is not possible (not Linux, a filesystem without it, no file to replace yet) it is a
+plain os.replace.
 """
 
 from __future__ import annotations
@@ -35,13 +36,21 @@ def _renameat2() -> Callable[..., int] | None:
 _exchange = _renameat2()
 
 
-def replace(new: str, path: str) -> None:
-    """Put the file `new` at `path` in one step (a reader sees the old file or the new one, whole); `new` is gone after."""
+def swap(new: str, path: str) -> bool:
+    """Put the file `new` at `path` in one step (a reader sees the old file or the new one, whole). True: the
+    files were exchanged, and the old one is at `new` now, for the caller to unlink or reuse; False: there
+    was nothing to exchange (or no exchange here), `new` was renamed onto `path` and is gone."""
     global _exchange
     if _exchange is not None:
         if _exchange(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0:
-            os.unlink(new)  # the old file, under the temporary name now
-            return
+            return True
         if ctypes.get_errno() in _UNSUPPORTED:
             _exchange = None
     os.replace(new, path)  # nothing to replace yet (the first write of a key), or no exchange here
+    return False
+
+
+def replace(new: str, path: str) -> None:
+    """Put the file `new` at `path` in one step; `new` is gone after."""
+    if swap(new, path):
+        os.unlink(new)  # the old file, under the temporary name now

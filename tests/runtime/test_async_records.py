@@ -138,6 +138,7 @@ def test_the_results_folder_is_written_whole_and_private(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         store.put("a.json", b'{"v": 3}')
     assert store.get("a.json") == b'{"v": 2}'  # the old record stands, whole
+    del other  # the file its put took out of a.json was kept, to be written over; it goes with the store
     left = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results").rglob("*"))
     assert left == ["results/a.json", "results/payloads", "results/payloads/b"]  # no temporary file left behind
 
@@ -177,7 +178,63 @@ def test_replacing_a_record_leaves_its_data_to_the_kernels_writeback(tmp_path):
     assert [store.get(key) for key in keys] == [b'{"status": "completed"}'] * 10
     # The kernel's own writeback may come by meanwhile and take some; a flush at each rename takes all.
     assert any(delalloc(tmp_path / "results" / key) for key in keys)
-    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(keys)  # the old records are gone, no temporary left
+    del store  # the old records, kept to be written over, go with the store
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(keys)  # no temporary left
+
+
+def test_results_are_written_over_kept_files_not_new_ones(tmp_path):
+    """A file deleted per result makes every later create on ext4 without a journal walk past it for
+    minutes (120-180 us of CPU a create here): the files swaps take out are kept and written over."""
+    store = FileStore(str(tmp_path / "results"))
+    keys = [f"{records.new_id()}.json" for _ in range(3 * FileStore.KEEP)]
+    for key in keys:
+        store.put(key, b'{"status": "queued", "padding": "a queued record longer than the result"}')
+    inodes = {p.stat().st_ino for p in (tmp_path / "results").iterdir()}
+    for key in keys:
+        store.put(key, b'{"status": "completed"}')
+    folder = list((tmp_path / "results").iterdir())
+    assert [store.get(key) for key in keys] == [b'{"status": "completed"}'] * len(keys)  # cut to length, not the old tail
+    assert len(folder) == len(keys) + FileStore.KEEP + 1  # the results, and the kept files (hidden names)
+    # Past the first KEEP + 1 results, every one went into a file the queued records had: no new inode.
+    assert len({p.stat().st_ino for p in folder} - inodes) == FileStore.KEEP + 1
+
+
+def test_a_reader_never_gets_the_record_a_kept_file_was_written_over_with(tmp_path, monkeypatch):
+    """get() opened a.json's file; before it reads, a put takes that file out of the name and another put
+    writes b.json's record over it. The reader must answer a.json's record, not b.json's."""
+    from mlkit_runtime.asyncq import local
+
+    store = FileStore(str(tmp_path / "results"))
+    store.KEEP = 0  # reuse a kept file at once
+    store.put("a.json", b'{"a": 1}')
+    store.put("b.json", b'{"b": "secret"}')
+    store.put("a.json", b'{"a": 2}')  # a.json's first file is kept now
+    real = fcntl.flock
+    raced = []
+
+    def racing(fd, op):
+        if op == fcntl.LOCK_SH and not raced:  # the reader has a.json's file open, not yet locked
+            raced.append(fd)
+            store.put("a.json", b'{"a": 3}')  # over the kept file; the reader's file is kept now
+            store.put("b.json", b'{"b": "new secret"}')  # over the reader's file
+        real(fd, op)
+
+    monkeypatch.setattr(local.fcntl, "flock", racing)
+    assert store.get("a.json") == b'{"a": 3}'
+    assert raced and store.get("b.json") == b'{"b": "new secret"}'
+
+
+def test_a_kept_file_a_reader_holds_is_not_written_over(tmp_path):
+    store = FileStore(str(tmp_path / "results"))
+    store.KEEP = 0
+    store.put("a.json", b'{"a": 1}')
+    with open(tmp_path / "results" / "a.json", "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_SH)  # as get() holds it while it reads
+        store.put("a.json", b'{"a": 2}')  # a.json's first file (held) is kept
+        store.put("b.json", b'{"b": 1}')
+        store.put("b.json", b'{"b": 2}')  # the kept file is locked: a new file instead
+        assert held.read() == b'{"a": 1}'
+    assert (store.get("a.json"), store.get("b.json")) == (b'{"a": 2}', b'{"b": 2}')
 
 
 @pytest.fixture
