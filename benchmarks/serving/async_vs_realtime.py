@@ -21,6 +21,11 @@ and batching settings:
 Then, one request at a time (--sequential of each): realtime latency, and async submit-to-result
 latency (POST sent to a GET that sees `completed`, polled every 2 ms), p50 and p99; the difference is
 the async path's overhead per request. Rounds alternate realtime and async so drift hits both.
+Every round's results folder stays until the run ends: deleting a round's thousands of files just before
+the next one would slow the next one's file creates on ext4 without a journal (each create walks past
+every inode deleted in the last 1-6 minutes), a cost of the benchmark, not of the path measured.
+--delete-folders deletes each at once, as before: the worker on a filesystem where thousands of files
+were just deleted (on a shared machine, other sessions' tests do it too).
 
     python benchmarks/serving/async_vs_realtime.py --model cnn --rounds 3
     python benchmarks/serving/async_vs_realtime.py --model cnn --rounds 3 --backend moto
@@ -253,6 +258,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--backend", choices=["local", "moto"], default="local",
                     help="the async path's queue and store: the embedded queue and a folder, or SQS and S3 on a local moto server")
+    ap.add_argument("--delete-folders", action="store_true",
+                    help="delete each round's results folder when its run ends, not when the benchmark does (see above)")
     ap.add_argument("--out", type=Path, help="write the raw figures here as JSON")
     ap.add_argument("--baseline", type=Path, help="a folder holding another mlkit_runtime: each round runs the async path on it too")
     args = ap.parse_args()
@@ -263,8 +270,10 @@ def main() -> int:
     runs: list[dict] = []
     moto = Moto() if args.backend == "moto" else None
     try:
-        for round_ in range(1, args.rounds + 1):
-            runs.append(one_round(args, body, round_, moto))
+        with tempfile.TemporaryDirectory(prefix="async-vs-realtime-") as kept:
+            args.kept = kept  # every round's results folder, until the run ends (see the docstring)
+            for round_ in range(1, args.rounds + 1):
+                runs.append(one_round(args, body, round_, moto))
     finally:
         if moto is not None:
             moto.close()
@@ -303,21 +312,23 @@ BASELINE_KEYS = ("worker_alone_rps", "worker_alone_ratio", "worker_alone_cpu_ms"
 def async_round(args: argparse.Namespace, body: dict, moto: Moto | None, code: dict[str, str] | None, rt: float, rt_cpu_ms: float,
                 latency: bool) -> dict:
     """The async half of a round (`code`: the environment that picks the runtime's code, None for this one's)."""
-    with tempfile.TemporaryDirectory() as results:
-        if moto is None:
-            flags, env = ["--queue", "local", "--results", f"file:{results}"], code
+    if moto is None:
+        results = tempfile.mkdtemp(dir=args.kept)  # removed when the run ends, not now
+        flags, env = ["--queue", "local", "--results", f"file:{results}"], code
 
-            def read_records() -> list[dict]:
-                return [json.loads(p.read_bytes()) for p in Path(results).glob("*.json")]
-        else:
-            flags, env, read_records = moto.flags(), moto.env | (code or {}), moto.records
-        proc, url = start(args, "--mode", "async", *flags, extra_env=env)
-        try:
-            aw, alone, alone_n, aw_cpu_ms, alone_cpu_ms, alone_batch = async_throughput(
-                url, body, args.concurrency, args.requests, read_records, proc.pid, args.batch)
-            aw_lat = latencies_async(url, body, args.sequential) if latency else []
-        finally:
-            stop(proc)
+        def read_records() -> list[dict]:
+            return [json.loads(p.read_bytes()) for p in Path(results).glob("*.json")]
+    else:
+        flags, env, read_records = moto.flags(), moto.env | (code or {}), moto.records
+    proc, url = start(args, "--mode", "async", *flags, extra_env=env)
+    try:
+        aw, alone, alone_n, aw_cpu_ms, alone_cpu_ms, alone_batch = async_throughput(
+            url, body, args.concurrency, args.requests, read_records, proc.pid, args.batch)
+        aw_lat = latencies_async(url, body, args.sequential) if latency else []
+    finally:
+        stop(proc)
+        if moto is None and args.delete_folders:
+            shutil.rmtree(results)
     return {
         "async_worker_rps": round(aw, 1), "ratio": round(aw / rt, 3),
         "worker_alone_rps": round(alone, 1) if alone else None, "worker_alone_ratio": round(alone / rt, 3) if alone else None,
