@@ -188,7 +188,12 @@ class FileStore:
             _write_all(fd, data)
             os.ftruncate(fd, len(data))
             # Swapped in under the lock: a reader locks, then checks the file is still under its name.
-            swapped = file_swap.swap(spare, path)
+            try:
+                swapped = file_swap.swap(spare, path)
+            except FileNotFoundError:  # a name was removed after the open (the folder cleaned): a new file instead
+                with contextlib.suppress(OSError):
+                    os.unlink(spare)
+                return False
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(spare)
