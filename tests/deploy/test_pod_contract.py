@@ -317,6 +317,24 @@ def test_every_api_serves_as_its_pod_is_rendered(example, request, tmp_path, pod
     print(json.dumps(records), file=sys.stderr)
 
 
+def test_the_llm_images_install_makes_a_venv_its_user_imports_the_model_stack_from(request, tmp_path, image_venvs):
+    """The llm example's build/install.sh, run as its image runs it, makes a venv in which the pod's user
+    imports the runtime, torch, transformers and gguf. Run in phase one on purpose: the llm example's pod
+    test is serial (it times the model's load), and making this venv there (about 40 s of pip, torch and
+    transformers) left the machine's other core idle; the serial test now starts its pod from the venv
+    made here (VENV_CACHE), as a node starts a pod from a pulled image."""
+    if os.geteuid() != 0:
+        pytest.skip("the pod's user (runAsUser 10001) over root-owned files needs root; CI containers and this machine run as root")
+    bucket(request, cloud_of("llm"))
+    deployed = Deployed("llm", tmp_path)
+    (api,) = deployed.contexts
+    venv = image_venvs(deployed.contexts[api])
+    probe = "import mlkit_runtime, torch, transformers, gguf; print(torch.__version__)"
+    result = subprocess.run([str(venv / "bin/python"), "-c", probe], capture_output=True, text=True, preexec_fn=as_pod_user, cwd="/")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "2.13.0+cpu", result.stdout  # the CPU wheel the example pins, not a CUDA build
+
+
 ENGINE_APIS = [(name, api.name) for name in EXAMPLE_NAMES for api in load(EXAMPLES / name / "mlkit.yaml").apis if api.engine is not None]
 
 
