@@ -153,12 +153,16 @@ class ModelServer:
         def take() -> list[Call]:
             return [pending.popleft() for _ in range(min(size, len(pending)))]
 
-        # Polled briefly before sleeping (see spins() and SPIN_S), while the traffic is dense: the last
-        # message came within SPIN_S of the model falling idle, or while it was busy. The reader sleeps
-        # in epoll while a batch runs (polling would take the core from the forward): the thread that
-        # ran it wakes it through `wake` when it falls idle, so that it polls from then on.
+        # Polled briefly before sleeping (see spins() and SPIN_S) while requests come one at a time and
+        # close together: the last batch was a lone call, and its message came within SPIN_S of the model
+        # falling idle (or while it was busy). Not under load: there a reader that sleeps wakes to several
+        # messages, one batch, where a polling one took the first alone (c=64 lost 10-15% of its
+        # throughput to batches of one). The reader sleeps in epoll while a batch runs (polling would
+        # take the core from the forward): the thread that ran it wakes it through `wake` when it falls
+        # idle, so that it polls from then on.
         spin = spins()
         dense = False
+        lone = False  # the last batch was one call
         idle_since = 0.0  # when the last batch ended
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -167,7 +171,7 @@ class ModelServer:
 
         def wait() -> list[tuple[selectors.SelectorKey, int]]:
             nonlocal dense
-            if dense and not running and not self.work:  # idle, with nothing on other threads to take the core or the GIL from
+            if dense and lone and not running and not self.work:  # idle, with nothing on other threads to take the core or the GIL from
                 deadline = time.perf_counter() + SPIN_S
                 while time.perf_counter() < deadline:
                     events = selector.select(0)
@@ -202,7 +206,7 @@ class ModelServer:
 
         def run(batch: list[Call]) -> None:
             """This batch, then every batch that formed while it ran, until none is left."""
-            nonlocal running, idle_since
+            nonlocal running, idle_since, lone
             while True:
                 try:
                     self.run_batch(batch)
@@ -214,9 +218,10 @@ class ModelServer:
                     if not pending:
                         running = False
                         idle_since = time.perf_counter()
+                        lone = len(batch) == 1
                         break
                     batch = take()
-            if dense:
+            if dense and lone:
                 try:
                     os.write(wake_w, b"w")
                 except BlockingIOError:  # wakes already waiting to be read
