@@ -154,7 +154,7 @@ class ModelServer:
             return [pending.popleft() for _ in range(min(size, len(pending)))]
 
         # Polled briefly before sleeping (see spins() and SPIN_S) while requests come one at a time and
-        # close together: the last batch was a lone call, and its message came within SPIN_S of the model
+        # close together: the last run of batches was one lone call, and its message came within SPIN_S of the model
         # falling idle (or while it was busy). Not under load: there a reader that sleeps wakes to several
         # messages, one batch, where a polling one took the first alone (c=64 lost 10-15% of its
         # throughput to batches of one). The reader sleeps in epoll while a batch runs (polling would
@@ -207,7 +207,9 @@ class ModelServer:
         def run(batch: list[Call]) -> None:
             """This batch, then every batch that formed while it ran, until none is left."""
             nonlocal running, idle_since, lone
+            calls = 0  # in this run of batches
             while True:
+                calls += len(batch)
                 try:
                     self.run_batch(batch)
                 except Exception as exc:  # the runtime's own fault: the callers get a 500, the next batch runs
@@ -218,7 +220,7 @@ class ModelServer:
                     if not pending:
                         running = False
                         idle_since = time.perf_counter()
-                        lone = len(batch) == 1
+                        lone = calls == 1  # one call, and nothing came while it ran: not a straggler after a batch
                         break
                     batch = take()
             if dense and lone:
