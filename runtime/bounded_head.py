@@ -66,7 +66,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.stop_head_timer()
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:  # a request's cycle, not an upgrade
+            self.cycle.transport = HeldHead(self.transport, self.cycle)  # type: ignore[assignment]  # what the cycle calls of a transport
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -85,3 +88,41 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         )
         self.transport.write(head + body)
         self.transport.close()
+
+
+class HeldHead:
+    """A request cycle's transport that holds the head of a response of known length until its body
+    comes, and writes both at once. uvicorn writes them separately: two sends, two segments, and a
+    client that wakes for the head alone and waits again for the body (with --fronts on the client's
+    core, the front was also preempted in between). A chunked response (a stream) keeps its head's
+    timing: it goes at once, as before."""
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self.transport = transport
+        self.cycle = cycle
+        self.head: bytes | None = None
+        self.held = False  # once: only the first write after the response started is its head
+
+    def write(self, data: bytes) -> None:
+        cycle = self.cycle
+        if not self.held and cycle.response_started and not cycle.response_complete:
+            self.held = True
+            if cycle.chunked_encoding is False and cycle.scope["method"] != "HEAD":  # a Content-Length: its body follows (HEAD's never does)
+                self.head = data
+                return
+        if self.head is not None:
+            head, self.head = self.head, None
+            if len(data) > 65536:  # copying a large body would cost more than the second send saves
+                self.transport.write(head)
+            else:
+                data = head + data
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.head is not None:  # the app failed before its body: the head as uvicorn would have sent it
+            head, self.head = self.head, None
+            self.transport.write(head)
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # is_closing() and the rest, as the transport's
+        return getattr(self.transport, name)

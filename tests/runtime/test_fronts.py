@@ -264,6 +264,33 @@ def test_a_sync_batch_runs_in_the_thread_that_read_it_without_an_event_loop(tmp_
         stop(server)
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime and stime
+
+
+def test_a_model_process_pinned_to_one_cpu_polls_only_while_requests_come_close_together(tmp_path: Path) -> None:
+    # Pinned to one CPU, the model process polls its links for up to a millisecond before it sleeps,
+    # and only while the last message came within that time: batching and the threads' turns are as
+    # without it, and once requests stop it sleeps (a poll that never ended would take the CPU whole).
+    server = start(tmp_path, "fronts.py:PinnedWhereItRuns", "--fronts", "2")
+    try:
+        answers = post_many(server.url, 16, {"sleep": 0.05})
+        assert [r.status_code for r in answers] == [200] * 16
+        assert max(r.json()["batch"] for r in answers) > 1
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            alone = [client.post("/predict", json={}).json() for _ in range(40)]
+        assert [a["batch"] for a in alone] == [1] * 40
+        assert {a["thread"] for a in alone} == {"MainThread", "mlkit-model"}, alone
+        pid = alone[0]["pid"]
+        assert len(os.sched_getaffinity(pid)) == 1
+        idle = cpu_seconds(pid)
+        time.sleep(1.5)
+        assert cpu_seconds(pid) - idle < 0.3  # asleep, not polling
+    finally:
+        stop(server)
+
+
 def test_a_sync_predict_without_batching_still_runs_side_by_side(tmp_path: Path) -> None:
     server = start(tmp_path, "fronts.py:Alone", "--fronts", "2", "--max-in-flight", "8")
     try:

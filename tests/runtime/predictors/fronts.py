@@ -50,6 +50,15 @@ class WhereItRuns(Counted):
         return [{"pid": os.getpid(), "batch": len(payloads), "main": here is threading.main_thread(), "thread": here.name} for _ in payloads]
 
 
+class PinnedWhereItRuns(WhereItRuns):
+    """WhereItRuns pinned to one CPU, as a predictor that owns a core pins itself: its model process
+    polls its links briefly before it sleeps (runtime/model_process.py, spins())."""
+
+    def __init__(self, config, model_dir):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        super().__init__(config, model_dir)
+
+
 class Alone:
     """predict only (no predict_batch): requests run side by side in the model process's pool."""
 
