@@ -98,7 +98,7 @@ e2e_paths=("$@")
 # variable: a second run would be the same run), and the suites that start no server.
 fronts_suites=(tests/runtime/test_hostile.py tests/runtime/test_load.py tests/runtime/test_streaming.py
   tests/runtime/test_batching.py tests/runtime/test_oip.py tests/runtime/test_routes.py tests/runtime/test_openai_routes.py
-  tests/runtime/test_startup.py)
+  tests/runtime/test_startup.py tests/runtime/test_held_head.py)
 e2e_log=$(mktemp "${TMPDIR:-/tmp}/mlkit-e2e.XXXXXX")
 trap 'kill "$sampler_pid" 2> /dev/null; rm -rf "$e2e_log" "$e2e_log.code" "$mypy_log" "$cpu_dir"' EXIT
 (
