@@ -97,11 +97,15 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """RSS and PSS (shared pages divided among the processes that share them), in MB."""
+def memory_mb(pid: int) -> tuple[float, float, float]:
+    """RSS, PSS (shared pages divided among the processes that share them) and USS (pages only this
+    process maps: what the pod's memory would shrink by if it exited), in MB. A front is forked from the
+    runtime's parent after the runtime is imported, so most of its RSS is pages it shares with the parent
+    and the other fronts, copy on write: USS is what one more front adds."""
     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
     values = {line.split(":")[0]: int(line.split()[1]) for line in rollup.splitlines()[1:] if line.split()[1].isdigit()}
-    return values.get("Rss", 0) / 1024, values.get("Pss", 0) / 1024
+    uss = values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+    return values.get("Rss", 0) / 1024, values.get("Pss", 0) / 1024, uss / 1024
 
 
 def measure(server: Server, body: Path, concurrency: int, seconds: float, content_type: str = "application/json",
@@ -287,7 +291,8 @@ def report(model: str, forwards: list[float], runs: dict[str, list[dict]], concu
     fronts_mb = [mb for r in runs["fronts@16"] for mb in r["front_mb"]]
     single_mb = [mb for r in runs["single@16"] for mb in r["model_mb"]]
     model_mb = [mb for r in runs["fronts@16"] for mb in r["model_mb"]]
-    print(f"RSS / PSS per front: {statistics.median(m[0] for m in fronts_mb):.0f} / {statistics.median(m[1] for m in fronts_mb):.0f} MB "
+    print(f"RSS / PSS / USS per front: {statistics.median(m[0] for m in fronts_mb):.0f} / {statistics.median(m[1] for m in fronts_mb):.0f} / "
+          f"{statistics.median(m[2] for m in fronts_mb):.0f} MB "
           f"(model process {statistics.median(m[0] for m in model_mb):.0f} MB RSS; single process {statistics.median(m[0] for m in single_mb):.0f} MB RSS)")
     print()
     print("CPU µs per request at c=16 (main thread + other threads), medians:")
