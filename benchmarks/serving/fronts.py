@@ -16,6 +16,8 @@ read from /proc while the load runs (like breakdown.py). Medians over rounds.
     python benchmarks/serving/fronts.py --before /tmp/old   # a third mode, "before": fronts from that copy
     python benchmarks/serving/fronts.py --tensor-mb 4       # OIP binary tensors: single, fronts (shared memory), socket
     python benchmarks/serving/fronts.py --latency 10        # c=1 p50 and p99 in µs (sequential.py), ten one-second runs each
+    python benchmarks/serving/fronts.py --memory 2 3 4      # what one more front adds to the pod's memory
+    python benchmarks/serving/fronts.py --oip               # the same closed loop with OIP v2 binary tensors
 
 --tensor-mb N: one N MB FP32 tensor per request, OIP v2 binary, to a predictor that sums it (TensorSum in
 mlkit_predictor.py), in three modes alternating round by round: one process, fronts with shared memory
@@ -26,6 +28,7 @@ Raw figures of every run are printed, with the load average before and after.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -47,7 +50,8 @@ CONCURRENCY = (1, 16, 64)
 
 
 class Server:
-    def __init__(self, mode: str, model: str, payload: bytes | None, log: Path, before: Path | None = None, predictor: str = "Pinned"):
+    def __init__(self, mode: str, model: str, payload: bytes | None, log: Path, before: Path | None = None, predictor: str = "Pinned",
+                 fronts: int = 2):
         """`payload` None: ready when /readyz says so (the tensor mode, whose body is not JSON). Mode
         "socket": fronts with shared memory off."""
         self.port = free_port()
@@ -56,7 +60,7 @@ class Server:
         command = [
             sys.executable, "-m", "mlkit_runtime", "--predictor", f"{HERE / 'mlkit_predictor.py'}:{predictor}", "--config", json.dumps(config),
             "--port", str(self.port), "--name", model, "--max-in-flight", "64", "--max-queue", "128", "--max-batch-size", "32",
-            "--max-wait-ms", "2", "--no-access-log", "--fronts", "1" if mode == "single" else "2",
+            "--max-wait-ms", "2", "--no-access-log", "--fronts", "1" if mode == "single" else str(fronts),
             *(["--shared-memory-mb", "0"] if mode == "socket" else []),
         ]
         pin = ["taskset", "-c", "0" if mode == "single" else "1"]
@@ -142,6 +146,9 @@ def main() -> None:
     p.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY), help="closed-loop clients per run (c=1 alone for latency work)")
     p.add_argument("--before", type=Path, metavar="DIR",
                    help="also run fronts from the mlkit_runtime package in DIR (an earlier commit's), alternating with the other two")
+    p.add_argument("--oip", action="store_true", help="send the model's input as an OIP v2 binary tensor (/v2/models/NAME/infer) instead of /predict JSON")
+    p.add_argument("--memory", type=int, nargs="+", metavar="N",
+                   help="the pod's memory with N fronts for each N (after a closed-loop run at c=16 that every front served)")
     p.add_argument("--tensor-mb", type=float, metavar="N", help="OIP binary tensors of N MB: single, fronts (shared memory) and socket, alternating")
     args = p.parse_args()
     global MODES
@@ -156,6 +163,9 @@ def main() -> None:
     if args.latency:
         latency(args.model, args.latency, args.before)
         return
+    if args.memory:
+        memory(args.model, args.memory, args.duration)
+        return
     if args.tensor_mb:
         tensors(args.tensor_mb, args.rounds, args.duration, args.concurrency)
         return
@@ -163,17 +173,23 @@ def main() -> None:
     forwards: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         body = Path(tmp) / "body.json"
-        payload = json.dumps(models.payload(args.model)).encode()
+        payload: bytes | None = json.dumps(models.payload(args.model)).encode()
+        content_type, headers, predictor = "application/json", None, "Pinned"
+        if args.oip:  # the same input as an OIP v2 binary tensor, to /v2/models/{model}/infer
+            raw = np.asarray(models.payload(args.model)["x"], dtype="<f4").tobytes()
+            head = json.dumps({"inputs": [{"name": "x", "shape": [1, len(raw) // 4], "datatype": "FP32",
+                                           "parameters": {"binary_data_size": len(raw)}}]}).encode()
+            payload, content_type, headers, predictor = head + raw, "application/octet-stream", {"Inference-Header-Content-Length": str(len(head))}, "PinnedOip"
         body.write_bytes(payload)
         for rnd in range(args.rounds):
             forwards.append(bare(args.model)[8])
             print(f"round {rnd}: bare forward at batch 8 on core 0: {forwards[-1]:.0f} samples/s", file=sys.stderr)
             for mode in MODES if rnd % 2 == 0 else reversed(MODES):
-                server = Server(mode, args.model, payload, Path(tmp) / f"{mode}.log", args.before)
+                server = Server(mode, args.model, None if args.oip else payload, Path(tmp) / f"{mode}.log", args.before, predictor)
                 try:
-                    hey(server.url, body, 16, 2)  # warm-up
+                    hey(server.url, body, 16, 2, content_type, headers)  # warm-up
                     for c in args.concurrency:
-                        r = measure(server, body, c, args.duration)
+                        r = measure(server, body, c, args.duration, content_type, headers)
                         runs[f"{mode}@{c}"].append(r)
                         cpu = json.dumps({k: round(v["main"] + v["threads"]) for k, v in r["cpu_us"].items()})
                         line = f"{r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.2f} ms  non-2xx {r['non_2xx']}  µs/request {cpu}"
@@ -214,6 +230,35 @@ def tensors(mb: float, rounds: int, seconds: float, concurrency: list[int]) -> N
         cells = [f"{statistics.median(r['rps'] for r in runs[f'{m}@{c}']):.1f} | {statistics.median(r['p50_ms'] for r in runs[f'{m}@{c}']):.2f}"
                  for m in modes]
         print(f"| c={c} | " + " | ".join(cells) + " |")
+
+
+def memory(model: str, counts: list[int], seconds: float) -> None:
+    """What one more front adds to the pod: the sum of PSS over every process of the runtime (the memory
+    the pod holds, each shared page counted once) with N fronts, for each N, after `seconds` of load at
+    c=16 (every front has served). A front's own RSS counts the pages it shares copy-on-write with the
+    parent that forked it after the runtime's imports, so it overstates what the front adds; the
+    difference between two runs' totals does not."""
+    import models
+
+    totals: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        body = Path(tmp) / "body.json"
+        payload = json.dumps(models.payload(model)).encode()
+        body.write_bytes(payload)
+        for n in counts:
+            server = Server("fronts", model, payload, Path(tmp) / f"fronts-{n}.log", fronts=n)
+            try:
+                measure(server, body, 16, seconds)
+                pids = [server.proc.pid, *[int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]]
+                mb = {pid: memory_mb(pid) for pid in pids}
+                totals[n] = sum(m[1] for m in mb.values())
+                fronts = sorted(m for pid, m in mb.items() if pid != server.proc.pid and os.sched_getaffinity(pid) != {0})
+                print(f"{n} fronts: the pod's PSS {totals[n]:.0f} MB over {len(pids)} processes; each front RSS / PSS / USS "
+                      + ", ".join(f"{r:.0f} / {p:.0f} / {u:.0f}" for r, p, u in fronts) + f" MB; load {os.getloadavg()[0]:.2f}", flush=True)
+            finally:
+                server.stop()
+    for a, b in itertools.pairwise(counts):
+        print(f"{a} -> {b} fronts: the pod's PSS {totals[b] - totals[a]:+.0f} MB, {(totals[b] - totals[a]) / (b - a):.0f} MB a front (target <= 60)")
 
 
 def sequential(url: str, body: Path, seconds: float) -> list[float]:
