@@ -103,9 +103,9 @@ class Server:
 
 def memory_mb(pid: int) -> tuple[float, float, float]:
     """RSS, PSS (shared pages divided among the processes that share them) and USS (pages only this
-    process maps: what the pod's memory would shrink by if it exited), in MB. A front is forked from the
-    runtime's parent after the runtime is imported, so most of its RSS is pages it shares with the parent
-    and the other fronts, copy on write: USS is what one more front adds."""
+    process maps), in MB. A front is forked from the runtime's parent after the runtime is imported, so
+    much of its RSS is pages it shares with the parent and the other fronts, copy on write; what one more
+    front adds to the pod is measured by --memory."""
     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
     values = {line.split(":")[0]: int(line.split()[1]) for line in rollup.splitlines()[1:] if line.split()[1].isdigit()}
     uss = values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
@@ -249,11 +249,10 @@ def memory(model: str, counts: list[int], seconds: float) -> None:
             server = Server("fronts", model, payload, Path(tmp) / f"fronts-{n}.log", fronts=n)
             try:
                 measure(server, body, 16, seconds)
-                pids = [server.proc.pid, *[int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]]
-                mb = {pid: memory_mb(pid) for pid in pids}
+                mb = {name: memory_mb(pid) for name, pid in server.processes().items()}
                 totals[n] = sum(m[1] for m in mb.values())
-                fronts = sorted(m for pid, m in mb.items() if pid != server.proc.pid and os.sched_getaffinity(pid) != {0})
-                print(f"{n} fronts: the pod's PSS {totals[n]:.0f} MB over {len(pids)} processes; each front RSS / PSS / USS "
+                fronts = sorted(m for name, m in mb.items() if kind(name) == "fronts")
+                print(f"{n} fronts: the pod's PSS {totals[n]:.0f} MB over {len(mb)} processes; each front RSS / PSS / USS "
                       + ", ".join(f"{r:.0f} / {p:.0f} / {u:.0f}" for r, p, u in fronts) + f" MB; load {os.getloadavg()[0]:.2f}", flush=True)
             finally:
                 server.stop()

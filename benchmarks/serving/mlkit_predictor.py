@@ -96,11 +96,5 @@ class TensorSum:
         return [{"sum": np.array([p["inputs"][0]["data"].sum(dtype=np.float64)])} for p in payloads]
 
 
-class PinnedOip(Oip):
-    """Oip pinned to one core (config "core"), as Pinned: fronts.py --oip."""
-
-    def __init__(self, config, model_dir):
-        import os
-
-        os.sched_setaffinity(0, {int(config["core"])})
-        super().__init__(config, model_dir)
+class PinnedOip(Pinned, Oip):
+    """Oip pinned to one core (config "core") by Pinned's constructor: fronts.py --oip."""
