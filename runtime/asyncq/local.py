@@ -174,8 +174,10 @@ class FileStore:
         """Write `data` over the kept file `spare` and swap it in at `path`; False (the spare handed back or
         dropped) where that cannot be done now, and the caller writes a new file."""
         try:
-            fd = os.open(spare, os.O_WRONLY)
-        except OSError:  # removed under us (the folder cleaned): forget it
+            # Not through a link: a kept file is reopened by name, and a link put there in its place (by
+            # anyone who can write the folder) must not turn this put into a write somewhere else.
+            fd = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW)
+        except OSError:  # removed under us (the folder cleaned), or no longer a file of ours: forget it
             return False
         try:
             try:

@@ -224,6 +224,22 @@ def test_a_reader_never_gets_the_record_a_kept_file_was_written_over_with(tmp_pa
     assert raced and store.get("b.json") == b'{"b": "new secret"}'
 
 
+def test_a_link_put_in_place_of_a_kept_file_is_not_written_through(tmp_path):
+    """A kept file is reopened by its hidden name: a symlink planted there must not send a record elsewhere."""
+    store = FileStore(str(tmp_path / "results"))
+    store.KEEP = 0
+    store.put("a.json", b'{"a": 1}')
+    store.put("a.json", b'{"a": 2}')  # a.json's first file is kept, under a hidden name
+    (kept,) = [p for p in (tmp_path / "results").iterdir() if p.name.startswith(".tmp-")]
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not the store's")
+    kept.unlink()
+    kept.symlink_to(outside)
+    store.put("b.json", b'{"b": 1}')
+    assert outside.read_bytes() == b"not the store's"
+    assert store.get("b.json") == b'{"b": 1}' and not (tmp_path / "results" / "b.json").is_symlink()
+
+
 def test_a_kept_file_a_reader_holds_is_not_written_over(tmp_path):
     store = FileStore(str(tmp_path / "results"))
     store.KEEP = 0
