@@ -87,7 +87,11 @@ class LinkEnd:
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Raises what pickling the message raises; a front that is gone is not an error (nobody waits)."""
-        data = frame(message)
+        self.send_framed([frame(message)])
+
+    def send_framed(self, frames: list[bytes]) -> None:
+        """Messages already framed, in one write."""
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
         with self.lock:
             try:
                 self.sock.sendall(data)

@@ -40,7 +40,7 @@ from .admission import Admission
 from .batching import Batcher, RequestState, current
 from .errors import PredictorLoadError
 from .metrics import Metrics
-from .model_link import LinkEnd, describe, error_to_wire
+from .model_link import LinkEnd, describe, error_to_wire, frame
 from .predictor import Predictor, construct, load_class
 from .settings import Settings
 from .shared_buffers import Mapped
@@ -169,8 +169,26 @@ class ModelServer:
         os.set_blocking(wake_w, False)
         selector.register(wake_r, selectors.EVENT_READ, None)
 
+        # Where this process has one CPU (`spin`), nobody waits on the links while a batch runs: the thread
+        # that runs batches reads what came meanwhile between them (`collect` of a poll), and the other
+        # waits on `wake` alone until the model falls idle. On one CPU a reader that woke for each
+        # message took that CPU from the forward (a context switch, an epoll and a recv a message, and
+        # the forward's caches) and gained nothing: the next batch cannot start before the forward
+        # ends. Elsewhere (several CPUs, a GPU's forward) the reader works beside the forward, as before.
+        hold = spin
+        woken = selectors.DefaultSelector()  # the wake alone: where a holding process's reader waits while a batch runs
+        woken.register(wake_r, selectors.EVENT_READ, None)
+
         def wait() -> list[tuple[selectors.SelectorKey, int]]:
             nonlocal dense
+            if hold and running:  # read by the runner between batches: wait until it falls idle
+                woken.select()
+                try:
+                    os.read(wake_r, 64)
+                except BlockingIOError:  # read by the runner's poll meanwhile
+                    pass
+                if not open_links:  # the runner saw the last link close
+                    return []
             if dense and lone and not running and not self.work:  # idle, with nothing on other threads to take the core or the GIL from
                 deadline = time.perf_counter() + SPIN_S
                 while time.perf_counter() < deadline:
@@ -181,22 +199,29 @@ class ModelServer:
             dense = spin and (running or time.perf_counter() - idle_since < SPIN_S)
             return events
 
+        def collect(events: list[tuple[selectors.SelectorKey, int]]) -> deque[Call]:
+            """What the links that `events` name hold: predict calls returned, other messages dispatched,
+            closed links dropped, the wake consumed."""
+            nonlocal open_links
+            arrived: deque[Call] = deque()
+            for key, _ in events:
+                if key.data is None:  # the wake: the model fell idle, poll from now
+                    os.read(wake_r, 64)
+                    continue
+                front, end = key.data
+                for message in end.read():
+                    self.dispatch(front, end, message, arrived)
+                if not end.open:
+                    selector.unregister(end.sock)
+                    open_links -= 1
+            return arrived
+
         def read() -> list[Call] | None:
             """Wait on the links until a batch is due and none runs (it is returned, and running set)
             or every link is closed (None). Called holding the turn."""
-            nonlocal running, open_links
+            nonlocal running
             while open_links:
-                arrived: deque[Call] = deque()
-                for key, _ in wait():
-                    if key.data is None:  # the wake: the model fell idle, poll from now
-                        os.read(wake_r, 64)
-                        continue
-                    front, end = key.data
-                    for message in end.read():
-                        self.dispatch(front, end, message, arrived)
-                    if not end.open:
-                        selector.unregister(end.sock)
-                        open_links -= 1
+                arrived = collect(wait())
                 with state:
                     pending.extend(arrived)
                     if pending and not running:
@@ -216,14 +241,17 @@ class ModelServer:
                     logs.log.error("the model process failed to answer a batch\n%s", logs.format_exception(exc))
                     for _, end, i, _ in batch:
                         end.send((i, "err", error_to_wire(exc)))
+                arrived = collect(selector.select(0)) if hold and open_links else None
                 with state:
+                    if arrived:
+                        pending.extend(arrived)
                     if not pending:
                         running = False
                         idle_since = time.perf_counter()
                         lone = calls == 1  # one call, and nothing came while it ran: not a straggler after a batch
                         break
                     batch = take()
-            if dense and lone:
+            if hold or (dense and lone):  # the reader waits on the wake alone (hold), or sleeps in epoll and should poll
                 try:
                     os.write(wake_w, b"w")
                 except BlockingIOError:  # wakes already waiting to be read
@@ -248,6 +276,7 @@ class ModelServer:
         take_turns()
         other.join()
         selector.close()
+        woken.close()
         os.close(wake_r)
         os.close(wake_w)
 
@@ -309,8 +338,16 @@ class ModelServer:
 
             list(self.executor.map(lambda call: self.alone(call[0], call[1], call[2], call[3], one, 1), batch))
             return
+        # One write a front: a batch's answers to one front go in one send (one wake-up of that front,
+        # one syscall here) rather than one each.
+        frames: dict[LinkEnd, list[bytes]] = {}
         for (front, end, i, _), result in zip(batch, results, strict=True):
-            self.reply(front, end, i, result, len(batch))
+            if streaming.is_generator(result):
+                self.reply(front, end, i, result, len(batch))
+            else:
+                frames.setdefault(end, []).append(answer_frame(i, result, len(batch)))
+        for end, framed in frames.items():
+            end.send_framed(framed)
 
     def alone(self, front: int, end: LinkEnd, i: int, payload: Any, run: Callable[[Any], Any], batch_size: int) -> None:
         """One call run by itself (`run`: a sync predict, or predict_batch of one), answered or its error sent."""
@@ -325,10 +362,7 @@ class ModelServer:
         if streaming.is_generator(result):
             self.on_loop(self.stream(front, i, result, end))
             return
-        try:
-            end.send((i, "ok", result, batch_size))
-        except Exception as exc:  # a result that cannot be pickled
-            end.send((i, "err", error_to_wire(TypeError(f"the result cannot be sent to the front: {exc}"))))
+        end.send_framed([answer_frame(i, result, batch_size)])
 
     async def answer(self, front: int, i: int, op: str, args: list[Any], end: LinkEnd) -> None:
         state = RequestState()  # the batch size this request went in, for the front's access log
@@ -379,6 +413,14 @@ class ModelServer:
             await source.aclose()
             if cancelled:  # the front's cancel confirmed once the generator is closed: the call's shared-memory slots may be reused
                 end.send((i, "end"))
+
+
+def answer_frame(i: int, result: Any, batch_size: int) -> bytes:
+    """Call i's answer as a link frame; a result that cannot be pickled is answered with that error."""
+    try:
+        return frame((i, "ok", result, batch_size))
+    except Exception as exc:
+        return frame((i, "err", error_to_wire(TypeError(f"the result cannot be sent to the front: {exc}"))))
 
 
 def main(settings: Settings, socks: list[socket.socket], front_ends: list[socket.socket], status: Connection, process_seconds: float | None,

@@ -291,6 +291,44 @@ def test_a_model_process_pinned_to_one_cpu_polls_only_while_requests_come_close_
         stop(server)
 
 
+def context_switches(pid: int) -> int:
+    """Every thread's context switches so far (voluntary and not): each wake-up of a sleeping thread is one."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
+def test_a_model_process_on_one_cpu_reads_what_came_during_a_batch_after_it_and_sleeps_meanwhile(tmp_path: Path) -> None:
+    # On one CPU, no thread of the model process wakes for a message while a batch runs (a reader that
+    # did took that CPU from the forward, a context switch and a recv a message): what came is read
+    # when the batch ends, and runs as the next batch. Eight requests come 40 ms apart while a batch
+    # sleeps 1.2 s: they run as one batch of eight, and the model process's threads switched less than
+    # once per request meanwhile (a reader waiting on the links switches twice per message).
+    server = start(tmp_path, "fronts.py:PinnedWhereItRuns", "--fronts", "2", "--max-batch-size", "16")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            pid = client.post("/predict", json={}).json()["pid"]
+        with ThreadPoolExecutor(9) as pool:
+            first = pool.submit(lambda: httpx.post(server.url + "/predict", json={"sleep": 1.2}, timeout=30))
+            time.sleep(0.3)  # the long batch runs
+            before = context_switches(pid)
+            later = []
+            for _ in range(8):
+                later.append(pool.submit(lambda: httpx.post(server.url + "/predict", json={}, timeout=30)))
+                time.sleep(0.04)
+            time.sleep(0.1)  # every message sent, the long batch still running
+            switched = context_switches(pid) - before
+            answers = [f.result() for f in later]
+            assert first.result().json()["batch"] == 1
+        assert [a.json()["batch"] for a in answers] == [8] * 8, [a.json() for a in answers]
+        assert switched < 4, switched
+    finally:
+        stop(server)
+
+
 def test_a_sync_predict_without_batching_still_runs_side_by_side(tmp_path: Path) -> None:
     server = start(tmp_path, "fronts.py:Alone", "--fronts", "2", "--max-in-flight", "8")
     try:
