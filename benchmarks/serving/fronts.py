@@ -5,7 +5,12 @@ Single process: the whole server pinned to core 0 (as run.py does). Fronts: the 
 to core 0 (the predictor pins itself, os.sched_setaffinity, in the process that constructs it) and the
 two fronts on core 1. The load generator (hey) runs on core 1 in both, so the fronts share their core
 with it: the split is measured at a disadvantage. For each round: the bare forward at batch 8 on core 0,
-then each mode at c=1, c=16 and c=64 (closed loop). Reported: throughput over the bare forward
+then each mode at c=1, c=16 and c=64 (closed loop), with the bare forward measured again between modes
+and after the last. Each measurement is a fresh process, and on this machine a fresh process's forward
+is either fast or slow (batch 8 in sixteen processes in a row: about 1,700 or about 2,100 samples/s,
+with or without address randomisation), so one bare figure a round made the ratios jump by 20%:
+throughput is reported over the median of every bare measurement of the run, and also each run over
+the mean of the bare forwards just before and after it. Reported: throughput over the bare forward
 (target 0.85 at c=16 and c=64), c=1 p50 against single-process (target <= 1.10x), RSS and PSS of each
 front (target: a front adds at most 60 MB), and CPU µs per request of each process and thread group,
 read from /proc while the load runs (like breakdown.py). Medians over rounds.
@@ -51,7 +56,7 @@ CONCURRENCY = (1, 16, 64)
 
 class Server:
     def __init__(self, mode: str, model: str, payload: bytes | None, log: Path, before: Path | None = None, predictor: str = "Pinned",
-                 fronts: int = 2):
+                 fronts: int = 2, max_batch_size: int = 32):
         """`payload` None: ready when /readyz says so (the tensor mode, whose body is not JSON). Mode
         "socket": fronts with shared memory off."""
         self.port = free_port()
@@ -59,7 +64,7 @@ class Server:
         config = {"model": model, "core": 0}
         command = [
             sys.executable, "-m", "mlkit_runtime", "--predictor", f"{HERE / 'mlkit_predictor.py'}:{predictor}", "--config", json.dumps(config),
-            "--port", str(self.port), "--name", model, "--max-in-flight", "64", "--max-queue", "128", "--max-batch-size", "32",
+            "--port", str(self.port), "--name", model, "--max-in-flight", "64", "--max-queue", "128", "--max-batch-size", str(max_batch_size),
             "--max-wait-ms", "2", "--no-access-log", "--fronts", "1" if mode == "single" else str(fronts),
             *(["--shared-memory-mb", "0"] if mode == "socket" else []),
         ]
@@ -147,6 +152,8 @@ def main() -> None:
     p.add_argument("--before", type=Path, metavar="DIR",
                    help="also run fronts from the mlkit_runtime package in DIR (an earlier commit's), alternating with the other two")
     p.add_argument("--oip", action="store_true", help="send the model's input as an OIP v2 binary tensor (/v2/models/NAME/infer) instead of /predict JSON")
+    p.add_argument("--max-batch-size", type=int, default=32,
+                   help="the servers' --max-batch-size (every mode the same); the bare forward is measured at batches 1, 8 and 32")
     p.add_argument("--memory", type=int, nargs="+", metavar="N",
                    help="the pod's memory with N fronts for each N (after a closed-loop run at c=16 that every front served)")
     p.add_argument("--tensor-mb", type=float, metavar="N", help="OIP binary tensors of N MB: single, fronts (shared memory) and socket, alternating")
@@ -171,6 +178,8 @@ def main() -> None:
         return
     runs: dict[str, list[dict]] = {f"{mode}@{c}": [] for mode in MODES for c in args.concurrency}
     forwards: list[float] = []
+    waiting: list[dict] = []  # runs whose bare forward after them is still to be measured
+    last_bare = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         body = Path(tmp) / "body.json"
         payload: bytes | None = json.dumps(models.payload(args.model)).encode()
@@ -182,21 +191,49 @@ def main() -> None:
             payload, content_type, headers, predictor = head + raw, "application/octet-stream", {"Inference-Header-Content-Length": str(len(head))}, "PinnedOip"
         body.write_bytes(payload)
         for rnd in range(args.rounds):
-            forwards.append(bare(args.model)[8])
-            print(f"round {rnd}: bare forward at batch 8 on core 0: {forwards[-1]:.0f} samples/s", file=sys.stderr)
-            for mode in MODES if rnd % 2 == 0 else reversed(MODES):
-                server = Server(mode, args.model, None if args.oip else payload, Path(tmp) / f"{mode}.log", args.before, predictor)
+            limits = bare(args.model)
+            forwards.append(limits[8])
+            others = ", ".join(f"batch {k}: {v:.0f}" for k, v in limits.items() if k != 8)
+            print(f"round {rnd}: bare forward at batch 8 on core 0: {forwards[-1]:.0f} samples/s ({others})", file=sys.stderr)
+            for k, mode in enumerate(MODES if rnd % 2 == 0 else reversed(MODES)):
+                last_bare = adjacent(waiting, limits[8] if k == 0 else bare_at_8(args.model, forwards))
+                server = Server(mode, args.model, None if args.oip else payload, Path(tmp) / f"{mode}.log", args.before, predictor,
+                                max_batch_size=args.max_batch_size)
                 try:
                     hey(server.url, body, 16, 2, content_type, headers)  # warm-up
                     for c in args.concurrency:
                         r = measure(server, body, c, args.duration, content_type, headers)
+                        r["bare_before"] = last_bare
                         runs[f"{mode}@{c}"].append(r)
+                        waiting.append(r)
                         cpu = json.dumps({k: round(v["main"] + v["threads"]) for k, v in r["cpu_us"].items()})
                         line = f"{r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.2f} ms  non-2xx {r['non_2xx']}  µs/request {cpu}"
                         print(f"  {mode:7} c={c:<3} {line}", file=sys.stderr)
                 finally:
                     server.stop()
+        adjacent(waiting, bare_at_8(args.model, forwards))
     report(args.model, forwards, runs, args.concurrency)
+
+
+def bare_at_8(model: str, forwards: list[float]) -> float:
+    """The bare forward at batch 8 on core 0, printed and added to `forwards`: measured as each round's is,
+    after two seconds at batch 1 (measured at once in a fresh process, batch 8 read 15% slower)."""
+    out = subprocess.run(["taskset", "-c", "0", sys.executable, str(HERE / "models.py"), model, "cpu", "1,8"], capture_output=True, text=True,
+                         env=ENV, check=True).stdout
+    value: float = json.loads(out)["8"]
+    print(f"  bare forward at batch 8: {value:.0f} samples/s", file=sys.stderr)
+    forwards.append(value)
+    return value
+
+
+def adjacent(waiting: list[dict], after: float) -> float:
+    """Give each run measured since the last bare forward the mean of the bare forwards just before and
+    just after it (`bare_adjacent`), and return `after`, the next runs' bare before. The machine drifts
+    by 15-25% within minutes: a run's ratio to a bare forward measured a minute away carried that drift."""
+    for r in waiting:
+        r["bare_adjacent"] = (r["bare_before"] + after) / 2
+    waiting.clear()
+    return after
 
 
 def tensors(mb: float, rounds: int, seconds: float, concurrency: list[int]) -> None:
@@ -327,7 +364,14 @@ def report(model: str, forwards: list[float], runs: dict[str, list[dict]], concu
         for c in concurrency:
             print(f"| c={c}, before | | {med(f'before@{c}', 'rps'):.0f} | | {med(f'before@{c}', 'rps') / forward:.2f} | | {med(f'before@{c}', 'p50_ms'):.2f} |")
     print()
-    print(f"bare forward at batch 8 on core 0: {forward:.0f} samples/s (median of {len(forwards)})")
+    # Each run against the bare forwards measured just before and after it (adjacent()): less of the drift.
+    print("| against the adjacent bare forward (median of runs) | " + " | ".join(f"{mode} / bare" for mode in MODES) + " |")
+    print("| --- |" + " --- |" * len(MODES))
+    for c in concurrency:
+        cells = [f"{statistics.median(r['rps'] / r['bare_adjacent'] for r in runs[f'{mode}@{c}']):.2f}" for mode in MODES]
+        print(f"| c={c} | " + " | ".join(cells) + " |")
+    print()
+    print(f"bare forward at batch 8 on core 0: {forward:.0f} samples/s (median of {len(forwards)}: {min(forwards):.0f} to {max(forwards):.0f})")
     if 1 in concurrency:
         print(f"c=1 p50, fronts / single: {med('fronts@1', 'p50_ms') / med('single@1', 'p50_ms'):.2f}x (target <= 1.10)")
     if 16 not in concurrency:

@@ -123,5 +123,7 @@ if __name__ == "__main__":
     import sys
 
     device = sys.argv[2] if len(sys.argv) > 2 else "cpu"
-    sizes = (1, 8, 32, 64) if device.startswith("cuda") else (1, 8, 32)
+    sizes: tuple[int, ...] = (1, 8, 32, 64) if device.startswith("cuda") else (1, 8, 32)
+    if len(sys.argv) > 3:  # the batch sizes to measure, comma-separated (fronts.py: batch 8 between runs)
+        sizes = tuple(int(size) for size in sys.argv[3].split(","))
     print(json.dumps(bare_throughput(sys.argv[1], sizes, device=device)))

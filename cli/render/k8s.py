@@ -7,6 +7,7 @@ predictor runtime, engine_view.py for an engine); here, which objects each API g
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -18,7 +19,7 @@ from ..spec.schema import Api, Spec
 from . import asyncapi, automode, dashboard, models, nodepools, schedule, wake
 from .engine_view import ENGINE_OBJECTS, engine_view
 from .facts import Facts
-from .jinja import HEADER, environment
+from .jinja import HEADER, new_environment
 from .runtime_view import FETCH_IMAGE, RUN_AS, SYSTEM_NAMESPACE, api_view, config_hash, prometheus_query
 
 K8S = PurePosixPath("infra/k8s")
@@ -40,9 +41,11 @@ def container_value(value: object) -> str:
     return json.dumps(_EXPANDABLE.sub("$$", str(value)))
 
 
+@functools.cache
 def template_environment() -> Any:
-    """The Jinja environment of the manifests, with the filters and globals their templates use."""
-    env = environment()
+    """The Jinja environment of the manifests, with the filters and globals their templates use: one per
+    process, as jinja.environment() is, so that each template is compiled once."""
+    env = new_environment()
     env.filters["q"] = json.dumps  # a JSON string is a YAML double-quoted scalar: always safe
     env.filters["cq"] = container_value
     env.filters["combine"] = lambda a, b: {**a, **b}
