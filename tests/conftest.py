@@ -99,6 +99,8 @@ def local_server(args: list[str], log_path: Path, env: dict | None = None):
     """Start a stand-in server (`python -m ...`) that listens on a free 127.0.0.1 port; yield the port, stop it after."""
     port = free_port()
     log = open(log_path, "w")
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # for the stand-ins under tests/ (tests/moto_server.py)
     proc = subprocess.Popen([sys.executable, "-m", *[a.replace("{port}", str(port)) for a in args]], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -129,7 +131,7 @@ def moto(tmp_path):
     """A moto server on 127.0.0.1 standing in for AWS; point boto3 and terraform at it with aws_env()."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed")
     env = os.environ | {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    with local_server(["moto.server", "-H", "127.0.0.1", "-p", "{port}"], tmp_path / "moto.log", env) as port:
+    with local_server(["tests.moto_server", "-H", "127.0.0.1", "-p", "{port}"], tmp_path / "moto.log", env) as port:
         yield f"http://127.0.0.1:{port}"
 
 

@@ -22,7 +22,7 @@ def s3(moto, monkeypatch):
 def gcs(tmp_path, monkeypatch):
     """gcp-storage-emulator on 127.0.0.1 with an empty bucket `models`: google-cloud-storage talks to it through STORAGE_EMULATOR_HOST."""
     pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is not installed")
-    with local_server(["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log") as port:
+    with local_server(["tests.gcs_server", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log") as port:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
         monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
         from google.cloud import storage

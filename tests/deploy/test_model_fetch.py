@@ -121,7 +121,7 @@ def fill(request, stack: contextlib.ExitStack, cloud: str, tmp_path: Path) -> tu
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        server = local_server(["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log")
+        server = local_server(["tests.gcs_server", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log")
         port = stack.enter_context(server)
         client = storage.Client(project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": f"http://127.0.0.1:{port}"})
         target = client.create_bucket("models")

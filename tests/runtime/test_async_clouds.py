@@ -150,7 +150,7 @@ def cloud(request, tmp_path, monkeypatch) -> Cloud:
     pytest.importorskip("google.cloud.pubsub_v1", reason="google-cloud-pubsub is not installed")
     pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is not installed")
     pubsub = request.getfixturevalue("pubsub_emulator")
-    storage_server = local_server(["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log")
+    storage_server = local_server(["tests.gcs_server", "start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"], tmp_path / "gcs.log")
     port = storage_server.__enter__()
     request.addfinalizer(lambda: storage_server.__exit__(None, None, None))
     return _gcp(pubsub, f"http://127.0.0.1:{port}", monkeypatch)

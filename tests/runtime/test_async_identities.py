@@ -77,7 +77,7 @@ def client(service: str, endpoint: str, key: dict[str, str]) -> Any:
 def enforcing(tmp_path) -> Iterator[dict[str, Any]]:
     pytest.importorskip("moto.server", reason="moto[server] is not installed")
     env = os.environ | {"INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_ACTIONS)}
-    with local_server(["moto.server", "-H", "127.0.0.1", "-p", "{port}"], tmp_path / "moto.log", env) as port:
+    with local_server(["tests.moto_server", "-H", "127.0.0.1", "-p", "{port}"], tmp_path / "moto.log", env) as port:
         endpoint = f"http://127.0.0.1:{port}"
         root = client("iam", endpoint, {"AccessKeyId": "testing", "SecretAccessKey": "testing"})
         root.create_user(UserName="admin")
