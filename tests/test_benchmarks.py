@@ -76,6 +76,21 @@ def test_serving_run_loads_the_runtime_with_one_model(tmp_path):
     assert all(r["model"] == "mlp" and r["rps"] > 0 for r in runs), runs
 
 
+def test_fronts_alternates_the_modes_with_the_bare_forward_between_them():
+    """fronts.py --oip: one process and fronts, the bare forward before, between and after them (three
+    measurements a round), and both tables; figures unchecked, as everywhere here."""
+    needs_load_tools()
+    result = subprocess.run(
+        [sys.executable, "benchmarks/serving/fronts.py", "--model", "mlp", "--oip", "--rounds", "1", "--duration", "1", "--concurrency", "16"],
+        cwd=REPO, capture_output=True, text=True, timeout=240, env=os.environ | {"BENCH_BARE_SECONDS": "0.2"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert re.search(r"single  c=16 +\d+ req/s", result.stderr) and re.search(r"fronts  c=16 +\d+ req/s", result.stderr), result.stderr
+    assert result.stderr.count("bare forward at batch 8") == 3, result.stderr  # the round's, between the modes, after the last
+    assert "| c=16 |" in result.stdout and "against the adjacent bare forward" in result.stdout, result.stdout
+    assert re.search(r"bare forward at batch 8 on core 0: \d+ samples/s \(median of 3", result.stdout), result.stdout
+
+
 def test_serving_breakdown_runs_a_round():
     needs_load_tools()
     out = bench("benchmarks/serving/breakdown.py", "--model", "mlp", "--rounds", "1", "--duration", "1")

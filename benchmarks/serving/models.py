@@ -93,8 +93,11 @@ def setup_torch() -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_TORCH_THREADS", "1")))
 
 
-def bare_throughput(name: str, batch_sizes=(1, 8, 32), seconds: float = 2.0, device: str = "cpu") -> dict[int, float]:
-    """Samples per second of the model alone at each batch size (input already a tensor on the device)."""
+def bare_throughput(name: str, batch_sizes=(1, 8, 32), seconds: float | None = None, device: str = "cpu") -> dict[int, float]:
+    """Samples per second of the model alone at each batch size (input already a tensor on the device),
+    `seconds` at each (BENCH_BARE_SECONDS, 2 by default; the benchmarks' smoke tests shorten it)."""
+    if seconds is None:
+        seconds = float(os.environ.get("BENCH_BARE_SECONDS", "2"))
     setup_torch()
     # BENCH_CLOCK=cpu: samples per CPU-second of this process, which other processes on a shared core do not shrink.
     clock = time.process_time if os.environ.get("BENCH_CLOCK") == "cpu" else time.perf_counter
