@@ -80,12 +80,15 @@ def tf_env(tf_mirror: Path, tmp_path_factory) -> dict[str, str]:
         f'provider_installation {{\n  filesystem_mirror {{\n    path    = "{tf_mirror}"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }}\n}}\n'
     )
     cache = tmp_path_factory.mktemp("plugin-cache")
-    # GOGC=400: terraform and the aws provider (both Go) collect garbage a quarter as often. Loading the
-    # provider's schema, which every validate, plan and apply does, allocates heavily: `terraform validate`
-    # of a cluster stack took 3.1 CPU-s with Go's default and 2.5 at 400 (about 50 MB more at its peak),
-    # and terraform is most of the moto end-to-end tests' CPU (21 of 30 CPU-s in one). Collection only,
+    # GOGC=off with GOMEMLIMIT=1GiB: terraform and the aws provider (both Go) collect garbage only when a
+    # process's heap nears 1 GiB. Loading the provider's schema, which every validate, plan and apply does,
+    # allocates heavily: `terraform validate` of a cluster stack took 3.1 CPU-s with Go's default, 2.5 at
+    # GOGC=400 and 2.3 with no collection below the limit (three runs each, alternated; 660 MB at its peak
+    # against 370), and terraform is most of the moto end-to-end tests' CPU (21 of 30 CPU-s in one). The
+    # limit keeps the seven workers' terraform processes within the machine's memory. Collection only,
     # nothing terraform does or decides changes; users' terraform keeps their own setting.
-    return {"TF_CLI_CONFIG_FILE": str(config), "TF_PLUGIN_CACHE_DIR": str(cache), "GOGC": os.environ.get("GOGC", "400")}
+    return {"TF_CLI_CONFIG_FILE": str(config), "TF_PLUGIN_CACHE_DIR": str(cache), "GOGC": os.environ.get("GOGC", "off"),
+            "GOMEMLIMIT": os.environ.get("GOMEMLIMIT", "1GiB")}
 
 
 def free_port() -> int:
@@ -379,6 +382,16 @@ EXPECTED_SECONDS = {
     "tests/runtime/test_async_clouds.py::test_every_request_completes_once_through_killed_and_stopped_workers[aws]": 120,
     "llm": 80,
     "tests/deploy/test_pod_contract.py": 95,  # the llm image's venv included (about 40 s)
+    # The benchmark scripts' smoke tests, one group each: ranked by their count of tests (one), they came
+    # last and ran in the phase's final minute with a core idle (2026-12-07: 61% busy).
+    "tests/test_benchmarks.py::test_fronts_alternates_the_modes_with_the_bare_forward_between_them": 30,
+    "tests/test_benchmarks.py::test_serving_breakdown_runs_a_round": 29,
+    "tests/test_benchmarks.py::test_llm_bench_runs_both_paths_at_two_concurrencies": 22,
+    "tests/test_benchmarks.py::test_serving_run_loads_the_runtime_with_one_model": 18,
+    "tests/test_benchmarks.py::test_async_vs_realtime_alternates_both_paths[moto]": 16,
+    "tests/test_benchmarks.py::test_async_vs_realtime_alternates_both_paths[local]": 11,
+    "tests/test_benchmarks.py::test_async_vs_realtime_runs_a_baselines_code_in_the_same_round": 16,
+    "tests/test_benchmarks.py::test_async_breakdown_times_each_stage_and_both_paths": 8,
 }
 
 
