@@ -50,8 +50,8 @@ def command(
         typer.Option(
             "--fronts",
             metavar="N|auto",
-            help="HTTP front processes beside one model process (docs/guides/processes.md); default: the spec's concurrency.fronts, else 1 "
-                 "(one process); auto: from this machine's CPU quota.",
+            help="HTTP front processes beside one model process (docs/guides/processes.md); default: as the API's pods run, the spec's "
+                 "concurrency.fronts, else from its compute.cpu (1 up to 1 CPU); auto: from this machine's CPU quota.",
         ),
     ] = None,
 ) -> None:
@@ -79,6 +79,7 @@ def command(
     from mlkit_runtime.errors import PredictorLoadError
 
     from ..options import state
+    from ..render.fronts import api_fronts
 
     file_part, _, class_name = (chosen.predictor or "").partition(":")
     overrides = {
@@ -92,7 +93,7 @@ def command(
         "max_wait_ms": chosen.batching.max_wait_ms,
         "max_in_flight": chosen.concurrency.max_in_flight,
         "max_queue": chosen.concurrency.max_queue,
-        "fronts": fronts or str(chosen.concurrency.fronts or 1),
+        "fronts": fronts or str(api_fronts(chosen)),  # as its pods run (cli/render/fronts.py)
         # On a laptop the GPUs are the machine's: `auto` counts the visible ones (one process where there are none).
         "model_processes": "auto" if chosen.concurrency.model_per_gpu else "1",
         "debug": state.debug,

@@ -424,7 +424,7 @@ class Concurrency(Strict):
     fronts: int | None = Field(
         None, strict=True, ge=1, le=64,
         description="HTTP front processes per replica, beside one model process that loads the model once and batches across them. "
-                    "Unset: 1 (one process, as before; the split is opt-in while a lone request still pays a hop to the model process). "
+                    "Unset: from `compute.cpu`: 1 up to 1 CPU, else one less than the whole CPUs, at least 2 (`cpu: 2` gives 2, `cpu: 4` gives 3). "
                     "Realtime predictor APIs only (docs/guides/processes.md).",
     )
     model_per_gpu: bool = Field(

@@ -35,14 +35,16 @@ def runtime_env(extra: str, spec: str = SPEC) -> dict[str, str]:
     [
         ("", None),  # compute.cpu defaults to 1: one process, no variable
         ("    compute: {cpu: 500m}\n", None),
-        # Opt-in for now (cli/render/fronts.py says why): a pod of many CPUs stays one process unless the spec asks.
-        ("    compute: {cpu: 4}\n", None),
-        ("    compute: {cpu: 8}\n    concurrency: {fronts: 1}\n", None),
+        ("    compute: {cpu: 1500m}\n", "2"),  # unset, from the CPU request (the runtime's --fronts auto rule)
+        ("    compute: {cpu: 2}\n", "2"),
+        ("    compute: {cpu: 4}\n", "3"),
+        ("    compute: {cpu: \"9.5\"}\n", "8"),
+        ("    compute: {cpu: 8}\n    concurrency: {fronts: 1}\n", None),  # the spec keeps a big pod in one process
         ("    compute: {cpu: 4}\n    concurrency: {fronts: 3}\n", "3"),
         ("    compute: {cpu: 1}\n    concurrency: {fronts: 5}\n", "5"),
     ],
 )
-def test_fronts_are_what_the_spec_says_and_one_otherwise(extra: str, fronts: str | None) -> None:
+def test_fronts_are_what_the_spec_says_else_follow_the_cpu_request(extra: str, fronts: str | None) -> None:
     assert runtime_env(extra).get("MLKIT_FRONTS") == fronts
 
 
