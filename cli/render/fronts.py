@@ -1,7 +1,9 @@
 """How many HTTP front processes a realtime API's pods run (the runtime's MLKIT_FRONTS): the spec's
-`concurrency.fronts`, else the runtime's rule over the API's CPU request (`mlkit_runtime.cpus.fronts_for`,
-the rule `--fronts auto` applies in a container): 1 up to 1 CPU, else one core for the model process and
-the rest for fronts, at least 2 (docs/guides/processes.md).
+`concurrency.fronts`, else the runtime's rule over the API's CPU request (the rule `--fronts auto`
+applies in a container, `mlkit_runtime.cpus.fronts_for`): 1 up to 1 CPU, else one core for the model
+process and the rest for fronts, at least 2 (docs/guides/processes.md). Written here again rather than
+imported: `mlkit render` imports no part of the runtime (tests/test_startup_imports.py), and
+tests/render/test_fronts.py checks that both give the same count for every CPU request.
 
 The split was opt-in while it cost a lone request a hop (c=1 p50 1.44x single-process in its first
 version) and tensors were pickled through a socket. Both are gone: tensors cross through shared memory
@@ -12,6 +14,9 @@ of one CPU or less stays one process, as before; `concurrency.fronts: 1` keeps a
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from ..spec.schema import Api, quantity_value
 
 
@@ -20,10 +25,14 @@ def api_fronts(api: Api) -> int:
         return 1
     if api.concurrency.fronts is not None:
         return api.concurrency.fronts
-    from mlkit_runtime.cpus import fronts_for  # stdlib only: the rule lives with the runtime that applies it
-
     cpus = quantity_value(api.compute.cpu)
-    return fronts_for(float(cpus)) if cpus is not None else 1
+    return fronts_for(cpus) if cpus is not None else 1
+
+
+def fronts_for(cpus: Fraction | float) -> int:
+    """The runtime's `cpus.fronts_for` for a known CPU count: 1 up to 1 CPU, else one core for the model
+    process and the rest for fronts, at least 2."""
+    return 1 if cpus <= 1 else max(2, math.floor(cpus) - 1)
 
 
 def api_model_processes(api: Api) -> int:

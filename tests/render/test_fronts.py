@@ -48,6 +48,19 @@ def test_fronts_are_what_the_spec_says_else_follow_the_cpu_request(extra: str, f
     assert runtime_env(extra).get("MLKIT_FRONTS") == fronts
 
 
+@pytest.mark.parametrize("cpu", ["100m", "1", "1001m", "1500m", "2", "2500m", "3", "4", "7999m", "8", "16", "64", "1024"])
+def test_the_rendered_rule_is_the_runtimes(cpu: str) -> None:
+    # Written twice (render imports no part of the runtime): the pod's count must be what --fronts auto
+    # would choose in a container of that quota.
+    from mlkit.render.fronts import fronts_for
+    from mlkit.spec.schema import quantity_value
+    from mlkit_runtime.cpus import fronts_for as runtime_fronts_for
+
+    cpus = quantity_value(cpu)
+    assert cpus is not None
+    assert fronts_for(cpus) == runtime_fronts_for(float(cpus))
+
+
 def test_fronts_are_for_realtime_apis_only() -> None:
     found = only(SPEC + "    kind: async\n    concurrency: {fronts: 2}\n")
     assert "apis[0].concurrency.fronts" in found and "realtime predictor API only" in found
