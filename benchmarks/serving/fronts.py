@@ -218,9 +218,7 @@ def main() -> None:
 def bare_at_8(model: str, forwards: list[float]) -> float:
     """The bare forward at batch 8 on core 0, printed and added to `forwards`: measured as each round's is,
     after two seconds at batch 1 (measured at once in a fresh process, batch 8 read 15% slower)."""
-    out = subprocess.run(["taskset", "-c", "0", sys.executable, str(HERE / "models.py"), model, "cpu", "1,8"], capture_output=True, text=True,
-                         env=ENV, check=True).stdout
-    value: float = json.loads(out)["8"]
+    value = bare(model, (1, 8))[8]
     print(f"  bare forward at batch 8: {value:.0f} samples/s", file=sys.stderr)
     forwards.append(value)
     return value

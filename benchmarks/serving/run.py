@@ -138,8 +138,12 @@ def openloop(url: str, body_file: Path, rate: float, seconds: float) -> dict:
     return json.loads(out)
 
 
-def bare(model: str) -> dict[int, float]:
-    out = subprocess.run(["taskset", "-c", "0", sys.executable, str(HERE / "models.py"), model], capture_output=True, text=True, env=ENV, check=True).stdout
+def bare(model: str, batch_sizes: tuple[int, ...] | None = None) -> dict[int, float]:
+    """The model alone on core 0 (models.py in a fresh process): samples/s at each batch size, models.py's
+    own set unless `batch_sizes` names them."""
+    sizes = ["cpu", ",".join(map(str, batch_sizes))] if batch_sizes else []
+    out = subprocess.run(["taskset", "-c", "0", sys.executable, str(HERE / "models.py"), model, *sizes], capture_output=True, text=True, env=ENV,
+                         check=True).stdout
     return {int(k): v for k, v in json.loads(out).items()}
 
 
