@@ -23,11 +23,15 @@ def cgroup_cpus(path: Path = CPU_MAX) -> float | None:
         return None
 
 
+MAX_FRONTS = 64  # what --fronts / MLKIT_FRONTS accept (settings.py), and the spec's concurrency.fronts
+
+
 def fronts_for(cpus: float | None) -> int:
     """Fronts for a pod of `cpus` cores (None: the cgroup's quota): 1 up to 1 CPU, else one core for the
-    model process and the rest for fronts, at least 2."""
+    model process and the rest for fronts, at least 2 and at most MAX_FRONTS (a pod of 100 CPUs would
+    otherwise get 99, a count the runtime refuses when it is written out)."""
     if cpus is None:
         cpus = cgroup_cpus()
     if cpus is None or cpus <= 1:
         return 1
-    return max(2, math.floor(cpus) - 1)
+    return min(MAX_FRONTS, max(2, math.floor(cpus) - 1))

@@ -139,12 +139,12 @@ class Settings:
 
     def front_count(self) -> int:
         """How many HTTP front processes: 1 is today's single process (docs/guides/processes.md)."""
-        from .cpus import fronts_for
+        from .cpus import MAX_FRONTS, fronts_for
 
         if self.fronts == "auto":
             return fronts_for(None)
-        if not self.fronts.isdigit() or not 1 <= int(self.fronts) <= 64:
-            raise SettingsError(f"--fronts / MLKIT_FRONTS must be auto or a number from 1 to 64, got {self.fronts[:40]!r}")
+        if not self.fronts.isdigit() or not 1 <= int(self.fronts) <= MAX_FRONTS:
+            raise SettingsError(f"--fronts / MLKIT_FRONTS must be auto or a number from 1 to {MAX_FRONTS}, got {self.fronts[:40]!r}")
         if int(self.fronts) > 1 and self.mode != "realtime":
             raise SettingsError(f"--fronts / MLKIT_FRONTS: {self.fronts} fronts serve realtime APIs only; an async {self.mode} runs in one process")
         return int(self.fronts)

@@ -29,10 +29,13 @@ def api_fronts(api: Api) -> int:
     return fronts_for(cpus) if cpus is not None else 1
 
 
+MAX_FRONTS = 64  # the spec's bound on concurrency.fronts and the runtime's on MLKIT_FRONTS
+
+
 def fronts_for(cpus: Fraction | float) -> int:
     """The runtime's `cpus.fronts_for` for a known CPU count: 1 up to 1 CPU, else one core for the model
-    process and the rest for fronts, at least 2."""
-    return 1 if cpus <= 1 else max(2, math.floor(cpus) - 1)
+    process and the rest for fronts, at least 2 and at most MAX_FRONTS."""
+    return 1 if cpus <= 1 else min(MAX_FRONTS, max(2, math.floor(cpus) - 1))
 
 
 def api_model_processes(api: Api) -> int:

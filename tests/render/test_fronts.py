@@ -39,6 +39,7 @@ def runtime_env(extra: str, spec: str = SPEC) -> dict[str, str]:
         ("    compute: {cpu: 2}\n", "2"),
         ("    compute: {cpu: 4}\n", "3"),
         ("    compute: {cpu: \"9.5\"}\n", "8"),
+        ("    compute: {cpu: 100}\n", "64"),  # at most what the runtime accepts (a count over it would stop the pod)
         ("    compute: {cpu: 8}\n    concurrency: {fronts: 1}\n", None),  # the spec keeps a big pod in one process
         ("    compute: {cpu: 4}\n    concurrency: {fronts: 3}\n", "3"),
         ("    compute: {cpu: 1}\n    concurrency: {fronts: 5}\n", "5"),

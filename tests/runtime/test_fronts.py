@@ -142,7 +142,7 @@ def test_fronts_need_a_realtime_api() -> None:
         Settings.load({"predictor": "p.py:P", "fronts": "2", "mode": "async", "queue": "local", "results": "file:/tmp/r"})
 
 
-@pytest.mark.parametrize(("cpus", "fronts"), [(0.25, 1), (1, 1), (1.5, 2), (2, 2), (3, 2), (4, 3), (8.5, 7)])
+@pytest.mark.parametrize(("cpus", "fronts"), [(0.25, 1), (1, 1), (1.5, 2), (2, 2), (3, 2), (4, 3), (8.5, 7), (65, 64), (100, 64)])
 def test_fronts_follow_the_cpu_of_the_pod(cpus: float, fronts: int) -> None:
     assert fronts_for(cpus) == fronts
 
