@@ -26,3 +26,28 @@ def test_the_long_groups_go_first_longest_first_then_the_larger_groups():
     }
     assert EXPECTED_SECONDS[KARPENTER] > EXPECTED_SECONDS["llm"]
     assert ranked(groups) == [KARPENTER, "llm", "tests/b.py", "tests/a.py"]
+
+
+def test_the_serial_phase_reads_only_files_that_can_hold_a_serial_test():
+    """`-m serial` alone skips files the rules place outside the phase (pytest_ignore_collect), and still
+    selects every serial test of the files it reads."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, may_hold_serial
+
+    tests = REPO / "tests"
+    assert may_hold_serial(tests / "runtime/test_load.py")  # a serial file
+    assert may_hold_serial(tests / "spec/test_yamlsafe.py")  # named in SERIAL_TESTS
+    assert may_hold_serial(tests / "commands/test_cli.py")  # a CLI test whose name says it times (a held lock)
+    assert not may_hold_serial(tests / "commands/test_deploy_errors.py")  # the CLI's tests, none timed
+    assert not may_hold_serial(tests / "render/test_k8s.py")  # names with "drain" and "timeout", but no server
+    files = ["tests/spec/test_yamlsafe.py", "tests/spec/test_engines.py", "tests/commands/test_cli.py", "tests/commands/test_deploy_errors.py",
+             "tests/render/test_k8s.py"]
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", "serial", *files],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert sorted(line for line in out.stdout.splitlines() if "::" in line) == [
+        "tests/commands/test_cli.py::test_a_held_lock_stops_a_second_run",
+        "tests/spec/test_yamlsafe.py::test_a_billion_laughs_is_refused_at_its_line_fast_and_small",
+    ], out.stdout
