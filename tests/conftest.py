@@ -400,19 +400,22 @@ EXPECTED_SECONDS = {
 
 
 def serial(item: pytest.Item) -> bool:
-    path = item.nodeid.split("::", 1)[0]
-    name = getattr(item, "originalname", item.name)  # without parameters
-    if path.startswith(SERIAL_FILES) or f"{path}::{name}" in SERIAL_TESTS or item.nodeid in SERIAL_TESTS:
+    return serial_test(item.nodeid.split("::", 1)[0], getattr(item, "originalname", item.name)) or item.nodeid in SERIAL_TESTS
+
+
+def serial_test(path: str, name: str) -> bool:
+    """The rules for the test function `name` (without parameters) of the file `path`, relative to the repository."""
+    if path.startswith(SERIAL_FILES) or f"{path}::{name}" in SERIAL_TESTS:
         return True
     return path.startswith(SERVER_DIRS) and bool(SERIAL_NAME.search(name))
 
 
 def may_hold_serial(path: Path) -> bool:
-    """Whether a test file can hold a test that serial() marks, read from its text: the same three rules."""
+    """Whether a test file can hold a test that serial() marks: the same rules over the test functions its
+    text defines, and SERIAL_TESTS' ids with parameters."""
     rel = path.resolve().relative_to(REPO).as_posix()
-    if rel.startswith(SERIAL_FILES) or any(test.startswith(rel + "::") for test in SERIAL_TESTS):
-        return True
-    return rel.startswith(SERVER_DIRS) and any(SERIAL_NAME.search(name) for name in re.findall(r"def (test_\w+)\(", path.read_text()))
+    return any(test.startswith(rel + "::") for test in SERIAL_TESTS) or any(
+        serial_test(rel, name) for name in re.findall(r"def (test_\w+)\(", path.read_text()))
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -422,7 +425,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if config.option.markexpr != "serial" or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
     try:
-        return False if may_hold_serial(collection_path) else True
+        return not may_hold_serial(collection_path)
     except (OSError, ValueError):  # outside the repository, unreadable: collect it and let the marks decide
         return None
 
